@@ -1,0 +1,95 @@
+//! The `herald` command line (API.md §1).
+
+mod policy;
+mod serve;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "A policy-enforcing outbound messaging gateway for Facebook Messenger"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The configuration file.
+        #[arg(long, default_value = "herald.toml")]
+        config: PathBuf,
+        /// Run against an embedded Messenger sandbox, with a fresh secret and ready-made tokens.
+        #[arg(long)]
+        sandbox: bool,
+    },
+    /// Print a signed JWT for a client.
+    Token {
+        /// The client's name (`sub`), recorded in the audit log.
+        #[arg(long)]
+        sub: String,
+        /// backend, marketer, compliance or admin.
+        #[arg(long)]
+        role: String,
+        /// How long the token is valid, e.g. 1h, 30d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[arg(long, default_value = "herald.toml")]
+        config: PathBuf,
+    },
+    /// Check or test the policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Parse and validate the policy files; exit 1 with file:line errors.
+    Check {
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Run the policy test cases under <dir>/tests; exit 1 on any failure.
+    Test {
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
+    },
+}
+
+/// Parses the command line and runs it.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, sandbox } => {
+            crate::telemetry::init();
+            serve::run(&config, sandbox).await
+        }
+        Command::Token {
+            sub,
+            role,
+            ttl,
+            config,
+        } => token::run(&sub, &role, &ttl, &config),
+        Command::Policy { command } => match command {
+            PolicyCommand::Check { dir } => policy::check(&dir),
+            PolicyCommand::Test { dir } => policy::test(&dir),
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("herald: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

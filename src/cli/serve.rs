@@ -1,0 +1,141 @@
+//! `herald serve` and `herald serve --sandbox`.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::distributions::{Alphanumeric, DistString};
+use secrecy::SecretString;
+
+use crate::auth::JwtKeys;
+use crate::configuration::{Mode, PageSettings, Settings};
+use crate::domain::Role;
+use crate::sandbox::{Sandbox, SandboxConfig, SandboxPage};
+use crate::startup::Application;
+
+/// The page the sandbox plays.
+pub const SANDBOX_PAGE_ID: &str = "100000000000001";
+
+fn random_secret() -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 40)
+}
+
+pub async fn run(config: &Path, sandbox: bool) -> anyhow::Result<ExitCode> {
+    if sandbox {
+        return run_sandbox(config).await;
+    }
+    let settings = Settings::load(
+        config,
+        config != Path::new("herald.toml"),
+        std::env::vars(),
+        Mode::Production,
+    )?;
+    let app = Application::build(&settings).await?;
+    tracing::info!(
+        listen = %settings.server.listen,
+        port = app.port(),
+        store = %settings.storage.path.display(),
+        pages = settings.messenger.pages.len(),
+        "herald is serving"
+    );
+    app.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fills in everything the sandbox needs: fresh secrets, one page, a throwaway store unless
+/// one is configured, and the embedded Messenger stand-in as the Graph API.
+async fn run_sandbox(config: &Path) -> anyhow::Result<ExitCode> {
+    let mut settings = Settings::load(config, false, std::env::vars(), Mode::Sandbox)?;
+    let jwt_secret = random_secret();
+    let app_secret = random_secret();
+    let page_token = random_secret();
+    settings.auth.jwt_secret = Some(SecretString::from(jwt_secret.clone()));
+    settings.messenger.app_secret = Some(SecretString::from(app_secret.clone()));
+    settings.messenger.verify_token = Some(SecretString::from(random_secret()));
+    settings.messenger.pages.clear();
+    settings.messenger.pages.insert(
+        SANDBOX_PAGE_ID.into(),
+        PageSettings {
+            access_token: SecretString::from(page_token.clone()),
+            region: Some("EU".into()),
+        },
+    );
+    let _scratch = if config.exists() && std::env::var("HERALD_STORAGE__PATH").is_err() {
+        None
+    } else {
+        let dir = tempfile::Builder::new()
+            .prefix("herald-sandbox-")
+            .tempdir()?;
+        settings.storage.path = dir.path().join("store");
+        Some(dir)
+    };
+
+    let sandbox_listener = TcpListener::bind("127.0.0.1:0").context("cannot bind the sandbox")?;
+    let sandbox_port = sandbox_listener.local_addr()?.port();
+    settings.messenger.graph_base_url = format!("http://127.0.0.1:{sandbox_port}");
+    let app = Application::build(&settings).await?;
+    let herald_url = format!("http://127.0.0.1:{}", app.port());
+    let sandbox = Sandbox::start(
+        SandboxConfig {
+            app_secret,
+            pages: vec![SandboxPage {
+                id: SANDBOX_PAGE_ID.into(),
+                access_token: page_token,
+                region: Some("EU".into()),
+            }],
+            webhook_url: Some(format!("{herald_url}/webhooks/messenger")),
+            auto_receipts: true,
+            rate_per_page_per_second: 300,
+        },
+        sandbox_listener,
+    )
+    .await
+    .context("cannot start the sandbox")?;
+
+    let keys = JwtKeys::new(
+        &SecretString::from(jwt_secret),
+        settings.auth.issuer.clone(),
+        settings.auth.audience.clone(),
+    );
+    print_banner(&herald_url, &sandbox.base_url(), &keys, &settings)?;
+    app.run_until_stopped().await?;
+    sandbox.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(
+    herald: &str,
+    sandbox: &str,
+    keys: &JwtKeys,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    let day = Duration::from_secs(24 * 3600);
+    let mut tokens = Vec::new();
+    for role in Role::ALL {
+        tokens.push((role, keys.issue(&format!("sandbox-{role}"), role, day)?));
+    }
+    let backend = &tokens[0].1;
+    println!("Herald sandbox is running.");
+    println!();
+    println!("  gateway   {herald}");
+    println!("  sandbox   {sandbox}   (Messenger stand-in: play a user under /sandbox)");
+    println!("  page      {SANDBOX_PAGE_ID} (region EU)");
+    println!("  store     {}", settings.storage.path.display());
+    println!();
+    println!("Tokens (valid 24 h, this run only):");
+    for (role, token) in &tokens {
+        println!("  {:<10} {token}", role.as_str());
+    }
+    println!();
+    println!("Try it:");
+    println!("  export HERALD={herald} SANDBOX={sandbox} TOKEN={backend}");
+    println!("  curl -s -X POST $SANDBOX/sandbox/users -d '{{\"psid\":\"4242\"}}' -H 'content-type: application/json'");
+    println!("  curl -s -X POST $SANDBOX/sandbox/users/4242/messages -d '{{\"text\":\"hi\"}}' -H 'content-type: application/json'");
+    println!("  curl -s -X POST $HERALD/v1/messages -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\");
+    println!("       -d '{{\"recipient\":{{\"psid\":\"4242\"}},\"category\":\"response\",\"message\":{{\"text\":\"Hello from Herald\"}}}}'");
+    println!("  curl -s $SANDBOX/sandbox/users/4242/inbox");
+    println!();
+    Ok(())
+}

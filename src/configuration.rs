@@ -1,0 +1,478 @@
+//! Typed settings: a TOML file, then `HERALD_<SECTION>__<KEY>` environment overrides, validated
+//! once at start-up. Secrets are wrapped so they never print.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Everything Herald reads at start-up.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The HTTP listener.
+    #[serde(default)]
+    pub server: ServerSettings,
+    /// Where the sled store lives.
+    #[serde(default)]
+    pub storage: StorageSettings,
+    /// How client JWTs are checked.
+    #[serde(default)]
+    pub auth: AuthSettings,
+    /// The Graph API, webhooks and the pages Herald sends as.
+    #[serde(default)]
+    pub messenger: MessengerSettings,
+    /// Where the policy files are.
+    #[serde(default)]
+    pub policy: PolicySettings,
+    /// How the delivery worker retries and how many sends it keeps in flight.
+    #[serde(default)]
+    pub delivery: DeliverySettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on; port 0 picks a free port.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// The sled directory; created when missing.
+    #[serde(default = "default_storage")]
+    pub path: PathBuf,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            path: default_storage(),
+        }
+    }
+}
+
+fn default_storage() -> PathBuf {
+    PathBuf::from("./herald-data")
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 secret that signs client JWTs; required outside `--sandbox`.
+    pub jwt_secret: Option<SecretString>,
+    /// Checked against the token's `iss` when set.
+    pub issuer: Option<String>,
+    /// Checked against the token's `aud` when set.
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessengerSettings {
+    /// Base URL of the Graph API (the sandbox's URL under `--sandbox`).
+    #[serde(default = "default_graph_base_url")]
+    pub graph_base_url: String,
+    /// Graph API version used in request paths, such as `v21.0`.
+    #[serde(default = "default_graph_version")]
+    pub graph_version: String,
+    /// The app secret: verifies `X-Hub-Signature-256` on webhooks.
+    pub app_secret: Option<SecretString>,
+    /// Answers the webhook subscription handshake.
+    pub verify_token: Option<SecretString>,
+    /// The pages Herald sends as, by page id.
+    #[serde(default)]
+    pub pages: BTreeMap<String, PageSettings>,
+}
+
+impl Default for MessengerSettings {
+    fn default() -> Self {
+        Self {
+            graph_base_url: default_graph_base_url(),
+            graph_version: default_graph_version(),
+            app_secret: None,
+            verify_token: None,
+            pages: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_graph_base_url() -> String {
+    "https://graph.facebook.com".into()
+}
+
+fn default_graph_version() -> String {
+    "v21.0".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageSettings {
+    /// Page access token used to send as this page.
+    pub access_token: SecretString,
+    /// The page's region (`EU`, `UK`, `US`, …): decides whether Marketing Messages tokens work.
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Directory holding the policy files (`*.toml`) and their `tests/`.
+    #[serde(default = "default_policy_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        Self {
+            dir: default_policy_dir(),
+        }
+    }
+}
+
+fn default_policy_dir() -> PathBuf {
+    PathBuf::from("./policies")
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// First retry delay after a transient Graph error, in milliseconds; doubles per attempt.
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    /// Longest delay between two attempts, in milliseconds.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// Attempts before a message that keeps failing transiently is marked `failed`.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Sends in flight at once across all pages.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Timeout of one Graph API call, in milliseconds.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            retry_base_ms: default_retry_base_ms(),
+            retry_max_ms: default_retry_max_ms(),
+            max_attempts: default_max_attempts(),
+            concurrency: default_concurrency(),
+            request_timeout_ms: default_request_timeout_ms(),
+        }
+    }
+}
+
+fn default_retry_base_ms() -> u64 {
+    1_000
+}
+fn default_retry_max_ms() -> u64 {
+    15 * 60 * 1_000
+}
+fn default_max_attempts() -> u32 {
+    10
+}
+fn default_concurrency() -> usize {
+    128
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+
+impl DeliverySettings {
+    pub fn retry_base(&self) -> Duration {
+        Duration::from_millis(self.retry_base_ms)
+    }
+    pub fn retry_max(&self) -> Duration {
+        Duration::from_millis(self.retry_max_ms)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// A configuration problem, phrased as the one line start-up prints.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("configuration key `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+impl ConfigError {
+    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Key {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether the settings must be complete for talking to the real Graph API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Production,
+    /// `--sandbox`: secrets and pages are filled in by the sandbox.
+    Sandbox,
+}
+
+impl Settings {
+    /// Reads `path` (a missing file is fine when `required` is false), applies the environment
+    /// overrides from `env`, and validates the result.
+    pub fn load(
+        path: &Path,
+        required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+        mode: Mode,
+    ) -> Result<Settings, ConfigError> {
+        let shown = path.display().to_string();
+        let mut root = match std::fs::read_to_string(path) {
+            Ok(text) => text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Syntax {
+                    path: shown.clone(),
+                    message: e.message().to_owned() + &line_of(&text, e.span()),
+                })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => toml::Table::new(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: shown,
+                    source,
+                })
+            }
+        };
+        apply_env(&mut root, env);
+        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(root))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::key(key, e.into_inner().message().to_owned())
+            })?;
+        settings.validate(mode)?;
+        Ok(settings)
+    }
+
+    fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
+        self.server.listen.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::key("server.listen", "must be an address such as 127.0.0.1:8080")
+        })?;
+        url::Url::parse(&self.messenger.graph_base_url)
+            .map_err(|_| ConfigError::key("messenger.graph_base_url", "must be an absolute URL"))?;
+        let version_ok = self
+            .messenger
+            .graph_version
+            .strip_prefix('v')
+            .is_some_and(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.'));
+        if !version_ok {
+            return Err(ConfigError::key(
+                "messenger.graph_version",
+                "must look like v21.0",
+            ));
+        }
+        for (id, page) in &self.messenger.pages {
+            crate::domain::PageId::parse(id)
+                .map_err(|e| ConfigError::key(format!("messenger.pages.{id}"), e))?;
+            if page.access_token.expose_secret().trim().is_empty() {
+                return Err(ConfigError::key(
+                    format!("messenger.pages.{id}.access_token"),
+                    "must not be empty",
+                ));
+            }
+        }
+        if self.delivery.max_attempts == 0 || self.delivery.concurrency == 0 {
+            return Err(ConfigError::key(
+                "delivery",
+                "max_attempts and concurrency must be at least 1",
+            ));
+        }
+        if mode == Mode::Sandbox {
+            return Ok(());
+        }
+        let required: [(&str, &Option<SecretString>); 3] = [
+            ("auth.jwt_secret", &self.auth.jwt_secret),
+            ("messenger.app_secret", &self.messenger.app_secret),
+            ("messenger.verify_token", &self.messenger.verify_token),
+        ];
+        for (key, value) in required {
+            match value {
+                None => {
+                    let env = format!("HERALD_{}", key.to_uppercase().replace('.', "__"));
+                    return Err(ConfigError::key(
+                        key,
+                        format!("is required (set it in the config file or in {env})"),
+                    ));
+                }
+                Some(s) if s.expose_secret().len() < 16 && key == "auth.jwt_secret" => {
+                    return Err(ConfigError::key(key, "must be at least 16 characters"));
+                }
+                Some(_) => {}
+            }
+        }
+        if self.messenger.pages.is_empty() {
+            return Err(ConfigError::key(
+                "messenger.pages",
+                "configure at least one page: [messenger.pages.\"PAGE_ID\"] access_token = \"…\"",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `HERALD_AUTH__JWT_SECRET=x` sets `auth.jwt_secret = "x"`. Values that read as TOML numbers or
+/// booleans keep that type; everything else is a string.
+fn apply_env(root: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("HERALD_") else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+        if path.len() < 2 || path.iter().any(String::is_empty) {
+            continue;
+        }
+        let parsed = if let Ok(i) = value.parse::<i64>() {
+            toml::Value::Integer(i)
+        } else if let Ok(b) = value.parse::<bool>() {
+            toml::Value::Boolean(b)
+        } else {
+            toml::Value::String(value)
+        };
+        set_path(root, &path, parsed);
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(t) = entry {
+                set_path(t, rest, value);
+            }
+        }
+    }
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    span.map(|s| {
+        let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+        format!(" (line {line})")
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(text.as_bytes()).expect("write");
+        f
+    }
+
+    const COMPLETE: &str = r#"
+[auth]
+jwt_secret = "0123456789abcdef0123"
+[messenger]
+app_secret = "app-secret-value"
+verify_token = "verify"
+[messenger.pages."1001"]
+access_token = "page-token"
+region = "EU"
+"#;
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let f = file(COMPLETE);
+        let env = vec![
+            (
+                "HERALD_SERVER__LISTEN".to_owned(),
+                "127.0.0.1:9999".to_owned(),
+            ),
+            (
+                "HERALD_MESSENGER__PAGES__1001__REGION".to_owned(),
+                "UK".to_owned(),
+            ),
+            ("PATH".to_owned(), "/bin".to_owned()),
+        ];
+        let s = Settings::load(f.path(), true, env, Mode::Production).expect("valid");
+        assert_eq!(s.server.listen, "127.0.0.1:9999");
+        assert_eq!(s.messenger.pages["1001"].region.as_deref(), Some("UK"));
+    }
+
+    #[test]
+    fn a_missing_secret_names_its_key() {
+        let f = file("[messenger]\napp_secret = \"x\"\n");
+        let err = Settings::load(f.path(), true, vec![], Mode::Production)
+            .expect_err("incomplete")
+            .to_string();
+        assert!(err.contains("auth.jwt_secret"), "{err}");
+        assert!(err.contains("HERALD_AUTH__JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_or_mistyped_key_is_named() {
+        let f = file("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n");
+        let err = Settings::load(f.path(), true, vec![], Mode::Sandbox)
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+        let f = file("[delivery]\nmax_attempts = \"many\"\n");
+        let err = Settings::load(f.path(), true, vec![], Mode::Sandbox)
+            .expect_err("bad type")
+            .to_string();
+        assert!(err.contains("delivery.max_attempts"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let f = file(COMPLETE);
+        let s = Settings::load(f.path(), true, vec![], Mode::Production).expect("valid");
+        let shown = format!("{s:?}");
+        for secret in ["0123456789abcdef0123", "app-secret-value", "page-token"] {
+            assert!(!shown.contains(secret), "{secret} leaked in {shown}");
+        }
+    }
+
+    #[test]
+    fn a_missing_required_file_is_an_error_and_an_optional_one_is_not() {
+        let path = Path::new("/nonexistent/herald.toml");
+        assert!(Settings::load(path, true, vec![], Mode::Sandbox).is_err());
+        assert!(Settings::load(path, false, vec![], Mode::Sandbox).is_ok());
+    }
+}

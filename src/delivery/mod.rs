@@ -1,0 +1,9 @@
+//! Delivery: the worker that empties the outbox into the Graph Send API.
+
+mod graph_client;
+mod retry;
+mod worker;
+
+pub use graph_client::{GraphClient, SendFailure, Sent};
+pub use retry::retry_delay;
+pub use worker::{Processed, Worker};

@@ -1,0 +1,115 @@
+//! Reading untyped JSON into domain types while naming every bad field, not just the first.
+
+use serde_json::{Map, Number, Value};
+
+use super::Violations;
+
+/// Reads the fields of one JSON object, recording each problem under its full path.
+pub(crate) struct Fields<'a> {
+    obj: Option<&'a Map<String, Value>>,
+    path: String,
+}
+
+impl<'a> Fields<'a> {
+    /// `value` must be an object; if it is not, that is recorded and every read yields nothing.
+    pub fn of(value: &'a Value, path: &str, v: &mut Violations) -> Self {
+        let obj = value.as_object();
+        if obj.is_none() {
+            v.push(path, "must be an object");
+        }
+        Self {
+            obj,
+            path: path.to_owned(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        if self.path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.path)
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&'a Value> {
+        self.obj?.get(name).filter(|v| !v.is_null())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// A required string of at most `max` characters.
+    pub fn req_str(&self, name: &str, max: usize, v: &mut Violations) -> String {
+        if self.obj.is_some() && !self.has(name) {
+            v.push(self.path(name), "is required");
+            return String::new();
+        }
+        self.opt_str(name, max, v).unwrap_or_default()
+    }
+
+    /// An optional string of at most `max` characters.
+    pub fn opt_str(&self, name: &str, max: usize, v: &mut Violations) -> Option<String> {
+        match self.get(name)? {
+            Value::String(s) => {
+                super::check_text(v, &self.path(name), s, max);
+                Some(s.clone())
+            }
+            _ => {
+                v.push(self.path(name), "must be a string");
+                None
+            }
+        }
+    }
+
+    /// A required decimal amount (a JSON number, or a string holding one).
+    pub fn req_amount(&self, name: &str, v: &mut Violations) -> Number {
+        if self.obj.is_some() && !self.has(name) {
+            v.push(self.path(name), "is required");
+            return Number::from(0);
+        }
+        self.opt_amount(name, v).unwrap_or_else(|| Number::from(0))
+    }
+
+    pub fn opt_amount(&self, name: &str, v: &mut Violations) -> Option<Number> {
+        let parsed = match self.get(name)? {
+            Value::Number(n) => Some(n.clone()),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .and_then(Number::from_f64),
+            _ => None,
+        };
+        if parsed.is_none() {
+            v.push(self.path(name), "must be a decimal number");
+        }
+        parsed
+    }
+
+    pub fn opt_u32(&self, name: &str, v: &mut Violations) -> Option<u32> {
+        let value = self.get(name)?;
+        let parsed = value.as_u64().and_then(|n| u32::try_from(n).ok());
+        if parsed.is_none() {
+            v.push(self.path(name), "must be a non-negative whole number");
+        }
+        parsed
+    }
+
+    /// An optional array; each item is handed to `each` with its own path.
+    pub fn opt_array(&self, name: &str, max: usize, v: &mut Violations) -> Option<&'a Vec<Value>> {
+        match self.get(name)? {
+            Value::Array(items) => {
+                if items.len() > max {
+                    v.push(self.path(name), format!("must have at most {max} items"));
+                }
+                Some(items)
+            }
+            _ => {
+                v.push(self.path(name), "must be an array");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Domain types: everything past the HTTP handlers travels as one of these, already validated.
+
+mod category;
+mod consent;
+mod fields;
+mod ids;
+mod message;
+mod receipt;
+mod recipient;
+mod shipping;
+
+pub use category::{Category, Role};
+pub use consent::{ConsentScope, ConsentSource};
+pub use ids::{MessageId, PageId, Psid};
+pub use message::{
+    parse_recipient, parse_time, validate_message_object, Content, OutboundMessage, SendKind,
+    UtilityTemplate, MAX_TEXT_CHARS,
+};
+pub use receipt::{Receipt, ReceiptAddress, ReceiptAdjustment, ReceiptElement, ReceiptSummary};
+pub use recipient::Recipient;
+pub use shipping::{ShippingStatus, ShippingUpdate};
+
+/// One field that failed validation, named by its JSON path (`order.elements[3].price`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// JSON path of the offending field.
+    pub field: String,
+    /// What is wrong with it, for a human.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Collects every field error of one body, so a 400 names them all at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldError>);
+
+impl Violations {
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    pub fn extend(&mut self, other: Violations) {
+        self.0.extend(other.0);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(value)` when nothing was recorded, else every recorded error.
+    pub fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.0)
+        }
+    }
+
+    pub fn into_inner(self) -> Vec<FieldError> {
+        self.0
+    }
+}
+
+/// Checks that a string is present (non-blank) and at most `max` characters long.
+pub(crate) fn check_text(v: &mut Violations, field: &str, value: &str, max: usize) {
+    if value.trim().is_empty() {
+        v.push(field, "must not be empty");
+    } else if value.chars().count() > max {
+        v.push(field, format!("must be at most {max} characters"));
+    }
+}

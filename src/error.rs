@@ -1,0 +1,157 @@
+//! `ApiError`: the one type that becomes an HTTP error response, as `application/problem+json`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+use crate::domain::{FieldError, MessageId};
+use crate::policy::{Decision, Reason};
+use crate::store::StoreError;
+
+/// Every error a client can see. Each variant has one status and a stable `type`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the request body has invalid fields")]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the policy denied this message: {}", .decision.reason)]
+    Denied {
+        decision: Box<Decision>,
+        message_id: MessageId,
+    },
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("the store is unavailable; nothing was written")]
+    StoreUnavailable(#[source] StoreError),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::StoreUnavailable(e)
+    }
+}
+
+impl ApiError {
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Invalid(_) => "invalid_request",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Denied { .. } => "policy_denied",
+            ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Invalid(_) => "Invalid request",
+            ApiError::BadRequest(_) => "Bad request",
+            ApiError::NotFound(_) => "Not found",
+            ApiError::Conflict(_) => "Conflict",
+            ApiError::Denied { .. } => "Denied by policy",
+            ApiError::TooManyRequests { .. } => "Too many requests",
+            ApiError::StoreUnavailable(_) => "Store unavailable",
+            ApiError::Internal(_) => "Internal server error",
+        }
+    }
+
+    /// The problem+json body.
+    pub fn body(&self) -> Value {
+        let status = self.status_code().as_u16();
+        let mut body = json!({
+            "type": format!("https://herald.dev/problems/{}", self.kind()),
+            "title": self.title(),
+            "status": status,
+            "detail": self.to_string(),
+        });
+        match self {
+            ApiError::Invalid(errors) => {
+                let detail = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                body["detail"] = json!(detail);
+                body["errors"] = json!(errors);
+            }
+            ApiError::Denied {
+                decision,
+                message_id,
+            } => {
+                body["reason"] = json!(decision.reason);
+                body["rule"] = json!(decision.rule);
+                body["message_id"] = json!(message_id);
+                body["decision"] = json!(decision);
+            }
+            _ => {}
+        }
+        body
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Denied { decision, .. } if decision.reason == Reason::RoleForbidden => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::Denied { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::StoreUnavailable(e) = self {
+            tracing::error!(error = %error_chain(e), "store unavailable");
+        }
+        if let ApiError::Internal(e) = self {
+            tracing::error!(error = %error_chain(e.as_ref()), "internal error");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if let ApiError::TooManyRequests { retry_after_secs } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        if let ApiError::Unauthorized(_) = self {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.body(self.body().to_string())
+    }
+}
+
+/// An error and its causes on one line: `outer: middle: root`.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

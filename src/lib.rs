@@ -1,0 +1,19 @@
+//! Herald: a policy-enforcing outbound messaging gateway for Facebook Messenger.
+//!
+//! A request travels one way: HTTP → auth → domain types → policy decision → one durable write
+//! (outbox + audit + idempotency) → 202. A worker then travels: outbox → Graph API → audit → status.
+
+pub mod auth;
+pub mod cli;
+pub mod configuration;
+pub mod delivery;
+pub mod domain;
+pub mod error;
+pub mod messenger;
+pub mod policy;
+pub mod routes;
+pub mod sandbox;
+pub mod service;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

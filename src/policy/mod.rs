@@ -1,0 +1,26 @@
+//! The policy engine: rules from files under `policies/`, loaded into a [`PolicySet`], and a pure
+//! [`evaluate`] that turns a message and the [`Facts`] about its recipient into a [`Decision`].
+//!
+//! ```text
+//!   policies/*.toml ──load_dir──▶ PolicySet ─┐
+//!                                            ├─ evaluate(&PolicySet, &OutboundMessage, &Facts) ─▶ Decision
+//!   store ──────────────────────▶ Facts ─────┘
+//!   policies/tests/*.toml ──run_policy_tests──▶ TestReport
+//! ```
+
+mod decision;
+mod engine;
+mod errors;
+mod facts;
+mod load;
+mod model;
+mod read;
+mod testing;
+mod tree;
+
+pub use decision::{Decision, MessagingType, Outcome, Reason, StepResult, Tag, TraceStep, Via};
+pub use engine::evaluate;
+pub use errors::{PolicyError, PolicyErrors};
+pub use facts::{Facts, MarketingToken, RecentSend};
+pub use model::PolicySet;
+pub use testing::{run_policy_tests, CaseFailure, CasePass, TestReport};

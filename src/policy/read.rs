@@ -1,0 +1,370 @@
+//! Reading values out of a spanned TOML tree: each reader reports what is wrong, with the line,
+//! and yields `None`, so that callers carry on and every problem of a file is found in one pass.
+
+use std::ops::Range;
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
+
+use super::errors::PolicyError;
+use super::model::{CategorySet, Meta};
+use super::tree::{Entry, Lines, Node, Value};
+use crate::domain::Category;
+
+/// Where a problem is, and how the file's rules are named.
+pub(crate) struct Cx<'a> {
+    pub display: &'a str,
+    pub id_file: &'a str,
+    pub lines: Lines,
+    pub errors: &'a mut Vec<PolicyError>,
+}
+
+impl Cx<'_> {
+    pub fn line(&self, span: &Option<Range<usize>>) -> Option<usize> {
+        span.as_ref().map(|s| self.lines.line(s.start))
+    }
+
+    pub fn err(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+        let line = self.line(&span);
+        self.errors.push(PolicyError {
+            file: self.display.to_owned(),
+            line,
+            message: message.into(),
+        });
+    }
+
+    /// `file:line` for "already defined at" messages.
+    pub fn here(&self, span: &Option<Range<usize>>) -> String {
+        match self.line(span) {
+            Some(l) => format!("{}:{l}", self.display),
+            None => self.display.to_owned(),
+        }
+    }
+
+    pub fn meta(&self, path: &str, span: &Option<Range<usize>>) -> Meta {
+        Meta {
+            id: format!("{}#{path}", self.id_file),
+            at: match self.line(span) {
+                Some(l) => format!("{}:{l}", self.id_file),
+                None => self.id_file.to_owned(),
+            },
+        }
+    }
+}
+
+/// The entries of a table, after reporting each key not in `allowed`.
+pub(crate) fn table<'n>(
+    cx: &mut Cx<'_>,
+    node: &'n Node,
+    what: &str,
+    allowed: &[&str],
+) -> Option<&'n [Entry]> {
+    let Some(entries) = node.as_table() else {
+        cx.err(
+            node.best_span(),
+            format!("{what} must be a table, not {}", node.value.type_name()),
+        );
+        return None;
+    };
+    for e in entries {
+        if !allowed.contains(&e.key.as_str()) {
+            cx.err(
+                e.span(),
+                format!(
+                    "unknown key `{}` in {what}; expected one of: {}",
+                    e.key,
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+    Some(entries)
+}
+
+pub(crate) fn get<'n>(entries: &'n [Entry], key: &str) -> Option<&'n Node> {
+    entries.iter().find(|e| e.key == key).map(|e| &e.node)
+}
+
+/// A key the table must have; a missing one is reported at the table.
+pub(crate) fn required<'n>(
+    cx: &mut Cx<'_>,
+    entries: &'n [Entry],
+    span: &Option<Range<usize>>,
+    key: &str,
+    what: &str,
+) -> Option<&'n Node> {
+    let found = get(entries, key);
+    if found.is_none() {
+        let at = span
+            .clone()
+            .or_else(|| entries.first().and_then(Entry::span));
+        cx.err(at, format!("{what} needs `{key}`"));
+    }
+    found
+}
+
+pub(crate) fn string<'n>(cx: &mut Cx<'_>, node: &'n Node, what: &str) -> Option<&'n str> {
+    match &node.value {
+        Value::String(s) => Some(s),
+        other => {
+            cx.err(
+                node.best_span(),
+                format!("{what} must be a string, not {}", other.type_name()),
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn boolean(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<bool> {
+    match &node.value {
+        Value::Boolean(b) => Some(*b),
+        other => {
+            cx.err(
+                node.best_span(),
+                format!("{what} must be true or false, not {}", other.type_name()),
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn integer(cx: &mut Cx<'_>, node: &Node, what: &str, min: i64, max: i64) -> Option<i64> {
+    match &node.value {
+        Value::Integer(i) if (min..=max).contains(i) => Some(*i),
+        Value::Integer(i) => {
+            cx.err(
+                node.best_span(),
+                format!("{what} must be between {min} and {max}, not {i}"),
+            );
+            None
+        }
+        other => {
+            cx.err(
+                node.best_span(),
+                format!("{what} must be a whole number, not {}", other.type_name()),
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn array<'n>(cx: &mut Cx<'_>, node: &'n Node, what: &str) -> Option<&'n [Node]> {
+    match &node.value {
+        Value::Array(items) => Some(items),
+        other => {
+            cx.err(
+                node.best_span(),
+                format!("{what} must be an array, not {}", other.type_name()),
+            );
+            None
+        }
+    }
+}
+
+/// An array of strings; each non-string is reported.
+pub(crate) fn strings<'n>(cx: &mut Cx<'_>, node: &'n Node, what: &str) -> Option<Vec<&'n str>> {
+    let items = array(cx, node, what)?;
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for item in items {
+        match string(cx, item, &format!("each item of {what}")) {
+            Some(s) => out.push(s),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `"24h"`, `"7d"`, `"90m"`, `"30s"`, `"2w"`, or a sum such as `"1h30m"`.
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut total = Duration::zero();
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: i64 = digits.parse().ok()?;
+        digits.clear();
+        let part = match c {
+            's' => Duration::try_seconds(n)?,
+            'm' => Duration::try_minutes(n)?,
+            'h' => Duration::try_hours(n)?,
+            'd' => Duration::try_days(n)?,
+            'w' => Duration::try_weeks(n)?,
+            _ => return None,
+        };
+        total = total.checked_add(&part)?;
+    }
+    digits.is_empty().then_some(total)
+}
+
+/// A positive duration.
+pub(crate) fn duration(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Duration> {
+    let text = string(cx, node, what)?;
+    match parse_duration(text) {
+        Some(d) if d > Duration::zero() => Some(d),
+        Some(_) => {
+            cx.err(node.best_span(), format!("{what} must be longer than zero"));
+            None
+        }
+        None => {
+            cx.err(
+                node.best_span(),
+                format!(
+                    "{what}: `{text}` is not a duration; write a number and a unit (s, m, h, d, w), e.g. \"24h\", \"7d\" or \"1h30m\""
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A moment: a TOML date (midnight UTC that day) or a date-time with an offset, written bare
+/// or as a string.
+pub(crate) fn moment(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<DateTime<Utc>> {
+    let (text, native) = match &node.value {
+        Value::Datetime(d) => (d.to_string(), true),
+        Value::String(s) => (s.clone(), false),
+        other => {
+            cx.err(
+                node.best_span(),
+                format!("{what} must be a date, not {}", other.type_name()),
+            );
+            return None;
+        }
+    };
+    match parse_moment(&text) {
+        Ok(t) => Some(t),
+        Err(why) => {
+            let shown = if native { text } else { format!("\"{text}\"") };
+            cx.err(node.best_span(), format!("{what}: {shown} {why}"));
+            None
+        }
+    }
+}
+
+/// `2026-04-27` (midnight UTC) or RFC 3339 (`2026-04-27T09:00:00Z`, `…+02:00`).
+pub(crate) fn parse_moment(text: &str) -> Result<DateTime<Utc>, &'static str> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(d.and_time(NaiveTime::MIN).and_utc());
+    }
+    if text.len() > 10 && NaiveDate::parse_from_str(&text[..10], "%Y-%m-%d").is_ok() {
+        return Err(
+            "has no time zone offset; add one (e.g. Z for UTC) so the moment is unambiguous",
+        );
+    }
+    Err("is not a date; write 2026-04-27 (midnight UTC) or 2026-04-27T09:00:00Z")
+}
+
+/// `"08:00"`.
+pub(crate) fn clock_time(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<NaiveTime> {
+    let text = string(cx, node, what)?;
+    match NaiveTime::parse_from_str(text, "%H:%M") {
+        Ok(t) => Some(t),
+        Err(_) => {
+            cx.err(
+                node.best_span(),
+                format!("{what}: `{text}` is not a time of day; write HH:MM from 00:00 to 23:59"),
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn timezone(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Tz> {
+    let text = string(cx, node, what)?;
+    match text.parse::<Tz>() {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            cx.err(
+                node.best_span(),
+                format!("{what}: `{text}` is not an IANA time zone such as \"UTC\" or \"Europe/Berlin\""),
+            );
+            None
+        }
+    }
+}
+
+/// An array of category names; each unknown one is reported.
+pub(crate) fn categories(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<CategorySet> {
+    let items = array(cx, node, what)?;
+    let mut set = CategorySet::EMPTY;
+    let mut ok = true;
+    for item in items {
+        let Some(name) = string(cx, item, &format!("each item of {what}")) else {
+            ok = false;
+            continue;
+        };
+        match name.parse::<Category>() {
+            Ok(c) if set.contains(c) => {
+                cx.err(item.best_span(), format!("{what} lists `{name}` twice"));
+                ok = false;
+            }
+            Ok(c) => set = set.with(c),
+            Err(e) => {
+                cx.err(item.best_span(), format!("{what}: {e}"));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(set)
+}
+
+/// `en`, `pt_BR`, `zh-Hant`, `fil`.
+pub(crate) fn is_language_code(s: &str) -> bool {
+    let mut parts = s.splitn(2, ['_', '-']);
+    let base = parts.next().unwrap_or_default();
+    let base_ok = (2..=3).contains(&base.len()) && base.bytes().all(|b| b.is_ascii_lowercase());
+    let rest_ok = parts
+        .next()
+        .is_none_or(|r| (2..=4).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphanumeric()));
+    base_ok && rest_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_written() {
+        assert_eq!(parse_duration("24h"), Some(Duration::hours(24)));
+        assert_eq!(parse_duration("7d"), Some(Duration::days(7)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::minutes(90)));
+        assert_eq!(parse_duration("2w"), Some(Duration::weeks(2)));
+        assert_eq!(parse_duration("24"), None, "a number without a unit");
+        assert_eq!(parse_duration("h"), None, "a unit without a number");
+        assert_eq!(parse_duration("3y"), None, "years are not a unit");
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn moments_are_dates_at_midnight_utc_or_rfc3339() {
+        let d = parse_moment("2026-04-27").expect("date");
+        assert_eq!(d.to_rfc3339(), "2026-04-27T00:00:00+00:00");
+        let t = parse_moment("2026-04-27T02:00:00+02:00").expect("offset");
+        assert_eq!(t, d);
+        assert!(parse_moment("2026-04-27T09:00:00").is_err(), "no offset");
+        assert!(parse_moment("2026-02-30").is_err(), "no such day");
+        assert!(parse_moment("tomorrow").is_err());
+    }
+
+    #[test]
+    fn language_codes() {
+        for ok in ["en", "de", "pt_BR", "zh-Hant", "fil", "en_US"] {
+            assert!(is_language_code(ok), "{ok}");
+        }
+        for bad in ["EN", "e", "english", "en_", "en_USAAA", ""] {
+            assert!(!is_language_code(bad), "{bad}");
+        }
+    }
+}

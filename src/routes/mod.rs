@@ -1,0 +1,85 @@
+//! HTTP handlers, one file per resource. Each reads like the flow: authenticate → parse →
+//! ask the service → answer. No sled, reqwest or jsonwebtoken in here.
+
+mod consents;
+mod health;
+mod messages;
+mod policy;
+mod recipients;
+mod webhooks;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use actix_web::web;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::delivery::Worker;
+use crate::error::ApiError;
+use crate::service::Herald;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub herald: Arc<Herald>,
+    pub worker: Arc<Worker>,
+    /// Verifies `X-Hub-Signature-256`.
+    pub app_secret: SecretString,
+    /// Answers the subscription handshake.
+    pub verify_token: SecretString,
+    /// Per-client request quota on the sending endpoints.
+    pub quota: DefaultKeyedRateLimiter<String>,
+}
+
+impl AppState {
+    pub fn new(
+        herald: Arc<Herald>,
+        worker: Arc<Worker>,
+        app_secret: SecretString,
+        verify_token: SecretString,
+        per_client_per_second: u32,
+    ) -> AppState {
+        let rate = NonZeroU32::new(per_client_per_second).unwrap_or(NonZeroU32::MIN);
+        AppState {
+            herald,
+            worker,
+            app_secret,
+            verify_token,
+            quota: RateLimiter::keyed(Quota::per_second(rate)),
+        }
+    }
+
+    /// 429 when `client` is over its quota.
+    pub fn check_quota(&self, client: &str) -> Result<(), ApiError> {
+        self.quota
+            .check_key(&client.to_owned())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                ApiError::TooManyRequests {
+                    retry_after_secs: wait.as_secs().max(1),
+                }
+            })
+    }
+}
+
+/// Reads a JSON body, answering 400 (problem+json) when it is not JSON.
+pub fn json_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+}
+
+/// Every route of the gateway.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::configure)
+        .configure(webhooks::configure)
+        .service(
+            web::scope("/v1")
+                .configure(messages::configure)
+                .configure(consents::configure)
+                .configure(recipients::configure)
+                .configure(policy::configure),
+        );
+}

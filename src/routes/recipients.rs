@@ -1,0 +1,21 @@
+use actix_web::{get, web, HttpResponse};
+
+use super::AppState;
+use crate::auth::Client;
+use crate::domain::{Psid, Role};
+use crate::error::ApiError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_recipient);
+}
+
+#[get("/recipients/{psid}")]
+async fn get_recipient(
+    state: web::Data<AppState>,
+    client: Client,
+    psid: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    client.require(&[Role::Backend, Role::Compliance])?;
+    let psid = Psid::parse(&psid).map_err(ApiError::BadRequest)?;
+    Ok(HttpResponse::Ok().json(state.herald.recipient_view(&psid)?))
+}

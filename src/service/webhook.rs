@@ -1,0 +1,342 @@
+//! Applying Messenger webhook events to what Herald knows about recipients and messages.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::consent::push_consent;
+use super::Herald;
+use crate::domain::{ConsentScope, ConsentSource, Psid};
+use crate::messenger::{parse_envelope, Event, EventKind, NotificationStatus, Optin, Referral};
+use crate::store::{
+    Attribution, ConsentAction, ConsentEvent, MessageStatus, RecipientRecord, StoreError,
+    TokenRecord, TokenStatus,
+};
+
+/// What became of one webhook delivery.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookOutcome {
+    pub applied: usize,
+    /// Already seen (same `mid`) or nothing to do.
+    pub skipped: usize,
+    /// Failed to apply, kept for a retry.
+    pub parked: usize,
+}
+
+fn grant(
+    scope: ConsentScope,
+    source: ConsentSource,
+    evidence: Value,
+    at: DateTime<Utc>,
+) -> ConsentEvent {
+    ConsentEvent {
+        scope,
+        action: ConsentAction::Grant,
+        source,
+        evidence,
+        at,
+        client: None,
+    }
+}
+
+fn opt_out(
+    scope: ConsentScope,
+    source: ConsentSource,
+    evidence: Value,
+    at: DateTime<Utc>,
+) -> ConsentEvent {
+    ConsentEvent {
+        action: ConsentAction::OptOut,
+        ..grant(scope, source, evidence, at)
+    }
+}
+
+fn attribution(r: &Referral, at: DateTime<Utc>) -> Attribution {
+    Attribution {
+        reference: r.reference.clone(),
+        source: r.source.clone(),
+        ad_id: r.ad_id.clone(),
+        at,
+    }
+}
+
+impl Herald {
+    /// Applies every event of a verified webhook body. An event that fails to apply is parked
+    /// in the store for a retry; only if parking fails too is the whole call an error, so that
+    /// Messenger redelivers.
+    pub async fn apply_webhook(&self, body: &Value) -> Result<WebhookOutcome, String> {
+        let events = parse_envelope(body, Utc::now())?;
+        let mut outcome = WebhookOutcome::default();
+        for event in events {
+            match self.apply_event(&event).await {
+                Ok(true) => outcome.applied += 1,
+                Ok(false) => outcome.skipped += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, page = %event.page_id, "webhook event parked for retry");
+                    let parked = json!({"page_id": event.page_id, "event": event.raw});
+                    self.store
+                        .park_event(&parked)
+                        .await
+                        .map_err(|e| format!("could not keep a failed event: {e}"))?;
+                    outcome.parked += 1;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Retries parked events; returns how many applied.
+    pub async fn retry_parked_events(&self) -> Result<usize, StoreError> {
+        let mut applied = 0;
+        for (id, parked) in self.store.parked_events(100)? {
+            let page_id = parked
+                .get("page_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let body = json!({"object": "page", "entry": [{"id": page_id, "messaging": [parked["event"]]}]});
+            let Ok(events) = parse_envelope(&body, Utc::now()) else {
+                self.store.unpark_event(id).await?;
+                continue;
+            };
+            let mut ok = true;
+            for event in &events {
+                ok &= self.apply_event(event).await.is_ok();
+            }
+            if ok {
+                self.store.unpark_event(id).await?;
+                applied += 1;
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Applies one event; `Ok(false)` when it changed nothing (a redelivery, an echo).
+    async fn apply_event(&self, event: &Event) -> Result<bool, StoreError> {
+        let at = event.timestamp;
+        let page = Some(event.page_id.as_str());
+        if let EventKind::Optin(Optin::Checkbox {
+            user_ref,
+            reference,
+        }) = &event.kind
+        {
+            let key = format!("user_ref:{user_ref}");
+            let evidence = json!({"ref": reference, "user_ref": user_ref});
+            self.store
+                .update_recipient(&key, None, |r| {
+                    r.user_ref_optin_at = Some(r.user_ref_optin_at.map_or(at, |t| t.max(at)));
+                    let e = grant(
+                        ConsentScope::Transactional,
+                        ConsentSource::Plugin,
+                        evidence.clone(),
+                        at,
+                    );
+                    ((), vec![push_consent(r, &key, e, page)])
+                })
+                .await?;
+            return Ok(true);
+        }
+        let Some(psid) = event.sender.as_deref().and_then(|s| Psid::parse(s).ok()) else {
+            return Ok(false);
+        };
+        let key = psid.as_str();
+        match &event.kind {
+            EventKind::Delivery { mids, watermark } => {
+                let n = self
+                    .store
+                    .advance_status(key, *watermark, mids, MessageStatus::Delivered, Utc::now())
+                    .await?;
+                Ok(n > 0)
+            }
+            EventKind::Read { watermark } => {
+                let n = self
+                    .store
+                    .advance_status(key, *watermark, &[], MessageStatus::Read, Utc::now())
+                    .await?;
+                Ok(n > 0)
+            }
+            EventKind::Echo { .. } | EventKind::Other(_) | EventKind::Optin(Optin::Other(_)) => {
+                Ok(false)
+            }
+            kind => {
+                let policy = self.policy();
+                let keywords = Keywords { policy: &policy };
+                let applied = self
+                    .store
+                    .update_recipient(key, kind.mid(), |r| {
+                        ((), user_event(r, key, kind, at, page, &keywords))
+                    })
+                    .await?;
+                Ok(applied.is_some())
+            }
+        }
+    }
+}
+
+/// The policy's stop and resume keywords.
+struct Keywords<'a> {
+    policy: &'a crate::policy::PolicySet,
+}
+
+impl Keywords<'_> {
+    fn is_stop(&self, text: &str) -> bool {
+        self.policy.is_stop_keyword(text)
+    }
+
+    fn is_resume(&self, text: &str) -> bool {
+        self.policy.is_resume_keyword(text)
+    }
+}
+
+/// How a user's own action changes their record; returns the audit entries it produces.
+fn user_event(
+    r: &mut RecipientRecord,
+    key: &str,
+    kind: &EventKind,
+    at: DateTime<Utc>,
+    page: Option<&str>,
+    keywords: &Keywords<'_>,
+) -> Vec<crate::store::AuditEntry> {
+    let mut entries = Vec::new();
+    if kind.opens_window() {
+        // Measured from Messenger's own timestamp; an older, late event never moves it back.
+        r.last_user_interaction_at = Some(r.last_user_interaction_at.map_or(at, |t| t.max(at)));
+        r.unreachable_since = None;
+        if !r.has_consent(ConsentScope::Transactional) && !r.opted_out(ConsentScope::Transactional)
+        {
+            let source = match kind {
+                EventKind::Optin(_) => ConsentSource::Plugin,
+                EventKind::Referral(_) => ConsentSource::Referral,
+                _ => ConsentSource::UserMessage,
+            };
+            let e = grant(
+                ConsentScope::Transactional,
+                source,
+                json!({"event": event_name(kind)}),
+                at,
+            );
+            entries.push(push_consent(r, key, e, page));
+        }
+    }
+    match kind {
+        EventKind::Message {
+            text,
+            referral,
+            mid,
+        } => {
+            if let Some(text) = text.as_deref().filter(|t| keywords.is_stop(t)) {
+                let e = opt_out(
+                    ConsentScope::Marketing,
+                    ConsentSource::StopKeyword,
+                    json!({"keyword": text.trim(), "mid": mid}),
+                    at,
+                );
+                entries.push(push_consent(r, key, e, page));
+            }
+            let resumes = text.as_deref().is_some_and(|t| keywords.is_resume(t));
+            // A resume keyword lifts an opt-out made by a stop keyword, and only that: it does
+            // not invent a marketing consent that was never given.
+            let stopped_by_keyword = r
+                .consents
+                .iter()
+                .rev()
+                .find(|c| c.scope == ConsentScope::Marketing)
+                .is_some_and(|c| {
+                    c.action == ConsentAction::OptOut && c.source == ConsentSource::StopKeyword
+                });
+            if resumes && stopped_by_keyword && r.ever_granted(ConsentScope::Marketing) {
+                let e = grant(
+                    ConsentScope::Marketing,
+                    ConsentSource::StopKeyword,
+                    json!({"resume_keyword": text.as_deref().map(str::trim), "mid": mid}),
+                    at,
+                );
+                entries.push(push_consent(r, key, e, page));
+            }
+            if let Some(referral) = referral {
+                r.attributions.push(attribution(referral, at));
+            }
+        }
+        EventKind::Postback {
+            referral: Some(referral),
+            ..
+        }
+        | EventKind::Referral(referral) => {
+            r.attributions.push(attribution(referral, at));
+        }
+        EventKind::Optin(Optin::Marketing {
+            token,
+            status,
+            timezone,
+            frequency,
+            expires_at,
+            title,
+            payload,
+        }) => {
+            if let Some(tz) = timezone
+                .as_ref()
+                .filter(|tz| tz.parse::<chrono_tz::Tz>().is_ok())
+            {
+                r.timezone = Some(tz.clone());
+            }
+            let evidence = json!({"title": title, "payload": payload, "status": status.map(|s| format!("{s:?}"))});
+            match status {
+                Some(NotificationStatus::Stop) => {
+                    if let Some(t) = r.marketing_token.as_mut() {
+                        t.status = TokenStatus::Stopped;
+                    }
+                    let e = opt_out(
+                        ConsentScope::Marketing,
+                        ConsentSource::NotificationSettings,
+                        evidence,
+                        at,
+                    );
+                    entries.push(push_consent(r, key, e, page));
+                }
+                Some(NotificationStatus::Resume) => {
+                    if let Some(t) = r.marketing_token.as_mut() {
+                        t.status = TokenStatus::Active;
+                    }
+                    let e = grant(
+                        ConsentScope::Marketing,
+                        ConsentSource::NotificationSettings,
+                        evidence,
+                        at,
+                    );
+                    entries.push(push_consent(r, key, e, page));
+                }
+                None => {
+                    if let Some(token) = token {
+                        r.marketing_token = Some(TokenRecord {
+                            token: token.clone(),
+                            status: TokenStatus::Active,
+                            page_id: page.unwrap_or_default().to_owned(),
+                            created_at: at,
+                            expires_at: *expires_at,
+                            frequency: frequency.clone(),
+                            last_sent_at: None,
+                        });
+                    }
+                    let e = grant(
+                        ConsentScope::Marketing,
+                        ConsentSource::MarketingOptin,
+                        evidence,
+                        at,
+                    );
+                    entries.push(push_consent(r, key, e, page));
+                }
+            }
+        }
+        _ => {}
+    }
+    entries
+}
+
+fn event_name(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::Message { .. } => "message",
+        EventKind::Postback { .. } => "postback",
+        EventKind::Reaction { .. } => "reaction",
+        EventKind::Referral(_) => "referral",
+        EventKind::Optin(_) => "optin",
+        _ => "other",
+    }
+}

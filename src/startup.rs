@@ -1,0 +1,195 @@
+//! Building and running the application: store → policy → service → worker → HTTP server.
+//! Shutdown runs the other way: stop intake, let in-flight sends finish, flush the store.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use secrecy::SecretString;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::JwtKeys;
+use crate::configuration::Settings;
+use crate::delivery::{GraphClient, Worker};
+use crate::policy::PolicySet;
+use crate::routes::{self, AppState};
+use crate::service::{Herald, Pages};
+use crate::store::Store;
+
+/// Requests per second one client may make on the sending endpoints.
+const CLIENT_QUOTA_PER_SECOND: u32 = 20_000;
+
+/// A built application: bound to its port, store open, worker ready.
+pub struct Application {
+    port: u16,
+    server: Server,
+    handle: AppHandle,
+    worker_task: JoinHandle<()>,
+    background: JoinHandle<()>,
+}
+
+/// What tests and the CLI may hold on to while the server runs.
+#[derive(Clone)]
+pub struct AppHandle {
+    pub herald: Arc<Herald>,
+    pub worker: Arc<Worker>,
+    stop: CancellationToken,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl AppHandle {
+    /// Stops intake, lets in-flight sends finish and flushes the store.
+    pub async fn shutdown(&self) {
+        self.server.stop(true).await;
+        self.stop.cancel();
+    }
+}
+
+impl Application {
+    /// Opens the store, loads the policy and binds `settings.server.listen` (port 0: any).
+    pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&settings.server.listen)
+            .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    pub async fn build_with_listener(
+        settings: &Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
+        let policy = PolicySet::load_dir(&settings.policy.dir).map_err(|errors| {
+            anyhow::anyhow!(
+                "the policy in {} is invalid:\n{errors}",
+                settings.policy.dir.display()
+            )
+        })?;
+        let store = Store::open(&settings.storage.path).with_context(|| {
+            format!(
+                "cannot open the store at {}",
+                settings.storage.path.display()
+            )
+        })?;
+        let pages = Pages::from_settings(&settings.messenger);
+        let herald = Arc::new(Herald::new(
+            store,
+            policy,
+            settings.policy.dir.clone(),
+            pages,
+        ));
+        let graph = GraphClient::new(
+            &settings.messenger.graph_base_url,
+            &settings.messenger.graph_version,
+            settings.delivery.request_timeout(),
+        )
+        .context("cannot build the HTTP client")?;
+        let worker = Worker::new(Arc::clone(&herald), graph, settings.delivery.clone());
+        let secret = |s: &Option<SecretString>| s.clone().unwrap_or_else(|| SecretString::from(""));
+        let keys = Arc::new(JwtKeys::new(
+            &settings
+                .auth
+                .jwt_secret
+                .clone()
+                .context("auth.jwt_secret is required")?,
+            settings.auth.issuer.clone(),
+            settings.auth.audience.clone(),
+        ));
+        let state = web::Data::new(AppState::new(
+            Arc::clone(&herald),
+            Arc::clone(&worker),
+            secret(&settings.messenger.app_secret),
+            secret(&settings.messenger.verify_token),
+            CLIENT_QUOTA_PER_SECOND,
+        ));
+        let port = listener.local_addr()?.port();
+        let keys = web::Data::new(keys);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(actix_web::middleware::Compress::default())
+                .app_data(state.clone())
+                .app_data(keys.clone())
+                .app_data(web::PayloadConfig::new(1024 * 1024))
+                .configure(routes::configure)
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .disable_signals()
+        .run();
+        let stop = CancellationToken::new();
+        let worker_task = tokio::spawn(Arc::clone(&worker).run(stop.clone()));
+        let background = tokio::spawn(retry_parked_events(Arc::clone(&herald), stop.clone()));
+        let handle = AppHandle {
+            herald,
+            worker,
+            stop,
+            server: server.handle(),
+        };
+        Ok(Application {
+            port,
+            server,
+            handle,
+            worker_task,
+            background,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> AppHandle {
+        self.handle.clone()
+    }
+
+    /// Serves until the server stops (Ctrl-C, SIGTERM or [`AppHandle::shutdown`]), then shuts
+    /// down in order.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.handle.clone();
+        let signals = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: no new requests, finishing in-flight sends");
+            handle.shutdown().await;
+        });
+        self.server.await?;
+        signals.abort();
+        self.handle.stop.cancel();
+        let _ = self.worker_task.await;
+        let _ = self.background.await;
+        self.handle.herald.store.close().await?;
+        tracing::info!("store flushed; bye");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Webhook events that failed to apply are tried again every few seconds.
+async fn retry_parked_events(herald: Arc<Herald>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        match herald.retry_parked_events().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(applied = n, "parked webhook events applied"),
+            Err(e) => tracing::warn!(error = %e, "retrying parked webhook events failed"),
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! Messages, the outbox and idempotency records.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::records::{IdempotencyRecord, MessageRecord, MessageStatus};
+use super::{joined, millis, AuditEntry, Store, StoreError, Tx, TxResult, T};
+use crate::domain::MessageId;
+
+/// A message to store on acceptance, with everything that must be written with it.
+pub struct NewMessage<'a> {
+    pub record: &'a MessageRecord,
+    /// The decision's audit entry (and any other).
+    pub audit: Vec<AuditEntry>,
+    /// Put it in the outbox (allowed or deferred), due at `record.not_before`.
+    pub enqueue: bool,
+    /// The policy allowed it now: it counts toward the recipient's frequency caps.
+    pub counts_as_send: bool,
+    pub idempotency: Option<IdempotencyWrite<'a>>,
+}
+
+/// The `Idempotency-Key` record to write with a message.
+pub struct IdempotencyWrite<'a> {
+    pub client: &'a str,
+    pub key: &'a str,
+    pub request_sha256: &'a str,
+    pub status: u16,
+    pub body: &'a Value,
+}
+
+/// What became of a [`NewMessage`].
+#[derive(Debug)]
+pub enum Accepted {
+    /// Written and durable.
+    Stored,
+    /// The key was used before with the same request: here is the first answer.
+    Replay(IdempotencyRecord),
+    /// The key was used before with another request.
+    Conflict,
+}
+
+/// What happens to a message's outbox entry in an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxChange {
+    Keep,
+    Remove,
+    /// Move it to a new due time (also stored as the record's `not_before`).
+    Reschedule(DateTime<Utc>),
+}
+
+/// The side effects of one update to a message, decided by the caller.
+pub struct MessageUpdate {
+    pub audit: Vec<AuditEntry>,
+    pub outbox: OutboxChange,
+    /// Record the message in the recipient's send history (it was allowed now).
+    pub counts_as_send: bool,
+}
+
+impl MessageUpdate {
+    pub fn new(outbox: OutboxChange) -> Self {
+        MessageUpdate {
+            audit: Vec::new(),
+            outbox,
+            counts_as_send: false,
+        }
+    }
+}
+
+fn outbox_key(due: DateTime<Utc>, id: &MessageId) -> Vec<u8> {
+    let mut key = millis(due).to_vec();
+    key.extend_from_slice(id.as_str().as_bytes());
+    key
+}
+
+fn due_of(record: &MessageRecord) -> DateTime<Utc> {
+    record.not_before.unwrap_or(record.created_at)
+}
+
+fn send_key(record: &MessageRecord, at: DateTime<Utc>) -> Vec<u8> {
+    let mut tail = millis(at).to_vec();
+    tail.extend_from_slice(record.id.as_str().as_bytes());
+    joined(&record.recipient.key(), &tail)
+}
+
+impl Tx<'_> {
+    fn record_send(&self, record: &MessageRecord, at: DateTime<Utc>) -> TxResult<()> {
+        self.put_raw(
+            T::Sends,
+            &send_key(record, at),
+            record.category.as_str().as_bytes(),
+        )
+    }
+}
+
+impl Store {
+    /// Writes an accepted (or denied) message, its audit entries, its outbox entry and its
+    /// idempotency record in one transaction, and returns once that is on disk.
+    pub async fn accept(&self, new: NewMessage<'_>) -> Result<Accepted, StoreError> {
+        let record = new.record;
+        let outcome = self.commit(|tx| {
+            if let Some(idem) = &new.idempotency {
+                let key = joined(idem.client, idem.key.as_bytes());
+                if let Some(first) = tx.get::<IdempotencyRecord>(T::Idempotency, &key)? {
+                    return Ok(if first.request_sha256 == idem.request_sha256 {
+                        Accepted::Replay(first)
+                    } else {
+                        Accepted::Conflict
+                    });
+                }
+                tx.put(
+                    T::Idempotency,
+                    &key,
+                    &IdempotencyRecord {
+                        request_sha256: idem.request_sha256.to_owned(),
+                        status: idem.status,
+                        body: idem.body.clone(),
+                        at: record.created_at,
+                    },
+                )?;
+            }
+            tx.put(T::Messages, record.id.as_str().as_bytes(), record)?;
+            if new.enqueue {
+                tx.put_raw(T::Outbox, &outbox_key(due_of(record), &record.id), &[])?;
+            }
+            if new.counts_as_send {
+                tx.record_send(record, record.created_at)?;
+            }
+            for entry in &new.audit {
+                tx.audit(entry.clone())?;
+            }
+            Ok(Accepted::Stored)
+        })?;
+        if matches!(outcome, Accepted::Stored) {
+            self.durable().await?;
+        }
+        Ok(outcome)
+    }
+
+    /// The first answer given for an idempotency key, if any.
+    pub fn idempotency(
+        &self,
+        client: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.read(T::Idempotency, &joined(client, key.as_bytes()))
+    }
+
+    pub fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
+        self.read(T::Messages, id.as_str().as_bytes())
+    }
+
+    /// Changes a message with `f` and applies the effects `f` returns, in one transaction.
+    /// `f` may run more than once and must not have side effects of its own. Returns the
+    /// updated record, or `None` when `f` declined (returned `None`).
+    pub async fn update_message(
+        &self,
+        id: &MessageId,
+        f: impl Fn(&mut MessageRecord) -> Option<MessageUpdate>,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let updated = self.commit(|tx| {
+            let key = id.as_str().as_bytes();
+            let Some(mut record) = tx.get::<MessageRecord>(T::Messages, key)? else {
+                return Ok(None);
+            };
+            let old_due = due_of(&record);
+            let Some(update) = f(&mut record) else {
+                return Ok(None);
+            };
+            match update.outbox {
+                OutboxChange::Keep => {}
+                OutboxChange::Remove => tx.remove(T::Outbox, &outbox_key(old_due, id))?,
+                OutboxChange::Reschedule(due) => {
+                    tx.remove(T::Outbox, &outbox_key(old_due, id))?;
+                    record.not_before = Some(due);
+                    tx.put_raw(T::Outbox, &outbox_key(due, id), &[])?;
+                }
+            }
+            if update.counts_as_send {
+                let at = record.history.last().map_or(record.created_at, |h| h.at);
+                tx.record_send(&record, at)?;
+            }
+            if let Some(graph_id) = &record.graph_message_id {
+                tx.put_raw(T::GraphIds, graph_id.as_bytes(), id.as_str().as_bytes())?;
+            }
+            for entry in &update.audit {
+                tx.audit(entry.clone())?;
+            }
+            tx.put(T::Messages, key, &record)?;
+            Ok(Some(record))
+        })?;
+        if updated.is_some() {
+            self.durable().await?;
+        }
+        Ok(updated)
+    }
+
+    /// Up to `limit` message ids due at or before `now`, earliest first.
+    pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<MessageId>, StoreError> {
+        // Every key due at or before `now` sorts before the first key of the next millisecond.
+        let end = millis(now + chrono::Duration::milliseconds(1));
+        let mut ids = Vec::new();
+        for item in self.tree(T::Outbox).range(..end).take(limit) {
+            let (key, _) = item?;
+            // Keys are `due (8 bytes) ++ id`; a key that is not is skipped, not fatal.
+            if let Some(id) = key
+                .get(8..)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(MessageId::parse)
+            {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// When the earliest outbox entry is due.
+    pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let Some((key, _)) = self.tree(T::Outbox).first()? else {
+            return Ok(None);
+        };
+        let ms = key
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+            .and_then(|ms| i64::try_from(ms).ok())
+            .unwrap_or(0);
+        Ok(DateTime::from_timestamp_millis(ms))
+    }
+
+    /// Messages waiting in the outbox.
+    pub fn outbox_len(&self) -> usize {
+        self.tree(T::Outbox).len()
+    }
+
+    /// The message Messenger knows as `graph_id`.
+    pub fn message_by_graph_id(&self, graph_id: &str) -> Result<Option<MessageId>, StoreError> {
+        Ok(self
+            .tree(T::GraphIds)
+            .get(graph_id.as_bytes())?
+            .and_then(|v| std::str::from_utf8(&v).ok().and_then(MessageId::parse)))
+    }
+
+    /// Moves sent messages to `to` (delivered or read): those named in `mids`, and those to
+    /// `recipient_key` sent at or before `watermark`. Returns how many moved.
+    pub async fn advance_status(
+        &self,
+        recipient_key: &str,
+        watermark: DateTime<Utc>,
+        mids: &[String],
+        to: MessageStatus,
+        at: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut candidates: Vec<MessageId> = self
+            .recent_send_ids(recipient_key, 500)?
+            .into_iter()
+            .collect();
+        for mid in mids {
+            if let Some(id) = self.message_by_graph_id(mid)? {
+                candidates.push(id);
+            }
+        }
+        candidates.sort();
+        candidates.dedup();
+        let moved = self.commit(|tx| {
+            let mut moved = 0;
+            for id in &candidates {
+                let key = id.as_str().as_bytes();
+                let Some(mut record) = tx.get::<MessageRecord>(T::Messages, key)? else {
+                    continue;
+                };
+                let named = record
+                    .graph_message_id
+                    .as_ref()
+                    .is_some_and(|g| mids.contains(g));
+                let covered = record.sent_at.is_some_and(|s| s <= watermark);
+                if !(named || covered) || !record.status.advances_to(to) {
+                    continue;
+                }
+                // A read implies delivery: record both so the history tells the whole story.
+                if to == MessageStatus::Read && record.status == MessageStatus::Sent {
+                    record.set_status(MessageStatus::Delivered, at);
+                }
+                record.set_status(to, at);
+                tx.audit(AuditEntry::status(&record, to, at))?;
+                tx.put(T::Messages, key, &record)?;
+                moved += 1;
+            }
+            Ok(moved)
+        })?;
+        if moved > 0 {
+            self.durable().await?;
+        }
+        Ok(moved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::domain::{Category, Content, Psid, Recipient};
+    use crate::policy::{Decision, Outcome, Reason, Via};
+
+    fn record(due: DateTime<Utc>) -> MessageRecord {
+        MessageRecord {
+            id: MessageId::generate(),
+            created_at: due,
+            client: "shop".into(),
+            role: crate::domain::Role::Backend,
+            page_id: "1".into(),
+            recipient: Recipient::Psid(Psid::parse("42").expect("psid")),
+            category: Category::Response,
+            content: Content::Message(serde_json::json!({"text": "hi"})),
+            utility_template: None,
+            decision: Decision {
+                outcome: Outcome::Allow,
+                reason: Reason::Ok,
+                rule: "r".into(),
+                policy_version: "v".into(),
+                messaging_type: None,
+                tag: None,
+                utility_template: None,
+                via: Via::Recipient,
+                not_before: None,
+                trace: vec![],
+            },
+            status: MessageStatus::Queued,
+            not_before: Some(due),
+            attempts: vec![],
+            graph_message_id: None,
+            sent_at: None,
+            history: vec![],
+            campaign: None,
+            content_sha256: "x".into(),
+        }
+    }
+
+    async fn put(store: &Store, r: &MessageRecord) {
+        let outcome = store
+            .accept(NewMessage {
+                record: r,
+                audit: vec![AuditEntry::decision(r, &r.decision, r.created_at)],
+                enqueue: true,
+                counts_as_send: true,
+                idempotency: None,
+            })
+            .await
+            .expect("accept");
+        assert!(matches!(outcome, Accepted::Stored));
+    }
+
+    #[tokio::test]
+    async fn due_returns_only_what_is_due_in_order() {
+        let store = super::super::temporary().await;
+        let now = Utc::now();
+        let later = record(now + Duration::hours(1));
+        let first = record(now - Duration::seconds(2));
+        let second = record(now - Duration::seconds(1));
+        for r in [&later, &second, &first] {
+            put(&store, r).await;
+        }
+        assert_eq!(store.due(now, 10).expect("due"), vec![first.id, second.id]);
+        assert_eq!(
+            store
+                .next_due()
+                .expect("next")
+                .map(|d| d.timestamp_millis()),
+            Some((now - Duration::seconds(2)).timestamp_millis())
+        );
+    }
+
+    #[tokio::test]
+    async fn accepting_chains_the_audit_log() {
+        let store = super::super::temporary().await;
+        for _ in 0..3 {
+            put(&store, &record(Utc::now())).await;
+        }
+        let v = store.verify_audit();
+        assert!(v.ok, "{v:?}");
+        assert_eq!(v.entries, 3);
+        assert_eq!(store.audit_head().seq, 3);
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_replays_or_conflicts() {
+        let store = super::super::temporary().await;
+        let body = serde_json::json!({"id": "first"});
+        let r = record(Utc::now());
+        let write = |sha: &'static str| IdempotencyWrite {
+            client: "shop",
+            key: "k1",
+            request_sha256: sha,
+            status: 202,
+            body: &body,
+        };
+        let new = |sha| NewMessage {
+            record: &r,
+            audit: vec![],
+            enqueue: false,
+            counts_as_send: false,
+            idempotency: Some(write(sha)),
+        };
+        assert!(matches!(store.accept(new("a")).await, Ok(Accepted::Stored)));
+        assert!(matches!(store.accept(new("a")).await, Ok(Accepted::Replay(f)) if f.body == body));
+        assert!(matches!(
+            store.accept(new("b")).await,
+            Ok(Accepted::Conflict)
+        ));
+    }
+}

@@ -1,0 +1,342 @@
+//! The store: the only module that touches sled.
+//!
+//! Every write goes through [`Store::commit`]: one sled transaction across the trees it needs,
+//! with the audit entries it produces chained in the same transaction, so a message, its
+//! decision's audit entry and its idempotency record are written together or not at all. Writers
+//! that must be durable then wait for a group commit ([`group_commit`]).
+
+mod audit;
+mod group_commit;
+mod messages;
+mod recipients;
+mod records;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::Transactional;
+use tokio_util::sync::CancellationToken;
+
+pub use audit::{verify_chain, AuditEntry, AuditHead, AuditKind, Verification, GENESIS};
+pub use messages::{Accepted, IdempotencyWrite, MessageUpdate, NewMessage, OutboxChange};
+pub use records::{
+    Attempt, Attribution, ConsentAction, ConsentEvent, GraphErrorRecord, IdempotencyRecord,
+    MessageRecord, MessageStatus, RecipientRecord, StatusChange, TokenRecord, TokenStatus,
+};
+
+use group_commit::GroupCommit;
+
+/// Why the store could not do what was asked. Every variant means nothing was half-written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record in {tree}: {source}")]
+    Codec {
+        tree: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("flush failed: {0}")]
+    Flush(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+/// The trees, by role. The discriminant is the index into [`Store::trees`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum T {
+    /// message id → [`MessageRecord`]
+    Messages,
+    /// due time (ms, big-endian) ++ message id → ()
+    Outbox,
+    /// seq (big-endian) → [`AuditEntry`]
+    Audit,
+    /// small named values: the audit head
+    Meta,
+    /// client ++ 0 ++ key → [`IdempotencyRecord`]
+    Idempotency,
+    /// recipient key → [`RecipientRecord`]
+    Recipients,
+    /// recipient key ++ 0 ++ time (ms, big-endian) ++ message id → category
+    Sends,
+    /// Graph message id → message id
+    GraphIds,
+    /// webhook `mid` → time seen (deduplication)
+    WebhookMids,
+    /// id (big-endian) → a webhook event that failed to apply, kept for a retry
+    ParkedEvents,
+}
+
+impl T {
+    const ALL: [T; 10] = [
+        T::Messages,
+        T::Outbox,
+        T::Audit,
+        T::Meta,
+        T::Idempotency,
+        T::Recipients,
+        T::Sends,
+        T::GraphIds,
+        T::WebhookMids,
+        T::ParkedEvents,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            T::Messages => "messages",
+            T::Outbox => "outbox",
+            T::Audit => "audit",
+            T::Meta => "meta",
+            T::Idempotency => "idempotency",
+            T::Recipients => "recipients",
+            T::Sends => "sends",
+            T::GraphIds => "graph_ids",
+            T::WebhookMids => "webhook_mids",
+            T::ParkedEvents => "parked_events",
+        }
+    }
+}
+
+const AUDIT_HEAD: &[u8] = b"audit_head";
+
+/// The embedded sled store.
+pub struct Store {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    /// The end of the audit chain. Held across each transaction, which orders the chain and
+    /// keeps transactions from conflicting.
+    head: Mutex<AuditHead>,
+    group_commit: Arc<GroupCommit>,
+    stop: CancellationToken,
+}
+
+type TxResult<R> = Result<R, ConflictableTransactionError<StoreError>>;
+
+/// One transaction in progress, seen through typed helpers.
+pub(crate) struct Tx<'a> {
+    views: &'a [TransactionalTree],
+    head: AuditHead,
+}
+
+fn unabortable(e: UnabortableTransactionError) -> ConflictableTransactionError<StoreError> {
+    match e {
+        UnabortableTransactionError::Conflict => ConflictableTransactionError::Conflict,
+        UnabortableTransactionError::Storage(e) => {
+            ConflictableTransactionError::Abort(StoreError::Sled(e))
+        }
+    }
+}
+
+fn decode<V: DeserializeOwned>(t: T, bytes: &[u8]) -> Result<V, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Codec {
+        tree: t.name(),
+        source,
+    })
+}
+
+fn encode<V: Serialize>(t: T, value: &V) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|source| StoreError::Codec {
+        tree: t.name(),
+        source,
+    })
+}
+
+impl Tx<'_> {
+    fn view(&self, t: T) -> &TransactionalTree {
+        &self.views[t as usize]
+    }
+
+    fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> TxResult<Option<V>> {
+        match self.view(t).get(key).map_err(unabortable)? {
+            Some(bytes) => Ok(Some(
+                decode(t, &bytes).map_err(ConflictableTransactionError::Abort)?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    fn contains(&self, t: T, key: &[u8]) -> TxResult<bool> {
+        Ok(self.view(t).get(key).map_err(unabortable)?.is_some())
+    }
+
+    fn put<V: Serialize>(&self, t: T, key: &[u8], value: &V) -> TxResult<()> {
+        let bytes = encode(t, value).map_err(ConflictableTransactionError::Abort)?;
+        self.view(t).insert(key, bytes).map_err(unabortable)?;
+        Ok(())
+    }
+
+    fn put_raw(&self, t: T, key: &[u8], value: &[u8]) -> TxResult<()> {
+        self.view(t).insert(key, value).map_err(unabortable)?;
+        Ok(())
+    }
+
+    fn remove(&self, t: T, key: &[u8]) -> TxResult<()> {
+        self.view(t).remove(key).map_err(unabortable)?;
+        Ok(())
+    }
+
+    /// Appends `entry` to the audit chain in this transaction.
+    fn audit(&mut self, mut entry: AuditEntry) -> TxResult<u64> {
+        let seq = self.head.seq + 1;
+        entry.seal(seq, &self.head.hash);
+        self.put(T::Audit, &seq.to_be_bytes(), &entry)?;
+        self.head = AuditHead {
+            seq,
+            hash: entry.hash,
+        };
+        self.put(T::Meta, AUDIT_HEAD, &self.head)?;
+        Ok(seq)
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`. Must run inside a tokio runtime: it starts the
+    /// group-commit task.
+    pub fn open(path: &Path) -> Result<Arc<Store>, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(Some(1_000))
+            .open()?;
+        Self::from_db(db)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Arc<Store>, StoreError> {
+        let trees = T::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let head = match trees[T::Meta as usize].get(AUDIT_HEAD)? {
+            Some(bytes) => decode(T::Meta, &bytes)?,
+            None => AuditHead::default(),
+        };
+        let stop = CancellationToken::new();
+        let group_commit = GroupCommit::start(db.clone(), stop.clone());
+        Ok(Arc::new(Store {
+            db,
+            trees,
+            head: Mutex::new(head),
+            group_commit,
+            stop,
+        }))
+    }
+
+    fn tree(&self, t: T) -> &sled::Tree {
+        &self.trees[t as usize]
+    }
+
+    fn read<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> Result<Option<V>, StoreError> {
+        match self.tree(t).get(key)? {
+            Some(bytes) => Ok(Some(decode(t, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs `f` as one transaction across every tree. Audit entries it appends are chained in
+    /// the same transaction. Not yet durable: see [`Store::durable`].
+    fn commit<R>(&self, f: impl Fn(&mut Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
+        let mut head = self.head.lock();
+        let result = self.trees[..].transaction(|views| {
+            let mut tx = Tx {
+                views,
+                head: head.clone(),
+            };
+            let r = f(&mut tx)?;
+            Ok((r, tx.head))
+        });
+        match result {
+            Ok((r, new_head)) => {
+                *head = new_head;
+                Ok(r)
+            }
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+        }
+    }
+
+    /// Waits until everything committed so far is on disk (group commit).
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.group_commit.durable().await
+    }
+
+    /// Appends entries that belong to no other write (policy reloads, campaign changes).
+    pub async fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+        self.commit(|tx| {
+            for e in &entries {
+                tx.audit(e.clone())?;
+            }
+            Ok(())
+        })?;
+        self.durable().await
+    }
+
+    /// The current end of the audit chain.
+    pub fn audit_head(&self) -> AuditHead {
+        self.head.lock().clone()
+    }
+
+    /// Audit entries from `from_seq` on, in order; an unreadable entry yields `Err(seq)`.
+    pub fn audit_entries(
+        &self,
+        from_seq: u64,
+    ) -> impl Iterator<Item = Result<AuditEntry, u64>> + '_ {
+        self.tree(T::Audit)
+            .range(from_seq.to_be_bytes()..)
+            .map(|item| {
+                let (key, value) = item.map_err(|_| 0u64)?;
+                let seq = key
+                    .as_ref()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .unwrap_or_default();
+                decode::<AuditEntry>(T::Audit, &value).map_err(|_| seq)
+            })
+    }
+
+    /// Walks the whole audit chain.
+    pub fn verify_audit(&self) -> Verification {
+        verify_chain(self.audit_entries(1))
+    }
+
+    /// Bytes the store takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Stops the group-commit task and flushes everything to disk.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.stop.cancel();
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+/// `a ++ 0 ++ b`: keys whose first part may vary in length.
+fn joined(a: &str, b: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(a.len() + 1 + b.len());
+    key.extend_from_slice(a.as_bytes());
+    key.push(0);
+    key.extend_from_slice(b);
+    key
+}
+
+fn millis(at: chrono::DateTime<chrono::Utc>) -> [u8; 8] {
+    u64::try_from(at.timestamp_millis())
+        .unwrap_or(0)
+        .to_be_bytes()
+}
+
+#[cfg(test)]
+pub(crate) async fn temporary() -> Arc<Store> {
+    let db = sled::Config::new()
+        .temporary(true)
+        .open()
+        .expect("temporary sled");
+    Store::from_db(db).expect("store")
+}

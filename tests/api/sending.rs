@@ -1,0 +1,203 @@
+use herald::domain::Role;
+use serde_json::{json, Value};
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn a_receipt_to_someone_without_consent_is_denied_and_nothing_reaches_messenger() {
+    let app = spawn_app().await;
+    app.create_user("1001").await;
+    let (status, body) = app.receipt("1001", "A-1").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["reason"], "no_consent");
+    assert!(
+        body["rule"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("policies/")),
+        "{body}"
+    );
+    let id = body["message_id"]
+        .as_str()
+        .expect("message_id of the audit record");
+    app.drain().await;
+    assert_eq!(app.message(id).await["status"], "denied");
+    assert!(app.inbox("1001").is_empty());
+    assert_eq!(app.stats().accepted, 0);
+}
+
+#[tokio::test]
+async fn a_receipt_outside_the_window_goes_as_a_utility_template() {
+    let app = spawn_app().await;
+    app.create_user("1002").await;
+    app.consent("1002", "transactional", None).await;
+    let (status, body) = app.receipt("1002", "A-2").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["decision"]["messaging_type"], "UTILITY");
+    app.drain().await;
+    let inbox = app.inbox("1002");
+    assert_eq!(inbox.len(), 1);
+    let sent = &inbox[0].body;
+    assert_eq!(sent["messaging_type"], "UTILITY");
+    assert!(
+        sent.get("tag").is_none(),
+        "retired tags are never sent: {sent}"
+    );
+    let params = &sent["message"]["template"]["components"][0]["parameters"];
+    let texts: Vec<&str> = params
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter_map(|p| p["text"].as_str())
+        .collect();
+    assert!(
+        texts.contains(&"A-2"),
+        "the order number fills a parameter: {texts:?}"
+    );
+    let id = body["id"].as_str().expect("id");
+    let message = app.message(id).await;
+    assert_eq!(message["status"], "sent");
+    assert_eq!(message["graph_message_id"], inbox[0].message_id.as_str());
+    app.assert_no_rejections();
+}
+
+#[tokio::test]
+async fn a_receipt_inside_the_window_goes_as_a_receipt_template_with_update() {
+    let app = spawn_app().await;
+    app.user_writes("1003", "where is my order?", None).await;
+    let (status, body) = app.receipt("1003", "A-3").await;
+    assert_eq!(status, 202, "{body}");
+    app.drain().await;
+    let inbox = app.inbox("1003");
+    assert_eq!(inbox.len(), 1);
+    let sent = &inbox[0].body;
+    assert_eq!(sent["messaging_type"], "UPDATE");
+    let payload = &sent["message"]["attachment"]["payload"];
+    assert_eq!(payload["template_type"], "receipt");
+    assert_eq!(payload["order_number"], "A-3");
+    assert_eq!(payload["summary"]["total_cost"], 44.5);
+    app.assert_no_rejections();
+}
+
+#[tokio::test]
+async fn a_shipping_update_with_a_tracking_url_carries_a_button() {
+    let app = spawn_app().await;
+    app.user_writes("1004", "hello", None).await;
+    let (status, body) = app
+        .call(Role::Backend, "/v1/shipping-updates", json!({
+            "recipient": {"psid": "1004"}, "order_number": "A-4", "status": "out_for_delivery",
+            "carrier": "DHL", "tracking_number": "JD014600", "tracking_url": "https://track.example/JD014600"
+        }))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    app.drain().await;
+    let sent = &app.inbox("1004")[0].body;
+    let payload = &sent["message"]["attachment"]["payload"];
+    assert_eq!(payload["template_type"], "button");
+    assert_eq!(
+        payload["buttons"][0]["url"],
+        "https://track.example/JD014600"
+    );
+    assert!(payload["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("A-4") && t.contains("out for delivery")));
+    app.assert_no_rejections();
+}
+
+#[tokio::test]
+async fn invalid_bodies_get_400_naming_each_bad_field() {
+    let app = spawn_app().await;
+    let long = "x".repeat(2001);
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        (
+            "/v1/messages",
+            json!({"recipient": {"psid": "1"}, "category": "response", "message": {"text": long}}),
+            vec!["message.text"],
+        ),
+        (
+            "/v1/messages",
+            json!({"recipient": {"psid": "1"}, "category": "response", "message": {}}),
+            vec!["message"],
+        ),
+        (
+            "/v1/messages",
+            json!({"recipient": {"psid": "1"}, "category": "newsletter", "message": {"text": "x"}}),
+            vec!["category"],
+        ),
+        (
+            "/v1/messages",
+            json!({"category": "response", "message": {"text": "x"}}),
+            vec!["recipient"],
+        ),
+        (
+            "/v1/receipts",
+            json!({"recipient": {"psid": "1"}, "order": {
+            "order_number": "A", "currency": "EUR", "payment_method": "Visa", "recipient_name": "A",
+            "summary": {}, "elements": [{"title": "t"}]}}),
+            vec!["order.elements[0].price", "order.summary.total_cost"],
+        ),
+        (
+            "/v1/receipts",
+            json!({"recipient": {"psid": "1"}, "order": {
+            "order_number": "A", "currency": "EUR", "payment_method": "Visa", "recipient_name": "A",
+            "summary": {"total_cost": 1}, "elements": vec![json!({"title": "t", "price": 1}); 101]}}),
+            vec!["order.elements"],
+        ),
+        (
+            "/v1/shipping-updates",
+            json!({"recipient": {"psid": "1"}, "order_number": "A", "status": "teleported"}),
+            vec!["status"],
+        ),
+    ];
+    for (path, body, expected) in cases {
+        let (status, answer) = app.call(Role::Backend, path, body).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        let mut fields: Vec<&str> = answer["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        fields.sort();
+        assert_eq!(fields, expected, "{path}: {answer}");
+    }
+    let r = app
+        .http
+        .post(format!("{}/v1/messages", app.address))
+        .bearer_auth(app.token(Role::Backend))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() {
+    let app = spawn_app().await;
+    app.user_writes("1005", "hi", None).await;
+    let token = app.token(Role::Backend);
+    let body =
+        json!({"recipient": {"psid": "1005"}, "category": "response", "message": {"text": "once"}});
+    let post = |body: Value| {
+        app.http
+            .post(format!("{}/v1/messages", app.address))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "order-A-5-reply")
+            .json(&body)
+            .send()
+    };
+    let first = post(body.clone()).await.expect("first");
+    assert_eq!(first.status().as_u16(), 202);
+    let first: Value = first.json().await.expect("json");
+    let again = post(body.clone()).await.expect("again");
+    assert_eq!(again.status().as_u16(), 202);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(first["id"], again["id"]);
+    let other = post(json!({"recipient": {"psid": "1005"}, "category": "response", "message": {"text": "twice"}}))
+        .await
+        .expect("other");
+    assert_eq!(other.status().as_u16(), 409);
+    app.drain().await;
+    assert_eq!(app.inbox("1005").len(), 1, "sent once");
+}
