@@ -12,7 +12,9 @@ use crate::domain::UtilityTemplate;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// Send it now.
     Allow,
+    /// Never send it; `reason` says why.
     Deny,
     /// Not now, but at `not_before`: the message is queued, not refused.
     Defer,
@@ -33,18 +35,31 @@ impl Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
+    /// Every rule passed.
     Ok,
+    /// The client's role may not send this category.
     RoleForbidden,
+    /// The consent the category needs is not on record.
     NoConsent,
+    /// The recipient opted out (stop keyword, stopped notifications, API).
     OptedOut,
+    /// Messenger answered 551 since the user last wrote.
     RecipientUnreachable,
+    /// The standard window is closed and the category may not go outside it.
     OutsideWindow,
+    /// Outside the window a free-form message needs a utility template.
     TemplateRequired,
+    /// The user last wrote longer ago than `HUMAN_AGENT` allows.
     HumanAgentWindowExpired,
+    /// Marketing outside the window without a usable Marketing Messages token.
     MarketingOutsideWindow,
+    /// The user stopped the Marketing Messages on this token.
     MarketingTokenStopped,
+    /// The token was used too recently; the message waits (`defer`).
     MarketingTokenCooldown,
+    /// Over a frequency cap (deny, or defer until the period has room).
     FrequencyCap,
+    /// Outside the sending hours in the recipient's time zone (`defer`).
     QuietHours,
 }
 
@@ -79,9 +94,13 @@ impl fmt::Display for Reason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MessagingType {
+    /// A reply inside the standard window.
     Response,
+    /// Sent on the page's initiative inside the standard window.
     Update,
+    /// Outside the window, with a `tag`.
     MessageTag,
+    /// An approved utility template (`message.template`).
     Utility,
 }
 
@@ -101,9 +120,13 @@ impl MessagingType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Tag {
+    /// A person's manual reply, up to 7 days after the user's last message.
     HumanAgent,
+    /// Receipts and shipment updates (retired 2026-04-27).
     PostPurchaseUpdate,
+    /// Account changes and alerts (retired 2026-04-27).
     AccountUpdate,
+    /// Updates for a booked event (retired 2026-04-27).
     ConfirmedEventUpdate,
 }
 
@@ -141,8 +164,11 @@ impl Via {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepResult {
+    /// The rule was checked and allows the message.
     Pass,
+    /// The rule was checked and stops the message; it decides.
     Fail,
+    /// The rule does not apply here.
     Skip,
 }
 
@@ -151,6 +177,7 @@ pub enum StepResult {
 pub struct TraceStep {
     /// The rule's id: `policies/default.toml#window.standard`.
     pub rule: String,
+    /// What the rule concluded.
     pub result: StepResult,
     /// What the rule saw, in words. Static text on the common paths, so that an allowed
     /// message costs no formatting; build one with `"…".into()` or `format!(…).into()`.
@@ -160,7 +187,9 @@ pub struct TraceStep {
 /// The engine's answer for one message (API.md §5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
+    /// allow, deny or defer.
     pub outcome: Outcome,
+    /// Why, as a stable code.
     pub reason: Reason,
     /// The rule that decided: the first that failed; for `allow`, the rule that chose how the
     /// message goes (`receipt.inside_window`, `receipt.outside_window`, `marketing.outside_window`).
@@ -168,8 +197,10 @@ pub struct Decision {
     /// sha256 of the policy files the decision was made under.
     pub policy_version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The Send API `messaging_type` to use (`None` for Marketing Messages token sends).
     pub messaging_type: Option<MessagingType>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The message tag, with `MESSAGE_TAG`.
     pub tag: Option<Tag>,
     /// For `UTILITY` sends: the template with its parameters filled in.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,5 +212,6 @@ pub struct Decision {
     /// For `defer`: the earliest moment the message may go.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_before: Option<DateTime<Utc>>,
+    /// Every rule looked at, in order.
     pub trace: Vec<TraceStep>,
 }

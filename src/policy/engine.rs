@@ -385,23 +385,13 @@ impl<'a> Eval<'a> {
             .iter()
             .map(|p| field(content, p).unwrap_or_else(|| spec.when_missing.clone()))
             .collect();
-        let detail = format!(
-            "outside the window: UTILITY with the policy's template {} ({}) filled from the {}",
-            spec.name,
-            spec.language,
-            if matches!(content, Content::ShippingUpdate(_)) {
-                "shipment"
-            } else {
-                "order"
-            }
-        );
         Some((
             UtilityTemplate {
                 name: spec.name.clone(),
                 language: spec.language.clone(),
                 parameters,
             },
-            detail.into(),
+            spec.detail.clone().into(),
         ))
     }
 
@@ -679,15 +669,12 @@ fn status_code(s: ShippingStatus) -> &'static str {
     }
 }
 
-/// Money as people read it: `42.50` rather than `42.5`; whole numbers and finer amounts as given.
+/// Money as people read it: `42.50` rather than `42.5`; whole numbers and finer amounts as
+/// given. Works on the number's own text, so no float is rounded along the way.
 fn amount(n: &Number) -> String {
-    if n.is_f64() {
-        if let Some(f) = n.as_f64() {
-            let cents = f * 100.0;
-            if (cents - cents.round()).abs() < 1e-6 {
-                return format!("{f:.2}");
-            }
-        }
+    let mut s = n.to_string();
+    if s.find('.').is_some_and(|dot| s.len() - dot == 2) {
+        s.push('0');
     }
-    n.to_string()
+    s
 }

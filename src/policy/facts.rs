@@ -49,7 +49,9 @@ pub struct MarketingToken {
 /// One earlier send to the same recipient that the policy allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecentSend {
+    /// When it was allowed.
     pub at: DateTime<Utc>,
+    /// Its category.
     pub category: Category,
 }
 

@@ -233,6 +233,9 @@ fn messaging_type_named(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Mess
     found
 }
 
+/// Where something was written, when the parser knows.
+type Span = Option<Range<usize>>;
+
 /// One entry of a dated rule, while it is read.
 struct RawDated<T> {
     from: Option<DateTime<Utc>>,
@@ -251,7 +254,7 @@ fn dated<T>(
     value_keys: &[&str],
     mut read_value: impl FnMut(&mut Cx<'_>, &[Entry], &Option<Range<usize>>) -> Option<T>,
     describe: impl Fn(&T) -> String,
-) -> Option<(Dated<T>, Vec<Option<Range<usize>>>)> {
+) -> Option<(Dated<T>, Vec<Span>)> {
     let items: Vec<&Node> = match &node.value {
         Value::Array(items) => items.iter().collect(),
         Value::Table(_) => vec![node],
@@ -1412,10 +1415,16 @@ fn template_spec(cx: &mut Cx<'_>, node: &Node, cat: Category) -> Option<Template
         None => Some("-".to_owned()),
         Some(n) => string(cx, n, "`template.when_missing`").map(str::to_owned),
     };
+    let (name, language) = (name?, language?);
+    let detail = format!(
+        "outside the window: UTILITY with the policy's template {name} ({language}) filled from the {}",
+        if cat == Category::ShippingUpdate { "shipment" } else { "order" }
+    );
     Some(TemplateSpec {
-        name: name?,
-        language: language?,
+        name,
+        language,
         parameters: parameters?,
         when_missing: when_missing?,
+        detail,
     })
 }

@@ -16,6 +16,8 @@ mod load;
 mod model;
 mod read;
 mod testing;
+#[cfg(test)]
+mod tests;
 mod tree;
 
 pub use decision::{Decision, MessagingType, Outcome, Reason, StepResult, Tag, TraceStep, Via};

@@ -197,6 +197,8 @@ pub(crate) struct TemplateSpec {
     pub parameters: Vec<String>,
     /// Stands in for an optional field the message does not have (a tracking number, say).
     pub when_missing: String,
+    /// The trace detail when it is used, written once at load.
+    pub detail: String,
 }
 
 /// `[<category>] inside_window` and `outside_window`.

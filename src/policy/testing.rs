@@ -280,9 +280,9 @@ struct Case {
 enum Check {
     /// `[[case]]`: a decision.
     Decide {
-        message: OutboundMessage,
-        facts: Facts,
-        expect: Expect,
+        message: Box<OutboundMessage>,
+        facts: Box<Facts>,
+        expect: Box<Expect>,
     },
     /// `[[keyword]]`: whether a text is a stop (or resume) keyword.
     Keyword {
@@ -700,21 +700,22 @@ fn read_case(cx: &mut Cx<'_>, l: &Lookup<'_>, span: &Option<Range<usize>>) -> Op
     else {
         return None;
     };
-    recent_sends.sort_by(|a: &RecentSend, b: &RecentSend| b.at.cmp(&a.at));
+    // Newest first, as the store hands them over.
+    recent_sends.sort_by_key(|s: &RecentSend| std::cmp::Reverse(s.at));
     Some(Case {
         file: cx.display.to_owned(),
         line,
         name,
         check: Check::Decide {
-            message: OutboundMessage {
+            message: Box::new(OutboundMessage {
                 page_id: None,
                 recipient,
                 category,
                 content,
                 utility_template,
                 send_at: None,
-            },
-            facts: Facts {
+            }),
+            facts: Box::new(Facts {
                 now: decide_at,
                 role,
                 transactional_consent,
@@ -728,8 +729,8 @@ fn read_case(cx: &mut Cx<'_>, l: &Lookup<'_>, span: &Option<Range<usize>>) -> Op
                 page_region,
                 timezone,
                 recent_sends,
-            },
-            expect,
+            }),
+            expect: Box::new(expect),
         },
     })
 }

@@ -43,7 +43,11 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
             .route(&user("reads"), web::post().to(reads))
             .route(&user("inbox"), web::get().to(inbox))
             .route("/checkbox", web::post().to(checkbox))
-            .route("/faults", web::post().to(add_fault))
+            .service(
+                web::resource("/faults")
+                    .route(web::post().to(add_fault))
+                    .route(web::delete().to(clear_faults)),
+            )
             .route("/stats", web::get().to(stats)),
     );
 }
@@ -480,6 +484,12 @@ async fn add_fault(body: web::Bytes, shared: web::Data<Shared>) -> Reply {
     }
     shared.state().add_fault(fault.clone());
     Ok(HttpResponse::Created().json(fault))
+}
+
+/// `DELETE /sandbox/faults` → `{cleared}`: the faults not yet used are dropped.
+async fn clear_faults(shared: web::Data<Shared>) -> Reply {
+    let cleared = shared.state().clear_faults();
+    Ok(HttpResponse::Ok().json(json!({ "cleared": cleared })))
 }
 
 /// `GET /sandbox/stats` → [`super::SandboxStats`].

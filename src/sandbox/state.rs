@@ -235,6 +235,11 @@ impl State {
         }
     }
 
+    /// Drops every fault not yet used; returns how many sends they would still have failed.
+    pub fn clear_faults(&mut self) -> u32 {
+        self.faults.drain(..).map(|fault| fault.count).sum()
+    }
+
     /// The id of the last message the page sent the person, if any.
     pub fn last_message_id(&self, psid: &str, page_id: &str) -> Option<String> {
         self.inboxes

@@ -54,6 +54,7 @@ dir = "{policy}"
 [delivery]
 retry_base_ms = 100
 retry_max_ms = 200
+max_attempts = 1000
 "#,
         store = dir.join("store").display(),
         policy = policy_dir().display(),
@@ -71,6 +72,8 @@ async fn start(config: &Path, log: &Path) -> Gateway {
         .append(true)
         .open(log)
         .expect("log");
+    // Only this run's log lines count: the log is shared with the previous run.
+    let start_len = std::fs::metadata(log).map_or(0, |m| m.len() as usize);
     let child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["serve", "--config"])
         .arg(config)
@@ -79,8 +82,12 @@ async fn start(config: &Path, log: &Path) -> Gateway {
         .stderr(Stdio::from(out))
         .spawn()
         .expect("spawn herald");
+    // From here on, Drop kills the child whatever happens.
+    let mut gateway = Gateway {
+        child,
+        base: String::new(),
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    let start_len = 0;
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let fresh = &text[start_len.min(text.len())..];
@@ -95,12 +102,12 @@ async fn start(config: &Path, log: &Path) -> Gateway {
             })
             .filter(|p| !p.is_empty())
         {
-            let base = format!("http://127.0.0.1:{port}");
-            if reqwest::get(format!("{base}/readyz"))
+            gateway.base = format!("http://127.0.0.1:{port}");
+            if reqwest::get(format!("{}/readyz", gateway.base))
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return Gateway { child, base };
+                return gateway;
             }
         }
         assert!(Instant::now() < deadline, "herald did not start:\n{text}");
@@ -147,10 +154,11 @@ async fn kill_dash_nine_with_messages_in_flight_loses_nothing_and_leaks_no_secre
         .issue("shop", Role::Backend, Duration::from_secs(600))
         .expect("token");
 
-    // Every first attempt fails with a transient error, so the outbox is full of retries.
+    // Every attempt fails with a transient error until the faults are cleared, so the outbox is
+    // full of messages being retried when the process dies.
     const N: usize = 30;
     http.post(format!("{}/sandbox/faults", sandbox.base_url()))
-        .json(&json!({"code": 1200, "subcode": 2018024, "count": N}))
+        .json(&json!({"code": 1200, "subcode": 2018024, "count": 1_000_000}))
         .send()
         .await
         .expect("faults");
@@ -181,12 +189,24 @@ async fn kill_dash_nine_with_messages_in_flight_loses_nothing_and_leaks_no_secre
         let body: Value = r.json().await.expect("json");
         ids.push((psid, body["id"].as_str().expect("id").to_owned()));
     }
+    // Wait until the worker has tried (and failed) at least once, then kill it mid-retry.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sandbox.stats().injected_faults < N as u64 {
+        assert!(Instant::now() < deadline, "the worker never tried to send");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     sigkill(&mut gateway);
-    let delivered_before = sandbox.stats().accepted;
-    assert!(
-        delivered_before < N as u64,
-        "the kill came while messages were still in flight"
+    assert_eq!(
+        sandbox.stats().accepted,
+        0,
+        "nothing went out before the kill"
     );
+    let cleared = http
+        .delete(format!("{}/sandbox/faults", sandbox.base_url()))
+        .send()
+        .await
+        .expect("clear faults");
+    assert_eq!(cleared.status().as_u16(), 200);
 
     let gateway = start(&config, &log).await;
     let deadline = Instant::now() + Duration::from_secs(60);
