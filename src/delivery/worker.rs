@@ -218,13 +218,7 @@ impl Worker {
             .and_then(|p| self.herald.pages.get(&p));
         let Some(page) = page else {
             return self
-                .fail(
-                    &record,
-                    &decision,
-                    now,
-                    None,
-                    "the page is no longer configured",
-                )
+                .fail(&record, &decision, now, "the page is no longer configured")
                 .await;
         };
         let token = match decision.via {
@@ -243,7 +237,6 @@ impl Worker {
                                 &record,
                                 &decision,
                                 now,
-                                None,
                                 "no active Marketing Messages token",
                             )
                             .await
@@ -403,33 +396,26 @@ impl Worker {
     ) -> Result<Processed, StoreError> {
         let now = Utc::now();
         let attempts = u32::try_from(record.attempts.len()).unwrap_or(u32::MAX) + 1;
-        let retry_at = match failure.class {
-            ErrorClass::Transient if attempts < self.settings.max_attempts => {
-                let delay = retry_delay(
-                    attempts,
-                    self.settings.retry_base(),
-                    self.settings.retry_max(),
-                    failure.retry_after,
-                );
-                Some(now + chrono::Duration::from_std(delay).unwrap_or_default())
-            }
-            ErrorClass::RateLimited if attempts < self.settings.max_attempts => {
-                let delay = retry_delay(
-                    attempts,
-                    self.settings.retry_base(),
-                    self.settings.retry_max(),
-                    failure.retry_after,
-                );
-                let until = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                // The limit is the page's, not this message's: hold back every send to it.
-                self.paused_pages
-                    .lock()
-                    .insert(record.page_id.clone(), until);
-                tracing::warn!(page = %record.page_id, until = %until, "Graph rate limit: pausing the page");
-                Some(until)
-            }
-            _ => None,
-        };
+        let retryable = matches!(
+            failure.class,
+            ErrorClass::Transient | ErrorClass::RateLimited
+        );
+        let retry_at = (retryable && attempts < self.settings.max_attempts).then(|| {
+            let delay = retry_delay(
+                attempts,
+                self.settings.retry_base(),
+                self.settings.retry_max(),
+                failure.retry_after,
+            );
+            now + chrono::Duration::from_std(delay).unwrap_or_default()
+        });
+        if let (Some(until), ErrorClass::RateLimited) = (retry_at, failure.class) {
+            // The limit is the page's, not this message's: hold back every send to it.
+            self.paused_pages
+                .lock()
+                .insert(record.page_id.clone(), until);
+            tracing::warn!(page = %record.page_id, until = %until, "Graph rate limit: pausing the page");
+        }
         let graph_error = failure.graph_error.as_ref().map(|e| e.record());
         let attempt = Attempt {
             at: now,
@@ -468,13 +454,12 @@ impl Worker {
         record: &MessageRecord,
         decision: &Decision,
         now: DateTime<Utc>,
-        http_status: Option<u16>,
         why: &str,
     ) -> Result<Processed, StoreError> {
         let attempt = Attempt {
             at: now,
             outcome: "failed".into(),
-            http_status,
+            http_status: None,
             graph_error: None,
             error: Some(why.to_owned()),
             next_attempt_at: None,

@@ -279,28 +279,23 @@ fn user_event(
             }
             let evidence = json!({"title": title, "payload": payload, "status": status.map(|s| format!("{s:?}"))});
             match status {
-                Some(NotificationStatus::Stop) => {
+                Some(status) => {
+                    let (token_status, action) = match status {
+                        NotificationStatus::Stop => (TokenStatus::Stopped, ConsentAction::OptOut),
+                        NotificationStatus::Resume => (TokenStatus::Active, ConsentAction::Grant),
+                    };
                     if let Some(t) = r.marketing_token.as_mut() {
-                        t.status = TokenStatus::Stopped;
+                        t.status = token_status;
                     }
-                    let e = opt_out(
-                        ConsentScope::Marketing,
-                        ConsentSource::NotificationSettings,
-                        evidence,
-                        at,
-                    );
-                    entries.push(push_consent(r, key, e, page));
-                }
-                Some(NotificationStatus::Resume) => {
-                    if let Some(t) = r.marketing_token.as_mut() {
-                        t.status = TokenStatus::Active;
-                    }
-                    let e = grant(
-                        ConsentScope::Marketing,
-                        ConsentSource::NotificationSettings,
-                        evidence,
-                        at,
-                    );
+                    let e = ConsentEvent {
+                        action,
+                        ..grant(
+                            ConsentScope::Marketing,
+                            ConsentSource::NotificationSettings,
+                            evidence,
+                            at,
+                        )
+                    };
                     entries.push(push_consent(r, key, e, page));
                 }
                 None => {

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use herald::auth::JwtKeys;
 use herald::domain::Role;
-use herald::sandbox::{Sandbox, SandboxConfig, SandboxPage};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    policy_dir, APP_SECRET, AUDIENCE, ISSUER, JWT_SECRET, PAGE_ID, PAGE_TOKEN, VERIFY_TOKEN,
+    policy_dir, start_sandbox, APP_SECRET, AUDIENCE, ISSUER, JWT_SECRET, PAGE_ID, PAGE_TOKEN,
+    VERIFY_TOKEN,
 };
 
 struct Gateway {
@@ -125,22 +125,7 @@ fn sigkill(gateway: &mut Gateway) {
 async fn kill_dash_nine_with_messages_in_flight_loses_nothing_and_leaks_no_secret() {
     let dir = tempfile::tempdir().expect("dir");
     let sandbox_listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let sandbox = Sandbox::start(
-        SandboxConfig {
-            app_secret: APP_SECRET.into(),
-            pages: vec![SandboxPage {
-                id: PAGE_ID.into(),
-                access_token: PAGE_TOKEN.into(),
-                region: Some("EU".into()),
-            }],
-            webhook_url: None,
-            auto_receipts: false,
-            rate_per_page_per_second: 300,
-        },
-        sandbox_listener,
-    )
-    .await
-    .expect("sandbox");
+    let sandbox = start_sandbox(sandbox_listener, None).await;
     let http = reqwest::Client::new();
     let config = write_config(dir.path(), &sandbox.base_url());
     let log = dir.path().join("herald.log");

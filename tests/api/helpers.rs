@@ -67,6 +67,26 @@ pub fn test_settings(store: &std::path::Path, graph_base_url: &str) -> Settings 
     s
 }
 
+/// The Messenger stand-in for the test page, posting webhooks to `webhook_url`.
+pub async fn start_sandbox(listener: TcpListener, webhook_url: Option<String>) -> Sandbox {
+    Sandbox::start(
+        SandboxConfig {
+            app_secret: APP_SECRET.into(),
+            pages: vec![SandboxPage {
+                id: PAGE_ID.into(),
+                access_token: PAGE_TOKEN.into(),
+                region: Some("EU".into()),
+            }],
+            webhook_url,
+            auto_receipts: false,
+            rate_per_page_per_second: 300,
+        },
+        listener,
+    )
+    .await
+    .expect("start sandbox")
+}
+
 pub async fn spawn_app() -> TestApp {
     let store_dir = tempfile::tempdir().expect("temp dir");
     let herald_listener = TcpListener::bind("127.0.0.1:0").expect("bind herald");
@@ -85,22 +105,11 @@ pub async fn spawn_app() -> TestApp {
         .expect("build app");
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
-    let sandbox = Sandbox::start(
-        SandboxConfig {
-            app_secret: APP_SECRET.into(),
-            pages: vec![SandboxPage {
-                id: PAGE_ID.into(),
-                access_token: PAGE_TOKEN.into(),
-                region: Some("EU".into()),
-            }],
-            webhook_url: Some(format!("{address}/webhooks/messenger")),
-            auto_receipts: false,
-            rate_per_page_per_second: 300,
-        },
+    let sandbox = start_sandbox(
         sandbox_listener,
+        Some(format!("{address}/webhooks/messenger")),
     )
-    .await
-    .expect("start sandbox");
+    .await;
     TestApp {
         address,
         sandbox_url,
