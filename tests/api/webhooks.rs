@@ -107,3 +107,84 @@ async fn deliveries_and_reads_advance_the_message_status() {
         .collect();
     assert_eq!(history, ["queued", "sent", "delivered", "read"]);
 }
+
+#[tokio::test]
+async fn a_parked_event_is_applied_when_retried() {
+    let app = spawn_app().await;
+    let event = json!({"page_id": crate::helpers::PAGE_ID, "event": {
+        "sender": {"id": "4004"}, "recipient": {"id": crate::helpers::PAGE_ID},
+        "timestamp": chrono::Utc::now().timestamp_millis(),
+        "message": {"mid": "m_parked", "text": "I was parked"}}});
+    app.handle
+        .herald
+        .store
+        .park_event(&event)
+        .await
+        .expect("park");
+    let (status, _) = app.recipient("4004").await;
+    assert_eq!(status, 404, "not applied yet");
+    let applied = app
+        .handle
+        .herald
+        .retry_parked_events()
+        .await
+        .expect("retry");
+    assert_eq!(applied, 1);
+    let (_, recipient) = app.recipient("4004").await;
+    assert_eq!(recipient["window"]["open"], true, "{recipient}");
+    assert!(app
+        .handle
+        .herald
+        .store
+        .parked_events(10)
+        .expect("parked")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_referral_is_kept_as_attribution_and_opens_the_window() {
+    let app = spawn_app().await;
+    app.sandbox_post(
+        "/users/4005/referrals",
+        json!({"ref": "spring-sale", "source": "SHORTLINK"}),
+    )
+    .await;
+    let (_, recipient) = app.recipient("4005").await;
+    assert_eq!(
+        recipient["attributions"][0]["ref"], "spring-sale",
+        "{recipient}"
+    );
+    assert_eq!(recipient["attributions"][0]["source"], "SHORTLINK");
+    assert_eq!(recipient["window"]["open"], true);
+    let (status, body) = app.respond("4005", "Welcome!").await;
+    assert_eq!(status, 202, "{body}");
+}
+
+#[tokio::test]
+async fn a_checkbox_opt_in_lets_the_shop_send_the_receipt_to_the_user_ref() {
+    let app = spawn_app().await;
+    let answer = app
+        .sandbox_post(
+            "/checkbox",
+            json!({"user_ref": "cart-7781", "ref": "checkout"}),
+        )
+        .await;
+    assert_eq!(answer["webhook_status"], 200, "{answer}");
+    let (status, body) = app
+        .call(
+            herald::domain::Role::Backend,
+            "/v1/receipts",
+            json!({
+                "recipient": {"user_ref": "cart-7781"},
+                "order": {"order_number": "C-1", "currency": "USD", "payment_method": "Visa",
+                          "recipient_name": "Grace", "summary": {"total_cost": 10}}
+            }),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    app.drain().await;
+    let inbox = app.inbox("cart-7781");
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].body["recipient"]["user_ref"], "cart-7781");
+    app.assert_no_rejections();
+}

@@ -82,3 +82,45 @@ async fn an_agent_reply_gets_human_agent_at_3_days_and_is_denied_at_8() {
     assert!(app.inbox("2004").is_empty());
     app.assert_no_rejections();
 }
+
+#[tokio::test]
+async fn evaluate_applies_the_rules_in_force_at_the_moment_asked_about() {
+    let app = spawn_app().await;
+    app.consent("2005", "transactional", None).await;
+    let body = |at: &str| {
+        json!({"recipient": {"psid": "2005"}, "category": "shipping_update",
+               "message": {"text": "Your parcel has shipped"}, "at": at})
+    };
+    let (status, before) = app
+        .call(
+            herald::domain::Role::Backend,
+            "/v1/policy/evaluate",
+            body("2026-03-01T12:00:00Z"),
+        )
+        .await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["messaging_type"], "MESSAGE_TAG");
+    assert_eq!(before["tag"], "POST_PURCHASE_UPDATE");
+    let (_, after) = app
+        .call(
+            herald::domain::Role::Backend,
+            "/v1/policy/evaluate",
+            body("2026-05-01T12:00:00Z"),
+        )
+        .await;
+    assert_eq!(after["outcome"], "deny", "{after}");
+    assert_eq!(
+        after["reason"], "template_required",
+        "a free-form update needs a utility template now"
+    );
+    assert!(after["trace"].as_array().is_some_and(|t| !t.is_empty()));
+    // Evaluating wrote nothing.
+    let audit = app.handle.herald.store.audit_head().seq;
+    app.call(
+        herald::domain::Role::Backend,
+        "/v1/policy/evaluate",
+        body("2026-05-01T12:00:00Z"),
+    )
+    .await;
+    assert_eq!(app.handle.herald.store.audit_head().seq, audit);
+}
