@@ -201,3 +201,27 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
     app.drain().await;
     assert_eq!(app.inbox("1005").len(), 1, "sent once");
 }
+
+#[tokio::test]
+async fn a_message_with_send_at_waits_and_then_goes() {
+    let app = spawn_app().await;
+    app.user_writes("1006", "hi", None).await;
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let (status, body) = app
+        .send(
+            json!({"recipient": {"psid": "1006"}, "category": "response",
+                     "message": {"text": "later"}, "send_at": at.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "deferred");
+    let id = body["id"].as_str().expect("id");
+    assert!(app.inbox("1006").is_empty());
+    app.drain().await;
+    let message = app.message(id).await;
+    assert_eq!(message["status"], "sent", "{message}");
+    let sent_at = message["history"][1]["at"].as_str().expect("sent at");
+    let sent_at = chrono::DateTime::parse_from_rfc3339(sent_at).expect("time");
+    assert!(sent_at >= at, "not before send_at: {sent_at} < {at}");
+    app.assert_no_rejections();
+}
