@@ -25,7 +25,7 @@ use herald::sandbox::{Sandbox, SandboxConfig, SandboxPage};
 use herald::startup::{AppHandle, Application};
 use herald::store::{AuditEntry, AuditKind, Store};
 use secrecy::SecretString;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const JWT_SECRET: &str = "loadgen-jwt-secret-0123456789";
 const APP_SECRET: &str = "loadgen-app-secret-0123456789";

@@ -62,12 +62,12 @@ impl Store {
     ) -> Result<Vec<RecentSend>, StoreError> {
         let prefix = joined(recipient_key, &[]);
         let start = joined(recipient_key, &millis(since));
+        // `key ++ 1` sorts after every `key ++ 0 ++ …`: the scan stays within this recipient.
+        let mut end = recipient_key.as_bytes().to_vec();
+        end.push(1);
         let mut sends = Vec::new();
-        for item in self.tree(T::Sends).range(start..).rev() {
+        for item in self.tree(T::Sends).range(start..end).rev() {
             let (key, value) = item?;
-            if !key.starts_with(&prefix) {
-                continue;
-            }
             let Some((at, _)) = parse_send_key(prefix.len(), &key) else {
                 continue;
             };
