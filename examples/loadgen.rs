@@ -61,7 +61,9 @@ fn options() -> Options {
         }
     }
     if o.runs.is_empty() {
-        o.runs = ["accept", "latency", "e2e", "coldstart"].map(String::from).to_vec();
+        o.runs = ["accept", "latency", "e2e", "coldstart"]
+            .map(String::from)
+            .to_vec();
     }
     o
 }
@@ -79,10 +81,21 @@ struct Row {
 impl Row {
     fn print_header() {
         println!(
-            "| {:<28} | {:>8} | {:>7} | {:>10} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {}",
-            "run", "count", "secs", "per sec", "p50 ms", "p90 ms", "p99 ms", "max ms", "RSS MB", "note"
+            "| {:<28} | {:>8} | {:>7} | {:>10} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | note",
+            "run",
+            "count",
+            "secs",
+            "per sec",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+            "RSS MB",
         );
-        println!("|{:-<30}|{:->10}|{:->9}|{:->12}|{:->9}|{:->9}|{:->9}|{:->9}|{:->9}|------", "", "", "", "", "", "", "", "", "");
+        println!(
+            "|{:-<30}|{:->10}|{:->9}|{:->12}|{:->9}|{:->9}|{:->9}|{:->9}|{:->9}|------",
+            "", "", "", "", "", "", "", "", ""
+        );
     }
 
     fn print(&mut self) {
@@ -91,7 +104,9 @@ impl Row {
             if self.latencies_us.is_empty() {
                 return "-".into();
             }
-            let i = ((self.latencies_us.len() as f64 * p).ceil() as usize).clamp(1, self.latencies_us.len()) - 1;
+            let i = ((self.latencies_us.len() as f64 * p).ceil() as usize)
+                .clamp(1, self.latencies_us.len())
+                - 1;
             format!("{:.2}", self.latencies_us[i] as f64 / 1000.0)
         };
         println!(
@@ -115,9 +130,11 @@ fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -143,8 +160,13 @@ async fn rig(pages: usize, store_dir: Option<tempfile::TempDir>) -> Rig {
     let base = format!("http://{}", herald_listener.local_addr().expect("addr"));
     let sandbox_url = format!("http://{}", sandbox_listener.local_addr().expect("addr"));
     let page_ids: Vec<String> = (0..pages).map(page_id).collect();
-    let mut settings = Settings::load(std::path::Path::new("/nonexistent"), false, Vec::new(), Mode::Sandbox)
-        .expect("settings");
+    let mut settings = Settings::load(
+        std::path::Path::new("/nonexistent"),
+        false,
+        Vec::new(),
+        Mode::Sandbox,
+    )
+    .expect("settings");
     settings.storage.path = store_dir.path().join("store");
     settings.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
     settings.messenger.graph_base_url = sandbox_url;
@@ -153,11 +175,16 @@ async fn rig(pages: usize, store_dir: Option<tempfile::TempDir>) -> Rig {
     for id in &page_ids {
         settings.messenger.pages.insert(
             id.clone(),
-            PageSettings { access_token: SecretString::from(format!("token-{id}")), region: Some("EU".into()) },
+            PageSettings {
+                access_token: SecretString::from(format!("token-{id}")),
+                region: Some("EU".into()),
+            },
         );
     }
     settings.policy.dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let app = Application::build_with_listener(&settings, herald_listener).await.expect("app");
+    let app = Application::build_with_listener(&settings, herald_listener)
+        .await
+        .expect("app");
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     let sandbox = Sandbox::start(
@@ -165,7 +192,11 @@ async fn rig(pages: usize, store_dir: Option<tempfile::TempDir>) -> Rig {
             app_secret: APP_SECRET.into(),
             pages: page_ids
                 .iter()
-                .map(|id| SandboxPage { id: id.clone(), access_token: format!("token-{id}"), region: Some("EU".into()) })
+                .map(|id| SandboxPage {
+                    id: id.clone(),
+                    access_token: format!("token-{id}"),
+                    region: Some("EU".into()),
+                })
                 .collect(),
             webhook_url: Some(format!("{base}/webhooks/messenger")),
             auto_receipts: false,
@@ -176,9 +207,22 @@ async fn rig(pages: usize, store_dir: Option<tempfile::TempDir>) -> Rig {
     .await
     .expect("sandbox");
     let keys = JwtKeys::new(&SecretString::from(JWT_SECRET), None, None);
-    let token = keys.issue("loadgen", Role::Backend, Duration::from_secs(3600)).expect("token");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build().expect("client");
-    Rig { base, handle, sandbox, http, token, pages: page_ids, store_dir }
+    let token = keys
+        .issue("loadgen", Role::Backend, Duration::from_secs(3600))
+        .expect("token");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()
+        .expect("client");
+    Rig {
+        base,
+        handle,
+        sandbox,
+        http,
+        token,
+        pages: page_ids,
+        store_dir,
+    }
 }
 
 /// Runs `total` jobs over `clients` tasks, closed loop; returns latencies and wall time.
@@ -259,15 +303,28 @@ async fn consents(rig: &Rig, clients: usize, n: usize) {
         let req = http
             .post(format!("{base}/v1/consents"))
             .bearer_auth(&token)
-            .json(&json!({"recipient": {"psid": psid(i)}, "scope": "transactional",
-                          "source": "loadgen", "evidence": "generated"}));
+            .json(
+                &json!({"recipient": {"psid": psid(i)}, "scope": "transactional",
+                          "source": "loadgen", "evidence": "generated"}),
+            );
         async move { req.send().await.is_ok_and(|r| r.status().as_u16() == 201) }
     })
     .await;
 }
 
-fn shipping_job(rig: &Rig, recipients: usize) -> impl Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync + 'static {
-    let (http, base, token, pages) = (rig.http.clone(), rig.base.clone(), rig.token.clone(), rig.pages.clone());
+fn shipping_job(
+    rig: &Rig,
+    recipients: usize,
+) -> impl Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
+       + Send
+       + Sync
+       + 'static {
+    let (http, base, token, pages) = (
+        rig.http.clone(),
+        rig.base.clone(),
+        rig.token.clone(),
+        rig.pages.clone(),
+    );
     move |i| {
         let req = http
             .post(format!("{base}/v1/shipping-updates"))
@@ -307,7 +364,11 @@ async fn accept(o: &Options, fixed_rate: bool) -> Row {
     drop(rig.sandbox);
     drop(rig.store_dir);
     Row {
-        run: if fixed_rate { format!("accept @ {}/s (open loop)", o.rate) } else { format!("accept, {} clients", o.clients) },
+        run: if fixed_rate {
+            format!("accept @ {}/s (open loop)", o.rate)
+        } else {
+            format!("accept, {} clients", o.clients)
+        },
         count: o.requests,
         seconds,
         latencies_us,
@@ -325,7 +386,9 @@ async fn e2e(o: &Options) -> Vec<Row> {
     {
         let (http, sandbox) = (rig.http.clone(), rig.sandbox.base_url());
         closed_loop(o.clients, recipients, move |i| {
-            let req = http.post(format!("{sandbox}/sandbox/users")).json(&json!({"psid": psid(i)}));
+            let req = http
+                .post(format!("{sandbox}/sandbox/users"))
+                .json(&json!({"psid": psid(i)}));
             async move { req.send().await.is_ok_and(|r| r.status().is_success()) }
         })
         .await;
@@ -337,7 +400,10 @@ async fn e2e(o: &Options) -> Vec<Row> {
     while (rig.sandbox.stats().accepted as usize) < before + o.requests {
         rss = rss.max(rss_mb());
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(start.elapsed() < Duration::from_secs(600), "deliveries stalled");
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "deliveries stalled"
+        );
     }
     let e2e_secs = start.elapsed().as_secs_f64();
     let rejected = rig.sandbox.stats().rejected;
@@ -347,7 +413,9 @@ async fn e2e(o: &Options) -> Vec<Row> {
         seconds: e2e_secs,
         latencies_us: accept_lat,
         rss_mb: rss,
-        note: format!("delivered by the sandbox; latencies are the accept calls; {rejected} rejected"),
+        note: format!(
+            "delivered by the sandbox; latencies are the accept calls; {rejected} rejected"
+        ),
     };
 
     // The ceiling: the same generator posting Send API calls straight to the sandbox.
@@ -373,7 +441,9 @@ async fn e2e(o: &Options) -> Vec<Row> {
     };
     let ratio = (o.requests as f64 / e2e_secs) / (o.requests as f64 / secs);
     let mut herald_row = herald_row;
-    herald_row.note.push_str(&format!("; {:.0} % of the ceiling", ratio * 100.0));
+    herald_row
+        .note
+        .push_str(&format!("; {:.0} % of the ceiling", ratio * 100.0));
     rig.handle.shutdown().await;
     vec![herald_row, ceiling_row]
 }
@@ -408,7 +478,12 @@ async fn coldstart(o: &Options) -> Vec<Row> {
         }
         let t = Instant::now();
         let rig = rig(1, Some(dir)).await;
-        let ok = rig.http.get(format!("{}/readyz", rig.base)).send().await.is_ok_and(|r| r.status().is_success());
+        let ok = rig
+            .http
+            .get(format!("{}/readyz", rig.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
         let secs = t.elapsed().as_secs_f64();
         assert!(ok);
         rows.push(Row {
@@ -417,7 +492,10 @@ async fn coldstart(o: &Options) -> Vec<Row> {
             seconds: secs,
             latencies_us: vec![(secs * 1e6) as u64],
             rss_mb: rss_mb(),
-            note: format!("audit head seq {}", rig.handle.herald.store.audit_head().seq),
+            note: format!(
+                "audit head seq {}",
+                rig.handle.herald.store.audit_head().seq
+            ),
         });
         rig.handle.shutdown().await;
     }

@@ -295,7 +295,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::Duration;
 
     use super::*;
@@ -303,13 +303,18 @@ mod tests {
     use crate::policy::{Decision, Outcome, Reason, Via};
 
     fn record(due: DateTime<Utc>) -> MessageRecord {
+        record_for("42", due)
+    }
+
+    /// A queued response to `psid`, due at `due`.
+    pub(crate) fn record_for(psid: &str, due: DateTime<Utc>) -> MessageRecord {
         MessageRecord {
             id: MessageId::generate(),
             created_at: due,
             client: "shop".into(),
             role: crate::domain::Role::Backend,
             page_id: "1".into(),
-            recipient: Recipient::Psid(Psid::parse("42").expect("psid")),
+            recipient: Recipient::Psid(Psid::parse(psid).expect("psid")),
             category: Category::Response,
             content: Content::Message(serde_json::json!({"text": "hi"})),
             utility_template: None,

@@ -141,3 +141,45 @@ impl Store {
         self.durable().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::store::messages::tests::record_for;
+    use crate::store::NewMessage;
+
+    #[tokio::test]
+    async fn send_history_stays_within_one_recipient() {
+        let store = crate::store::temporary().await;
+        let now = Utc::now();
+        // "12" is a prefix of "123": their histories must not mix.
+        for (psid, n) in [("12", 2), ("123", 3), ("1", 1)] {
+            for i in 0..n {
+                let r = record_for(psid, now - Duration::minutes(i));
+                let new = NewMessage {
+                    record: &r,
+                    audit: vec![],
+                    enqueue: false,
+                    counts_as_send: true,
+                    idempotency: None,
+                };
+                store.accept(new).await.expect("accept");
+            }
+        }
+        let since = now - Duration::hours(1);
+        assert_eq!(store.recent_sends("12", since).expect("sends").len(), 2);
+        assert_eq!(store.recent_sends("123", since).expect("sends").len(), 3);
+        assert_eq!(store.recent_sends("1", since).expect("sends").len(), 1);
+        assert_eq!(
+            store
+                .recent_sends("1", now + Duration::minutes(1))
+                .expect("sends")
+                .len(),
+            0
+        );
+        let newest_first = store.recent_sends("123", since).expect("sends");
+        assert!(newest_first.windows(2).all(|w| w[0].at >= w[1].at));
+    }
+}

@@ -1,0 +1,148 @@
+//! The store: one durable accept (message + outbox + audit in one transaction, then fsync),
+//! the same under 64 concurrent writers (group commit), and reading the audit log.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use herald::domain::{Category, Content, MessageId, Psid, Recipient, Role};
+use herald::policy::{Decision, Outcome, Reason, Via};
+use herald::store::{AuditEntry, MessageRecord, MessageStatus, NewMessage, StatusChange, Store};
+use serde_json::json;
+
+fn record(i: usize) -> MessageRecord {
+    let now = Utc::now();
+    let decision = Decision {
+        outcome: Outcome::Allow,
+        reason: Reason::Ok,
+        rule: "policies/default.toml#response.inside_window".into(),
+        policy_version: "0".repeat(64),
+        messaging_type: None,
+        tag: None,
+        utility_template: None,
+        via: Via::Recipient,
+        not_before: None,
+        trace: Vec::new(),
+    };
+    MessageRecord {
+        id: MessageId::generate(),
+        created_at: now,
+        client: "bench".into(),
+        role: Role::Backend,
+        page_id: "100000000000001".into(),
+        recipient: Recipient::Psid(
+            Psid::parse(&format!("{}", 1_000_000 + i % 5000)).expect("psid"),
+        ),
+        category: Category::Response,
+        content: Content::Message(json!({"text": "Your order has shipped."})),
+        utility_template: None,
+        decision,
+        status: MessageStatus::Queued,
+        not_before: Some(now),
+        attempts: Vec::new(),
+        graph_message_id: None,
+        sent_at: None,
+        history: vec![StatusChange {
+            status: MessageStatus::Queued,
+            at: now,
+        }],
+        campaign: None,
+        content_sha256: "0".repeat(64),
+    }
+}
+
+async fn accept(store: &Store, r: &MessageRecord) {
+    store
+        .accept(NewMessage {
+            record: r,
+            audit: vec![AuditEntry::decision(r, &r.decision, r.created_at)],
+            enqueue: true,
+            counts_as_send: true,
+            idempotency: None,
+        })
+        .await
+        .expect("accept");
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = rt.block_on(async { Store::open(&dir.path().join("store")).expect("store") });
+
+    let mut g = c.benchmark_group("store");
+    g.sample_size(20);
+    g.bench_function("accept, one writer (durable)", |b| {
+        b.to_async(&rt).iter_batched(
+            || record(0),
+            |r| {
+                let store = Arc::clone(&store);
+                async move { accept(&store, &r).await }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.throughput(Throughput::Elements(64));
+    g.bench_function("accept, 64 concurrent writers (group commit)", |b| {
+        b.to_async(&rt).iter_batched(
+            || (0..64).map(record).collect::<Vec<_>>(),
+            |records| {
+                let store = Arc::clone(&store);
+                async move {
+                    let tasks: Vec<_> = records
+                        .into_iter()
+                        .map(|r| {
+                            let store = Arc::clone(&store);
+                            tokio::spawn(async move { accept(&store, &r).await })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await.expect("task");
+                    }
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+
+    // The audit log: 100,000 entries, then reads from its middle and a full verification.
+    rt.block_on(async {
+        for chunk in 0..100 {
+            let entries = (0..1000)
+                .map(|i| AuditEntry {
+                    at: Utc::now(),
+                    message_id: Some(format!("msg_{chunk}_{i}")),
+                    outcome: Some("allow".into()),
+                    ..AuditEntry::default()
+                })
+                .collect();
+            store.append_audit(entries).await.expect("append");
+        }
+    });
+    let middle = store.audit_head().seq / 2;
+    let mut g = c.benchmark_group("audit");
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("read 100 entries from the middle", |b| {
+        b.iter(|| {
+            store
+                .audit_entries(middle)
+                .take(100)
+                .filter(Result::is_ok)
+                .count()
+        })
+    });
+    g.throughput(Throughput::Elements(store.audit_head().seq));
+    g.sample_size(10);
+    g.bench_function("verify the whole chain", |b| {
+        b.iter(|| store.verify_audit())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
