@@ -105,6 +105,9 @@ impl T {
 
 const AUDIT_HEAD: &[u8] = b"audit_head";
 
+/// sled's page cache.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The embedded sled store.
 pub struct Store {
     db: sled::Db,
@@ -202,6 +205,9 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
+            // sled's default page cache is 1 GiB; Herald's hot set (recent recipients and the
+            // outbox) is far smaller, and resident memory is a budget (BENCHMARKS.md).
+            .cache_capacity(CACHE_BYTES)
             .flush_every_ms(Some(1_000))
             .open()?;
         Self::from_db(db)
