@@ -82,15 +82,7 @@ impl Row {
     fn print_header() {
         println!(
             "| {:<28} | {:>8} | {:>7} | {:>10} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | note",
-            "run",
-            "count",
-            "secs",
-            "per sec",
-            "p50 ms",
-            "p90 ms",
-            "p99 ms",
-            "max ms",
-            "RSS MB",
+            "run", "count", "secs", "per sec", "p50 ms", "p90 ms", "p99 ms", "max ms", "RSS MB",
         );
         println!(
             "|{:-<30}|{:->10}|{:->9}|{:->12}|{:->9}|{:->9}|{:->9}|{:->9}|{:->9}|------",

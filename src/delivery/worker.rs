@@ -64,6 +64,8 @@ pub struct Worker {
     in_flight_count: watch::Sender<usize>,
     paused_pages: Mutex<HashMap<String, DateTime<Utc>>>,
     task_done: Notify,
+    /// Where the next outbox scan starts (see [`Worker::dispatch_due`]).
+    cursor: Mutex<Option<Vec<u8>>>,
 }
 
 impl Worker {
@@ -80,6 +82,7 @@ impl Worker {
             in_flight_count: watch::channel(0).0,
             paused_pages: Mutex::new(HashMap::new()),
             task_done: Notify::new(),
+            cursor: Mutex::new(None),
         })
     }
 
@@ -123,12 +126,19 @@ impl Worker {
 
     /// Starts a task for every due entry not already in flight; returns how many started.
     pub async fn dispatch_due(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let ids = self
-            .herald
-            .store
-            .due(Utc::now(), self.settings.concurrency * 2)?;
+        let free = self.permits.available_permits();
+        if free == 0 {
+            // Every slot is busy; a finishing task wakes the loop again.
+            return Ok(0);
+        }
+        // Continue after the last page instead of rescanning entries already in flight: under
+        // load the front of the outbox is all in flight, and every accept and every finished
+        // send asks for a dispatch.
+        let after = self.cursor.lock().take();
+        let page = self.herald.store.due(Utc::now(), after.as_deref(), free)?;
+        *self.cursor.lock() = page.next;
         let mut started = 0;
-        for id in ids {
+        for id in page.ids {
             if !self.in_flight.lock().insert(id.clone()) {
                 continue;
             }

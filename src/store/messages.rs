@@ -39,6 +39,14 @@ pub enum Accepted {
     Conflict,
 }
 
+/// One page of due outbox entries.
+#[derive(Debug, Default)]
+pub struct DuePage {
+    pub ids: Vec<MessageId>,
+    /// Where the next page starts, when this one was full; `None`: start over next time.
+    pub next: Option<Vec<u8>>,
+}
+
 /// What happens to a message's outbox entry in an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxChange {
@@ -194,12 +202,26 @@ impl Store {
         Ok(updated)
     }
 
-    /// Up to `limit` message ids due at or before `now`, earliest first.
-    pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<MessageId>, StoreError> {
+    /// Up to `limit` message ids due at or before `now`, earliest first, starting after the
+    /// outbox key `after` (a [`DuePage::next`] from the previous call) or from the beginning.
+    pub fn due(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<DuePage, StoreError> {
         // Every key due at or before `now` sorts before the first key of the next millisecond.
-        let end = millis(now + chrono::Duration::milliseconds(1));
-        let mut ids = Vec::new();
-        for item in self.tree(T::Outbox).range(..end).take(limit) {
+        let end = millis(now + chrono::Duration::milliseconds(1)).to_vec();
+        let range = match after {
+            Some(after) => self.tree(T::Outbox).range::<&[u8], _>((
+                std::ops::Bound::Excluded(after),
+                std::ops::Bound::Excluded(end.as_slice()),
+            )),
+            None => self.tree(T::Outbox).range(..end),
+        };
+        let mut page = DuePage::default();
+        let mut last = None;
+        for item in range.take(limit) {
             let (key, _) = item?;
             // Keys are `due (8 bytes) ++ id`; a key that is not is skipped, not fatal.
             if let Some(id) = key
@@ -207,10 +229,14 @@ impl Store {
                 .and_then(|b| std::str::from_utf8(b).ok())
                 .and_then(MessageId::parse)
             {
-                ids.push(id);
+                page.ids.push(id);
             }
+            last = Some(key);
         }
-        Ok(ids)
+        if page.ids.len() == limit {
+            page.next = last.map(|k| k.to_vec());
+        }
+        Ok(page)
     }
 
     /// When the earliest outbox entry is due.
@@ -365,7 +391,17 @@ pub(crate) mod tests {
         for r in [&later, &second, &first] {
             put(&store, r).await;
         }
-        assert_eq!(store.due(now, 10).expect("due"), vec![first.id, second.id]);
+        let page = store.due(now, None, 10).expect("due");
+        assert_eq!(page.ids, vec![first.id.clone(), second.id.clone()]);
+        assert!(page.next.is_none(), "the page was not full");
+        let page = store.due(now, None, 1).expect("due");
+        assert_eq!(page.ids, vec![first.id]);
+        let rest = store.due(now, page.next.as_deref(), 10).expect("due");
+        assert_eq!(
+            rest.ids,
+            vec![second.id],
+            "the next page starts after the first"
+        );
         assert_eq!(
             store
                 .next_due()

@@ -24,7 +24,7 @@ use sled::Transactional;
 use tokio_util::sync::CancellationToken;
 
 pub use audit::{verify_chain, AuditEntry, AuditHead, AuditKind, Verification, GENESIS};
-pub use messages::{Accepted, IdempotencyWrite, MessageUpdate, NewMessage, OutboxChange};
+pub use messages::{Accepted, DuePage, IdempotencyWrite, MessageUpdate, NewMessage, OutboxChange};
 pub use records::{
     Attempt, Attribution, ConsentAction, ConsentEvent, GraphErrorRecord, IdempotencyRecord,
     MessageRecord, MessageStatus, RecipientRecord, StatusChange, TokenRecord, TokenStatus,
