@@ -108,6 +108,7 @@ impl Application {
         let keys = web::Data::new(keys);
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(request_log())
                 .wrap(actix_web::middleware::Compress::default())
                 .app_data(state.clone())
                 .app_data(keys.clone())
@@ -162,6 +163,13 @@ impl Application {
         tracing::info!("store flushed; bye");
         Ok(())
     }
+}
+
+/// One line per request: method, path, status, time. The path only — never the query string,
+/// which carries `hub.verify_token` on the webhook handshake — and no headers.
+fn request_log() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%{method}xi %U %s %Dms")
+        .custom_request_replace("method", |req| req.method().to_string())
 }
 
 async fn shutdown_signal() {
