@@ -53,11 +53,11 @@ fn record(i: usize) -> MessageRecord {
     }
 }
 
-async fn accept(store: &Store, r: &MessageRecord) {
+async fn accept(store: &Store, r: MessageRecord) {
     store
         .accept(NewMessage {
+            audit: vec![AuditEntry::decision(&r, &r.decision, r.created_at)],
             record: r,
-            audit: vec![AuditEntry::decision(r, &r.decision, r.created_at)],
             enqueue: true,
             counts_as_send: true,
             idempotency: None,
@@ -81,7 +81,7 @@ fn bench(c: &mut Criterion) {
             || record(0),
             |r| {
                 let store = Arc::clone(&store);
-                async move { accept(&store, &r).await }
+                async move { accept(&store, r).await }
             },
             BatchSize::SmallInput,
         )
@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
                         .into_iter()
                         .map(|r| {
                             let store = Arc::clone(&store);
-                            tokio::spawn(async move { accept(&store, &r).await })
+                            tokio::spawn(async move { accept(&store, r).await })
                         })
                         .collect();
                     for t in tasks {

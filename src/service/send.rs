@@ -78,19 +78,21 @@ impl Herald {
         let record = new_record(req.client, message, page.id.as_str(), decision, now);
         let answer = answer(&record);
         let enqueue = record.status.is_pending();
+        let audit = vec![AuditEntry::decision(&record, &record.decision, now)];
+        let counts_as_send = record.status == MessageStatus::Queued;
         let outcome = self
             .store
             .accept(NewMessage {
-                record: &record,
-                audit: vec![AuditEntry::decision(&record, &record.decision, now)],
+                record,
+                audit,
                 enqueue,
-                counts_as_send: record.status == MessageStatus::Queued,
+                counts_as_send,
                 idempotency: req.idempotency_key.map(|key| IdempotencyWrite {
-                    client: &req.client.name,
-                    key,
-                    request_sha256: &request_sha256,
+                    client: req.client.name.clone(),
+                    key: key.to_owned(),
+                    request_sha256: request_sha256.clone(),
                     status: answer.status,
-                    body: &answer.body,
+                    body: answer.body.clone(),
                 }),
             })
             .await?;

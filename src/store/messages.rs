@@ -1,31 +1,34 @@
 //! Messages, the outbox and idempotency records.
 
+use std::sync::Weak;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
 
 use super::records::{IdempotencyRecord, MessageRecord, MessageStatus};
 use super::{joined, millis, AuditEntry, Store, StoreError, Tx, TxResult, T};
 use crate::domain::MessageId;
 
 /// A message to store on acceptance, with everything that must be written with it.
-pub struct NewMessage<'a> {
-    pub record: &'a MessageRecord,
+pub struct NewMessage {
+    pub record: MessageRecord,
     /// The decision's audit entry (and any other).
     pub audit: Vec<AuditEntry>,
     /// Put it in the outbox (allowed or deferred), due at `record.not_before`.
     pub enqueue: bool,
     /// The policy allowed it now: it counts toward the recipient's frequency caps.
     pub counts_as_send: bool,
-    pub idempotency: Option<IdempotencyWrite<'a>>,
+    pub idempotency: Option<IdempotencyWrite>,
 }
 
 /// The `Idempotency-Key` record to write with a message.
-pub struct IdempotencyWrite<'a> {
-    pub client: &'a str,
-    pub key: &'a str,
-    pub request_sha256: &'a str,
+pub struct IdempotencyWrite {
+    pub client: String,
+    pub key: String,
+    pub request_sha256: String,
     pub status: u16,
-    pub body: &'a Value,
+    pub body: Value,
 }
 
 /// What became of a [`NewMessage`].
@@ -90,7 +93,113 @@ fn send_key(record: &MessageRecord, at: DateTime<Utc>) -> Vec<u8> {
     joined(&record.recipient.key(), &tail)
 }
 
+/// One accept waiting for the writer.
+pub(super) struct AcceptJob {
+    new: NewMessage,
+    reply: oneshot::Sender<Result<Accepted, StoreError>>,
+}
+
+/// The most accepts one transaction takes.
+const MAX_BATCH: usize = 256;
+
+/// Starts the thread that commits queued accepts in batches. It stops when the store is dropped
+/// (its sender closes). Durability waits and answers run on `runtime`, so the thread goes on
+/// to the next batch while a flush is under way.
+pub(super) fn accept_writer(
+    store: Weak<Store>,
+    mut queue: mpsc::UnboundedReceiver<AcceptJob>,
+    runtime: tokio::runtime::Handle,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("herald-accept".into())
+        .spawn(move || {
+            while let Some(first) = queue.blocking_recv() {
+                let mut jobs = vec![first];
+                while jobs.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let Some(store) = store.upgrade() else {
+                    return;
+                };
+                let committed = store.commit(|tx| {
+                    jobs.iter()
+                        .map(|job| tx.write_new(&job.new))
+                        .collect::<TxResult<Vec<_>>>()
+                });
+                match committed {
+                    Ok(outcomes) => {
+                        runtime.spawn(async move {
+                            let stored = outcomes.iter().any(|o| matches!(o, Accepted::Stored));
+                            let durable = if stored {
+                                store.durable().await
+                            } else {
+                                Ok(())
+                            };
+                            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                                let answer = match (&durable, outcome) {
+                                    (Err(e), Accepted::Stored) => {
+                                        Err(StoreError::Write(e.to_string()))
+                                    }
+                                    (_, outcome) => Ok(outcome),
+                                };
+                                let _ = job.reply.send(answer);
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        // Nothing of the batch was written; every request hears why.
+                        let why = e.to_string();
+                        for job in jobs {
+                            let _ = job.reply.send(Err(StoreError::Write(why.clone())));
+                        }
+                    }
+                }
+            }
+        })
+        .map(|_| ())
+}
+
 impl Tx<'_> {
+    /// Writes one accepted message and what goes with it; the idempotency check sees earlier
+    /// messages of the same batch.
+    fn write_new(&mut self, new: &NewMessage) -> TxResult<Accepted> {
+        let record = &new.record;
+        if let Some(idem) = &new.idempotency {
+            let key = joined(&idem.client, idem.key.as_bytes());
+            if let Some(first) = self.get::<IdempotencyRecord>(T::Idempotency, &key)? {
+                return Ok(if first.request_sha256 == idem.request_sha256 {
+                    Accepted::Replay(first)
+                } else {
+                    Accepted::Conflict
+                });
+            }
+            self.put(
+                T::Idempotency,
+                &key,
+                &IdempotencyRecord {
+                    request_sha256: idem.request_sha256.clone(),
+                    status: idem.status,
+                    body: idem.body.clone(),
+                    at: record.created_at,
+                },
+            )?;
+        }
+        self.put(T::Messages, record.id.as_str().as_bytes(), record)?;
+        if new.enqueue {
+            self.put_raw(T::Outbox, &outbox_key(due_of(record), &record.id), &[])?;
+        }
+        if new.counts_as_send {
+            self.record_send(record, record.created_at)?;
+        }
+        for entry in &new.audit {
+            self.audit(entry.clone())?;
+        }
+        Ok(Accepted::Stored)
+    }
+
     fn record_send(&self, record: &MessageRecord, at: DateTime<Utc>) -> TxResult<()> {
         self.put_raw(
             T::Sends,
@@ -103,45 +212,18 @@ impl Tx<'_> {
 impl Store {
     /// Writes an accepted (or denied) message, its audit entries, its outbox entry and its
     /// idempotency record in one transaction, and returns once that is on disk.
-    pub async fn accept(&self, new: NewMessage<'_>) -> Result<Accepted, StoreError> {
-        let record = new.record;
-        let outcome = self.commit(|tx| {
-            if let Some(idem) = &new.idempotency {
-                let key = joined(idem.client, idem.key.as_bytes());
-                if let Some(first) = tx.get::<IdempotencyRecord>(T::Idempotency, &key)? {
-                    return Ok(if first.request_sha256 == idem.request_sha256 {
-                        Accepted::Replay(first)
-                    } else {
-                        Accepted::Conflict
-                    });
-                }
-                tx.put(
-                    T::Idempotency,
-                    &key,
-                    &IdempotencyRecord {
-                        request_sha256: idem.request_sha256.to_owned(),
-                        status: idem.status,
-                        body: idem.body.clone(),
-                        at: record.created_at,
-                    },
-                )?;
-            }
-            tx.put(T::Messages, record.id.as_str().as_bytes(), record)?;
-            if new.enqueue {
-                tx.put_raw(T::Outbox, &outbox_key(due_of(record), &record.id), &[])?;
-            }
-            if new.counts_as_send {
-                tx.record_send(record, record.created_at)?;
-            }
-            for entry in &new.audit {
-                tx.audit(entry.clone())?;
-            }
-            Ok(Accepted::Stored)
-        })?;
-        if matches!(outcome, Accepted::Stored) {
-            self.durable().await?;
-        }
-        Ok(outcome)
+    ///
+    /// Accepts from all requests go to one writer ([`accept_writer`]) that commits whatever has
+    /// queued up in a single transaction and a single flush, rather than one transaction per
+    /// request under the store's lock.
+    pub async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.accepts
+            .send(AcceptJob { new, reply })
+            .map_err(|_| StoreError::Write("the store is closed".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Write("the store writer stopped".into()))?
     }
 
     /// The first answer given for an idempotency key, if any.
@@ -370,7 +452,7 @@ pub(crate) mod tests {
     async fn put(store: &Store, r: &MessageRecord) {
         let outcome = store
             .accept(NewMessage {
-                record: r,
+                record: r.clone(),
                 audit: vec![AuditEntry::decision(r, &r.decision, r.created_at)],
                 enqueue: true,
                 counts_as_send: true,
@@ -429,14 +511,14 @@ pub(crate) mod tests {
         let body = serde_json::json!({"id": "first"});
         let r = record(Utc::now());
         let write = |sha: &'static str| IdempotencyWrite {
-            client: "shop",
-            key: "k1",
-            request_sha256: sha,
+            client: "shop".into(),
+            key: "k1".into(),
+            request_sha256: sha.into(),
             status: 202,
-            body: &body,
+            body: body.clone(),
         };
         let new = |sha| NewMessage {
-            record: &r,
+            record: r.clone(),
             audit: vec![],
             enqueue: false,
             counts_as_send: false,

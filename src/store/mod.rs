@@ -46,6 +46,8 @@ pub enum StoreError {
     Flush(String),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("write failed: {0}")]
+    Write(String),
 }
 
 /// The trees, by role. The discriminant is the index into [`Store::trees`].
@@ -117,6 +119,8 @@ pub struct Store {
     head: Mutex<AuditHead>,
     group_commit: Arc<GroupCommit>,
     stop: CancellationToken,
+    /// Accepts queue here for the batching writer (see [`Store::accept`]).
+    accepts: tokio::sync::mpsc::UnboundedSender<messages::AcceptJob>,
 }
 
 type TxResult<R> = Result<R, ConflictableTransactionError<StoreError>>;
@@ -224,13 +228,22 @@ impl Store {
         };
         let stop = CancellationToken::new();
         let group_commit = GroupCommit::start(db.clone(), stop.clone());
-        Ok(Arc::new(Store {
+        let (accepts, queue) = tokio::sync::mpsc::unbounded_channel();
+        let store = Arc::new(Store {
             db,
             trees,
             head: Mutex::new(head),
             group_commit,
             stop,
-        }))
+            accepts,
+        });
+        messages::accept_writer(
+            Arc::downgrade(&store),
+            queue,
+            tokio::runtime::Handle::current(),
+        )
+        .map_err(|e| StoreError::Write(format!("cannot start the writer thread: {e}")))?;
+        Ok(store)
     }
 
     fn tree(&self, t: T) -> &sled::Tree {

@@ -159,7 +159,7 @@ mod tests {
             for i in 0..n {
                 let r = record_for(psid, now - Duration::minutes(i));
                 let new = NewMessage {
-                    record: &r,
+                    record: r,
                     audit: vec![],
                     enqueue: false,
                     counts_as_send: true,
