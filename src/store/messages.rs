@@ -505,6 +505,47 @@ pub(crate) mod tests {
         assert_eq!(store.audit_head().seq, 3);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_accepts_with_one_key_store_one_message() {
+        let store = super::super::temporary().await;
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let store = std::sync::Arc::clone(&store);
+                tokio::spawn(async move {
+                    let r = record(Utc::now());
+                    store
+                        .accept(NewMessage {
+                            audit: vec![AuditEntry::decision(&r, &r.decision, r.created_at)],
+                            record: r,
+                            enqueue: true,
+                            counts_as_send: true,
+                            idempotency: Some(IdempotencyWrite {
+                                client: "shop".into(),
+                                key: "same".into(),
+                                request_sha256: "body".into(),
+                                status: 202,
+                                body: serde_json::json!({"n": 1}),
+                            }),
+                        })
+                        .await
+                        .expect("accept")
+                })
+            })
+            .collect();
+        let mut stored = 0;
+        for t in tasks {
+            if matches!(t.await.expect("task"), Accepted::Stored) {
+                stored += 1;
+            }
+        }
+        assert_eq!(
+            stored, 1,
+            "one message for one key, however the batches fall"
+        );
+        assert_eq!(store.outbox_len(), 1);
+        assert_eq!(store.verify_audit().entries, 1);
+    }
+
     #[tokio::test]
     async fn an_idempotency_key_replays_or_conflicts() {
         let store = super::super::temporary().await;
