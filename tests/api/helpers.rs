@@ -125,23 +125,23 @@ pub async fn spawn_app() -> TestApp {
     }
 }
 
-/// A fixed-offset zone where the local hour right now is in `hours` (e.g. 9..20 or 22..24).
+/// A fixed-offset zone where the local hour is in `hours` (e.g. 9..20 or 22..24) now and for
+/// the next ten minutes, so a test cannot race the clock across an hour's edge.
 pub fn zone_where_local_hour_in(hours: std::ops::Range<u32>) -> String {
     let now = Utc::now();
-    for offset in -12i32..=14 {
-        let local_hour = (i64::from(now.hour()) + i64::from(offset)).rem_euclid(24) as u32;
-        // Stay clear of the hour's edges so the test cannot race the clock.
-        if hours.contains(&local_hour) && now.minute() < 55 {
-            // IANA's Etc/GMT zones have inverted signs: Etc/GMT-3 is UTC+3.
-            return match offset {
-                0 => "Etc/GMT".into(),
-                o if o > 0 => format!("Etc/GMT-{o}"),
-                o => format!("Etc/GMT+{}", -o),
-            };
-        }
+    let soon = now + chrono::Duration::minutes(10);
+    let local_hour = |t: DateTime<Utc>, offset: i32| {
+        (i64::from(t.hour()) + i64::from(offset)).rem_euclid(24) as u32
+    };
+    let offset = (-12i32..=14)
+        .find(|o| hours.contains(&local_hour(now, *o)) && hours.contains(&local_hour(soon, *o)))
+        .unwrap_or_else(|| panic!("no zone has local hours {hours:?} for the next ten minutes"));
+    // IANA's Etc/GMT zones have inverted signs: Etc/GMT-3 is UTC+3.
+    match offset {
+        0 => "Etc/GMT".into(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
     }
-    let later = hours.start;
-    panic!("no zone has local hour in {hours:?} (tried from {later})");
 }
 
 impl TestApp {
