@@ -197,7 +197,7 @@ impl Worker {
         if !record.status.is_pending() {
             // Already settled (e.g. cancelled): only the outbox entry is left to tidy.
             store
-                .update_message(id, |r| {
+                .update_message(id, move |r| {
                     (!r.status.is_pending()).then(|| MessageUpdate::new(OutboxChange::Remove))
                 })
                 .await?;
@@ -215,7 +215,7 @@ impl Worker {
         let paused_until = self.paused_pages.lock().get(&record.page_id).copied();
         if let Some(until) = paused_until.filter(|u| *u > now) {
             store
-                .update_message(id, |r| {
+                .update_message(id, move |r| {
                     r.status
                         .is_pending()
                         .then(|| MessageUpdate::new(OutboxChange::Reschedule(until)))
@@ -297,13 +297,15 @@ impl Worker {
         let decision = evaluate(&policy, &message, &facts);
         let outcome = decision.outcome;
         let not_before = decision.not_before.unwrap_or(now);
+        let decided = decision.clone();
         let updated = self
             .herald
             .store
-            .update_message(&record.id, |r| {
+            .update_message(&record.id, move |r| {
                 if r.status != MessageStatus::Deferred {
                     return None;
                 }
+                let decision = &decided;
                 r.decision = decision.clone();
                 let mut update = MessageUpdate::new(match outcome {
                     Outcome::Allow => OutboxChange::Keep,
@@ -358,9 +360,11 @@ impl Worker {
         via_token: bool,
     ) -> Result<Processed, StoreError> {
         let now = Utc::now();
+        let decision = decision.clone();
         self.herald
             .store
-            .update_message(&record.id, |r| {
+            .update_message(&record.id, move |r| {
+                let decision = &decision;
                 r.graph_message_id = Some(sent.message_id.clone());
                 r.sent_at = Some(now);
                 r.decision = decision.clone();
@@ -445,13 +449,14 @@ impl Worker {
                 .settle_failure(record, decision, attempt, failure.class)
                 .await;
         };
+        let decision = decision.clone();
         self.herald
             .store
-            .update_message(&record.id, |r| {
+            .update_message(&record.id, move |r| {
                 let mut update = MessageUpdate::new(OutboxChange::Reschedule(retry_at));
                 update
                     .audit
-                    .push(Self::attempt_entry(r, decision, &attempt));
+                    .push(Self::attempt_entry(r, &decision, &attempt));
                 r.attempts.push(attempt.clone());
                 Some(update)
             })
@@ -490,13 +495,13 @@ impl Worker {
         if class == ErrorClass::Auth {
             tracing::error!(page = %record.page_id, error = ?attempt.error, "the Graph API refused the page's credentials or permissions");
         }
+        let owned = (decision.clone(), attempt.clone());
         self.herald
             .store
-            .update_message(&record.id, |r| {
+            .update_message(&record.id, move |r| {
+                let (decision, attempt) = &owned;
                 let mut update = MessageUpdate::new(OutboxChange::Remove);
-                update
-                    .audit
-                    .push(Self::attempt_entry(r, decision, &attempt));
+                update.audit.push(Self::attempt_entry(r, decision, attempt));
                 r.attempts.push(attempt.clone());
                 r.set_status(MessageStatus::Failed, now);
                 let mut status = AuditEntry::status(r, MessageStatus::Failed, now);

@@ -93,25 +93,93 @@ fn send_key(record: &MessageRecord, at: DateTime<Utc>) -> Vec<u8> {
     joined(&record.recipient.key(), &tail)
 }
 
-/// One accept waiting for the writer.
-pub(super) struct AcceptJob {
-    new: NewMessage,
-    reply: oneshot::Sender<Result<Accepted, StoreError>>,
+/// A message change, decided by the caller (see [`Store::update_message`]).
+type UpdateFn = Box<dyn Fn(&mut MessageRecord) -> Option<MessageUpdate> + Send>;
+
+/// One write waiting for the writer.
+pub(super) enum Job {
+    Accept {
+        new: NewMessage,
+        reply: oneshot::Sender<Result<Accepted, StoreError>>,
+    },
+    Update {
+        id: MessageId,
+        f: UpdateFn,
+        reply: oneshot::Sender<Result<Option<MessageRecord>, StoreError>>,
+    },
 }
 
-/// The most accepts one transaction takes.
+/// What one job wrote.
+enum Written {
+    Accepted(Accepted),
+    Updated(Option<MessageRecord>),
+}
+
+impl Written {
+    fn changed(&self) -> bool {
+        matches!(
+            self,
+            Written::Accepted(Accepted::Stored) | Written::Updated(Some(_))
+        )
+    }
+}
+
+impl Job {
+    fn write(&self, tx: &mut Tx<'_>) -> TxResult<Written> {
+        match self {
+            Job::Accept { new, .. } => tx.write_new(new).map(Written::Accepted),
+            Job::Update { id, f, .. } => tx.update_message(id, f).map(Written::Updated),
+        }
+    }
+
+    /// Answers the caller: `durable` is the outcome of the flush that covers this job.
+    fn answer(self, written: Written, durable: Result<(), &StoreError>) {
+        let failed = |e: &StoreError| StoreError::Write(e.to_string());
+        match (self, written) {
+            (Job::Accept { reply, .. }, Written::Accepted(outcome)) => {
+                let stored = matches!(outcome, Accepted::Stored);
+                let _ = reply.send(match durable {
+                    Err(e) if stored => Err(failed(e)),
+                    _ => Ok(outcome),
+                });
+            }
+            (Job::Update { reply, .. }, Written::Updated(record)) => {
+                let _ = reply.send(match durable {
+                    Err(e) if record.is_some() => Err(failed(e)),
+                    _ => Ok(record),
+                });
+            }
+            (job, _) => job.fail("the writer mixed up its answers"),
+        }
+    }
+
+    fn fail(self, why: &str) {
+        match self {
+            Job::Accept { reply, .. } => {
+                let _ = reply.send(Err(StoreError::Write(why.to_owned())));
+            }
+            Job::Update { reply, .. } => {
+                let _ = reply.send(Err(StoreError::Write(why.to_owned())));
+            }
+        }
+    }
+}
+
+/// The most writes one transaction takes.
 const MAX_BATCH: usize = 256;
 
-/// Starts the thread that commits queued accepts in batches. It stops when the store is dropped
-/// (its sender closes). Durability waits and answers run on `runtime`, so the thread goes on
-/// to the next batch while a flush is under way.
-pub(super) fn accept_writer(
+/// Starts the thread that commits queued writes (accepts and message updates) in batches: one
+/// sled transaction and one flush for everything queued, rather than one transaction per
+/// request under the store's lock. It stops when the store is dropped (its sender closes).
+/// Durability waits and answers run on `runtime`, so the thread goes on to the next batch while
+/// a flush is under way.
+pub(super) fn start_writer(
     store: Weak<Store>,
-    mut queue: mpsc::UnboundedReceiver<AcceptJob>,
+    mut queue: mpsc::UnboundedReceiver<Job>,
     runtime: tokio::runtime::Handle,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
-        .name("herald-accept".into())
+        .name("herald-writer".into())
         .spawn(move || {
             while let Some(first) = queue.blocking_recv() {
                 let mut jobs = vec![first];
@@ -126,34 +194,28 @@ pub(super) fn accept_writer(
                 };
                 let committed = store.commit(|tx| {
                     jobs.iter()
-                        .map(|job| tx.write_new(&job.new))
+                        .map(|job| job.write(tx))
                         .collect::<TxResult<Vec<_>>>()
                 });
                 match committed {
-                    Ok(outcomes) => {
+                    Ok(written) => {
                         runtime.spawn(async move {
-                            let stored = outcomes.iter().any(|o| matches!(o, Accepted::Stored));
-                            let durable = if stored {
+                            let changed = written.iter().any(Written::changed);
+                            let durable = if changed {
                                 store.durable().await
                             } else {
                                 Ok(())
                             };
-                            for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                                let answer = match (&durable, outcome) {
-                                    (Err(e), Accepted::Stored) => {
-                                        Err(StoreError::Write(e.to_string()))
-                                    }
-                                    (_, outcome) => Ok(outcome),
-                                };
-                                let _ = job.reply.send(answer);
+                            for (job, w) in jobs.into_iter().zip(written) {
+                                job.answer(w, durable.as_ref().map(|_| ()));
                             }
                         });
                     }
                     Err(e) => {
-                        // Nothing of the batch was written; every request hears why.
+                        // Nothing of the batch was written; every caller hears why.
                         let why = e.to_string();
                         for job in jobs {
-                            let _ = job.reply.send(Err(StoreError::Write(why.clone())));
+                            job.fail(&why);
                         }
                     }
                 }
@@ -200,6 +262,39 @@ impl Tx<'_> {
         Ok(Accepted::Stored)
     }
 
+    /// Applies `f` to the stored message and writes the effects it returns.
+    fn update_message(&mut self, id: &MessageId, f: &UpdateFn) -> TxResult<Option<MessageRecord>> {
+        let key = id.as_str().as_bytes();
+        let Some(mut record) = self.get::<MessageRecord>(T::Messages, key)? else {
+            return Ok(None);
+        };
+        let old_due = due_of(&record);
+        let Some(update) = f(&mut record) else {
+            return Ok(None);
+        };
+        match update.outbox {
+            OutboxChange::Keep => {}
+            OutboxChange::Remove => self.remove(T::Outbox, &outbox_key(old_due, id))?,
+            OutboxChange::Reschedule(due) => {
+                self.remove(T::Outbox, &outbox_key(old_due, id))?;
+                record.not_before = Some(due);
+                self.put_raw(T::Outbox, &outbox_key(due, id), &[])?;
+            }
+        }
+        if update.counts_as_send {
+            let at = record.history.last().map_or(record.created_at, |h| h.at);
+            self.record_send(&record, at)?;
+        }
+        if let Some(graph_id) = &record.graph_message_id {
+            self.put_raw(T::GraphIds, graph_id.as_bytes(), id.as_str().as_bytes())?;
+        }
+        for entry in &update.audit {
+            self.audit(entry.clone())?;
+        }
+        self.put(T::Messages, key, &record)?;
+        Ok(Some(record))
+    }
+
     fn record_send(&self, record: &MessageRecord, at: DateTime<Utc>) -> TxResult<()> {
         self.put_raw(
             T::Sends,
@@ -219,7 +314,7 @@ impl Store {
     pub async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.accepts
-            .send(AcceptJob { new, reply })
+            .send(Job::Accept { new, reply })
             .map_err(|_| StoreError::Write("the store is closed".into()))?;
         answer
             .await
@@ -239,49 +334,27 @@ impl Store {
         self.read(T::Messages, id.as_str().as_bytes())
     }
 
-    /// Changes a message with `f` and applies the effects `f` returns, in one transaction.
+    /// Changes a message with `f` and applies the effects `f` returns, in one transaction (the
+    /// writer's, shared with whatever else is queued), and returns once that is on disk.
     /// `f` may run more than once and must not have side effects of its own. Returns the
     /// updated record, or `None` when `f` declined (returned `None`).
     pub async fn update_message(
         &self,
         id: &MessageId,
-        f: impl Fn(&mut MessageRecord) -> Option<MessageUpdate>,
+        f: impl Fn(&mut MessageRecord) -> Option<MessageUpdate> + Send + 'static,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        let updated = self.commit(|tx| {
-            let key = id.as_str().as_bytes();
-            let Some(mut record) = tx.get::<MessageRecord>(T::Messages, key)? else {
-                return Ok(None);
-            };
-            let old_due = due_of(&record);
-            let Some(update) = f(&mut record) else {
-                return Ok(None);
-            };
-            match update.outbox {
-                OutboxChange::Keep => {}
-                OutboxChange::Remove => tx.remove(T::Outbox, &outbox_key(old_due, id))?,
-                OutboxChange::Reschedule(due) => {
-                    tx.remove(T::Outbox, &outbox_key(old_due, id))?;
-                    record.not_before = Some(due);
-                    tx.put_raw(T::Outbox, &outbox_key(due, id), &[])?;
-                }
-            }
-            if update.counts_as_send {
-                let at = record.history.last().map_or(record.created_at, |h| h.at);
-                tx.record_send(&record, at)?;
-            }
-            if let Some(graph_id) = &record.graph_message_id {
-                tx.put_raw(T::GraphIds, graph_id.as_bytes(), id.as_str().as_bytes())?;
-            }
-            for entry in &update.audit {
-                tx.audit(entry.clone())?;
-            }
-            tx.put(T::Messages, key, &record)?;
-            Ok(Some(record))
-        })?;
-        if updated.is_some() {
-            self.durable().await?;
-        }
-        Ok(updated)
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Update {
+            id: id.clone(),
+            f: Box::new(f),
+            reply,
+        };
+        self.accepts
+            .send(job)
+            .map_err(|_| StoreError::Write("the store is closed".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Write("the store writer stopped".into()))?
     }
 
     /// Up to `limit` message ids due at or before `now`, earliest first, starting after the

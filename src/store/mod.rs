@@ -119,8 +119,8 @@ pub struct Store {
     head: Mutex<AuditHead>,
     group_commit: Arc<GroupCommit>,
     stop: CancellationToken,
-    /// Accepts queue here for the batching writer (see [`Store::accept`]).
-    accepts: tokio::sync::mpsc::UnboundedSender<messages::AcceptJob>,
+    /// Accepts and message updates queue here for the batching writer.
+    accepts: tokio::sync::mpsc::UnboundedSender<messages::Job>,
 }
 
 type TxResult<R> = Result<R, ConflictableTransactionError<StoreError>>;
@@ -237,7 +237,7 @@ impl Store {
             stop,
             accepts,
         });
-        messages::accept_writer(
+        messages::start_writer(
             Arc::downgrade(&store),
             queue,
             tokio::runtime::Handle::current(),
