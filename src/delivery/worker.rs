@@ -320,7 +320,7 @@ impl Worker {
                     Outcome::Deny => r.set_status(MessageStatus::Denied, now),
                     Outcome::Defer => {}
                 }
-                update.audit.push(AuditEntry::decision(r, &decision, now));
+                update.audit.push(AuditEntry::decision(r, decision, now));
                 if outcome == Outcome::Deny {
                     update
                         .audit

@@ -99,7 +99,7 @@ type UpdateFn = Box<dyn Fn(&mut MessageRecord) -> Option<MessageUpdate> + Send>;
 /// One write waiting for the writer.
 pub(super) enum Job {
     Accept {
-        new: NewMessage,
+        new: Box<NewMessage>,
         reply: oneshot::Sender<Result<Accepted, StoreError>>,
     },
     Update {
@@ -112,7 +112,7 @@ pub(super) enum Job {
 /// What one job wrote.
 enum Written {
     Accepted(Accepted),
-    Updated(Option<MessageRecord>),
+    Updated(Option<Box<MessageRecord>>),
 }
 
 impl Written {
@@ -128,7 +128,9 @@ impl Job {
     fn write(&self, tx: &mut Tx<'_>) -> TxResult<Written> {
         match self {
             Job::Accept { new, .. } => tx.write_new(new).map(Written::Accepted),
-            Job::Update { id, f, .. } => tx.update_message(id, f).map(Written::Updated),
+            Job::Update { id, f, .. } => tx
+                .update_message(id, f)
+                .map(|r| Written::Updated(r.map(Box::new))),
         }
     }
 
@@ -146,7 +148,7 @@ impl Job {
             (Job::Update { reply, .. }, Written::Updated(record)) => {
                 let _ = reply.send(match durable {
                     Err(e) if record.is_some() => Err(failed(e)),
-                    _ => Ok(record),
+                    _ => Ok(record.map(|r| *r)),
                 });
             }
             (job, _) => job.fail("the writer mixed up its answers"),
@@ -314,7 +316,10 @@ impl Store {
     pub async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.accepts
-            .send(Job::Accept { new, reply })
+            .send(Job::Accept {
+                new: Box::new(new),
+                reply,
+            })
             .map_err(|_| StoreError::Write("the store is closed".into()))?;
         answer
             .await
