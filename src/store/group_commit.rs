@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
@@ -32,7 +33,7 @@ pub(super) struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the flushing task for `db`; it ends when `stop` is cancelled.
-    pub fn start(db: sled::Db, stop: CancellationToken) -> Arc<GroupCommit> {
+    pub fn start(db: sled::Db, stop: CancellationToken) -> (Arc<GroupCommit>, JoinHandle<()>) {
         let gc = Arc::new(GroupCommit {
             db: db.clone(),
             stop: stop.clone(),
@@ -41,8 +42,8 @@ impl GroupCommit {
             progress: watch::channel(Progress::default()).0,
         });
         let worker = Arc::clone(&gc);
-        tokio::spawn(async move { worker.run(db, stop).await });
-        gc
+        let task = tokio::spawn(async move { worker.run(db, stop).await });
+        (gc, task)
     }
 
     async fn run(&self, db: sled::Db, stop: CancellationToken) {

@@ -1,12 +1,11 @@
 //! Messages, the outbox and idempotency records.
 
-use std::sync::Weak;
-
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::records::{IdempotencyRecord, MessageRecord, MessageStatus};
+use super::writer::{Job, UpdateFn};
 use super::{joined, millis, AuditEntry, Store, StoreError, Tx, TxResult, T};
 use crate::domain::MessageId;
 
@@ -93,143 +92,10 @@ fn send_key(record: &MessageRecord, at: DateTime<Utc>) -> Vec<u8> {
     joined(&record.recipient.key(), &tail)
 }
 
-/// A message change, decided by the caller (see [`Store::update_message`]).
-type UpdateFn = Box<dyn Fn(&mut MessageRecord) -> Option<MessageUpdate> + Send>;
-
-/// One write waiting for the writer.
-pub(super) enum Job {
-    Accept {
-        new: Box<NewMessage>,
-        reply: oneshot::Sender<Result<Accepted, StoreError>>,
-    },
-    Update {
-        id: MessageId,
-        f: UpdateFn,
-        reply: oneshot::Sender<Result<Option<MessageRecord>, StoreError>>,
-    },
-}
-
-/// What one job wrote.
-enum Written {
-    Accepted(Accepted),
-    Updated(Option<Box<MessageRecord>>),
-}
-
-impl Written {
-    fn changed(&self) -> bool {
-        matches!(
-            self,
-            Written::Accepted(Accepted::Stored) | Written::Updated(Some(_))
-        )
-    }
-}
-
-impl Job {
-    fn write(&self, tx: &mut Tx<'_>) -> TxResult<Written> {
-        match self {
-            Job::Accept { new, .. } => tx.write_new(new).map(Written::Accepted),
-            Job::Update { id, f, .. } => tx
-                .update_message(id, f)
-                .map(|r| Written::Updated(r.map(Box::new))),
-        }
-    }
-
-    /// Answers the caller: `durable` is the outcome of the flush that covers this job.
-    fn answer(self, written: Written, durable: Result<(), &StoreError>) {
-        let failed = |e: &StoreError| StoreError::Write(e.to_string());
-        match (self, written) {
-            (Job::Accept { reply, .. }, Written::Accepted(outcome)) => {
-                let stored = matches!(outcome, Accepted::Stored);
-                let _ = reply.send(match durable {
-                    Err(e) if stored => Err(failed(e)),
-                    _ => Ok(outcome),
-                });
-            }
-            (Job::Update { reply, .. }, Written::Updated(record)) => {
-                let _ = reply.send(match durable {
-                    Err(e) if record.is_some() => Err(failed(e)),
-                    _ => Ok(record.map(|r| *r)),
-                });
-            }
-            (job, _) => job.fail("the writer mixed up its answers"),
-        }
-    }
-
-    fn fail(self, why: &str) {
-        match self {
-            Job::Accept { reply, .. } => {
-                let _ = reply.send(Err(StoreError::Write(why.to_owned())));
-            }
-            Job::Update { reply, .. } => {
-                let _ = reply.send(Err(StoreError::Write(why.to_owned())));
-            }
-        }
-    }
-}
-
-/// The most writes one transaction takes.
-const MAX_BATCH: usize = 256;
-
-/// Starts the thread that commits queued writes (accepts and message updates) in batches: one
-/// sled transaction and one flush for everything queued, rather than one transaction per
-/// request under the store's lock. It stops when the store is dropped (its sender closes).
-/// Durability waits and answers run on `runtime`, so the thread goes on to the next batch while
-/// a flush is under way.
-pub(super) fn start_writer(
-    store: Weak<Store>,
-    mut queue: mpsc::UnboundedReceiver<Job>,
-    runtime: tokio::runtime::Handle,
-) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("herald-writer".into())
-        .spawn(move || {
-            while let Some(first) = queue.blocking_recv() {
-                let mut jobs = vec![first];
-                while jobs.len() < MAX_BATCH {
-                    match queue.try_recv() {
-                        Ok(job) => jobs.push(job),
-                        Err(_) => break,
-                    }
-                }
-                let Some(store) = store.upgrade() else {
-                    return;
-                };
-                let committed = store.commit(|tx| {
-                    jobs.iter()
-                        .map(|job| job.write(tx))
-                        .collect::<TxResult<Vec<_>>>()
-                });
-                match committed {
-                    Ok(written) => {
-                        runtime.spawn(async move {
-                            let changed = written.iter().any(Written::changed);
-                            let durable = if changed {
-                                store.durable().await
-                            } else {
-                                Ok(())
-                            };
-                            for (job, w) in jobs.into_iter().zip(written) {
-                                job.answer(w, durable.as_ref().map(|_| ()));
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        // Nothing of the batch was written; every caller hears why.
-                        let why = e.to_string();
-                        for job in jobs {
-                            job.fail(&why);
-                        }
-                    }
-                }
-            }
-        })
-        .map(|_| ())
-}
-
 impl Tx<'_> {
     /// Writes one accepted message and what goes with it; the idempotency check sees earlier
     /// messages of the same batch.
-    fn write_new(&mut self, new: &NewMessage) -> TxResult<Accepted> {
+    pub(super) fn write_new(&mut self, new: &NewMessage) -> TxResult<Accepted> {
         let record = &new.record;
         if let Some(idem) = &new.idempotency {
             let key = joined(&idem.client, idem.key.as_bytes());
@@ -265,7 +131,11 @@ impl Tx<'_> {
     }
 
     /// Applies `f` to the stored message and writes the effects it returns.
-    fn update_message(&mut self, id: &MessageId, f: &UpdateFn) -> TxResult<Option<MessageRecord>> {
+    pub(super) fn update_message(
+        &mut self,
+        id: &MessageId,
+        f: &UpdateFn,
+    ) -> TxResult<Option<MessageRecord>> {
         let key = id.as_str().as_bytes();
         let Some(mut record) = self.get::<MessageRecord>(T::Messages, key)? else {
             return Ok(None);
@@ -315,7 +185,7 @@ impl Store {
     /// request under the store's lock.
     pub async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.accepts
+        self.writes
             .send(Job::Accept {
                 new: Box::new(new),
                 reply,
@@ -354,7 +224,7 @@ impl Store {
             f: Box::new(f),
             reply,
         };
-        self.accepts
+        self.writes
             .send(job)
             .map_err(|_| StoreError::Write("the store is closed".into()))?;
         answer
@@ -569,6 +439,26 @@ pub(crate) mod tests {
                 .map(|d| d.timestamp_millis()),
             Some((now - Duration::seconds(2)).timestamp_millis())
         );
+    }
+
+    #[tokio::test]
+    async fn a_closed_store_reopens_with_its_messages_and_audit_head() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("store");
+        let r = record(Utc::now());
+        let head = {
+            let store = Store::open(&path).expect("open");
+            put(&store, &r).await;
+            store.close().await.expect("close");
+            store.audit_head()
+        };
+        let store = Store::open(&path).expect("reopen: the file lock was released");
+        assert_eq!(store.audit_head(), head);
+        assert_eq!(
+            store.message(&r.id).expect("read").map(|m| m.id),
+            Some(r.id)
+        );
+        assert!(store.verify_audit().ok);
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ mod group_commit;
 mod messages;
 mod recipients;
 mod records;
+mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -118,9 +119,12 @@ pub struct Store {
     /// keeps transactions from conflicting.
     head: Mutex<AuditHead>,
     group_commit: Arc<GroupCommit>,
+    /// The group-commit task; [`Store::close`] waits for it, so that afterwards nothing but
+    /// this handle keeps the database (and its file lock) open.
+    flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     stop: CancellationToken,
     /// Accepts and message updates queue here for the batching writer.
-    accepts: tokio::sync::mpsc::UnboundedSender<messages::Job>,
+    writes: tokio::sync::mpsc::UnboundedSender<writer::Job>,
 }
 
 type TxResult<R> = Result<R, ConflictableTransactionError<StoreError>>;
@@ -227,17 +231,18 @@ impl Store {
             None => AuditHead::default(),
         };
         let stop = CancellationToken::new();
-        let group_commit = GroupCommit::start(db.clone(), stop.clone());
-        let (accepts, queue) = tokio::sync::mpsc::unbounded_channel();
+        let (group_commit, flusher) = GroupCommit::start(db.clone(), stop.clone());
+        let (writes, queue) = tokio::sync::mpsc::unbounded_channel();
         let store = Arc::new(Store {
             db,
             trees,
             head: Mutex::new(head),
             group_commit,
+            flusher: Mutex::new(Some(flusher)),
             stop,
-            accepts,
+            writes,
         });
-        messages::start_writer(
+        writer::start_writer(
             Arc::downgrade(&store),
             queue,
             tokio::runtime::Handle::current(),
@@ -331,6 +336,10 @@ impl Store {
     /// Stops the group-commit task and flushes everything to disk.
     pub async fn close(&self) -> Result<(), StoreError> {
         self.stop.cancel();
+        let flusher = self.flusher.lock().take();
+        if let Some(task) = flusher {
+            let _ = task.await;
+        }
         self.db.flush_async().await?;
         Ok(())
     }
