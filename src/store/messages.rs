@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use super::records::{IdempotencyRecord, MessageRecord, MessageStatus};
 use super::writer::{Job, UpdateFn};
@@ -184,16 +183,11 @@ impl Store {
     /// queued up in a single transaction and a single flush, rather than one transaction per
     /// request under the store's lock.
     pub async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.writes
-            .send(Job::Accept {
-                new: Box::new(new),
-                reply,
-            })
-            .map_err(|_| StoreError::Write("the store is closed".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Write("the store writer stopped".into()))?
+        self.submit(|reply| Job::Accept {
+            new: Box::new(new),
+            reply,
+        })
+        .await
     }
 
     /// The first answer given for an idempotency key, if any.
@@ -218,18 +212,12 @@ impl Store {
         id: &MessageId,
         f: impl Fn(&mut MessageRecord) -> Option<MessageUpdate> + Send + 'static,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let job = Job::Update {
+        self.submit(|reply| Job::Update {
             id: id.clone(),
             f: Box::new(f),
             reply,
-        };
-        self.writes
-            .send(job)
-            .map_err(|_| StoreError::Write("the store is closed".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Write("the store writer stopped".into()))?
+        })
+        .await
     }
 
     /// Up to `limit` message ids due at or before `now`, earliest first, starting after the

@@ -88,6 +88,22 @@ impl Job {
     }
 }
 
+impl Store {
+    /// Queues a job for the writer and waits for its answer.
+    pub(super) async fn submit<R>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<R, StoreError>>) -> Job,
+    ) -> Result<R, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(job(reply))
+            .map_err(|_| StoreError::Write("the store is closed".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Write("the store writer stopped".into()))?
+    }
+}
+
 /// The most writes one transaction takes.
 const MAX_BATCH: usize = 256;
 
