@@ -158,31 +158,15 @@ impl Herald {
             }
             kind => {
                 let policy = self.policy();
-                let keywords = Keywords { policy: &policy };
                 let applied = self
                     .store
                     .update_recipient(key, kind.mid(), |r| {
-                        ((), user_event(r, key, kind, at, page, &keywords))
+                        ((), user_event(r, key, kind, at, page, &policy))
                     })
                     .await?;
                 Ok(applied.is_some())
             }
         }
-    }
-}
-
-/// The policy's stop and resume keywords.
-struct Keywords<'a> {
-    policy: &'a crate::policy::PolicySet,
-}
-
-impl Keywords<'_> {
-    fn is_stop(&self, text: &str) -> bool {
-        self.policy.is_stop_keyword(text)
-    }
-
-    fn is_resume(&self, text: &str) -> bool {
-        self.policy.is_resume_keyword(text)
     }
 }
 
@@ -193,7 +177,7 @@ fn user_event(
     kind: &EventKind,
     at: DateTime<Utc>,
     page: Option<&str>,
-    keywords: &Keywords<'_>,
+    policy: &crate::policy::PolicySet,
 ) -> Vec<crate::store::AuditEntry> {
     let mut entries = Vec::new();
     if kind.opens_window() {
@@ -222,7 +206,7 @@ fn user_event(
             referral,
             mid,
         } => {
-            if let Some(text) = text.as_deref().filter(|t| keywords.is_stop(t)) {
+            if let Some(text) = text.as_deref().filter(|t| policy.is_stop_keyword(t)) {
                 let e = opt_out(
                     ConsentScope::Marketing,
                     ConsentSource::StopKeyword,
@@ -231,7 +215,7 @@ fn user_event(
                 );
                 entries.push(push_consent(r, key, e, page));
             }
-            let resumes = text.as_deref().is_some_and(|t| keywords.is_resume(t));
+            let resumes = text.as_deref().is_some_and(|t| policy.is_resume_keyword(t));
             // A resume keyword lifts an opt-out made by a stop keyword, and only that: it does
             // not invent a marketing consent that was never given.
             let stopped_by_keyword = r
