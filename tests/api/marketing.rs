@@ -104,3 +104,29 @@ async fn marketing_outside_the_window_goes_through_the_marketing_messages_token(
     assert_eq!(app.inbox("3003").len(), 1);
     app.assert_no_rejections();
 }
+
+#[tokio::test]
+async fn a_resume_keyword_lifts_only_a_stop_keyword_opt_out() {
+    let app = spawn_app().await;
+    let daytime = zone_where_local_hour_in(9..20);
+    opt_in(&app, "3004", &daytime).await;
+    app.user_writes("3004", "stop", None).await;
+    let (status, body) = market(&app, "3004").await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (422, Some("opted_out")),
+        "{body}"
+    );
+    app.user_writes("3004", "START", None).await;
+    let (status, body) = market(&app, "3004").await;
+    assert_eq!(status, 202, "{body}");
+
+    // Someone who never opted in gains nothing by writing START.
+    app.user_writes("3005", "START", None).await;
+    let (status, body) = market(&app, "3005").await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (422, Some("no_consent")),
+        "{body}"
+    );
+}
