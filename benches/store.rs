@@ -61,6 +61,7 @@ async fn accept(store: &Store, r: MessageRecord) {
             enqueue: true,
             counts_as_send: true,
             idempotency: None,
+            trace: Vec::new(),
         })
         .await
         .expect("accept");

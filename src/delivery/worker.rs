@@ -206,7 +206,11 @@ impl Worker {
         let now = Utc::now();
         let decision = if record.status == MessageStatus::Deferred {
             match self.decide_again(&record, now).await? {
-                Ok(decision) => decision,
+                // Its trace was stored with the new decision; the record keeps none.
+                Ok(decision) => Decision {
+                    trace: Vec::new(),
+                    ..decision
+                },
                 Err(processed) => return Ok(processed),
             }
         } else {
@@ -297,7 +301,9 @@ impl Worker {
         let decision = evaluate(&policy, &message, &facts);
         let outcome = decision.outcome;
         let not_before = decision.not_before.unwrap_or(now);
-        let decided = decision.clone();
+        // The record keeps the decision; its trace is stored apart (see `Store::trace`).
+        let mut decided = decision.clone();
+        let trace = std::mem::take(&mut decided.trace);
         let updated = self
             .herald
             .store
@@ -320,6 +326,7 @@ impl Worker {
                     Outcome::Deny => r.set_status(MessageStatus::Denied, now),
                     Outcome::Defer => {}
                 }
+                update.trace = Some(trace.clone());
                 update.audit.push(AuditEntry::decision(r, decision, now));
                 if outcome == Outcome::Deny {
                     update

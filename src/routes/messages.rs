@@ -110,6 +110,8 @@ async fn get_message(
     if !own && !matches!(client.role, Role::Compliance | Role::Admin) {
         return Err(not_found());
     }
+    let mut decision = record.decision;
+    decision.trace = state.herald.store.trace(&id)?;
     let mut status = record.status;
     if status == MessageStatus::Queued && state.worker.is_in_flight(&id) {
         status = MessageStatus::Sending;
@@ -122,7 +124,7 @@ async fn get_message(
         "recipient": record.recipient,
         "created_at": record.created_at,
         "not_before": record.not_before.filter(|_| record.status.is_pending()),
-        "decision": record.decision,
+        "decision": decision,
         "attempts": record.attempts,
         "graph_message_id": record.graph_message_id,
         "history": record.history,

@@ -75,8 +75,10 @@ impl Herald {
             now,
         )?;
         let decision = evaluate(&policy, &message, &facts);
-        let record = new_record(req.client, message, page.id.as_str(), decision, now);
+        let mut record = new_record(req.client, message, page.id.as_str(), decision, now);
         let answer = answer(&record);
+        // The trace is stored once, apart from the record that every status change rewrites.
+        let trace = std::mem::take(&mut record.decision.trace);
         let enqueue = record.status.is_pending();
         let audit = vec![AuditEntry::decision(&record, &record.decision, now)];
         let counts_as_send = record.status == MessageStatus::Queued;
@@ -87,6 +89,7 @@ impl Herald {
                 audit,
                 enqueue,
                 counts_as_send,
+                trace,
                 idempotency: req.idempotency_key.map(|key| IdempotencyWrite {
                     client: req.client.name.clone(),
                     key: key.to_owned(),

@@ -7,6 +7,7 @@ use super::records::{IdempotencyRecord, MessageRecord, MessageStatus};
 use super::writer::{Job, UpdateFn};
 use super::{joined, millis, AuditEntry, Store, StoreError, Tx, TxResult, T};
 use crate::domain::MessageId;
+use crate::policy::TraceStep;
 
 /// A message to store on acceptance, with everything that must be written with it.
 pub struct NewMessage {
@@ -18,6 +19,8 @@ pub struct NewMessage {
     /// The policy allowed it now: it counts toward the recipient's frequency caps.
     pub counts_as_send: bool,
     pub idempotency: Option<IdempotencyWrite>,
+    /// The decision's trace, stored apart from the record (the record's own is left empty).
+    pub trace: Vec<TraceStep>,
 }
 
 /// The `Idempotency-Key` record to write with a message.
@@ -63,6 +66,8 @@ pub struct MessageUpdate {
     pub outbox: OutboxChange,
     /// Record the message in the recipient's send history (it was allowed now).
     pub counts_as_send: bool,
+    /// A new decision's trace, when the update carries a new decision.
+    pub trace: Option<Vec<TraceStep>>,
 }
 
 impl MessageUpdate {
@@ -71,6 +76,7 @@ impl MessageUpdate {
             audit: Vec::new(),
             outbox,
             counts_as_send: false,
+            trace: None,
         }
     }
 }
@@ -117,6 +123,9 @@ impl Tx<'_> {
             )?;
         }
         self.put(T::Messages, record.id.as_str().as_bytes(), record)?;
+        if !new.trace.is_empty() {
+            self.put(T::Traces, record.id.as_str().as_bytes(), &new.trace)?;
+        }
         if new.enqueue {
             self.put_raw(T::Outbox, &outbox_key(due_of(record), &record.id), &[])?;
         }
@@ -162,6 +171,9 @@ impl Tx<'_> {
         for entry in &update.audit {
             self.audit(entry.clone())?;
         }
+        if let Some(trace) = &update.trace {
+            self.put(T::Traces, key, trace)?;
+        }
         self.put(T::Messages, key, &record)?;
         Ok(Some(record))
     }
@@ -201,6 +213,13 @@ impl Store {
 
     pub fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
         self.read(T::Messages, id.as_str().as_bytes())
+    }
+
+    /// The trace of the message's latest decision (empty if none was kept).
+    pub fn trace(&self, id: &MessageId) -> Result<Vec<TraceStep>, StoreError> {
+        Ok(self
+            .read(T::Traces, id.as_str().as_bytes())?
+            .unwrap_or_default())
     }
 
     /// Changes a message with `f` and applies the effects `f` returns, in one transaction (the
@@ -393,6 +412,7 @@ pub(crate) mod tests {
                 enqueue: true,
                 counts_as_send: true,
                 idempotency: None,
+                trace: Vec::new(),
             })
             .await
             .expect("accept");
@@ -475,6 +495,7 @@ pub(crate) mod tests {
                             record: r,
                             enqueue: true,
                             counts_as_send: true,
+                            trace: Vec::new(),
                             idempotency: Some(IdempotencyWrite {
                                 client: "shop".into(),
                                 key: "same".into(),
@@ -520,6 +541,7 @@ pub(crate) mod tests {
             enqueue: false,
             counts_as_send: false,
             idempotency: Some(write(sha)),
+            trace: Vec::new(),
         };
         assert!(matches!(store.accept(new("a")).await, Ok(Accepted::Stored)));
         assert!(matches!(store.accept(new("a")).await, Ok(Accepted::Replay(f)) if f.body == body));

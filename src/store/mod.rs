@@ -74,10 +74,13 @@ enum T {
     WebhookMids,
     /// id (big-endian) → a webhook event that failed to apply, kept for a retry
     ParkedEvents,
+    /// message id → the trace of its latest decision (kept apart from the record, which is
+    /// rewritten at every status change, so the trace is encoded once per decision)
+    Traces,
 }
 
 impl T {
-    const ALL: [T; 10] = [
+    const ALL: [T; 11] = [
         T::Messages,
         T::Outbox,
         T::Audit,
@@ -88,6 +91,7 @@ impl T {
         T::GraphIds,
         T::WebhookMids,
         T::ParkedEvents,
+        T::Traces,
     ];
 
     fn name(self) -> &'static str {
@@ -102,6 +106,7 @@ impl T {
             T::GraphIds => "graph_ids",
             T::WebhookMids => "webhook_mids",
             T::ParkedEvents => "parked_events",
+            T::Traces => "traces",
         }
     }
 }

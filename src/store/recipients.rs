@@ -164,6 +164,7 @@ mod tests {
                     enqueue: false,
                     counts_as_send: true,
                     idempotency: None,
+                    trace: Vec::new(),
                 };
                 store.accept(new).await.expect("accept");
             }

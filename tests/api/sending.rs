@@ -57,6 +57,13 @@ async fn a_receipt_outside_the_window_goes_as_a_utility_template() {
     let message = app.message(id).await;
     assert_eq!(message["status"], "sent");
     assert_eq!(message["graph_message_id"], inbox[0].message_id.as_str());
+    assert_eq!(
+        message["decision"], body["decision"],
+        "GET shows the decision as answered, trace included"
+    );
+    assert!(message["decision"]["trace"]
+        .as_array()
+        .is_some_and(|t| t.len() > 3));
     app.assert_no_rejections();
 }
 
@@ -220,6 +227,12 @@ async fn a_message_with_send_at_waits_and_then_goes() {
     app.drain().await;
     let message = app.message(id).await;
     assert_eq!(message["status"], "sent", "{message}");
+    assert!(
+        message["decision"]["trace"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty()),
+        "the decision taken at send time keeps its trace: {message}"
+    );
     let sent_at = message["history"][1]["at"].as_str().expect("sent at");
     let sent_at = chrono::DateTime::parse_from_rfc3339(sent_at).expect("time");
     assert!(sent_at >= at, "not before send_at: {sent_at} < {at}");
