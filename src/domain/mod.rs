@@ -47,21 +47,8 @@ impl Violations {
         self.0.push(FieldError::new(field, message));
     }
 
-    pub fn extend(&mut self, other: Violations) {
-        self.0.extend(other.0);
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-
-    /// `Ok(value)` when nothing was recorded, else every recorded error.
-    pub fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(self.0)
-        }
     }
 
     pub fn into_inner(self) -> Vec<FieldError> {

@@ -49,8 +49,4 @@ impl Pages {
             None => self.pages.values().next(),
         }
     }
-
-    pub fn ids(&self) -> impl Iterator<Item = &PageId> {
-        self.pages.keys()
-    }
 }

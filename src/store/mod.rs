@@ -45,8 +45,6 @@ pub enum StoreError {
     },
     #[error("flush failed: {0}")]
     Flush(String),
-    #[error("not found: {0}")]
-    NotFound(String),
     #[error("write failed: {0}")]
     Write(String),
 }
