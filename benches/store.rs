@@ -54,17 +54,7 @@ fn record(i: usize) -> MessageRecord {
 }
 
 async fn accept(store: &Store, r: MessageRecord) {
-    store
-        .accept(NewMessage {
-            audit: vec![AuditEntry::decision(&r, &r.decision, r.created_at)],
-            record: r,
-            enqueue: true,
-            counts_as_send: true,
-            idempotency: None,
-            trace: Vec::new(),
-        })
-        .await
-        .expect("accept");
+    store.accept(NewMessage::new(r)).await.expect("accept");
 }
 
 fn bench(c: &mut Criterion) {

@@ -10,7 +10,7 @@ use crate::auth::Client;
 use crate::domain::{FieldError, MessageId, OutboundMessage, SendKind};
 use crate::error::ApiError;
 use crate::policy::{evaluate, Decision, Outcome};
-use crate::store::{self, AuditEntry, IdempotencyWrite, MessageRecord, MessageStatus, NewMessage};
+use crate::store::{self, IdempotencyWrite, MessageRecord, MessageStatus, NewMessage};
 
 /// One send as a client made it.
 pub struct SendRequest<'a> {
@@ -75,29 +75,19 @@ impl Herald {
             now,
         )?;
         let decision = evaluate(&policy, &message, &facts);
-        let mut record = new_record(req.client, message, page.id.as_str(), decision, now);
+        let record = new_record(req.client, message, page.id.as_str(), decision, now);
         let answer = answer(&record);
-        // The trace is stored once, apart from the record that every status change rewrites.
-        let trace = std::mem::take(&mut record.decision.trace);
         let enqueue = record.status.is_pending();
-        let audit = vec![AuditEntry::decision(&record, &record.decision, now)];
-        let counts_as_send = record.status == MessageStatus::Queued;
+        let idempotency = req.idempotency_key.map(|key| IdempotencyWrite {
+            client: req.client.name.clone(),
+            key: key.to_owned(),
+            request_sha256: request_sha256.clone(),
+            status: answer.status,
+            body: answer.body.clone(),
+        });
         let outcome = self
             .store
-            .accept(NewMessage {
-                record,
-                audit,
-                enqueue,
-                counts_as_send,
-                trace,
-                idempotency: req.idempotency_key.map(|key| IdempotencyWrite {
-                    client: req.client.name.clone(),
-                    key: key.to_owned(),
-                    request_sha256: request_sha256.clone(),
-                    status: answer.status,
-                    body: answer.body.clone(),
-                }),
-            })
+            .accept(NewMessage::new(record).with_idempotency(idempotency))
             .await?;
         match outcome {
             store::Accepted::Stored => {

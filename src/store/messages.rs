@@ -23,6 +23,36 @@ pub struct NewMessage {
     pub trace: Vec<TraceStep>,
 }
 
+impl NewMessage {
+    /// A freshly decided message, with everything derived from it: queued or deferred messages
+    /// go to the outbox, one allowed now counts toward the frequency caps, the decision gets its
+    /// audit entry, and the trace moves out of the record to be stored apart.
+    pub fn new(mut record: MessageRecord) -> NewMessage {
+        let trace = std::mem::take(&mut record.decision.trace);
+        let audit = vec![AuditEntry::decision(
+            &record,
+            &record.decision,
+            record.created_at,
+        )];
+        NewMessage {
+            enqueue: record.status.is_pending(),
+            counts_as_send: record.status == MessageStatus::Queued,
+            audit,
+            trace,
+            idempotency: None,
+            record,
+        }
+    }
+
+    /// Stores the first answer under an `Idempotency-Key` with the message.
+    pub fn with_idempotency(self, idempotency: Option<IdempotencyWrite>) -> NewMessage {
+        NewMessage {
+            idempotency,
+            ..self
+        }
+    }
+}
+
 /// The `Idempotency-Key` record to write with a message.
 pub struct IdempotencyWrite {
     pub client: String,
@@ -406,14 +436,7 @@ pub(crate) mod tests {
 
     async fn put(store: &Store, r: &MessageRecord) {
         let outcome = store
-            .accept(NewMessage {
-                record: r.clone(),
-                audit: vec![AuditEntry::decision(r, &r.decision, r.created_at)],
-                enqueue: true,
-                counts_as_send: true,
-                idempotency: None,
-                trace: Vec::new(),
-            })
+            .accept(NewMessage::new(r.clone()))
             .await
             .expect("accept");
         assert!(matches!(outcome, Accepted::Stored));
@@ -490,20 +513,13 @@ pub(crate) mod tests {
                 tokio::spawn(async move {
                     let r = record(Utc::now());
                     store
-                        .accept(NewMessage {
-                            audit: vec![AuditEntry::decision(&r, &r.decision, r.created_at)],
-                            record: r,
-                            enqueue: true,
-                            counts_as_send: true,
-                            trace: Vec::new(),
-                            idempotency: Some(IdempotencyWrite {
-                                client: "shop".into(),
-                                key: "same".into(),
-                                request_sha256: "body".into(),
-                                status: 202,
-                                body: serde_json::json!({"n": 1}),
-                            }),
-                        })
+                        .accept(NewMessage::new(r).with_idempotency(Some(IdempotencyWrite {
+                            client: "shop".into(),
+                            key: "same".into(),
+                            request_sha256: "body".into(),
+                            status: 202,
+                            body: serde_json::json!({"n": 1}),
+                        })))
                         .await
                         .expect("accept")
                 })
@@ -535,14 +551,7 @@ pub(crate) mod tests {
             status: 202,
             body: body.clone(),
         };
-        let new = |sha| NewMessage {
-            record: r.clone(),
-            audit: vec![],
-            enqueue: false,
-            counts_as_send: false,
-            idempotency: Some(write(sha)),
-            trace: Vec::new(),
-        };
+        let new = |sha| NewMessage::new(r.clone()).with_idempotency(Some(write(sha)));
         assert!(matches!(store.accept(new("a")).await, Ok(Accepted::Stored)));
         assert!(matches!(store.accept(new("a")).await, Ok(Accepted::Replay(f)) if f.body == body));
         assert!(matches!(

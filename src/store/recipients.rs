@@ -158,15 +158,7 @@ mod tests {
         for (psid, n) in [("12", 2), ("123", 3), ("1", 1)] {
             for i in 0..n {
                 let r = record_for(psid, now - Duration::minutes(i));
-                let new = NewMessage {
-                    record: r,
-                    audit: vec![],
-                    enqueue: false,
-                    counts_as_send: true,
-                    idempotency: None,
-                    trace: Vec::new(),
-                };
-                store.accept(new).await.expect("accept");
+                store.accept(NewMessage::new(r)).await.expect("accept");
             }
         }
         let since = now - Duration::hours(1);
