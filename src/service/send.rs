@@ -29,6 +29,14 @@ pub struct Accepted {
     pub body: Value,
 }
 
+/// What an Idempotency-Key is bound to: the endpoint and the body's canonical JSON.
+fn request_sha256(kind: SendKind, body: &Value) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("{kind:?}\n").as_bytes());
+    h.update(serde_json::to_vec(body).unwrap_or_default());
+    hex::encode(h.finalize())
+}
+
 /// sha256 of a value's canonical JSON (serde_json sorts object keys).
 pub fn sha256_json(value: &impl serde::Serialize) -> String {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
@@ -57,13 +65,17 @@ impl Herald {
 
     /// Decides on a send and, unless it is a replay, stores it durably before answering.
     pub async fn send(&self, req: SendRequest<'_>) -> Result<Accepted, ApiError> {
-        let request_sha256 =
-            sha256_json(&json!({"kind": format!("{:?}", req.kind), "body": req.body}));
-        if let Some(key) = req.idempotency_key {
-            if let Some(first) = self.store.idempotency(&req.client.name, key)? {
-                return replay(first, &request_sha256);
+        // Only a request with an Idempotency-Key pays for hashing its body.
+        let keyed = match req.idempotency_key {
+            Some(key) => {
+                let request_sha256 = request_sha256(req.kind, req.body);
+                if let Some(first) = self.store.idempotency(&req.client.name, key)? {
+                    return replay(first, &request_sha256);
+                }
+                Some((key, request_sha256))
             }
-        }
+            None => None,
+        };
         let (message, page) = self.parse_send(req.body, req.kind)?;
         let now = Utc::now();
         let policy = self.policy();
@@ -78,13 +90,15 @@ impl Herald {
         let record = new_record(req.client, message, page.id.as_str(), decision, now);
         let answer = answer(&record);
         let enqueue = record.status.is_pending();
-        let idempotency = req.idempotency_key.map(|key| IdempotencyWrite {
-            client: req.client.name.clone(),
-            key: key.to_owned(),
-            request_sha256: request_sha256.clone(),
-            status: answer.status,
-            body: answer.body.clone(),
-        });
+        let idempotency = keyed
+            .as_ref()
+            .map(|(key, request_sha256)| IdempotencyWrite {
+                client: req.client.name.clone(),
+                key: (*key).to_owned(),
+                request_sha256: request_sha256.clone(),
+                status: answer.status,
+                body: answer.body.clone(),
+            });
         let outcome = self
             .store
             .accept(NewMessage::new(record).with_idempotency(idempotency))
@@ -96,7 +110,10 @@ impl Herald {
                 }
                 Ok(answer)
             }
-            store::Accepted::Replay(first) => replay(first, &request_sha256),
+            store::Accepted::Replay(first) => {
+                let request_sha256 = keyed.map(|(_, sha)| sha).unwrap_or_default();
+                replay(first, &request_sha256)
+            }
             store::Accepted::Conflict => Err(conflict()),
         }
     }
