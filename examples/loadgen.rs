@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald::auth::JwtKeys;
-use herald::configuration::{Mode, PageSettings, Settings};
+use herald::configuration::{PageSettings, Settings};
 use herald::domain::Role;
 use herald::sandbox::{Sandbox, SandboxConfig, SandboxPage};
 use herald::startup::{AppHandle, Application};
@@ -152,13 +152,7 @@ async fn rig(pages: usize, store_dir: Option<tempfile::TempDir>) -> Rig {
     let base = format!("http://{}", herald_listener.local_addr().expect("addr"));
     let sandbox_url = format!("http://{}", sandbox_listener.local_addr().expect("addr"));
     let page_ids: Vec<String> = (0..pages).map(page_id).collect();
-    let mut settings = Settings::load(
-        std::path::Path::new("/nonexistent"),
-        false,
-        Vec::new(),
-        Mode::Sandbox,
-    )
-    .expect("settings");
+    let mut settings = Settings::default();
     settings.storage.path = store_dir.path().join("store");
     settings.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
     settings.messenger.graph_base_url = sandbox_url;

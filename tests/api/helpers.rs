@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
 use herald::auth::JwtKeys;
-use herald::configuration::{Mode, PageSettings, Settings};
+use herald::configuration::{PageSettings, Settings};
 use herald::domain::Role;
 use herald::sandbox::{ReceivedMessage, Sandbox, SandboxConfig, SandboxPage, SandboxStats};
 use herald::startup::{AppHandle, Application};
@@ -39,13 +39,7 @@ pub fn policy_dir() -> PathBuf {
 
 /// Settings for a test gateway: short retry delays, every secret known to the test.
 pub fn test_settings(store: &std::path::Path, graph_base_url: &str) -> Settings {
-    let mut s = Settings::load(
-        std::path::Path::new("/nonexistent"),
-        false,
-        Vec::new(),
-        Mode::Sandbox,
-    )
-    .expect("default settings");
+    let mut s = Settings::default();
     s.server.listen = "127.0.0.1:0".into();
     s.storage.path = store.to_path_buf();
     s.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
