@@ -206,11 +206,7 @@ impl Worker {
         let now = Utc::now();
         let decision = if record.status == MessageStatus::Deferred {
             match self.decide_again(&record, now).await? {
-                // Its trace was stored with the new decision; the record keeps none.
-                Ok(decision) => Decision {
-                    trace: Vec::new(),
-                    ..decision
-                },
+                Ok(decision) => decision,
                 Err(processed) => return Ok(processed),
             }
         } else {
@@ -298,12 +294,11 @@ impl Worker {
             utility_template: record.utility_template.clone(),
             send_at: None,
         };
-        let decision = evaluate(&policy, &message, &facts);
+        let mut decision = evaluate(&policy, &message, &facts);
         let outcome = decision.outcome;
         let not_before = decision.not_before.unwrap_or(now);
         // The record keeps the decision; its trace is stored apart (see `Store::trace`).
-        let mut decided = decision.clone();
-        let trace = std::mem::take(&mut decided.trace);
+        let trace = std::mem::take(&mut decision.trace);
         let updated = self
             .herald
             .store
@@ -311,7 +306,6 @@ impl Worker {
                 if r.status != MessageStatus::Deferred {
                     return None;
                 }
-                let decision = &decided;
                 r.decision = decision.clone();
                 let mut update = MessageUpdate::new(match outcome {
                     Outcome::Allow => OutboxChange::Keep,
@@ -327,7 +321,7 @@ impl Worker {
                     Outcome::Defer => {}
                 }
                 update.trace = Some(trace.clone());
-                update.audit.push(AuditEntry::decision(r, decision, now));
+                update.audit.push(AuditEntry::decision(r, &decision, now));
                 if outcome == Outcome::Deny {
                     update
                         .audit
@@ -336,11 +330,11 @@ impl Worker {
                 Some(update)
             })
             .await?;
-        if updated.is_none() {
+        let Some(updated) = updated else {
             return Ok(Err(Processed::Skipped));
-        }
+        };
         Ok(match outcome {
-            Outcome::Allow => Ok(decision),
+            Outcome::Allow => Ok(updated.decision),
             Outcome::Deny => Err(Processed::Denied),
             Outcome::Defer => Err(Processed::Deferred),
         })
