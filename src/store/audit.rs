@@ -115,25 +115,43 @@ impl AuditEntry {
         }
     }
 
-    /// Links this entry to `prev_hash` and computes its own hash.
-    pub(super) fn seal(&mut self, seq: u64, prev_hash: &str) {
+    /// Links this entry to `prev_hash`, computes its own hash, and returns the entry as
+    /// stored: its JSON, encoded once.
+    pub(super) fn seal(&mut self, seq: u64, prev_hash: &str) -> Vec<u8> {
         self.seq = seq;
         self.prev_hash = prev_hash.to_owned();
-        self.hash = self.computed_hash();
+        self.hash = String::new();
+        let mut json = self.canonical();
+        self.hash = chain_hash(prev_hash, &json);
+        // `hash` is the last field, left out while empty: the stored JSON is the canonical JSON
+        // with it appended (a test checks this against serde's own encoding).
+        json.pop();
+        json.extend_from_slice(b",\"hash\":\"");
+        json.extend_from_slice(self.hash.as_bytes());
+        json.extend_from_slice(b"\"}");
+        json
+    }
+
+    /// The entry's JSON without its `hash`: what the hash covers.
+    fn canonical(&self) -> Vec<u8> {
+        // Serialising a struct of strings, numbers and enums cannot fail; an empty canonical
+        // form would still make verification fail loudly rather than pass.
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
     /// What the hash of this entry must be, given its `prev_hash`.
     pub fn computed_hash(&self) -> String {
         let mut unsealed = self.clone();
         unsealed.hash = String::new();
-        // Serialising a struct of strings, numbers and enums cannot fail; an empty canonical
-        // form would still make verification fail loudly rather than pass.
-        let canonical = serde_json::to_vec(&unsealed).unwrap_or_default();
-        let mut h = Sha256::new();
-        h.update(self.prev_hash.as_bytes());
-        h.update(&canonical);
-        hex::encode(h.finalize())
+        chain_hash(&self.prev_hash, &unsealed.canonical())
     }
+}
+
+fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(canonical);
+    hex::encode(h.finalize())
 }
 
 /// Where the chain ends.
@@ -214,7 +232,7 @@ mod tests {
                     detail: Some(format!("entry {seq}")),
                     ..AuditEntry::default()
                 };
-                e.seal(seq, &head.hash);
+                let _ = e.seal(seq, &head.hash);
                 head = AuditHead {
                     seq,
                     hash: e.hash.clone(),
@@ -222,6 +240,20 @@ mod tests {
                 e
             })
             .collect()
+    }
+
+    #[test]
+    fn a_sealed_entry_is_stored_as_serde_encodes_it() {
+        let mut e = AuditEntry {
+            message_id: Some("msg_1".into()),
+            detail: Some("quote \" and \\ and é".into()),
+            ..AuditEntry::default()
+        };
+        let stored = e.seal(7, GENESIS);
+        assert_eq!(stored, serde_json::to_vec(&e).expect("json"));
+        assert_eq!(e.hash, e.computed_hash());
+        let back: AuditEntry = serde_json::from_slice(&stored).expect("decode");
+        assert_eq!(back, e);
     }
 
     #[test]

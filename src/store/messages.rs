@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::records::{IdempotencyRecord, MessageRecord, MessageStatus};
 use super::writer::{Job, UpdateFn};
-use super::{joined, millis, AuditEntry, Store, StoreError, Tx, TxResult, T};
+use super::{encode, joined, millis, AuditEntry, Store, StoreError, Tx, TxResult, T};
 use crate::domain::MessageId;
 use crate::policy::TraceStep;
 
@@ -50,6 +50,26 @@ impl NewMessage {
             idempotency,
             ..self
         }
+    }
+}
+
+/// A [`NewMessage`] with its record and trace already encoded, on the caller's thread: the
+/// writer, which every write waits for, only stages bytes.
+pub(super) struct EncodedMessage {
+    new: NewMessage,
+    record: Vec<u8>,
+    trace: Option<Vec<u8>>,
+}
+
+impl EncodedMessage {
+    fn new(new: NewMessage) -> Result<EncodedMessage, StoreError> {
+        let record = encode(T::Messages, &new.record)?;
+        let trace = if new.trace.is_empty() {
+            None
+        } else {
+            Some(encode(T::Traces, &new.trace)?)
+        };
+        Ok(EncodedMessage { new, record, trace })
     }
 }
 
@@ -130,7 +150,8 @@ fn send_key(record: &MessageRecord, at: DateTime<Utc>) -> Vec<u8> {
 impl Tx<'_> {
     /// Writes one accepted message and what goes with it; the idempotency check sees earlier
     /// messages of the same batch.
-    pub(super) fn write_new(&mut self, new: &NewMessage) -> TxResult<Accepted> {
+    pub(super) fn write_new(&mut self, encoded: &EncodedMessage) -> TxResult<Accepted> {
+        let new = &encoded.new;
         let record = &new.record;
         if let Some(idem) = &new.idempotency {
             let key = joined(&idem.client, idem.key.as_bytes());
@@ -152,9 +173,9 @@ impl Tx<'_> {
                 },
             )?;
         }
-        self.put(T::Messages, record.id.as_str().as_bytes(), record)?;
-        if !new.trace.is_empty() {
-            self.put(T::Traces, record.id.as_str().as_bytes(), &new.trace)?;
+        self.put_raw(T::Messages, record.id.as_str().as_bytes(), &encoded.record)?;
+        if let Some(trace) = &encoded.trace {
+            self.put_raw(T::Traces, record.id.as_str().as_bytes(), trace)?;
         }
         if new.enqueue {
             self.put_raw(T::Outbox, &outbox_key(due_of(record), &record.id), &[])?;
@@ -208,7 +229,7 @@ impl Tx<'_> {
         Ok(Some(record))
     }
 
-    fn record_send(&self, record: &MessageRecord, at: DateTime<Utc>) -> TxResult<()> {
+    fn record_send(&mut self, record: &MessageRecord, at: DateTime<Utc>) -> TxResult<()> {
         self.put_raw(
             T::Sends,
             &send_key(record, at),
@@ -225,8 +246,9 @@ impl Store {
     /// queued up in a single transaction and a single flush, rather than one transaction per
     /// request under the store's lock.
     pub async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
+        let encoded = EncodedMessage::new(new)?;
         self.submit(|reply| Job::Accept {
-            new: Box::new(new),
+            new: Box::new(encoded),
             reply,
         })
         .await

@@ -12,16 +12,15 @@ mod recipients;
 mod records;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
-};
-use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{IVec, Transactional};
 use tokio_util::sync::CancellationToken;
 
 pub use audit::{verify_chain, AuditEntry, AuditHead, AuditKind, Verification, GENESIS};
@@ -50,7 +49,7 @@ pub enum StoreError {
 }
 
 /// The trees, by role. The discriminant is the index into [`Store::trees`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum T {
     /// message id → [`MessageRecord`]
     Messages,
@@ -130,21 +129,19 @@ pub struct Store {
     writes: tokio::sync::mpsc::UnboundedSender<writer::Job>,
 }
 
-type TxResult<R> = Result<R, ConflictableTransactionError<StoreError>>;
+type TxResult<R> = Result<R, StoreError>;
 
-/// One transaction in progress, seen through typed helpers.
+/// One transaction being prepared: reads see the store and the writes staged so far; writes
+/// are encoded here and staged, and [`Store::commit`] applies them all in one sled transaction.
+///
+/// sled 0.34 holds a process-wide lock for a whole transaction, which stops every reader in the
+/// process; preparing outside it (under [`Store::head`], which serialises every writer) keeps
+/// that lock for the inserts alone.
 pub(crate) struct Tx<'a> {
-    views: &'a [TransactionalTree],
+    store: &'a Store,
+    /// Staged writes by tree and key; `None` removes the key.
+    writes: HashMap<(T, Vec<u8>), Option<IVec>>,
     head: AuditHead,
-}
-
-fn unabortable(e: UnabortableTransactionError) -> ConflictableTransactionError<StoreError> {
-    match e {
-        UnabortableTransactionError::Conflict => ConflictableTransactionError::Conflict,
-        UnabortableTransactionError::Storage(e) => {
-            ConflictableTransactionError::Abort(StoreError::Sled(e))
-        }
-    }
 }
 
 fn decode<V: DeserializeOwned>(t: T, bytes: &[u8]) -> Result<V, StoreError> {
@@ -162,49 +159,47 @@ fn encode<V: Serialize>(t: T, value: &V) -> Result<Vec<u8>, StoreError> {
 }
 
 impl Tx<'_> {
-    fn view(&self, t: T) -> &TransactionalTree {
-        &self.views[t as usize]
-    }
-
-    fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> TxResult<Option<V>> {
-        match self.view(t).get(key).map_err(unabortable)? {
-            Some(bytes) => Ok(Some(
-                decode(t, &bytes).map_err(ConflictableTransactionError::Abort)?,
-            )),
-            None => Ok(None),
+    /// The value as this transaction sees it: staged, else stored.
+    fn raw(&self, t: T, key: &[u8]) -> TxResult<Option<IVec>> {
+        match self.writes.get(&(t, key.to_vec())) {
+            Some(staged) => Ok(staged.clone()),
+            None => Ok(self.store.tree(t).get(key)?),
         }
     }
 
+    fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> TxResult<Option<V>> {
+        self.raw(t, key)?.map(|bytes| decode(t, &bytes)).transpose()
+    }
+
     fn contains(&self, t: T, key: &[u8]) -> TxResult<bool> {
-        Ok(self.view(t).get(key).map_err(unabortable)?.is_some())
+        Ok(self.raw(t, key)?.is_some())
     }
 
-    fn put<V: Serialize>(&self, t: T, key: &[u8], value: &V) -> TxResult<()> {
-        let bytes = encode(t, value).map_err(ConflictableTransactionError::Abort)?;
-        self.view(t).insert(key, bytes).map_err(unabortable)?;
+    fn put<V: Serialize>(&mut self, t: T, key: &[u8], value: &V) -> TxResult<()> {
+        let bytes = encode(t, value)?;
+        self.writes.insert((t, key.to_vec()), Some(bytes.into()));
         Ok(())
     }
 
-    fn put_raw(&self, t: T, key: &[u8], value: &[u8]) -> TxResult<()> {
-        self.view(t).insert(key, value).map_err(unabortable)?;
+    fn put_raw(&mut self, t: T, key: &[u8], value: &[u8]) -> TxResult<()> {
+        self.writes.insert((t, key.to_vec()), Some(value.into()));
         Ok(())
     }
 
-    fn remove(&self, t: T, key: &[u8]) -> TxResult<()> {
-        self.view(t).remove(key).map_err(unabortable)?;
+    fn remove(&mut self, t: T, key: &[u8]) -> TxResult<()> {
+        self.writes.insert((t, key.to_vec()), None);
         Ok(())
     }
 
     /// Appends `entry` to the audit chain in this transaction.
     fn audit(&mut self, mut entry: AuditEntry) -> TxResult<u64> {
         let seq = self.head.seq + 1;
-        entry.seal(seq, &self.head.hash);
-        self.put(T::Audit, &seq.to_be_bytes(), &entry)?;
+        let stored = entry.seal(seq, &self.head.hash);
+        self.put_raw(T::Audit, &seq.to_be_bytes(), &stored)?;
         self.head = AuditHead {
             seq,
             hash: entry.hash,
         };
-        self.put(T::Meta, AUDIT_HEAD, &self.head)?;
         Ok(seq)
     }
 }
@@ -245,12 +240,8 @@ impl Store {
             stop,
             writes,
         });
-        writer::start_writer(
-            Arc::downgrade(&store),
-            queue,
-            tokio::runtime::Handle::current(),
-        )
-        .map_err(|e| StoreError::Write(format!("cannot start the writer thread: {e}")))?;
+        writer::start_writer(Arc::downgrade(&store), queue)
+            .map_err(|e| StoreError::Write(format!("cannot start the writer thread: {e}")))?;
         Ok(store)
     }
 
@@ -265,26 +256,49 @@ impl Store {
         }
     }
 
-    /// Runs `f` as one transaction across every tree. Audit entries it appends are chained in
-    /// the same transaction. Not yet durable: see [`Store::durable`].
-    fn commit<R>(&self, f: impl Fn(&mut Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
+    /// Runs `f` as one transaction across every tree: `f` reads and stages writes (see [`Tx`]),
+    /// then everything it staged is applied in one sled transaction, or nothing is if `f`
+    /// fails. Audit entries it appends are chained in the same transaction. Not yet durable:
+    /// see [`Store::durable`].
+    fn commit<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
+        // Every writer holds the head while it prepares and applies, so what `f` read is still
+        // current when its writes land.
         let mut head = self.head.lock();
-        let result = self.trees[..].transaction(|views| {
-            let mut tx = Tx {
-                views,
-                head: head.clone(),
-            };
-            let r = f(&mut tx)?;
-            Ok((r, tx.head))
-        });
-        match result {
-            Ok((r, new_head)) => {
-                *head = new_head;
-                Ok(r)
-            }
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+        let mut tx = Tx {
+            store: self,
+            writes: HashMap::new(),
+            head: head.clone(),
+        };
+        let r = f(&mut tx)?;
+        // The head is written once per transaction, however many entries it appended.
+        if tx.head.seq != head.seq {
+            let new_head = tx.head.clone();
+            tx.put(T::Meta, AUDIT_HEAD, &new_head)?;
         }
+        let writes = tx.writes;
+        self.trees[..]
+            .transaction(|views| {
+                for ((t, key), value) in &writes {
+                    let view = &views[*t as usize];
+                    match value {
+                        Some(v) => view.insert(key.as_slice(), v.clone())?,
+                        None => view.remove(key.as_slice())?,
+                    };
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })?;
+        *head = tx.head;
+        Ok(r)
+    }
+
+    /// Writes everything committed so far to disk, on this thread.
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Waits until everything committed so far is on disk (group commit).

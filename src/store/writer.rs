@@ -9,7 +9,7 @@ use std::sync::Weak;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::messages::{Accepted, MessageUpdate, NewMessage};
+use super::messages::{Accepted, EncodedMessage, MessageUpdate};
 use super::records::MessageRecord;
 use super::{Store, StoreError, Tx, TxResult};
 use crate::domain::MessageId;
@@ -20,7 +20,7 @@ pub(super) type UpdateFn = Box<dyn Fn(&mut MessageRecord) -> Option<MessageUpdat
 /// One write waiting for the writer.
 pub(super) enum Job {
     Accept {
-        new: Box<NewMessage>,
+        new: Box<EncodedMessage>,
         reply: oneshot::Sender<Result<Accepted, StoreError>>,
     },
     Update {
@@ -110,12 +110,15 @@ const MAX_BATCH: usize = 256;
 /// Starts the thread that commits queued writes (accepts and message updates) in batches: one
 /// sled transaction and one flush for everything queued, rather than one transaction per
 /// request under the store's lock. It stops when the store is dropped (its sender closes).
-/// Durability waits and answers run on `runtime`, so the thread goes on to the next batch while
-/// a flush is under way.
+///
+/// The thread flushes each batch itself before it takes the next. sled 0.34's flush holds the
+/// read side of its process-wide lock until the `fsync` returns, so a transaction started
+/// during a flush waits for it, and every reader in the process queues behind that
+/// transaction. Committing and flushing in turn on one thread leaves readers (the accept
+/// path's facts) free to run during the `fsync`, while the next batch gathers.
 pub(super) fn start_writer(
     store: Weak<Store>,
     mut queue: mpsc::UnboundedReceiver<Job>,
-    runtime: tokio::runtime::Handle,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("herald-writer".into())
@@ -138,17 +141,14 @@ pub(super) fn start_writer(
                 });
                 match committed {
                     Ok(written) => {
-                        runtime.spawn(async move {
-                            let changed = written.iter().any(Written::changed);
-                            let durable = if changed {
-                                store.durable().await
-                            } else {
-                                Ok(())
-                            };
-                            for (job, w) in jobs.into_iter().zip(written) {
-                                job.answer(w, durable.as_ref().map(|_| ()));
-                            }
-                        });
+                        let durable = if written.iter().any(Written::changed) {
+                            store.flush()
+                        } else {
+                            Ok(())
+                        };
+                        for (job, w) in jobs.into_iter().zip(written) {
+                            job.answer(w, durable.as_ref().map(|_| ()));
+                        }
                     }
                     Err(e) => {
                         // Nothing of the batch was written; every caller hears why.
