@@ -49,6 +49,7 @@ fn record(i: usize) -> MessageRecord {
             at: now,
         }],
         campaign: None,
+        trace_sha256: None,
         content_sha256: "0".repeat(64),
     }
 }

@@ -110,8 +110,9 @@ async fn get_message(
     if !own && !matches!(client.role, Role::Compliance | Role::Admin) {
         return Err(not_found());
     }
+    let trace = state.herald.store.trace(&record)?;
     let mut decision = record.decision;
-    decision.trace = state.herald.store.trace(&id)?;
+    decision.trace = trace;
     let mut status = record.status;
     if status == MessageStatus::Queued && state.worker.is_in_flight(&id) {
         status = MessageStatus::Sending;

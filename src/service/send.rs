@@ -185,6 +185,7 @@ fn new_record(
         sent_at: None,
         history: vec![store::StatusChange { status, at: now }],
         campaign: None,
+        trace_sha256: None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::records::{IdempotencyRecord, MessageRecord, MessageStatus};
 use super::writer::{Job, UpdateFn};
@@ -21,6 +22,26 @@ pub struct NewMessage {
     pub idempotency: Option<IdempotencyWrite>,
     /// The decision's trace, stored apart from the record (the record's own is left empty).
     pub trace: Vec<TraceStep>,
+}
+
+/// A trace encoded for the `traces` tree, under its sha256.
+pub(super) struct EncodedTrace {
+    sha256: [u8; 32],
+    json: Vec<u8>,
+}
+
+impl EncodedTrace {
+    fn new(trace: &[TraceStep]) -> Result<EncodedTrace, StoreError> {
+        let json = encode(T::Traces, &trace)?;
+        Ok(EncodedTrace {
+            sha256: Sha256::digest(&json).into(),
+            json,
+        })
+    }
+
+    fn hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
 }
 
 impl NewMessage {
@@ -58,18 +79,22 @@ impl NewMessage {
 pub(super) struct EncodedMessage {
     new: NewMessage,
     record: Vec<u8>,
-    trace: Option<Vec<u8>>,
+    trace: Option<EncodedTrace>,
 }
 
 impl EncodedMessage {
-    fn new(new: NewMessage) -> Result<EncodedMessage, StoreError> {
-        let record = encode(T::Messages, &new.record)?;
+    fn new(mut new: NewMessage) -> Result<EncodedMessage, StoreError> {
         let trace = if new.trace.is_empty() {
             None
         } else {
-            Some(encode(T::Traces, &new.trace)?)
+            Some(EncodedTrace::new(&new.trace)?)
         };
-        Ok(EncodedMessage { new, record, trace })
+        new.record.trace_sha256 = trace.as_ref().map(EncodedTrace::hex);
+        Ok(EncodedMessage {
+            record: encode(T::Messages, &new.record)?,
+            new,
+            trace,
+        })
     }
 }
 
@@ -175,7 +200,7 @@ impl Tx<'_> {
         }
         self.put_raw(T::Messages, record.id.as_str().as_bytes(), &encoded.record)?;
         if let Some(trace) = &encoded.trace {
-            self.put_raw(T::Traces, record.id.as_str().as_bytes(), trace)?;
+            self.keep_trace(trace)?;
         }
         if new.enqueue {
             self.put_raw(T::Outbox, &outbox_key(due_of(record), &record.id), &[])?;
@@ -223,10 +248,20 @@ impl Tx<'_> {
             self.audit(entry.clone())?;
         }
         if let Some(trace) = &update.trace {
-            self.put(T::Traces, key, trace)?;
+            let trace = EncodedTrace::new(trace)?;
+            self.keep_trace(&trace)?;
+            record.trace_sha256 = Some(trace.hex());
         }
         self.put(T::Messages, key, &record)?;
         Ok(Some(record))
+    }
+
+    /// Stores a trace under its sha256, unless an earlier decision stored the same one.
+    fn keep_trace(&mut self, trace: &EncodedTrace) -> TxResult<()> {
+        if !self.contains(T::Traces, &trace.sha256)? {
+            self.put_raw(T::Traces, &trace.sha256, &trace.json)?;
+        }
+        Ok(())
     }
 
     fn record_send(&mut self, record: &MessageRecord, at: DateTime<Utc>) -> TxResult<()> {
@@ -268,10 +303,15 @@ impl Store {
     }
 
     /// The trace of the message's latest decision (empty if none was kept).
-    pub fn trace(&self, id: &MessageId) -> Result<Vec<TraceStep>, StoreError> {
-        Ok(self
-            .read(T::Traces, id.as_str().as_bytes())?
-            .unwrap_or_default())
+    pub fn trace(&self, record: &MessageRecord) -> Result<Vec<TraceStep>, StoreError> {
+        let Some(key) = record
+            .trace_sha256
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok())
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(self.read(T::Traces, &key)?.unwrap_or_default())
     }
 
     /// Changes a message with `f` and applies the effects `f` returns, in one transaction (the
@@ -452,6 +492,7 @@ pub(crate) mod tests {
             sent_at: None,
             history: vec![],
             campaign: None,
+            trace_sha256: None,
             content_sha256: "x".into(),
         }
     }
@@ -462,6 +503,52 @@ pub(crate) mod tests {
             .await
             .expect("accept");
         assert!(matches!(outcome, Accepted::Stored));
+    }
+
+    fn step(detail: &'static str) -> TraceStep {
+        TraceStep {
+            rule: "policies/default.toml#window.standard".into(),
+            result: crate::policy::StepResult::Pass,
+            detail: detail.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn alike_traces_are_stored_once_and_each_message_finds_its_own() {
+        let store = super::super::temporary().await;
+        let now = Utc::now();
+        let (mut a, mut b) = (record(now), record(now));
+        a.decision.trace = vec![step("inside the window")];
+        b.decision.trace = vec![step("inside the window")];
+        put(&store, &a).await;
+        put(&store, &b).await;
+        assert_eq!(
+            store.tree(T::Traces).len(),
+            1,
+            "one trace for two decisions"
+        );
+        for r in [&a, &b] {
+            let stored = store.message(&r.id).expect("read").expect("stored");
+            assert!(stored.decision.trace.is_empty(), "the record keeps no copy");
+            assert_eq!(store.trace(&stored).expect("trace"), a.decision.trace);
+        }
+
+        // A decision taken again brings its own trace; the other message keeps the first.
+        let again = vec![step("decided again")];
+        let moved = again.clone();
+        store
+            .update_message(&a.id, move |_| {
+                let mut update = MessageUpdate::new(OutboxChange::Keep);
+                update.trace = Some(moved.clone());
+                Some(update)
+            })
+            .await
+            .expect("update");
+        let a_now = store.message(&a.id).expect("read").expect("stored");
+        let b_now = store.message(&b.id).expect("read").expect("stored");
+        assert_eq!(store.trace(&a_now).expect("trace"), again);
+        assert_eq!(store.trace(&b_now).expect("trace"), b.decision.trace);
+        assert_eq!(store.tree(T::Traces).len(), 2);
     }
 
     #[tokio::test]

@@ -71,8 +71,9 @@ enum T {
     WebhookMids,
     /// id (big-endian) → a webhook event that failed to apply, kept for a retry
     ParkedEvents,
-    /// message id → the trace of its latest decision (kept apart from the record, which is
-    /// rewritten at every status change, so the trace is encoded once per decision)
+    /// sha256 of a decision trace → the trace. Kept apart from the records, which are
+    /// rewritten at every status change, and stored once however many decisions share it:
+    /// most decisions' traces are alike word for word.
     Traces,
 }
 

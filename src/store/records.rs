@@ -124,6 +124,10 @@ pub struct MessageRecord {
     pub campaign: Option<String>,
     /// sha256 of the content as accepted.
     pub content_sha256: String,
+    /// sha256 of the latest decision's trace: its key in the store's `traces` tree, where
+    /// each distinct trace is kept once (see [`crate::store::Store::trace`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_sha256: Option<String>,
 }
 
 impl MessageRecord {
