@@ -1,28 +1,35 @@
-//! Herald's load generator: starts a gateway and the Messenger sandbox in this process, drives
-//! them over real HTTP on loopback, and prints a table.
+//! Herald's load generator: runs the gateway in its own process (`herald serve` with a
+//! generated configuration), the Messenger sandbox in this one, drives them over real HTTP on
+//! loopback, and prints a table.
 //!
 //! ```sh
 //! cargo run --release --example loadgen                   # every run below
 //! cargo run --release --example loadgen -- accept         # accept path, closed loop
 //! cargo run --release --example loadgen -- latency        # accept path at a fixed 5,000/s
 //! cargo run --release --example loadgen -- e2e            # accepted → delivered, and the ceiling
+//! cargo run --release --example loadgen -- floors         # what any gateway costs on this machine
 //! cargo run --release --example loadgen -- coldstart      # start-up with 0 and 1,000,000 audit entries
 //! ```
 //! Options: `--clients N` (64), `--requests N` (100000), `--rate N` (5000), `--pages N` (200),
 //! `--audit-entries N` (1000000).
+//!
+//! The gateway, the floors and the relay run as child processes of this program (it starts
+//! itself again with `gateway …`, `floor …` or `relay …`), so their resident memory is their
+//! own.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark tool: failing loudly is right
 
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use herald::auth::JwtKeys;
-use herald::configuration::{PageSettings, Settings};
 use herald::domain::Role;
 use herald::sandbox::{Sandbox, SandboxConfig, SandboxPage};
-use herald::startup::{AppHandle, Application};
 use herald::store::{AuditEntry, AuditKind, Store};
 use secrecy::SecretString;
 use serde_json::json;
@@ -61,7 +68,7 @@ fn options() -> Options {
         }
     }
     if o.runs.is_empty() {
-        o.runs = ["accept", "latency", "e2e", "coldstart"]
+        o.runs = ["accept", "latency", "e2e", "floors", "coldstart"]
             .map(String::from)
             .to_vec();
     }
@@ -74,20 +81,25 @@ struct Row {
     count: usize,
     seconds: f64,
     latencies_us: Vec<u64>,
-    rss_mb: f64,
+    /// Peak resident memory of the process under test, if one was.
+    rss_mb: Option<f64>,
     note: String,
 }
 
 impl Row {
     fn print_header() {
         println!(
-            "| {:<28} | {:>8} | {:>7} | {:>10} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | note",
+            "| {:<34} | {:>8} | {:>7} | {:>10} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | note",
             "run", "count", "secs", "per sec", "p50 ms", "p90 ms", "p99 ms", "max ms", "RSS MB",
         );
         println!(
-            "|{:-<30}|{:->10}|{:->9}|{:->12}|{:->9}|{:->9}|{:->9}|{:->9}|{:->9}|------",
+            "|{:-<36}|{:->10}|{:->9}|{:->12}|{:->9}|{:->9}|{:->9}|{:->9}|{:->9}|------",
             "", "", "", "", "", "", "", "", ""
         );
+    }
+
+    fn per_second(&self) -> f64 {
+        self.count as f64 / self.seconds
     }
 
     fn print(&mut self) {
@@ -102,24 +114,24 @@ impl Row {
             format!("{:.2}", self.latencies_us[i] as f64 / 1000.0)
         };
         println!(
-            "| {:<28} | {:>8} | {:>7.2} | {:>10.0} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7.1} | {}",
+            "| {:<34} | {:>8} | {:>7.2} | {:>10.0} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {}",
             self.run,
             self.count,
             self.seconds,
-            self.count as f64 / self.seconds,
+            self.per_second(),
             pct(0.50),
             pct(0.90),
             pct(0.99),
             pct(1.0),
-            self.rss_mb,
+            self.rss_mb.map_or("-".into(), |r| format!("{r:.1}")),
             self.note
         );
     }
 }
 
-/// Resident memory of this process (gateway, sandbox and load generator together).
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Resident memory of process `pid`, in MB.
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
@@ -131,52 +143,109 @@ fn rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-struct Rig {
+/// A child process under test: its base URL, and the peak of its resident memory, sampled
+/// every 20 ms until it is dropped (which kills it).
+struct Process {
+    child: Child,
     base: String,
-    handle: AppHandle,
-    sandbox: Sandbox,
-    http: reqwest::Client,
-    token: String,
-    pages: Vec<String>,
-    store_dir: tempfile::TempDir,
+    peak_kb: Arc<AtomicU64>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl Process {
+    /// Starts this program again with `args`; waits for the `port=N` it reports on `stderr`.
+    fn spawn(args: &[String]) -> Process {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .args(args)
+            // The gateway's request log off; its start-up line (with the port) on.
+            .env("RUST_LOG", "warn,herald::cli=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the child process");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("the child process ended before it listened")
+                .expect("read the child's output");
+            if let Some(port) = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("port="))
+            {
+                break port.trim_matches('"').parse::<u16>().expect("a port");
+            }
+            eprintln!("[child] {line}");
+        };
+        // Keep draining its output (a full pipe would stall it), showing what went wrong.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                eprintln!("[child] {line}");
+            }
+        });
+        let pid = child.id();
+        let peak_kb = Arc::new(AtomicU64::new(0));
+        let peak = Arc::clone(&peak_kb);
+        let sampler = tokio::spawn(async move {
+            loop {
+                peak.fetch_max((rss_mb(pid) * 1024.0) as u64, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Process {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            peak_kb,
+            sampler,
+        }
+    }
+
+    fn peak_rss_mb(&self) -> f64 {
+        self.peak_kb.load(Ordering::Relaxed) as f64 / 1024.0
+    }
+
+    /// Forgets the peak so far (after the set-up phase).
+    fn reset_peak(&self) {
+        self.peak_kb.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.sampler.abort();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn page_id(i: usize) -> String {
     format!("{}", 200_000_000_000_000u64 + i as u64)
 }
 
-async fn rig(pages: usize, store_dir: Option<tempfile::TempDir>) -> Rig {
-    let store_dir = store_dir.unwrap_or_else(|| tempfile::tempdir().expect("dir"));
-    let herald_listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let sandbox_listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", herald_listener.local_addr().expect("addr"));
-    let sandbox_url = format!("http://{}", sandbox_listener.local_addr().expect("addr"));
-    let page_ids: Vec<String> = (0..pages).map(page_id).collect();
-    let mut settings = Settings::default();
-    settings.storage.path = store_dir.path().join("store");
-    settings.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
-    settings.messenger.graph_base_url = sandbox_url;
-    settings.messenger.app_secret = Some(SecretString::from(APP_SECRET));
-    settings.messenger.verify_token = Some(SecretString::from("v"));
-    for id in &page_ids {
-        settings.messenger.pages.insert(
-            id.clone(),
-            PageSettings {
-                access_token: SecretString::from(format!("token-{id}")),
-                region: Some("EU".into()),
-            },
-        );
-    }
-    settings.policy.dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let app = Application::build_with_listener(&settings, herald_listener)
-        .await
-        .expect("app");
-    let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
-    let sandbox = Sandbox::start(
+fn page_ids(pages: usize) -> Vec<String> {
+    (0..pages).map(page_id).collect()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()
+        .expect("client")
+}
+
+fn token() -> String {
+    JwtKeys::new(&SecretString::from(JWT_SECRET), None, None)
+        .issue("loadgen", Role::Backend, Duration::from_secs(3600))
+        .expect("token")
+}
+
+async fn start_sandbox(pages: &[String], webhook_url: Option<String>) -> Sandbox {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    Sandbox::start(
         SandboxConfig {
             app_secret: APP_SECRET.into(),
-            pages: page_ids
+            pages: pages
                 .iter()
                 .map(|id| SandboxPage {
                     id: id.clone(),
@@ -184,30 +253,102 @@ async fn rig(pages: usize, store_dir: Option<tempfile::TempDir>) -> Rig {
                     region: Some("EU".into()),
                 })
                 .collect(),
-            webhook_url: Some(format!("{base}/webhooks/messenger")),
+            webhook_url,
             auto_receipts: false,
             rate_per_page_per_second: 300,
         },
-        sandbox_listener,
+        listener,
     )
     .await
-    .expect("sandbox");
-    let keys = JwtKeys::new(&SecretString::from(JWT_SECRET), None, None);
-    let token = keys
-        .issue("loadgen", Role::Backend, Duration::from_secs(3600))
-        .expect("token");
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(1024)
-        .build()
-        .expect("client");
-    Rig {
-        base,
-        handle,
-        sandbox,
-        http,
-        token,
-        pages: page_ids,
-        store_dir,
+    .expect("sandbox")
+}
+
+/// The gateway's configuration file, as an operator would write it.
+fn write_config(dir: &Path, graph_base_url: &str, pages: &[String]) -> std::path::PathBuf {
+    let mut toml = format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+
+[storage]
+path = "{store}"
+
+[auth]
+jwt_secret = "{JWT_SECRET}"
+
+[messenger]
+graph_base_url = "{graph_base_url}"
+app_secret = "{APP_SECRET}"
+verify_token = "loadgen-verify-token"
+
+[policy]
+dir = "{policies}"
+"#,
+        store = dir.join("store").display(),
+        policies = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("policies")
+            .display(),
+    );
+    for id in pages {
+        toml.push_str(&format!(
+            "\n[messenger.pages.\"{id}\"]\naccess_token = \"token-{id}\"\nregion = \"EU\"\n"
+        ));
+    }
+    let path = dir.join("herald.toml");
+    std::fs::write(&path, toml).expect("write the configuration");
+    path
+}
+
+/// Bytes under `dir`, recursively.
+fn disk_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    })
+}
+
+/// A gateway process with its sandbox, pages, store and a backend token.
+struct Rig {
+    gateway: Process,
+    sandbox: Sandbox,
+    http: reqwest::Client,
+    token: String,
+    pages: Vec<String>,
+    store_dir: tempfile::TempDir,
+}
+
+impl Rig {
+    async fn start(pages: usize, store_dir: Option<tempfile::TempDir>) -> Rig {
+        let store_dir = store_dir.unwrap_or_else(|| tempfile::tempdir().expect("dir"));
+        let pages = page_ids(pages);
+        // The gateway's port is known only once it runs: the sandbox learns its webhook URL
+        // from the first page's settings, which the sandbox does not need here (the runs
+        // record consent through the API).
+        let sandbox = start_sandbox(&pages, None).await;
+        let config = write_config(store_dir.path(), &sandbox.base_url(), &pages);
+        let gateway = Process::spawn(&[
+            "gateway".into(),
+            "serve".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ]);
+        Rig {
+            gateway,
+            sandbox,
+            http: client(),
+            token: token(),
+            pages,
+            store_dir,
+        }
+    }
+
+    fn base(&self) -> &str {
+        &self.gateway.base
     }
 }
 
@@ -284,7 +425,7 @@ fn psid(i: usize) -> String {
 /// Records transactional consents for `n` recipients (so shipping updates are allowed: as
 /// UTILITY templates, since none of them has written).
 async fn consents(rig: &Rig, clients: usize, n: usize) {
-    let (http, base, token) = (rig.http.clone(), rig.base.clone(), rig.token.clone());
+    let (http, base, token) = (rig.http.clone(), rig.base().to_owned(), rig.token.clone());
     closed_loop(clients, n, move |i| {
         let req = http
             .post(format!("{base}/v1/consents"))
@@ -298,20 +439,40 @@ async fn consents(rig: &Rig, clients: usize, n: usize) {
     .await;
 }
 
+/// The sandbox only knows people who exist: creates `n` of them.
+async fn sandbox_users(sandbox: &Sandbox, http: &reqwest::Client, clients: usize, n: usize) {
+    let (http, sandbox) = (http.clone(), sandbox.base_url());
+    closed_loop(clients, n, move |i| {
+        let req = http
+            .post(format!("{sandbox}/sandbox/users"))
+            .json(&json!({"psid": psid(i)}));
+        async move { req.send().await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+}
+
+type Job = Box<
+    dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// `POST /v1/shipping-updates` to `base`, request `i` to recipient `i % recipients` on page
+/// `i % pages`; success is a 202.
 fn shipping_job(
-    rig: &Rig,
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    pages: &[String],
     recipients: usize,
-) -> impl Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
-       + Send
-       + Sync
-       + 'static {
+) -> Job {
     let (http, base, token, pages) = (
-        rig.http.clone(),
-        rig.base.clone(),
-        rig.token.clone(),
-        rig.pages.clone(),
+        http.clone(),
+        base.to_owned(),
+        token.to_owned(),
+        pages.to_vec(),
     );
-    move |i| {
+    Box::new(move |i| {
         let req = http
             .post(format!("{base}/v1/shipping-updates"))
             .bearer_auth(&token)
@@ -319,7 +480,14 @@ fn shipping_job(
                           "order_number": format!("L-{i}"), "status": "shipped", "carrier": "DHL",
                           "tracking_number": format!("T{i:08}")}));
         Box::pin(async move { req.send().await.is_ok_and(|r| r.status().as_u16() == 202) })
-    }
+    })
+}
+
+/// A Send API call as Herald renders a shipping update outside the window.
+fn send_api_body(psid: &str, order: &str) -> serde_json::Value {
+    json!({"recipient": {"id": psid}, "messaging_type": "UTILITY",
+           "message": {"template": {"name": "herald_shipping_update", "language": {"code": "en_US"},
+               "components": [{"type": "body", "parameters": [{"type": "text", "text": order}]}]}}})
 }
 
 /// Recipients needed so that no one passes the transactional cap (20 per hour).
@@ -327,28 +495,27 @@ fn recipients_for(requests: usize) -> usize {
     requests.div_ceil(18).max(1)
 }
 
+/// Accept runs use one page, as a shop has: delivery runs alongside at that page's pace
+/// (300/s), and the accept path takes the rest of the machine.
 async fn accept(o: &Options, fixed_rate: bool) -> Row {
-    let rig = rig(o.pages, None).await;
+    let rig = Rig::start(1, None).await;
     let recipients = recipients_for(o.requests);
     consents(&rig, o.clients, recipients).await;
-    let job = shipping_job(&rig, recipients);
+    sandbox_users(&rig.sandbox, &rig.http, o.clients, recipients).await;
+    rig.gateway.reset_peak();
+    let job = shipping_job(&rig.http, rig.base(), &rig.token, &rig.pages, recipients);
     let (latencies_us, seconds) = if fixed_rate {
         open_loop(o.clients, o.requests, o.rate, job).await
     } else {
         closed_loop(o.clients, o.requests, job).await
     };
-    let rss = rss_mb();
-    let store = &rig.handle.herald.store;
-    let disk = store.size_on_disk().unwrap_or(0) as f64;
+    let disk = disk_bytes(rig.store_dir.path()) as f64;
     let note = format!(
-        "{} recipients; store {:.0} MB on disk, {:.2} KB per accepted message",
+        "1 page; {} recipients; store {:.0} MB on disk, {:.2} KB per accepted message",
         recipients,
         disk / 1e6,
         disk / (o.requests + recipients) as f64 / 1024.0
     );
-    rig.handle.shutdown().await;
-    drop(rig.sandbox);
-    drop(rig.store_dir);
     Row {
         run: if fixed_rate {
             format!("accept @ {}/s (open loop)", o.rate)
@@ -358,80 +525,124 @@ async fn accept(o: &Options, fixed_rate: bool) -> Row {
         count: o.requests,
         seconds,
         latencies_us,
-        rss_mb: rss,
+        rss_mb: Some(rig.gateway.peak_rss_mb()),
         note,
     }
 }
 
-/// Accepted → delivered through the sandbox, then the same load posted straight to the sandbox.
-async fn e2e(o: &Options) -> Vec<Row> {
-    let rig = rig(o.pages, None).await;
-    let recipients = recipients_for(o.requests);
-    consents(&rig, o.clients, recipients).await;
-    // The sandbox only knows people who exist: create them (no webhook needed for consent).
-    {
-        let (http, sandbox) = (rig.http.clone(), rig.sandbox.base_url());
-        closed_loop(o.clients, recipients, move |i| {
-            let req = http
-                .post(format!("{sandbox}/sandbox/users"))
-                .json(&json!({"psid": psid(i)}));
-            async move { req.send().await.is_ok_and(|r| r.status().is_success()) }
-        })
-        .await;
+/// Sends straight to the sandbox with the same generator: the ceiling.
+async fn ceiling(o: &Options, sandbox: &Sandbox, pages: &[String], recipients: usize) -> Row {
+    let (http, base, pages) = (client(), sandbox.base_url(), pages.to_vec());
+    let (latencies_us, seconds) = closed_loop(o.clients, o.requests, move |i| {
+        let page = &pages[i % pages.len()];
+        let req = http
+            .post(format!("{base}/v21.0/{page}/messages"))
+            .bearer_auth(format!("token-{page}"))
+            .json(&send_api_body(&psid(i % recipients), &format!("L-{i}")));
+        async move { req.send().await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+    Row {
+        run: "ceiling: straight to sandbox".into(),
+        count: o.requests,
+        seconds,
+        latencies_us,
+        rss_mb: None,
+        note: "the same generator, one Send API call per message".into(),
     }
-    let before = rig.sandbox.stats().accepted as usize;
-    let start = Instant::now();
-    let (accept_lat, _) = closed_loop(o.clients, o.requests, shipping_job(&rig, recipients)).await;
-    let mut rss = rss_mb();
-    while (rig.sandbox.stats().accepted as usize) < before + o.requests {
-        rss = rss.max(rss_mb());
+}
+
+/// Waits until the sandbox has accepted `target` messages; returns the seconds since `start`.
+async fn delivered(sandbox: &Sandbox, target: usize, start: Instant) -> f64 {
+    while (sandbox.stats().accepted as usize) < target {
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(
             start.elapsed() < Duration::from_secs(600),
             "deliveries stalled"
         );
     }
-    let e2e_secs = start.elapsed().as_secs_f64();
+    start.elapsed().as_secs_f64()
+}
+
+fn ratio_note(row: &Row, ceiling: &Row) -> String {
+    format!(
+        "{:.0} % of the ceiling",
+        100.0 * row.per_second() / ceiling.per_second()
+    )
+}
+
+/// Accepted → delivered through the sandbox, then the same load posted straight to the sandbox.
+async fn e2e(o: &Options) -> Vec<Row> {
+    let rig = Rig::start(o.pages, None).await;
+    let recipients = recipients_for(o.requests);
+    consents(&rig, o.clients, recipients).await;
+    sandbox_users(&rig.sandbox, &rig.http, o.clients, recipients).await;
+    rig.gateway.reset_peak();
+    let before = rig.sandbox.stats().accepted as usize;
+    let start = Instant::now();
+    let job = shipping_job(&rig.http, rig.base(), &rig.token, &rig.pages, recipients);
+    let (accept_lat, _) = closed_loop(o.clients, o.requests, job).await;
+    let seconds = delivered(&rig.sandbox, before + o.requests, start).await;
     let rejected = rig.sandbox.stats().rejected;
-    let herald_row = Row {
+    let mut herald = Row {
         run: format!("end to end, {} pages", o.pages),
         count: o.requests,
-        seconds: e2e_secs,
+        seconds,
         latencies_us: accept_lat,
-        rss_mb: rss,
+        rss_mb: Some(rig.gateway.peak_rss_mb()),
         note: format!(
             "delivered by the sandbox; latencies are the accept calls; {rejected} rejected"
         ),
     };
+    drop(rig.gateway);
+    let ceiling = ceiling(o, &rig.sandbox, &rig.pages, recipients).await;
+    herald.note = format!("{}; {}", ratio_note(&herald, &ceiling), herald.note);
+    vec![herald, ceiling]
+}
 
-    // The ceiling: the same generator posting Send API calls straight to the sandbox.
-    let (http, sandbox, pages) = (rig.http.clone(), rig.sandbox.base_url(), rig.pages.clone());
-    let (lat, secs) = closed_loop(o.clients, o.requests, move |i| {
-        let page = &pages[i % pages.len()];
-        let req = http
-            .post(format!("{sandbox}/v21.0/{page}/messages"))
-            .bearer_auth(format!("token-{page}"))
-            .json(&json!({"recipient": {"id": psid(i % recipients)}, "messaging_type": "UTILITY",
-                          "message": {"template": {"name": "herald_shipping_update", "language": {"code": "en_US"},
-                              "components": [{"type": "body", "parameters": [{"type": "text", "text": format!("L-{i}")}]}]}}}));
-        async move { req.send().await.is_ok_and(|r| r.status().is_success()) }
-    })
-    .await;
-    let ceiling_row = Row {
-        run: "ceiling: straight to sandbox".into(),
+/// What any gateway costs on this machine, whatever it does: the same generator against
+/// (1) a server that checks the JWT, parses the body and answers 202, storing nothing; and
+/// (2) a relay that also makes the Send API call to the sandbox before answering — the two
+/// HTTP exchanges per message every gateway needs end to end — next to the ceiling.
+async fn floors(o: &Options) -> Vec<Row> {
+    let pages = page_ids(o.pages);
+    let recipients = recipients_for(o.requests);
+    let sandbox = start_sandbox(&pages, None).await;
+    let http = client();
+    sandbox_users(&sandbox, &http, o.clients, recipients).await;
+    let token = token();
+
+    let floor = Process::spawn(&["floor".into()]);
+    let job = shipping_job(&http, &floor.base, &token, &pages, recipients);
+    let (lat, seconds) = closed_loop(o.clients, o.requests, job).await;
+    let accept_floor = Row {
+        run: "floor: JWT + JSON, nothing stored".into(),
         count: o.requests,
-        seconds: secs,
+        seconds,
         latencies_us: lat,
-        rss_mb: rss_mb(),
-        note: String::new(),
+        rss_mb: Some(floor.peak_rss_mb()),
+        note: "the most any gateway accepts here".into(),
     };
-    let ratio = (o.requests as f64 / e2e_secs) / (o.requests as f64 / secs);
-    let mut herald_row = herald_row;
-    herald_row
-        .note
-        .push_str(&format!("; {:.0} % of the ceiling", ratio * 100.0));
-    rig.handle.shutdown().await;
-    vec![herald_row, ceiling_row]
+    drop(floor);
+
+    let relay = Process::spawn(&["relay".into(), sandbox.base_url()]);
+    let before = sandbox.stats().accepted as usize;
+    let start = Instant::now();
+    let job = shipping_job(&http, &relay.base, &token, &pages, recipients);
+    let (lat, _) = closed_loop(o.clients, o.requests, job).await;
+    let seconds = delivered(&sandbox, before + o.requests, start).await;
+    let mut relay_row = Row {
+        run: "floor: relay, nothing stored".into(),
+        count: o.requests,
+        seconds,
+        latencies_us: lat,
+        rss_mb: Some(relay.peak_rss_mb()),
+        note: "delivered by the sandbox".into(),
+    };
+    drop(relay);
+    let ceiling = ceiling(o, &sandbox, &pages, recipients).await;
+    relay_row.note = format!("{}; {}", ratio_note(&relay_row, &ceiling), relay_row.note);
+    vec![accept_floor, relay_row, ceiling]
 }
 
 /// Time from nothing to a gateway that answers /readyz, with an empty store and with
@@ -463,36 +674,103 @@ async fn coldstart(o: &Options) -> Vec<Row> {
             store.close().await.expect("close");
         }
         let t = Instant::now();
-        let rig = rig(1, Some(dir)).await;
-        let ok = rig
-            .http
-            .get(format!("{}/readyz", rig.base))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
+        let rig = Rig::start(1, Some(dir)).await;
+        let ready = loop {
+            match rig.http.get(format!("{}/readyz", rig.base())).send().await {
+                Ok(r) if r.status().is_success() => break r,
+                _ => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        };
         let secs = t.elapsed().as_secs_f64();
-        assert!(ok);
+        drop(ready);
         rows.push(Row {
             run: format!("cold start, {entries} audit entries"),
             count: 1,
             seconds: secs,
             latencies_us: vec![(secs * 1e6) as u64],
-            rss_mb: rss_mb(),
-            note: format!(
-                "audit head seq {}",
-                rig.handle.herald.store.audit_head().seq
-            ),
+            rss_mb: Some(rss_mb(rig.gateway.child.id())),
+            note: "process start to /readyz, the sandbox started first".into(),
         });
-        rig.handle.shutdown().await;
     }
     rows
 }
 
+/// The child process of the floors: one route that does what every gateway must (check the
+/// JWT, parse the JSON) and, as a relay, makes the Send API call before answering.
+async fn floor_server(relay_to: Option<String>) {
+    let keys = web::Data::new(JwtKeys::new(&SecretString::from(JWT_SECRET), None, None));
+    let relay = web::Data::new(relay_to.map(|base| (client(), base)));
+    async fn handle(
+        req: HttpRequest,
+        body: web::Bytes,
+        keys: web::Data<JwtKeys>,
+        relay: web::Data<Option<(reqwest::Client, String)>>,
+    ) -> HttpResponse {
+        let token = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if token.is_none_or(|t| keys.verify(t).is_err()) {
+            return HttpResponse::Unauthorized().finish();
+        }
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return HttpResponse::BadRequest().finish();
+        };
+        if let Some((http, base)) = relay.as_ref() {
+            let page = body["page_id"].as_str().unwrap_or_default();
+            let psid = body["recipient"]["psid"].as_str().unwrap_or_default();
+            let order = body["order_number"].as_str().unwrap_or_default();
+            let sent = http
+                .post(format!("{base}/v21.0/{page}/messages"))
+                .bearer_auth(format!("token-{page}"))
+                .json(&send_api_body(psid, order))
+                .send()
+                .await;
+            if !sent.is_ok_and(|r| r.status().is_success()) {
+                return HttpResponse::BadGateway().finish();
+            }
+        }
+        HttpResponse::Accepted()
+            .json(json!({"id": ulid::Ulid::new().to_string(), "status": "queued"}))
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    eprintln!("port={}", listener.local_addr().expect("addr").port());
+    HttpServer::new(move || {
+        App::new()
+            .app_data(keys.clone())
+            .app_data(relay.clone())
+            .route("/v1/shipping-updates", web::post().to(handle))
+    })
+    .listen(listener)
+    .expect("listen")
+    .run()
+    .await
+    .expect("serve");
+}
+
 #[tokio::main]
-async fn main() {
+async fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        // The gateway, exactly as `herald <args>` runs it.
+        Some("gateway") => {
+            let herald_args = std::iter::once("herald".to_owned()).chain(args[2..].iter().cloned());
+            return herald::cli::main_with(herald_args).await;
+        }
+        Some("floor") => {
+            floor_server(None).await;
+            return std::process::ExitCode::SUCCESS;
+        }
+        Some("relay") => {
+            floor_server(args.get(2).cloned()).await;
+            return std::process::ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     let o = options();
     println!(
-        "Herald loadgen: {} cores, clients {}, requests {}, pages {}",
+        "Herald loadgen: {} cores, clients {}, requests {}, pages {} (end to end)",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         o.clients,
         o.requests,
@@ -504,11 +782,13 @@ async fn main() {
             "accept" => vec![accept(&o, false).await],
             "latency" => vec![accept(&o, true).await],
             "e2e" => e2e(&o).await,
+            "floors" => floors(&o).await,
             "coldstart" => coldstart(&o).await,
-            other => panic!("unknown run {other}: accept, latency, e2e, coldstart"),
+            other => panic!("unknown run {other}: accept, latency, e2e, floors, coldstart"),
         };
         for mut row in rows {
             row.print();
         }
     }
+    std::process::ExitCode::SUCCESS
 }

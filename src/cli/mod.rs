@@ -68,7 +68,17 @@ enum PolicyCommand {
 
 /// Parses the command line and runs it.
 pub async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_with(std::env::args_os()).await
+}
+
+/// Runs `args` as a command line (the first is the program's name); the load generator runs
+/// the gateway in its own process this way.
+pub async fn main_with<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     let result = match cli.command {
         Command::Serve { config, sandbox } => {
             crate::telemetry::init();
