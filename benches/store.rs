@@ -1,5 +1,6 @@
 //! The store: one durable accept (message + outbox + audit in one transaction, then fsync),
-//! the same under 64 concurrent writers (group commit), and reading the audit log.
+//! the same under 64 concurrent writers (group commit), and reading the audit log; and, for
+//! comparison, sled alone doing the least an accepted message needs.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -136,5 +137,71 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The engine's floor: sled 0.34 by itself, with no encoding, hashing or bookkeeping, writing
+/// what 64 accepted messages need at the least (a 900-byte record, a 600-byte audit entry, an
+/// outbox key and a send-history key each) in one transaction across four trees, then
+/// flushing. Herald's writer cannot be faster than this.
+fn sled_alone(c: &mut Criterion) {
+    use sled::Transactional;
+    let dir = tempfile::tempdir().expect("dir");
+    let db = sled::Config::new()
+        .path(dir.path())
+        .mode(sled::Mode::HighThroughput)
+        .cache_capacity(64 * 1024 * 1024)
+        .open()
+        .expect("sled");
+    let trees: Vec<sled::Tree> = ["messages", "audit", "outbox", "sends"]
+        .iter()
+        .map(|t| db.open_tree(t).expect("tree"))
+        .collect();
+    let (record, entry) = (vec![b'r'; 900], vec![b'a'; 600]);
+    let mut seq = 0u64;
+    let mut g = c.benchmark_group("sled alone");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(64));
+    g.bench_function("64 messages' least writes, one transaction, flushed", |b| {
+        b.iter(|| {
+            let first = seq;
+            seq += 64;
+            trees[..]
+                .transaction(|t| {
+                    for s in first..first + 64 {
+                        let key = s.to_be_bytes();
+                        t[0].insert(&key, record.as_slice())?;
+                        t[1].insert(&key, entry.as_slice())?;
+                        t[2].insert(&key, &[])?;
+                        let recipient = (s * 7919 % 5000).to_be_bytes();
+                        t[3].insert([&recipient[..], &key[..]].concat(), b"response")?;
+                    }
+                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                })
+                .expect("transaction");
+            db.flush().expect("flush");
+        })
+    });
+    // sled's cheapest atomic write: one batch on one tree, the four kinds apart by a prefix.
+    let one = db.open_tree("one").expect("tree");
+    g.bench_function(
+        "64 messages' least writes, one batch on one tree, flushed",
+        |b| {
+            b.iter(|| {
+                let mut batch = sled::Batch::default();
+                for s in seq..seq + 64 {
+                    let key = s.to_be_bytes();
+                    let recipient = (s * 7919 % 5000).to_be_bytes();
+                    batch.insert([&[0u8][..], &key].concat(), record.as_slice());
+                    batch.insert([&[1u8][..], &key].concat(), entry.as_slice());
+                    batch.insert([&[2u8][..], &key].concat(), &[]);
+                    batch.insert([&[3u8][..], &recipient, &key].concat(), b"response");
+                }
+                seq += 64;
+                one.apply_batch(batch).expect("batch");
+                db.flush().expect("flush");
+            })
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(benches, bench, sled_alone);
 criterion_main!(benches);
