@@ -215,7 +215,10 @@ impl Store {
             // sled's default page cache is 1 GiB; Herald's hot set (recent recipients and the
             // outbox) is far smaller, and resident memory is a budget (BENCHMARKS.md).
             .cache_capacity(CACHE_BYTES)
-            .flush_every_ms(Some(1_000))
+            // Every write is flushed before its caller hears of it (the writer's own flush, or
+            // group commit), so sled's periodic flusher adds nothing but pauses: it holds
+            // sled's process-wide lock while it writes, and the writer and readers wait.
+            .flush_every_ms(None)
             .open()?;
         Self::from_db(db)
     }
