@@ -277,9 +277,10 @@ impl Store {
     /// Writes an accepted (or denied) message, its audit entries, its outbox entry and its
     /// idempotency record in one transaction, and returns once that is on disk.
     ///
-    /// Accepts from all requests go to one writer ([`accept_writer`]) that commits whatever has
-    /// queued up in a single transaction and a single flush, rather than one transaction per
-    /// request under the store's lock.
+    /// The record and trace are encoded here, on the caller's thread; then the accept joins the
+    /// writer's queue (`store/writer.rs`), which commits whatever has queued up in a single
+    /// transaction and a single flush, rather than one transaction per request under sled's
+    /// lock.
     pub async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
         let encoded = EncodedMessage::new(new)?;
         self.submit(|reply| Job::Accept {

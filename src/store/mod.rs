@@ -2,8 +2,11 @@
 //!
 //! Every write goes through [`Store::commit`]: one sled transaction across the trees it needs,
 //! with the audit entries it produces chained in the same transaction, so a message, its
-//! decision's audit entry and its idempotency record are written together or not at all. Writers
-//! that must be durable then wait for a group commit ([`group_commit`]).
+//! decision's audit entry and its idempotency record are written together or not at all. The
+//! transaction is prepared first (reads, encoding, hashing: [`Tx`]) and sled's process-wide
+//! lock is taken for the inserts alone. Accepts and message updates are committed in batches by
+//! one writer thread that flushes each batch itself ([`writer`]); other writers that must be
+//! durable wait for a group commit ([`group_commit`]).
 
 mod audit;
 mod group_commit;
