@@ -92,7 +92,8 @@ fn respond(answer: Accepted) -> HttpResponse {
     } else {
         response.insert_header(ContentType::json());
     }
-    response.body(answer.body.to_string())
+    // Straight to bytes: `Value`'s `Display` goes through a formatter a character at a time.
+    response.body(serde_json::to_vec(&answer.body).unwrap_or_default())
 }
 
 #[get("/messages/{id}")]
