@@ -326,9 +326,8 @@ impl Rig {
     async fn start(pages: usize, store_dir: Option<tempfile::TempDir>) -> Rig {
         let store_dir = store_dir.unwrap_or_else(|| tempfile::tempdir().expect("dir"));
         let pages = page_ids(pages);
-        // The gateway's port is known only once it runs: the sandbox learns its webhook URL
-        // from the first page's settings, which the sandbox does not need here (the runs
-        // record consent through the API).
+        // The sandbox first: the gateway's configuration names it as the Graph API. It needs
+        // no webhook URL: the runs record consent through the API, and receipts are off.
         let sandbox = start_sandbox(&pages, None).await;
         let config = write_config(store_dir.path(), &sandbox.base_url(), &pages);
         let gateway = Process::spawn(&[
