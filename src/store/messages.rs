@@ -317,8 +317,8 @@ impl Store {
 
     /// Changes a message with `f` and applies the effects `f` returns, in one transaction (the
     /// writer's, shared with whatever else is queued), and returns once that is on disk.
-    /// `f` may run more than once and must not have side effects of its own. Returns the
-    /// updated record, or `None` when `f` declined (returned `None`).
+    /// `f` runs once, on the writer thread, and must not block. Returns the updated record, or
+    /// `None` when `f` declined (returned `None`).
     pub async fn update_message(
         &self,
         id: &MessageId,

@@ -23,7 +23,7 @@ impl Store {
     }
 
     /// Changes a recipient with `f` (starting from an empty record for a new one) and appends
-    /// the audit entries `f` returns, in one durable transaction. `f` may run more than once.
+    /// the audit entries `f` returns, in one durable transaction. `f` runs once.
     ///
     /// With `dedup_mid`, a webhook event whose `mid` was applied before is skipped and `None`
     /// returned, so Messenger's redeliveries change nothing.
@@ -31,7 +31,7 @@ impl Store {
         &self,
         key: &str,
         dedup_mid: Option<&str>,
-        f: impl Fn(&mut RecipientRecord) -> (R, Vec<AuditEntry>),
+        f: impl FnOnce(&mut RecipientRecord) -> (R, Vec<AuditEntry>),
     ) -> Result<Option<R>, StoreError> {
         let result = self.commit(|tx| {
             if let Some(mid) = dedup_mid {
