@@ -8,9 +8,13 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use herald::domain::{Category, Content, MessageId, Psid, Recipient, Role};
+use herald::domain::audit::AuditEntry;
+use herald::domain::lifecycle;
+use herald::domain::{
+    Category, Content, MessageId, MessageRecord, MessageStatus, Psid, Recipient, Role,
+};
 use herald::policy::{Decision, Outcome, Reason, Via};
-use herald::store::{AuditEntry, MessageRecord, MessageStatus, NewMessage, StatusChange, Store};
+use herald::store::{NewMessage, SledStore, Store};
 use serde_json::json;
 
 fn record(i: usize) -> MessageRecord {
@@ -42,21 +46,25 @@ fn record(i: usize) -> MessageRecord {
         decision,
         status: MessageStatus::Queued,
         not_before: Some(now),
+        expires_at: None,
         attempts: Vec::new(),
         graph_message_id: None,
         sent_at: None,
-        history: vec![StatusChange {
-            status: MessageStatus::Queued,
-            at: now,
-        }],
+        history: Vec::new(),
         campaign: None,
         trace_sha256: None,
         content_sha256: "0".repeat(64),
     }
 }
 
-async fn accept(store: &Store, r: MessageRecord) {
-    store.accept(NewMessage::new(r)).await.expect("accept");
+async fn accept(store: &SledStore, mut record: MessageRecord) {
+    let effects = lifecycle::accepted(&mut record);
+    let new = NewMessage {
+        record,
+        effects,
+        idempotency: None,
+    };
+    store.accept(new).await.expect("accept");
 }
 
 fn bench(c: &mut Criterion) {
@@ -65,7 +73,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("dir");
-    let store = rt.block_on(async { Store::open(&dir.path().join("store")).expect("store") });
+    let store = rt.block_on(async { SledStore::open(&dir.path().join("store")).expect("store") });
 
     let mut g = c.benchmark_group("store");
     g.sample_size(20);
@@ -117,22 +125,21 @@ fn bench(c: &mut Criterion) {
             store.append_audit(entries).await.expect("append");
         }
     });
-    let middle = store.audit_head().seq / 2;
+    let head = rt.block_on(store.audit_head()).expect("head").seq;
+    let middle = head / 2;
     let mut g = c.benchmark_group("audit");
     g.throughput(Throughput::Elements(100));
     g.bench_function("read 100 entries from the middle", |b| {
         b.iter(|| {
-            store
-                .audit_entries(middle)
-                .take(100)
-                .filter(Result::is_ok)
-                .count()
+            rt.block_on(store.audit_entries(middle, 100))
+                .expect("read")
+                .len()
         })
     });
-    g.throughput(Throughput::Elements(store.audit_head().seq));
+    g.throughput(Throughput::Elements(head));
     g.sample_size(10);
     g.bench_function("verify the whole chain", |b| {
-        b.iter(|| store.verify_audit())
+        b.iter(|| rt.block_on(store.verify_audit()).expect("verify"))
     });
     g.finish();
 }

@@ -28,9 +28,11 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use herald::auth::JwtKeys;
+use herald::clock::SystemClock;
+use herald::domain::audit::{AuditEntry, AuditKind};
 use herald::domain::Role;
 use herald::sandbox::{Sandbox, SandboxConfig, SandboxPage};
-use herald::store::{AuditEntry, AuditKind, Store};
+use herald::store::{SledStore, Store};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -256,6 +258,7 @@ async fn start_sandbox(pages: &[String], webhook_url: Option<String>) -> Sandbox
             webhook_url,
             auto_receipts: false,
             rate_per_page_per_second: 300,
+            clock: SystemClock::shared(),
         },
         listener,
     )
@@ -651,7 +654,7 @@ async fn coldstart(o: &Options) -> Vec<Row> {
     for entries in [0, o.audit_entries] {
         let dir = tempfile::tempdir().expect("dir");
         if entries > 0 {
-            let store = Store::open(&dir.path().join("store")).expect("store");
+            let store = SledStore::open(&dir.path().join("store")).expect("store");
             let batch = 10_000;
             for b in 0..entries.div_ceil(batch) {
                 let n = batch.min(entries - b * batch);

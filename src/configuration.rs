@@ -9,6 +9,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::domain::Category;
+
 /// Everything Herald reads at start-up.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -169,6 +171,91 @@ pub struct DeliverySettings {
     /// Timeout of one Graph API call, in milliseconds.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// How long a message may wait to be sent before it expires, per category, when the send
+    /// names no `expires_at` of its own.
+    #[serde(default)]
+    pub ttl: TtlSettings,
+}
+
+/// Default time-to-live per category (`"48h"`, `"7d"`): a message not sent by then is
+/// `expired`, never sent late. A shipping update two days late is worse than none.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TtlSettings {
+    /// A reply to something the person wrote; the window closes after 24 hours anyway.
+    #[serde(default = "ttl_24h", deserialize_with = "de_duration")]
+    pub response: Duration,
+    /// An order confirmation.
+    #[serde(default = "ttl_7d", deserialize_with = "de_duration")]
+    pub receipt: Duration,
+    /// A shipment's status.
+    #[serde(default = "ttl_48h", deserialize_with = "de_duration")]
+    pub shipping_update: Duration,
+    /// A change to the person's account.
+    #[serde(default = "ttl_7d", deserialize_with = "de_duration")]
+    pub account_update: Duration,
+    /// A reminder or change for an event.
+    #[serde(default = "ttl_48h", deserialize_with = "de_duration")]
+    pub event_update: Duration,
+    /// A reply typed by a human agent; the human-agent window is 7 days.
+    #[serde(default = "ttl_7d", deserialize_with = "de_duration")]
+    pub agent_reply: Duration,
+    /// Promotions and offers.
+    #[serde(default = "ttl_72h", deserialize_with = "de_duration")]
+    pub marketing: Duration,
+}
+
+impl Default for TtlSettings {
+    fn default() -> Self {
+        Self {
+            response: ttl_24h(),
+            receipt: ttl_7d(),
+            shipping_update: ttl_48h(),
+            account_update: ttl_7d(),
+            event_update: ttl_48h(),
+            agent_reply: ttl_7d(),
+            marketing: ttl_72h(),
+        }
+    }
+}
+
+impl TtlSettings {
+    /// How long a message of `category` may wait.
+    pub fn of(&self, category: Category) -> Duration {
+        match category {
+            Category::Response => self.response,
+            Category::Receipt => self.receipt,
+            Category::ShippingUpdate => self.shipping_update,
+            Category::AccountUpdate => self.account_update,
+            Category::EventUpdate => self.event_update,
+            Category::AgentReply => self.agent_reply,
+            Category::Marketing => self.marketing,
+        }
+    }
+}
+
+const HOUR: u64 = 3_600;
+
+fn ttl_24h() -> Duration {
+    Duration::from_secs(24 * HOUR)
+}
+fn ttl_48h() -> Duration {
+    Duration::from_secs(48 * HOUR)
+}
+fn ttl_72h() -> Duration {
+    Duration::from_secs(72 * HOUR)
+}
+fn ttl_7d() -> Duration {
+    Duration::from_secs(7 * 24 * HOUR)
+}
+
+/// A duration written as `"90m"`, `"48h"`, `"7d"`.
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| serde::de::Error::custom("must be a duration such as \"48h\" or \"7d\""))
 }
 
 impl Default for DeliverySettings {
@@ -179,6 +266,7 @@ impl Default for DeliverySettings {
             max_attempts: default_max_attempts(),
             concurrency: default_concurrency(),
             request_timeout_ms: default_request_timeout_ms(),
+            ttl: TtlSettings::default(),
         }
     }
 }

@@ -4,7 +4,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
-use crate::domain::{FieldError, MessageId};
+use crate::app::{CommandError, SendError, WebhookError};
+use crate::domain::{FieldError, MessageId, MessageStatus};
 use crate::policy::{Decision, Reason};
 use crate::store::StoreError;
 
@@ -23,6 +24,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The message is not in a status that allows what was asked.
+    #[error("message {id} is {status}")]
+    MessageConflict {
+        id: MessageId,
+        status: MessageStatus,
+    },
     #[error("the policy denied this message: {}", .decision.reason)]
     Denied {
         decision: Box<Decision>,
@@ -42,6 +49,44 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<SendError> for ApiError {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Invalid(errors) => ApiError::Invalid(errors),
+            SendError::Denied {
+                decision,
+                message_id,
+            } => ApiError::Denied {
+                decision,
+                message_id,
+            },
+            e @ SendError::IdempotencyConflict => ApiError::Conflict(e.to_string()),
+            SendError::Store(e) => ApiError::StoreUnavailable(e),
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Invalid(errors) => ApiError::Invalid(errors),
+            CommandError::NotFound(what) => ApiError::NotFound(what),
+            CommandError::NotCancellable { id, status } => ApiError::MessageConflict { id, status },
+            e @ CommandError::Policy(_) => ApiError::BadRequest(e.to_string()),
+            CommandError::Store(e) => ApiError::StoreUnavailable(e),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            e @ WebhookError::Malformed(_) => ApiError::BadRequest(e.to_string()),
+            WebhookError::Store(e) => ApiError::StoreUnavailable(e),
+        }
+    }
+}
+
 impl ApiError {
     fn kind(&self) -> &'static str {
         match self {
@@ -50,7 +95,7 @@ impl ApiError {
             ApiError::Invalid(_) => "invalid_request",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NotFound(_) => "not_found",
-            ApiError::Conflict(_) => "conflict",
+            ApiError::Conflict(_) | ApiError::MessageConflict { .. } => "conflict",
             ApiError::Denied { .. } => "policy_denied",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::StoreUnavailable(_) => "store_unavailable",
@@ -65,7 +110,7 @@ impl ApiError {
             ApiError::Invalid(_) => "Invalid request",
             ApiError::BadRequest(_) => "Bad request",
             ApiError::NotFound(_) => "Not found",
-            ApiError::Conflict(_) => "Conflict",
+            ApiError::Conflict(_) | ApiError::MessageConflict { .. } => "Conflict",
             ApiError::Denied { .. } => "Denied by policy",
             ApiError::TooManyRequests { .. } => "Too many requests",
             ApiError::StoreUnavailable(_) => "Store unavailable",
@@ -101,6 +146,13 @@ impl ApiError {
                 body["message_id"] = json!(message_id);
                 body["decision"] = json!(decision);
             }
+            ApiError::MessageConflict { id, status } => {
+                body["detail"] = json!(format!(
+                    "message {id} is {status}: only a queued or deferred message can be cancelled"
+                ));
+                body["message_id"] = json!(id);
+                body["message_status"] = json!(status);
+            }
             _ => {}
         }
         body
@@ -114,7 +166,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::MessageConflict { .. } => StatusCode::CONFLICT,
             ApiError::Denied { decision, .. } if decision.reason == Reason::RoleForbidden => {
                 StatusCode::FORBIDDEN
             }

@@ -3,8 +3,10 @@
 //! A request travels one way: HTTP → auth → domain types → policy decision → one durable write
 //! (outbox + audit + idempotency) → 202. A worker then travels: outbox → Graph API → audit → status.
 
+pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod configuration;
 pub mod delivery;
 pub mod domain;
@@ -13,7 +15,6 @@ pub mod messenger;
 pub mod policy;
 pub mod routes;
 pub mod sandbox;
-pub mod service;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -12,13 +12,14 @@ use secrecy::SecretString;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::{Herald, Pages};
 use crate::auth::JwtKeys;
+use crate::clock::{SharedClock, SystemClock};
 use crate::configuration::Settings;
 use crate::delivery::{GraphClient, Worker};
 use crate::policy::PolicySet;
 use crate::routes::{self, AppState};
-use crate::service::{Herald, Pages};
-use crate::store::Store;
+use crate::store::{SledStore, Store};
 
 /// Requests per second one client may make on the sending endpoints.
 const CLIENT_QUOTA_PER_SECOND: u32 = 20_000;
@@ -49,6 +50,16 @@ impl AppHandle {
     }
 }
 
+/// What an embedding program or a test may hand the application in place of the defaults:
+/// the wall clock and the sled store at `storage.path`.
+#[derive(Default)]
+pub struct Dependencies {
+    /// The clock every part of the gateway reads.
+    pub clock: Option<SharedClock>,
+    /// The store, already open.
+    pub store: Option<Arc<dyn Store>>,
+}
+
 impl Application {
     /// Opens the store, loads the policy and binds `settings.server.listen` (port 0: any).
     pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
@@ -61,24 +72,39 @@ impl Application {
         settings: &Settings,
         listener: TcpListener,
     ) -> anyhow::Result<Application> {
+        Self::build_with(settings, listener, Dependencies::default()).await
+    }
+
+    /// Builds the application on `listener` with `deps` in place of the defaults.
+    pub async fn build_with(
+        settings: &Settings,
+        listener: TcpListener,
+        deps: Dependencies,
+    ) -> anyhow::Result<Application> {
         let policy = PolicySet::load_dir(&settings.policy.dir).map_err(|errors| {
             anyhow::anyhow!(
                 "the policy in {} is invalid:\n{errors}",
                 settings.policy.dir.display()
             )
         })?;
-        let store = Store::open(&settings.storage.path).with_context(|| {
-            format!(
-                "cannot open the store at {}",
-                settings.storage.path.display()
-            )
-        })?;
+        let store: Arc<dyn Store> = match deps.store {
+            Some(store) => store,
+            None => SledStore::open(&settings.storage.path).with_context(|| {
+                format!(
+                    "cannot open the store at {}",
+                    settings.storage.path.display()
+                )
+            })?,
+        };
+        let clock = deps.clock.unwrap_or_else(SystemClock::shared);
         let pages = Pages::from_settings(&settings.messenger);
         let herald = Arc::new(Herald::new(
             store,
+            clock,
             policy,
             settings.policy.dir.clone(),
             pages,
+            settings.delivery.ttl.clone(),
         ));
         let graph = GraphClient::new(
             &settings.messenger.graph_base_url,
@@ -99,7 +125,6 @@ impl Application {
         ));
         let state = web::Data::new(AppState::new(
             Arc::clone(&herald),
-            Arc::clone(&worker),
             secret(&settings.messenger.app_secret),
             secret(&settings.messenger.verify_token),
             CLIENT_QUOTA_PER_SECOND,

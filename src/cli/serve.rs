@@ -1,5 +1,6 @@
 //! `herald serve` and `herald serve --sandbox`.
 
+use crate::clock::SystemClock;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::ExitCode;
@@ -88,6 +89,7 @@ async fn run_sandbox(config: &Path) -> anyhow::Result<ExitCode> {
             webhook_url: Some(format!("{herald_url}/webhooks/messenger")),
             auto_receipts: true,
             rate_per_page_per_second: 300,
+            clock: SystemClock::shared(),
         },
         sandbox_listener,
     )

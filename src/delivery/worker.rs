@@ -1,21 +1,23 @@
 //! The delivery worker.
 //!
 //! ```text
-//!   outbox (sled, by due time) ──due()──► dispatch ──► N tasks in flight (semaphore)
-//!                                                          │
-//!        deferred? decide again under the policy in force ─┤
-//!                                                          ▼
-//!                         page paused? ── yes ──► reschedule at the pause's end
-//!                                                          ▼
-//!                         pace the page (governor, 300/s) ─► Graph Send API (reqwest)
-//!                                                          ▼
-//!    store.update_message: status + attempt + audit + outbox change, one durable transaction
+//!   outbox ──claim_due()──► dispatch ──► N tasks in flight (semaphore), each holding its claim
+//!                                              │
+//!                   expired? ── yes ──► expired (lifecycle), never sent
+//!                                              ▼
+//!        deferred? decide again under the policy in force (Herald::decide)
+//!                                              ▼
+//!                   page paused? ── yes ──► postponed to the pause's end
+//!                                              ▼
+//!        pace the page (governor, the policy's per_page) ─► Graph Send API (reqwest)
+//!                                              ▼
+//!   store.update_message(lifecycle::apply(event)): status + attempt + audit + outbox, durable
 //! ```
 //!
 //! Delivery is at-least-once: a message leaves the outbox only in the transaction that records
 //! its outcome, so a crash between the Graph call and that write sends it again on restart.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,15 +30,16 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::{retry_delay, GraphClient, SendFailure, Sent};
+use crate::app::Herald;
 use crate::configuration::DeliverySettings;
-use crate::domain::{ConsentScope, ConsentSource, MessageId, OutboundMessage, PageId};
-use crate::messenger::{render, ErrorClass, RenderTarget};
-use crate::policy::{evaluate, Decision, Outcome, Via};
-use crate::service::Herald;
-use crate::store::{
-    Attempt, AuditEntry, AuditKind, ConsentAction, ConsentEvent, MessageRecord, MessageStatus,
-    MessageUpdate, OutboxChange, StoreError, TokenStatus,
+use crate::domain::lifecycle::{self, Event, MessageStatus};
+use crate::domain::{
+    Attempt, AttemptOutcome, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, MessageId,
+    MessageRecord, OutboundMessage, PageId, TokenStatus,
 };
+use crate::messenger::{render, ErrorClass, RenderTarget};
+use crate::policy::{Decision, Outcome, Via};
+use crate::store::StoreError;
 
 /// What processing one outbox entry did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,23 +52,56 @@ pub enum Processed {
     Deferred,
     /// Decided again and denied.
     Denied,
+    /// Its time ran out before it could be sent.
+    Expired,
     /// Nothing to do (already handled, or gone).
     Skipped,
 }
+
+/// How long the worker holds a claimed message: far longer than one send takes, so that only a
+/// worker that died lets go of it this way.
+const CLAIM_LEASE_SECONDS: i64 = 300;
 
 /// Empties the outbox. Drive it with [`Worker::run`], or from a test with [`Worker::drain`].
 pub struct Worker {
     herald: Arc<Herald>,
     graph: GraphClient,
     settings: DeliverySettings,
-    limiter: DefaultKeyedRateLimiter<String>,
+    pacer: Pacer,
     permits: Arc<Semaphore>,
-    in_flight: Mutex<HashSet<MessageId>>,
     in_flight_count: watch::Sender<usize>,
     paused_pages: Mutex<HashMap<String, DateTime<Utc>>>,
     task_done: Notify,
-    /// Where the next outbox scan starts (see [`Worker::dispatch_due`]).
-    cursor: Mutex<Option<Vec<u8>>>,
+}
+
+/// Each page's pace, following the policy in force: when `[send_rate] per_page` changes (a
+/// policy reload), the limiter is built anew at the new rate.
+struct Pacer {
+    current: Mutex<(u32, Arc<DefaultKeyedRateLimiter<String>>)>,
+}
+
+impl Pacer {
+    fn new(per_second: u32) -> Pacer {
+        Pacer {
+            current: Mutex::new((
+                per_second,
+                Arc::new(RateLimiter::keyed(page_quota(per_second))),
+            )),
+        }
+    }
+
+    /// The limiter for `per_second`, the rate the policy in force asks for.
+    fn limiter(&self, per_second: u32) -> Arc<DefaultKeyedRateLimiter<String>> {
+        let mut current = self.current.lock();
+        if current.0 != per_second {
+            tracing::info!(per_second, "page send rate changed");
+            *current = (
+                per_second,
+                Arc::new(RateLimiter::keyed(page_quota(per_second))),
+            );
+        }
+        Arc::clone(&current.1)
+    }
 }
 
 /// Each page's pace: `per_second` on average, in bursts of at most a tenth of a second's worth.
@@ -79,24 +115,21 @@ fn page_quota(per_second: u32) -> Quota {
 
 impl Worker {
     pub fn new(herald: Arc<Herald>, graph: GraphClient, settings: DeliverySettings) -> Arc<Worker> {
-        let quota = page_quota(herald.policy().page_rate_per_second());
+        let pacer = Pacer::new(herald.policy().page_rate_per_second());
         Arc::new(Worker {
             herald,
             graph,
             permits: Arc::new(Semaphore::new(settings.concurrency)),
             settings,
-            limiter: RateLimiter::keyed(quota),
-            in_flight: Mutex::new(HashSet::new()),
+            pacer,
             in_flight_count: watch::channel(0).0,
             paused_pages: Mutex::new(HashMap::new()),
             task_done: Notify::new(),
-            cursor: Mutex::new(None),
         })
     }
 
-    /// Whether `id` is being handed to the Graph API right now.
-    pub fn is_in_flight(&self, id: &MessageId) -> bool {
-        self.in_flight.lock().contains(id)
+    fn now(&self) -> DateTime<Utc> {
+        self.herald.clock.now()
     }
 
     /// Runs until `stop`, then lets in-flight sends finish (their outcome is recorded).
@@ -106,12 +139,12 @@ impl Worker {
             let dispatched = match self.dispatch_due().await {
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::error!(error = %e, "reading the outbox failed");
+                    tracing::error!(error = %crate::error::error_chain(&e), "reading the outbox failed");
                     0
                 }
             };
-            let now = Utc::now();
-            let next = self.herald.store.next_due().ok().flatten();
+            let now = self.now();
+            let next = self.herald.store.next_due().await.ok().flatten();
             // Sleep until the next entry is due, but never past a second, so that a clock jump
             // or a missed wake-up costs at most that.
             let mut wait = Duration::from_secs(1);
@@ -132,37 +165,29 @@ impl Worker {
         self.wait_idle().await;
     }
 
-    /// Starts a task for every due entry not already in flight; returns how many started.
+    /// Claims what is due and starts a task for each; returns how many started.
     pub async fn dispatch_due(self: &Arc<Self>) -> Result<usize, StoreError> {
         let free = self.permits.available_permits();
         if free == 0 {
             // Every slot is busy; a finishing task wakes the loop again.
             return Ok(0);
         }
-        // Continue after the last page instead of rescanning entries already in flight: under
-        // load the front of the outbox is all in flight, and every accept and every finished
-        // send asks for a dispatch.
-        let after = self.cursor.lock().take();
-        let page = self.herald.store.due(Utc::now(), after.as_deref(), free)?;
-        *self.cursor.lock() = page.next;
-        let mut started = 0;
-        for id in page.ids {
-            if !self.in_flight.lock().insert(id.clone()) {
-                continue;
-            }
+        let lease = chrono::Duration::seconds(CLAIM_LEASE_SECONDS);
+        let ids = self.herald.store.claim_due(self.now(), free, lease).await?;
+        let started = ids.len();
+        for id in ids {
             self.in_flight_count.send_modify(|n| *n += 1);
-            let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
-                break;
-            };
-            started += 1;
+            let permit = Arc::clone(&self.permits).acquire_owned().await;
             let worker = Arc::clone(self);
             tokio::spawn(async move {
                 if let Err(e) = worker.process(&id).await {
                     // The entry stays in the outbox and is tried again.
-                    tracing::error!(message_id = %id, error = %e, "delivery bookkeeping failed");
+                    tracing::error!(message_id = %id, error = %crate::error::error_chain(&e), "delivery bookkeeping failed");
+                }
+                if let Err(e) = worker.herald.store.release(&id).await {
+                    tracing::error!(message_id = %id, error = %e, "releasing a claim failed");
                 }
                 drop(permit);
-                worker.in_flight.lock().remove(&id);
                 worker
                     .in_flight_count
                     .send_modify(|n| *n = n.saturating_sub(1));
@@ -182,13 +207,13 @@ impl Worker {
     /// with short backoff), then returns once nothing is in flight. Tests use it in place of
     /// sleeping.
     pub async fn drain(self: &Arc<Self>, horizon: Duration) -> Result<(), StoreError> {
-        let until = Utc::now() + chrono::Duration::from_std(horizon).unwrap_or_default();
+        let until = self.now() + chrono::Duration::from_std(horizon).unwrap_or_default();
         loop {
             self.dispatch_due().await?;
             self.wait_idle().await;
-            match self.herald.store.next_due()? {
+            match self.herald.store.next_due().await? {
                 Some(next) if next <= until => {
-                    let wait = (next - Utc::now()).to_std().unwrap_or_default();
+                    let wait = (next - self.now()).to_std().unwrap_or_default();
                     tokio::time::sleep(wait).await;
                 }
                 _ => return Ok(()),
@@ -196,24 +221,34 @@ impl Worker {
         }
     }
 
-    /// Handles one outbox entry.
+    /// Handles one outbox entry, which the caller holds.
     pub async fn process(&self, id: &MessageId) -> Result<Processed, StoreError> {
         let store = &self.herald.store;
-        let Some(record) = store.message(id)? else {
+        let Some(record) = store.message(id).await? else {
             return Ok(Processed::Skipped);
         };
         if !record.status.is_pending() {
-            // Already settled (e.g. cancelled): only the outbox entry is left to tidy.
+            // Already settled: only the outbox entry is left to tidy.
             store
-                .update_message(id, move |r| {
-                    (!r.status.is_pending()).then(|| MessageUpdate::new(OutboxChange::Remove))
-                })
+                .update_message(id, Box::new(|r| lifecycle::tidy(r)))
                 .await?;
             return Ok(Processed::Skipped);
         }
-        let now = Utc::now();
+        let now = self.now();
+        if lifecycle::is_expired(&record, now) {
+            self.change(id, Event::Expire, now).await?;
+            return Ok(Processed::Expired);
+        }
+        let page = PageId::parse(&record.page_id)
+            .ok()
+            .and_then(|p| self.herald.pages.get(&p));
+        let Some(page) = page else {
+            return self
+                .fail(&record, now, "the page is no longer configured")
+                .await;
+        };
         let decision = if record.status == MessageStatus::Deferred {
-            match self.decide_again(&record, now).await? {
+            match self.decide_again(&record, page, now).await? {
                 Ok(decision) => decision,
                 Err(processed) => return Ok(processed),
             }
@@ -222,28 +257,15 @@ impl Worker {
         };
         let paused_until = self.paused_pages.lock().get(&record.page_id).copied();
         if let Some(until) = paused_until.filter(|u| *u > now) {
-            store
-                .update_message(id, move |r| {
-                    r.status
-                        .is_pending()
-                        .then(|| MessageUpdate::new(OutboxChange::Reschedule(until)))
-                })
-                .await?;
+            self.change(id, Event::Postpone(until), now).await?;
             return Ok(Processed::Retrying);
         }
-        let page = PageId::parse(&record.page_id)
-            .ok()
-            .and_then(|p| self.herald.pages.get(&p));
-        let Some(page) = page else {
-            return self
-                .fail(&record, &decision, now, "the page is no longer configured")
-                .await;
-        };
         let token = match decision.via {
             Via::Recipient => None,
             Via::MarketingToken => {
                 let token = store
-                    .recipient(&record.recipient.key())?
+                    .recipient(&record.recipient.key())
+                    .await?
                     .and_then(|r| r.marketing_token)
                     .filter(|t| t.status == TokenStatus::Active)
                     .map(|t| t.token);
@@ -251,12 +273,7 @@ impl Worker {
                     Some(t) => Some(t),
                     None => {
                         return self
-                            .fail(
-                                &record,
-                                &decision,
-                                now,
-                                "no active Marketing Messages token",
-                            )
+                            .fail(&record, now, "no active Marketing Messages token")
                             .await
                     }
                 }
@@ -267,15 +284,32 @@ impl Worker {
             None => RenderTarget::Recipient(&record.recipient),
         };
         let body = render(&record.content, &decision, target);
-        self.limiter.until_key_ready(&record.page_id).await;
+        let per_second = self.herald.policy().page_rate_per_second();
+        self.pacer
+            .limiter(per_second)
+            .until_key_ready(&record.page_id)
+            .await;
         match self
             .graph
             .send(&record.page_id, &page.access_token, &body)
             .await
         {
-            Ok(sent) => self.sent(&record, &decision, sent, token.is_some()).await,
-            Err(failure) => self.failed(&record, &decision, failure).await,
+            Ok(sent) => self.sent(&record, sent, token.is_some()).await,
+            Err(failure) => self.failed(&record, failure).await,
         }
+    }
+
+    /// Applies a lifecycle event to the stored message.
+    async fn change(
+        &self,
+        id: &MessageId,
+        event: Event,
+        at: DateTime<Utc>,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        self.herald
+            .store
+            .update_message(id, Box::new(move |r| lifecycle::apply(r, event, at).ok()))
+            .await
     }
 
     /// A deferred message's moment has come: the policy decides again with today's facts.
@@ -283,62 +317,24 @@ impl Worker {
     async fn decide_again(
         &self,
         record: &MessageRecord,
+        page: &crate::app::Page,
         now: DateTime<Utc>,
     ) -> Result<Result<Decision, Processed>, StoreError> {
-        let policy = self.herald.policy();
-        let page = PageId::parse(&record.page_id).ok();
-        let region = page
-            .as_ref()
-            .and_then(|p| self.herald.pages.get(p))
-            .and_then(|p| p.region.as_deref());
-        let facts = self
-            .herald
-            .facts(&policy, &record.recipient, region, record.role, now)?;
         let message = OutboundMessage {
-            page_id: page,
+            page_id: Some(page.id.clone()),
             recipient: record.recipient.clone(),
             category: record.category,
             content: record.content.clone(),
             utility_template: record.utility_template.clone(),
             send_at: None,
+            expires_at: record.expires_at,
         };
-        let mut decision = evaluate(&policy, &message, &facts);
+        let decision = self.herald.decide(&message, page, record.role, now).await?;
         let outcome = decision.outcome;
-        let not_before = decision.not_before.unwrap_or(now);
-        // The record keeps the decision; its trace is stored apart (see `Store::trace`).
-        let trace = std::mem::take(&mut decision.trace);
-        let updated = self
-            .herald
-            .store
-            .update_message(&record.id, move |r| {
-                if r.status != MessageStatus::Deferred {
-                    return None;
-                }
-                r.decision = decision.clone();
-                let mut update = MessageUpdate::new(match outcome {
-                    Outcome::Allow => OutboxChange::Keep,
-                    Outcome::Deny => OutboxChange::Remove,
-                    Outcome::Defer => OutboxChange::Reschedule(not_before),
-                });
-                match outcome {
-                    Outcome::Allow => {
-                        r.set_status(MessageStatus::Queued, now);
-                        update.counts_as_send = true;
-                    }
-                    Outcome::Deny => r.set_status(MessageStatus::Denied, now),
-                    Outcome::Defer => {}
-                }
-                update.trace = Some(trace.clone());
-                update.audit.push(AuditEntry::decision(r, &decision, now));
-                if outcome == Outcome::Deny {
-                    update
-                        .audit
-                        .push(AuditEntry::status(r, MessageStatus::Denied, now));
-                }
-                Some(update)
-            })
-            .await?;
-        let Some(updated) = updated else {
+        let Some(updated) = self
+            .change(&record.id, Event::Decided(decision), now)
+            .await?
+        else {
             return Ok(Err(Processed::Skipped));
         };
         Ok(match outcome {
@@ -348,64 +344,30 @@ impl Worker {
         })
     }
 
-    fn attempt_entry(record: &MessageRecord, decision: &Decision, attempt: &Attempt) -> AuditEntry {
-        AuditEntry {
-            outcome: Some(attempt.outcome.clone()),
-            policy_version: Some(decision.policy_version.clone()),
-            messaging_type: decision.messaging_type.map(|m| m.as_str().to_owned()),
-            tag: decision.tag.map(|t| t.as_str().to_owned()),
-            graph_message_id: record.graph_message_id.clone(),
-            graph_error: attempt.graph_error.clone(),
-            detail: attempt.error.clone(),
-            ..AuditEntry::about(AuditKind::Attempt, record, attempt.at)
-        }
-    }
-
     async fn sent(
         &self,
         record: &MessageRecord,
-        decision: &Decision,
         sent: Sent,
         via_token: bool,
     ) -> Result<Processed, StoreError> {
-        let now = Utc::now();
-        let decision = decision.clone();
-        self.herald
-            .store
-            .update_message(&record.id, move |r| {
-                let decision = &decision;
-                r.graph_message_id = Some(sent.message_id.clone());
-                r.sent_at = Some(now);
-                r.decision = decision.clone();
-                let attempt = Attempt {
-                    at: now,
-                    outcome: "sent".into(),
-                    http_status: Some(200),
-                    graph_error: None,
-                    error: None,
-                    next_attempt_at: None,
-                };
-                let mut update = MessageUpdate::new(OutboxChange::Remove);
-                update
-                    .audit
-                    .push(Self::attempt_entry(r, decision, &attempt));
-                r.attempts.push(attempt);
-                r.set_status(MessageStatus::Sent, now);
-                update
-                    .audit
-                    .push(AuditEntry::status(r, MessageStatus::Sent, now));
-                Some(update)
-            })
-            .await?;
+        let now = self.now();
+        let event = Event::Sent {
+            graph_message_id: sent.message_id,
+        };
+        self.change(&record.id, event, now).await?;
         if via_token {
             self.herald
                 .store
-                .update_recipient(&record.recipient.key(), None, |r| {
-                    if let Some(t) = r.marketing_token.as_mut() {
-                        t.last_sent_at = Some(now);
-                    }
-                    ((), Vec::new())
-                })
+                .update_recipient(
+                    &record.recipient.key(),
+                    None,
+                    Box::new(move |r| {
+                        if let Some(t) = r.marketing_token.as_mut() {
+                            t.last_sent_at = Some(now);
+                        }
+                        Vec::new()
+                    }),
+                )
                 .await?;
         }
         Ok(Processed::Sent)
@@ -414,10 +376,9 @@ impl Worker {
     async fn failed(
         &self,
         record: &MessageRecord,
-        decision: &Decision,
         failure: SendFailure,
     ) -> Result<Processed, StoreError> {
-        let now = Utc::now();
+        let now = self.now();
         let attempts = u32::try_from(record.attempts.len()).unwrap_or(u32::MAX) + 1;
         let retryable = matches!(
             failure.class,
@@ -439,56 +400,42 @@ impl Worker {
                 .insert(record.page_id.clone(), until);
             tracing::warn!(page = %record.page_id, until = %until, "Graph rate limit: pausing the page");
         }
-        let graph_error = failure.graph_error.as_ref().map(|e| e.record());
         let attempt = Attempt {
             at: now,
             outcome: if retry_at.is_some() {
-                "retry"
+                AttemptOutcome::Retry
             } else {
-                "failed"
-            }
-            .into(),
+                AttemptOutcome::Failed
+            },
             http_status: failure.http_status,
-            graph_error,
+            graph_error: failure.graph_error.as_ref().map(|e| e.record()),
             error: Some(format!("{}: {}", failure.class.as_str(), failure.detail)),
             next_attempt_at: retry_at,
         };
-        let Some(retry_at) = retry_at else {
-            return self
-                .settle_failure(record, decision, attempt, failure.class)
-                .await;
-        };
-        let decision = decision.clone();
-        self.herald
-            .store
-            .update_message(&record.id, move |r| {
-                let mut update = MessageUpdate::new(OutboxChange::Reschedule(retry_at));
-                update
-                    .audit
-                    .push(Self::attempt_entry(r, &decision, &attempt));
-                r.attempts.push(attempt.clone());
-                Some(update)
-            })
-            .await?;
-        Ok(Processed::Retrying)
+        if retry_at.is_some() {
+            self.change(&record.id, Event::AttemptFailed(attempt), now)
+                .await?;
+            return Ok(Processed::Retrying);
+        }
+        self.settle_failure(record, attempt, failure.class).await
     }
 
+    /// Fails a message for a reason of Herald's own (no Graph call was made).
     async fn fail(
         &self,
         record: &MessageRecord,
-        decision: &Decision,
         now: DateTime<Utc>,
         why: &str,
     ) -> Result<Processed, StoreError> {
         let attempt = Attempt {
             at: now,
-            outcome: "failed".into(),
+            outcome: AttemptOutcome::Failed,
             http_status: None,
             graph_error: None,
             error: Some(why.to_owned()),
             next_attempt_at: None,
         };
-        self.settle_failure(record, decision, attempt, ErrorClass::Permanent)
+        self.settle_failure(record, attempt, ErrorClass::Permanent)
             .await
     }
 
@@ -496,7 +443,6 @@ impl Worker {
     async fn settle_failure(
         &self,
         record: &MessageRecord,
-        decision: &Decision,
         attempt: Attempt,
         class: ErrorClass,
     ) -> Result<Processed, StoreError> {
@@ -504,51 +450,50 @@ impl Worker {
         if class == ErrorClass::Auth {
             tracing::error!(page = %record.page_id, error = ?attempt.error, "the Graph API refused the page's credentials or permissions");
         }
-        let owned = (decision.clone(), attempt.clone());
-        self.herald
-            .store
-            .update_message(&record.id, move |r| {
-                let (decision, attempt) = &owned;
-                let mut update = MessageUpdate::new(OutboxChange::Remove);
-                update.audit.push(Self::attempt_entry(r, decision, attempt));
-                r.attempts.push(attempt.clone());
-                r.set_status(MessageStatus::Failed, now);
-                let mut status = AuditEntry::status(r, MessageStatus::Failed, now);
-                status.graph_error = attempt.graph_error.clone();
-                update.audit.push(status);
-                Some(update)
-            })
+        self.change(&record.id, Event::AttemptFailed(attempt), now)
             .await?;
         let key = record.recipient.key();
         match class {
             ErrorClass::Unreachable => {
                 self.herald
                     .store
-                    .update_recipient(&key, None, |r| {
-                        r.unreachable_since = Some(now);
-                        ((), Vec::new())
-                    })
+                    .update_recipient(
+                        &key,
+                        None,
+                        Box::new(move |r| {
+                            r.unreachable_since = Some(now);
+                            Vec::new()
+                        }),
+                    )
                     .await?;
             }
             ErrorClass::TokenStopped => {
+                let event = ConsentEvent {
+                    scope: ConsentScope::Marketing,
+                    action: ConsentAction::OptOut,
+                    source: ConsentSource::NotificationSettings,
+                    evidence: json!({"graph_error": "10/1893015", "message_id": record.id}),
+                    at: now,
+                    client: None,
+                };
+                let (entry_key, page_id) = (key.clone(), record.page_id.clone());
                 self.herald
                     .store
-                    .update_recipient(&key, None, |r| {
-                        if let Some(t) = r.marketing_token.as_mut() {
-                            t.status = TokenStatus::Stopped;
-                        }
-                        let event = ConsentEvent {
-                            scope: ConsentScope::Marketing,
-                            action: ConsentAction::OptOut,
-                            source: ConsentSource::NotificationSettings,
-                            evidence: json!({"graph_error": "10/1893015", "message_id": record.id}),
-                            at: now,
-                            client: None,
-                        };
-                        let entry =
-                            crate::service::push_consent(r, &key, event, Some(&record.page_id));
-                        ((), vec![entry])
-                    })
+                    .update_recipient(
+                        &key,
+                        None,
+                        Box::new(move |r| {
+                            if let Some(t) = r.marketing_token.as_mut() {
+                                t.status = TokenStatus::Stopped;
+                            }
+                            vec![crate::app::push_consent(
+                                r,
+                                &entry_key,
+                                event,
+                                Some(&page_id),
+                            )]
+                        }),
+                    )
                     .await?;
             }
             _ => {}
@@ -568,5 +513,19 @@ mod tests {
         assert_eq!(at_once, 30, "a burst is a tenth of a second's sends");
         let slow = RateLimiter::direct(page_quota(5));
         assert_eq!((0..5).filter(|_| slow.check().is_ok()).count(), 1);
+    }
+
+    #[test]
+    fn the_pace_follows_the_rate_asked_for() {
+        let pacer = Pacer::new(300);
+        let first = pacer.limiter(300);
+        assert!(
+            Arc::ptr_eq(&first, &pacer.limiter(300)),
+            "same rate, same limiter"
+        );
+        let slower = pacer.limiter(20);
+        let page = "1".to_owned();
+        let at_once = (0..20).filter(|_| slower.check_key(&page).is_ok()).count();
+        assert_eq!(at_once, 2, "a burst of a tenth of the new rate");
     }
 }

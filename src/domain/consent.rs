@@ -36,3 +36,17 @@ pub enum ConsentSource {
     /// The user stopped or resumed notifications in Messenger.
     NotificationSettings,
 }
+
+impl ConsentSource {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ConsentSource::Api => "api",
+            ConsentSource::UserMessage => "user_message",
+            ConsentSource::Plugin => "plugin",
+            ConsentSource::MarketingOptin => "marketing_optin",
+            ConsentSource::Referral => "referral",
+            ConsentSource::StopKeyword => "stop_keyword",
+            ConsentSource::NotificationSettings => "notification_settings",
+        }
+    }
+}

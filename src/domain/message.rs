@@ -8,8 +8,8 @@ use super::{
     check_text, Category, FieldError, PageId, Psid, Receipt, Recipient, ShippingUpdate, Violations,
 };
 
-/// Messenger's limit on a text message.
-pub const MAX_TEXT_CHARS: usize = 2000;
+/// Messenger's limit on a text message: under 2,000 characters (it answers error 100 to 2,000).
+pub const MAX_TEXT_CHARS: usize = 1999;
 const MAX_QUICK_REPLIES: usize = 13;
 const MAX_METADATA_CHARS: usize = 1000;
 const ATTACHMENT_TYPES: [&str; 5] = ["audio", "file", "image", "template", "video"];
@@ -28,6 +28,9 @@ pub struct OutboundMessage {
     /// Not before this moment; absent means now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub send_at: Option<DateTime<Utc>>,
+    /// Not sent by this moment, it expires; absent means the category's time-to-live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// What is sent: a Messenger message object as the client wrote it, or a structured
@@ -103,7 +106,18 @@ pub enum SendKind {
     ShippingUpdate,
 }
 
-const COMMON_FIELDS: [&str; 4] = ["page_id", "recipient", "send_at", "at"];
+impl SendKind {
+    /// The endpoint's name, which an `Idempotency-Key` is bound to.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendKind::Message => "message",
+            SendKind::Receipt => "receipt",
+            SendKind::ShippingUpdate => "shipping_update",
+        }
+    }
+}
+
+const COMMON_FIELDS: [&str; 4] = ["page_id", "recipient", "send_at", "expires_at"];
 
 impl OutboundMessage {
     /// Parses a send body, naming every bad field. Unknown top-level fields are refused so that a
@@ -153,6 +167,14 @@ impl OutboundMessage {
         let send_at = f
             .get("send_at")
             .and_then(|s| parse_time(s, "send_at", &mut v));
+        let expires_at = f
+            .get("expires_at")
+            .and_then(|s| parse_time(s, "expires_at", &mut v));
+        if let (Some(send_at), Some(expires_at)) = (send_at, expires_at) {
+            if expires_at <= send_at {
+                v.push("expires_at", "must be later than send_at");
+            }
+        }
         let (category, content, utility_template) = match kind {
             SendKind::Message => {
                 let category = match f.get("category") {
@@ -219,6 +241,7 @@ impl OutboundMessage {
                     content,
                     utility_template,
                     send_at,
+                    expires_at,
                 })
             }
             _ => Err(v.into_inner()),
@@ -294,6 +317,12 @@ pub fn validate_message_object(value: &Value, path: &str, v: &mut Violations) {
     match (f.get("text"), f.get("attachment")) {
         (Some(_), Some(_)) => v.push(path, "must have text or attachment, not both"),
         (None, None) => v.push(path, "must not be empty: give text or attachment"),
+        (Some(Value::String(text)), None) if text.chars().count() > MAX_TEXT_CHARS => {
+            v.push(
+                f.path("text"),
+                "must be under 2,000 characters (Messenger's limit)",
+            );
+        }
         (Some(Value::String(text)), None) => check_text(v, &f.path("text"), text, MAX_TEXT_CHARS),
         (Some(_), None) => v.push(f.path("text"), "must be a string"),
         (None, Some(attachment)) => validate_attachment(attachment, &f.path("attachment"), v),
@@ -404,9 +433,10 @@ mod tests {
     }
 
     #[test]
-    fn exactly_2000_characters_is_allowed() {
-        let body = json!({"recipient": {"psid": "1"}, "category": "response", "message": {"text": "é".repeat(2000)}});
-        assert!(fields(body, SendKind::Message).is_empty());
+    fn a_text_must_be_under_2000_characters() {
+        let text = |n: usize| json!({"recipient": {"psid": "1"}, "category": "response", "message": {"text": "é".repeat(n)}});
+        assert!(fields(text(1999), SendKind::Message).is_empty());
+        assert_eq!(fields(text(2000), SendKind::Message), ["message.text"]);
     }
 
     #[test]

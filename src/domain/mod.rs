@@ -1,23 +1,32 @@
 //! Domain types: everything past the HTTP handlers travels as one of these, already validated.
 
+pub mod audit;
 mod category;
 mod consent;
 mod fields;
 mod ids;
+pub mod lifecycle;
 mod message;
 mod receipt;
 mod recipient;
+mod records;
 mod shipping;
 
 pub use category::{Category, Role};
 pub use consent::{ConsentScope, ConsentSource};
 pub use ids::{MessageId, PageId, Psid};
+pub use lifecycle::MessageStatus;
 pub use message::{
     parse_recipient, parse_time, validate_message_object, Content, OutboundMessage, SendKind,
     UtilityTemplate, MAX_TEXT_CHARS,
 };
 pub use receipt::{Receipt, ReceiptAddress, ReceiptAdjustment, ReceiptElement, ReceiptSummary};
 pub use recipient::Recipient;
+pub use records::{
+    Acceptance, Attempt, AttemptOutcome, Attribution, ConsentAction, ConsentEvent,
+    GraphErrorRecord, IdempotencyRecord, MessageRecord, RecipientRecord, SendAnswer, StatusChange,
+    TokenRecord, TokenStatus,
+};
 pub use shipping::{ShippingStatus, ShippingUpdate};
 
 /// One field that failed validation, named by its JSON path (`order.elements[3].price`).

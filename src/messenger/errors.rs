@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::store::GraphErrorRecord;
+use crate::domain::GraphErrorRecord;
 
 /// The `error` object of a Graph API error response.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

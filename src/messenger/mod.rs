@@ -9,4 +9,6 @@ mod webhook;
 pub use errors::{ErrorClass, GraphError};
 pub use render::{render, RenderTarget};
 pub use signature::{sign, verify_signature};
-pub use webhook::{parse_envelope, Event, EventKind, NotificationStatus, Optin, Referral};
+pub use webhook::{
+    parse_envelope, EnvelopeError, Event, EventKind, NotificationStatus, Optin, Referral,
+};

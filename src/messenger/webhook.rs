@@ -140,16 +140,28 @@ fn referral(v: Option<&Value>) -> Option<Referral> {
     })
 }
 
+/// A webhook body that is not a page envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("not a page webhook (object must be \"page\")")]
+    NotAPage,
+    #[error("entry must be an array")]
+    NoEntries,
+}
+
 /// Reads `{"object":"page","entry":[{"id","time","messaging":[…]}]}`. Events it cannot read are
 /// returned as `Other`, never dropped silently; a body that is not a page envelope is an error.
-pub fn parse_envelope(body: &Value, received_at: DateTime<Utc>) -> Result<Vec<Event>, String> {
+pub fn parse_envelope(
+    body: &Value,
+    received_at: DateTime<Utc>,
+) -> Result<Vec<Event>, EnvelopeError> {
     if body.get("object").and_then(Value::as_str) != Some("page") {
-        return Err("not a page webhook (object must be \"page\")".into());
+        return Err(EnvelopeError::NotAPage);
     }
     let entries = body
         .get("entry")
         .and_then(Value::as_array)
-        .ok_or("entry must be an array")?;
+        .ok_or(EnvelopeError::NoEntries)?;
     let mut events = Vec::new();
     for entry in entries {
         let page_id = string(entry, "/id").unwrap_or_default();

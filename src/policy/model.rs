@@ -491,6 +491,12 @@ impl PolicySet {
             .map(|(meta, _, _)| meta.id.as_str())
     }
 
+    /// Whether the `[roles]` rule lets `role` send `category` at all: the one place that says
+    /// which role may send what.
+    pub fn role_may_send(&self, role: Role, category: Category) -> bool {
+        self.roles[role_index(role)].may_send.contains(category)
+    }
+
     /// For `GET /v1/policy`: the version, the files, and every rule in words with its dates, in
     /// the order the engine checks them.
     pub fn summary(&self) -> Value {

@@ -714,6 +714,7 @@ fn read_case(cx: &mut Cx<'_>, l: &Lookup<'_>, span: &Option<Range<usize>>) -> Op
                 content,
                 utility_template,
                 send_at: None,
+                expires_at: None,
             }),
             facts: Box::new(Facts {
                 now: decide_at,

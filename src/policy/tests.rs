@@ -55,6 +55,7 @@ fn message(category: Category, content: Content) -> OutboundMessage {
         content,
         utility_template: None,
         send_at: None,
+        expires_at: None,
     }
 }
 

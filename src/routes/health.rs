@@ -2,6 +2,7 @@ use actix_web::{get, web, HttpResponse};
 use serde_json::json;
 
 use super::AppState;
+use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz);
@@ -13,15 +14,8 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// The store answers and a policy is loaded.
+/// The store answers and a policy is loaded; 503 when the store does not answer.
 #[get("/readyz")]
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let policy = state.herald.policy();
-    let head = state.herald.store.audit_head();
-    HttpResponse::Ok().json(json!({
-        "status": "ready",
-        "policy_version": policy.version(),
-        "audit_entries": head.seq,
-        "outbox": state.herald.store.outbox_len(),
-    }))
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.herald.readiness().await?))
 }

@@ -1,19 +1,20 @@
-use actix_web::http::header::ContentType;
+//! Sending, reading and cancelling messages. Which role may send which category is the
+//! policy's to say (`[roles]`): a refusal comes back as a decision, `role_forbidden`.
+
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use serde_json::json;
 
 use super::{json_body, AppState};
+use crate::app::{IdempotencyKey, SendCommand};
 use crate::auth::Client;
-use crate::domain::{MessageId, Role, SendKind};
+use crate::domain::{OutboundMessage, SendKind};
 use crate::error::ApiError;
-use crate::service::{Accepted, SendRequest};
-use crate::store::MessageStatus;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(post_message)
         .service(post_receipt)
         .service(post_shipping_update)
-        .service(get_message);
+        .service(get_message)
+        .service(cancel_message);
 }
 
 #[post("/messages")]
@@ -23,8 +24,7 @@ async fn post_message(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    client.require(&[Role::Backend, Role::Marketer])?;
-    send(&state, &client, &req, &body, SendKind::Message).await
+    send(&state, client, &req, &body, SendKind::Message).await
 }
 
 #[post("/receipts")]
@@ -34,8 +34,7 @@ async fn post_receipt(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    client.require(&[Role::Backend])?;
-    send(&state, &client, &req, &body, SendKind::Receipt).await
+    send(&state, client, &req, &body, SendKind::Receipt).await
 }
 
 #[post("/shipping-updates")]
@@ -45,30 +44,42 @@ async fn post_shipping_update(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    client.require(&[Role::Backend])?;
-    send(&state, &client, &req, &body, SendKind::ShippingUpdate).await
+    send(&state, client, &req, &body, SendKind::ShippingUpdate).await
 }
 
+/// Parse → accept → 202 with the acceptance; a refusal is the core's error, answered by
+/// `ApiError`.
 async fn send(
     state: &AppState,
-    client: &Client,
+    client: Client,
     req: &HttpRequest,
     body: &[u8],
     kind: SendKind,
 ) -> Result<HttpResponse, ApiError> {
     state.check_quota(&client.name)?;
-    let key = idempotency_key(req)?;
     let body = json_body(body)?;
-    let answer = state
+    let idempotency = match idempotency_key(req)? {
+        // Bound to the endpoint and the body's canonical JSON (object keys sorted).
+        Some(key) => {
+            let canonical = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.into()))?;
+            Some(IdempotencyKey::new(
+                key.to_owned(),
+                kind.as_str(),
+                &canonical,
+            ))
+        }
+        None => None,
+    };
+    let message = OutboundMessage::parse(&body, kind).map_err(ApiError::Invalid)?;
+    let acceptance = state
         .herald
-        .send(SendRequest {
+        .accept(SendCommand {
             client,
-            kind,
-            body: &body,
-            idempotency_key: key,
+            message,
+            idempotency,
         })
         .await?;
-    Ok(respond(answer))
+    Ok(HttpResponse::Accepted().json(acceptance))
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
@@ -83,52 +94,21 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
     }
 }
 
-fn respond(answer: Accepted) -> HttpResponse {
-    let status = actix_web::http::StatusCode::from_u16(answer.status)
-        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = HttpResponse::build(status);
-    if status.is_client_error() {
-        response.insert_header(("content-type", "application/problem+json"));
-    } else {
-        response.insert_header(ContentType::json());
-    }
-    // Straight to bytes: `Value`'s `Display` goes through a formatter a character at a time.
-    response.body(serde_json::to_vec(&answer.body).unwrap_or_default())
-}
-
 #[get("/messages/{id}")]
 async fn get_message(
     state: web::Data<AppState>,
     client: Client,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    client.require(&[Role::Backend, Role::Marketer, Role::Compliance])?;
-    let not_found = || ApiError::NotFound(format!("no message {id}"));
-    let id = MessageId::parse(&id).ok_or_else(not_found)?;
-    let record = state.herald.store.message(&id)?.ok_or_else(not_found)?;
-    // Senders see their own messages; compliance and admin see all.
-    let own = record.client == client.name;
-    if !own && !matches!(client.role, Role::Compliance | Role::Admin) {
-        return Err(not_found());
-    }
-    let trace = state.herald.store.trace(&record)?;
-    let mut decision = record.decision;
-    decision.trace = trace;
-    let mut status = record.status;
-    if status == MessageStatus::Queued && state.worker.is_in_flight(&id) {
-        status = MessageStatus::Sending;
-    }
-    Ok(HttpResponse::Ok().json(json!({
-        "id": record.id,
-        "status": status,
-        "category": record.category,
-        "page_id": record.page_id,
-        "recipient": record.recipient,
-        "created_at": record.created_at,
-        "not_before": record.not_before.filter(|_| record.status.is_pending()),
-        "decision": decision,
-        "attempts": record.attempts,
-        "graph_message_id": record.graph_message_id,
-        "history": record.history,
-    })))
+    Ok(HttpResponse::Ok().json(state.herald.message(&client, &id).await?))
+}
+
+/// A queued or deferred message becomes `cancelled` and is never sent; any other is a 409.
+#[post("/messages/{id}/cancel")]
+async fn cancel_message(
+    state: web::Data<AppState>,
+    client: Client,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.herald.cancel(&client, &id).await?))
 }

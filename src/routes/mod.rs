@@ -1,5 +1,7 @@
-//! HTTP handlers, one file per resource. Each reads like the flow: authenticate → parse →
-//! ask the service → answer. No sled, reqwest or jsonwebtoken in here.
+//! HTTP handlers, one file per resource. Each reads like the flow: authenticate → parse into a
+//! command → ask the core → answer. A route checks only which resource family a caller's role
+//! may touch; which role may send which category is the policy's `[roles]`. No sled, reqwest
+//! or jsonwebtoken in here.
 
 mod consents;
 mod health;
@@ -16,14 +18,12 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::delivery::Worker;
+use crate::app::Herald;
 use crate::error::ApiError;
-use crate::service::Herald;
 
 /// What every handler can reach.
 pub struct AppState {
     pub herald: Arc<Herald>,
-    pub worker: Arc<Worker>,
     /// Verifies `X-Hub-Signature-256`.
     pub app_secret: SecretString,
     /// Answers the subscription handshake.
@@ -35,7 +35,6 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         herald: Arc<Herald>,
-        worker: Arc<Worker>,
         app_secret: SecretString,
         verify_token: SecretString,
         per_client_per_second: u32,
@@ -43,7 +42,6 @@ impl AppState {
         let rate = NonZeroU32::new(per_client_per_second).unwrap_or(NonZeroU32::MIN);
         AppState {
             herald,
-            worker,
             app_secret,
             verify_token,
             quota: RateLimiter::keyed(Quota::per_second(rate)),

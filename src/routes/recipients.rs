@@ -1,3 +1,5 @@
+//! What Herald knows about a recipient (roles backend, compliance and admin).
+
 use actix_web::{get, web, HttpResponse};
 
 use super::AppState;
@@ -17,5 +19,5 @@ async fn get_recipient(
 ) -> Result<HttpResponse, ApiError> {
     client.require(&[Role::Backend, Role::Compliance])?;
     let psid = Psid::parse(&psid).map_err(ApiError::BadRequest)?;
-    Ok(HttpResponse::Ok().json(state.herald.recipient_view(&psid)?))
+    Ok(HttpResponse::Ok().json(state.herald.recipient(&psid).await?))
 }

@@ -54,11 +54,7 @@ async fn receive(
         ));
     }
     let payload = json_body(&body)?;
-    let outcome = state
-        .herald
-        .apply_webhook(&payload)
-        .await
-        .map_err(ApiError::BadRequest)?;
+    let outcome = state.herald.apply_webhook(&payload).await?;
     tracing::debug!(?outcome, "webhook applied");
     Ok(HttpResponse::Ok()
         .content_type("text/plain")

@@ -151,7 +151,7 @@ async fn send_message(
     let page = shared.control_page(message.page_id.as_deref())?;
     let mid = message.mid.unwrap_or_else(ids::message_id);
     let payload = json!({ "mid": mid, "text": message.text });
-    let at = message.at.unwrap_or_else(Utc::now);
+    let at = message.at.unwrap_or_else(|| shared.now());
     let status = shared
         .person_acts(&psid, &page.id, at, "message", payload)
         .await;
@@ -186,7 +186,7 @@ async fn send_postback(
         payload["referral"] =
             json!({ "ref": reference, "source": "SHORTLINK", "type": "OPEN_THREAD" });
     }
-    let at = postback.at.unwrap_or_else(Utc::now);
+    let at = postback.at.unwrap_or_else(|| shared.now());
     let status = shared
         .person_acts(&psid, &page.id, at, "postback", payload)
         .await;
@@ -221,7 +221,7 @@ async fn send_reaction(
     let last_mid = shared.state().last_message_id(&psid, &page.id);
     let mid = reaction.mid.or(last_mid).unwrap_or_else(ids::message_id);
     let payload = json!({ "reaction": kind, "emoji": emoji, "action": "react", "mid": mid });
-    let at = reaction.at.unwrap_or_else(Utc::now);
+    let at = reaction.at.unwrap_or_else(|| shared.now());
     let status = shared
         .person_acts(&psid, &page.id, at, "reaction", payload)
         .await;
@@ -250,7 +250,7 @@ async fn send_referral(
     let page = shared.control_page(referral.page_id.as_deref())?;
     let source = referral.source.unwrap_or_else(|| "SHORTLINK".to_owned());
     let payload = json!({ "ref": referral.reference, "source": source, "type": "OPEN_THREAD" });
-    let at = referral.at.unwrap_or_else(Utc::now);
+    let at = referral.at.unwrap_or_else(|| shared.now());
     let status = shared
         .person_acts(&psid, &page.id, at, "referral", payload)
         .await;
@@ -291,7 +291,7 @@ async fn marketing_optin(
     if let Some(timezone) = optin.timezone {
         payload["notification_messages_timezone"] = json!(timezone);
     }
-    let at = optin.at.unwrap_or_else(Utc::now);
+    let at = optin.at.unwrap_or_else(|| shared.now());
     let event = webhooks::from_person(&psid, &page.id, at, "optin", payload);
     let status = shared.webhooks.post(&page.id, vec![event]).await;
     ok(json!({ "token": token, "webhook_status": status }))
@@ -348,7 +348,7 @@ async fn toggle_notifications(
     } else {
         "RESUME NOTIFICATIONS"
     };
-    let now = Utc::now();
+    let now = shared.now();
     let events = tokens
         .iter()
         .map(|token| {
@@ -380,7 +380,7 @@ async fn checkbox(body: web::Bytes, shared: web::Data<Shared>) -> Reply {
     let optin: NewCheckboxOptin = parse_body(&body)?;
     let page = shared.control_page(optin.page_id.as_deref())?;
     let user_ref = optin.user_ref.unwrap_or_else(ids::user_ref);
-    let at = optin.at.unwrap_or_else(Utc::now);
+    let at = optin.at.unwrap_or_else(|| shared.now());
     shared
         .state()
         .record_checkbox_optin(&user_ref, &page.id, at);
@@ -416,9 +416,9 @@ struct NewReceipt {
 }
 
 impl NewReceipt {
-    fn watermark(&self) -> Result<DateTime<Utc>, Problem> {
+    fn watermark(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, Problem> {
         match self.watermark {
-            None => Ok(Utc::now()),
+            None => Ok(now),
             Some(ms) => DateTime::from_timestamp_millis(ms)
                 .ok_or_else(|| Problem::bad_request("watermark is out of range")),
         }
@@ -430,11 +430,11 @@ async fn deliveries(path: web::Path<String>, body: web::Bytes, shared: web::Data
     let psid = psid(path)?;
     let receipt: NewReceipt = parse_body(&body)?;
     let page = shared.control_page(receipt.page_id.as_deref())?;
-    let watermark = receipt.watermark()?;
+    let watermark = receipt.watermark(shared.now())?;
     let pending = shared.state().deliver_until(&psid, &page.id, watermark);
     let mids = receipt.mids.unwrap_or(pending);
     let delivery = json!({ "mids": mids, "watermark": watermark.timestamp_millis() });
-    let event = webhooks::from_person(&psid, &page.id, Utc::now(), "delivery", delivery);
+    let event = webhooks::from_person(&psid, &page.id, shared.now(), "delivery", delivery);
     let status = shared.webhooks.post(&page.id, vec![event]).await;
     ok(json!({ "mids": mids, "watermark": watermark.timestamp_millis(), "webhook_status": status }))
 }
@@ -447,11 +447,11 @@ async fn reads(path: web::Path<String>, body: web::Bytes, shared: web::Data<Shar
         return Err(Problem::bad_request("read receipts carry only a watermark"));
     }
     let page = shared.control_page(receipt.page_id.as_deref())?;
-    let watermark = receipt.watermark()?.timestamp_millis();
+    let watermark = receipt.watermark(shared.now())?.timestamp_millis();
     let event = webhooks::from_person(
         &psid,
         &page.id,
-        Utc::now(),
+        shared.now(),
         "read",
         json!({ "watermark": watermark }),
     );

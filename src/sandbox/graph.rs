@@ -6,7 +6,6 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
@@ -57,7 +56,7 @@ async fn send(
     }
     let outcome = shared
         .state()
-        .process_send(page, &send, Value::Object(params), Utc::now());
+        .process_send(page, &send, Value::Object(params), shared.now());
     let accepted = match outcome {
         SendOutcome::Accepted(accepted) => accepted,
         SendOutcome::Refused(error) => return error.to_response(Some(&page.id)),

@@ -45,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 use self::error::{GraphError, Problem};
 use self::state::State;
 use self::webhooks::WebhookClient;
+use crate::clock::SharedClock;
 
 /// Messenger's Send API limit for text messages: 300 calls per second per page (§6).
 pub const DEFAULT_RATE_PER_PAGE_PER_SECOND: u32 = 300;
@@ -95,6 +96,9 @@ pub struct SandboxConfig {
     /// Sends per page per second before answering 613; Messenger's is
     /// [`DEFAULT_RATE_PER_PAGE_PER_SECOND`].
     pub rate_per_page_per_second: u32,
+    /// What "now" is for Messenger's rules and the events the sandbox sends: the same clock as
+    /// Herald's, so that a test set at another moment sees both sides agree.
+    pub clock: SharedClock,
 }
 
 impl fmt::Debug for SandboxConfig {
@@ -105,6 +109,7 @@ impl fmt::Debug for SandboxConfig {
             .field("webhook_url", &self.webhook_url)
             .field("auto_receipts", &self.auto_receipts)
             .field("rate_per_page_per_second", &self.rate_per_page_per_second)
+            .field("clock_now", &self.clock.now())
             .finish()
     }
 }
@@ -186,6 +191,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Now, by the sandbox's clock.
+    fn now(&self) -> DateTime<Utc> {
+        self.config.clock.now()
+    }
+
     /// The state, for one short, synchronous step. A panic while it was held cannot leave
     /// it half-changed in a way that matters to a stand-in, so poisoning is ignored.
     fn state(&self) -> MutexGuard<'_, State> {
@@ -216,14 +226,14 @@ impl Shared {
 
     async fn send_receipts(&self, psid: &str, page_id: &str, mid: String) {
         tokio::time::sleep(AUTO_RECEIPT_DELAY).await;
-        let delivered_at = Utc::now();
+        let delivered_at = self.now();
         self.state().deliver_until(psid, page_id, delivered_at);
         let watermark = delivered_at.timestamp_millis();
         let delivery = json!({ "mids": [mid], "watermark": watermark });
         let event = webhooks::from_person(psid, page_id, delivered_at, "delivery", delivery);
         self.webhooks.post(page_id, vec![event]).await;
         tokio::time::sleep(AUTO_RECEIPT_DELAY).await;
-        let read_at = Utc::now();
+        let read_at = self.now();
         let read = json!({ "watermark": read_at.timestamp_millis() });
         let event = webhooks::from_person(psid, page_id, read_at, "read", read);
         self.webhooks.post(page_id, vec![event]).await;
@@ -253,6 +263,7 @@ impl Sandbox {
             config.webhook_url.clone(),
             config.app_secret.clone(),
             runtime.clone(),
+            config.clock.clone(),
         )?;
         let shared = Arc::new(Shared {
             config,

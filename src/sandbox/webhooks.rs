@@ -8,13 +8,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::runtime::Handle;
 
+use crate::clock::SharedClock;
 use crate::messenger;
 
 /// Messenger gives up on a webhook call after 20 s (§7.3).
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Posts signed webhooks to Herald.
-#[derive(Debug)]
 pub(crate) struct WebhookClient {
     url: Option<String>,
     app_secret: String,
@@ -22,11 +22,18 @@ pub(crate) struct WebhookClient {
     /// The runtime that started the sandbox. Calls run there rather than on the HTTP
     /// workers' runtimes, so the client's pooled connections live on one runtime.
     runtime: Handle,
+    /// Dates each envelope.
+    clock: SharedClock,
 }
 
 impl WebhookClient {
     /// A client posting to `url` (`None`: webhooks are built but not sent).
-    pub fn new(url: Option<String>, app_secret: String, runtime: Handle) -> std::io::Result<Self> {
+    pub fn new(
+        url: Option<String>,
+        app_secret: String,
+        runtime: Handle,
+        clock: SharedClock,
+    ) -> std::io::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
             .build()
@@ -36,6 +43,7 @@ impl WebhookClient {
             app_secret,
             http,
             runtime,
+            clock,
         })
     }
 
@@ -43,7 +51,7 @@ impl WebhookClient {
     /// `None` when no webhook URL is configured or Herald could not be reached.
     pub async fn post(&self, page_id: &str, events: Vec<Value>) -> Option<u16> {
         let url = self.url.clone()?;
-        let body = envelope(page_id, events, Utc::now())
+        let body = envelope(page_id, events, self.clock.now())
             .to_string()
             .into_bytes();
         let request = self

@@ -1,395 +1,253 @@
-//! The store: the only module that touches sled.
+//! The store: everything Herald keeps, behind one interface in domain operations.
 //!
-//! Every write goes through [`Store::commit`]: one sled transaction across the trees it needs,
-//! with the audit entries it produces chained in the same transaction, so a message, its
-//! decision's audit entry and its idempotency record are written together or not at all. The
-//! transaction is prepared first (reads, encoding, hashing: [`Tx`]) and sled's process-wide
-//! lock is taken for the inserts alone. Accepts and message updates are committed in batches by
-//! one writer thread that flushes each batch itself ([`writer`]); other writers that must be
-//! durable wait for a group commit ([`group_commit`]).
+//! The application core speaks to [`Store`] only: accept a message, change a message or a
+//! recipient by a rule it passes in, claim the outbox's due work, append and read the audit log.
+//! Nothing in the interface names an engine: no sled type, raw key or live iterator, and no
+//! business rule — what a change does is decided by the caller (the message lifecycle, the
+//! consent rules) and handed over as a closure that runs inside the store's transaction.
+//!
+//! ```text
+//!   app (core) ──► Store (this trait) ──► sled/  the embedded default: one process
+//!                                    └─► (a PostgreSQL implementation: several instances)
+//! ```
+//!
+//! The seam is drawn for an engine shared by several instances: every method is async;
+//! [`Store::accept`] is one transaction that concurrent callers may share (one flush for many);
+//! [`Store::claim_due`] hands out due work under a lease so that two workers never hold the
+//! same message (`FOR UPDATE SKIP LOCKED` plus a `claimed_until` column, in SQL terms); a change
+//! closure runs against the freshly read record inside the transaction (`SELECT … FOR UPDATE`).
+//! `src/store/sled/` is the only code that touches sled.
 
-mod audit;
-mod group_commit;
-mod messages;
-mod recipients;
-mod records;
-mod writer;
+mod sled;
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::{IVec, Transactional};
-use tokio_util::sync::CancellationToken;
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
 
-pub use audit::{verify_chain, AuditEntry, AuditHead, AuditKind, Verification, GENESIS};
-pub use messages::{Accepted, DuePage, IdempotencyWrite, MessageUpdate, NewMessage, OutboxChange};
-pub use records::{
-    Attempt, Attribution, ConsentAction, ConsentEvent, GraphErrorRecord, IdempotencyRecord,
-    MessageRecord, MessageStatus, RecipientRecord, StatusChange, TokenRecord, TokenStatus,
-};
+use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, Verification};
+use crate::domain::lifecycle::Effects;
+use crate::domain::{IdempotencyRecord, MessageId, MessageRecord, RecipientRecord, SendAnswer};
+use crate::policy::{RecentSend, TraceStep};
 
-use group_commit::GroupCommit;
+pub use self::sled::SledStore;
 
 /// Why the store could not do what was asked. Every variant means nothing was half-written.
-#[derive(Debug, thiserror::Error)]
+/// Sources are shared, so that one failed transaction can be reported to each of its callers.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage error: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("corrupt record in {tree}: {source}")]
-    Codec {
-        tree: &'static str,
-        source: serde_json::Error,
+    /// The engine could not read or write: an I/O error, a full disk, a read-only directory.
+    #[error("the storage engine failed")]
+    Engine(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// Bytes on record that do not decode as what they should be.
+    #[error("a stored {what} could not be decoded")]
+    Corrupt {
+        what: &'static str,
+        #[source]
+        source: Arc<serde_json::Error>,
     },
-    #[error("flush failed: {0}")]
-    Flush(String),
-    #[error("write failed: {0}")]
-    Write(String),
+    /// A value that could not be encoded for storage.
+    #[error("a {what} could not be encoded")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: Arc<serde_json::Error>,
+    },
+    /// The store is closed, or its writer has stopped.
+    #[error("the store is closed")]
+    Closed,
 }
 
-/// The trees, by role. The discriminant is the index into [`Store::trees`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum T {
-    /// message id → [`MessageRecord`]
-    Messages,
-    /// due time (ms, big-endian) ++ message id → ()
-    Outbox,
-    /// seq (big-endian) → [`AuditEntry`]
-    Audit,
-    /// small named values: the audit head
-    Meta,
-    /// client ++ 0 ++ key → [`IdempotencyRecord`]
-    Idempotency,
-    /// recipient key → [`RecipientRecord`]
-    Recipients,
-    /// recipient key ++ 0 ++ time (ms, big-endian) ++ message id → category
-    Sends,
-    /// Graph message id → message id
-    GraphIds,
-    /// webhook `mid` → time seen (deduplication)
-    WebhookMids,
-    /// id (big-endian) → a webhook event that failed to apply, kept for a retry
-    ParkedEvents,
-    /// sha256 of a decision trace → the trace. Kept apart from the records, which are
-    /// rewritten at every status change, and stored once however many decisions share it:
-    /// most decisions' traces are alike word for word.
-    Traces,
+/// A change to one message, decided by the caller: given the record as stored, it changes it
+/// and returns what else to write, or `None` to leave it alone. It runs once, inside the
+/// transaction, and must not block.
+pub type MessageChange = Box<dyn FnOnce(&mut MessageRecord) -> Option<Effects> + Send>;
+
+/// A change applied to each of several messages in one transaction.
+pub type MessagesChange = Box<dyn FnMut(&mut MessageRecord) -> Option<Effects> + Send>;
+
+/// A change to one recipient (starting from an empty record for a new one); returns the audit
+/// entries it produces. It runs once, inside the transaction.
+pub type RecipientChange = Box<dyn FnOnce(&mut RecipientRecord) -> Vec<AuditEntry> + Send>;
+
+/// A message to store on acceptance, with everything that must be written with it.
+pub struct NewMessage {
+    pub record: MessageRecord,
+    /// What accepting it writes besides the record (see `lifecycle::accepted`).
+    pub effects: Effects,
+    /// The answer to keep under an `Idempotency-Key`.
+    pub idempotency: Option<IdempotencyWrite>,
 }
 
-impl T {
-    const ALL: [T; 11] = [
-        T::Messages,
-        T::Outbox,
-        T::Audit,
-        T::Meta,
-        T::Idempotency,
-        T::Recipients,
-        T::Sends,
-        T::GraphIds,
-        T::WebhookMids,
-        T::ParkedEvents,
-        T::Traces,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            T::Messages => "messages",
-            T::Outbox => "outbox",
-            T::Audit => "audit",
-            T::Meta => "meta",
-            T::Idempotency => "idempotency",
-            T::Recipients => "recipients",
-            T::Sends => "sends",
-            T::GraphIds => "graph_ids",
-            T::WebhookMids => "webhook_mids",
-            T::ParkedEvents => "parked_events",
-            T::Traces => "traces",
-        }
-    }
+/// The `Idempotency-Key` record to write with a message.
+#[derive(Debug, Clone)]
+pub struct IdempotencyWrite {
+    pub client: String,
+    pub key: String,
+    /// sha256 of what the key is bound to (the endpoint and the request).
+    pub request_sha256: String,
+    pub answer: SendAnswer,
 }
 
-const AUDIT_HEAD: &[u8] = b"audit_head";
-
-/// sled's page cache. 64 MiB let the gateway's RSS reach 155 MB in a 250,000-message run end
-/// to end; 32 MiB keeps it at 117 MB with no loss of throughput (BENCHMARKS.md).
-const CACHE_BYTES: u64 = 32 * 1024 * 1024;
-
-/// The embedded sled store.
-pub struct Store {
-    db: sled::Db,
-    trees: Vec<sled::Tree>,
-    /// The end of the audit chain. Held across each transaction, which orders the chain and
-    /// keeps transactions from conflicting.
-    head: Mutex<AuditHead>,
-    group_commit: Arc<GroupCommit>,
-    /// The group-commit task; [`Store::close`] waits for it, so that afterwards nothing but
-    /// this handle keeps the database (and its file lock) open.
-    flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    stop: CancellationToken,
-    /// Accepts and message updates queue here for the batching writer.
-    writes: tokio::sync::mpsc::UnboundedSender<writer::Job>,
+/// What became of a [`NewMessage`].
+#[derive(Debug)]
+pub enum Accepted {
+    /// Written and durable.
+    Stored,
+    /// The key was used before with the same request: here is the first answer.
+    Replay(Box<IdempotencyRecord>),
+    /// The key was used before with another request.
+    Conflict,
 }
 
-type TxResult<R> = Result<R, StoreError>;
-
-/// One transaction being prepared: reads see the store and the writes staged so far; writes
-/// are encoded here and staged, and [`Store::commit`] applies them all in one sled transaction.
-///
-/// sled 0.34 holds a process-wide lock for a whole transaction, which stops every reader in the
-/// process; preparing outside it (under [`Store::head`], which serialises every writer) keeps
-/// that lock for the inserts alone.
-pub(crate) struct Tx<'a> {
-    store: &'a Store,
-    /// Staged writes by tree and key; `None` removes the key.
-    writes: HashMap<(T, Vec<u8>), Option<IVec>>,
-    head: AuditHead,
+/// A webhook event's `mid`, seen at a moment: an event whose `mid` was applied before is skipped.
+#[derive(Debug, Clone, Copy)]
+pub struct SeenMid<'a> {
+    pub mid: &'a str,
+    pub at: DateTime<Utc>,
 }
 
-fn decode<V: DeserializeOwned>(t: T, bytes: &[u8]) -> Result<V, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Codec {
-        tree: t.name(),
-        source,
-    })
-}
+/// Which parked webhook event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParkedId(pub u64);
 
-fn encode<V: Serialize>(t: T, value: &V) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|source| StoreError::Codec {
-        tree: t.name(),
-        source,
-    })
-}
+/// Everything Herald keeps. See the module documentation for the contract.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ----- messages -----
 
-impl Tx<'_> {
-    /// The value as this transaction sees it: staged, else stored.
-    fn raw(&self, t: T, key: &[u8]) -> TxResult<Option<IVec>> {
-        match self.writes.get(&(t, key.to_vec())) {
-            Some(staged) => Ok(staged.clone()),
-            None => Ok(self.store.tree(t).get(key)?),
-        }
-    }
+    /// Writes an accepted (or denied) message, its effects and its idempotency record in one
+    /// transaction, and returns once that is durable. The idempotency key is checked inside the
+    /// transaction, so two concurrent requests with one key store one message.
+    async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError>;
 
-    fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> TxResult<Option<V>> {
-        self.raw(t, key)?.map(|bytes| decode(t, &bytes)).transpose()
-    }
+    /// A message by id.
+    async fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError>;
 
-    fn contains(&self, t: T, key: &[u8]) -> TxResult<bool> {
-        Ok(self.raw(t, key)?.is_some())
-    }
+    /// The trace of the message's latest decision (empty if none was kept).
+    async fn trace(&self, record: &MessageRecord) -> Result<Vec<TraceStep>, StoreError>;
 
-    fn put<V: Serialize>(&mut self, t: T, key: &[u8], value: &V) -> TxResult<()> {
-        let bytes = encode(t, value)?;
-        self.writes.insert((t, key.to_vec()), Some(bytes.into()));
-        Ok(())
-    }
+    /// The first answer given under an idempotency key, if any.
+    async fn idempotency(
+        &self,
+        client: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
-    fn put_raw(&mut self, t: T, key: &[u8], value: &[u8]) -> TxResult<()> {
-        self.writes.insert((t, key.to_vec()), Some(value.into()));
-        Ok(())
-    }
+    /// Changes one message by `change`, writing its effects in the same transaction; durable
+    /// on return. `None` when the message is unknown or `change` left it alone.
+    async fn update_message(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError>;
 
-    fn remove(&mut self, t: T, key: &[u8]) -> TxResult<()> {
-        self.writes.insert((t, key.to_vec()), None);
-        Ok(())
-    }
+    /// Changes each of `ids` by `change` in one transaction; returns how many changed.
+    async fn update_messages(
+        &self,
+        ids: Vec<MessageId>,
+        change: MessagesChange,
+    ) -> Result<usize, StoreError>;
 
-    /// Appends `entry` to the audit chain in this transaction.
-    fn audit(&mut self, mut entry: AuditEntry) -> TxResult<u64> {
-        let seq = self.head.seq + 1;
-        let stored = entry.seal(seq, &self.head.hash);
-        self.put_raw(T::Audit, &seq.to_be_bytes(), &stored)?;
-        self.head = AuditHead {
-            seq,
-            hash: entry.hash,
-        };
-        Ok(seq)
-    }
-}
+    /// The messages Messenger knows by these Graph message ids.
+    async fn messages_by_graph_ids(&self, mids: &[String]) -> Result<Vec<MessageId>, StoreError>;
 
-impl Store {
-    /// Opens (or creates) the store at `path`. Must run inside a tokio runtime: it starts the
-    /// group-commit task.
-    pub fn open(path: &Path) -> Result<Arc<Store>, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            // sled's default page cache is 1 GiB; Herald's hot set (recent recipients and the
-            // outbox) is far smaller, and resident memory is a budget (BENCHMARKS.md).
-            .cache_capacity(CACHE_BYTES)
-            // Every write is flushed before its caller hears of it (the writer's own flush, or
-            // group commit), so sled's periodic flusher adds nothing but pauses: it holds
-            // sled's process-wide lock while it writes, and the writer and readers wait.
-            .flush_every_ms(None)
-            .open()?;
-        Self::from_db(db)
-    }
+    // ----- the outbox -----
 
-    fn from_db(db: sled::Db) -> Result<Arc<Store>, StoreError> {
-        let trees = T::ALL
-            .iter()
-            .map(|t| db.open_tree(t.name()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let head = match trees[T::Meta as usize].get(AUDIT_HEAD)? {
-            Some(bytes) => decode(T::Meta, &bytes)?,
-            None => AuditHead::default(),
-        };
-        let stop = CancellationToken::new();
-        let (group_commit, flusher) = GroupCommit::start(db.clone(), stop.clone());
-        let (writes, queue) = tokio::sync::mpsc::unbounded_channel();
-        let store = Arc::new(Store {
-            db,
-            trees,
-            head: Mutex::new(head),
-            group_commit,
-            flusher: Mutex::new(Some(flusher)),
-            stop,
-            writes,
-        });
-        writer::start_writer(Arc::downgrade(&store), queue)
-            .map_err(|e| StoreError::Write(format!("cannot start the writer thread: {e}")))?;
-        Ok(store)
-    }
+    /// Up to `limit` messages due at or before `now`, earliest first, that no one holds; each
+    /// is held by the caller until [`Store::release`] or until `lease` has passed.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<MessageId>, StoreError>;
 
-    fn tree(&self, t: T) -> &sled::Tree {
-        &self.trees[t as usize]
-    }
+    /// Holds one message, if no one else does (cancelling a message holds it so that the worker
+    /// cannot start sending it meanwhile).
+    async fn try_claim(
+        &self,
+        id: &MessageId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
 
-    fn read<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> Result<Option<V>, StoreError> {
-        match self.tree(t).get(key)? {
-            Some(bytes) => Ok(Some(decode(t, &bytes)?)),
-            None => Ok(None),
-        }
-    }
+    /// Lets go of a held message.
+    async fn release(&self, id: &MessageId) -> Result<(), StoreError>;
 
-    /// Runs `f` as one transaction across every tree: `f` reads and stages writes (see [`Tx`]),
-    /// then everything it staged is applied in one sled transaction, or nothing is if `f`
-    /// fails. Audit entries it appends are chained in the same transaction. Not yet durable:
-    /// see [`Store::durable`].
-    fn commit<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
-        // Every writer holds the head while it prepares and applies, so what `f` read is still
-        // current when its writes land.
-        let mut head = self.head.lock();
-        let mut tx = Tx {
-            store: self,
-            writes: HashMap::new(),
-            head: head.clone(),
-        };
-        let r = f(&mut tx)?;
-        // The head is written once per transaction, however many entries it appended.
-        if tx.head.seq != head.seq {
-            let new_head = tx.head.clone();
-            tx.put(T::Meta, AUDIT_HEAD, &new_head)?;
-        }
-        let writes = tx.writes;
-        self.trees[..]
-            .transaction(|views| {
-                for ((t, key), value) in &writes {
-                    let view = &views[*t as usize];
-                    match value {
-                        Some(v) => view.insert(key.as_slice(), v.clone())?,
-                        None => view.remove(key.as_slice())?,
-                    };
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })?;
-        *head = tx.head;
-        Ok(r)
-    }
+    /// Whether someone holds the message now.
+    async fn is_claimed(&self, id: &MessageId, now: DateTime<Utc>) -> Result<bool, StoreError>;
 
-    /// Writes everything committed so far to disk, on this thread.
-    fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
-    }
+    /// When the earliest outbox entry is due.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
-    /// Waits until everything committed so far is on disk (group commit).
-    pub async fn durable(&self) -> Result<(), StoreError> {
-        self.group_commit.durable().await
-    }
+    /// Messages waiting in the outbox.
+    async fn outbox_len(&self) -> Result<u64, StoreError>;
+
+    // ----- recipients -----
+
+    /// A recipient by key (`Recipient::key`).
+    async fn recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError>;
+
+    /// Changes a recipient by `change` and appends the audit entries it returns, in one durable
+    /// transaction. With `seen`, an event whose `mid` was applied before changes nothing and
+    /// `false` is returned, so that Messenger's redeliveries are harmless.
+    async fn update_recipient(
+        &self,
+        key: &str,
+        seen: Option<SeenMid<'_>>,
+        change: RecipientChange,
+    ) -> Result<bool, StoreError>;
+
+    /// Sends allowed to the recipient at or after `since`, newest first.
+    async fn recent_sends(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RecentSend>, StoreError>;
+
+    /// The ids of the last `limit` messages allowed to the recipient, newest first.
+    async fn recent_message_ids(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageId>, StoreError>;
+
+    // ----- webhook events that failed to apply -----
+
+    /// Keeps a webhook event that could not be applied, so that it is retried, not lost.
+    async fn park_event(&self, event: &Value) -> Result<(), StoreError>;
+
+    /// Parked events, oldest first.
+    async fn parked_events(&self, limit: usize) -> Result<Vec<(ParkedId, Value)>, StoreError>;
+
+    /// Forgets a parked event once it has been applied.
+    async fn unpark_event(&self, id: ParkedId) -> Result<(), StoreError>;
+
+    // ----- the audit log -----
 
     /// Appends entries that belong to no other write (policy reloads, campaign changes).
-    pub async fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
-        self.commit(|tx| {
-            for e in &entries {
-                tx.audit(e.clone())?;
-            }
-            Ok(())
-        })?;
-        self.durable().await
-    }
+    async fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError>;
 
     /// The current end of the audit chain.
-    pub fn audit_head(&self) -> AuditHead {
-        self.head.lock().clone()
-    }
+    async fn audit_head(&self) -> Result<AuditHead, StoreError>;
 
-    /// Audit entries from `from_seq` on, in order; an unreadable entry yields `Err(seq)`.
-    pub fn audit_entries(
+    /// Up to `limit` entries from `from_seq` on, in order.
+    async fn audit_entries(
         &self,
         from_seq: u64,
-    ) -> impl Iterator<Item = Result<AuditEntry, u64>> + '_ {
-        self.tree(T::Audit)
-            .range(from_seq.to_be_bytes()..)
-            .map(|item| {
-                let (key, value) = item.map_err(|_| 0u64)?;
-                let seq = key
-                    .as_ref()
-                    .try_into()
-                    .map(u64::from_be_bytes)
-                    .unwrap_or_default();
-                decode::<AuditEntry>(T::Audit, &value).map_err(|_| seq)
-            })
-    }
+        limit: usize,
+    ) -> Result<Vec<ChainItem>, StoreError>;
 
     /// Walks the whole audit chain.
-    pub fn verify_audit(&self) -> Verification {
-        verify_chain(self.audit_entries(1))
-    }
+    async fn verify_audit(&self) -> Result<Verification, StoreError>;
+
+    // ----- the engine -----
 
     /// Bytes the store takes on disk.
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
-    }
+    async fn size_on_disk(&self) -> Result<u64, StoreError>;
 
-    /// Stops the group-commit task and flushes everything to disk.
-    pub async fn close(&self) -> Result<(), StoreError> {
-        self.stop.cancel();
-        let flusher = self.flusher.lock().take();
-        if let Some(task) = flusher {
-            let _ = task.await;
-        }
-        self.db.flush_async().await?;
-        Ok(())
-    }
-}
-
-/// `a ++ 0 ++ b`: keys whose first part may vary in length.
-fn joined(a: &str, b: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(a.len() + 1 + b.len());
-    key.extend_from_slice(a.as_bytes());
-    key.push(0);
-    key.extend_from_slice(b);
-    key
-}
-
-fn millis(at: chrono::DateTime<chrono::Utc>) -> [u8; 8] {
-    u64::try_from(at.timestamp_millis())
-        .unwrap_or(0)
-        .to_be_bytes()
-}
-
-#[cfg(test)]
-pub(crate) async fn temporary() -> Arc<Store> {
-    let db = sled::Config::new()
-        .temporary(true)
-        .open()
-        .expect("temporary sled");
-    Store::from_db(db).expect("store")
+    /// Writes everything to disk and lets go of the engine.
+    async fn close(&self) -> Result<(), StoreError>;
 }

@@ -137,12 +137,17 @@ async fn each_role_reaches_only_its_routes() {
     let message =
         json!({"recipient": {"psid": "77"}, "category": "response", "message": {"text": "x"}});
     let consent = json!({"recipient": {"psid": "77"}, "scope": "transactional", "source": "s", "evidence": "e"});
+    let receipt = json!({"recipient": {"psid": "78"}, "order": {
+        "order_number": "A-1", "currency": "EUR", "payment_method": "Visa", "recipient_name": "Ada",
+        "summary": {"total_cost": 1}, "elements": [{"title": "Teapot", "price": 1}]}});
     // (role, path, body, expected status)
     let cases = [
         (Role::Compliance, "/v1/messages", message.clone(), 403),
         (Role::Compliance, "/v1/consents", consent.clone(), 403),
         (Role::Marketer, "/v1/consents", consent.clone(), 403),
-        (Role::Marketer, "/v1/receipts", json!({}), 403),
+        // Which role may send which category is the policy's [roles] alone.
+        (Role::Marketer, "/v1/receipts", receipt.clone(), 403),
+        (Role::Backend, "/v1/receipts", receipt.clone(), 422),
         (Role::Backend, "/v1/consents", consent.clone(), 201),
         (Role::Admin, "/v1/consents", consent.clone(), 201),
         // A backend may not send marketing: the policy's role rule refuses it, and says so.

@@ -1,5 +1,6 @@
 //! The real binary, killed with SIGKILL while messages are in flight.
 
+use herald::clock::SystemClock;
 use std::fs::File;
 use std::io::Write;
 use std::net::TcpListener;
@@ -125,7 +126,8 @@ fn sigkill(gateway: &mut Gateway) {
 async fn kill_dash_nine_with_messages_in_flight_loses_nothing_and_leaks_no_secret() {
     let dir = tempfile::tempdir().expect("dir");
     let sandbox_listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let sandbox = start_sandbox(sandbox_listener, None).await;
+    // The gateway runs as its own process on the wall clock; the stand-in reads the same.
+    let sandbox = start_sandbox(sandbox_listener, None, SystemClock::shared()).await;
     let http = reqwest::Client::new();
     let config = write_config(dir.path(), &sandbox.base_url());
     let log = dir.path().join("herald.log");

@@ -48,6 +48,7 @@ async fn a_person_who_blocked_the_page_is_not_messaged_again_until_they_write() 
     let app = spawn_app().await;
     app.user_writes("5003", "hi", None).await;
     app.sandbox_post("/users/5003/block", json!({})).await;
+    app.expect_rejection(551);
     let (_, body) = app.respond("5003", "are you there?").await;
     app.drain().await;
     let message = app.message(body["id"].as_str().expect("id")).await;
@@ -86,7 +87,13 @@ async fn a_permanent_graph_error_fails_the_message_without_retrying() {
     let message = app.message(body["id"].as_str().expect("id")).await;
     assert_eq!(message["status"], "failed");
     assert_eq!(message["attempts"].as_array().map(Vec::len), Some(1));
-    let v = app.handle.herald.store.verify_audit();
+    let v = app
+        .handle
+        .herald
+        .store
+        .verify_audit()
+        .await
+        .expect("verify");
     assert!(v.ok, "{v:?}");
     assert!(
         v.entries >= 4,

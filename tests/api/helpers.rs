@@ -3,14 +3,17 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use herald::auth::JwtKeys;
+use herald::clock::ManualClock;
 use herald::configuration::{PageSettings, Settings};
 use herald::domain::Role;
 use herald::sandbox::{ReceivedMessage, Sandbox, SandboxConfig, SandboxPage, SandboxStats};
-use herald::startup::{AppHandle, Application};
+use herald::startup::{AppHandle, Application, Dependencies};
+use herald::store::Store;
 use reqwest::Response;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -23,6 +26,19 @@ pub const PAGE_TOKEN: &str = "test-page-token-EAAB0123456789";
 pub const ISSUER: &str = "herald";
 pub const AUDIENCE: &str = "herald-clients";
 
+/// Where every test's clock starts unless the test sets another moment: a Wednesday noon UTC,
+/// after Messenger retired the three tags (2026-04-27). Tests never depend on today's date.
+pub fn test_moment() -> DateTime<Utc> {
+    at("2026-11-25T12:00:00Z")
+}
+
+/// An RFC 3339 moment.
+pub fn at(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .expect("rfc3339")
+        .with_timezone(&Utc)
+}
+
 pub struct TestApp {
     pub address: String,
     pub sandbox_url: String,
@@ -30,8 +46,27 @@ pub struct TestApp {
     pub sandbox: Sandbox,
     pub http: reqwest::Client,
     pub keys: JwtKeys,
+    /// The clock Herald and the Messenger stand-in share; tests set it.
+    pub clock: Arc<ManualClock>,
+    /// Graph error codes a test expects the stand-in to answer for reasons Herald cannot
+    /// know beforehand (a person who blocked the page: 551).
+    expected_rejections: std::sync::Mutex<Vec<u32>>,
     _store_dir: tempfile::TempDir,
 }
+
+/// What a test may change about the gateway it starts.
+#[derive(Default)]
+pub struct TestOptions {
+    /// The moment the clock starts at (default [`test_moment`]).
+    pub at: Option<DateTime<Utc>>,
+    /// Another policy directory (default the repository's `policies/`).
+    pub policy_dir: Option<PathBuf>,
+    /// A store to use in place of a fresh sled store (given the path it would have had).
+    pub store: Option<OpenStore>,
+}
+
+/// Opens a test's own store at the path the gateway's would have had.
+pub type OpenStore = Box<dyn FnOnce(&std::path::Path) -> Arc<dyn Store>>;
 
 pub fn policy_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies")
@@ -62,7 +97,11 @@ pub fn test_settings(store: &std::path::Path, graph_base_url: &str) -> Settings 
 }
 
 /// The Messenger stand-in for the test page, posting webhooks to `webhook_url`.
-pub async fn start_sandbox(listener: TcpListener, webhook_url: Option<String>) -> Sandbox {
+pub async fn start_sandbox(
+    listener: TcpListener,
+    webhook_url: Option<String>,
+    clock: herald::clock::SharedClock,
+) -> Sandbox {
     Sandbox::start(
         SandboxConfig {
             app_secret: APP_SECRET.into(),
@@ -74,6 +113,7 @@ pub async fn start_sandbox(listener: TcpListener, webhook_url: Option<String>) -
             webhook_url,
             auto_receipts: false,
             rate_per_page_per_second: 300,
+            clock,
         },
         listener,
     )
@@ -82,6 +122,11 @@ pub async fn start_sandbox(listener: TcpListener, webhook_url: Option<String>) -
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: TestOptions) -> TestApp {
+    let clock = ManualClock::at(options.at.unwrap_or_else(test_moment));
     let store_dir = tempfile::tempdir().expect("temp dir");
     let herald_listener = TcpListener::bind("127.0.0.1:0").expect("bind herald");
     let sandbox_listener = TcpListener::bind("127.0.0.1:0").expect("bind sandbox");
@@ -93,8 +138,15 @@ pub async fn spawn_app() -> TestApp {
         "http://127.0.0.1:{}",
         sandbox_listener.local_addr().expect("addr").port()
     );
-    let settings = test_settings(&store_dir.path().join("store"), &sandbox_url);
-    let app = Application::build_with_listener(&settings, herald_listener)
+    let mut settings = test_settings(&store_dir.path().join("store"), &sandbox_url);
+    if let Some(dir) = options.policy_dir {
+        settings.policy.dir = dir;
+    }
+    let deps = Dependencies {
+        clock: Some(clock.clone()),
+        store: options.store.map(|open| open(&settings.storage.path)),
+    };
+    let app = Application::build_with(&settings, herald_listener, deps)
         .await
         .expect("build app");
     let handle = app.handle();
@@ -102,6 +154,7 @@ pub async fn spawn_app() -> TestApp {
     let sandbox = start_sandbox(
         sandbox_listener,
         Some(format!("{address}/webhooks/messenger")),
+        clock.clone(),
     )
     .await;
     TestApp {
@@ -115,30 +168,35 @@ pub async fn spawn_app() -> TestApp {
             Some(ISSUER.into()),
             Some(AUDIENCE.into()),
         ),
+        clock,
+        expected_rejections: std::sync::Mutex::new(Vec::new()),
         _store_dir: store_dir,
     }
 }
 
-/// A fixed-offset zone where the local hour is in `hours` (e.g. 9..20 or 22..24) now and for
-/// the next ten minutes, so a test cannot race the clock across an hour's edge.
-pub fn zone_where_local_hour_in(hours: std::ops::Range<u32>) -> String {
-    let now = Utc::now();
-    let soon = now + chrono::Duration::minutes(10);
-    let local_hour = |t: DateTime<Utc>, offset: i32| {
-        (i64::from(t.hour()) + i64::from(offset)).rem_euclid(24) as u32
-    };
-    let offset = (-12i32..=14)
-        .find(|o| hours.contains(&local_hour(now, *o)) && hours.contains(&local_hour(soon, *o)))
-        .unwrap_or_else(|| panic!("no zone has local hours {hours:?} for the next ten minutes"));
-    // IANA's Etc/GMT zones have inverted signs: Etc/GMT-3 is UTC+3.
-    match offset {
-        0 => "Etc/GMT".into(),
-        o if o > 0 => format!("Etc/GMT-{o}"),
-        o => format!("Etc/GMT+{}", -o),
-    }
-}
-
 impl TestApp {
+    /// Now, by the clock Herald and the stand-in share.
+    pub fn now(&self) -> DateTime<Utc> {
+        use herald::clock::Clock;
+        self.clock.now()
+    }
+
+    /// Sets the shared clock.
+    pub fn set_time(&self, at: DateTime<Utc>) {
+        self.clock.set(at);
+    }
+
+    /// How many entries the audit log holds.
+    pub async fn audit_head(&self) -> u64 {
+        self.handle
+            .herald
+            .store
+            .audit_head()
+            .await
+            .expect("audit head")
+            .seq
+    }
+
     pub fn token(&self, role: Role) -> String {
         self.keys
             .issue(&format!("test-{role}"), role, Duration::from_secs(600))
@@ -175,6 +233,16 @@ impl TestApp {
     pub async fn respond(&self, psid: &str, text: &str) -> (u16, Value) {
         self.send(
             json!({"recipient": {"psid": psid}, "category": "response", "message": {"text": text}}),
+        )
+        .await
+    }
+
+    /// What a response to `psid` would be decided now, without sending it.
+    pub async fn evaluate_response(&self, psid: &str) -> (u16, Value) {
+        self.call(
+            Role::Backend,
+            "/v1/policy/evaluate",
+            json!({"recipient": {"psid": psid}, "category": "response", "message": {"text": "hi"}}),
         )
         .await
     }
@@ -279,13 +347,43 @@ impl TestApp {
         self.sandbox.stats()
     }
 
-    /// Herald allowed nothing that Messenger's rules would refuse.
+    /// The stand-in will refuse one send with `code` for a reason Herald could not know
+    /// before sending (the person blocked the page).
+    pub fn expect_rejection(&self, code: u32) {
+        self.expected_rejections
+            .lock()
+            .expect("expected rejections")
+            .push(code);
+    }
+
+    /// Herald allowed nothing that Messenger's rules would refuse, but what the test said it
+    /// expects. Every test app checks this when it is dropped; a test may also check it at a
+    /// point of its own.
     pub fn assert_no_rejections(&self) {
         let stats = self.stats();
+        let mut codes: Vec<u32> = stats.rejections.iter().map(|r| r.code).collect();
+        let mut expected = self
+            .expected_rejections
+            .lock()
+            .expect("expected rejections")
+            .clone();
+        codes.sort_unstable();
+        expected.sort_unstable();
         assert_eq!(
-            stats.rejected, 0,
+            (stats.rejected, codes),
+            (expected.len() as u64, expected),
             "the Messenger stand-in rejected sends Herald allowed: {:?}",
             stats.rejections
         );
+    }
+}
+
+impl Drop for TestApp {
+    /// Every integration test ends with the stand-in having rejected nothing Herald allowed
+    /// (unless the test failed already: one panic is enough).
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.assert_no_rejections();
+        }
     }
 }

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use chrono::{Duration, Utc};
+use chrono::Duration;
+use herald::clock::{Clock, ManualClock};
 use herald::sandbox::{Sandbox, SandboxConfig, SandboxPage};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
@@ -100,6 +101,7 @@ impl WebhookReceiver {
 
 struct TestSandbox {
     sandbox: Sandbox,
+    clock: std::sync::Arc<ManualClock>,
     receiver: WebhookReceiver,
     http: reqwest::Client,
 }
@@ -110,6 +112,7 @@ async fn spawn_sandbox() -> TestSandbox {
 
 async fn spawn_sandbox_with_rate(rate_per_page_per_second: u32) -> TestSandbox {
     let receiver = WebhookReceiver::start().await;
+    let clock = ManualClock::at(crate::helpers::test_moment());
     let config = SandboxConfig {
         app_secret: APP_SECRET.to_owned(),
         pages: vec![
@@ -127,11 +130,13 @@ async fn spawn_sandbox_with_rate(rate_per_page_per_second: u32) -> TestSandbox {
         webhook_url: Some(receiver.url.clone()),
         auto_receipts: false,
         rate_per_page_per_second,
+        clock: clock.clone(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let sandbox = Sandbox::start(config, listener).await.unwrap();
     TestSandbox {
         sandbox,
+        clock,
         receiver,
         http: reqwest::Client::new(),
     }
@@ -165,7 +170,7 @@ impl TestSandbox {
     /// A new person whose last message to `PAGE` was `hours_ago` hours ago.
     async fn user_who_wrote(&self, hours_ago: i64) -> String {
         let psid = self.user().await;
-        let at = Utc::now() - Duration::hours(hours_ago);
+        let at = self.clock.now() - Duration::hours(hours_ago);
         let (status, body) = self
             .control(
                 &format!("/users/{psid}/messages"),
@@ -547,7 +552,7 @@ async fn an_injected_fault_fails_one_send_and_is_not_a_rule_rejection() {
 async fn webhooks_are_signed_with_the_app_secret_over_the_raw_body() {
     let app = spawn_sandbox().await;
     let psid = app.user().await;
-    let at = Utc::now() - Duration::hours(2);
+    let at = app.clock.now() - Duration::hours(2);
     let (_, body) = app
         .control(
             &format!("/users/{psid}/messages"),
@@ -625,7 +630,7 @@ async fn a_checkbox_user_ref_may_be_messaged_for_24_hours_after_opting_in() {
     assert!(body["message_id"].is_string());
     assert_eq!(app.sandbox.inbox(&user_ref).len(), 1);
 
-    let old = (Utc::now() - Duration::hours(25)).to_rfc3339();
+    let old = (app.clock.now() - Duration::hours(25)).to_rfc3339();
     let (_, body) = app
         .control("/checkbox", json!({"user_ref": "stale", "at": old}))
         .await;

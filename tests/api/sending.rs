@@ -213,7 +213,7 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
 async fn a_message_with_send_at_waits_and_then_goes() {
     let app = spawn_app().await;
     app.user_writes("1006", "hi", None).await;
-    let at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let at = app.now() + chrono::Duration::minutes(10);
     let (status, body) = app
         .send(
             json!({"recipient": {"psid": "1006"}, "category": "response",
@@ -223,7 +223,9 @@ async fn a_message_with_send_at_waits_and_then_goes() {
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "deferred");
     let id = body["id"].as_str().expect("id");
-    assert!(app.inbox("1006").is_empty());
+    app.drain().await;
+    assert!(app.inbox("1006").is_empty(), "not before send_at");
+    app.set_time(at + chrono::Duration::seconds(1));
     app.drain().await;
     let message = app.message(id).await;
     assert_eq!(message["status"], "sent", "{message}");

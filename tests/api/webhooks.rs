@@ -1,7 +1,7 @@
 use herald::messenger::sign;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, APP_SECRET, VERIFY_TOKEN};
+use crate::helpers::{spawn_app, TestApp, APP_SECRET, VERIFY_TOKEN};
 
 #[tokio::test]
 async fn the_subscription_handshake_echoes_the_challenge_only_for_the_right_token() {
@@ -16,17 +16,17 @@ async fn the_subscription_handshake_echoes_the_challenge_only_for_the_right_toke
     assert_eq!(bad.status().as_u16(), 403);
 }
 
-fn user_message(psid: &str, mid: &str) -> serde_json::Value {
+fn user_message(app: &TestApp, psid: &str, mid: &str) -> serde_json::Value {
     json!({"object": "page", "entry": [{"id": crate::helpers::PAGE_ID, "time": 1, "messaging": [{
         "sender": {"id": psid}, "recipient": {"id": crate::helpers::PAGE_ID},
-        "timestamp": chrono::Utc::now().timestamp_millis(),
+        "timestamp": app.now().timestamp_millis(),
         "message": {"mid": mid, "text": "let me in"}}]}]})
 }
 
 #[tokio::test]
 async fn a_forged_webhook_changes_nothing() {
     let app = spawn_app().await;
-    let body = serde_json::to_vec(&user_message("4001", "m_forged")).expect("json");
+    let body = serde_json::to_vec(&user_message(&app, "4001", "m_forged")).expect("json");
     let post = |signature: Option<String>| {
         let mut req = app
             .http
@@ -59,14 +59,20 @@ async fn a_forged_webhook_changes_nothing() {
         .await
         .expect("post");
     assert_eq!(r.status().as_u16(), 200);
-    let (status, answer) = app.respond("4001", "hello!").await;
-    assert_eq!(status, 202, "{answer}");
+    let (_, recipient) = app.recipient("4001").await;
+    assert_eq!(recipient["window"]["open"], true, "{recipient}");
+    let (status, answer) = app.evaluate_response("4001").await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("allow")),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
 async fn a_redelivered_event_is_applied_once() {
     let app = spawn_app().await;
-    let body = serde_json::to_vec(&user_message("4002", "m_once")).expect("json");
+    let body = serde_json::to_vec(&user_message(&app, "4002", "m_once")).expect("json");
     for _ in 0..3 {
         let r = app
             .http
@@ -113,7 +119,7 @@ async fn a_parked_event_is_applied_when_retried() {
     let app = spawn_app().await;
     let event = json!({"page_id": crate::helpers::PAGE_ID, "event": {
         "sender": {"id": "4004"}, "recipient": {"id": crate::helpers::PAGE_ID},
-        "timestamp": chrono::Utc::now().timestamp_millis(),
+        "timestamp": app.now().timestamp_millis(),
         "message": {"mid": "m_parked", "text": "I was parked"}}});
     app.handle
         .herald
@@ -137,6 +143,7 @@ async fn a_parked_event_is_applied_when_retried() {
         .herald
         .store
         .parked_events(10)
+        .await
         .expect("parked")
         .is_empty());
 }

@@ -1,4 +1,4 @@
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use serde_json::json;
 
 use crate::helpers::spawn_app;
@@ -32,7 +32,7 @@ async fn a_webhook_event_25_hours_old_does_not_open_the_window() {
     app.user_writes(
         "2002",
         "hello from yesterday",
-        Some(Utc::now() - Duration::hours(25)),
+        Some(app.now() - Duration::hours(25)),
     )
     .await;
     // Writing to the page is a consent on record: what refuses the reply is the window alone.
@@ -56,7 +56,7 @@ async fn an_agent_reply_gets_human_agent_at_3_days_and_is_denied_at_8() {
     app.user_writes(
         "2003",
         "my parcel is broken",
-        Some(Utc::now() - Duration::days(3)),
+        Some(app.now() - Duration::days(3)),
     )
     .await;
     let (status, body) = app.send(agent("2003")).await;
@@ -66,12 +66,8 @@ async fn an_agent_reply_gets_human_agent_at_3_days_and_is_denied_at_8() {
     app.drain().await;
     assert_eq!(app.inbox("2003").len(), 1);
 
-    app.user_writes(
-        "2004",
-        "anyone there?",
-        Some(Utc::now() - Duration::days(8)),
-    )
-    .await;
+    app.user_writes("2004", "anyone there?", Some(app.now() - Duration::days(8)))
+        .await;
     let (status, body) = app.send(agent("2004")).await;
     assert_eq!(
         (status, body["reason"].as_str()),
@@ -115,12 +111,12 @@ async fn evaluate_applies_the_rules_in_force_at_the_moment_asked_about() {
     );
     assert!(after["trace"].as_array().is_some_and(|t| !t.is_empty()));
     // Evaluating wrote nothing.
-    let audit = app.handle.herald.store.audit_head().seq;
+    let audit = app.audit_head().await;
     app.call(
         herald::domain::Role::Backend,
         "/v1/policy/evaluate",
         body("2026-05-01T12:00:00Z"),
     )
     .await;
-    assert_eq!(app.handle.herald.store.audit_head().seq, audit);
+    assert_eq!(app.audit_head().await, audit);
 }

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::records::{MessageRecord, RecipientRecord};
-use super::{joined, millis, AuditEntry, Store, StoreError, T};
-use crate::domain::{Category, MessageId};
+use super::{joined, millis, SledStore, StoreError, T};
+use crate::domain::{Category, MessageId, RecipientRecord};
 use crate::policy::RecentSend;
+use crate::store::{ParkedId, RecipientChange, SeenMid};
 
 /// Parses a `Sends` key's tail: time (8 bytes) ++ message id.
 fn parse_send_key(prefix_len: usize, key: &[u8]) -> Option<(DateTime<Utc>, MessageId)> {
@@ -17,45 +17,41 @@ fn parse_send_key(prefix_len: usize, key: &[u8]) -> Option<(DateTime<Utc>, Messa
     Some((at, id))
 }
 
-impl Store {
-    pub fn recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError> {
+impl SledStore {
+    pub(super) fn read_recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError> {
         self.read(T::Recipients, key.as_bytes())
     }
 
-    /// Changes a recipient with `f` (starting from an empty record for a new one) and appends
-    /// the audit entries `f` returns, in one durable transaction. `f` runs once.
-    ///
-    /// With `dedup_mid`, a webhook event whose `mid` was applied before is skipped and `None`
-    /// returned, so Messenger's redeliveries change nothing.
-    pub async fn update_recipient<R>(
+    /// See [`crate::store::Store::update_recipient`].
+    pub(super) async fn change_recipient(
         &self,
         key: &str,
-        dedup_mid: Option<&str>,
-        f: impl FnOnce(&mut RecipientRecord) -> (R, Vec<AuditEntry>),
-    ) -> Result<Option<R>, StoreError> {
-        let result = self.commit(|tx| {
-            if let Some(mid) = dedup_mid {
-                if tx.contains(T::WebhookMids, mid.as_bytes())? {
-                    return Ok(None);
+        seen: Option<SeenMid<'_>>,
+        change: RecipientChange,
+    ) -> Result<bool, StoreError> {
+        let applied = self.commit(|tx| {
+            if let Some(seen) = seen {
+                if tx.contains(T::WebhookMids, seen.mid.as_bytes())? {
+                    return Ok(false);
                 }
-                tx.put_raw(T::WebhookMids, mid.as_bytes(), &millis(Utc::now()))?;
+                tx.put_raw(T::WebhookMids, seen.mid.as_bytes(), &millis(seen.at))?;
             }
             let mut record = tx
                 .get::<RecipientRecord>(T::Recipients, key.as_bytes())?
                 .unwrap_or_default();
-            let (r, entries) = f(&mut record);
+            let entries = change(&mut record);
             tx.put(T::Recipients, key.as_bytes(), &record)?;
             for entry in entries {
                 tx.audit(entry)?;
             }
-            Ok(Some(r))
+            Ok(true)
         })?;
         self.durable().await?;
-        Ok(result)
+        Ok(applied)
     }
 
     /// Sends allowed to `recipient_key` at or after `since`, newest first.
-    pub fn recent_sends(
+    pub(super) fn recent_sends(
         &self,
         recipient_key: &str,
         since: DateTime<Utc>,
@@ -82,7 +78,7 @@ impl Store {
     }
 
     /// The ids of the last `limit` messages allowed to `recipient_key`, newest first.
-    pub fn recent_send_ids(
+    pub(super) fn recent_send_ids(
         &self,
         recipient_key: &str,
         limit: usize,
@@ -98,30 +94,15 @@ impl Store {
         Ok(ids)
     }
 
-    /// The last `limit` messages allowed to `recipient_key`, newest first.
-    pub fn recent_messages(
-        &self,
-        recipient_key: &str,
-        limit: usize,
-    ) -> Result<Vec<MessageRecord>, StoreError> {
-        let mut out = Vec::new();
-        for id in self.recent_send_ids(recipient_key, limit)? {
-            if let Some(m) = self.message(&id)? {
-                out.push(m);
-            }
-        }
-        Ok(out)
-    }
-
     /// Keeps a webhook event that could not be applied, so it can be retried, not lost.
-    pub async fn park_event(&self, event: &Value) -> Result<(), StoreError> {
+    pub(super) async fn park(&self, event: &Value) -> Result<(), StoreError> {
         let id = self.db.generate_id()?;
         self.commit(|tx| tx.put(T::ParkedEvents, &id.to_be_bytes(), event))?;
         self.durable().await
     }
 
     /// Parked webhook events, oldest first, with their ids.
-    pub fn parked_events(&self, limit: usize) -> Result<Vec<(u64, Value)>, StoreError> {
+    pub(super) fn parked(&self, limit: usize) -> Result<Vec<(ParkedId, Value)>, StoreError> {
         let mut out = Vec::new();
         for item in self.tree(T::ParkedEvents).iter().take(limit) {
             let (key, value) = item?;
@@ -130,14 +111,14 @@ impl Store {
                 .try_into()
                 .map(u64::from_be_bytes)
                 .unwrap_or_default();
-            out.push((id, super::decode(T::ParkedEvents, &value)?));
+            out.push((ParkedId(id), super::decode(T::ParkedEvents, &value)?));
         }
         Ok(out)
     }
 
     /// Forgets a parked event once it has been applied.
-    pub async fn unpark_event(&self, id: u64) -> Result<(), StoreError> {
-        self.commit(|tx| tx.remove(T::ParkedEvents, &id.to_be_bytes()))?;
+    pub(super) async fn unpark(&self, id: ParkedId) -> Result<(), StoreError> {
+        self.commit(|tx| tx.remove(T::ParkedEvents, &id.0.to_be_bytes()))?;
         self.durable().await
     }
 }
@@ -147,24 +128,39 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::store::messages::tests::record_for;
-    use crate::store::NewMessage;
+    use crate::store::sled::messages::tests::{new_message, record_for};
+    use crate::store::Store;
 
     #[tokio::test]
     async fn send_history_stays_within_one_recipient() {
-        let store = crate::store::temporary().await;
+        let store = crate::store::sled::temporary().await;
         let now = Utc::now();
         // "12" is a prefix of "123": their histories must not mix.
         for (psid, n) in [("12", 2), ("123", 3), ("1", 1)] {
             for i in 0..n {
                 let r = record_for(psid, now - Duration::minutes(i));
-                store.accept(NewMessage::new(r)).await.expect("accept");
+                store.accept(new_message(r)).await.expect("accept");
             }
         }
         let since = now - Duration::hours(1);
-        assert_eq!(store.recent_sends("12", since).expect("sends").len(), 2);
-        assert_eq!(store.recent_sends("123", since).expect("sends").len(), 3);
-        assert_eq!(store.recent_sends("1", since).expect("sends").len(), 1);
+        assert_eq!(
+            SledStore::recent_sends(&store, "12", since)
+                .expect("sends")
+                .len(),
+            2
+        );
+        assert_eq!(
+            SledStore::recent_sends(&store, "123", since)
+                .expect("sends")
+                .len(),
+            3
+        );
+        assert_eq!(
+            SledStore::recent_sends(&store, "1", since)
+                .expect("sends")
+                .len(),
+            1
+        );
         assert_eq!(
             store
                 .recent_sends("1", now + Duration::minutes(1))
@@ -172,7 +168,7 @@ mod tests {
                 .len(),
             0
         );
-        let newest_first = store.recent_sends("123", since).expect("sends");
+        let newest_first = SledStore::recent_sends(&store, "123", since).expect("sends");
         assert!(newest_first.windows(2).all(|w| w[0].at >= w[1].at));
     }
 }

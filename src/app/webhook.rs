@@ -1,16 +1,24 @@
 //! Applying Messenger webhook events to what Herald knows about recipients and messages.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::consent::push_consent;
-use super::Herald;
-use crate::domain::{ConsentScope, ConsentSource, Psid};
-use crate::messenger::{parse_envelope, Event, EventKind, NotificationStatus, Optin, Referral};
-use crate::store::{
-    Attribution, ConsentAction, ConsentEvent, MessageStatus, RecipientRecord, StoreError,
+use super::{Herald, WebhookError};
+use crate::domain::audit::AuditEntry;
+use crate::domain::lifecycle::{self, Event as LifecycleEvent, MessageStatus, Receipt};
+use crate::domain::{
+    Attribution, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, Psid, RecipientRecord,
     TokenRecord, TokenStatus,
 };
+use crate::messenger::{parse_envelope, Event, EventKind, NotificationStatus, Optin, Referral};
+use crate::policy::PolicySet;
+use crate::store::{SeenMid, StoreError};
+
+/// How many of a recipient's latest messages a watermark receipt may move.
+const RECEIPT_CANDIDATES: usize = 500;
 
 /// What became of one webhook delivery.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +71,8 @@ impl Herald {
     /// Applies every event of a verified webhook body. An event that fails to apply is parked
     /// in the store for a retry; only if parking fails too is the whole call an error, so that
     /// Messenger redelivers.
-    pub async fn apply_webhook(&self, body: &Value) -> Result<WebhookOutcome, String> {
-        let events = parse_envelope(body, Utc::now())?;
+    pub async fn apply_webhook(&self, body: &Value) -> Result<WebhookOutcome, WebhookError> {
+        let events = parse_envelope(body, self.clock.now())?;
         let mut outcome = WebhookOutcome::default();
         for event in events {
             match self.apply_event(&event).await {
@@ -73,10 +81,7 @@ impl Herald {
                 Err(e) => {
                     tracing::warn!(error = %e, page = %event.page_id, "webhook event parked for retry");
                     let parked = json!({"page_id": event.page_id, "event": event.raw});
-                    self.store
-                        .park_event(&parked)
-                        .await
-                        .map_err(|e| format!("could not keep a failed event: {e}"))?;
+                    self.store.park_event(&parked).await?;
                     outcome.parked += 1;
                 }
             }
@@ -87,13 +92,13 @@ impl Herald {
     /// Retries parked events; returns how many applied.
     pub async fn retry_parked_events(&self) -> Result<usize, StoreError> {
         let mut applied = 0;
-        for (id, parked) in self.store.parked_events(100)? {
+        for (id, parked) in self.store.parked_events(100).await? {
             let page_id = parked
                 .get("page_id")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let body = json!({"object": "page", "entry": [{"id": page_id, "messaging": [parked["event"]]}]});
-            let Ok(events) = parse_envelope(&body, Utc::now()) else {
+            let Ok(events) = parse_envelope(&body, self.clock.now()) else {
                 self.store.unpark_event(id).await?;
                 continue;
             };
@@ -120,17 +125,22 @@ impl Herald {
         {
             let key = format!("user_ref:{user_ref}");
             let evidence = json!({"ref": reference, "user_ref": user_ref});
+            let (entry_key, page) = (key.clone(), page.map(str::to_owned));
             self.store
-                .update_recipient(&key, None, |r| {
-                    r.user_ref_optin_at = Some(r.user_ref_optin_at.map_or(at, |t| t.max(at)));
-                    let e = grant(
-                        ConsentScope::Transactional,
-                        ConsentSource::Plugin,
-                        evidence.clone(),
-                        at,
-                    );
-                    ((), vec![push_consent(r, &key, e, page)])
-                })
+                .update_recipient(
+                    &key,
+                    None,
+                    Box::new(move |r| {
+                        r.user_ref_optin_at = Some(r.user_ref_optin_at.map_or(at, |t| t.max(at)));
+                        let e = grant(
+                            ConsentScope::Transactional,
+                            ConsentSource::Plugin,
+                            evidence,
+                            at,
+                        );
+                        vec![push_consent(r, &entry_key, e, page.as_deref())]
+                    }),
+                )
                 .await?;
             return Ok(true);
         }
@@ -140,33 +150,64 @@ impl Herald {
         let key = psid.as_str();
         match &event.kind {
             EventKind::Delivery { mids, watermark } => {
-                let n = self
-                    .store
-                    .advance_status(key, *watermark, mids, MessageStatus::Delivered, Utc::now())
-                    .await?;
-                Ok(n > 0)
+                let receipt = Receipt {
+                    status: MessageStatus::Delivered,
+                    mids: mids.clone(),
+                    watermark: *watermark,
+                };
+                Ok(self.apply_receipt(key, receipt).await? > 0)
             }
             EventKind::Read { watermark } => {
-                let n = self
-                    .store
-                    .advance_status(key, *watermark, &[], MessageStatus::Read, Utc::now())
-                    .await?;
-                Ok(n > 0)
+                let receipt = Receipt {
+                    status: MessageStatus::Read,
+                    mids: Vec::new(),
+                    watermark: *watermark,
+                };
+                Ok(self.apply_receipt(key, receipt).await? > 0)
             }
             EventKind::Echo { .. } | EventKind::Other(_) | EventKind::Optin(Optin::Other(_)) => {
                 Ok(false)
             }
             kind => {
                 let policy = self.policy();
-                let applied = self
-                    .store
-                    .update_recipient(key, kind.mid(), |r| {
-                        ((), user_event(r, key, kind, at, page, &policy))
-                    })
-                    .await?;
-                Ok(applied.is_some())
+                let seen = kind.mid().map(|mid| SeenMid {
+                    mid,
+                    at: self.clock.now(),
+                });
+                let (entry_key, kind, page) =
+                    (key.to_owned(), kind.clone(), page.map(str::to_owned));
+                self.store
+                    .update_recipient(
+                        key,
+                        seen,
+                        Box::new(move |r| {
+                            user_event(r, &entry_key, &kind, at, page.as_deref(), &policy)
+                        }),
+                    )
+                    .await
             }
         }
+    }
+
+    /// Moves the messages a delivery or read receipt covers: those it names, and the
+    /// recipient's latest ones sent at or before its watermark. Returns how many moved.
+    async fn apply_receipt(&self, key: &str, receipt: Receipt) -> Result<usize, StoreError> {
+        let mut candidates = self
+            .store
+            .recent_message_ids(key, RECEIPT_CANDIDATES)
+            .await?;
+        candidates.extend(self.store.messages_by_graph_ids(&receipt.mids).await?);
+        candidates.sort();
+        candidates.dedup();
+        let at = self.clock.now();
+        self.store
+            .update_messages(
+                candidates,
+                Box::new(move |record| {
+                    lifecycle::apply(record, LifecycleEvent::Receipt(receipt.clone()), at).ok()
+                }),
+            )
+            .await
     }
 }
 
@@ -177,8 +218,8 @@ fn user_event(
     kind: &EventKind,
     at: DateTime<Utc>,
     page: Option<&str>,
-    policy: &crate::policy::PolicySet,
-) -> Vec<crate::store::AuditEntry> {
+    policy: &Arc<PolicySet>,
+) -> Vec<AuditEntry> {
     let mut entries = Vec::new();
     if kind.opens_window() {
         // Measured from Messenger's own timestamp; an older, late event never moves it back.

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::records::{GraphErrorRecord, MessageRecord, MessageStatus};
-use crate::domain::Category;
+use super::lifecycle::MessageStatus;
+use super::records::{GraphErrorRecord, MessageRecord};
+use super::Category;
 use crate::policy::Decision;
 
 /// The hash before the first entry.
@@ -117,11 +118,11 @@ impl AuditEntry {
 
     /// Links this entry to `prev_hash`, computes its own hash, and returns the entry as
     /// stored: its JSON, encoded once.
-    pub(super) fn seal(&mut self, seq: u64, prev_hash: &str) -> Vec<u8> {
+    pub fn seal(&mut self, seq: u64, prev_hash: &str) -> Result<Vec<u8>, serde_json::Error> {
         self.seq = seq;
         self.prev_hash = prev_hash.to_owned();
         self.hash = String::new();
-        let mut json = self.canonical();
+        let mut json = self.canonical()?;
         self.hash = chain_hash(prev_hash, &json);
         // `hash` is the last field, left out while empty: the stored JSON is the canonical JSON
         // with it appended (a test checks this against serde's own encoding).
@@ -129,21 +130,19 @@ impl AuditEntry {
         json.extend_from_slice(b",\"hash\":\"");
         json.extend_from_slice(self.hash.as_bytes());
         json.extend_from_slice(b"\"}");
-        json
+        Ok(json)
     }
 
     /// The entry's JSON without its `hash`: what the hash covers.
-    fn canonical(&self) -> Vec<u8> {
-        // Serialising a struct of strings, numbers and enums cannot fail; an empty canonical
-        // form would still make verification fail loudly rather than pass.
-        serde_json::to_vec(self).unwrap_or_default()
+    fn canonical(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
     }
 
     /// What the hash of this entry must be, given its `prev_hash`.
-    pub fn computed_hash(&self) -> String {
+    pub fn computed_hash(&self) -> Result<String, serde_json::Error> {
         let mut unsealed = self.clone();
         unsealed.hash = String::new();
-        chain_hash(&self.prev_hash, &unsealed.canonical())
+        Ok(chain_hash(&self.prev_hash, &unsealed.canonical()?))
     }
 }
 
@@ -180,35 +179,49 @@ pub struct Verification {
     pub first_bad_seq: Option<u64>,
 }
 
-/// Walks entries in order and reports the first that breaks the chain.
-pub fn verify_chain<I>(entries: I) -> Verification
+/// One stored entry as the chain walk sees it.
+// Walked one at a time, nearly all of them entries: boxing each would cost an allocation apiece.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum ChainItem {
+    Entry(AuditEntry),
+    /// The bytes stored under `seq` are not an entry: altered or corrupt, so the chain breaks
+    /// there.
+    Undecodable {
+        seq: u64,
+    },
+}
+
+/// Walks entries in order and reports the first that breaks the chain. An `Err` from the
+/// entries (the disk could not be read) is an error, never a verdict of tampering.
+pub fn verify_chain<E, I>(entries: I) -> Result<Verification, E>
 where
-    I: IntoIterator<Item = Result<AuditEntry, u64>>,
+    I: IntoIterator<Item = Result<ChainItem, E>>,
 {
     let mut prev = AuditHead::default();
     for item in entries {
-        let entry = match item {
-            Ok(e) => e,
-            Err(seq) => return broken(prev, seq),
+        let entry = match item? {
+            ChainItem::Entry(e) => e,
+            ChainItem::Undecodable { seq } => return Ok(broken(prev, seq)),
         };
         let expected_seq = prev.seq + 1;
-        if entry.seq != expected_seq
-            || entry.prev_hash != prev.hash
-            || entry.hash != entry.computed_hash()
-        {
-            return broken(prev, expected_seq.min(entry.seq.max(1)));
+        let hash_ok = entry
+            .computed_hash()
+            .is_ok_and(|computed| computed == entry.hash);
+        if entry.seq != expected_seq || entry.prev_hash != prev.hash || !hash_ok {
+            return Ok(broken(prev, expected_seq.min(entry.seq.max(1))));
         }
         prev = AuditHead {
             seq: entry.seq,
             hash: entry.hash,
         };
     }
-    Verification {
+    Ok(Verification {
         ok: true,
         entries: prev.seq,
         head: prev.hash,
         first_bad_seq: None,
-    }
+    })
 }
 
 fn broken(prev: AuditHead, seq: u64) -> Verification {
@@ -232,7 +245,7 @@ mod tests {
                     detail: Some(format!("entry {seq}")),
                     ..AuditEntry::default()
                 };
-                let _ = e.seal(seq, &head.hash);
+                e.seal(seq, &head.hash).expect("seal");
                 head = AuditHead {
                     seq,
                     hash: e.hash.clone(),
@@ -242,6 +255,32 @@ mod tests {
             .collect()
     }
 
+    fn walk(entries: Vec<AuditEntry>) -> Verification {
+        verify_chain(
+            entries
+                .into_iter()
+                .map(|e| Ok::<_, ()>(ChainItem::Entry(e))),
+        )
+        .expect("walk")
+    }
+
+    #[test]
+    fn a_read_error_is_an_error_not_tampering() {
+        let items = vec![Ok(ChainItem::Entry(chain(1).remove(0))), Err("disk")];
+        assert_eq!(verify_chain(items), Err("disk"));
+    }
+
+    #[test]
+    fn undecodable_bytes_break_the_chain_where_they_stand() {
+        let mut items: Vec<Result<ChainItem, ()>> = chain(2)
+            .into_iter()
+            .map(|e| Ok(ChainItem::Entry(e)))
+            .collect();
+        items.push(Ok(ChainItem::Undecodable { seq: 3 }));
+        let v = verify_chain(items).expect("walk");
+        assert_eq!((v.ok, v.first_bad_seq, v.entries), (false, Some(3), 2));
+    }
+
     #[test]
     fn a_sealed_entry_is_stored_as_serde_encodes_it() {
         let mut e = AuditEntry {
@@ -249,16 +288,16 @@ mod tests {
             detail: Some("quote \" and \\ and é".into()),
             ..AuditEntry::default()
         };
-        let stored = e.seal(7, GENESIS);
+        let stored = e.seal(7, GENESIS).expect("seal");
         assert_eq!(stored, serde_json::to_vec(&e).expect("json"));
-        assert_eq!(e.hash, e.computed_hash());
+        assert_eq!(e.hash, e.computed_hash().expect("hash"));
         let back: AuditEntry = serde_json::from_slice(&stored).expect("decode");
         assert_eq!(back, e);
     }
 
     #[test]
     fn an_intact_chain_verifies() {
-        let v = verify_chain(chain(5).into_iter().map(Ok));
+        let v = walk(chain(5));
         assert!(v.ok);
         assert_eq!(v.entries, 5);
     }
@@ -267,7 +306,7 @@ mod tests {
     fn a_changed_entry_is_named() {
         let mut entries = chain(5);
         entries[2].detail = Some("rewritten".into());
-        let v = verify_chain(entries.into_iter().map(Ok));
+        let v = walk(entries);
         assert_eq!((v.ok, v.first_bad_seq), (false, Some(3)));
     }
 
@@ -275,7 +314,7 @@ mod tests {
     fn a_removed_entry_is_named() {
         let mut entries = chain(5);
         entries.remove(1);
-        let v = verify_chain(entries.into_iter().map(Ok));
+        let v = walk(entries);
         assert_eq!((v.ok, v.first_bad_seq), (false, Some(2)));
     }
 }

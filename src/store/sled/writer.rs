@@ -1,4 +1,4 @@
-//! The writer: one thread that commits every queued write (accepts and message updates) in a
+//! The writer: one thread that commits every queued write (accepts and message changes) in a
 //! single sled transaction and a single flush.
 //!
 //! sled 0.34 takes a process-wide lock for each transaction, and the audit chain needs one
@@ -9,13 +9,10 @@ use std::sync::Weak;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::messages::{Accepted, EncodedMessage, MessageUpdate};
-use super::records::MessageRecord;
-use super::{Store, StoreError, Tx, TxResult};
-use crate::domain::MessageId;
-
-/// A message change, decided by the caller (see [`Store::update_message`]).
-pub(super) type UpdateFn = Box<dyn Fn(&mut MessageRecord) -> Option<MessageUpdate> + Send>;
+use super::messages::EncodedMessage;
+use super::{SledStore, StoreError, Tx, TxResult};
+use crate::domain::{MessageId, MessageRecord};
+use crate::store::{Accepted, MessageChange, MessagesChange};
 
 /// One write waiting for the writer.
 pub(super) enum Job {
@@ -25,8 +22,14 @@ pub(super) enum Job {
     },
     Update {
         id: MessageId,
-        f: UpdateFn,
+        /// Taken when the job is written: a change runs once.
+        change: Option<MessageChange>,
         reply: oneshot::Sender<Result<Option<MessageRecord>, StoreError>>,
+    },
+    UpdateMany {
+        ids: Vec<MessageId>,
+        change: MessagesChange,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
     },
 }
 
@@ -34,61 +37,75 @@ pub(super) enum Job {
 enum Written {
     Accepted(Accepted),
     Updated(Option<Box<MessageRecord>>),
+    UpdatedMany(usize),
 }
 
 impl Written {
     fn changed(&self) -> bool {
-        matches!(
-            self,
-            Written::Accepted(Accepted::Stored) | Written::Updated(Some(_))
-        )
+        match self {
+            Written::Accepted(a) => matches!(a, Accepted::Stored),
+            Written::Updated(r) => r.is_some(),
+            Written::UpdatedMany(n) => *n > 0,
+        }
     }
 }
 
 impl Job {
-    fn write(&self, tx: &mut Tx<'_>) -> TxResult<Written> {
+    fn write(&mut self, tx: &mut Tx<'_>) -> TxResult<Written> {
         match self {
             Job::Accept { new, .. } => tx.write_new(new).map(Written::Accepted),
-            Job::Update { id, f, .. } => tx
-                .update_message(id, f)
-                .map(|r| Written::Updated(r.map(Box::new))),
+            Job::Update { id, change, .. } => match change.take() {
+                Some(change) => tx
+                    .update_message(id, change)
+                    .map(|r| Written::Updated(r.map(Box::new))),
+                None => Ok(Written::Updated(None)),
+            },
+            Job::UpdateMany { ids, change, .. } => {
+                let mut n = 0;
+                for id in ids.iter() {
+                    if tx.update_message(id, |r| change(r))?.is_some() {
+                        n += 1;
+                    }
+                }
+                Ok(Written::UpdatedMany(n))
+            }
         }
     }
 
-    /// Answers the caller: `durable` is the outcome of the flush that covers this job.
-    fn answer(self, written: Written, durable: Result<(), &StoreError>) {
-        let failed = |e: &StoreError| StoreError::Write(e.to_string());
+    /// Answers the caller: `durable` is the outcome of the flush that covers this job. A job
+    /// that changed nothing needs no flush and is answered as it is.
+    fn answer(self, written: Written, durable: &Result<(), StoreError>) {
+        let failed = written.changed().then(|| durable.clone().err()).flatten();
         match (self, written) {
             (Job::Accept { reply, .. }, Written::Accepted(outcome)) => {
-                let stored = matches!(outcome, Accepted::Stored);
-                let _ = reply.send(match durable {
-                    Err(e) if stored => Err(failed(e)),
-                    _ => Ok(outcome),
-                });
+                let _ = reply.send(failed.map_or(Ok(outcome), Err));
             }
             (Job::Update { reply, .. }, Written::Updated(record)) => {
-                let _ = reply.send(match durable {
-                    Err(e) if record.is_some() => Err(failed(e)),
-                    _ => Ok(record.map(|r| *r)),
-                });
+                let _ = reply.send(failed.map_or(Ok(record.map(|r| *r)), Err));
             }
-            (job, _) => job.fail("the writer mixed up its answers"),
+            (Job::UpdateMany { reply, .. }, Written::UpdatedMany(n)) => {
+                let _ = reply.send(failed.map_or(Ok(n), Err));
+            }
+            (job, _) => job.fail(StoreError::Closed),
         }
     }
 
-    fn fail(self, why: &str) {
+    fn fail(self, error: StoreError) {
         match self {
             Job::Accept { reply, .. } => {
-                let _ = reply.send(Err(StoreError::Write(why.to_owned())));
+                let _ = reply.send(Err(error));
             }
             Job::Update { reply, .. } => {
-                let _ = reply.send(Err(StoreError::Write(why.to_owned())));
+                let _ = reply.send(Err(error));
+            }
+            Job::UpdateMany { reply, .. } => {
+                let _ = reply.send(Err(error));
             }
         }
     }
 }
 
-impl Store {
+impl SledStore {
     /// Queues a job for the writer and waits for its answer.
     pub(super) async fn submit<R>(
         &self,
@@ -97,17 +114,15 @@ impl Store {
         let (reply, answer) = oneshot::channel();
         self.writes
             .send(job(reply))
-            .map_err(|_| StoreError::Write("the store is closed".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Write("the store writer stopped".into()))?
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 }
 
 /// The most writes one transaction takes.
 const MAX_BATCH: usize = 256;
 
-/// Starts the thread that commits queued writes (accepts and message updates) in batches: one
+/// Starts the thread that commits queued writes (accepts and message changes) in batches: one
 /// sled transaction and one flush for everything queued, rather than one transaction per
 /// request under the store's lock. It stops when the store is dropped (its sender closes).
 ///
@@ -117,7 +132,7 @@ const MAX_BATCH: usize = 256;
 /// transaction. Committing and flushing in turn on one thread leaves readers (the accept
 /// path's facts) free to run during the `fsync`, while the next batch gathers.
 pub(super) fn start_writer(
-    store: Weak<Store>,
+    store: Weak<SledStore>,
     mut queue: mpsc::UnboundedReceiver<Job>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
@@ -135,7 +150,7 @@ pub(super) fn start_writer(
                     return;
                 };
                 let committed = store.commit(|tx| {
-                    jobs.iter()
+                    jobs.iter_mut()
                         .map(|job| job.write(tx))
                         .collect::<TxResult<Vec<_>>>()
                 });
@@ -147,14 +162,13 @@ pub(super) fn start_writer(
                             Ok(())
                         };
                         for (job, w) in jobs.into_iter().zip(written) {
-                            job.answer(w, durable.as_ref().map(|_| ()));
+                            job.answer(w, &durable);
                         }
                     }
                     Err(e) => {
                         // Nothing of the batch was written; every caller hears why.
-                        let why = e.to_string();
                         for job in jobs {
-                            job.fail(&why);
+                            job.fail(e.clone());
                         }
                     }
                 }

@@ -14,12 +14,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Progress {
     /// Every ticket up to this one is on disk.
     flushed: u64,
     /// The last ticket whose flush failed (0: none).
     failed: u64,
+    /// Why it failed.
+    error: Option<StoreError>,
 }
 
 /// Hands out tickets and tells their holders when they are durable.
@@ -63,7 +65,10 @@ impl GroupCommit {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "store flush failed");
-                    self.progress.send_modify(|p| p.failed = target);
+                    self.progress.send_modify(|p| {
+                        p.failed = target;
+                        p.error = Some(StoreError::from(e));
+                    });
                     // Give the disk a moment before the next writer tries again.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -92,11 +97,11 @@ impl GroupCommit {
         let progress = rx
             .wait_for(|p| p.flushed >= ticket || p.failed >= ticket)
             .await
-            .map_err(|_| StoreError::Flush("the store is shutting down".into()))?;
+            .map_err(|_| StoreError::Closed)?;
         if progress.flushed >= ticket {
             Ok(())
         } else {
-            Err(StoreError::Flush("writing to disk failed".into()))
+            Err(progress.error.clone().unwrap_or(StoreError::Closed))
         }
     }
 }

@@ -4,61 +4,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{Category, ConsentScope, ConsentSource, Content, MessageId, Recipient};
+use super::lifecycle::MessageStatus;
+use super::{
+    Category, ConsentScope, ConsentSource, Content, MessageId, Recipient, Role, UtilityTemplate,
+};
 use crate::policy::Decision;
-
-/// Where a message is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MessageStatus {
-    Queued,
-    Deferred,
-    Sending,
-    Sent,
-    Delivered,
-    Read,
-    Denied,
-    Failed,
-    Expired,
-    Cancelled,
-}
-
-impl MessageStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageStatus::Queued => "queued",
-            MessageStatus::Deferred => "deferred",
-            MessageStatus::Sending => "sending",
-            MessageStatus::Sent => "sent",
-            MessageStatus::Delivered => "delivered",
-            MessageStatus::Read => "read",
-            MessageStatus::Denied => "denied",
-            MessageStatus::Failed => "failed",
-            MessageStatus::Expired => "expired",
-            MessageStatus::Cancelled => "cancelled",
-        }
-    }
-
-    /// Still waiting in the outbox.
-    pub fn is_pending(self) -> bool {
-        matches!(self, MessageStatus::Queued | MessageStatus::Deferred)
-    }
-
-    /// How far along delivery is, for statuses that only move forward.
-    fn rank(self) -> u8 {
-        match self {
-            MessageStatus::Sent => 1,
-            MessageStatus::Delivered => 2,
-            MessageStatus::Read => 3,
-            _ => 0,
-        }
-    }
-
-    /// A delivery or read receipt may move a sent message forward, never back.
-    pub fn advances_to(self, next: MessageStatus) -> bool {
-        self.rank() > 0 && next.rank() > self.rank()
-    }
-}
 
 /// One status change of a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,12 +27,33 @@ pub struct GraphErrorRecord {
     pub message: Option<String>,
 }
 
+/// How one try at the Graph API ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// The Graph API took the message.
+    Sent,
+    /// A transient failure: tried again at `next_attempt_at`.
+    Retry,
+    /// A permanent failure, or the last attempt.
+    Failed,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Sent => "sent",
+            AttemptOutcome::Retry => "retry",
+            AttemptOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// One try at handing a message to the Graph API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     pub at: DateTime<Utc>,
-    /// `sent`, `retry`, `failed`.
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,18 +72,21 @@ pub struct MessageRecord {
     /// The client (`sub`) that asked for it.
     pub client: String,
     /// The client's role, for decisions taken again at send time.
-    pub role: crate::domain::Role,
+    pub role: Role,
     pub page_id: String,
     pub recipient: Recipient,
     pub category: Category,
     pub content: Content,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub utility_template: Option<crate::domain::UtilityTemplate>,
+    pub utility_template: Option<UtilityTemplate>,
     pub decision: Decision,
     pub status: MessageStatus,
     /// When it may go out (for queued and deferred messages).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_before: Option<DateTime<Utc>>,
+    /// Not sent by then, it expires (the send's `expires_at`, or its category's time-to-live).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub attempts: Vec<Attempt>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,13 +102,6 @@ pub struct MessageRecord {
     /// each distinct trace is kept once (see [`crate::store::Store::trace`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_sha256: Option<String>,
-}
-
-impl MessageRecord {
-    pub fn set_status(&mut self, status: MessageStatus, at: DateTime<Utc>) {
-        self.status = status;
-        self.history.push(StatusChange { status, at });
-    }
 }
 
 /// Grant or withdrawal of a consent.
@@ -243,12 +210,34 @@ impl RecipientRecord {
     }
 }
 
+/// A message accepted for delivery: queued now, or deferred to `not_before`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Acceptance {
+    pub id: MessageId,
+    pub status: MessageStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+    pub decision: Decision,
+}
+
+/// What a send was answered: kept under its `Idempotency-Key`, so that a retried request gets
+/// the very same answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum SendAnswer {
+    Accepted(Acceptance),
+    /// The policy refused; the message is on record as `denied`.
+    Denied {
+        message_id: MessageId,
+        decision: Decision,
+    },
+}
+
 /// What an `Idempotency-Key` answered the first time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
     /// sha256 of the request (route and body) the key was first used with.
     pub request_sha256: String,
-    pub status: u16,
-    pub body: Value,
+    pub answer: SendAnswer,
     pub at: DateTime<Utc>,
 }

@@ -1,0 +1,314 @@
+//! Consents and opt-outs recorded by clients, and the recipient view.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::{CommandError, Herald};
+use crate::auth::Client;
+use crate::domain::audit::{AuditEntry, AuditKind};
+use crate::domain::Category;
+use crate::domain::{
+    Attribution, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, MessageId,
+    MessageStatus, Psid, Recipient, RecipientRecord, TokenStatus,
+};
+
+/// `POST /v1/consents`, parsed: a consent a client records with its evidence.
+#[derive(Debug, Clone)]
+pub struct ConsentCommand {
+    pub recipient: Recipient,
+    pub scope: ConsentScope,
+    /// Where the consent was given (e.g. `checkout_checkbox`).
+    pub source: String,
+    /// What proves it: a non-empty string or object.
+    pub evidence: Value,
+    pub email: Option<String>,
+    /// An IANA time zone, already checked.
+    pub timezone: Option<String>,
+    pub locale: Option<String>,
+}
+
+/// Which consents an opt-out withdraws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptOutScope {
+    Transactional,
+    Marketing,
+    All,
+}
+
+impl OptOutScope {
+    fn scopes(self) -> &'static [ConsentScope] {
+        match self {
+            OptOutScope::Transactional => &[ConsentScope::Transactional],
+            OptOutScope::Marketing => &[ConsentScope::Marketing],
+            OptOutScope::All => &[ConsentScope::Transactional, ConsentScope::Marketing],
+        }
+    }
+}
+
+/// The consent as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsentView {
+    pub recipient: Recipient,
+    pub scope: ConsentScope,
+    pub action: ConsentAction,
+    pub source: String,
+    pub evidence: Value,
+    pub email: Option<String>,
+    pub timezone: Option<String>,
+    pub locale: Option<String>,
+    pub client: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Everything Herald knows about a recipient (`GET /v1/recipients/{psid}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientView {
+    pub psid: Psid,
+    pub consents: Vec<ConsentEvent>,
+    /// A grant on record with no opt-out after it, per scope.
+    pub consent: ScopeFlags,
+    /// The latest event is an opt-out, per scope.
+    pub opt_outs: ScopeFlags,
+    pub marketing_token: Option<TokenView>,
+    pub window: WindowView,
+    pub timezone: Option<String>,
+    pub locale: Option<String>,
+    pub unreachable_since: Option<DateTime<Utc>>,
+    pub attributions: Vec<Attribution>,
+    pub last_messages: Vec<RecentMessage>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ScopeFlags {
+    pub transactional: bool,
+    pub marketing: bool,
+}
+
+/// A Marketing Messages token, without the token itself (its last four characters only).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenView {
+    pub status: TokenStatus,
+    pub frequency: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_sent_at: Option<DateTime<Utc>>,
+    pub page_id: String,
+    pub token_hint: String,
+    pub active: bool,
+}
+
+/// Messenger's window for this recipient, as of the moment asked.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowView {
+    pub last_user_interaction_at: Option<DateTime<Utc>>,
+    pub open_until: Option<DateTime<Utc>>,
+    pub open: bool,
+    pub human_agent_until: Option<DateTime<Utc>>,
+}
+
+/// One of the last messages allowed to the recipient.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecentMessage {
+    pub id: MessageId,
+    pub category: Category,
+    pub status: MessageStatus,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// How many of the last messages the recipient view shows.
+const LAST_MESSAGES: usize = 10;
+
+/// The audit entry for a consent event.
+pub(super) fn consent_entry(
+    recipient: &str,
+    event: &ConsentEvent,
+    page_id: Option<&str>,
+) -> AuditEntry {
+    AuditEntry {
+        at: event.at,
+        kind: AuditKind::Consent,
+        recipient: Some(recipient.to_owned()),
+        page_id: page_id.map(str::to_owned),
+        client: event.client.clone(),
+        outcome: Some(
+            match event.action {
+                ConsentAction::Grant => "grant",
+                ConsentAction::OptOut => "opt_out",
+            }
+            .to_owned(),
+        ),
+        reason: Some(event.scope.as_str().to_owned()),
+        detail: Some(event.source.as_str().to_owned()),
+        ..AuditEntry::default()
+    }
+}
+
+/// Appends `event` to `record` and returns its audit entry.
+pub(crate) fn push_consent(
+    record: &mut RecipientRecord,
+    key: &str,
+    event: ConsentEvent,
+    page_id: Option<&str>,
+) -> AuditEntry {
+    let entry = consent_entry(key, &event, page_id);
+    record.consents.push(event);
+    entry
+}
+
+impl Herald {
+    /// Records a consent given through the API.
+    pub async fn record_consent(
+        &self,
+        client: &Client,
+        cmd: ConsentCommand,
+    ) -> Result<ConsentView, CommandError> {
+        let now = self.clock.now();
+        let key = cmd.recipient.key();
+        let event = ConsentEvent {
+            scope: cmd.scope,
+            action: ConsentAction::Grant,
+            source: ConsentSource::Api,
+            evidence: json!({"source": cmd.source, "evidence": cmd.evidence}),
+            at: now,
+            client: Some(client.name.clone()),
+        };
+        let (timezone, locale, email) =
+            (cmd.timezone.clone(), cmd.locale.clone(), cmd.email.clone());
+        let by_user_ref = cmd.recipient.psid().is_none();
+        let entry_key = key.clone();
+        self.store
+            .update_recipient(
+                &key,
+                None,
+                Box::new(move |r| {
+                    if timezone.is_some() {
+                        r.timezone = timezone;
+                    }
+                    if locale.is_some() {
+                        r.locale = locale;
+                    }
+                    if email.is_some() {
+                        r.email = email;
+                    }
+                    if by_user_ref && r.user_ref_optin_at.is_none() {
+                        r.user_ref_optin_at = Some(now);
+                    }
+                    vec![push_consent(r, &entry_key, event, None)]
+                }),
+            )
+            .await?;
+        Ok(ConsentView {
+            recipient: cmd.recipient,
+            scope: cmd.scope,
+            action: ConsentAction::Grant,
+            source: cmd.source,
+            evidence: cmd.evidence,
+            email: cmd.email,
+            timezone: cmd.timezone,
+            locale: cmd.locale,
+            client: client.name.clone(),
+            at: now,
+        })
+    }
+
+    /// Records opt-outs; history is kept, never deleted.
+    pub async fn opt_out(
+        &self,
+        client: &Client,
+        psid: &Psid,
+        scope: OptOutScope,
+    ) -> Result<RecipientView, CommandError> {
+        let now = self.clock.now();
+        let key = psid.as_str().to_owned();
+        let entry_key = key.clone();
+        let client_name = client.name.clone();
+        self.store
+            .update_recipient(
+                &key,
+                None,
+                Box::new(move |r| {
+                    scope
+                        .scopes()
+                        .iter()
+                        .map(|s| {
+                            let event = ConsentEvent {
+                                scope: *s,
+                                action: ConsentAction::OptOut,
+                                source: ConsentSource::Api,
+                                evidence: json!({"request": "DELETE /v1/consents"}),
+                                at: now,
+                                client: Some(client_name.clone()),
+                            };
+                            push_consent(r, &entry_key, event, None)
+                        })
+                        .collect()
+                }),
+            )
+            .await?;
+        self.recipient(psid).await
+    }
+
+    /// What Herald knows about `psid`, as of now.
+    pub async fn recipient(&self, psid: &Psid) -> Result<RecipientView, CommandError> {
+        let key = psid.as_str();
+        let record = self
+            .store
+            .recipient(key)
+            .await?
+            .ok_or_else(|| CommandError::NotFound(format!("no recipient {psid}")))?;
+        let mut last_messages = Vec::new();
+        for id in self.store.recent_message_ids(key, LAST_MESSAGES).await? {
+            if let Some(m) = self.store.message(&id).await? {
+                last_messages.push(RecentMessage {
+                    id: m.id,
+                    category: m.category,
+                    status: m.status,
+                    created_at: m.created_at,
+                    sent_at: m.sent_at,
+                });
+            }
+        }
+        let policy = self.policy();
+        let last = record.last_user_interaction_at;
+        let open_until = last.map(|t| t + policy.standard_window());
+        let now = self.clock.now();
+        Ok(RecipientView {
+            psid: psid.clone(),
+            consent: ScopeFlags {
+                transactional: record.has_consent(ConsentScope::Transactional),
+                marketing: record.has_consent(ConsentScope::Marketing),
+            },
+            opt_outs: ScopeFlags {
+                transactional: record.opted_out(ConsentScope::Transactional),
+                marketing: record.opted_out(ConsentScope::Marketing),
+            },
+            marketing_token: record.marketing_token.as_ref().map(|t| TokenView {
+                status: t.status,
+                frequency: t.frequency.clone(),
+                expires_at: t.expires_at,
+                last_sent_at: t.last_sent_at,
+                page_id: t.page_id.clone(),
+                token_hint: last_chars(&t.token, 4),
+                active: t.status == TokenStatus::Active,
+            }),
+            window: WindowView {
+                last_user_interaction_at: last,
+                open_until,
+                open: open_until.is_some_and(|t| t > now),
+                human_agent_until: last.map(|t| t + policy.human_agent_window()),
+            },
+            consents: record.consents,
+            timezone: record.timezone,
+            locale: record.locale,
+            unreachable_since: record.unreachable_since,
+            attributions: record.attributions,
+            last_messages,
+        })
+    }
+}
+
+fn last_chars(s: &str, n: usize) -> String {
+    let count = s.chars().count();
+    s.chars().skip(count.saturating_sub(n)).collect()
+}

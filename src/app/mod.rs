@@ -1,0 +1,116 @@
+//! The application core: typed commands in, typed outcomes out, and no HTTP.
+//!
+//! Handlers, the CLI, a campaign scheduler or a second wire format call the core the same way:
+//! [`Herald::accept`] a [`SendCommand`], [`Herald::cancel`] a message, [`Herald::record_consent`],
+//! [`Herald::opt_out`], [`Herald::apply_webhook`], [`Herald::evaluate`]. The core gathers facts,
+//! asks the policy engine (once, in [`Herald::decide`]), moves messages through their lifecycle
+//! (`domain::lifecycle`) and writes through the [`Store`] interface. Its errors are domain errors
+//! ([`SendError`], [`CommandError`], [`WebhookError`]); only `routes/` and `error.rs` turn them
+//! into status codes.
+
+mod consent;
+mod decide;
+mod errors;
+mod messages;
+mod pages;
+mod send;
+mod webhook;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::Serialize;
+use tokio::sync::Notify;
+
+pub(crate) use consent::push_consent;
+pub use consent::{ConsentCommand, ConsentView, OptOutScope, RecipientView};
+pub use errors::{CommandError, SendError, WebhookError};
+pub use messages::MessageView;
+pub use pages::{Page, Pages};
+pub use send::{IdempotencyKey, SendCommand};
+pub use webhook::WebhookOutcome;
+
+use crate::auth::Client;
+use crate::clock::SharedClock;
+use crate::configuration::TtlSettings;
+use crate::domain::audit::{AuditEntry, AuditKind};
+use crate::policy::PolicySet;
+use crate::store::{Store, StoreError};
+
+/// Shared state of a running Herald.
+pub struct Herald {
+    pub store: Arc<dyn Store>,
+    pub clock: SharedClock,
+    policy: RwLock<Arc<PolicySet>>,
+    pub pages: Pages,
+    /// Where the policy files are read from (and re-read on reload).
+    pub policy_dir: PathBuf,
+    /// Woken whenever the outbox gains an entry that may be due now.
+    pub outbox_wake: Arc<Notify>,
+    /// How long a message of each category may wait before it expires.
+    ttl: TtlSettings,
+}
+
+/// What `GET /readyz` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub status: &'static str,
+    pub policy_version: String,
+    pub audit_entries: u64,
+    pub outbox: u64,
+}
+
+impl Herald {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        policy: PolicySet,
+        policy_dir: PathBuf,
+        pages: Pages,
+        ttl: TtlSettings,
+    ) -> Herald {
+        Herald {
+            store,
+            clock,
+            policy: RwLock::new(Arc::new(policy)),
+            pages,
+            policy_dir,
+            outbox_wake: Arc::new(Notify::new()),
+            ttl,
+        }
+    }
+
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<PolicySet> {
+        Arc::clone(&self.policy.read())
+    }
+
+    /// Loads the policy files anew and puts them in force, recording which and who asked in
+    /// the audit log; a bad file keeps the old policy. Returns the new version.
+    pub async fn reload_policy(&self, client: &Client) -> Result<String, CommandError> {
+        let policy = PolicySet::load_dir(&self.policy_dir).map_err(CommandError::Policy)?;
+        let version = policy.version().to_owned();
+        let entry = AuditEntry {
+            at: self.clock.now(),
+            kind: AuditKind::Policy,
+            client: Some(client.name.clone()),
+            policy_version: Some(version.clone()),
+            detail: Some(format!("reloaded from {}", self.policy_dir.display())),
+            ..AuditEntry::default()
+        };
+        self.store.append_audit(vec![entry]).await?;
+        *self.policy.write() = Arc::new(policy);
+        Ok(version)
+    }
+
+    /// The store answers and a policy is loaded.
+    pub async fn readiness(&self) -> Result<Readiness, StoreError> {
+        Ok(Readiness {
+            status: "ready",
+            policy_version: self.policy().version().to_owned(),
+            audit_entries: self.store.audit_head().await?.seq,
+            outbox: self.store.outbox_len().await?,
+        })
+    }
+}

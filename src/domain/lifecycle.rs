@@ -1,0 +1,646 @@
+//! A message's life in one place: its statuses, the transitions Herald allows, and what each
+//! transition writes — audit entries, the outbox, the send history. Pure: no I/O and no clock;
+//! the worker, the webhook's receipts, cancel and expiry all change a message through [`apply`].
+//!
+//! ```text
+//!            ┌─────────── decided again: allow ────────────┐
+//!   accept ──┼─► deferred ── decided again: deny ──► denied │
+//!            │     └── decided again: defer (stays)         ▼
+//!            ├─► queued ◄───────────────────────────────────┘
+//!            │     ├── the Graph API took it ──► sent ── delivery ──► delivered ── read ──► read
+//!            │     ├── transient error: stays queued, tried again later      └──── read ─────┘
+//!            │     └── permanent error, or the last attempt ──► failed
+//!            └─► denied
+//!   queued | deferred ── cancel ──► cancelled          queued | deferred ── expired ──► expired
+//! ```
+//!
+//! `sending` is never stored: it is how a queued message that the worker holds right now is
+//! shown ([`shown_status`]).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::audit::{AuditEntry, AuditKind};
+use super::records::{Attempt, AttemptOutcome, MessageRecord, StatusChange};
+use crate::policy::{Decision, Outcome, TraceStep};
+
+/// Where a message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Queued,
+    Deferred,
+    /// Shown, never stored: the worker is handing the message to the Graph API.
+    Sending,
+    Sent,
+    Delivered,
+    Read,
+    Denied,
+    Failed,
+    Expired,
+    Cancelled,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Deferred => "deferred",
+            MessageStatus::Sending => "sending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Read => "read",
+            MessageStatus::Denied => "denied",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Expired => "expired",
+            MessageStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Still waiting in the outbox.
+    pub fn is_pending(self) -> bool {
+        matches!(self, MessageStatus::Queued | MessageStatus::Deferred)
+    }
+}
+
+impl std::fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happens to a message's outbox entry in a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxChange {
+    Keep,
+    Remove,
+    /// Put it (back) in the outbox, due at this time (also kept as the record's `not_before`).
+    Schedule(DateTime<Utc>),
+}
+
+/// Everything one transition writes besides the record itself, in the same transaction.
+#[derive(Debug)]
+pub struct Effects {
+    pub audit: Vec<AuditEntry>,
+    pub outbox: OutboxChange,
+    /// Record the message in the recipient's send history at this moment (allowed now).
+    pub counts_as_send: Option<DateTime<Utc>>,
+    /// A new decision's trace, kept apart from the record (see the store's `trace`).
+    pub trace: Option<Vec<TraceStep>>,
+}
+
+impl Effects {
+    fn new(outbox: OutboxChange) -> Effects {
+        Effects {
+            audit: Vec::new(),
+            outbox,
+            counts_as_send: None,
+            trace: None,
+        }
+    }
+}
+
+/// A delivery or read receipt from the webhook.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    /// `Delivered` or `Read`.
+    pub status: MessageStatus,
+    /// Messages named by their Graph id (deliveries name them).
+    pub mids: Vec<String>,
+    /// Everything sent at or before this moment is covered.
+    pub watermark: DateTime<Utc>,
+}
+
+/// Something that happens to a message after it was accepted.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A deferred message's moment came and the policy decided again.
+    Decided(Decision),
+    /// Not now (the page is paused by a rate limit): look again at this time.
+    Postpone(DateTime<Utc>),
+    /// The Graph API took the message.
+    Sent { graph_message_id: String },
+    /// A try at the Graph API failed: `Retry` attempts come back, `Failed` ones settle it.
+    AttemptFailed(Attempt),
+    /// A delivery or read receipt.
+    Receipt(Receipt),
+    /// A client cancelled it.
+    Cancel,
+    /// Its `expires_at` passed before it could be sent.
+    Expire,
+}
+
+/// Why a transition was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a {from} message cannot be {what}")]
+pub struct Refused {
+    /// The status the message is in.
+    pub from: MessageStatus,
+    /// What was asked, in words.
+    pub what: &'static str,
+}
+
+/// Where a freshly decided message starts, and when it may go: a denied message goes nowhere;
+/// a deferred one waits for the decision's `not_before` (or a later `send_at`); an allowed one
+/// asked for later is deferred to be decided again then.
+pub fn admit(
+    decision: &Decision,
+    send_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> (MessageStatus, Option<DateTime<Utc>>) {
+    let later = send_at.filter(|t| *t > now);
+    match decision.outcome {
+        Outcome::Deny => (MessageStatus::Denied, None),
+        Outcome::Defer => {
+            let at = decision.not_before.unwrap_or(now);
+            (
+                MessageStatus::Deferred,
+                Some(later.map_or(at, |l| l.max(at))),
+            )
+        }
+        Outcome::Allow => match later {
+            Some(at) => (MessageStatus::Deferred, Some(at)),
+            None => (MessageStatus::Queued, Some(now)),
+        },
+    }
+}
+
+/// The effects of accepting `record` (built with [`admit`]'s status): its decision's audit
+/// entry, its outbox entry, its place in the send history, its trace kept apart.
+pub fn accepted(record: &mut MessageRecord) -> Effects {
+    let at = record.created_at;
+    let trace = std::mem::take(&mut record.decision.trace);
+    record.history = vec![StatusChange {
+        status: record.status,
+        at,
+    }];
+    let outbox = match record.not_before {
+        Some(due) if record.status.is_pending() => {
+            let due = due_by_expiry(record, due);
+            record.not_before = Some(due);
+            OutboxChange::Schedule(due)
+        }
+        _ => OutboxChange::Keep,
+    };
+    let mut effects = Effects::new(outbox);
+    effects
+        .audit
+        .push(AuditEntry::decision(record, &record.decision, at));
+    effects.counts_as_send = (record.status == MessageStatus::Queued).then_some(at);
+    effects.trace = Some(trace);
+    effects
+}
+
+/// A settled message whose outbox entry was left behind: the entry goes, nothing else changes.
+pub fn tidy(record: &MessageRecord) -> Option<Effects> {
+    (!record.status.is_pending()).then(|| Effects::new(OutboxChange::Remove))
+}
+
+/// Whether `record`, still waiting, may no longer be sent at `now`.
+pub fn is_expired(record: &MessageRecord, now: DateTime<Utc>) -> bool {
+    record.status.is_pending() && record.expires_at.is_some_and(|e| e <= now)
+}
+
+/// How a message is shown: a queued message the worker holds right now is `sending`.
+pub fn shown_status(status: MessageStatus, in_flight: bool) -> MessageStatus {
+    if status == MessageStatus::Queued && in_flight {
+        MessageStatus::Sending
+    } else {
+        status
+    }
+}
+
+/// Applies `event` to `record` at `at`, if the rules allow it, and returns what else must be
+/// written with the changed record.
+pub fn apply(
+    record: &mut MessageRecord,
+    event: Event,
+    at: DateTime<Utc>,
+) -> Result<Effects, Refused> {
+    let from = record.status;
+    let refuse = |what| Err(Refused { from, what });
+    match event {
+        Event::Decided(decision) => {
+            if from != MessageStatus::Deferred {
+                return refuse("decided again");
+            }
+            decided_again(record, decision, at)
+        }
+        Event::Postpone(until) => {
+            if !from.is_pending() {
+                return refuse("postponed");
+            }
+            Ok(Effects::new(OutboxChange::Schedule(due_by_expiry(
+                record, until,
+            ))))
+        }
+        Event::Sent { graph_message_id } => {
+            if from != MessageStatus::Queued {
+                return refuse("sent");
+            }
+            record.graph_message_id = Some(graph_message_id);
+            record.sent_at = Some(at);
+            let attempt = Attempt {
+                at,
+                outcome: AttemptOutcome::Sent,
+                http_status: Some(200),
+                graph_error: None,
+                error: None,
+                next_attempt_at: None,
+            };
+            let mut effects = Effects::new(OutboxChange::Remove);
+            effects.audit.push(attempt_entry(record, &attempt));
+            record.attempts.push(attempt);
+            move_to(record, MessageStatus::Sent, at, &mut effects);
+            Ok(effects)
+        }
+        Event::AttemptFailed(attempt) => {
+            if from != MessageStatus::Queued {
+                return refuse("tried");
+            }
+            let entry = attempt_entry(record, &attempt);
+            match (attempt.outcome, attempt.next_attempt_at) {
+                (AttemptOutcome::Retry, Some(next)) => {
+                    let mut effects =
+                        Effects::new(OutboxChange::Schedule(due_by_expiry(record, next)));
+                    effects.audit.push(entry);
+                    record.attempts.push(attempt);
+                    Ok(effects)
+                }
+                _ => {
+                    let mut effects = Effects::new(OutboxChange::Remove);
+                    effects.audit.push(entry);
+                    let graph_error = attempt.graph_error.clone();
+                    record.attempts.push(attempt);
+                    move_to(record, MessageStatus::Failed, at, &mut effects);
+                    if let Some(status) = effects.audit.last_mut() {
+                        status.graph_error = graph_error;
+                    }
+                    Ok(effects)
+                }
+            }
+        }
+        Event::Receipt(receipt) => {
+            let named = record
+                .graph_message_id
+                .as_ref()
+                .is_some_and(|g| receipt.mids.contains(g));
+            let covered = record.sent_at.is_some_and(|s| s <= receipt.watermark);
+            if !(named || covered) {
+                return refuse("covered by this receipt");
+            }
+            let mut effects = Effects::new(OutboxChange::Keep);
+            match (from, receipt.status) {
+                (MessageStatus::Sent, MessageStatus::Delivered) => {}
+                // A read implies delivery: record both so the history tells the whole story.
+                (MessageStatus::Sent, MessageStatus::Read) => {
+                    move_to(record, MessageStatus::Delivered, at, &mut effects);
+                }
+                (MessageStatus::Delivered, MessageStatus::Read) => {}
+                _ => return refuse("moved by this receipt"),
+            }
+            move_to(record, receipt.status, at, &mut effects);
+            Ok(effects)
+        }
+        Event::Cancel => {
+            if !from.is_pending() {
+                return refuse("cancelled");
+            }
+            let mut effects = Effects::new(OutboxChange::Remove);
+            move_to(record, MessageStatus::Cancelled, at, &mut effects);
+            Ok(effects)
+        }
+        Event::Expire => {
+            if !is_expired(record, at) {
+                return refuse("expired");
+            }
+            let mut effects = Effects::new(OutboxChange::Remove);
+            move_to(record, MessageStatus::Expired, at, &mut effects);
+            Ok(effects)
+        }
+    }
+}
+
+fn decided_again(
+    record: &mut MessageRecord,
+    mut decision: Decision,
+    at: DateTime<Utc>,
+) -> Result<Effects, Refused> {
+    let trace = std::mem::take(&mut decision.trace);
+    let outcome = decision.outcome;
+    let not_before = decision.not_before.unwrap_or(at);
+    record.decision = decision;
+    let mut effects = Effects::new(match outcome {
+        Outcome::Allow => OutboxChange::Keep,
+        Outcome::Deny => OutboxChange::Remove,
+        Outcome::Defer => OutboxChange::Schedule(due_by_expiry(record, not_before)),
+    });
+    effects.trace = Some(trace);
+    effects
+        .audit
+        .push(AuditEntry::decision(record, &record.decision, at));
+    match outcome {
+        Outcome::Allow => {
+            record.status = MessageStatus::Queued;
+            record.history.push(StatusChange {
+                status: MessageStatus::Queued,
+                at,
+            });
+            effects.counts_as_send = Some(at);
+        }
+        Outcome::Deny => move_to(record, MessageStatus::Denied, at, &mut effects),
+        Outcome::Defer => {}
+    }
+    Ok(effects)
+}
+
+/// Sets the status, adds it to the history and audits it.
+fn move_to(
+    record: &mut MessageRecord,
+    status: MessageStatus,
+    at: DateTime<Utc>,
+    effects: &mut Effects,
+) {
+    record.status = status;
+    record.history.push(StatusChange { status, at });
+    effects.audit.push(AuditEntry::status(record, status, at));
+}
+
+/// A waiting message is looked at again at `wanted`, or when it expires if that comes first.
+fn due_by_expiry(record: &MessageRecord, wanted: DateTime<Utc>) -> DateTime<Utc> {
+    record.expires_at.map_or(wanted, |e| e.min(wanted))
+}
+
+fn attempt_entry(record: &MessageRecord, attempt: &Attempt) -> AuditEntry {
+    let decision = &record.decision;
+    AuditEntry {
+        outcome: Some(attempt.outcome.as_str().to_owned()),
+        policy_version: Some(decision.policy_version.clone()),
+        messaging_type: decision.messaging_type.map(|m| m.as_str().to_owned()),
+        tag: decision.tag.map(|t| t.as_str().to_owned()),
+        graph_message_id: record.graph_message_id.clone(),
+        graph_error: attempt.graph_error.clone(),
+        detail: attempt.error.clone(),
+        ..AuditEntry::about(AuditKind::Attempt, record, attempt.at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::domain::records::GraphErrorRecord;
+    use crate::domain::{Category, Content, MessageId, Psid, Recipient, Role};
+    use crate::policy::{Reason, Via};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    fn decision(outcome: Outcome, not_before: Option<DateTime<Utc>>) -> Decision {
+        Decision {
+            outcome,
+            reason: match outcome {
+                Outcome::Allow => Reason::Ok,
+                Outcome::Deny => Reason::NoConsent,
+                Outcome::Defer => Reason::QuietHours,
+            },
+            rule: "policies/default.toml#window".into(),
+            policy_version: "v1".into(),
+            messaging_type: None,
+            tag: None,
+            utility_template: None,
+            via: Via::Recipient,
+            not_before,
+            trace: Vec::new(),
+        }
+    }
+
+    fn message(outcome: Outcome, now: DateTime<Utc>) -> MessageRecord {
+        let decision = decision(outcome, None);
+        let (status, not_before) = admit(&decision, None, now);
+        MessageRecord {
+            id: MessageId::generate(),
+            created_at: now,
+            client: "shop".into(),
+            role: Role::Backend,
+            page_id: "1".into(),
+            recipient: Recipient::Psid(Psid::parse("42").expect("psid")),
+            category: Category::Response,
+            content: Content::Message(serde_json::json!({"text": "hi"})),
+            utility_template: None,
+            decision,
+            status,
+            not_before,
+            expires_at: None,
+            attempts: Vec::new(),
+            graph_message_id: None,
+            sent_at: None,
+            history: Vec::new(),
+            campaign: None,
+            content_sha256: String::new(),
+            trace_sha256: None,
+        }
+    }
+
+    fn statuses(record: &MessageRecord) -> Vec<MessageStatus> {
+        record.history.iter().map(|h| h.status).collect()
+    }
+
+    #[test]
+    fn a_sent_message_moves_forward_through_its_receipts_and_never_back() {
+        let now = at("2026-11-30T10:00:00Z");
+        let mut m = message(Outcome::Allow, now);
+        let effects = accepted(&mut m);
+        assert_eq!(effects.outbox, OutboxChange::Schedule(now));
+        assert_eq!(effects.counts_as_send, Some(now));
+        let sent = apply(
+            &mut m,
+            Event::Sent {
+                graph_message_id: "m_1".into(),
+            },
+            now,
+        )
+        .expect("sent");
+        assert_eq!(sent.outbox, OutboxChange::Remove);
+        assert_eq!(sent.audit.len(), 2, "the attempt and the status");
+        let read = Receipt {
+            status: MessageStatus::Read,
+            mids: Vec::new(),
+            watermark: now,
+        };
+        let effects = apply(&mut m, Event::Receipt(read.clone()), now).expect("read");
+        assert_eq!(effects.audit.len(), 2, "a read implies delivery");
+        assert_eq!(
+            statuses(&m),
+            [
+                MessageStatus::Queued,
+                MessageStatus::Sent,
+                MessageStatus::Delivered,
+                MessageStatus::Read
+            ]
+        );
+        let delivered = Receipt {
+            status: MessageStatus::Delivered,
+            ..read
+        };
+        assert!(
+            apply(&mut m, Event::Receipt(delivered), now).is_err(),
+            "never back"
+        );
+        assert_eq!(m.status, MessageStatus::Read);
+    }
+
+    #[test]
+    fn a_receipt_moves_only_the_messages_it_covers() {
+        let now = at("2026-11-30T10:00:00Z");
+        let mut m = message(Outcome::Allow, now);
+        apply(
+            &mut m,
+            Event::Sent {
+                graph_message_id: "m_1".into(),
+            },
+            now,
+        )
+        .expect("sent");
+        let before = Receipt {
+            status: MessageStatus::Delivered,
+            mids: vec!["m_other".into()],
+            watermark: now - Duration::seconds(1),
+        };
+        assert!(apply(&mut m, Event::Receipt(before.clone()), now).is_err());
+        let named = Receipt {
+            mids: vec!["m_1".into()],
+            ..before
+        };
+        assert!(apply(&mut m, Event::Receipt(named), now).is_ok());
+    }
+
+    #[test]
+    fn only_a_waiting_message_can_be_cancelled_or_expire() {
+        let now = at("2026-11-30T10:00:00Z");
+        let mut waiting = message(Outcome::Allow, now);
+        let effects = apply(&mut waiting, Event::Cancel, now).expect("cancel");
+        assert_eq!(effects.outbox, OutboxChange::Remove);
+        assert_eq!(waiting.status, MessageStatus::Cancelled);
+        assert_eq!(
+            apply(&mut waiting, Event::Cancel, now).err(),
+            Some(Refused {
+                from: MessageStatus::Cancelled,
+                what: "cancelled"
+            })
+        );
+
+        let mut sent = message(Outcome::Allow, now);
+        apply(
+            &mut sent,
+            Event::Sent {
+                graph_message_id: "m".into(),
+            },
+            now,
+        )
+        .expect("sent");
+        assert!(apply(&mut sent, Event::Cancel, now).is_err());
+
+        let mut late = message(Outcome::Allow, now);
+        late.expires_at = Some(now + Duration::hours(1));
+        assert!(apply(&mut late, Event::Expire, now).is_err(), "not yet");
+        assert!(!is_expired(&late, now));
+        let then = now + Duration::hours(1);
+        assert!(is_expired(&late, then));
+        apply(&mut late, Event::Expire, then).expect("expire");
+        assert_eq!(late.status, MessageStatus::Expired);
+    }
+
+    #[test]
+    fn a_waiting_message_is_looked_at_again_no_later_than_it_expires() {
+        let now = at("2026-11-30T22:00:00Z");
+        let morning = at("2026-12-01T08:00:00Z");
+        let mut m = message(Outcome::Defer, now);
+        m.expires_at = Some(at("2026-12-01T02:00:00Z"));
+        let effects = apply(
+            &mut m,
+            Event::Decided(decision(Outcome::Defer, Some(morning))),
+            now,
+        )
+        .expect("decided");
+        assert_eq!(
+            effects.outbox,
+            OutboxChange::Schedule(at("2026-12-01T02:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_deferred_message_decided_again_is_queued_or_denied() {
+        let now = at("2026-11-30T10:00:00Z");
+        let mut m = message(Outcome::Defer, now);
+        let effects =
+            apply(&mut m, Event::Decided(decision(Outcome::Allow, None)), now).expect("allow");
+        assert_eq!(
+            (m.status, effects.counts_as_send),
+            (MessageStatus::Queued, Some(now))
+        );
+        assert!(
+            apply(&mut m, Event::Decided(decision(Outcome::Allow, None)), now).is_err(),
+            "only a deferred message is decided again"
+        );
+        let mut m = message(Outcome::Defer, now);
+        let effects =
+            apply(&mut m, Event::Decided(decision(Outcome::Deny, None)), now).expect("deny");
+        assert_eq!(
+            (m.status, effects.outbox),
+            (MessageStatus::Denied, OutboxChange::Remove)
+        );
+        assert_eq!(effects.audit.len(), 2, "the decision and the status");
+    }
+
+    #[test]
+    fn a_retry_stays_queued_and_the_last_failure_settles_it() {
+        let now = at("2026-11-30T10:00:00Z");
+        let mut m = message(Outcome::Allow, now);
+        let retry = Attempt {
+            at: now,
+            outcome: AttemptOutcome::Retry,
+            http_status: Some(500),
+            graph_error: Some(GraphErrorRecord {
+                code: 2,
+                subcode: None,
+                message: None,
+            }),
+            error: Some("transient".into()),
+            next_attempt_at: Some(now + Duration::seconds(5)),
+        };
+        let effects = apply(&mut m, Event::AttemptFailed(retry.clone()), now).expect("retry");
+        assert_eq!(
+            effects.outbox,
+            OutboxChange::Schedule(now + Duration::seconds(5))
+        );
+        assert_eq!(m.status, MessageStatus::Queued);
+        let last = Attempt {
+            outcome: AttemptOutcome::Failed,
+            next_attempt_at: None,
+            ..retry
+        };
+        let effects = apply(&mut m, Event::AttemptFailed(last), now).expect("failed");
+        assert_eq!(m.status, MessageStatus::Failed);
+        assert_eq!(m.attempts.len(), 2);
+        let status_entry = effects.audit.last().expect("status entry");
+        assert_eq!(status_entry.graph_error.as_ref().map(|e| e.code), Some(2));
+    }
+
+    #[test]
+    fn a_queued_message_in_the_workers_hands_is_shown_as_sending() {
+        assert_eq!(
+            shown_status(MessageStatus::Queued, true),
+            MessageStatus::Sending
+        );
+        assert_eq!(
+            shown_status(MessageStatus::Queued, false),
+            MessageStatus::Queued
+        );
+        assert_eq!(shown_status(MessageStatus::Sent, true), MessageStatus::Sent);
+    }
+}

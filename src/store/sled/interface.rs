@@ -1,0 +1,177 @@
+//! [`SledStore`] behind the [`Store`] interface.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+
+use super::writer::Job;
+use super::{SledStore, StoreError};
+use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, Verification};
+use crate::domain::{IdempotencyRecord, MessageId, MessageRecord, RecipientRecord};
+use crate::policy::{RecentSend, TraceStep};
+use crate::store::{
+    Accepted, MessageChange, MessagesChange, NewMessage, ParkedId, RecipientChange, SeenMid, Store,
+};
+
+#[async_trait]
+impl Store for SledStore {
+    async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
+        let new = self.encode_new(new)?;
+        self.submit(|reply| Job::Accept { new, reply }).await
+    }
+
+    async fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
+        self.read_message(id)
+    }
+
+    async fn trace(&self, record: &MessageRecord) -> Result<Vec<TraceStep>, StoreError> {
+        self.read_trace(record)
+    }
+
+    async fn idempotency(
+        &self,
+        client: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.read_idempotency(client, key)
+    }
+
+    async fn update_message(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        self.submit(|reply| Job::Update {
+            id: id.clone(),
+            change: Some(change),
+            reply,
+        })
+        .await
+    }
+
+    async fn update_messages(
+        &self,
+        ids: Vec<MessageId>,
+        change: MessagesChange,
+    ) -> Result<usize, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.submit(|reply| Job::UpdateMany { ids, change, reply })
+            .await
+    }
+
+    async fn messages_by_graph_ids(&self, mids: &[String]) -> Result<Vec<MessageId>, StoreError> {
+        let mut ids = Vec::new();
+        for mid in mids {
+            if let Some(id) = self.message_by_graph_id(mid)? {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        self.claim(now, limit, lease)
+    }
+
+    async fn try_claim(
+        &self,
+        id: &MessageId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(self.claim_one(id, now, lease))
+    }
+
+    async fn release(&self, id: &MessageId) -> Result<(), StoreError> {
+        self.unclaim(id);
+        Ok(())
+    }
+
+    async fn is_claimed(&self, id: &MessageId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(self.held(id, now))
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.first_due()
+    }
+
+    async fn outbox_len(&self) -> Result<u64, StoreError> {
+        Ok(self.outbox_count())
+    }
+
+    async fn recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError> {
+        self.read_recipient(key)
+    }
+
+    async fn update_recipient(
+        &self,
+        key: &str,
+        seen: Option<SeenMid<'_>>,
+        change: RecipientChange,
+    ) -> Result<bool, StoreError> {
+        self.change_recipient(key, seen, change).await
+    }
+
+    async fn recent_sends(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RecentSend>, StoreError> {
+        SledStore::recent_sends(self, key, since)
+    }
+
+    async fn recent_message_ids(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        self.recent_send_ids(key, limit)
+    }
+
+    async fn park_event(&self, event: &Value) -> Result<(), StoreError> {
+        self.park(event).await
+    }
+
+    async fn parked_events(&self, limit: usize) -> Result<Vec<(ParkedId, Value)>, StoreError> {
+        self.parked(limit)
+    }
+
+    async fn unpark_event(&self, id: ParkedId) -> Result<(), StoreError> {
+        self.unpark(id).await
+    }
+
+    async fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+        self.append(entries).await
+    }
+
+    async fn audit_head(&self) -> Result<AuditHead, StoreError> {
+        Ok(self.head())
+    }
+
+    async fn audit_entries(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<ChainItem>, StoreError> {
+        self.audit_page(from_seq, limit)
+    }
+
+    async fn verify_audit(&self) -> Result<Verification, StoreError> {
+        self.verify()
+    }
+
+    async fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.shut().await
+    }
+}

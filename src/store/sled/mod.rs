@@ -1,0 +1,373 @@
+//! The embedded sled store: the only code that touches sled.
+//!
+//! Every write goes through [`SledStore::commit`]: one sled transaction across the trees it
+//! needs, with the audit entries it produces chained in the same transaction, so a message, its
+//! decision's audit entry and its idempotency record are written together or not at all. The
+//! transaction is prepared first (reads, encoding, hashing: [`Tx`]) and sled's process-wide
+//! lock is taken for the inserts alone. Accepts and message updates are committed in batches by
+//! one writer thread that flushes each batch itself ([`writer`]); other writers that must be
+//! durable wait for a group commit ([`group_commit`]).
+//!
+//! ```text
+//!   interface.rs (impl Store) ─┬─► writer.rs ──► messages.rs ─┐
+//!                              ├─► messages.rs, recipients.rs ├─► mod.rs (Tx, trees, codec)
+//!                              └─► outbox.rs, audit.rs ───────┘
+//! ```
+
+mod audit;
+mod group_commit;
+mod interface;
+mod messages;
+mod outbox;
+mod recipients;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{IVec, Transactional};
+use tokio_util::sync::CancellationToken;
+
+use super::StoreError;
+use crate::domain::audit::{AuditEntry, AuditHead};
+use group_commit::GroupCommit;
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Engine(Arc::new(e))
+    }
+}
+
+/// The trees, by role. The discriminant is the index into [`SledStore::trees`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum T {
+    /// message id → [`MessageRecord`]
+    Messages,
+    /// due time (ms, big-endian) ++ message id → ()
+    Outbox,
+    /// seq (big-endian) → [`AuditEntry`]
+    Audit,
+    /// small named values: the audit head
+    Meta,
+    /// client ++ 0 ++ key → [`IdempotencyRecord`]
+    Idempotency,
+    /// recipient key → [`RecipientRecord`]
+    Recipients,
+    /// recipient key ++ 0 ++ time (ms, big-endian) ++ message id → category
+    Sends,
+    /// Graph message id → message id
+    GraphIds,
+    /// webhook `mid` → time seen (deduplication)
+    WebhookMids,
+    /// id (big-endian) → a webhook event that failed to apply, kept for a retry
+    ParkedEvents,
+    /// sha256 of a decision trace → the trace. Kept apart from the records, which are
+    /// rewritten at every status change, and stored once however many decisions share it:
+    /// most decisions' traces are alike word for word.
+    Traces,
+}
+
+impl T {
+    const ALL: [T; 11] = [
+        T::Messages,
+        T::Outbox,
+        T::Audit,
+        T::Meta,
+        T::Idempotency,
+        T::Recipients,
+        T::Sends,
+        T::GraphIds,
+        T::WebhookMids,
+        T::ParkedEvents,
+        T::Traces,
+    ];
+
+    /// What the tree holds, for errors.
+    fn record(self) -> &'static str {
+        match self {
+            T::Messages => "message",
+            T::Outbox => "outbox entry",
+            T::Audit => "audit entry",
+            T::Meta => "audit head",
+            T::Idempotency => "idempotency record",
+            T::Recipients => "recipient",
+            T::Sends => "send history entry",
+            T::GraphIds => "Graph message id",
+            T::WebhookMids => "webhook mid",
+            T::ParkedEvents => "parked webhook event",
+            T::Traces => "decision trace",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            T::Messages => "messages",
+            T::Outbox => "outbox",
+            T::Audit => "audit",
+            T::Meta => "meta",
+            T::Idempotency => "idempotency",
+            T::Recipients => "recipients",
+            T::Sends => "sends",
+            T::GraphIds => "graph_ids",
+            T::WebhookMids => "webhook_mids",
+            T::ParkedEvents => "parked_events",
+            T::Traces => "traces",
+        }
+    }
+}
+
+const AUDIT_HEAD: &[u8] = b"audit_head";
+
+/// sled's page cache. 64 MiB let the gateway's RSS reach 155 MB in a 250,000-message run end
+/// to end; 32 MiB keeps it at 117 MB with no loss of throughput (BENCHMARKS.md).
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The embedded sled store.
+pub struct SledStore {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    /// The end of the audit chain. Held across each transaction, which orders the chain and
+    /// keeps transactions from conflicting.
+    head: Mutex<AuditHead>,
+    group_commit: Arc<GroupCommit>,
+    /// The group-commit task; [`SledStore::shut`] waits for it, so that afterwards nothing but
+    /// this handle keeps the database (and its file lock) open.
+    flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop: CancellationToken,
+    /// Accepts and message updates queue here for the batching writer.
+    writes: tokio::sync::mpsc::UnboundedSender<writer::Job>,
+    /// Who holds which outbox entry (see [`outbox`]).
+    claims: outbox::Claims,
+}
+
+type TxResult<R> = Result<R, StoreError>;
+
+/// One transaction being prepared: reads see the store and the writes staged so far; writes
+/// are encoded here and staged, and [`SledStore::commit`] applies them all in one sled transaction.
+///
+/// sled 0.34 holds a process-wide lock for a whole transaction, which stops every reader in the
+/// process; preparing outside it (under [`SledStore::head`], which serialises every writer) keeps
+/// that lock for the inserts alone.
+pub(crate) struct Tx<'a> {
+    store: &'a SledStore,
+    /// Staged writes by tree and key; `None` removes the key.
+    writes: HashMap<(T, Vec<u8>), Option<IVec>>,
+    head: AuditHead,
+}
+
+fn decode<V: DeserializeOwned>(t: T, bytes: &[u8]) -> Result<V, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        what: t.record(),
+        source: Arc::new(source),
+    })
+}
+
+fn encode<V: Serialize>(t: T, value: &V) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+        what: t.record(),
+        source: Arc::new(source),
+    })
+}
+
+impl Tx<'_> {
+    /// The value as this transaction sees it: staged, else stored.
+    fn raw(&self, t: T, key: &[u8]) -> TxResult<Option<IVec>> {
+        match self.writes.get(&(t, key.to_vec())) {
+            Some(staged) => Ok(staged.clone()),
+            None => Ok(self.store.tree(t).get(key)?),
+        }
+    }
+
+    fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> TxResult<Option<V>> {
+        self.raw(t, key)?.map(|bytes| decode(t, &bytes)).transpose()
+    }
+
+    fn contains(&self, t: T, key: &[u8]) -> TxResult<bool> {
+        Ok(self.raw(t, key)?.is_some())
+    }
+
+    fn put<V: Serialize>(&mut self, t: T, key: &[u8], value: &V) -> TxResult<()> {
+        let bytes = encode(t, value)?;
+        self.writes.insert((t, key.to_vec()), Some(bytes.into()));
+        Ok(())
+    }
+
+    fn put_raw(&mut self, t: T, key: &[u8], value: &[u8]) -> TxResult<()> {
+        self.writes.insert((t, key.to_vec()), Some(value.into()));
+        Ok(())
+    }
+
+    fn remove(&mut self, t: T, key: &[u8]) -> TxResult<()> {
+        self.writes.insert((t, key.to_vec()), None);
+        Ok(())
+    }
+
+    /// Appends `entry` to the audit chain in this transaction.
+    fn audit(&mut self, mut entry: AuditEntry) -> TxResult<u64> {
+        let seq = self.head.seq + 1;
+        let stored = entry
+            .seal(seq, &self.head.hash)
+            .map_err(|source| StoreError::Encode {
+                what: "audit entry",
+                source: Arc::new(source),
+            })?;
+        self.put_raw(T::Audit, &seq.to_be_bytes(), &stored)?;
+        self.head = AuditHead {
+            seq,
+            hash: entry.hash,
+        };
+        Ok(seq)
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the store at `path`. Must run inside a tokio runtime: it starts the
+    /// group-commit task.
+    pub fn open(path: &Path) -> Result<Arc<SledStore>, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            // sled's default page cache is 1 GiB; Herald's hot set (recent recipients and the
+            // outbox) is far smaller, and resident memory is a budget (BENCHMARKS.md).
+            .cache_capacity(CACHE_BYTES)
+            // Every write is flushed before its caller hears of it (the writer's own flush, or
+            // group commit), so sled's periodic flusher adds nothing but pauses: it holds
+            // sled's process-wide lock while it writes, and the writer and readers wait.
+            .flush_every_ms(None)
+            .open()?;
+        Self::from_db(db)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Arc<SledStore>, StoreError> {
+        let trees = T::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let head = match trees[T::Meta as usize].get(AUDIT_HEAD)? {
+            Some(bytes) => decode(T::Meta, &bytes)?,
+            None => AuditHead::default(),
+        };
+        let stop = CancellationToken::new();
+        let (group_commit, flusher) = GroupCommit::start(db.clone(), stop.clone());
+        let (writes, queue) = tokio::sync::mpsc::unbounded_channel();
+        let store = Arc::new(SledStore {
+            db,
+            trees,
+            head: Mutex::new(head),
+            group_commit,
+            flusher: Mutex::new(Some(flusher)),
+            stop,
+            writes,
+            claims: outbox::Claims::default(),
+        });
+        writer::start_writer(Arc::downgrade(&store), queue)
+            .map_err(|e| StoreError::Engine(Arc::new(e)))?;
+        Ok(store)
+    }
+
+    fn tree(&self, t: T) -> &sled::Tree {
+        &self.trees[t as usize]
+    }
+
+    fn read<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> Result<Option<V>, StoreError> {
+        match self.tree(t).get(key)? {
+            Some(bytes) => Ok(Some(decode(t, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs `f` as one transaction across every tree: `f` reads and stages writes (see [`Tx`]),
+    /// then everything it staged is applied in one sled transaction, or nothing is if `f`
+    /// fails. Audit entries it appends are chained in the same transaction. Not yet durable:
+    /// see [`SledStore::durable`].
+    fn commit<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
+        // Every writer holds the head while it prepares and applies, so what `f` read is still
+        // current when its writes land.
+        let mut head = self.head.lock();
+        let mut tx = Tx {
+            store: self,
+            writes: HashMap::new(),
+            head: head.clone(),
+        };
+        let r = f(&mut tx)?;
+        // The head is written once per transaction, however many entries it appended.
+        if tx.head.seq != head.seq {
+            let new_head = tx.head.clone();
+            tx.put(T::Meta, AUDIT_HEAD, &new_head)?;
+        }
+        let writes = tx.writes;
+        self.trees[..]
+            .transaction(|views| {
+                for ((t, key), value) in &writes {
+                    let view = &views[*t as usize];
+                    match value {
+                        Some(v) => view.insert(key.as_slice(), v.clone())?,
+                        None => view.remove(key.as_slice())?,
+                    };
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::from(e),
+            })?;
+        *head = tx.head;
+        Ok(r)
+    }
+
+    /// Writes everything committed so far to disk, on this thread.
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Waits until everything committed so far is on disk (group commit).
+    async fn durable(&self) -> Result<(), StoreError> {
+        self.group_commit.durable().await
+    }
+
+    /// The current end of the audit chain.
+    fn head(&self) -> AuditHead {
+        self.head.lock().clone()
+    }
+
+    /// Stops the group-commit task and flushes everything to disk.
+    async fn shut(&self) -> Result<(), StoreError> {
+        self.stop.cancel();
+        let flusher = self.flusher.lock().take();
+        if let Some(task) = flusher {
+            let _ = task.await;
+        }
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+/// `a ++ 0 ++ b`: keys whose first part may vary in length.
+fn joined(a: &str, b: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(a.len() + 1 + b.len());
+    key.extend_from_slice(a.as_bytes());
+    key.push(0);
+    key.extend_from_slice(b);
+    key
+}
+
+fn millis(at: chrono::DateTime<chrono::Utc>) -> [u8; 8] {
+    u64::try_from(at.timestamp_millis())
+        .unwrap_or(0)
+        .to_be_bytes()
+}
+
+#[cfg(test)]
+pub(crate) async fn temporary() -> Arc<SledStore> {
+    let db = sled::Config::new()
+        .temporary(true)
+        .open()
+        .expect("temporary sled");
+    SledStore::from_db(db).expect("store")
+}
