@@ -71,6 +71,7 @@ impl From<CommandError> for ApiError {
         match e {
             CommandError::Invalid(errors) => ApiError::Invalid(errors),
             CommandError::NotFound(what) => ApiError::NotFound(what),
+            CommandError::Forbidden(why) => ApiError::Forbidden(why),
             CommandError::NotCancellable { id, status } => ApiError::MessageConflict { id, status },
             e @ CommandError::Policy(_) => ApiError::BadRequest(e.to_string()),
             CommandError::Store(e) => ApiError::StoreUnavailable(e),

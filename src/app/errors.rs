@@ -33,6 +33,9 @@ pub enum CommandError {
     Invalid(Vec<FieldError>),
     #[error("{0}")]
     NotFound(String),
+    /// The caller may see this but not change it.
+    #[error("{0}")]
+    Forbidden(String),
     /// Only a queued or deferred message, not in the middle of being sent, can be cancelled.
     #[error("message {id} is {status} and can no longer be cancelled")]
     NotCancellable {

@@ -46,8 +46,9 @@ impl Herald {
     pub async fn cancel(&self, client: &Client, id: &str) -> Result<MessageView, CommandError> {
         let (id, record) = self.visible(client, id).await?;
         if client.role == Role::Compliance {
-            // Compliance reads everything and changes nothing.
-            return Err(CommandError::NotFound(format!("no message {id}")));
+            return Err(CommandError::Forbidden(
+                "compliance reads messages and changes none".into(),
+            ));
         }
         let now = self.clock.now();
         // Holding the message keeps the worker from starting to send it while it is cancelled;

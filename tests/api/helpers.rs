@@ -63,6 +63,8 @@ pub struct TestOptions {
     pub policy_dir: Option<PathBuf>,
     /// A store to use in place of a fresh sled store (given the path it would have had).
     pub store: Option<OpenStore>,
+    /// A change to the test settings (e.g. slower retries).
+    pub settings: Option<Box<dyn FnOnce(&mut Settings)>>,
 }
 
 /// Opens a test's own store at the path the gateway's would have had.
@@ -141,6 +143,9 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     let mut settings = test_settings(&store_dir.path().join("store"), &sandbox_url);
     if let Some(dir) = options.policy_dir {
         settings.policy.dir = dir;
+    }
+    if let Some(change) = options.settings {
+        change(&mut settings);
     }
     let deps = Dependencies {
         clock: Some(clock.clone()),

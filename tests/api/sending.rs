@@ -113,7 +113,8 @@ async fn a_shipping_update_with_a_tracking_url_carries_a_button() {
 #[tokio::test]
 async fn invalid_bodies_get_400_naming_each_bad_field() {
     let app = spawn_app().await;
-    let long = "x".repeat(2001);
+    // Messenger wants a text under 2,000 characters: exactly 2,000 is refused.
+    let long = "x".repeat(2000);
     let cases: Vec<(&str, Value, Vec<&str>)> = vec![
         (
             "/v1/messages",

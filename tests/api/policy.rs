@@ -1,0 +1,160 @@
+//! The policy decides, and nothing else does: dated rules at the moment of the decision, which
+//! role may send what, and the page's pace — each changed only by the policy files.
+
+use std::path::Path;
+
+use herald::domain::Role;
+use serde_json::{json, Value};
+
+use crate::helpers::{at, policy_dir, spawn_app_with, TestApp, TestOptions};
+
+/// A copy of the repository's policy files, with `edit` applied to `default.toml`.
+fn policy_copy(edit: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("policy dir");
+    write_policy(dir.path(), edit);
+    dir
+}
+
+fn write_policy(dir: &Path, edit: impl Fn(&str) -> String) {
+    for entry in std::fs::read_dir(policy_dir()).expect("policies") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).expect("read policy");
+            let text = if path.ends_with("default.toml") {
+                edit(&text)
+            } else {
+                text
+            };
+            std::fs::write(dir.join(path.file_name().expect("name")), text).expect("write");
+        }
+    }
+}
+
+/// Ada wrote to the page three days ago and consented to receipts at checkout: the window is
+/// shut.
+async fn customer_without_window(app: &TestApp, psid: &str) {
+    let three_days_ago = app.now() - chrono::Duration::days(3);
+    app.user_writes(psid, "do you have green tea?", Some(three_days_ago))
+        .await;
+    app.consent(psid, "transactional", None).await;
+}
+
+#[tokio::test]
+async fn a_receipt_goes_as_the_rules_in_force_on_its_day_say() {
+    // Before 2026-04-27 a receipt outside the window carried POST_PURCHASE_UPDATE …
+    let before = spawn_app_with(TestOptions {
+        at: Some(at("2026-03-01T12:00:00Z")),
+        ..TestOptions::default()
+    })
+    .await;
+    customer_without_window(&before, "7001").await;
+    let (status, body) = before.receipt("7001", "A-7001").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["decision"]["messaging_type"], "MESSAGE_TAG", "{body}");
+    assert_eq!(body["decision"]["tag"], "POST_PURCHASE_UPDATE", "{body}");
+    before.drain().await;
+    let id = body["id"].as_str().expect("id");
+    let message = before.message(id).await;
+    assert_eq!(message["status"], "sent", "{message} {:?}", before.stats());
+    let sent = &before.inbox("7001")[0].body;
+    assert_eq!(
+        sent["tag"], "POST_PURCHASE_UPDATE",
+        "Messenger took the tag then: {sent}"
+    );
+
+    // … from that day on the tag is refused and the utility template takes its place.
+    let after = spawn_app_with(TestOptions {
+        at: Some(at("2026-05-01T12:00:00Z")),
+        ..TestOptions::default()
+    })
+    .await;
+    customer_without_window(&after, "7001").await;
+    let (status, body) = after.receipt("7001", "A-7001").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["decision"]["messaging_type"], "UTILITY", "{body}");
+    after.drain().await;
+    let sent = &after.inbox("7001")[0].body;
+    assert_eq!(sent["messaging_type"], "UTILITY", "{sent}");
+    assert!(sent.get("tag").is_none(), "no retired tag goes out: {sent}");
+}
+
+#[tokio::test]
+async fn which_role_may_send_what_is_changed_in_the_policy_file_alone() {
+    let receipt = json!({"recipient": {"psid": "7002"}, "order": {
+        "order_number": "A-7002", "currency": "EUR", "payment_method": "Visa", "recipient_name": "Ada",
+        "summary": {"total_cost": 5}, "elements": [{"title": "Tea", "price": 5}]}});
+
+    let strict = spawn_app_with(TestOptions::default()).await;
+    strict.user_writes("7002", "hi", None).await;
+    let (status, body) = strict
+        .call(Role::Marketer, "/v1/receipts", receipt.clone())
+        .await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("role_forbidden")),
+        "{body}"
+    );
+
+    let dir = policy_copy(|text| {
+        text.replace(
+            "marketer = [\"marketing\"]",
+            "marketer = [\"marketing\", \"receipt\"]",
+        )
+    });
+    let lenient = spawn_app_with(TestOptions {
+        policy_dir: Some(dir.path().to_path_buf()),
+        ..TestOptions::default()
+    })
+    .await;
+    lenient.user_writes("7002", "hi", None).await;
+    let (status, body) = lenient.call(Role::Marketer, "/v1/receipts", receipt).await;
+    assert_eq!(
+        status, 202,
+        "the policy lets marketers send receipts now: {body}"
+    );
+    lenient.drain().await;
+    assert_eq!(lenient.inbox("7002").len(), 1);
+}
+
+async fn reload(app: &TestApp) -> Value {
+    let (status, body) = app.call(Role::Admin, "/v1/policy/reload", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn the_page_send_rate_follows_a_policy_reload() {
+    let dir = policy_copy(str::to_owned);
+    let app = spawn_app_with(TestOptions {
+        policy_dir: Some(dir.path().to_path_buf()),
+        ..TestOptions::default()
+    })
+    .await;
+    let before = app.handle.herald.policy().version().to_owned();
+    write_policy(dir.path(), |text| {
+        text.replace("[send_rate]\nper_page = 300", "[send_rate]\nper_page = 5")
+    });
+    let after = reload(&app).await;
+    assert_ne!(
+        after["policy_version"],
+        json!(before),
+        "the edited file is in force"
+    );
+    for psid in ["7101", "7102", "7103", "7104", "7105", "7106"] {
+        app.user_writes(psid, "hi", None).await;
+        let (status, body) = app.respond(psid, "paced").await;
+        assert_eq!(status, 202, "{body}");
+    }
+    app.drain().await;
+    let mut arrivals: Vec<_> = ["7101", "7102", "7103", "7104", "7105", "7106"]
+        .iter()
+        .map(|psid| app.inbox(psid)[0].received_at)
+        .collect();
+    arrivals.sort();
+    let span = *arrivals.last().expect("last") - arrivals[0];
+    // 5 per second in bursts of one: six sends take a second at the least.
+    assert!(
+        span >= chrono::Duration::milliseconds(900),
+        "six sends at 5/s took only {span}"
+    );
+}

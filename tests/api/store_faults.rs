@@ -1,0 +1,220 @@
+//! A store that cannot write: every client hears 503 (never 400 or 500), nothing is half-written,
+//! and the gateway carries on once the store can write again.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use herald::domain::audit::{AuditEntry, AuditHead, ChainItem, Verification};
+use herald::domain::{IdempotencyRecord, MessageId, MessageRecord, RecipientRecord};
+use herald::policy::{RecentSend, TraceStep};
+use herald::store::{
+    Accepted, MessageChange, MessagesChange, NewMessage, ParkedId, RecipientChange, SeenMid,
+    SledStore, Store, StoreError,
+};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_with, TestOptions};
+
+/// The real sled store, whose writes fail while `failing` is set — as on a full disk.
+struct FaultyStore {
+    inner: Arc<SledStore>,
+    failing: Arc<AtomicBool>,
+}
+
+impl FaultyStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(StoreError::Engine(Arc::new(std::io::Error::other(
+                "No space left on device (injected)",
+            ))))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
+        self.check()?;
+        self.inner.accept(new).await
+    }
+    async fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
+        self.inner.message(id).await
+    }
+    async fn trace(&self, record: &MessageRecord) -> Result<Vec<TraceStep>, StoreError> {
+        self.inner.trace(record).await
+    }
+    async fn idempotency(
+        &self,
+        client: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.idempotency(client, key).await
+    }
+    async fn update_message(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        self.check()?;
+        self.inner.update_message(id, change).await
+    }
+    async fn update_messages(
+        &self,
+        ids: Vec<MessageId>,
+        change: MessagesChange,
+    ) -> Result<usize, StoreError> {
+        self.check()?;
+        self.inner.update_messages(ids, change).await
+    }
+    async fn messages_by_graph_ids(&self, mids: &[String]) -> Result<Vec<MessageId>, StoreError> {
+        self.inner.messages_by_graph_ids(mids).await
+    }
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        self.inner.claim_due(now, limit, lease).await
+    }
+    async fn try_claim(
+        &self,
+        id: &MessageId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.try_claim(id, now, lease).await
+    }
+    async fn release(&self, id: &MessageId) -> Result<(), StoreError> {
+        self.inner.release(id).await
+    }
+    async fn is_claimed(&self, id: &MessageId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.is_claimed(id, now).await
+    }
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.inner.next_due().await
+    }
+    async fn outbox_len(&self) -> Result<u64, StoreError> {
+        self.inner.outbox_len().await
+    }
+    async fn recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError> {
+        self.inner.recipient(key).await
+    }
+    async fn update_recipient(
+        &self,
+        key: &str,
+        seen: Option<SeenMid<'_>>,
+        change: RecipientChange,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.update_recipient(key, seen, change).await
+    }
+    async fn recent_sends(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RecentSend>, StoreError> {
+        self.inner.recent_sends(key, since).await
+    }
+    async fn recent_message_ids(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        self.inner.recent_message_ids(key, limit).await
+    }
+    async fn park_event(&self, event: &Value) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.park_event(event).await
+    }
+    async fn parked_events(&self, limit: usize) -> Result<Vec<(ParkedId, Value)>, StoreError> {
+        self.inner.parked_events(limit).await
+    }
+    async fn unpark_event(&self, id: ParkedId) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.unpark_event(id).await
+    }
+    async fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.append_audit(entries).await
+    }
+    async fn audit_head(&self) -> Result<AuditHead, StoreError> {
+        self.inner.audit_head().await
+    }
+    async fn audit_entries(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<ChainItem>, StoreError> {
+        self.inner.audit_entries(from_seq, limit).await
+    }
+    async fn verify_audit(&self) -> Result<Verification, StoreError> {
+        self.inner.verify_audit().await
+    }
+    async fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.inner.size_on_disk().await
+    }
+    async fn close(&self) -> Result<(), StoreError> {
+        self.inner.close().await
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_write_answers_503_and_nothing_is_half_written() {
+    let failing = Arc::new(AtomicBool::new(false));
+    let switch = Arc::clone(&failing);
+    let app = spawn_app_with(TestOptions {
+        store: Some(Box::new(move |path| {
+            let inner = SledStore::open(path).expect("store");
+            Arc::new(FaultyStore {
+                inner,
+                failing: switch,
+            })
+        })),
+        ..TestOptions::default()
+    })
+    .await;
+    app.user_writes("8001", "hi", None).await;
+    let audit_before = app.audit_head().await;
+
+    failing.store(true, Ordering::SeqCst);
+    let (status, body) = app.respond("8001", "are you there?").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["type"],
+        "https://herald.dev/problems/store_unavailable"
+    );
+    assert!(
+        !body.to_string().contains("injected"),
+        "the cause is logged, not shown: {body}"
+    );
+    let (status, body) = app
+        .call(
+            herald::domain::Role::Backend,
+            "/v1/consents",
+            json!({"recipient": {"psid": "8001"}, "scope": "marketing", "source": "form",
+                   "evidence": "ticked"}),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    // A webhook event that can neither be applied nor kept: Messenger is told to send it again.
+    let answer = app
+        .sandbox_post("/users/8001/messages", json!({"text": "hello?"}))
+        .await;
+    assert_eq!(answer["webhook_status"], 503, "{answer}");
+
+    assert_eq!(app.audit_head().await, audit_before, "nothing was written");
+    let store = &app.handle.herald.store;
+    assert_eq!(store.outbox_len().await.expect("outbox"), 0);
+
+    // The disk has room again: the same request goes through.
+    failing.store(false, Ordering::SeqCst);
+    let (status, body) = app.respond("8001", "are you there?").await;
+    assert_eq!(status, 202, "{body}");
+    app.drain().await;
+    assert_eq!(app.inbox("8001").len(), 1);
+}
