@@ -64,8 +64,11 @@ pub struct TestOptions {
     /// A store to use in place of a fresh sled store (given the path it would have had).
     pub store: Option<OpenStore>,
     /// A change to the test settings (e.g. slower retries).
-    pub settings: Option<Box<dyn FnOnce(&mut Settings)>>,
+    pub settings: Option<ChangeSettings>,
 }
+
+/// Changes the settings a test gateway starts with.
+pub type ChangeSettings = Box<dyn FnOnce(&mut Settings)>;
 
 /// Opens a test's own store at the path the gateway's would have had.
 pub type OpenStore = Box<dyn FnOnce(&std::path::Path) -> Arc<dyn Store>>;
