@@ -73,6 +73,7 @@ impl From<CommandError> for ApiError {
             CommandError::NotFound(what) => ApiError::NotFound(what),
             CommandError::Forbidden(why) => ApiError::Forbidden(why),
             CommandError::NotCancellable { id, status } => ApiError::MessageConflict { id, status },
+            e @ CommandError::CampaignConflict { .. } => ApiError::Conflict(e.to_string()),
             e @ CommandError::Policy(_) => ApiError::BadRequest(e.to_string()),
             CommandError::Store(e) => ApiError::StoreUnavailable(e),
         }

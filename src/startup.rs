@@ -31,6 +31,7 @@ pub struct Application {
     handle: AppHandle,
     worker_task: JoinHandle<()>,
     background: JoinHandle<()>,
+    campaigns: JoinHandle<()>,
 }
 
 /// What tests and the CLI may hold on to while the server runs.
@@ -147,6 +148,7 @@ impl Application {
         let stop = CancellationToken::new();
         let worker_task = tokio::spawn(Arc::clone(&worker).run(stop.clone()));
         let background = tokio::spawn(retry_parked_events(Arc::clone(&herald), stop.clone()));
+        let campaigns = tokio::spawn(run_campaigns(Arc::clone(&herald), stop.clone()));
         let handle = AppHandle {
             herald,
             worker,
@@ -159,6 +161,7 @@ impl Application {
             handle,
             worker_task,
             background,
+            campaigns,
         })
     }
 
@@ -184,6 +187,7 @@ impl Application {
         self.handle.stop.cancel();
         let _ = self.worker_task.await;
         let _ = self.background.await;
+        let _ = self.campaigns.await;
         self.handle.herald.store.close().await?;
         tracing::info!("store flushed; bye");
         Ok(())
@@ -210,6 +214,25 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// How often running campaigns are moved along (their slots are finer than this: each tick
+/// hands over a second's worth ahead).
+const CAMPAIGN_TICK: Duration = Duration::from_millis(100);
+
+/// Moves campaigns along until `stop`.
+async fn run_campaigns(herald: Arc<Herald>, stop: CancellationToken) {
+    let wake = Arc::clone(&herald.campaigns_wake);
+    loop {
+        if let Err(e) = herald.campaigns_tick().await {
+            tracing::warn!(error = %crate::error::error_chain(&e), "moving campaigns along failed");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(CAMPAIGN_TICK) => {}
+            () = wake.notified() => {}
+        }
+    }
 }
 
 /// Webhook events that failed to apply are tried again every few seconds.

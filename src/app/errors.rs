@@ -1,6 +1,7 @@
 //! What can go wrong in the core, per command family. Each keeps its source; none knows a
 //! status code (`error.rs` maps them).
 
+use crate::domain::campaign::{CampaignId, CampaignStatus};
 use crate::domain::{FieldError, MessageId, MessageStatus};
 use crate::messenger::EnvelopeError;
 use crate::policy::{Decision, PolicyErrors};
@@ -41,6 +42,13 @@ pub enum CommandError {
     NotCancellable {
         id: MessageId,
         status: MessageStatus,
+    },
+    /// The campaign is not in a status that allows what was asked.
+    #[error("campaign {id} is {status} and cannot be {what}")]
+    CampaignConflict {
+        id: CampaignId,
+        status: CampaignStatus,
+        what: &'static str,
     },
     /// The policy files on disk are invalid; the policy in force was kept.
     #[error("the policy was not reloaded: {0}")]

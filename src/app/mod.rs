@@ -8,6 +8,7 @@
 //! ([`SendError`], [`CommandError`], [`WebhookError`]); only `routes/` and `error.rs` turn them
 //! into status codes.
 
+mod campaigns;
 mod consent;
 mod decide;
 mod errors;
@@ -23,6 +24,7 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+pub use campaigns::{Audience, CampaignView, ListKind, NewCampaign};
 pub(crate) use consent::push_consent;
 pub use consent::{ConsentCommand, ConsentView, OptOutScope, RecipientView};
 pub use errors::{CommandError, SendError, WebhookError};
@@ -48,6 +50,10 @@ pub struct Herald {
     pub policy_dir: PathBuf,
     /// Woken whenever the outbox gains an entry that may be due now.
     pub outbox_wake: Arc<Notify>,
+    /// Woken when a campaign is created or resumed, or an opt-out may trip a guard.
+    pub campaigns_wake: Arc<Notify>,
+    /// One campaign tick at a time (the scheduler's and a test's).
+    campaign_ticks: tokio::sync::Mutex<()>,
     /// How long a message of each category may wait before it expires.
     ttl: TtlSettings,
 }
@@ -77,6 +83,8 @@ impl Herald {
             pages,
             policy_dir,
             outbox_wake: Arc::new(Notify::new()),
+            campaigns_wake: Arc::new(Notify::new()),
+            campaign_ticks: tokio::sync::Mutex::new(()),
             ttl,
         }
     }

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Herald, Page, SendError};
 use crate::auth::Client;
+use crate::domain::campaign::CampaignId;
 use crate::domain::lifecycle::{self, MessageStatus};
 use crate::domain::{
     Acceptance, Content, FieldError, MessageId, MessageRecord, OutboundMessage, SendAnswer,
@@ -21,6 +22,8 @@ pub struct SendCommand {
     pub message: OutboundMessage,
     /// The client's `Idempotency-Key`, bound to what was asked.
     pub idempotency: Option<IdempotencyKey>,
+    /// The campaign this send belongs to, if any.
+    pub campaign: Option<CampaignId>,
 }
 
 /// An idempotency key and the sha256 of the request it was first used with.
@@ -82,6 +85,7 @@ impl Herald {
             .decide(&cmd.message, page, cmd.client.role, now)
             .await?;
         let mut record = new_record(&cmd.client, cmd.message, page, decision, expires_at, now)?;
+        record.campaign = cmd.campaign.as_ref().map(CampaignId::to_string);
         let effects = lifecycle::accepted(&mut record);
         let answer = answer(&record, effects.trace.as_deref());
         let enqueued = record.status.is_pending();

@@ -170,13 +170,15 @@ impl Herald {
             }
             kind => {
                 let policy = self.policy();
+                let opts_out = opts_out_of_marketing(kind, &policy);
                 let seen = kind.mid().map(|mid| SeenMid {
                     mid,
                     at: self.clock.now(),
                 });
                 let (entry_key, kind, page) =
                     (key.to_owned(), kind.clone(), page.map(str::to_owned));
-                self.store
+                let applied = self
+                    .store
                     .update_recipient(
                         key,
                         seen,
@@ -184,7 +186,12 @@ impl Herald {
                             user_event(r, &entry_key, &kind, at, page.as_deref(), &policy)
                         }),
                     )
-                    .await
+                    .await?;
+                if applied && opts_out {
+                    // Counts against the campaign that reached them, for its opt-out guard.
+                    self.note_opt_out(key).await?;
+                }
+                Ok(applied)
             }
         }
     }
@@ -348,6 +355,19 @@ fn user_event(
         _ => {}
     }
     entries
+}
+
+/// A stop keyword, or "Stop notifications" on a Marketing Messages token.
+fn opts_out_of_marketing(kind: &EventKind, policy: &PolicySet) -> bool {
+    match kind {
+        EventKind::Message {
+            text: Some(text), ..
+        } => policy.is_stop_keyword(text),
+        EventKind::Optin(Optin::Marketing { status, .. }) => {
+            *status == Some(NotificationStatus::Stop)
+        }
+        _ => false,
+    }
 }
 
 fn event_name(kind: &EventKind) -> &'static str {

@@ -1,5 +1,6 @@
 //! The `herald` command line (API.md §1).
 
+mod campaign;
 mod policy;
 mod serve;
 mod token;
@@ -50,6 +51,26 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Follow campaigns.
+    Campaign {
+        #[command(subcommand)]
+        command: CampaignCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CampaignCommand {
+    /// Follow a campaign live: a progress bar with its counts, until it ends.
+    Watch {
+        /// The campaign's id (`cmp_…`).
+        id: String,
+        /// The gateway's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// A marketer's or admin's token.
+        #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
+        token: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +114,9 @@ where
         Command::Policy { command } => match command {
             PolicyCommand::Check { dir } => policy::check(&dir),
             PolicyCommand::Test { dir } => policy::test(&dir),
+        },
+        Command::Campaign { command } => match command {
+            CampaignCommand::Watch { id, url, token } => campaign::watch(&id, &url, &token).await,
         },
     };
     match result {

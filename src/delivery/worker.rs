@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::{retry_delay, GraphClient, SendFailure, Sent};
 use crate::app::Herald;
 use crate::configuration::DeliverySettings;
+use crate::domain::campaign::{CampaignId, CampaignStatus};
 use crate::domain::lifecycle::{self, Event, MessageStatus};
 use crate::domain::{
     Attempt, AttemptOutcome, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, MessageId,
@@ -57,6 +58,9 @@ pub enum Processed {
     /// Nothing to do (already handled, or gone).
     Skipped,
 }
+
+/// How often a message of a paused campaign is looked at again.
+const PAUSED_CAMPAIGN_RECHECK_SECONDS: i64 = 5;
 
 /// How long the worker holds a claimed message: far longer than one send takes, so that only a
 /// worker that died lets go of it this way.
@@ -239,6 +243,22 @@ impl Worker {
             self.change(id, Event::Expire, now).await?;
             return Ok(Processed::Expired);
         }
+        let mut respect_quiet_hours = true;
+        if let Some(campaign) = record.campaign.as_deref().and_then(CampaignId::parse) {
+            match store.campaign(&campaign).await? {
+                Some(c) if c.status == CampaignStatus::Cancelled => {
+                    self.change(id, Event::Cancel, now).await?;
+                    return Ok(Processed::Skipped);
+                }
+                Some(c) if c.status == CampaignStatus::Paused => {
+                    let later = now + chrono::Duration::seconds(PAUSED_CAMPAIGN_RECHECK_SECONDS);
+                    self.change(id, Event::Postpone(later), now).await?;
+                    return Ok(Processed::Retrying);
+                }
+                Some(c) => respect_quiet_hours = c.respect_quiet_hours,
+                None => {}
+            }
+        }
         let page = PageId::parse(&record.page_id)
             .ok()
             .and_then(|p| self.herald.pages.get(&p));
@@ -248,7 +268,10 @@ impl Worker {
                 .await;
         };
         let decision = if record.status == MessageStatus::Deferred {
-            match self.decide_again(&record, page, now).await? {
+            match self
+                .decide_again(&record, page, respect_quiet_hours, now)
+                .await?
+            {
                 Ok(decision) => decision,
                 Err(processed) => return Ok(processed),
             }
@@ -318,6 +341,7 @@ impl Worker {
         &self,
         record: &MessageRecord,
         page: &crate::app::Page,
+        respect_quiet_hours: bool,
         now: DateTime<Utc>,
     ) -> Result<Result<Decision, Processed>, StoreError> {
         let message = OutboundMessage {
@@ -328,6 +352,7 @@ impl Worker {
             utility_template: record.utility_template.clone(),
             send_at: None,
             expires_at: record.expires_at,
+            respect_quiet_hours,
         };
         let decision = self.herald.decide(&message, page, record.role, now).await?;
         let outcome = decision.outcome;
@@ -466,6 +491,12 @@ impl Worker {
                         }),
                     )
                     .await?;
+                // A block counts against a campaign's opt-out guard: this message's, or the
+                // one that reached the person last.
+                match record.campaign.as_deref().and_then(CampaignId::parse) {
+                    Some(campaign) => self.herald.count_opt_out(&campaign).await?,
+                    None => self.herald.note_opt_out(&key).await?,
+                }
             }
             ErrorClass::TokenStopped => {
                 let event = ConsentEvent {

@@ -31,6 +31,18 @@ pub struct OutboundMessage {
     /// Not sent by this moment, it expires; absent means the category's time-to-live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Whether the policy's quiet hours apply. Always true for a single send; a campaign
+    /// created with `respect_quiet_hours: false` waives them for its own messages.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub respect_quiet_hours: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// What is sent: a Messenger message object as the client wrote it, or a structured
@@ -242,6 +254,7 @@ impl OutboundMessage {
                     utility_template,
                     send_at,
                     expires_at,
+                    respect_quiet_hours: true,
                 })
             }
             _ => Err(v.into_inner()),

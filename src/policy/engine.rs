@@ -534,6 +534,14 @@ impl<'a> Eval<'a> {
                 self.skip(&rule.meta);
                 continue;
             }
+            if !self.message.respect_quiet_hours {
+                self.step(
+                    &rule.meta,
+                    StepResult::Skip,
+                    "waived: the campaign was created with respect_quiet_hours false",
+                );
+                continue;
+            }
             let tz = f.timezone.unwrap_or(rule.timezone_if_unknown);
             let local = f.now.with_timezone(&tz);
             if rule.allows(local.time()) {

@@ -715,6 +715,7 @@ fn read_case(cx: &mut Cx<'_>, l: &Lookup<'_>, span: &Option<Range<usize>>) -> Op
                 utility_template,
                 send_at: None,
                 expires_at: None,
+                respect_quiet_hours: true,
             }),
             facts: Box::new(Facts {
                 now: decide_at,

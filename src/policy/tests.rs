@@ -56,6 +56,7 @@ fn message(category: Category, content: Content) -> OutboundMessage {
         utility_template: None,
         send_at: None,
         expires_at: None,
+        respect_quiet_hours: true,
     }
 }
 

@@ -77,6 +77,7 @@ async fn send(
             client,
             message,
             idempotency,
+            campaign: None,
         })
         .await?;
     Ok(HttpResponse::Accepted().json(acceptance))

@@ -3,6 +3,7 @@
 //! may touch; which role may send which category is the policy's `[roles]`. No sled, reqwest
 //! or jsonwebtoken in here.
 
+mod campaigns;
 mod consents;
 mod health;
 mod messages;
@@ -76,6 +77,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/v1")
                 .configure(messages::configure)
+                .configure(campaigns::configure)
                 .configure(consents::configure)
                 .configure(recipients::configure)
                 .configure(policy::configure),

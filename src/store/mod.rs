@@ -27,8 +27,11 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, Verification};
+use crate::domain::campaign::{Campaign, CampaignId};
 use crate::domain::lifecycle::Effects;
-use crate::domain::{IdempotencyRecord, MessageId, MessageRecord, RecipientRecord, SendAnswer};
+use crate::domain::{
+    IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord, SendAnswer,
+};
 use crate::policy::{RecentSend, TraceStep};
 
 pub use self::sled::SledStore;
@@ -70,6 +73,23 @@ pub type MessagesChange = Box<dyn FnMut(&mut MessageRecord) -> Option<Effects> +
 /// A change to one recipient (starting from an empty record for a new one); returns the audit
 /// entries it produces. It runs once, inside the transaction.
 pub type RecipientChange = Box<dyn FnOnce(&mut RecipientRecord) -> Vec<AuditEntry> + Send>;
+
+/// A change to one campaign; returns the audit entries it produces, or `None` to leave it alone.
+/// It runs once, inside the transaction.
+pub type CampaignChange = Box<dyn FnOnce(&mut Campaign) -> Option<Vec<AuditEntry>> + Send>;
+
+/// What became of a part of an audience handed to [`Store::append_audience`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudienceAppend {
+    Appended,
+    /// A PSID already in the audience (at position `first`) came again at position `again`;
+    /// nothing of this part was stored.
+    Repeated {
+        psid: Psid,
+        first: u64,
+        again: u64,
+    },
+}
 
 /// A message to store on acceptance, with everything that must be written with it.
 pub struct NewMessage {
@@ -242,6 +262,54 @@ pub trait Store: Send + Sync + 'static {
 
     /// Walks the whole audit chain.
     async fn verify_audit(&self) -> Result<Verification, StoreError>;
+
+    /// Up to `limit` recipients by key, after `after` (from the first when `None`).
+    async fn recipients_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, RecipientRecord)>, StoreError>;
+
+    // ----- campaigns -----
+
+    /// Stores a new campaign (as a draft, until its audience is stored whole).
+    async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError>;
+
+    /// Stores the next part of a campaign's audience, from position `from`, in one durable
+    /// transaction; a PSID repeated (in this part or an earlier one) stores nothing of it.
+    async fn append_audience(
+        &self,
+        id: &CampaignId,
+        from: u64,
+        psids: &[Psid],
+    ) -> Result<AudienceAppend, StoreError>;
+
+    /// Up to `limit` audience members from position `from`, in order.
+    async fn audience(
+        &self,
+        id: &CampaignId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Psid>, StoreError>;
+
+    async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError>;
+
+    /// Every campaign, drafts included.
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError>;
+
+    /// Changes a campaign by `change` with the audit entries it returns, durably.
+    async fn update_campaign(
+        &self,
+        id: &CampaignId,
+        change: CampaignChange,
+    ) -> Result<Option<Campaign>, StoreError>;
+
+    /// Forgets a draft and its audience.
+    async fn drop_draft(&self, id: &CampaignId) -> Result<(), StoreError>;
+
+    /// How many of the campaign's messages are in each status (`denied:<reason>` for denials),
+    /// kept up to date in the transactions that move them.
+    async fn campaign_counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError>;
 
     // ----- the engine -----
 

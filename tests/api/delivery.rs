@@ -88,7 +88,7 @@ async fn a_permanent_graph_error_fails_the_message_without_retrying() {
     assert_eq!(message["status"], "failed");
     assert_eq!(message["attempts"].as_array().map(Vec::len), Some(1));
     let v = app
-        .handle
+        .handle()
         .herald
         .store
         .verify_audit()

@@ -42,7 +42,8 @@ pub fn at(rfc3339: &str) -> DateTime<Utc> {
 pub struct TestApp {
     pub address: String,
     pub sandbox_url: String,
-    pub handle: AppHandle,
+    /// `None` only while [`TestApp::restart`] swaps the gateway.
+    handle: Option<AppHandle>,
     pub sandbox: Sandbox,
     pub http: reqwest::Client,
     pub keys: JwtKeys,
@@ -51,6 +52,9 @@ pub struct TestApp {
     /// Graph error codes a test expects the stand-in to answer for reasons Herald cannot
     /// know beforehand (a person who blocked the page: 551).
     expected_rejections: std::sync::Mutex<Vec<u32>>,
+    /// The gateway's own task: it ends once the store is closed.
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    policy_dir: PathBuf,
     _store_dir: tempfile::TempDir,
 }
 
@@ -158,7 +162,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         .await
         .expect("build app");
     let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
+    let running = tokio::spawn(app.run_until_stopped());
     let sandbox = start_sandbox(
         sandbox_listener,
         Some(format!("{address}/webhooks/messenger")),
@@ -168,7 +172,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     TestApp {
         address,
         sandbox_url,
-        handle,
+        handle: Some(handle),
         sandbox,
         http: reqwest::Client::new(),
         keys: JwtKeys::new(
@@ -178,11 +182,61 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         ),
         clock,
         expected_rejections: std::sync::Mutex::new(Vec::new()),
+        running: Some(running),
+        policy_dir: settings.policy.dir.clone(),
         _store_dir: store_dir,
     }
 }
 
 impl TestApp {
+    /// Stops the gateway as SIGTERM would (intake, in-flight sends, the store closed) and
+    /// starts it again on the same port and store, with the same clock and Messenger stand-in.
+    pub async fn restart(&mut self) {
+        // Every handle on the old gateway goes, so that its store lets go of the directory.
+        if let Some(old) = self.handle.take() {
+            old.shutdown().await;
+        }
+        if let Some(running) = self.running.take() {
+            running.await.expect("gateway task").expect("clean stop");
+        }
+        let port = self.address.rsplit(':').next().expect("port");
+        let listener = TcpListener::bind(format!("127.0.0.1:{port}")).expect("the same port");
+        let mut settings = test_settings(&self._store_dir.path().join("store"), &self.sandbox_url);
+        settings.policy.dir = self.policy_dir.clone();
+        let deps = Dependencies {
+            clock: Some(self.clock.clone()),
+            store: None,
+        };
+        let app = Application::build_with(&settings, listener, deps)
+            .await
+            .expect("build app again");
+        self.handle = Some(app.handle());
+        self.running = Some(tokio::spawn(app.run_until_stopped()));
+    }
+
+    /// The running gateway's handle: its core and its worker.
+    pub fn handle(&self) -> &AppHandle {
+        self.handle.as_ref().expect("the gateway is running")
+    }
+
+    /// Hands over what is due now, and nothing that falls due later.
+    pub async fn drain_now(&self) {
+        self.handle()
+            .worker
+            .drain(Duration::ZERO)
+            .await
+            .expect("drain");
+    }
+
+    /// Moves campaigns along once, as the scheduler does every 100 ms.
+    pub async fn tick(&self) {
+        self.handle()
+            .herald
+            .campaigns_tick()
+            .await
+            .expect("campaign tick");
+    }
+
     /// Now, by the clock Herald and the stand-in share.
     pub fn now(&self) -> DateTime<Utc> {
         use herald::clock::Clock;
@@ -196,7 +250,7 @@ impl TestApp {
 
     /// How many entries the audit log holds.
     pub async fn audit_head(&self) -> u64 {
-        self.handle
+        self.handle()
             .herald
             .store
             .audit_head()
@@ -307,7 +361,7 @@ impl TestApp {
 
     /// Hands everything due (and retries due within a few seconds) to the sandbox.
     pub async fn drain(&self) {
-        self.handle
+        self.handle()
             .worker
             .drain(Duration::from_secs(5))
             .await

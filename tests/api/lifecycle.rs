@@ -88,7 +88,7 @@ async fn a_message_the_worker_holds_is_being_sent_and_cannot_be_cancelled() {
     let id = body["id"].as_str().expect("id");
     let message_id = herald::domain::MessageId::parse(id).expect("id");
     // Hold it as the worker does while it calls the Graph API.
-    let store = &app.handle.herald.store;
+    let store = &app.handle().herald.store;
     assert!(store
         .try_claim(&message_id, app.now(), Duration::minutes(1))
         .await

@@ -130,7 +130,7 @@ async fn the_page_send_rate_follows_a_policy_reload() {
         ..TestOptions::default()
     })
     .await;
-    let before = app.handle.herald.policy().version().to_owned();
+    let before = app.handle().herald.policy().version().to_owned();
     write_policy(dir.path(), |text| {
         text.replace("[send_rate]\nper_page = 300", "[send_rate]\nper_page = 5")
     });

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use herald::domain::audit::{AuditEntry, AuditHead, ChainItem, Verification};
-use herald::domain::{IdempotencyRecord, MessageId, MessageRecord, RecipientRecord};
+use herald::domain::campaign::{Campaign, CampaignId};
+use herald::domain::{IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord};
 use herald::policy::{RecentSend, TraceStep};
 use herald::store::{
-    Accepted, MessageChange, MessagesChange, NewMessage, ParkedId, RecipientChange, SeenMid,
-    SledStore, Store, StoreError,
+    Accepted, AudienceAppend, CampaignChange, MessageChange, MessagesChange, NewMessage, ParkedId,
+    RecipientChange, SeenMid, SledStore, Store, StoreError,
 };
 use serde_json::{json, Value};
 
@@ -155,6 +156,55 @@ impl Store for FaultyStore {
     async fn verify_audit(&self) -> Result<Verification, StoreError> {
         self.inner.verify_audit().await
     }
+    async fn recipients_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, RecipientRecord)>, StoreError> {
+        self.inner.recipients_after(after, limit).await
+    }
+    async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.create_campaign(campaign).await
+    }
+    async fn append_audience(
+        &self,
+        id: &CampaignId,
+        from: u64,
+        psids: &[Psid],
+    ) -> Result<AudienceAppend, StoreError> {
+        self.check()?;
+        self.inner.append_audience(id, from, psids).await
+    }
+    async fn audience(
+        &self,
+        id: &CampaignId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Psid>, StoreError> {
+        self.inner.audience(id, from, limit).await
+    }
+    async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
+        self.inner.campaign(id).await
+    }
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        self.inner.campaigns().await
+    }
+    async fn update_campaign(
+        &self,
+        id: &CampaignId,
+        change: CampaignChange,
+    ) -> Result<Option<Campaign>, StoreError> {
+        self.check()?;
+        self.inner.update_campaign(id, change).await
+    }
+    async fn drop_draft(&self, id: &CampaignId) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.drop_draft(id).await
+    }
+    async fn campaign_counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.campaign_counts(id).await
+    }
     async fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.inner.size_on_disk().await
     }
@@ -208,7 +258,7 @@ async fn a_store_that_cannot_write_answers_503_and_nothing_is_half_written() {
     assert_eq!(answer["webhook_status"], 503, "{answer}");
 
     assert_eq!(app.audit_head().await, audit_before, "nothing was written");
-    let store = &app.handle.herald.store;
+    let store = &app.handle().herald.store;
     assert_eq!(store.outbox_len().await.expect("outbox"), 0);
 
     // The disk has room again: the same request goes through.

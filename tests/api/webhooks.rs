@@ -121,7 +121,7 @@ async fn a_parked_event_is_applied_when_retried() {
         "sender": {"id": "4004"}, "recipient": {"id": crate::helpers::PAGE_ID},
         "timestamp": app.now().timestamp_millis(),
         "message": {"mid": "m_parked", "text": "I was parked"}}});
-    app.handle
+    app.handle()
         .herald
         .store
         .park_event(&event)
@@ -130,7 +130,7 @@ async fn a_parked_event_is_applied_when_retried() {
     let (status, _) = app.recipient("4004").await;
     assert_eq!(status, 404, "not applied yet");
     let applied = app
-        .handle
+        .handle()
         .herald
         .retry_parked_events()
         .await
@@ -139,7 +139,7 @@ async fn a_parked_event_is_applied_when_retried() {
     let (_, recipient) = app.recipient("4004").await;
     assert_eq!(recipient["window"]["open"], true, "{recipient}");
     assert!(app
-        .handle
+        .handle()
         .herald
         .store
         .parked_events(10)

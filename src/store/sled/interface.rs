@@ -7,10 +7,12 @@ use serde_json::Value;
 use super::writer::Job;
 use super::{SledStore, StoreError};
 use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, Verification};
-use crate::domain::{IdempotencyRecord, MessageId, MessageRecord, RecipientRecord};
+use crate::domain::campaign::{Campaign, CampaignId};
+use crate::domain::{IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord};
 use crate::policy::{RecentSend, TraceStep};
 use crate::store::{
-    Accepted, MessageChange, MessagesChange, NewMessage, ParkedId, RecipientChange, SeenMid, Store,
+    Accepted, AudienceAppend, CampaignChange, MessageChange, MessagesChange, NewMessage, ParkedId,
+    RecipientChange, SeenMid, Store,
 };
 
 #[async_trait]
@@ -165,6 +167,60 @@ impl Store for SledStore {
 
     async fn verify_audit(&self) -> Result<Verification, StoreError> {
         self.verify()
+    }
+
+    async fn recipients_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, RecipientRecord)>, StoreError> {
+        SledStore::recipients_after(self, after, limit)
+    }
+
+    async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
+        self.create(campaign).await
+    }
+
+    async fn append_audience(
+        &self,
+        id: &CampaignId,
+        from: u64,
+        psids: &[Psid],
+    ) -> Result<AudienceAppend, StoreError> {
+        self.extend_audience(id, from, psids).await
+    }
+
+    async fn audience(
+        &self,
+        id: &CampaignId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Psid>, StoreError> {
+        self.audience_page(id, from, limit)
+    }
+
+    async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
+        self.read_campaign(id)
+    }
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        self.all_campaigns()
+    }
+
+    async fn update_campaign(
+        &self,
+        id: &CampaignId,
+        change: CampaignChange,
+    ) -> Result<Option<Campaign>, StoreError> {
+        self.change_campaign(id, change).await
+    }
+
+    async fn drop_draft(&self, id: &CampaignId) -> Result<(), StoreError> {
+        SledStore::drop_draft(self, id).await
+    }
+
+    async fn campaign_counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
+        self.counts(id)
     }
 
     async fn size_on_disk(&self) -> Result<u64, StoreError> {

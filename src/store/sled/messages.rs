@@ -111,6 +111,7 @@ impl Tx<'_> {
             self.put_raw(T::Traces, &trace.sha256, &trace.json)?;
         }
         self.write_effects(record, None, &new.effects)?;
+        self.recount(None, record)?;
         Ok(Accepted::Stored)
     }
 
@@ -125,9 +126,11 @@ impl Tx<'_> {
             return Ok(None);
         };
         let old_due = due_of(&record);
+        let before = record.campaign.is_some().then(|| record.clone());
         let Some(mut effects) = change(&mut record) else {
             return Ok(None);
         };
+        self.recount(before.as_ref(), &record)?;
         if let OutboxChange::Schedule(due) = effects.outbox {
             record.not_before = Some(due);
         }

@@ -15,6 +15,7 @@
 //! ```
 
 mod audit;
+mod campaigns;
 mod group_commit;
 mod interface;
 mod messages;
@@ -70,10 +71,18 @@ enum T {
     /// rewritten at every status change, and stored once however many decisions share it:
     /// most decisions' traces are alike word for word.
     Traces,
+    /// campaign id → [`crate::domain::campaign::Campaign`]
+    Campaigns,
+    /// campaign id ++ 0 ++ position (big-endian) → PSID
+    Audience,
+    /// campaign id ++ 0 ++ PSID → position (big-endian): finds a PSID repeated in an audience
+    AudienceMembers,
+    /// campaign id ++ 0 ++ status (or `denied:<reason>`) → how many of its messages are there
+    CampaignCounts,
 }
 
 impl T {
-    const ALL: [T; 11] = [
+    const ALL: [T; 15] = [
         T::Messages,
         T::Outbox,
         T::Audit,
@@ -85,6 +94,10 @@ impl T {
         T::WebhookMids,
         T::ParkedEvents,
         T::Traces,
+        T::Campaigns,
+        T::Audience,
+        T::AudienceMembers,
+        T::CampaignCounts,
     ];
 
     /// What the tree holds, for errors.
@@ -101,6 +114,10 @@ impl T {
             T::WebhookMids => "webhook mid",
             T::ParkedEvents => "parked webhook event",
             T::Traces => "decision trace",
+            T::Campaigns => "campaign",
+            T::Audience => "audience entry",
+            T::AudienceMembers => "audience member",
+            T::CampaignCounts => "campaign count",
         }
     }
 
@@ -117,6 +134,10 @@ impl T {
             T::WebhookMids => "webhook_mids",
             T::ParkedEvents => "parked_events",
             T::Traces => "traces",
+            T::Campaigns => "campaigns",
+            T::Audience => "audience",
+            T::AudienceMembers => "audience_members",
+            T::CampaignCounts => "campaign_counts",
         }
     }
 }

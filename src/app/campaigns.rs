@@ -1,0 +1,713 @@
+//! Campaigns: one marketing message to an audience, each recipient decided by the policy at the
+//! moment of sending, at the pace asked, staged and guarded.
+//!
+//! ```text
+//!   create: draft ── audience streamed in parts (a PSID repeated: 400, draft dropped) ── scheduled
+//!   tick (every 100 ms, and from tests):
+//!     scheduled ── send_at ──► running ── slot i due ──► accept(marketing, idempotency key
+//!                                │                        campaign:psid) — allowed, deferred
+//!                                │                        (quiet hours) or denied, counted
+//!                                ├── rollout: first part gone ──► hold ──► the rest
+//!                                ├── guard: opt-outs over the limit ──► paused (opt_out_rate)
+//!                                └── everyone handed over, nothing waiting ──► completed
+//! ```
+//!
+//! Recipient `i` is due at `base_at + (i - base_index) / rate`: the pace is kept by the slots,
+//! which the worker honours as `send_at`. The campaign's cursor is stored after each part it
+//! hands over; a crash between an accept and the cursor's write replays that accept under its
+//! idempotency key, so no recipient gets the campaign twice.
+
+use chrono::{DateTime, Duration, Utc};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{CommandError, Herald, IdempotencyKey, SendCommand, SendError};
+use crate::auth::Client;
+use crate::domain::audit::{AuditEntry, AuditKind};
+use crate::domain::campaign::{
+    Campaign, CampaignCounts, CampaignId, CampaignStatus, Guard, PausedReason, Rollout,
+};
+use crate::domain::{
+    Category, ConsentScope, Content, FieldError, OutboundMessage, PageId, Psid, Recipient,
+};
+use crate::store::{AudienceAppend, StoreError};
+
+/// A campaign as a client asked for it, parsed; its audience comes apart.
+#[derive(Debug, Clone)]
+pub struct NewCampaign {
+    pub name: String,
+    pub page_id: Option<PageId>,
+    /// A Messenger message object, already validated.
+    pub message: Value,
+    pub send_at: Option<DateTime<Utc>>,
+    pub rate_per_second: Option<u32>,
+    pub respect_quiet_hours: bool,
+    pub rollout: Option<Rollout>,
+    pub guard: Option<Guard>,
+}
+
+/// Who a campaign goes to.
+pub enum Audience<S> {
+    /// Listed by the client (JSON `psids` or a CSV upload), read as it arrives. Each item is
+    /// a PSID or the problem with its line.
+    Listed { members: S, kind: ListKind },
+    /// Everyone with a marketing consent and no opt-out, at the moment of creation.
+    MarketingOptedIn,
+}
+
+/// How a listed audience names its positions in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// `audience.psids[i]`
+    Json,
+    /// `line n` of an uploaded CSV file (the header is line 1).
+    Csv,
+}
+
+impl ListKind {
+    fn place(self, index: u64) -> String {
+        match self {
+            ListKind::Json => format!("audience.psids[{index}]"),
+            ListKind::Csv => format!("line {}", index + 2),
+        }
+    }
+}
+
+/// A campaign and where its messages stand.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignView {
+    pub id: CampaignId,
+    pub name: String,
+    pub status: CampaignStatus,
+    pub paused_reason: Option<PausedReason>,
+    pub page_id: String,
+    pub send_at: DateTime<Utc>,
+    pub rate_per_second: u32,
+    pub respect_quiet_hours: bool,
+    pub rollout: Option<Rollout>,
+    pub guard: Option<Guard>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub counts: CampaignCounts,
+}
+
+/// Audience members stored per transaction while an audience is read.
+const AUDIENCE_PART: usize = 1_000;
+/// How far ahead of its slot a recipient is handed to the policy (then waits as `send_at`).
+const LOOKAHEAD_MS: i64 = 1_000;
+/// The most recipients one campaign hands over in one tick.
+const PER_TICK: usize = 2_000;
+/// How many of a recipient's latest messages are searched for the campaign that reached them.
+const RECENT: usize = 20;
+/// An opt-out counts against a campaign that reached the person within this many days.
+const OPT_OUT_ATTRIBUTION_DAYS: i64 = 7;
+
+impl Herald {
+    /// Creates a campaign: stores its audience part by part, then schedules it.
+    pub async fn create_campaign<S>(
+        &self,
+        client: &Client,
+        new: NewCampaign,
+        audience: Audience<S>,
+    ) -> Result<CampaignView, CommandError>
+    where
+        S: Stream<Item = Result<Psid, FieldError>> + Unpin,
+    {
+        let policy = self.policy();
+        if !policy.role_may_send(client.role, Category::Marketing) {
+            return Err(CommandError::Forbidden(format!(
+                "the policy's [roles] does not let {} send marketing",
+                client.role
+            )));
+        }
+        let page = self
+            .pages
+            .resolve(new.page_id.as_ref())
+            .ok_or_else(|| invalid("page_id", "is not a page configured in [messenger.pages]"))?;
+        let page_rate = policy.page_rate_per_second();
+        let rate = new.rate_per_second.unwrap_or(page_rate.min(DEFAULT_RATE));
+        if rate == 0 || rate > page_rate {
+            return Err(invalid(
+                "rate_per_second",
+                &format!("must be from 1 to the page's limit, {page_rate}"),
+            ));
+        }
+        let now = self.clock.now();
+        let send_at = new.send_at.unwrap_or(now).max(now);
+        let mut campaign = Campaign {
+            id: CampaignId::generate(),
+            name: new.name,
+            page_id: page.id.as_str().to_owned(),
+            content: Content::Message(new.message),
+            created_by: client.name.clone(),
+            role: client.role,
+            created_at: now,
+            send_at,
+            rate_per_second: rate,
+            respect_quiet_hours: new.respect_quiet_hours,
+            rollout: new.rollout,
+            guard: new.guard,
+            status: CampaignStatus::Draft,
+            paused_reason: None,
+            audience: 0,
+            cursor: 0,
+            base_at: send_at,
+            base_index: 0,
+            hold_until: None,
+            opt_outs: 0,
+            finished_at: None,
+        };
+        self.store.create_campaign(&campaign).await?;
+        let stored = match audience {
+            Audience::Listed { members, kind } => {
+                self.store_listed(&campaign.id, members, kind).await
+            }
+            Audience::MarketingOptedIn => self.store_segment(&campaign.id).await,
+        };
+        let size = match stored {
+            Ok(0) => Err(invalid("audience", "is empty: nobody to send to")),
+            other => other,
+        };
+        let size = match size {
+            Ok(size) => size,
+            Err(e) => {
+                self.store.drop_draft(&campaign.id).await?;
+                return Err(e);
+            }
+        };
+        let at = now;
+        let change = Box::new(move |c: &mut Campaign| {
+            c.status = CampaignStatus::Scheduled;
+            c.audience = size;
+            Some(vec![campaign_entry(c, at, "created")])
+        });
+        campaign = self
+            .store
+            .update_campaign(&campaign.id, change)
+            .await?
+            .ok_or_else(|| CommandError::NotFound(format!("no campaign {}", campaign.id)))?;
+        self.campaigns_wake.notify_one();
+        self.campaign_view(campaign).await
+    }
+
+    /// Stores a listed audience as it arrives; returns its size.
+    async fn store_listed<S>(
+        &self,
+        id: &CampaignId,
+        mut members: S,
+        kind: ListKind,
+    ) -> Result<u64, CommandError>
+    where
+        S: Stream<Item = Result<Psid, FieldError>> + Unpin,
+    {
+        let mut stored = 0u64;
+        let mut part = Vec::with_capacity(AUDIENCE_PART);
+        while let Some(member) = members.next().await {
+            part.push(member.map_err(|e| CommandError::Invalid(vec![e]))?);
+            if part.len() == AUDIENCE_PART {
+                stored = self.append(id, stored, &part, kind).await?;
+                part.clear();
+            }
+        }
+        self.append(id, stored, &part, kind).await
+    }
+
+    async fn append(
+        &self,
+        id: &CampaignId,
+        from: u64,
+        part: &[Psid],
+        kind: ListKind,
+    ) -> Result<u64, CommandError> {
+        if part.is_empty() {
+            return Ok(from);
+        }
+        match self.store.append_audience(id, from, part).await? {
+            AudienceAppend::Appended => Ok(from + part.len() as u64),
+            AudienceAppend::Repeated { psid, first, again } => Err(invalid(
+                &kind.place(again),
+                &format!("repeats PSID {psid}, first at {}", kind.place(first)),
+            )),
+        }
+    }
+
+    /// Everyone with a marketing consent and no opt-out, read from the store page by page.
+    async fn store_segment(&self, id: &CampaignId) -> Result<u64, CommandError> {
+        let mut stored = 0u64;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .recipients_after(after.as_deref(), AUDIENCE_PART)
+                .await?;
+            let Some((last, _)) = page.last() else {
+                return Ok(stored);
+            };
+            after = Some(last.clone());
+            let part: Vec<Psid> = page
+                .iter()
+                .filter(|(_, r)| {
+                    r.has_consent(ConsentScope::Marketing) && !r.opted_out(ConsentScope::Marketing)
+                })
+                .filter_map(|(key, _)| Psid::parse(key).ok())
+                .collect();
+            stored = self.append(id, stored, &part, ListKind::Json).await?;
+        }
+    }
+
+    /// Every campaign but drafts, newest first.
+    pub async fn campaigns(&self) -> Result<Vec<CampaignView>, CommandError> {
+        let mut out = Vec::new();
+        for c in self.store.campaigns().await? {
+            if c.status != CampaignStatus::Draft {
+                out.push(self.campaign_view(c).await?);
+            }
+        }
+        out.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(out)
+    }
+
+    pub async fn campaign(&self, id: &str) -> Result<CampaignView, CommandError> {
+        let campaign = self.find(id).await?;
+        self.campaign_view(campaign).await
+    }
+
+    /// Stops handing recipients over; messages already waiting stay waiting.
+    pub async fn pause_campaign(
+        &self,
+        client: &Client,
+        id: &str,
+    ) -> Result<CampaignView, CommandError> {
+        let now = self.clock.now();
+        let who = client.name.clone();
+        self.change(id, "paused", move |c| {
+            matches!(
+                c.status,
+                CampaignStatus::Scheduled | CampaignStatus::Running
+            )
+            .then(|| {
+                c.status = CampaignStatus::Paused;
+                c.paused_reason = Some(PausedReason::Requested);
+                vec![by(campaign_entry(c, now, "paused"), &who)]
+            })
+        })
+        .await
+    }
+
+    /// Carries on from where the campaign stopped, at its pace from now.
+    pub async fn resume_campaign(
+        &self,
+        client: &Client,
+        id: &str,
+    ) -> Result<CampaignView, CommandError> {
+        let now = self.clock.now();
+        let who = client.name.clone();
+        let view = self
+            .change(id, "resumed", move |c| {
+                (c.status == CampaignStatus::Paused).then(|| {
+                    c.status = if c.cursor == 0 && c.send_at > now {
+                        CampaignStatus::Scheduled
+                    } else {
+                        CampaignStatus::Running
+                    };
+                    c.paused_reason = None;
+                    c.base_at = now.max(c.send_at);
+                    c.base_index = c.cursor;
+                    vec![by(campaign_entry(c, now, "resumed"), &who)]
+                })
+            })
+            .await?;
+        self.campaigns_wake.notify_one();
+        Ok(view)
+    }
+
+    /// Ends the campaign for good: nobody else gets it, and its waiting messages are cancelled
+    /// when they come due.
+    pub async fn cancel_campaign(
+        &self,
+        client: &Client,
+        id: &str,
+    ) -> Result<CampaignView, CommandError> {
+        let now = self.clock.now();
+        let who = client.name.clone();
+        self.change(id, "cancelled", move |c| {
+            (!c.status.is_final() && c.status != CampaignStatus::Draft).then(|| {
+                c.status = CampaignStatus::Cancelled;
+                c.finished_at = Some(now);
+                vec![by(campaign_entry(c, now, "cancelled"), &who)]
+            })
+        })
+        .await
+    }
+
+    async fn change(
+        &self,
+        id: &str,
+        what: &'static str,
+        change: impl FnOnce(&mut Campaign) -> Option<Vec<AuditEntry>> + Send + 'static,
+    ) -> Result<CampaignView, CommandError> {
+        let campaign = self.find(id).await?;
+        match self
+            .store
+            .update_campaign(&campaign.id, Box::new(change))
+            .await?
+        {
+            Some(changed) => self.campaign_view(changed).await,
+            None => Err(CommandError::CampaignConflict {
+                id: campaign.id,
+                status: campaign.status,
+                what,
+            }),
+        }
+    }
+
+    async fn find(&self, id: &str) -> Result<Campaign, CommandError> {
+        let not_found = || CommandError::NotFound(format!("no campaign {id}"));
+        let id = CampaignId::parse(id).ok_or_else(not_found)?;
+        match self.store.campaign(&id).await? {
+            Some(c) if c.status != CampaignStatus::Draft => Ok(c),
+            _ => Err(not_found()),
+        }
+    }
+
+    async fn campaign_view(&self, c: Campaign) -> Result<CampaignView, CommandError> {
+        let counts = self.counts(&c).await?;
+        Ok(CampaignView {
+            id: c.id,
+            name: c.name,
+            status: c.status,
+            paused_reason: c.paused_reason,
+            page_id: c.page_id,
+            send_at: c.send_at,
+            rate_per_second: c.rate_per_second,
+            respect_quiet_hours: c.respect_quiet_hours,
+            rollout: c.rollout,
+            guard: c.guard,
+            created_by: c.created_by,
+            created_at: c.created_at,
+            finished_at: c.finished_at,
+            counts,
+        })
+    }
+
+    /// Where the campaign's messages stand, from the counts the store keeps.
+    async fn counts(&self, c: &Campaign) -> Result<CampaignCounts, StoreError> {
+        let mut counts = CampaignCounts {
+            audience: c.audience,
+            opt_outs: c.opt_outs,
+            ..CampaignCounts::default()
+        };
+        let mut queued = 0;
+        for (label, n) in self.store.campaign_counts(&c.id).await? {
+            match label.as_str() {
+                "queued" | "sending" => queued += n,
+                "deferred" => counts.deferred += n,
+                "sent" => counts.sent += n,
+                "delivered" => counts.delivered += n,
+                "read" => counts.read += n,
+                "failed" => counts.failed += n,
+                "expired" => counts.expired += n,
+                "cancelled" => counts.cancelled += n,
+                other => {
+                    if let Some(reason) = other.strip_prefix("denied:") {
+                        *counts.denied.entry(reason.to_owned()).or_default() += n;
+                    }
+                }
+            }
+        }
+        counts.pending = c.audience.saturating_sub(c.cursor) + queued;
+        Ok(counts)
+    }
+
+    /// Moves every campaign along: starts those whose time has come, hands the recipients whose
+    /// slots are due to the policy, holds a rollout, trips the guard, completes. Runs every
+    /// 100 ms; tests call it in place of waiting.
+    pub async fn campaigns_tick(&self) -> Result<(), CommandError> {
+        let _one_at_a_time = self.campaign_ticks.lock().await;
+        for campaign in self.store.campaigns().await? {
+            match campaign.status {
+                CampaignStatus::Scheduled | CampaignStatus::Running => {
+                    if let Err(e) = self.advance(campaign).await {
+                        tracing::error!(error = %crate::error::error_chain(&e), "a campaign could not advance");
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn advance(&self, campaign: Campaign) -> Result<(), CommandError> {
+        let now = self.clock.now();
+        let id = campaign.id.clone();
+        if campaign.status == CampaignStatus::Scheduled {
+            if campaign.send_at > now {
+                return Ok(());
+            }
+            self.store
+                .update_campaign(
+                    &id,
+                    Box::new(move |c| {
+                        (c.status == CampaignStatus::Scheduled).then(|| {
+                            c.status = CampaignStatus::Running;
+                            vec![campaign_entry(c, now, "started")]
+                        })
+                    }),
+                )
+                .await?;
+        }
+        let Some(campaign) = self.store.campaign(&id).await? else {
+            return Ok(());
+        };
+        if campaign.status != CampaignStatus::Running {
+            return Ok(());
+        }
+        let counts = self.counts(&campaign).await?;
+        if self.guard_tripped(&campaign, &counts) {
+            let limit = campaign
+                .guard
+                .map(|g| g.max_opt_out_percent)
+                .unwrap_or_default();
+            self.store
+                .update_campaign(
+                    &id,
+                    Box::new(move |c| {
+                        (c.status == CampaignStatus::Running).then(|| {
+                            c.status = CampaignStatus::Paused;
+                            c.paused_reason = Some(PausedReason::OptOutRate);
+                            let mut entry = campaign_entry(c, now, "paused");
+                            entry.reason = Some("opt_out_rate".into());
+                            entry.detail = Some(format!(
+                                "{} of its recipients opted out, over the guard's {limit} %",
+                                c.opt_outs
+                            ));
+                            vec![entry]
+                        })
+                    }),
+                )
+                .await?;
+            tracing::warn!(campaign = %id, "campaign paused: opt-outs over its guard");
+            return Ok(());
+        }
+        if campaign.cursor >= campaign.audience {
+            if counts.pending == 0 && counts.deferred == 0 {
+                self.store
+                    .update_campaign(
+                        &id,
+                        Box::new(move |c| {
+                            (c.status == CampaignStatus::Running).then(|| {
+                                c.status = CampaignStatus::Completed;
+                                c.finished_at = Some(now);
+                                vec![campaign_entry(c, now, "completed")]
+                            })
+                        }),
+                    )
+                    .await?;
+            }
+            return Ok(());
+        }
+        self.hand_over(campaign, now).await
+    }
+
+    /// Whether the opt-outs among the campaign's recipients are over its guard's limit.
+    fn guard_tripped(&self, c: &Campaign, counts: &CampaignCounts) -> bool {
+        let Some(guard) = c.guard else {
+            return false;
+        };
+        let sends = counts.sent + counts.delivered + counts.read + counts.failed;
+        sends >= guard.min_sends.max(1)
+            && (c.opt_outs as f64) * 100.0 > guard.max_opt_out_percent * sends as f64
+    }
+
+    /// Hands over the recipients whose slots fall within the look-ahead.
+    async fn hand_over(&self, mut c: Campaign, now: DateTime<Utc>) -> Result<(), CommandError> {
+        // A rollout's first part has gone: hold, then carry on from the hold's end.
+        let first = c.first_part();
+        if c.cursor >= first && c.cursor < c.audience {
+            if let Some(rollout) = c.rollout {
+                let until = match c.hold_until {
+                    Some(until) => until,
+                    None => {
+                        let until = c.slot(first.saturating_sub(1)).max(now)
+                            + Duration::seconds(rollout.hold_seconds);
+                        c = self.set_hold(&c.id, until, first).await?;
+                        until
+                    }
+                };
+                if now < until {
+                    return Ok(());
+                }
+            }
+        }
+        let horizon = now + Duration::milliseconds(LOOKAHEAD_MS);
+        let end = if c.cursor < first { first } else { c.audience };
+        let mut index = c.cursor;
+        let members = self
+            .store
+            .audience(&c.id, index, PER_TICK.min((end - index) as usize))
+            .await?;
+        for psid in members {
+            let slot = c.slot(index);
+            if slot > horizon {
+                break;
+            }
+            self.send_one(&c, psid, slot, now).await?;
+            index += 1;
+        }
+        if index > c.cursor {
+            self.store
+                .update_campaign(
+                    &c.id,
+                    Box::new(move |c| {
+                        (index > c.cursor).then(|| {
+                            c.cursor = index;
+                            Vec::new()
+                        })
+                    }),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn set_hold(
+        &self,
+        id: &CampaignId,
+        until: DateTime<Utc>,
+        first: u64,
+    ) -> Result<Campaign, CommandError> {
+        let changed = self
+            .store
+            .update_campaign(
+                id,
+                Box::new(move |c| {
+                    c.hold_until.is_none().then(|| {
+                        c.hold_until = Some(until);
+                        c.base_at = until;
+                        c.base_index = first;
+                        let mut entry = campaign_entry(c, until, "holding");
+                        entry.detail = Some(format!(
+                            "the rollout's first {first} recipients have gone; the rest from {until}"
+                        ));
+                        vec![entry]
+                    })
+                }),
+            )
+            .await?;
+        match changed {
+            Some(c) => Ok(c),
+            None => self
+                .store
+                .campaign(id)
+                .await?
+                .ok_or_else(|| CommandError::NotFound(format!("no campaign {id}"))),
+        }
+    }
+
+    /// One recipient: decided by the policy now, as the campaign's creator would send it.
+    async fn send_one(
+        &self,
+        c: &Campaign,
+        psid: Psid,
+        slot: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        let key = format!("{}:{}", c.id, psid);
+        let command = SendCommand {
+            client: Client {
+                name: c.created_by.clone(),
+                role: c.role,
+            },
+            message: OutboundMessage {
+                page_id: PageId::parse(&c.page_id).ok(),
+                recipient: Recipient::Psid(psid),
+                category: Category::Marketing,
+                content: c.content.clone(),
+                utility_template: None,
+                send_at: (slot > now).then_some(slot),
+                expires_at: None,
+                respect_quiet_hours: c.respect_quiet_hours,
+            },
+            idempotency: Some(IdempotencyKey {
+                request_sha256: c.id.to_string(),
+                key,
+            }),
+            campaign: Some(c.id.clone()),
+        };
+        match self.accept(command).await {
+            // Allowed, deferred, or refused by the policy: each is counted where it stands.
+            Ok(_) | Err(SendError::Denied { .. }) => Ok(()),
+            Err(SendError::Store(e)) => Err(e.into()),
+            Err(SendError::Invalid(errors)) => Err(CommandError::Invalid(errors)),
+            Err(SendError::IdempotencyConflict) => Ok(()),
+        }
+    }
+
+    /// The person behind `key` opted out of marketing (a stop keyword, stopped notifications,
+    /// blocked the page): it counts against the campaign that reached them last, if one did
+    /// within a week.
+    pub(crate) async fn note_opt_out(&self, key: &str) -> Result<(), StoreError> {
+        let since = self.clock.now() - Duration::days(OPT_OUT_ATTRIBUTION_DAYS);
+        for id in self.store.recent_message_ids(key, RECENT).await? {
+            let Some(message) = self.store.message(&id).await? else {
+                continue;
+            };
+            let (Some(campaign), Some(sent_at)) = (message.campaign, message.sent_at) else {
+                continue;
+            };
+            if sent_at < since {
+                return Ok(());
+            }
+            if let Some(campaign) = CampaignId::parse(&campaign) {
+                self.count_opt_out(&campaign).await?;
+            }
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// One more of the campaign's recipients opted out.
+    pub(crate) async fn count_opt_out(&self, campaign: &CampaignId) -> Result<(), StoreError> {
+        self.store
+            .update_campaign(
+                campaign,
+                Box::new(|c| {
+                    c.opt_outs += 1;
+                    Some(Vec::new())
+                }),
+            )
+            .await?;
+        self.campaigns_wake.notify_one();
+        Ok(())
+    }
+}
+
+/// The default pace when a campaign names none: gentle, well under a page's limit.
+const DEFAULT_RATE: u32 = 50;
+
+fn invalid(field: &str, message: &str) -> CommandError {
+    CommandError::Invalid(vec![FieldError::new(field, message)])
+}
+
+/// The audit entry for something that happened to a campaign.
+fn campaign_entry(c: &Campaign, at: DateTime<Utc>, outcome: &str) -> AuditEntry {
+    AuditEntry {
+        at,
+        kind: AuditKind::Campaign,
+        campaign: Some(c.id.to_string()),
+        page_id: Some(c.page_id.clone()),
+        client: Some(c.created_by.clone()),
+        category: Some(Category::Marketing),
+        outcome: Some(outcome.to_owned()),
+        detail: Some(format!("{} ({} recipients)", c.name, c.audience)),
+        ..AuditEntry::default()
+    }
+}
+
+/// The entry, as done by `client`.
+fn by(mut entry: AuditEntry, client: &str) -> AuditEntry {
+    entry.client = Some(client.to_owned());
+    entry
+}

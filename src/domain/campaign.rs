@@ -1,0 +1,224 @@
+//! A marketing campaign: one message to an audience, sent at a pace, staged, guarded.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Content, Role};
+
+/// A campaign id: `cmp_` followed by a ULID, so ids sort by creation time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CampaignId(String);
+
+impl CampaignId {
+    const PREFIX: &'static str = "cmp_";
+
+    pub fn generate() -> Self {
+        Self(format!("{}{}", Self::PREFIX, ulid::Ulid::new()))
+    }
+
+    /// Accepts only ids this process could have generated.
+    pub fn parse(s: &str) -> Option<Self> {
+        let rest = s.strip_prefix(Self::PREFIX)?;
+        ulid::Ulid::from_string(rest).ok()?;
+        Some(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CampaignId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a campaign is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    /// Its audience is being stored; not yet visible.
+    Draft,
+    /// Waiting for `send_at`.
+    Scheduled,
+    Running,
+    Paused,
+    /// Everyone in the audience was handed to the policy and nothing is left waiting.
+    Completed,
+    Cancelled,
+}
+
+impl CampaignStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "draft",
+            CampaignStatus::Scheduled => "scheduled",
+            CampaignStatus::Running => "running",
+            CampaignStatus::Paused => "paused",
+            CampaignStatus::Completed => "completed",
+            CampaignStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Finished for good.
+    pub fn is_final(self) -> bool {
+        matches!(self, CampaignStatus::Completed | CampaignStatus::Cancelled)
+    }
+}
+
+impl fmt::Display for CampaignStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Send to `first_percent` of the audience first, then wait `hold` before the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub first_percent: u8,
+    /// Seconds.
+    pub hold_seconds: i64,
+}
+
+/// Pause the campaign once `min_sends` have gone if more than `max_opt_out_percent` of them
+/// opted out (stop keyword, stopped notifications, blocked the page).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Guard {
+    pub max_opt_out_percent: f64,
+    pub min_sends: u64,
+}
+
+/// Why a campaign is paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PausedReason {
+    /// A client asked.
+    Requested,
+    /// The opt-out guard tripped.
+    OptOutRate,
+}
+
+/// Everything Herald keeps about a campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub name: String,
+    pub page_id: String,
+    pub content: Content,
+    /// The client that created it, and its role: each send is decided as theirs.
+    pub created_by: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub send_at: DateTime<Utc>,
+    pub rate_per_second: u32,
+    pub respect_quiet_hours: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<Guard>,
+    pub status: CampaignStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_reason: Option<PausedReason>,
+    /// How many recipients the audience holds.
+    pub audience: u64,
+    /// The next audience position to hand to the policy; everything before it was handed.
+    pub cursor: u64,
+    /// Position `base_index` goes at `base_at`; each later one `1 / rate` seconds after the one
+    /// before. Moved on a resume and at the end of a rollout's hold.
+    pub base_at: DateTime<Utc>,
+    pub base_index: u64,
+    /// When the rollout's hold ends (set once its first part has gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_until: Option<DateTime<Utc>>,
+    /// Recipients who opted out after this campaign reached them.
+    #[serde(default)]
+    pub opt_outs: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Campaign {
+    /// When audience position `index` is due.
+    pub fn slot(&self, index: u64) -> DateTime<Utc> {
+        let after = index.saturating_sub(self.base_index);
+        let rate = u64::from(self.rate_per_second.max(1));
+        let micros = i64::try_from(after.saturating_mul(1_000_000) / rate).unwrap_or(i64::MAX);
+        self.base_at + Duration::microseconds(micros)
+    }
+
+    /// How many positions the rollout's first part covers (all of them without a rollout).
+    pub fn first_part(&self) -> u64 {
+        match self.rollout {
+            Some(r) => (self.audience * u64::from(r.first_percent)).div_ceil(100),
+            None => self.audience,
+        }
+    }
+}
+
+/// A campaign's messages by where they are, kept up to date as they move.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignCounts {
+    pub audience: u64,
+    /// Not yet handed to the policy, or queued to go.
+    pub pending: u64,
+    pub deferred: u64,
+    pub sent: u64,
+    pub delivered: u64,
+    pub read: u64,
+    pub failed: u64,
+    pub expired: u64,
+    pub cancelled: u64,
+    /// Refused by the policy, by reason.
+    pub denied: BTreeMap<String, u64>,
+    /// Recipients who opted out after this campaign reached them.
+    pub opt_outs: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_follow_the_rate_from_the_base() {
+        let at = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let c = Campaign {
+            id: CampaignId::generate(),
+            name: "n".into(),
+            page_id: "1".into(),
+            content: Content::Message(serde_json::json!({"text": "hi"})),
+            created_by: "m".into(),
+            role: Role::Marketer,
+            created_at: at,
+            send_at: at,
+            rate_per_second: 4,
+            respect_quiet_hours: true,
+            rollout: Some(Rollout {
+                first_percent: 10,
+                hold_seconds: 60,
+            }),
+            guard: None,
+            status: CampaignStatus::Running,
+            paused_reason: None,
+            audience: 95,
+            cursor: 0,
+            base_at: at,
+            base_index: 0,
+            hold_until: None,
+            opt_outs: 0,
+            finished_at: None,
+        };
+        assert_eq!(c.slot(0), at);
+        assert_eq!(c.slot(4), at + Duration::seconds(1));
+        assert_eq!(c.slot(6), at + Duration::milliseconds(1500));
+        assert_eq!(c.first_part(), 10, "10 % of 95, rounded up");
+        assert!(CampaignId::parse(c.id.as_str()).is_some());
+        assert!(CampaignId::parse("msg_01J0000000000000000000000").is_none());
+    }
+}

@@ -1,0 +1,220 @@
+//! Campaigns, their audiences, and how many of each campaign's messages stand where.
+
+use super::{decode, joined, SledStore, StoreError, Tx, TxResult, T};
+use crate::domain::campaign::{Campaign, CampaignId};
+use crate::domain::{MessageRecord, MessageStatus, Psid, RecipientRecord};
+use crate::store::{AudienceAppend, CampaignChange};
+
+/// What a message counts as in its campaign's counts: its status, or `denied:<reason>`.
+fn label(record: &MessageRecord) -> String {
+    match record.status {
+        MessageStatus::Denied => format!("denied:{}", record.decision.reason.as_str()),
+        status => status.as_str().to_owned(),
+    }
+}
+
+fn count_key(campaign: &str, label: &str) -> Vec<u8> {
+    joined(campaign, label.as_bytes())
+}
+
+impl Tx<'_> {
+    /// Moves a campaign message's count from the label it had (`before`) to the one it has.
+    pub(super) fn recount(
+        &mut self,
+        before: Option<&MessageRecord>,
+        after: &MessageRecord,
+    ) -> TxResult<()> {
+        let Some(campaign) = after.campaign.as_deref() else {
+            return Ok(());
+        };
+        let (old, new) = (before.map(label), label(after));
+        if old.as_deref() == Some(new.as_str()) {
+            return Ok(());
+        }
+        if let Some(old) = old {
+            self.add(&count_key(campaign, &old), -1)?;
+        }
+        self.add(&count_key(campaign, &new), 1)
+    }
+
+    fn add(&mut self, key: &[u8], delta: i64) -> TxResult<()> {
+        let now = self
+            .raw(T::CampaignCounts, key)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        let next = now.saturating_add_signed(delta);
+        self.put_raw(T::CampaignCounts, key, &next.to_be_bytes())
+    }
+}
+
+fn position_key(id: &CampaignId, index: u64) -> Vec<u8> {
+    joined(id.as_str(), &index.to_be_bytes())
+}
+
+impl SledStore {
+    pub(super) async fn create(&self, campaign: &Campaign) -> Result<(), StoreError> {
+        self.commit(|tx| tx.put(T::Campaigns, campaign.id.as_str().as_bytes(), campaign))?;
+        self.durable().await
+    }
+
+    /// See [`crate::store::Store::append_audience`].
+    pub(super) async fn extend_audience(
+        &self,
+        id: &CampaignId,
+        from: u64,
+        psids: &[Psid],
+    ) -> Result<AudienceAppend, StoreError> {
+        let outcome = self.commit(|tx| {
+            for (i, psid) in psids.iter().enumerate() {
+                let index = from + i as u64;
+                let member = joined(id.as_str(), psid.as_str().as_bytes());
+                if let Some(first) = tx.raw(T::AudienceMembers, &member)? {
+                    let first = <[u8; 8]>::try_from(first.as_ref())
+                        .map(u64::from_be_bytes)
+                        .unwrap_or_default();
+                    return Ok(AudienceAppend::Repeated {
+                        psid: psid.clone(),
+                        first,
+                        again: index,
+                    });
+                }
+                tx.put_raw(T::AudienceMembers, &member, &index.to_be_bytes())?;
+                tx.put_raw(
+                    T::Audience,
+                    &position_key(id, index),
+                    psid.as_str().as_bytes(),
+                )?;
+            }
+            Ok(AudienceAppend::Appended)
+        })?;
+        // A repeat aborts nothing by itself: the caller drops the draft.
+        self.durable().await?;
+        Ok(outcome)
+    }
+
+    pub(super) fn audience_page(
+        &self,
+        id: &CampaignId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Psid>, StoreError> {
+        let end = joined(id.as_str(), &u64::MAX.to_be_bytes());
+        let mut out = Vec::with_capacity(limit);
+        for item in self
+            .tree(T::Audience)
+            .range(position_key(id, from)..end)
+            .take(limit)
+        {
+            let (_, value) = item?;
+            let psid = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|s| Psid::parse(s).ok())
+                .ok_or(StoreError::Corrupt {
+                    what: T::Audience.record(),
+                    source: std::sync::Arc::new(<serde_json::Error as serde::de::Error>::custom(
+                        "not a PSID",
+                    )),
+                })?;
+            out.push(psid);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn read_campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
+        self.read(T::Campaigns, id.as_str().as_bytes())
+    }
+
+    pub(super) fn all_campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        self.tree(T::Campaigns)
+            .iter()
+            .map(|item| {
+                let (_, value) = item?;
+                decode(T::Campaigns, &value)
+            })
+            .collect()
+    }
+
+    pub(super) async fn change_campaign(
+        &self,
+        id: &CampaignId,
+        change: CampaignChange,
+    ) -> Result<Option<Campaign>, StoreError> {
+        let key = id.as_str().as_bytes();
+        let changed = self.commit(|tx| {
+            let Some(mut campaign) = tx.get::<Campaign>(T::Campaigns, key)? else {
+                return Ok(None);
+            };
+            let Some(entries) = change(&mut campaign) else {
+                return Ok(None);
+            };
+            tx.put(T::Campaigns, key, &campaign)?;
+            for entry in entries {
+                tx.audit(entry)?;
+            }
+            Ok(Some(campaign))
+        })?;
+        if changed.is_some() {
+            self.durable().await?;
+        }
+        Ok(changed)
+    }
+
+    /// Forgets a draft whose audience could not be stored whole.
+    pub(super) async fn drop_draft(&self, id: &CampaignId) -> Result<(), StoreError> {
+        let prefix = joined(id.as_str(), &[]);
+        for tree in [T::Audience, T::AudienceMembers] {
+            let keys: Vec<_> = self
+                .tree(tree)
+                .scan_prefix(&prefix)
+                .keys()
+                .collect::<Result<_, _>>()?;
+            self.commit(|tx| {
+                for key in &keys {
+                    tx.remove(tree, key)?;
+                }
+                Ok(())
+            })?;
+        }
+        self.commit(|tx| tx.remove(T::Campaigns, id.as_str().as_bytes()))?;
+        self.durable().await
+    }
+
+    pub(super) fn counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
+        let prefix = joined(id.as_str(), &[]);
+        self.tree(T::CampaignCounts)
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (key, value) = item?;
+                let label = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                let n = <[u8; 8]>::try_from(value.as_ref())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or_default();
+                Ok((label, n))
+            })
+            .collect()
+    }
+
+    pub(super) fn recipients_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, RecipientRecord)>, StoreError> {
+        let range = match after {
+            Some(after) => self.tree(T::Recipients).range::<&[u8], _>((
+                std::ops::Bound::Excluded(after.as_bytes()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.tree(T::Recipients).iter(),
+        };
+        range
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((
+                    String::from_utf8_lossy(&key).into_owned(),
+                    decode(T::Recipients, &value)?,
+                ))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,435 @@
+//! Campaigns: only opted-in customers get them, decided at the moment of sending, at the pace
+//! asked, staged, guarded, paused, resumed, cancelled, and surviving a restart.
+
+use chrono::Duration;
+use herald::domain::Role;
+use serde_json::{json, Value};
+
+use crate::helpers::{at, spawn_app, TestApp};
+
+/// Someone who opted in to marketing on the page, living in `timezone`.
+async fn subscriber(app: &TestApp, psid: &str, timezone: &str) {
+    app.user_writes(psid, "hi", None).await;
+    app.sandbox_post(
+        &format!("/users/{psid}/marketing-optin"),
+        json!({"timezone": timezone, "title": "Deals"}),
+    )
+    .await;
+}
+
+fn offer(psids: &[&str]) -> Value {
+    json!({"name": "Winter teas", "message": {"text": "20% off winter teas"},
+           "audience": {"psids": psids}, "rate_per_second": 50})
+}
+
+async fn create(app: &TestApp, body: Value) -> Value {
+    let (status, campaign) = app.call(Role::Marketer, "/v1/campaigns", body).await;
+    assert_eq!(status, 201, "{campaign}");
+    assert_eq!(campaign["status"], "scheduled", "{campaign}");
+    campaign
+}
+
+async fn campaign(app: &TestApp, id: &str) -> Value {
+    let r = app
+        .get(
+            &format!("/v1/campaigns/{id}"),
+            Some(&app.token(Role::Marketer)),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    r.json().await.expect("json")
+}
+
+/// Moves the campaign along and delivers what falls due, as the scheduler and the worker do.
+async fn run(app: &TestApp, id: &str) -> Value {
+    for _ in 0..4 {
+        app.tick().await;
+        app.drain().await;
+    }
+    app.tick().await;
+    campaign(app, id).await
+}
+
+/// Moves the campaign along and delivers only what is due now: for campaigns paced slowly,
+/// whose later slots the test reaches by setting the clock.
+async fn step(app: &TestApp, id: &str) -> Value {
+    app.tick().await;
+    app.drain_now().await;
+    app.tick().await;
+    campaign(app, id).await
+}
+
+async fn control(app: &TestApp, id: &str, action: &str) -> (u16, Value) {
+    app.call(
+        Role::Marketer,
+        &format!("/v1/campaigns/{id}/{action}"),
+        json!({}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn only_the_opted_in_recipient_gets_the_campaign_and_each_refusal_is_counted() {
+    let app = spawn_app().await;
+    subscriber(&app, "9001", "Europe/Berlin").await;
+    app.user_writes("9002", "hi", None).await; // wrote, never opted in to marketing
+    subscriber(&app, "9003", "Europe/Berlin").await;
+    app.user_writes("9003", "STOP", None).await;
+
+    let created = create(&app, offer(&["9001", "9002", "9003"])).await;
+    let id = created["id"].as_str().expect("id");
+    assert_eq!(created["counts"]["audience"], 3);
+    let done = run(&app, id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let counts = &done["counts"];
+    assert_eq!(counts["sent"], 1, "{counts}");
+    assert_eq!(counts["pending"], 0, "{counts}");
+    assert_eq!(
+        counts["denied"],
+        json!({"no_consent": 1, "opted_out": 1}),
+        "{counts}"
+    );
+    assert_eq!(app.inbox("9001").len(), 1);
+    assert!(app.inbox("9002").is_empty() && app.inbox("9003").is_empty());
+
+    // Deliveries and reads arrive by webhook and move the counts.
+    app.sandbox_post("/users/9001/reads", json!({})).await;
+    let read = campaign(&app, id).await;
+    assert_eq!(
+        (
+            read["counts"]["read"].as_u64(),
+            read["counts"]["sent"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{read}"
+    );
+
+    // Every decision of the campaign is in the audit log with the campaign's id.
+    let entries = app
+        .handle()
+        .herald
+        .store
+        .audit_entries(1, 10_000)
+        .await
+        .expect("audit");
+    let decisions = entries
+        .iter()
+        .filter_map(|item| match item {
+            herald::domain::audit::ChainItem::Entry(e) => Some(e),
+            _ => None,
+        })
+        .filter(|e| e.campaign.as_deref() == Some(id))
+        .filter(|e| e.kind == herald::domain::audit::AuditKind::Decision)
+        .count();
+    assert_eq!(decisions, 3, "one decision per recipient");
+}
+
+#[tokio::test]
+async fn quiet_hours_defer_each_recipient_to_their_own_morning() {
+    let app = spawn_app().await;
+    // 22:30 UTC: 23:30 in Berlin and 07:30 in Tokyo (both quiet), 17:30 in New York.
+    app.set_time(at("2026-11-25T22:30:00Z"));
+    subscriber(&app, "9101", "Europe/Berlin").await;
+    subscriber(&app, "9102", "Asia/Tokyo").await;
+    subscriber(&app, "9103", "America/New_York").await;
+    let created = create(&app, offer(&["9101", "9102", "9103"])).await;
+    let id = created["id"].as_str().expect("id");
+
+    let now = run(&app, id).await;
+    assert_eq!(now["status"], "running", "{now}");
+    assert_eq!(
+        (
+            now["counts"]["sent"].as_u64(),
+            now["counts"]["deferred"].as_u64()
+        ),
+        (Some(1), Some(2)),
+        "{now}"
+    );
+    assert_eq!(app.inbox("9103").len(), 1, "New York's afternoon");
+
+    app.set_time(at("2026-11-25T23:00:01Z"));
+    run(&app, id).await;
+    assert_eq!(app.inbox("9102").len(), 1, "08:00 in Tokyo");
+    assert!(app.inbox("9101").is_empty(), "still night in Berlin");
+
+    app.set_time(at("2026-11-26T07:00:01Z"));
+    let done = run(&app, id).await;
+    assert_eq!(app.inbox("9101").len(), 1, "08:00 in Berlin");
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["counts"]["sent"], 3);
+}
+
+#[tokio::test]
+async fn a_rollout_sends_to_its_first_part_then_holds() {
+    let app = spawn_app().await;
+    let psids: Vec<String> = (0..10).map(|i| format!("92{i:02}")).collect();
+    for p in &psids {
+        subscriber(&app, p, "Europe/Berlin").await;
+    }
+    let mut body = offer(&psids.iter().map(String::as_str).collect::<Vec<_>>());
+    body["rollout"] = json!({"first_percent": 20, "hold": "1h"});
+    let id = create(&app, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let first = run(&app, &id).await;
+    assert_eq!(
+        (
+            first["counts"]["sent"].as_u64(),
+            first["counts"]["pending"].as_u64()
+        ),
+        (Some(2), Some(8)),
+        "{first}"
+    );
+    app.set_time(app.now() + Duration::minutes(59));
+    let held = run(&app, &id).await;
+    assert_eq!(held["counts"]["sent"], 2, "held for the hour: {held}");
+
+    app.set_time(app.now() + Duration::minutes(2));
+    let done = run(&app, &id).await;
+    assert_eq!(done["counts"]["sent"], 10, "{done}");
+    assert_eq!(done["status"], "completed");
+}
+
+#[tokio::test]
+async fn the_guard_pauses_a_campaign_whose_recipients_write_stop() {
+    let app = spawn_app().await;
+    let psids: Vec<String> = (0..10).map(|i| format!("93{i:02}")).collect();
+    for p in &psids {
+        subscriber(&app, p, "Europe/Berlin").await;
+    }
+    let mut body = offer(&psids.iter().map(String::as_str).collect::<Vec<_>>());
+    body["rate_per_second"] = json!(1);
+    body["guard"] = json!({"max_opt_out_percent": 40, "min_sends": 2});
+    let id = create(&app, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    step(&app, &id).await;
+    app.set_time(app.now() + Duration::seconds(1));
+    let started = step(&app, &id).await;
+    let reached: Vec<&String> = psids.iter().filter(|p| !app.inbox(p).is_empty()).collect();
+    assert!(reached.len() >= 2 && reached.len() < 10, "{started}");
+
+    for p in &reached {
+        app.user_writes(p, "STOP", None).await;
+    }
+    let paused = step(&app, &id).await;
+    assert_eq!(paused["status"], "paused", "{paused}");
+    assert_eq!(paused["paused_reason"], "opt_out_rate");
+    assert_eq!(paused["counts"]["opt_outs"], reached.len());
+    let sent_when_paused = psids.iter().filter(|p| !app.inbox(p).is_empty()).count();
+    app.set_time(app.now() + Duration::minutes(5));
+    step(&app, &id).await;
+    let sent_later = psids.iter().filter(|p| !app.inbox(p).is_empty()).count();
+    assert_eq!(
+        sent_later, sent_when_paused,
+        "a paused campaign sends nothing more"
+    );
+}
+
+#[tokio::test]
+async fn a_campaign_can_be_paused_resumed_and_cancelled() {
+    let app = spawn_app().await;
+    let psids: Vec<String> = (0..10).map(|i| format!("94{i:02}")).collect();
+    for p in &psids {
+        subscriber(&app, p, "Europe/Berlin").await;
+    }
+    let mut body = offer(&psids.iter().map(String::as_str).collect::<Vec<_>>());
+    body["rate_per_second"] = json!(1);
+    let id = create(&app, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let sent = |app: &TestApp| psids.iter().filter(|p| !app.inbox(p).is_empty()).count();
+
+    step(&app, &id).await;
+    let (status, paused) = control(&app, &id, "pause").await;
+    assert_eq!(
+        (status, paused["status"].as_str()),
+        (200, Some("paused")),
+        "{paused}"
+    );
+    let before = sent(&app);
+    assert!(before >= 1, "the first slot went: {paused}");
+    app.set_time(app.now() + Duration::minutes(1));
+    step(&app, &id).await;
+    assert_eq!(sent(&app), before, "nothing goes while paused");
+
+    let (status, resumed) = control(&app, &id, "resume").await;
+    assert_eq!(
+        (status, resumed["status"].as_str()),
+        (200, Some("running")),
+        "{resumed}"
+    );
+    step(&app, &id).await;
+    let after_resume = sent(&app);
+    assert!(after_resume > before, "it carries on where it stopped");
+
+    let (status, cancelled) = control(&app, &id, "cancel").await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (200, Some("cancelled")),
+        "{cancelled}"
+    );
+    app.set_time(app.now() + Duration::minutes(1));
+    step(&app, &id).await;
+    assert_eq!(sent(&app), after_resume, "nobody else gets it");
+    let (status, _) = control(&app, &id, "resume").await;
+    assert_eq!(status, 409, "a cancelled campaign stays cancelled");
+}
+
+#[tokio::test]
+async fn a_campaign_scheduled_for_later_starts_on_time_after_a_restart() {
+    let mut app = spawn_app().await;
+    subscriber(&app, "9501", "Europe/Berlin").await;
+    let mut body = offer(&["9501"]);
+    body["send_at"] = json!("2026-11-25T15:00:00Z");
+    let id = create(&app, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    run(&app, &id).await;
+    assert!(app.inbox("9501").is_empty(), "not before send_at");
+
+    app.restart().await;
+    assert_eq!(campaign(&app, &id).await["status"], "scheduled");
+    app.set_time(at("2026-11-25T15:00:01Z"));
+    let done = run(&app, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(app.inbox("9501").len(), 1);
+}
+
+#[tokio::test]
+async fn the_campaign_keeps_its_pace_within_five_percent() {
+    let app = spawn_app().await;
+    let psids: Vec<String> = (0..121).map(|i| format!("96{i:03}")).collect();
+    for p in &psids {
+        subscriber(&app, p, "Europe/Berlin").await;
+    }
+    let mut body = offer(&psids.iter().map(String::as_str).collect::<Vec<_>>());
+    body["rate_per_second"] = json!(40);
+    let id = create(&app, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut done = Value::Null;
+    for _ in 0..20 {
+        done = run(&app, &id).await;
+        if done["status"] == "completed" {
+            break;
+        }
+    }
+    assert_eq!(done["counts"]["sent"], 121, "{done}");
+    let mut arrivals: Vec<_> = psids.iter().map(|p| app.inbox(p)[0].received_at).collect();
+    arrivals.sort();
+    let span = (*arrivals.last().expect("last") - arrivals[0]).num_milliseconds();
+    // 120 intervals at 40 per second: 3,000 ms.
+    assert!(
+        (2_850..=3_150).contains(&span),
+        "121 sends at 40/s took {span} ms"
+    );
+}
+
+#[tokio::test]
+async fn bad_audiences_are_refused_naming_the_line() {
+    let app = spawn_app().await;
+    let token = app.token(Role::Marketer);
+    let upload = |csv: &'static str| {
+        app.http
+            .post(format!(
+                "{}/v1/campaigns?name=Teas&message=%7B%22text%22%3A%22hi%22%7D",
+                app.address
+            ))
+            .bearer_auth(&token)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+    };
+    let cases = [
+        ("name,email\nAda,ada@example.com\n", "line 1"),
+        ("psid,name\n9701,Ada\nnot a psid,Bob\n", "line 3"),
+        ("psid\n9701\n9702\n9701\n", "line 4"),
+        ("psid\n", "audience"),
+        ("psid\n9701\n\n9702\n", "line 3"),
+    ];
+    for (csv, field) in cases {
+        let r = upload(csv).await.expect("upload");
+        assert_eq!(r.status().as_u16(), 400, "{csv:?}");
+        let problem: Value = r.json().await.expect("json");
+        assert_eq!(problem["errors"][0]["field"], field, "{csv:?}: {problem}");
+    }
+    let r = upload("psid,name\n9701,\"Lovelace, Ada\"\n9702,Bob\n\n")
+        .await
+        .expect("upload");
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = r.json().await.expect("json");
+    assert_eq!(created["counts"]["audience"], 2, "{created}");
+
+    let mut repeated = offer(&["9801", "9802", "9801"]);
+    let (status, problem) = app
+        .call(Role::Marketer, "/v1/campaigns", repeated.clone())
+        .await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (400, Some("audience.psids[2]")),
+        "{problem}"
+    );
+    repeated["audience"] = json!({"segment": "everyone"});
+    let (status, problem) = app
+        .call(Role::Marketer, "/v1/campaigns", repeated.clone())
+        .await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (400, Some("audience.segment")),
+        "{problem}"
+    );
+    repeated["audience"] = json!({"psids": []});
+    let (status, problem) = app.call(Role::Marketer, "/v1/campaigns", repeated).await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (400, Some("audience")),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn the_segment_is_everyone_opted_in_to_marketing_and_not_opted_out() {
+    let app = spawn_app().await;
+    subscriber(&app, "9901", "Europe/Berlin").await;
+    subscriber(&app, "9902", "Europe/Berlin").await;
+    app.user_writes("9902", "STOP", None).await;
+    app.user_writes("9903", "hi", None).await;
+    let mut body = offer(&[]);
+    body["audience"] = json!({"segment": "marketing_opted_in"});
+    let created = create(&app, body).await;
+    assert_eq!(created["counts"]["audience"], 1, "{created}");
+    let done = run(&app, created["id"].as_str().expect("id")).await;
+    assert_eq!(done["counts"]["sent"], 1);
+    assert_eq!(app.inbox("9901").len(), 1);
+}
+
+#[tokio::test]
+async fn only_marketers_and_admins_touch_campaigns() {
+    let app = spawn_app().await;
+    subscriber(&app, "9911", "Europe/Berlin").await;
+    for (role, expected) in [
+        (Role::Backend, 403),
+        (Role::Compliance, 403),
+        (Role::Marketer, 201),
+        (Role::Admin, 201),
+    ] {
+        let (status, body) = app.call(role, "/v1/campaigns", offer(&["9911"])).await;
+        assert_eq!(status, expected, "{role}: {body}");
+    }
+    let r = app
+        .get("/v1/campaigns", Some(&app.token(Role::Backend)))
+        .await;
+    assert_eq!(r.status().as_u16(), 403);
+    let r = app
+        .get("/v1/campaigns", Some(&app.token(Role::Marketer)))
+        .await;
+    let list: Value = r.json().await.expect("json");
+    assert_eq!(list["campaigns"].as_array().map(Vec::len), Some(2));
+}
