@@ -9,9 +9,10 @@
 //! cargo run --release --example loadgen -- e2e            # accepted → delivered, and the ceiling
 //! cargo run --release --example loadgen -- floors         # what any gateway costs on this machine
 //! cargo run --release --example loadgen -- coldstart      # start-up with 0 and 1,000,000 audit entries
+//! cargo run --release --example loadgen -- campaign       # a CSV audience of 10,000 and of 1,000,000
 //! ```
 //! Options: `--clients N` (64), `--requests N` (100000), `--rate N` (5000), `--pages N` (200),
-//! `--audit-entries N` (1000000).
+//! `--audit-entries N` (1000000), `--audience N` (1000000, the campaign run's larger audience).
 //!
 //! The gateway, the floors and the relay run as child processes of this program (it starts
 //! itself again with `gateway …`, `floor …` or `relay …`), so their resident memory is their
@@ -46,6 +47,7 @@ struct Options {
     rate: usize,
     pages: usize,
     audit_entries: usize,
+    audience: usize,
 }
 
 fn options() -> Options {
@@ -56,6 +58,7 @@ fn options() -> Options {
         rate: 5_000,
         pages: 200,
         audit_entries: 1_000_000,
+        audience: 1_000_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -66,6 +69,7 @@ fn options() -> Options {
             "--rate" => o.rate = num(),
             "--pages" => o.pages = num(),
             "--audit-entries" => o.audit_entries = num(),
+            "--audience" => o.audience = num(),
             run => o.runs.push(run.to_owned()),
         }
     }
@@ -647,6 +651,167 @@ async fn floors(o: &Options) -> Vec<Row> {
     vec![accept_floor, relay_row, ceiling]
 }
 
+/// CPU time (user + system) process `pid` has used, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A campaign to a CSV audience of 10,000 and of `--audience` PSIDs, uploaded as a stream: how
+/// long the upload takes, when the first message reaches Messenger, the gateway's peak memory,
+/// and the CPU the scheduler spends per recipient it hands to the policy, next to the CPU of a
+/// plain accept over HTTP. The first 100 recipients opted in and wrote today; the rest never
+/// opted in, so the policy refuses them (each refusal is a decision written, as a send is).
+async fn campaign(o: &Options) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let marketer = JwtKeys::new(&SecretString::from(JWT_SECRET), None, None)
+        .issue(
+            "loadgen-marketing",
+            Role::Marketer,
+            Duration::from_secs(3600),
+        )
+        .expect("token");
+    for audience in [10_000, o.audience] {
+        let rig = Rig::start(1, None).await;
+        let opted_in = 100.min(audience);
+        sandbox_users(&rig.sandbox, &rig.http, o.clients, opted_in).await;
+        let (http, base, token) = (rig.http.clone(), rig.base().to_owned(), rig.token.clone());
+        closed_loop(o.clients, opted_in, move |i| {
+            let consent = http
+                .post(format!("{base}/v1/consents"))
+                .bearer_auth(&token)
+                .json(&json!({"recipient": {"psid": psid(i)}, "scope": "marketing",
+                              "source": "loadgen", "evidence": "generated"}));
+            let now = chrono::Utc::now().timestamp_millis();
+            let event = json!({"object": "page", "entry": [{"id": page_id(0), "time": now,
+                "messaging": [{"sender": {"id": psid(i)}, "recipient": {"id": page_id(0)},
+                               "timestamp": now, "message": {"mid": format!("m_lg_{i}"), "text": "hi"}}]}]});
+            let body = serde_json::to_vec(&event).expect("json");
+            let webhook = http
+                .post(format!("{base}/webhooks/messenger"))
+                .header("content-type", "application/json")
+                .header(
+                    "X-Hub-Signature-256",
+                    herald::messenger::sign(APP_SECRET.as_bytes(), &body),
+                )
+                .body(body);
+            async move {
+                consent.send().await.is_ok_and(|r| r.status().as_u16() == 201)
+                    && webhook.send().await.is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await;
+        rig.gateway.reset_peak();
+        let mut csv = String::with_capacity(audience * 12);
+        csv.push_str("psid\n");
+        for i in 0..audience {
+            csv.push_str(&psid(i));
+            csv.push('\n');
+        }
+        let pid = rig.gateway.child.id();
+        let start = Instant::now();
+        let created: serde_json::Value = rig
+            .http
+            .post(format!(
+                "{}/v1/campaigns?name=loadgen&message=%7B%22text%22%3A%22Winter%20teas%22%7D&rate_per_second=300",
+                rig.base()
+            ))
+            .bearer_auth(&marketer)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .expect("upload")
+            .json()
+            .await
+            .expect("json");
+        let uploaded = start.elapsed().as_secs_f64();
+        assert_eq!(created["counts"]["audience"], audience, "{created}");
+        let first = delivered(&rig.sandbox, 1, start).await;
+        // The scheduler's own cost: ten seconds of handing recipients to the policy.
+        let id = created["id"].as_str().expect("id").to_owned();
+        let handed = |c: &serde_json::Value| {
+            let n = |k: &str| c["counts"][k].as_u64().unwrap_or(0);
+            audience as u64 - n("pending")
+        };
+        let read = |http: reqwest::Client, base: String, id: String, token: String| async move {
+            http.get(format!("{base}/v1/campaigns/{id}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("get")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        };
+        let before = read(
+            rig.http.clone(),
+            rig.base().to_owned(),
+            id.clone(),
+            marketer.clone(),
+        )
+        .await;
+        let cpu_before = cpu_seconds(pid);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let after = read(
+            rig.http.clone(),
+            rig.base().to_owned(),
+            id.clone(),
+            marketer.clone(),
+        )
+        .await;
+        let cpu = cpu_seconds(pid) - cpu_before;
+        let recipients = handed(&after).saturating_sub(handed(&before));
+        rows.push(Row {
+            run: format!("campaign, CSV audience {audience}"),
+            count: audience,
+            seconds: uploaded,
+            latencies_us: Vec::new(),
+            rss_mb: Some(rig.gateway.peak_rss_mb()),
+            note: format!(
+                "upload {uploaded:.2} s; first send {first:.2} s after the upload began; \
+                 scheduler {:.0} µs CPU per recipient ({recipients} in 10 s)",
+                cpu * 1e6 / recipients.max(1) as f64
+            ),
+        });
+    }
+    // The accept path's CPU per message, for comparison.
+    let rig = Rig::start(1, None).await;
+    let recipients = recipients_for(20_000);
+    consents(&rig, o.clients, recipients).await;
+    sandbox_users(&rig.sandbox, &rig.http, o.clients, recipients).await;
+    let pid = rig.gateway.child.id();
+    let cpu_before = cpu_seconds(pid);
+    let job = shipping_job(&rig.http, rig.base(), &rig.token, &rig.pages, recipients);
+    let (latencies_us, seconds) = closed_loop(o.clients, 20_000, job).await;
+    let cpu = cpu_seconds(pid) - cpu_before;
+    rows.push(Row {
+        run: "accept over HTTP, for comparison".into(),
+        count: 20_000,
+        seconds,
+        latencies_us,
+        rss_mb: Some(rig.gateway.peak_rss_mb()),
+        note: format!(
+            "{:.0} µs gateway CPU per accepted message (HTTP, JWT, JSON, decision, write; delivery alongside)",
+            cpu * 1e6 / 20_000.0
+        ),
+    });
+    rows
+}
+
 /// Time from nothing to a gateway that answers /readyz, with an empty store and with
 /// `entries` audit entries.
 async fn coldstart(o: &Options) -> Vec<Row> {
@@ -786,7 +951,10 @@ async fn main() -> std::process::ExitCode {
             "e2e" => e2e(&o).await,
             "floors" => floors(&o).await,
             "coldstart" => coldstart(&o).await,
-            other => panic!("unknown run {other}: accept, latency, e2e, floors, coldstart"),
+            "campaign" => campaign(&o).await,
+            other => {
+                panic!("unknown run {other}: accept, latency, e2e, floors, coldstart, campaign")
+            }
         };
         for mut row in rows {
             row.print();

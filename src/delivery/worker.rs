@@ -59,6 +59,9 @@ pub enum Processed {
     Skipped,
 }
 
+/// How long a campaign's message steps back when its page has no capacity free.
+const CAMPAIGN_BACKOFF_MS: i64 = 50;
+
 /// How often a message of a paused campaign is looked at again.
 const PAUSED_CAMPAIGN_RECHECK_SECONDS: i64 = 5;
 
@@ -308,10 +311,18 @@ impl Worker {
         };
         let body = render(&record.content, &decision, target);
         let per_second = self.herald.policy().page_rate_per_second();
-        self.pacer
-            .limiter(per_second)
-            .until_key_ready(&record.page_id)
-            .await;
+        let limiter = self.pacer.limiter(per_second);
+        if record.campaign.is_some() {
+            // Transactional traffic goes first: a campaign's message takes the page's capacity
+            // only when it is free now, and otherwise steps back a little.
+            if limiter.check_key(&record.page_id).is_err() {
+                let later = now + chrono::Duration::milliseconds(CAMPAIGN_BACKOFF_MS);
+                self.change(id, Event::Postpone(later), now).await?;
+                return Ok(Processed::Retrying);
+            }
+        } else {
+            limiter.until_key_ready(&record.page_id).await;
+        }
         match self
             .graph
             .send(&record.page_id, &page.access_token, &body)

@@ -5,7 +5,7 @@ use chrono::Duration;
 use herald::domain::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{at, spawn_app, TestApp};
+use crate::helpers::{at, policy_copy, spawn_app, spawn_app_with, TestApp, TestOptions};
 
 /// Someone who opted in to marketing on the page, living in `timezone`.
 async fn subscriber(app: &TestApp, psid: &str, timezone: &str) {
@@ -432,4 +432,109 @@ async fn only_marketers_and_admins_touch_campaigns() {
         .await;
     let list: Value = r.json().await.expect("json");
     assert_eq!(list["campaigns"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn transactional_messages_go_ahead_of_a_campaign_that_fills_the_page() {
+    // The page may take 10 sends a second, and the campaign asks for all of them.
+    let dir = policy_copy(|text| {
+        text.replace("[send_rate]\nper_page = 300", "[send_rate]\nper_page = 10")
+    });
+    let app = spawn_app_with(TestOptions {
+        policy_dir: Some(dir.path().to_path_buf()),
+        ..TestOptions::default()
+    })
+    .await;
+    let psids: Vec<String> = (0..30).map(|i| format!("97{i:02}")).collect();
+    for p in &psids {
+        subscriber(&app, p, "Europe/Berlin").await;
+    }
+    let support: Vec<String> = (0..8).map(|i| format!("98{i:02}")).collect();
+    for p in &support {
+        app.user_writes(p, "where is my order?", None).await;
+    }
+    let mut body = offer(&psids.iter().map(String::as_str).collect::<Vec<_>>());
+    body["rate_per_second"] = json!(10);
+    let id = create(&app, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.tick().await;
+    // Eight replies at once, while the campaign has the page's whole pace.
+    for p in &support {
+        let (status, answer) = app.respond(p, "It ships today.").await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    let mut done = Value::Null;
+    for _ in 0..20 {
+        done = run(&app, &id).await;
+        if done["status"] == "completed" {
+            break;
+        }
+    }
+    assert_eq!(done["counts"]["sent"], 30, "{done}");
+    let replies: Vec<_> = support
+        .iter()
+        .map(|p| app.inbox(p)[0].received_at)
+        .collect();
+    let (first, last) = (
+        *replies.iter().min().expect("first"),
+        *replies.iter().max().expect("last"),
+    );
+    let interleaved = psids
+        .iter()
+        .map(|p| app.inbox(p)[0].received_at)
+        .filter(|t| *t > first && *t < last)
+        .count();
+    assert!(
+        interleaved <= 2,
+        "the replies took the page's capacity first, yet {interleaved} campaign sends came between them"
+    );
+}
+
+/// `herald campaign watch` as a user runs it, against `app`.
+async fn watch(app: &TestApp, id: &str) -> std::process::Output {
+    let (address, token, id) = (
+        app.address.clone(),
+        app.token(Role::Marketer),
+        id.to_owned(),
+    );
+    // The gateway runs on this test's runtime: wait for the command on another thread.
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["campaign", "watch", &id, "--url", &address])
+            .env("HERALD_TOKEN", token)
+            .output()
+            .expect("run herald campaign watch")
+    })
+    .await
+    .expect("watch")
+}
+
+#[tokio::test]
+async fn campaign_watch_follows_a_campaign_until_it_completes() {
+    let app = spawn_app().await;
+    subscriber(&app, "9951", "Europe/Berlin").await;
+    app.user_writes("9952", "hi", None).await;
+    let id = create(&app, offer(&["9951", "9952"])).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // The gateway's own scheduler and worker carry the campaign while the command watches.
+    let out = watch(&app, &id).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&id), "{stdout}");
+    assert!(stdout.contains("completed"), "{stdout}");
+    assert!(stdout.contains("sent 1"), "{stdout}");
+    assert!(stdout.contains("denied no_consent=1"), "{stdout}");
+
+    let out = watch(&app, "cmp_01J0000000000000000000000").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
 }

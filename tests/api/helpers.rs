@@ -81,6 +81,28 @@ pub fn policy_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies")
 }
 
+/// A copy of the repository's policy files, with `edit` applied to `default.toml`.
+pub fn policy_copy(edit: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("policy dir");
+    write_policy(dir.path(), edit);
+    dir
+}
+
+pub fn write_policy(dir: &std::path::Path, edit: impl Fn(&str) -> String) {
+    for entry in std::fs::read_dir(policy_dir()).expect("policies") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).expect("read policy");
+            let text = if path.ends_with("default.toml") {
+                edit(&text)
+            } else {
+                text
+            };
+            std::fs::write(dir.join(path.file_name().expect("name")), text).expect("write");
+        }
+    }
+}
+
 /// Settings for a test gateway: short retry delays, every secret known to the test.
 pub fn test_settings(store: &std::path::Path, graph_base_url: &str) -> Settings {
     let mut s = Settings::default();

@@ -1,34 +1,10 @@
 //! The policy decides, and nothing else does: dated rules at the moment of the decision, which
 //! role may send what, and the page's pace — each changed only by the policy files.
 
-use std::path::Path;
-
 use herald::domain::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{at, policy_dir, spawn_app_with, TestApp, TestOptions};
-
-/// A copy of the repository's policy files, with `edit` applied to `default.toml`.
-fn policy_copy(edit: impl Fn(&str) -> String) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("policy dir");
-    write_policy(dir.path(), edit);
-    dir
-}
-
-fn write_policy(dir: &Path, edit: impl Fn(&str) -> String) {
-    for entry in std::fs::read_dir(policy_dir()).expect("policies") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            let text = std::fs::read_to_string(&path).expect("read policy");
-            let text = if path.ends_with("default.toml") {
-                edit(&text)
-            } else {
-                text
-            };
-            std::fs::write(dir.join(path.file_name().expect("name")), text).expect("write");
-        }
-    }
-}
+use crate::helpers::{at, policy_copy, spawn_app_with, write_policy, TestApp, TestOptions};
 
 /// Ada wrote to the page three days ago and consented to receipts at checkout: the window is
 /// shut.
