@@ -98,6 +98,12 @@ impl Application {
         };
         let clock = deps.clock.unwrap_or_else(SystemClock::shared);
         let pages = Pages::from_settings(&settings.messenger);
+        let graph = GraphClient::new(
+            &settings.messenger.graph_base_url,
+            &settings.messenger.graph_version,
+            settings.delivery.request_timeout(),
+        )
+        .context("cannot build the HTTP client")?;
         let herald = Arc::new(Herald::new(
             store,
             clock,
@@ -105,13 +111,8 @@ impl Application {
             settings.policy.dir.clone(),
             pages,
             settings.delivery.ttl.clone(),
+            graph.clone(),
         ));
-        let graph = GraphClient::new(
-            &settings.messenger.graph_base_url,
-            &settings.messenger.graph_version,
-            settings.delivery.request_timeout(),
-        )
-        .context("cannot build the HTTP client")?;
         let worker = Worker::new(Arc::clone(&herald), graph, settings.delivery.clone());
         let secret = |s: &Option<SecretString>| s.clone().unwrap_or_else(|| SecretString::from(""));
         let keys = Arc::new(JwtKeys::new(

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{Herald, Page};
-use crate::domain::{ConsentScope, OutboundMessage, RecipientRecord, Role, TokenStatus};
+use crate::domain::{
+    ConsentScope, OutboundMessage, Recipient, RecipientRecord, Role, TokenStatus,
+};
 use crate::policy::{evaluate, Decision, Facts, MarketingToken, PolicySet, RecentSend};
 use crate::store::StoreError;
 
@@ -31,7 +33,20 @@ impl Herald {
         role: Role,
         at: DateTime<Utc>,
     ) -> Result<Facts, StoreError> {
-        let key = message.recipient.key();
+        self.recipient_facts(policy, &message.recipient, page, role, at)
+            .await
+    }
+
+    /// Everything the store knows about `recipient` that bears on what `role` may send them.
+    pub(super) async fn recipient_facts(
+        &self,
+        policy: &PolicySet,
+        recipient: &Recipient,
+        page: &Page,
+        role: Role,
+        at: DateTime<Utc>,
+    ) -> Result<Facts, StoreError> {
+        let key = recipient.key();
         let record = self.store.recipient(&key).await?.unwrap_or_default();
         let since = at - policy.longest_frequency_window();
         let recent_sends = self.store.recent_sends(&key, since).await?;

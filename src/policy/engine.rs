@@ -229,11 +229,7 @@ impl<'a> Eval<'a> {
         let w = &p.windows;
         let routes: &'a Routes = &p.routes[category_index(cat)];
 
-        let by_message = f.last_user_interaction_at.map(|t| t + w.standard.length);
-        let by_optin = match self.message.recipient {
-            Recipient::UserRef(_) => f.user_ref_optin_at.map(|t| t + w.user_ref.length),
-            Recipient::Psid(_) => None,
-        };
+        let (by_message, by_optin) = window_ends(p, &self.message.recipient, f);
         let open = if by_message.is_some_and(|until| until > now) {
             Some((
                 &w.standard.meta,
@@ -247,19 +243,35 @@ impl<'a> Eval<'a> {
         } else {
             None
         };
+        let only_template = self
+            .message
+            .utility_template
+            .as_ref()
+            .filter(|_| self.message.content.is_utility_template());
         if let Some((meta, detail)) = open {
             self.pass(meta, detail);
-            self.pass(
-                &routes.inside_meta,
-                match routes.inside {
-                    MessagingType::Response => "inside the window: sent as RESPONSE",
-                    _ => "inside the window: sent as UPDATE",
-                },
-            );
+            // A message that is nothing but a utility template has no RESPONSE/UPDATE form;
+            // Messenger takes UTILITY inside the window as well.
+            let (messaging_type, template, detail) = match only_template {
+                Some(t) => (
+                    MessagingType::Utility,
+                    Some(t.clone()),
+                    "inside the window: the message is a utility template, sent as UTILITY",
+                ),
+                None => (
+                    routes.inside,
+                    None,
+                    match routes.inside {
+                        MessagingType::Response => "inside the window: sent as RESPONSE",
+                        _ => "inside the window: sent as UPDATE",
+                    },
+                ),
+            };
+            self.pass(&routes.inside_meta, detail);
             self.chosen = Some(Chosen {
-                messaging_type: Some(routes.inside),
+                messaging_type: Some(messaging_type),
                 tag: None,
-                template: None,
+                template,
                 via: Via::Recipient,
                 rule: &routes.inside_meta.id,
             });
@@ -294,6 +306,14 @@ impl<'a> Eval<'a> {
         };
         match &entry.value {
             Route::Deny => Err(self.deny(outside, outside_reason(cat), entry.label.clone())),
+            Route::Tag(_) | Route::MarketingToken if only_template.is_some() => Err(self.deny(
+                outside,
+                outside_reason(cat),
+                format!(
+                    "{}; this message is a utility template, which this rule does not send",
+                    entry.label
+                ),
+            )),
             Route::Tag(tag) => {
                 self.pass(outside, entry.label.clone());
                 self.chosen = Some(Chosen {
@@ -566,6 +586,34 @@ impl<'a> Eval<'a> {
         }
         Ok(())
     }
+}
+
+/// When the standard window (from the user's last message) and a checkbox opt-in's window
+/// close for `recipient`; `None` where there is no such window at all.
+fn window_ends(
+    policy: &PolicySet,
+    recipient: &Recipient,
+    facts: &Facts,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let w = &policy.windows;
+    let by_message = facts
+        .last_user_interaction_at
+        .map(|t| t + w.standard.length);
+    let by_optin = match recipient {
+        Recipient::UserRef(_) => facts.user_ref_optin_at.map(|t| t + w.user_ref.length),
+        Recipient::Psid(_) => None,
+    };
+    (by_message, by_optin)
+}
+
+/// Whether Messenger's window with `recipient` is open at `facts.now`, by the same rule the
+/// window stage of [`evaluate`] applies: for what may only go inside it, such as sender actions.
+pub fn window_open(policy: &PolicySet, recipient: &Recipient, facts: &Facts) -> bool {
+    let (by_message, by_optin) = window_ends(policy, recipient, facts);
+    [by_message, by_optin]
+        .into_iter()
+        .flatten()
+        .any(|until| until > facts.now)
 }
 
 fn outside_reason(cat: Category) -> Reason {

@@ -497,6 +497,21 @@ impl PolicySet {
         self.roles[role_index(role)].may_send.contains(category)
     }
 
+    /// The category whose outside-window rule names the utility template `name`, in any of its
+    /// dated entries (first in [`Category::ALL`] order): how a Send API request with
+    /// `messaging_type: UTILITY` is read back into a category.
+    pub fn category_of_template(&self, name: &str) -> Option<Category> {
+        Category::ALL
+            .into_iter()
+            .zip(&self.routes)
+            .find(|(_, r)| {
+                r.outside.entries.iter().any(
+                    |e| matches!(&e.value, Route::Utility(Some(t)) if t.name == name),
+                )
+            })
+            .map(|(c, _)| c)
+    }
+
     /// For `GET /v1/policy`: the version, the files, and every rule in words with its dates, in
     /// the order the engine checks them.
     pub fn summary(&self) -> Value {

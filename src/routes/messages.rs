@@ -4,7 +4,7 @@
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
 use super::{json_body, AppState};
-use crate::app::{IdempotencyKey, SendCommand};
+use crate::app::{IdempotencyKey, SendCommand, WhenDeferred};
 use crate::auth::Client;
 use crate::domain::{OutboundMessage, SendKind};
 use crate::error::ApiError;
@@ -77,6 +77,7 @@ async fn send(
             client,
             message,
             idempotency,
+            when_deferred: WhenDeferred::Queue,
         })
         .await?;
     Ok(HttpResponse::Accepted().json(acceptance))

@@ -70,10 +70,13 @@ enum T {
     /// rewritten at every status change, and stored once however many decisions share it:
     /// most decisions' traces are alike word for word.
     Traces,
+    /// Marketing Messages token → recipient key: who a Send API request addressed by token
+    /// (`recipient.notification_messages_token`) is.
+    MarketingTokens,
 }
 
 impl T {
-    const ALL: [T; 11] = [
+    const ALL: [T; 12] = [
         T::Messages,
         T::Outbox,
         T::Audit,
@@ -85,6 +88,7 @@ impl T {
         T::WebhookMids,
         T::ParkedEvents,
         T::Traces,
+        T::MarketingTokens,
     ];
 
     /// What the tree holds, for errors.
@@ -101,6 +105,7 @@ impl T {
             T::WebhookMids => "webhook mid",
             T::ParkedEvents => "parked webhook event",
             T::Traces => "decision trace",
+            T::MarketingTokens => "marketing token owner",
         }
     }
 
@@ -117,6 +122,7 @@ impl T {
             T::WebhookMids => "webhook_mids",
             T::ParkedEvents => "parked_events",
             T::Traces => "traces",
+            T::MarketingTokens => "marketing_tokens",
         }
     }
 }
