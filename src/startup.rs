@@ -21,9 +21,6 @@ use crate::policy::PolicySet;
 use crate::routes::{self, AppState};
 use crate::store::{SledStore, Store};
 
-/// Requests per second one client may make on the sending endpoints.
-const CLIENT_QUOTA_PER_SECOND: u32 = 20_000;
-
 /// A built application: bound to its port, store open, worker ready.
 pub struct Application {
     port: u16,
@@ -128,7 +125,7 @@ impl Application {
             Arc::clone(&herald),
             secret(&settings.messenger.app_secret),
             secret(&settings.messenger.verify_token),
-            CLIENT_QUOTA_PER_SECOND,
+            settings.server.client_requests_per_second,
         ));
         let port = listener.local_addr()?.port();
         let keys = web::Data::new(keys);

@@ -4,9 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Herald, Page};
-use crate::domain::{
-    ConsentScope, OutboundMessage, Recipient, RecipientRecord, Role, TokenStatus,
-};
+use crate::domain::{ConsentScope, OutboundMessage, Recipient, RecipientRecord, Role, TokenStatus};
 use crate::policy::{evaluate, Decision, Facts, MarketingToken, PolicySet, RecentSend};
 use crate::store::StoreError;
 

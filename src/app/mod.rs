@@ -25,8 +25,8 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-pub(crate) use consent::push_consent;
 pub use actions::{SenderAction, SenderActionCommand, SenderActionError};
+pub(crate) use consent::push_consent;
 pub use consent::{ConsentCommand, ConsentView, OptOutScope, RecipientView};
 pub use errors::{CommandError, SendError, WebhookError};
 pub use messages::MessageView;

@@ -505,9 +505,10 @@ impl PolicySet {
             .into_iter()
             .zip(&self.routes)
             .find(|(_, r)| {
-                r.outside.entries.iter().any(
-                    |e| matches!(&e.value, Route::Utility(Some(t)) if t.name == name),
-                )
+                r.outside
+                    .entries
+                    .iter()
+                    .any(|e| matches!(&e.value, Route::Utility(Some(t)) if t.name == name))
             })
             .map(|(c, _)| c)
     }

@@ -63,6 +63,8 @@ pub struct TestOptions {
     pub policy_dir: Option<PathBuf>,
     /// A store to use in place of a fresh sled store (given the path it would have had).
     pub store: Option<OpenStore>,
+    /// Requests per second one client may make (default the gateway's).
+    pub client_quota: Option<u32>,
 }
 
 /// Opens a test's own store at the path the gateway's would have had.
@@ -141,6 +143,9 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     let mut settings = test_settings(&store_dir.path().join("store"), &sandbox_url);
     if let Some(dir) = options.policy_dir {
         settings.policy.dir = dir;
+    }
+    if let Some(quota) = options.client_quota {
+        settings.server.client_requests_per_second = quota;
     }
     let deps = Dependencies {
         clock: Some(clock.clone()),

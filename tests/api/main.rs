@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod crash;
 mod delivery;
+mod graph;
 mod marketing;
 mod sandbox;
 mod sending;
