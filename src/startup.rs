@@ -1,5 +1,6 @@
 //! Building and running the application: store → policy → service → worker → HTTP server.
 //! Shutdown runs the other way: stop intake, let in-flight sends finish, flush the store.
+//! SIGTERM or Ctrl-C shut down; SIGHUP reloads the policy.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -13,10 +14,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{Herald, Pages};
-use crate::auth::JwtKeys;
+use crate::auth::{Client, JwtKeys};
 use crate::clock::{SharedClock, SystemClock};
 use crate::configuration::Settings;
 use crate::delivery::{GraphClient, Worker};
+use crate::domain::Role;
 use crate::policy::PolicySet;
 use crate::routes::{self, AppState};
 use crate::store::{SledStore, Store};
@@ -177,8 +179,10 @@ impl Application {
             tracing::info!("shutting down: no new requests, finishing in-flight sends");
             handle.shutdown().await;
         });
+        let reloads = tokio::spawn(reload_on_sighup(Arc::clone(&self.handle.herald)));
         self.server.await?;
         signals.abort();
+        reloads.abort();
         self.handle.stop.cancel();
         let _ = self.worker_task.await;
         let _ = self.background.await;
@@ -208,6 +212,34 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The client name a reload by signal is audited under.
+pub const SIGHUP_CLIENT: &str = "SIGHUP";
+
+/// `kill -HUP` reloads the policy as `POST /v1/policy/reload` does: audited (as the client
+/// [`SIGHUP_CLIENT`]), and a bad file keeps the policy in force, with the errors logged.
+async fn reload_on_sighup(herald: Arc<Herald>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload the policy through the API");
+            return;
+        };
+        let operator = Client {
+            name: SIGHUP_CLIENT.to_owned(),
+            role: Role::Admin,
+        };
+        while hangups.recv().await.is_some() {
+            match herald.reload_policy(&operator).await {
+                Ok(version) => tracing::info!(%version, "policy reloaded on SIGHUP"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: the policy was not reloaded"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = herald;
 }
 
 /// Webhook events that failed to apply are tried again every few seconds.
