@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{Herald, Page};
-use crate::domain::{ConsentScope, OutboundMessage, Recipient, RecipientRecord, Role, TokenStatus};
+use crate::domain::{
+    ConsentScope, ConsentSource, OutboundMessage, Recipient, RecipientRecord, Role, TokenStatus,
+};
 use crate::policy::{evaluate, Decision, Facts, MarketingToken, PolicySet, RecentSend};
 use crate::store::StoreError;
 
@@ -73,6 +75,10 @@ fn facts_from(
         // the rule order), so a withdrawn consent reads as opted_out, not as no_consent.
         transactional_consent: record.ever_granted(ConsentScope::Transactional),
         marketing_consent: record.ever_granted(ConsentScope::Marketing),
+        transactional_consent_by_api: record
+            .ever_granted_by(ConsentScope::Transactional, &ConsentSource::Api),
+        marketing_consent_by_api: record
+            .ever_granted_by(ConsentScope::Marketing, &ConsentSource::Api),
         transactional_opted_out: record.opted_out(ConsentScope::Transactional),
         marketing_opted_out: record.opted_out(ConsentScope::Marketing),
         unreachable: record.unreachable_since.is_some(),

@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Duration, LocalResult, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{Number, Value};
 
@@ -158,23 +158,41 @@ impl<'a> Eval<'a> {
         self.pass(&role.meta, "this role may send this category");
 
         let consent = &p.consent[category_index(cat)];
-        let lacks_t = consent.transactional && !f.transactional_consent;
-        let lacks_m = consent.marketing && !f.marketing_consent;
+        // With `recorded_by = "api"` only consents a client recorded (with its evidence) count.
+        let (has_t, has_m) = if consent.by_api {
+            (f.transactional_consent_by_api, f.marketing_consent_by_api)
+        } else {
+            (f.transactional_consent, f.marketing_consent)
+        };
+        let lacks_t = consent.transactional && !has_t;
+        let lacks_m = consent.marketing && !has_m;
         if lacks_t || lacks_m {
-            let detail = match (lacks_t, lacks_m) {
-                (true, true) => "no transactional and no marketing consent is on record",
-                (true, false) => "no transactional consent is on record",
-                _ => "no marketing consent is on record",
+            let detail = match (lacks_t, lacks_m, consent.by_api) {
+                (true, true, false) => "no transactional and no marketing consent is on record",
+                (true, false, false) => "no transactional consent is on record",
+                (false, _, false) => "no marketing consent is on record",
+                (true, true, true) => {
+                    "no transactional and no marketing consent recorded through the API is on record"
+                }
+                (true, false, true) => "no transactional consent recorded through the API is on record",
+                (false, _, true) => "no marketing consent recorded through the API is on record",
             };
             return Err(self.deny(&consent.meta, Reason::NoConsent, detail));
         }
         self.pass(
             &consent.meta,
-            match (consent.transactional, consent.marketing) {
-                (false, false) => "this category needs no recorded consent",
-                (true, false) => "a transactional consent is on record",
-                (false, true) => "a marketing consent is on record",
-                (true, true) => "transactional and marketing consents are on record",
+            match (consent.transactional, consent.marketing, consent.by_api) {
+                (false, false, _) => "this category needs no recorded consent",
+                (true, false, false) => "a transactional consent is on record",
+                (false, true, false) => "a marketing consent is on record",
+                (true, true, false) => "transactional and marketing consents are on record",
+                (true, false, true) => {
+                    "a transactional consent recorded through the API is on record"
+                }
+                (false, true, true) => "a marketing consent recorded through the API is on record",
+                (true, true, true) => {
+                    "transactional and marketing consents recorded through the API are on record"
+                }
             },
         );
 
@@ -556,16 +574,26 @@ impl<'a> Eval<'a> {
             }
             let tz = f.timezone.unwrap_or(rule.timezone_if_unknown);
             let local = f.now.with_timezone(&tz);
-            if rule.allows(local.time()) {
+            let day_off = rule.is_day_off(local.weekday());
+            if !day_off && rule.allows(local.time()) {
                 self.pass(
                     &rule.meta,
                     "inside the sending hours in the recipient's time zone",
                 );
                 continue;
             }
-            let next = next_local(tz, local, rule.send_from);
+            let mut next = next_local(tz, local, rule.send_from);
+            // Past the days off: at most six in a row, since the loader refuses all seven.
+            for _ in 0..7 {
+                let there = next.with_timezone(&tz);
+                if !rule.is_day_off(there.weekday()) {
+                    break;
+                }
+                next = next_local(tz, there, rule.send_from);
+            }
             let detail = format!(
-                "it is {} in {}{}; sending resumes at {} there ({})",
+                "it is {} {} in {}{}; sending resumes at {} there ({})",
+                local.format("%A"),
                 local.format("%H:%M"),
                 tz.name(),
                 if f.timezone.is_none() {
