@@ -66,6 +66,29 @@ async fn json_of(r: Response) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Sends a request built by hand; its status and JSON body.
+async fn answered(r: reqwest::RequestBuilder) -> (u16, Value) {
+    json_of(r.send().await.expect("request")).await
+}
+
+/// The answer is exactly this Graph error, with this HTTP status.
+fn assert_refused(
+    status: u16,
+    answer: &Value,
+    expected_status: u16,
+    message: &str,
+    code: u32,
+    subcode: Option<u32>,
+) {
+    assert_eq!(status, expected_status, "{answer}");
+    assert_eq!(*answer, graph_error(answer, message, code, subcode));
+}
+
+/// The Graph error's `message` ("" when the answer is no Graph error).
+fn error_message(answer: &Value) -> &str {
+    answer["error"]["message"].as_str().unwrap_or_default()
+}
+
 /// A Graph error body with the trace id taken from the answer (it is random, or Herald's id).
 fn graph_error(body: &Value, message: &str, code: u32, subcode: Option<u32>) -> Value {
     let mut error = json!({
@@ -167,20 +190,15 @@ async fn a_missing_or_bad_token_is_oauth_error_190() {
     let r = app
         .http
         .post(format!("{}{ME_MESSAGES}", app.address))
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let (status, answer) = json_of(r).await;
-    assert_eq!(status, 401);
-    assert_eq!(
-        answer,
-        graph_error(
-            &answer,
-            "Invalid OAuth access token - missing bearer token",
-            190,
-            None
-        )
+        .json(&body);
+    let (status, answer) = answered(r).await;
+    assert_refused(
+        status,
+        &answer,
+        401,
+        "Invalid OAuth access token - missing bearer token",
+        190,
+        None,
     );
 
     let r = app
@@ -189,18 +207,13 @@ async fn a_missing_or_bad_token_is_oauth_error_190() {
             "{}{ME_MESSAGES}?access_token=EAAB-a-page-token",
             app.address
         ))
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let (status, answer) = json_of(r).await;
+        .json(&body);
+    let (status, answer) = answered(r).await;
     assert_eq!(status, 401);
     assert_eq!(answer["error"]["code"], 190, "{answer}");
     assert_eq!(answer["error"]["type"], "OAuthException");
     assert!(
-        answer["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("Invalid OAuth access token - invalid token")),
+        error_message(&answer).starts_with("Invalid OAuth access token - invalid token"),
         "{answer}"
     );
 }
@@ -272,9 +285,7 @@ async fn a_retired_tag_goes_out_as_the_utility_template_never_as_the_dead_tag() 
         "{answer}"
     );
     assert!(
-        answer["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("template_required")),
+        error_message(&answer).contains("template_required"),
         "{answer}"
     );
 }
@@ -329,11 +340,8 @@ async fn update_is_marketing_unless_x_herald_category_names_a_transactional_one(
         .post(format!("{}{ME_MESSAGES}", app.address))
         .bearer_auth(app.token(Role::Backend))
         .header("X-Herald-Category", "account_update")
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let (status, answer) = json_of(r).await;
+        .json(&body);
+    let (status, answer) = answered(r).await;
     assert_eq!(status, 200, "{answer}");
     let message = app
         .message(answer["message_id"].as_str().expect("id"))
@@ -400,15 +408,13 @@ async fn token_sends_are_marketing_and_answer_messengers_token_errors() {
     let unknown = json!({"recipient": {"notification_messages_token": "nope"},
                          "message": {"text": "x"}});
     let (status, answer) = json_of(app.graph_query_token(Role::Marketer, &unknown).await).await;
-    assert_eq!(status, 400);
-    assert_eq!(
-        answer,
-        graph_error(
-            &answer,
-            "(#100) Param recipient[notification_messages_token] is invalid or has expired",
-            100,
-            None
-        )
+    assert_refused(
+        status,
+        &answer,
+        400,
+        "(#100) Param recipient[notification_messages_token] is invalid or has expired",
+        100,
+        None,
     );
     app.drain().await;
     assert_eq!(app.inbox("7009").len(), 1, "nothing more went out");
@@ -451,21 +457,9 @@ async fn bad_requests_are_error_100_naming_the_parameter() {
             app.address
         ))
         .bearer_auth(app.token(Role::Backend))
-        .json(&json!({"message": {"attachment": {"type": "image", "payload": {"is_reusable": true}}}}))
-        .send()
-        .await
-        .expect("request");
-    let (status, answer) = json_of(r).await;
-    assert_eq!(status, 400);
-    assert_eq!(
-        answer,
-        graph_error(
-            &answer,
-            "(#100) Param filedata is not supported. Herald does not upload or store files: send attachments by `payload.url` (without is_reusable) or by an `attachment_id` uploaded to Messenger directly",
-            100,
-            None
-        )
-    );
+        .json(&json!({"message": {"attachment": {"type": "image", "payload": {"is_reusable": true}}}}));
+    let (status, answer) = answered(r).await;
+    assert_refused(status, &answer, 400, "(#100) Param filedata is not supported. Herald does not upload or store files: send attachments by `payload.url` (without is_reusable) or by an `attachment_id` uploaded to Messenger directly", 100, None);
     app.drain().await;
     assert!(app.inbox("7010").is_empty());
 }
@@ -510,15 +504,13 @@ async fn sender_actions_pass_through_only_while_the_window_is_open() {
     let before = app.stats().accepted;
 
     let (status, answer) = json_of(app.graph_query_token(Role::Backend, &typing).await).await;
-    assert_eq!(status, 400);
-    assert_eq!(
-        answer,
-        graph_error(
-            &answer,
-            "(#10) This message is sent outside of allowed window.",
-            10,
-            Some(2018278)
-        )
+    assert_refused(
+        status,
+        &answer,
+        400,
+        "(#10) This message is sent outside of allowed window.",
+        10,
+        Some(2018278),
     );
     assert_eq!(app.stats().accepted, before, "Messenger was not called");
 
