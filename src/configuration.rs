@@ -41,14 +41,23 @@ pub struct ServerSettings {
     /// Address to listen on; port 0 picks a free port.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Requests per second one client (JWT `sub`) may make on the sending endpoints; beyond it
+    /// Herald answers 429 (613 on the Graph-compatible endpoint).
+    #[serde(default = "default_client_requests_per_second")]
+    pub client_requests_per_second: u32,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            client_requests_per_second: default_client_requests_per_second(),
         }
     }
+}
+
+fn default_client_requests_per_second() -> u32 {
+    20_000
 }
 
 fn default_listen() -> String {

@@ -1,5 +1,6 @@
 //! Building and running the application: store → policy → service → worker → HTTP server.
 //! Shutdown runs the other way: stop intake, let in-flight sends finish, flush the store.
+//! SIGTERM or Ctrl-C shut down; SIGHUP reloads the policy.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -13,16 +14,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{Herald, Pages};
-use crate::auth::JwtKeys;
+use crate::auth::{Client, JwtKeys};
 use crate::clock::{SharedClock, SystemClock};
 use crate::configuration::Settings;
 use crate::delivery::{GraphClient, Worker};
+use crate::domain::Role;
 use crate::policy::PolicySet;
 use crate::routes::{self, AppState};
 use crate::store::{SledStore, Store};
-
-/// Requests per second one client may make on the sending endpoints.
-const CLIENT_QUOTA_PER_SECOND: u32 = 20_000;
 
 /// A built application: bound to its port, store open, worker ready.
 pub struct Application {
@@ -99,6 +98,12 @@ impl Application {
         };
         let clock = deps.clock.unwrap_or_else(SystemClock::shared);
         let pages = Pages::from_settings(&settings.messenger);
+        let graph = GraphClient::new(
+            &settings.messenger.graph_base_url,
+            &settings.messenger.graph_version,
+            settings.delivery.request_timeout(),
+        )
+        .context("cannot build the HTTP client")?;
         let herald = Arc::new(Herald::new(
             store,
             clock,
@@ -106,13 +111,8 @@ impl Application {
             settings.policy.dir.clone(),
             pages,
             settings.delivery.ttl.clone(),
+            graph.clone(),
         ));
-        let graph = GraphClient::new(
-            &settings.messenger.graph_base_url,
-            &settings.messenger.graph_version,
-            settings.delivery.request_timeout(),
-        )
-        .context("cannot build the HTTP client")?;
         let worker = Worker::new(Arc::clone(&herald), graph, settings.delivery.clone());
         let secret = |s: &Option<SecretString>| s.clone().unwrap_or_else(|| SecretString::from(""));
         let keys = Arc::new(JwtKeys::new(
@@ -128,7 +128,7 @@ impl Application {
             Arc::clone(&herald),
             secret(&settings.messenger.app_secret),
             secret(&settings.messenger.verify_token),
-            CLIENT_QUOTA_PER_SECOND,
+            settings.server.client_requests_per_second,
         ));
         let port = listener.local_addr()?.port();
         let keys = web::Data::new(keys);
@@ -182,8 +182,10 @@ impl Application {
             tracing::info!("shutting down: no new requests, finishing in-flight sends");
             handle.shutdown().await;
         });
+        let reloads = tokio::spawn(reload_on_sighup(Arc::clone(&self.handle.herald)));
         self.server.await?;
         signals.abort();
+        reloads.abort();
         self.handle.stop.cancel();
         let _ = self.worker_task.await;
         let _ = self.background.await;
@@ -233,6 +235,34 @@ async fn run_campaigns(herald: Arc<Herald>, stop: CancellationToken) {
             () = wake.notified() => {}
         }
     }
+}
+
+/// The client name a reload by signal is audited under.
+pub const SIGHUP_CLIENT: &str = "SIGHUP";
+
+/// `kill -HUP` reloads the policy as `POST /v1/policy/reload` does: audited (as the client
+/// [`SIGHUP_CLIENT`]), and a bad file keeps the policy in force, with the errors logged.
+async fn reload_on_sighup(herald: Arc<Herald>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload the policy through the API");
+            return;
+        };
+        let operator = Client {
+            name: SIGHUP_CLIENT.to_owned(),
+            role: Role::Admin,
+        };
+        while hangups.recv().await.is_some() {
+            match herald.reload_policy(&operator).await {
+                Ok(version) => tracing::info!(%version, "policy reloaded on SIGHUP"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: the policy was not reloaded"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = herald;
 }
 
 /// Webhook events that failed to apply are tried again every few seconds.

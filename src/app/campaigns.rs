@@ -22,7 +22,7 @@ use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{CommandError, Herald, IdempotencyKey, SendCommand, SendError};
+use super::{CommandError, Herald, IdempotencyKey, SendCommand, SendError, WhenDeferred};
 use crate::auth::Client;
 use crate::domain::audit::{AuditEntry, AuditKind};
 use crate::domain::campaign::{
@@ -635,6 +635,7 @@ impl Herald {
                 key,
             }),
             campaign: Some(c.id.clone()),
+            when_deferred: WhenDeferred::Queue,
         };
         match self.accept(command).await {
             // Allowed, deferred, or refused by the policy: each is counted where it stands.

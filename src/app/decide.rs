@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{Herald, Page};
-use crate::domain::{ConsentScope, OutboundMessage, RecipientRecord, Role, TokenStatus};
+use crate::domain::{
+    ConsentScope, ConsentSource, OutboundMessage, Recipient, RecipientRecord, Role, TokenStatus,
+};
 use crate::policy::{evaluate, Decision, Facts, MarketingToken, PolicySet, RecentSend};
 use crate::store::StoreError;
 
@@ -31,7 +33,20 @@ impl Herald {
         role: Role,
         at: DateTime<Utc>,
     ) -> Result<Facts, StoreError> {
-        let key = message.recipient.key();
+        self.recipient_facts(policy, &message.recipient, page, role, at)
+            .await
+    }
+
+    /// Everything the store knows about `recipient` that bears on what `role` may send them.
+    pub(super) async fn recipient_facts(
+        &self,
+        policy: &PolicySet,
+        recipient: &Recipient,
+        page: &Page,
+        role: Role,
+        at: DateTime<Utc>,
+    ) -> Result<Facts, StoreError> {
+        let key = recipient.key();
         let record = self.store.recipient(&key).await?.unwrap_or_default();
         let since = at - policy.longest_frequency_window();
         let recent_sends = self.store.recent_sends(&key, since).await?;
@@ -60,6 +75,10 @@ fn facts_from(
         // the rule order), so a withdrawn consent reads as opted_out, not as no_consent.
         transactional_consent: record.ever_granted(ConsentScope::Transactional),
         marketing_consent: record.ever_granted(ConsentScope::Marketing),
+        transactional_consent_by_api: record
+            .ever_granted_by(ConsentScope::Transactional, &ConsentSource::Api),
+        marketing_consent_by_api: record
+            .ever_granted_by(ConsentScope::Marketing, &ConsentSource::Api),
         transactional_opted_out: record.opted_out(ConsentScope::Transactional),
         marketing_opted_out: record.opted_out(ConsentScope::Marketing),
         unreachable: record.unreachable_since.is_some(),

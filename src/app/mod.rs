@@ -2,12 +2,14 @@
 //!
 //! Handlers, the CLI, a campaign scheduler or a second wire format call the core the same way:
 //! [`Herald::accept`] a [`SendCommand`], [`Herald::cancel`] a message, [`Herald::record_consent`],
-//! [`Herald::opt_out`], [`Herald::apply_webhook`], [`Herald::evaluate`]. The core gathers facts,
-//! asks the policy engine (once, in [`Herald::decide`]), moves messages through their lifecycle
-//! (`domain::lifecycle`) and writes through the [`Store`] interface. Its errors are domain errors
+//! [`Herald::opt_out`], [`Herald::apply_webhook`], [`Herald::evaluate`],
+//! [`Herald::sender_action`]. The core gathers facts, asks the policy engine (once, in
+//! [`Herald::decide`]), moves messages through their lifecycle (`domain::lifecycle`) and writes
+//! through the [`Store`] interface. Its errors are domain errors
 //! ([`SendError`], [`CommandError`], [`WebhookError`]); only `routes/` and `error.rs` turn them
 //! into status codes.
 
+mod actions;
 mod campaigns;
 mod consent;
 mod decide;
@@ -24,18 +26,20 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+pub use actions::{SenderAction, SenderActionCommand, SenderActionError};
 pub use campaigns::{Audience, CampaignView, ListKind, NewCampaign};
 pub(crate) use consent::push_consent;
 pub use consent::{ConsentCommand, ConsentView, OptOutScope, RecipientView};
 pub use errors::{CommandError, SendError, WebhookError};
 pub use messages::MessageView;
 pub use pages::{Page, Pages};
-pub use send::{IdempotencyKey, SendCommand};
+pub use send::{IdempotencyKey, SendCommand, WhenDeferred};
 pub use webhook::WebhookOutcome;
 
 use crate::auth::Client;
 use crate::clock::SharedClock;
 use crate::configuration::TtlSettings;
+use crate::delivery::GraphClient;
 use crate::domain::audit::{AuditEntry, AuditKind};
 use crate::policy::PolicySet;
 use crate::store::{Store, StoreError};
@@ -56,6 +60,9 @@ pub struct Herald {
     campaign_ticks: tokio::sync::Mutex<()>,
     /// How long a message of each category may wait before it expires.
     ttl: TtlSettings,
+    /// The Send API, for what goes out at once rather than through the outbox (sender
+    /// actions).
+    graph: GraphClient,
 }
 
 /// What `GET /readyz` reports.
@@ -75,6 +82,7 @@ impl Herald {
         policy_dir: PathBuf,
         pages: Pages,
         ttl: TtlSettings,
+        graph: GraphClient,
     ) -> Herald {
         Herald {
             store,
@@ -86,6 +94,7 @@ impl Herald {
             campaigns_wake: Arc::new(Notify::new()),
             campaign_ticks: tokio::sync::Mutex::new(()),
             ttl,
+            graph,
         }
     }
 

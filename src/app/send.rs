@@ -10,9 +10,10 @@ use crate::auth::Client;
 use crate::domain::campaign::CampaignId;
 use crate::domain::lifecycle::{self, MessageStatus};
 use crate::domain::{
-    Acceptance, Content, FieldError, MessageId, MessageRecord, OutboundMessage, SendAnswer,
+    Acceptance, Content, FieldError, MessageId, MessageRecord, OutboundMessage, PageId, Psid,
+    SendAnswer,
 };
-use crate::policy::{Decision, TraceStep};
+use crate::policy::{Decision, Outcome, Reason, TraceStep};
 use crate::store::{Accepted, IdempotencyWrite, NewMessage, StoreError};
 
 /// A send, as a client asked for it: already parsed into domain types.
@@ -24,6 +25,19 @@ pub struct SendCommand {
     pub idempotency: Option<IdempotencyKey>,
     /// The campaign this send belongs to, if any.
     pub campaign: Option<CampaignId>,
+    /// What becomes of a message the policy defers.
+    pub when_deferred: WhenDeferred,
+}
+
+/// What becomes of a message the policy defers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenDeferred {
+    /// Queued for the moment the decision names (Herald's own API).
+    Queue,
+    /// Refused, on record as denied, when deferred for one of these reasons. A Send API client
+    /// expects "sent" or an error, and resends on the errors Messenger gives; a message kept
+    /// for later as well would reach the person twice.
+    Refuse(&'static [Reason]),
 }
 
 /// An idempotency key and the sha256 of the request it was first used with.
@@ -59,12 +73,24 @@ fn content_sha256(content: &Content) -> Result<String, StoreError> {
 impl Herald {
     /// The page a message names, or the default page; an unknown page is a bad field.
     pub fn resolve_page(&self, message: &OutboundMessage) -> Result<&Page, Vec<FieldError>> {
-        self.pages.resolve(message.page_id.as_ref()).ok_or_else(|| {
+        self.page(message.page_id.as_ref())
+    }
+
+    /// The page named, or the default page; an unknown page is a bad field.
+    pub fn page(&self, id: Option<&PageId>) -> Result<&Page, Vec<FieldError>> {
+        self.pages.resolve(id).ok_or_else(|| {
             vec![FieldError::new(
                 "page_id",
                 "is not a page configured in [messenger.pages]",
             )]
         })
+    }
+
+    /// The PSID whose current Marketing Messages token is `token`: how a Send API request
+    /// addressed by token (`recipient.notification_messages_token`) finds its person.
+    pub async fn marketing_token_owner(&self, token: &str) -> Result<Option<Psid>, StoreError> {
+        let key = self.store.marketing_token_owner(token).await?;
+        Ok(key.and_then(|k| Psid::parse(&k).ok()))
     }
 
     /// Decides on a send and, unless it is a replay, stores it durably before answering: an
@@ -81,9 +107,14 @@ impl Herald {
             .resolve_page(&cmd.message)
             .map_err(SendError::Invalid)?;
         let expires_at = self.expiry(&cmd.message, now)?;
-        let decision = self
+        let mut decision = self
             .decide(&cmd.message, page, cmd.client.role, now)
             .await?;
+        if let WhenDeferred::Refuse(reasons) = cmd.when_deferred {
+            if decision.outcome == Outcome::Defer && reasons.contains(&decision.reason) {
+                decision.outcome = Outcome::Deny;
+            }
+        }
         let mut record = new_record(&cmd.client, cmd.message, page, decision, expires_at, now)?;
         record.campaign = cmd.campaign.as_ref().map(CampaignId::to_string);
         let effects = lifecycle::accepted(&mut record);

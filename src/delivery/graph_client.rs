@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,6 +15,13 @@ use crate::messenger::{ErrorClass, GraphError};
 #[derive(Debug, Clone, Deserialize)]
 pub struct Sent {
     pub message_id: String,
+    #[serde(default)]
+    pub recipient_id: Option<String>,
+}
+
+/// A sender action Messenger took: it answers no message id.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActionSent {
     #[serde(default)]
     pub recipient_id: Option<String>,
 }
@@ -67,6 +75,26 @@ impl GraphClient {
         token: &SecretString,
         body: &Value,
     ) -> Result<Sent, SendFailure> {
+        self.post(page_id, token, body).await
+    }
+
+    /// `POST /{version}/{page_id}/messages` with a `sender_action` body, which Messenger
+    /// answers with `recipient_id` only.
+    pub async fn sender_action(
+        &self,
+        page_id: &str,
+        token: &SecretString,
+        body: &Value,
+    ) -> Result<ActionSent, SendFailure> {
+        self.post(page_id, token, body).await
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        page_id: &str,
+        token: &SecretString,
+        body: &Value,
+    ) -> Result<T, SendFailure> {
         let url = format!("{}/{page_id}/messages", self.base);
         let response = self
             .http
@@ -92,7 +120,7 @@ impl GraphClient {
             detail: e.without_url().to_string(),
         })?;
         if status.is_success() {
-            if let Ok(sent) = serde_json::from_slice::<Sent>(&bytes) {
+            if let Ok(sent) = serde_json::from_slice::<T>(&bytes) {
                 return Ok(sent);
             }
         }

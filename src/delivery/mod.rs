@@ -4,6 +4,6 @@ mod graph_client;
 mod retry;
 mod worker;
 
-pub use graph_client::{GraphClient, SendFailure, Sent};
+pub use graph_client::{ActionSent, GraphClient, SendFailure, Sent};
 pub use retry::retry_delay;
 pub use worker::{Processed, Worker};

@@ -68,6 +68,15 @@ impl Content {
             Content::ShippingUpdate(_) => false,
         }
     }
+
+    /// A Messenger message that is nothing but a utility template (`message.template`, as the
+    /// Send API takes it with `messaging_type: UTILITY`): it can only ever go as UTILITY.
+    pub fn is_utility_template(&self) -> bool {
+        match self {
+            Content::Message(m) => m.get("template").is_some(),
+            Content::Receipt(_) | Content::ShippingUpdate(_) => false,
+        }
+    }
 }
 
 /// A utility template (`messaging_type: UTILITY`) with positional parameters.

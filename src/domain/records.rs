@@ -208,6 +208,13 @@ impl RecipientRecord {
             .iter()
             .any(|c| c.scope == scope && c.action == ConsentAction::Grant)
     }
+
+    /// A grant of `scope` from `source` was ever recorded, even if withdrawn since.
+    pub fn ever_granted_by(&self, scope: ConsentScope, source: &ConsentSource) -> bool {
+        self.consents
+            .iter()
+            .any(|c| c.scope == scope && c.action == ConsentAction::Grant && c.source == *source)
+    }
 }
 
 /// A message accepted for delivery: queued now, or deferred to `not_before`.

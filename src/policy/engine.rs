@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Duration, LocalResult, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{Number, Value};
 
@@ -158,23 +158,41 @@ impl<'a> Eval<'a> {
         self.pass(&role.meta, "this role may send this category");
 
         let consent = &p.consent[category_index(cat)];
-        let lacks_t = consent.transactional && !f.transactional_consent;
-        let lacks_m = consent.marketing && !f.marketing_consent;
+        // With `recorded_by = "api"` only consents a client recorded (with its evidence) count.
+        let (has_t, has_m) = if consent.by_api {
+            (f.transactional_consent_by_api, f.marketing_consent_by_api)
+        } else {
+            (f.transactional_consent, f.marketing_consent)
+        };
+        let lacks_t = consent.transactional && !has_t;
+        let lacks_m = consent.marketing && !has_m;
         if lacks_t || lacks_m {
-            let detail = match (lacks_t, lacks_m) {
-                (true, true) => "no transactional and no marketing consent is on record",
-                (true, false) => "no transactional consent is on record",
-                _ => "no marketing consent is on record",
+            let detail = match (lacks_t, lacks_m, consent.by_api) {
+                (true, true, false) => "no transactional and no marketing consent is on record",
+                (true, false, false) => "no transactional consent is on record",
+                (false, _, false) => "no marketing consent is on record",
+                (true, true, true) => {
+                    "no transactional and no marketing consent recorded through the API is on record"
+                }
+                (true, false, true) => "no transactional consent recorded through the API is on record",
+                (false, _, true) => "no marketing consent recorded through the API is on record",
             };
             return Err(self.deny(&consent.meta, Reason::NoConsent, detail));
         }
         self.pass(
             &consent.meta,
-            match (consent.transactional, consent.marketing) {
-                (false, false) => "this category needs no recorded consent",
-                (true, false) => "a transactional consent is on record",
-                (false, true) => "a marketing consent is on record",
-                (true, true) => "transactional and marketing consents are on record",
+            match (consent.transactional, consent.marketing, consent.by_api) {
+                (false, false, _) => "this category needs no recorded consent",
+                (true, false, false) => "a transactional consent is on record",
+                (false, true, false) => "a marketing consent is on record",
+                (true, true, false) => "transactional and marketing consents are on record",
+                (true, false, true) => {
+                    "a transactional consent recorded through the API is on record"
+                }
+                (false, true, true) => "a marketing consent recorded through the API is on record",
+                (true, true, true) => {
+                    "transactional and marketing consents recorded through the API are on record"
+                }
             },
         );
 
@@ -229,11 +247,7 @@ impl<'a> Eval<'a> {
         let w = &p.windows;
         let routes: &'a Routes = &p.routes[category_index(cat)];
 
-        let by_message = f.last_user_interaction_at.map(|t| t + w.standard.length);
-        let by_optin = match self.message.recipient {
-            Recipient::UserRef(_) => f.user_ref_optin_at.map(|t| t + w.user_ref.length),
-            Recipient::Psid(_) => None,
-        };
+        let (by_message, by_optin) = window_ends(p, &self.message.recipient, f);
         let open = if by_message.is_some_and(|until| until > now) {
             Some((
                 &w.standard.meta,
@@ -247,19 +261,35 @@ impl<'a> Eval<'a> {
         } else {
             None
         };
+        let only_template = self
+            .message
+            .utility_template
+            .as_ref()
+            .filter(|_| self.message.content.is_utility_template());
         if let Some((meta, detail)) = open {
             self.pass(meta, detail);
-            self.pass(
-                &routes.inside_meta,
-                match routes.inside {
-                    MessagingType::Response => "inside the window: sent as RESPONSE",
-                    _ => "inside the window: sent as UPDATE",
-                },
-            );
+            // A message that is nothing but a utility template has no RESPONSE/UPDATE form;
+            // Messenger takes UTILITY inside the window as well.
+            let (messaging_type, template, detail) = match only_template {
+                Some(t) => (
+                    MessagingType::Utility,
+                    Some(t.clone()),
+                    "inside the window: the message is a utility template, sent as UTILITY",
+                ),
+                None => (
+                    routes.inside,
+                    None,
+                    match routes.inside {
+                        MessagingType::Response => "inside the window: sent as RESPONSE",
+                        _ => "inside the window: sent as UPDATE",
+                    },
+                ),
+            };
+            self.pass(&routes.inside_meta, detail);
             self.chosen = Some(Chosen {
-                messaging_type: Some(routes.inside),
+                messaging_type: Some(messaging_type),
                 tag: None,
-                template: None,
+                template,
                 via: Via::Recipient,
                 rule: &routes.inside_meta.id,
             });
@@ -294,6 +324,14 @@ impl<'a> Eval<'a> {
         };
         match &entry.value {
             Route::Deny => Err(self.deny(outside, outside_reason(cat), entry.label.clone())),
+            Route::Tag(_) | Route::MarketingToken if only_template.is_some() => Err(self.deny(
+                outside,
+                outside_reason(cat),
+                format!(
+                    "{}; this message is a utility template, which this rule does not send",
+                    entry.label
+                ),
+            )),
             Route::Tag(tag) => {
                 self.pass(outside, entry.label.clone());
                 self.chosen = Some(Chosen {
@@ -544,16 +582,26 @@ impl<'a> Eval<'a> {
             }
             let tz = f.timezone.unwrap_or(rule.timezone_if_unknown);
             let local = f.now.with_timezone(&tz);
-            if rule.allows(local.time()) {
+            let day_off = rule.is_day_off(local.weekday());
+            if !day_off && rule.allows(local.time()) {
                 self.pass(
                     &rule.meta,
                     "inside the sending hours in the recipient's time zone",
                 );
                 continue;
             }
-            let next = next_local(tz, local, rule.send_from);
+            let mut next = next_local(tz, local, rule.send_from);
+            // Past the days off: at most six in a row, since the loader refuses all seven.
+            for _ in 0..7 {
+                let there = next.with_timezone(&tz);
+                if !rule.is_day_off(there.weekday()) {
+                    break;
+                }
+                next = next_local(tz, there, rule.send_from);
+            }
             let detail = format!(
-                "it is {} in {}{}; sending resumes at {} there ({})",
+                "it is {} {} in {}{}; sending resumes at {} there ({})",
+                local.format("%A"),
                 local.format("%H:%M"),
                 tz.name(),
                 if f.timezone.is_none() {
@@ -574,6 +622,34 @@ impl<'a> Eval<'a> {
         }
         Ok(())
     }
+}
+
+/// When the standard window (from the user's last message) and a checkbox opt-in's window
+/// close for `recipient`; `None` where there is no such window at all.
+fn window_ends(
+    policy: &PolicySet,
+    recipient: &Recipient,
+    facts: &Facts,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let w = &policy.windows;
+    let by_message = facts
+        .last_user_interaction_at
+        .map(|t| t + w.standard.length);
+    let by_optin = match recipient {
+        Recipient::UserRef(_) => facts.user_ref_optin_at.map(|t| t + w.user_ref.length),
+        Recipient::Psid(_) => None,
+    };
+    (by_message, by_optin)
+}
+
+/// Whether Messenger's window with `recipient` is open at `facts.now`, by the same rule the
+/// window stage of [`evaluate`] applies: for what may only go inside it, such as sender actions.
+pub fn window_open(policy: &PolicySet, recipient: &Recipient, facts: &Facts) -> bool {
+    let (by_message, by_optin) = window_ends(policy, recipient, facts);
+    [by_message, by_optin]
+        .into_iter()
+        .flatten()
+        .any(|until| until > facts.now)
 }
 
 fn outside_reason(cat: Category) -> Reason {

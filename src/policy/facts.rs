@@ -16,6 +16,11 @@ pub struct Facts {
     pub transactional_consent: bool,
     /// A consent of scope `marketing` is on record and was not withdrawn since.
     pub marketing_consent: bool,
+    /// A transactional consent was recorded by a client through the API (`POST /v1/consents`,
+    /// with its evidence), not only inferred from a webhook.
+    pub transactional_consent_by_api: bool,
+    /// A marketing consent was recorded by a client through the API.
+    pub marketing_consent_by_api: bool,
     /// The recipient opted out of transactional messages (`DELETE /v1/consents?scope=all`).
     pub transactional_opted_out: bool,
     /// The recipient opted out of marketing (stop keyword, stopped notifications, API).
@@ -63,6 +68,8 @@ impl Facts {
             role,
             transactional_consent: false,
             marketing_consent: false,
+            transactional_consent_by_api: false,
+            marketing_consent_by_api: false,
             transactional_opted_out: false,
             marketing_opted_out: false,
             unreachable: false,

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, Utc, Weekday};
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
@@ -542,9 +542,39 @@ impl Builder {
                 continue;
             };
             let path = format!("consent.{cat}");
-            let scopes: Vec<&str> = match &c.node.value {
+            // `{ scopes = …, recorded_by = "api" }`: the same scopes, counted only when a
+            // client recorded them through the API.
+            let (node, by_api) = match &c.node.value {
+                Value::Table(_) => {
+                    let what = format!("`{path}`");
+                    let Some(fields) = table(cx, &c.node, &what, &["scopes", "recorded_by"]) else {
+                        continue;
+                    };
+                    let by_api = match get(fields, "recorded_by") {
+                        None => false,
+                        Some(n) => match string(cx, n, &format!("`{path}.recorded_by`")) {
+                            Some("api") => true,
+                            Some("anyone") => false,
+                            Some(other) => {
+                                cx.err(
+                                    n.best_span(),
+                                    format!("`{path}.recorded_by`: `{other}` must be \"api\" (only consents recorded through POST /v1/consents count) or \"anyone\""),
+                                );
+                                continue;
+                            }
+                            None => continue,
+                        },
+                    };
+                    let Some(scopes) = required(cx, fields, &c.span(), "scopes", &what) else {
+                        continue;
+                    };
+                    (scopes, by_api)
+                }
+                _ => (&c.node, false),
+            };
+            let scopes: Vec<&str> = match &node.value {
                 Value::String(s) => vec![s.as_str()],
-                Value::Array(_) => match strings(cx, &c.node, &format!("`{path}`")) {
+                Value::Array(_) => match strings(cx, node, &format!("`{path}`")) {
                     Some(v) => v,
                     None => continue,
                 },
@@ -593,6 +623,7 @@ impl Builder {
                     meta: cx.meta(&path, &c.span()),
                     transactional,
                     marketing,
+                    by_api,
                 });
             }
         }
@@ -977,11 +1008,15 @@ impl Builder {
             cx,
             &x.node,
             &what,
-            &["send_from", "send_until", "timezone_if_unknown"],
+            &["send_from", "send_until", "timezone_if_unknown", "days_off"],
         ) else {
             return;
         };
         let span = x.span();
+        let days_off = match get(fields, "days_off") {
+            None => Some(Vec::new()),
+            Some(n) => weekdays(cx, n, &format!("`{path}.days_off`")),
+        };
         let from = required(cx, fields, &span, "send_from", &what)
             .and_then(|n| clock_time(cx, n, "`send_from`"));
         let until = required(cx, fields, &span, "send_until", &what)
@@ -990,7 +1025,9 @@ impl Builder {
             Some(n) => timezone(cx, n, "`timezone_if_unknown`"),
             None => Some(Tz::UTC),
         };
-        let (Some(send_from), Some(send_until), Some(tz)) = (from, until, tz) else {
+        let (Some(send_from), Some(send_until), Some(tz), Some(days_off)) =
+            (from, until, tz, days_off)
+        else {
             return;
         };
         if send_from == send_until {
@@ -1003,8 +1040,18 @@ impl Builder {
         if !self.claim(cx, path, &span) {
             return;
         }
+        let days = match days_off.as_slice() {
+            [] => String::new(),
+            days => format!(
+                ", never on {}",
+                days.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         let label = format!(
-            "{}: sent only between {} and {} in the recipient's time zone ({} when unknown); at other times they wait until {} there",
+            "{}: sent only between {} and {}{days} in the recipient's time zone ({} when unknown); at other times they wait until {} there",
             applies.names().join(", "),
             send_from.format("%H:%M"),
             send_until.format("%H:%M"),
@@ -1017,6 +1064,7 @@ impl Builder {
             send_from,
             send_until,
             timezone_if_unknown: tz,
+            days_off,
             label,
         });
     }
@@ -1184,6 +1232,38 @@ impl Builder {
             resume_keywords: self.resume,
         })
     }
+}
+
+/// `["sat", "sun"]`: days of the week, by their first three letters; not all seven.
+fn weekdays(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Vec<Weekday>> {
+    let names = strings(cx, node, what)?;
+    let mut days = Vec::new();
+    for name in names {
+        match name.parse::<Weekday>() {
+            Ok(d) if name.len() == 3 => {
+                if !days.contains(&d) {
+                    days.push(d);
+                }
+            }
+            _ => {
+                cx.err(
+                    node.best_span(),
+                    format!(
+                        "{what}: `{name}` is not a day; write mon, tue, wed, thu, fri, sat or sun"
+                    ),
+                );
+                return None;
+            }
+        }
+    }
+    if days.len() == 7 {
+        cx.err(
+            node.best_span(),
+            format!("{what}: every day is off, which leaves no day to send on; remove the category's messages from [roles] instead"),
+        );
+        return None;
+    }
+    Some(days)
 }
 
 fn single(route: Route) -> Dated<Route> {

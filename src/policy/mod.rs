@@ -21,7 +21,7 @@ mod tests;
 mod tree;
 
 pub use decision::{Decision, MessagingType, Outcome, Reason, StepResult, Tag, TraceStep, Via};
-pub use engine::evaluate;
+pub use engine::{evaluate, window_open};
 pub use errors::{PolicyError, PolicyErrors};
 pub use facts::{Facts, MarketingToken, RecentSend};
 pub use model::PolicySet;

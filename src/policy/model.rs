@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Duration, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
@@ -104,12 +104,15 @@ pub(crate) struct RoleRule {
     pub may_send: CategorySet,
 }
 
-/// `[consent] <category> = "transactional" | "marketing" | ["transactional", "marketing"] | "none"`.
+/// `[consent] <category> = "transactional" | "marketing" | ["transactional", "marketing"] | "none"`,
+/// or `{ scopes = …, recorded_by = "api" }`.
 #[derive(Debug, Clone)]
 pub(crate) struct ConsentRule {
     pub meta: Meta,
     pub transactional: bool,
     pub marketing: bool,
+    /// Only consents a client recorded through the API count (`recorded_by = "api"`).
+    pub by_api: bool,
 }
 
 /// Which recorded stop signal an opt-out rule looks at.
@@ -257,6 +260,8 @@ pub(crate) struct QuietHoursRule {
     /// Local time from which they wait for the next `send_from` (exclusive end of sending).
     pub send_until: NaiveTime,
     pub timezone_if_unknown: Tz,
+    /// Local days of the week on which nothing is sent at all (`days_off`).
+    pub days_off: Vec<Weekday>,
     pub label: String,
 }
 
@@ -268,6 +273,11 @@ impl QuietHoursRule {
         } else {
             t >= self.send_from || t < self.send_until
         }
+    }
+
+    /// Whether a local day is one of the days off.
+    pub fn is_day_off(&self, day: Weekday) -> bool {
+        self.days_off.contains(&day)
     }
 }
 
@@ -497,6 +507,22 @@ impl PolicySet {
         self.roles[role_index(role)].may_send.contains(category)
     }
 
+    /// The category whose outside-window rule names the utility template `name`, in any of its
+    /// dated entries (first in [`Category::ALL`] order): how a Send API request with
+    /// `messaging_type: UTILITY` is read back into a category.
+    pub fn category_of_template(&self, name: &str) -> Option<Category> {
+        Category::ALL
+            .into_iter()
+            .zip(&self.routes)
+            .find(|(_, r)| {
+                r.outside
+                    .entries
+                    .iter()
+                    .any(|e| matches!(&e.value, Route::Utility(Some(t)) if t.name == name))
+            })
+            .map(|(c, _)| c)
+    }
+
     /// For `GET /v1/policy`: the version, the files, and every rule in words with its dates, in
     /// the order the engine checks them.
     pub fn summary(&self) -> Value {
@@ -509,12 +535,15 @@ impl PolicySet {
             rules.push(rule_json(&rule.meta, "role", says));
         }
         for (cat, rule) in Category::ALL.iter().zip(&self.consent) {
-            let needs = match (rule.transactional, rule.marketing) {
+            let mut needs = match (rule.transactional, rule.marketing) {
                 (false, false) => "no recorded consent".to_owned(),
                 (true, false) => "a transactional consent".to_owned(),
                 (false, true) => "a marketing consent".to_owned(),
                 (true, true) => "both a transactional and a marketing consent".to_owned(),
             };
+            if rule.by_api {
+                needs.push_str(" recorded by a client through the API");
+            }
             rules.push(rule_json(
                 &rule.meta,
                 "consent",

@@ -29,7 +29,7 @@ use crate::domain::{
     UtilityTemplate,
 };
 
-const CASE_KEYS: [&str; 18] = [
+const CASE_KEYS: [&str; 19] = [
     "name",
     "now",
     "at",
@@ -39,6 +39,7 @@ const CASE_KEYS: [&str; 18] = [
     "recipient",
     "utility_template",
     "consents",
+    "api_consents",
     "opted_out",
     "unreachable",
     "last_user_interaction",
@@ -635,7 +636,12 @@ fn read_case(cx: &mut Cx<'_>, l: &Lookup<'_>, span: &Option<Range<usize>>) -> Op
         }
         Some((t, m))
     };
+    // A consent recorded through the API is a consent too.
     let consents = scopes(cx, "consents");
+    let api_consents = scopes(cx, "api_consents");
+    let consents = consents
+        .zip(api_consents)
+        .map(|((t, m), (at, am))| (t || at, m || am, at, am));
     let opted_out = scopes(cx, "opted_out");
     let unreachable = match l.get("unreachable") {
         Some(n) => boolean(cx, n, "`unreachable`"),
@@ -671,7 +677,12 @@ fn read_case(cx: &mut Cx<'_>, l: &Lookup<'_>, span: &Option<Range<usize>>) -> Op
         Some(content),
         Some(recipient),
         Some(utility_template),
-        Some((transactional_consent, marketing_consent)),
+        Some((
+            transactional_consent,
+            marketing_consent,
+            transactional_consent_by_api,
+            marketing_consent_by_api,
+        )),
         Some((transactional_opted_out, marketing_opted_out)),
         Some(unreachable),
         Some(marketing_token),
@@ -722,6 +733,8 @@ fn read_case(cx: &mut Cx<'_>, l: &Lookup<'_>, span: &Option<Range<usize>>) -> Op
                 role,
                 transactional_consent,
                 marketing_consent,
+                transactional_consent_by_api,
+                marketing_consent_by_api,
                 transactional_opted_out,
                 marketing_opted_out,
                 unreachable,

@@ -4,7 +4,7 @@
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
 use super::{json_body, AppState};
-use crate::app::{IdempotencyKey, SendCommand};
+use crate::app::{IdempotencyKey, SendCommand, WhenDeferred};
 use crate::auth::Client;
 use crate::domain::{OutboundMessage, SendKind};
 use crate::error::ApiError;
@@ -78,6 +78,7 @@ async fn send(
             message,
             idempotency,
             campaign: None,
+            when_deferred: WhenDeferred::Queue,
         })
         .await?;
     Ok(HttpResponse::Accepted().json(acceptance))

@@ -5,6 +5,8 @@
 
 mod campaigns;
 mod consents;
+mod graph;
+mod graph_error;
 mod health;
 mod messages;
 mod policy;
@@ -51,15 +53,23 @@ impl AppState {
 
     /// 429 when `client` is over its quota.
     pub fn check_quota(&self, client: &str) -> Result<(), ApiError> {
+        match self.quota_wait(client) {
+            Some(retry_after_secs) => Err(ApiError::TooManyRequests { retry_after_secs }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a request of `client` against its quota; when it is over, how many seconds to
+    /// wait.
+    pub fn quota_wait(&self, client: &str) -> Option<u64> {
         self.quota
             .check_key(&client.to_owned())
-            .map_err(|not_until| {
+            .err()
+            .map(|not_until| {
                 let wait = not_until.wait_time_from(governor::clock::Clock::now(
                     &governor::clock::DefaultClock::default(),
                 ));
-                ApiError::TooManyRequests {
-                    retry_after_secs: wait.as_secs().max(1),
-                }
+                wait.as_secs().max(1)
             })
     }
 }
@@ -74,6 +84,7 @@ pub fn json_body(bytes: &[u8]) -> Result<Value, ApiError> {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::configure)
         .configure(webhooks::configure)
+        .configure(graph::configure)
         .service(
             web::scope("/v1")
                 .configure(messages::configure)

@@ -210,6 +210,9 @@ pub trait Store: Send + Sync + 'static {
     /// A recipient by key (`Recipient::key`).
     async fn recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError>;
 
+    /// The key of the recipient whose current Marketing Messages token is `token`, if any.
+    async fn marketing_token_owner(&self, token: &str) -> Result<Option<String>, StoreError>;
+
     /// Changes a recipient by `change` and appends the audit entries it returns, in one durable
     /// transaction. With `seen`, an event whose `mid` was applied before changes nothing and
     /// `false` is returned, so that Messenger's redeliveries are harmless.

@@ -135,3 +135,48 @@ fn token_prints_a_jwt_signed_with_the_configured_secret() {
     );
     assert_eq!(bad.status.code(), Some(1));
 }
+
+#[test]
+fn the_strict_example_policy_passes_its_own_cases() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/examples/strict");
+    let out = herald(&["policy", "test", "--dir", &dir.to_string_lossy()], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("12 cases: 12 passed, 0 failed"), "{stdout}");
+    // The house rules are in it, not the defaults'.
+    for case in [
+        "a Messenger opt-in alone is not enough for marketing",
+        "a Sunday offer waits until Monday 08:00 in Berlin",
+        "a sixth transactional message in an hour is refused",
+    ] {
+        assert!(stdout.contains(case), "{case}: {stdout}");
+    }
+}
+
+#[test]
+fn a_policy_with_every_day_off_is_refused_naming_the_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let strict = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("policies/examples/strict/strict.toml");
+    let text = std::fs::read_to_string(strict).expect("strict policy");
+    let text = text.replace(
+        "days_off            = [\"sun\"]",
+        "days_off            = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]",
+    );
+    std::fs::write(dir.path().join("strict.toml"), text).expect("write");
+    let out = herald(
+        &["policy", "check", "--dir", &dir.path().to_string_lossy()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("strict.toml:") && stderr.contains("every day is off"),
+        "{stderr}"
+    );
+}

@@ -1,4 +1,5 @@
-//! The real binary, killed with SIGKILL while messages are in flight.
+//! The real binary: killed with SIGKILL while messages are in flight; sent SIGHUP to reload its
+//! policy.
 
 use herald::clock::SystemClock;
 use std::fs::File;
@@ -31,7 +32,7 @@ impl Drop for Gateway {
     }
 }
 
-fn write_config(dir: &Path, sandbox_url: &str, listen: &str) -> std::path::PathBuf {
+fn write_config(dir: &Path, sandbox_url: &str, listen: &str, policy: &Path) -> std::path::PathBuf {
     let path = dir.join("herald.toml");
     let text = format!(
         r#"
@@ -58,7 +59,7 @@ retry_max_ms = 200
 max_attempts = 1000
 "#,
         store = dir.join("store").display(),
-        policy = policy_dir().display(),
+        policy = policy.display(),
     );
     File::create(&path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
@@ -129,7 +130,12 @@ async fn kill_dash_nine_with_messages_in_flight_loses_nothing_and_leaks_no_secre
     // The gateway runs as its own process on the wall clock; the stand-in reads the same.
     let sandbox = start_sandbox(sandbox_listener, None, SystemClock::shared()).await;
     let http = reqwest::Client::new();
-    let config = write_config(dir.path(), &sandbox.base_url(), "127.0.0.1:0");
+    let config = write_config(
+        dir.path(),
+        &sandbox.base_url(),
+        "127.0.0.1:0",
+        &policy_dir(),
+    );
     let log = dir.path().join("herald.log");
     let mut gateway = start(&config, &log).await;
     let keys = JwtKeys::new(
@@ -239,6 +245,111 @@ async fn kill_dash_nine_with_messages_in_flight_loses_nothing_and_leaks_no_secre
     }
 }
 
+/// The version `GET /v1/policy` reports.
+async fn policy_version(http: &reqwest::Client, gateway: &Gateway, token: &str) -> String {
+    let summary: Value = http
+        .get(format!("{}/v1/policy", gateway.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get policy")
+        .json()
+        .await
+        .expect("json");
+    summary["version"].as_str().expect("version").to_owned()
+}
+
+fn hang_up(gateway: &Gateway) {
+    let status = Command::new("kill")
+        .args(["-HUP", &gateway.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+}
+
+/// Polls until `done` (the signal is handled on the gateway's own time: there is nothing to
+/// drain but the clock).
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut done: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_policy_audited_and_a_bad_file_keeps_the_old_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).expect("policy dir");
+    let default = std::fs::read_to_string(policy_dir().join("default.toml")).expect("default");
+    std::fs::write(policies.join("default.toml"), &default).expect("copy policy");
+    let sandbox_listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let sandbox = start_sandbox(sandbox_listener, None, SystemClock::shared()).await;
+    let config = write_config(dir.path(), &sandbox.base_url(), "127.0.0.1:0", &policies);
+    let log = dir.path().join("herald.log");
+    let mut gateway = start(&config, &log).await;
+    let http = reqwest::Client::new();
+    let keys = JwtKeys::new(
+        &SecretString::from(JWT_SECRET),
+        Some(ISSUER.into()),
+        Some(AUDIENCE.into()),
+    );
+    let token = keys
+        .issue("ops", Role::Admin, Duration::from_secs(600))
+        .expect("token");
+    let first = policy_version(&http, &gateway, &token).await;
+
+    // A bad edit: the signal is taken, the errors logged, the policy in force stays.
+    std::fs::write(
+        policies.join("default.toml"),
+        "[roles]\nbackend = [\"gossip\"]\n",
+    )
+    .expect("bad policy");
+    hang_up(&gateway);
+    eventually("the bad file was reported", || async {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("SIGHUP: the policy was not reloaded")
+    })
+    .await;
+    assert_eq!(policy_version(&http, &gateway, &token).await, first);
+
+    // A good edit: in force at once.
+    let edited = default.replace("per_page = 300", "per_page = 250");
+    assert_ne!(edited, default, "the edit changes the file");
+    std::fs::write(policies.join("default.toml"), &edited).expect("edit policy");
+    hang_up(&gateway);
+    eventually("SIGHUP reloaded the policy", || async {
+        policy_version(&http, &gateway, &token).await != first
+    })
+    .await;
+    let second = policy_version(&http, &gateway, &token).await;
+
+    sigkill(&mut gateway);
+    let store = herald::store::SledStore::open(&dir.path().join("store")).expect("store");
+    let head = herald::store::Store::audit_head(store.as_ref())
+        .await
+        .expect("head");
+    let entries = herald::store::Store::audit_entries(store.as_ref(), 0, head.seq as usize + 1)
+        .await
+        .expect("entries");
+    let reloads: Vec<_> = entries
+        .into_iter()
+        .filter_map(|item| match item {
+            herald::domain::audit::ChainItem::Entry(e) => Some(e),
+            herald::domain::audit::ChainItem::Undecodable { .. } => None,
+        })
+        .filter(|e| e.kind == herald::domain::audit::AuditKind::Policy)
+        .collect();
+    assert_eq!(reloads.len(), 1, "one reload on record: {reloads:?}");
+    assert_eq!(reloads[0].client.as_deref(), Some("SIGHUP"));
+    assert_eq!(reloads[0].policy_version.as_deref(), Some(second.as_str()));
+}
+
 /// A free port on loopback, for a gateway that must come back on the same address after a
 /// restart (the stand-in posts its webhooks there).
 fn free_port() -> u16 {
@@ -264,6 +375,7 @@ async fn kill_dash_nine_mid_campaign_resumes_where_it_stopped_and_sends_no_one_t
         dir.path(),
         &sandbox.base_url(),
         &format!("127.0.0.1:{port}"),
+        &policy_dir(),
     );
     let log = dir.path().join("herald.log");
     let mut gateway = start(&config, &log).await;

@@ -69,6 +69,8 @@ pub struct TestOptions {
     pub store: Option<OpenStore>,
     /// A change to the test settings (e.g. slower retries).
     pub settings: Option<ChangeSettings>,
+    /// Requests per second one client may make (default the gateway's).
+    pub client_quota: Option<u32>,
 }
 
 /// Changes the settings a test gateway starts with.
@@ -175,6 +177,9 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     }
     if let Some(change) = options.settings {
         change(&mut settings);
+    }
+    if let Some(quota) = options.client_quota {
+        settings.server.client_requests_per_second = quota;
     }
     let deps = Dependencies {
         clock: Some(clock.clone()),

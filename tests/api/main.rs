@@ -10,6 +10,7 @@ mod campaigns;
 mod cli;
 mod crash;
 mod delivery;
+mod graph;
 mod lifecycle;
 mod marketing;
 mod policy;

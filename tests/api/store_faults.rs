@@ -156,6 +156,9 @@ impl Store for FaultyStore {
     async fn verify_audit(&self) -> Result<Verification, StoreError> {
         self.inner.verify_audit().await
     }
+    async fn marketing_token_owner(&self, token: &str) -> Result<Option<String>, StoreError> {
+        self.inner.marketing_token_owner(token).await
+    }
     async fn recipients_after(
         &self,
         after: Option<&str>,

@@ -112,6 +112,10 @@ impl Store for SledStore {
         self.read_recipient(key)
     }
 
+    async fn marketing_token_owner(&self, token: &str) -> Result<Option<String>, StoreError> {
+        SledStore::marketing_token_owner(self, token)
+    }
+
     async fn update_recipient(
         &self,
         key: &str,

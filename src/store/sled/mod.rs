@@ -79,10 +79,13 @@ enum T {
     AudienceMembers,
     /// campaign id ++ 0 ++ status (or `denied:<reason>`) → how many of its messages are there
     CampaignCounts,
+    /// Marketing Messages token → recipient key: who a Send API request addressed by token
+    /// (`recipient.notification_messages_token`) is.
+    MarketingTokens,
 }
 
 impl T {
-    const ALL: [T; 15] = [
+    const ALL: [T; 16] = [
         T::Messages,
         T::Outbox,
         T::Audit,
@@ -98,6 +101,7 @@ impl T {
         T::Audience,
         T::AudienceMembers,
         T::CampaignCounts,
+        T::MarketingTokens,
     ];
 
     /// What the tree holds, for errors.
@@ -118,6 +122,7 @@ impl T {
             T::Audience => "audience entry",
             T::AudienceMembers => "audience member",
             T::CampaignCounts => "campaign count",
+            T::MarketingTokens => "marketing token owner",
         }
     }
 
@@ -138,6 +143,7 @@ impl T {
             T::Audience => "audience",
             T::AudienceMembers => "audience_members",
             T::CampaignCounts => "campaign_counts",
+            T::MarketingTokens => "marketing_tokens",
         }
     }
 }

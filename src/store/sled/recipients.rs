@@ -17,6 +17,10 @@ fn parse_send_key(prefix_len: usize, key: &[u8]) -> Option<(DateTime<Utc>, Messa
     Some((at, id))
 }
 
+fn token_of(record: &RecipientRecord) -> Option<String> {
+    record.marketing_token.as_ref().map(|t| t.token.clone())
+}
+
 impl SledStore {
     pub(super) fn read_recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError> {
         self.read(T::Recipients, key.as_bytes())
@@ -39,7 +43,19 @@ impl SledStore {
             let mut record = tx
                 .get::<RecipientRecord>(T::Recipients, key.as_bytes())?
                 .unwrap_or_default();
+            let before = token_of(&record);
             let entries = change(&mut record);
+            let after = token_of(&record);
+            // The token index follows the record in the same transaction: a replaced or
+            // erased token stops naming anyone.
+            if before != after {
+                if let Some(old) = &before {
+                    tx.remove(T::MarketingTokens, old.as_bytes())?;
+                }
+                if let Some(new) = &after {
+                    tx.put_raw(T::MarketingTokens, new.as_bytes(), key.as_bytes())?;
+                }
+            }
             tx.put(T::Recipients, key.as_bytes(), &record)?;
             for entry in entries {
                 tx.audit(entry)?;
@@ -48,6 +64,14 @@ impl SledStore {
         })?;
         self.durable().await?;
         Ok(applied)
+    }
+
+    /// The key of the recipient whose Marketing Messages token is `token`.
+    pub(super) fn marketing_token_owner(&self, token: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .tree(T::MarketingTokens)
+            .get(token.as_bytes())?
+            .and_then(|key| String::from_utf8(key.to_vec()).ok()))
     }
 
     /// Sends allowed to `recipient_key` at or after `since`, newest first.
