@@ -294,6 +294,7 @@ impl SledStore {
         });
         writer::start_writer(Arc::downgrade(&store), queue)
             .map_err(|e| StoreError::Engine(Arc::new(e)))?;
+        store.index_marketing_tokens()?;
         Ok(store)
     }
 

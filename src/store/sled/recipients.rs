@@ -66,6 +66,32 @@ impl SledStore {
         Ok(applied)
     }
 
+    /// Builds the token → recipient index for a store written before the index existed (it is
+    /// kept in step with every recipient change since). Runs at open, when the index is empty.
+    pub(super) fn index_marketing_tokens(&self) -> Result<(), StoreError> {
+        if !self.tree(T::MarketingTokens).is_empty() {
+            return Ok(());
+        }
+        let mut found = Vec::new();
+        for item in self.tree(T::Recipients).iter() {
+            let (key, value) = item?;
+            let record: RecipientRecord = super::decode(T::Recipients, &value)?;
+            if let Some(token) = record.marketing_token {
+                found.push((token.token, key));
+            }
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        self.commit(|tx| {
+            for (token, key) in &found {
+                tx.put_raw(T::MarketingTokens, token.as_bytes(), key)?;
+            }
+            Ok(())
+        })?;
+        self.flush()
+    }
+
     /// The key of the recipient whose Marketing Messages token is `token`.
     pub(super) fn marketing_token_owner(&self, token: &str) -> Result<Option<String>, StoreError> {
         Ok(self
@@ -194,5 +220,36 @@ mod tests {
         );
         let newest_first = SledStore::recent_sends(&store, "123", since).expect("sends");
         assert!(newest_first.windows(2).all(|w| w[0].at >= w[1].at));
+    }
+
+    #[tokio::test]
+    async fn a_store_written_before_the_token_index_gets_it_at_open() {
+        let store = crate::store::sled::temporary().await;
+        let record = RecipientRecord {
+            marketing_token: Some(crate::domain::TokenRecord {
+                token: "tok-old".into(),
+                status: crate::domain::TokenStatus::Active,
+                page_id: "1".into(),
+                created_at: Utc::now(),
+                expires_at: None,
+                frequency: None,
+                last_sent_at: None,
+            }),
+            ..RecipientRecord::default()
+        };
+        // As an older version stored it: the record alone.
+        store
+            .tree(T::Recipients)
+            .insert("4242", serde_json::to_vec(&record).expect("json"))
+            .expect("insert");
+        assert_eq!(store.marketing_token_owner("tok-old").expect("read"), None);
+        store.index_marketing_tokens().expect("index");
+        assert_eq!(
+            store
+                .marketing_token_owner("tok-old")
+                .expect("read")
+                .as_deref(),
+            Some("4242")
+        );
     }
 }
