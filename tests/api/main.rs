@@ -8,6 +8,7 @@ mod helpers;
 mod auth;
 mod campaigns;
 mod cli;
+mod clients;
 mod crash;
 mod delivery;
 mod graph;
