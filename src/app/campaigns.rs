@@ -24,9 +24,9 @@ use serde_json::Value;
 
 use super::{CommandError, Herald, IdempotencyKey, SendCommand, SendError, WhenDeferred};
 use crate::auth::Client;
-use crate::domain::audit::{AuditEntry, AuditKind};
 use crate::domain::campaign::{
-    Campaign, CampaignCounts, CampaignId, CampaignStatus, Guard, PausedReason, Rollout,
+    Campaign, CampaignCounts, CampaignEvent, CampaignId, CampaignStatus, Guard, PausedReason,
+    Rollout,
 };
 use crate::domain::{
     Category, ConsentScope, Content, FieldError, OutboundMessage, PageId, Psid, Recipient,
@@ -177,15 +177,13 @@ impl Herald {
                 return Err(e);
             }
         };
-        let at = now;
-        let change = Box::new(move |c: &mut Campaign| {
-            c.status = CampaignStatus::Scheduled;
-            c.audience = size;
-            Some(vec![campaign_entry(c, at, "created")])
-        });
         campaign = self
-            .store
-            .update_campaign(&campaign.id, change)
+            .transition(
+                &campaign.id,
+                CampaignEvent::Scheduled { audience: size },
+                now,
+                None,
+            )
             .await?
             .ok_or_else(|| CommandError::NotFound(format!("no campaign {}", campaign.id)))?;
         self.campaigns_wake.notify_one();
@@ -280,20 +278,11 @@ impl Herald {
         client: &Client,
         id: &str,
     ) -> Result<CampaignView, CommandError> {
-        let now = self.clock.now();
-        let who = client.name.clone();
-        self.change(id, "paused", move |c| {
-            matches!(
-                c.status,
-                CampaignStatus::Scheduled | CampaignStatus::Running
-            )
-            .then(|| {
-                c.status = CampaignStatus::Paused;
-                c.paused_reason = Some(PausedReason::Requested);
-                vec![by(campaign_entry(c, now, "paused"), &who)]
-            })
-        })
-        .await
+        let event = CampaignEvent::Paused {
+            reason: PausedReason::Requested,
+            detail: None,
+        };
+        self.control(client, id, event, "paused").await
     }
 
     /// Carries on from where the campaign stopped, at its pace from now.
@@ -302,22 +291,8 @@ impl Herald {
         client: &Client,
         id: &str,
     ) -> Result<CampaignView, CommandError> {
-        let now = self.clock.now();
-        let who = client.name.clone();
         let view = self
-            .change(id, "resumed", move |c| {
-                (c.status == CampaignStatus::Paused).then(|| {
-                    c.status = if c.cursor == 0 && c.send_at > now {
-                        CampaignStatus::Scheduled
-                    } else {
-                        CampaignStatus::Running
-                    };
-                    c.paused_reason = None;
-                    c.base_at = now.max(c.send_at);
-                    c.base_index = c.cursor;
-                    vec![by(campaign_entry(c, now, "resumed"), &who)]
-                })
-            })
+            .control(client, id, CampaignEvent::Resumed, "resumed")
             .await?;
         self.campaigns_wake.notify_one();
         Ok(view)
@@ -330,28 +305,23 @@ impl Herald {
         client: &Client,
         id: &str,
     ) -> Result<CampaignView, CommandError> {
-        let now = self.clock.now();
-        let who = client.name.clone();
-        self.change(id, "cancelled", move |c| {
-            (!c.status.is_final() && c.status != CampaignStatus::Draft).then(|| {
-                c.status = CampaignStatus::Cancelled;
-                c.finished_at = Some(now);
-                vec![by(campaign_entry(c, now, "cancelled"), &who)]
-            })
-        })
-        .await
+        self.control(client, id, CampaignEvent::Cancelled, "cancelled")
+            .await
     }
 
-    async fn change(
+    /// A client's pause, resume or cancel; a conflict when the campaign's status does not
+    /// allow it.
+    async fn control(
         &self,
+        client: &Client,
         id: &str,
+        event: CampaignEvent,
         what: &'static str,
-        change: impl FnOnce(&mut Campaign) -> Option<Vec<AuditEntry>> + Send + 'static,
     ) -> Result<CampaignView, CommandError> {
         let campaign = self.find(id).await?;
+        let now = self.clock.now();
         match self
-            .store
-            .update_campaign(&campaign.id, Box::new(change))
+            .transition(&campaign.id, event, now, Some(&client.name))
             .await?
         {
             Some(changed) => self.campaign_view(changed).await,
@@ -361,6 +331,24 @@ impl Herald {
                 what,
             }),
         }
+    }
+
+    /// Applies `event` to the stored campaign (`Campaign::apply` decides whether its status
+    /// allows it) with its audit entry, in one durable write; `None` when it does not.
+    async fn transition(
+        &self,
+        id: &CampaignId,
+        event: CampaignEvent,
+        at: DateTime<Utc>,
+        client: Option<&str>,
+    ) -> Result<Option<Campaign>, StoreError> {
+        let client = client.map(str::to_owned);
+        self.store
+            .update_campaign(
+                id,
+                Box::new(move |c| c.apply(event, at, client.as_deref()).map(|e| vec![e])),
+            )
+            .await
     }
 
     async fn find(&self, id: &str) -> Result<Campaign, CommandError> {
@@ -446,16 +434,7 @@ impl Herald {
             if campaign.send_at > now {
                 return Ok(());
             }
-            self.store
-                .update_campaign(
-                    &id,
-                    Box::new(move |c| {
-                        (c.status == CampaignStatus::Scheduled).then(|| {
-                            c.status = CampaignStatus::Running;
-                            vec![campaign_entry(c, now, "started")]
-                        })
-                    }),
-                )
+            self.transition(&id, CampaignEvent::Started, now, None)
                 .await?;
         }
         let Some(campaign) = self.store.campaign(&id).await? else {
@@ -470,40 +449,20 @@ impl Herald {
                 .guard
                 .map(|g| g.max_opt_out_percent)
                 .unwrap_or_default();
-            self.store
-                .update_campaign(
-                    &id,
-                    Box::new(move |c| {
-                        (c.status == CampaignStatus::Running).then(|| {
-                            c.status = CampaignStatus::Paused;
-                            c.paused_reason = Some(PausedReason::OptOutRate);
-                            let mut entry = campaign_entry(c, now, "paused");
-                            entry.reason = Some("opt_out_rate".into());
-                            entry.detail = Some(format!(
-                                "{} of its recipients opted out, over the guard's {limit} %",
-                                c.opt_outs
-                            ));
-                            vec![entry]
-                        })
-                    }),
-                )
-                .await?;
+            let event = CampaignEvent::Paused {
+                reason: PausedReason::OptOutRate,
+                detail: Some(format!(
+                    "{} of its recipients opted out, over the guard's {limit} %",
+                    campaign.opt_outs
+                )),
+            };
+            self.transition(&id, event, now, None).await?;
             tracing::warn!(campaign = %id, "campaign paused: opt-outs over its guard");
             return Ok(());
         }
         if campaign.cursor >= campaign.audience {
             if counts.pending == 0 && counts.deferred == 0 {
-                self.store
-                    .update_campaign(
-                        &id,
-                        Box::new(move |c| {
-                            (c.status == CampaignStatus::Running).then(|| {
-                                c.status = CampaignStatus::Completed;
-                                c.finished_at = Some(now);
-                                vec![campaign_entry(c, now, "completed")]
-                            })
-                        }),
-                    )
+                self.transition(&id, CampaignEvent::Completed, now, None)
                     .await?;
             }
             return Ok(());
@@ -579,22 +538,7 @@ impl Herald {
         first: u64,
     ) -> Result<Campaign, CommandError> {
         let changed = self
-            .store
-            .update_campaign(
-                id,
-                Box::new(move |c| {
-                    c.hold_until.is_none().then(|| {
-                        c.hold_until = Some(until);
-                        c.base_at = until;
-                        c.base_index = first;
-                        let mut entry = campaign_entry(c, until, "holding");
-                        entry.detail = Some(format!(
-                            "the rollout's first {first} recipients have gone; the rest from {until}"
-                        ));
-                        vec![entry]
-                    })
-                }),
-            )
+            .transition(id, CampaignEvent::Holding { until, first }, until, None)
             .await?;
         match changed {
             Some(c) => Ok(c),
@@ -690,25 +634,4 @@ const DEFAULT_RATE: u32 = 50;
 
 fn invalid(field: &str, message: &str) -> CommandError {
     CommandError::Invalid(vec![FieldError::new(field, message)])
-}
-
-/// The audit entry for something that happened to a campaign.
-fn campaign_entry(c: &Campaign, at: DateTime<Utc>, outcome: &str) -> AuditEntry {
-    AuditEntry {
-        at,
-        kind: AuditKind::Campaign,
-        campaign: Some(c.id.to_string()),
-        page_id: Some(c.page_id.clone()),
-        client: Some(c.created_by.clone()),
-        category: Some(Category::Marketing),
-        outcome: Some(outcome.to_owned()),
-        detail: Some(format!("{} ({} recipients)", c.name, c.audience)),
-        ..AuditEntry::default()
-    }
-}
-
-/// The entry, as done by `client`.
-fn by(mut entry: AuditEntry, client: &str) -> AuditEntry {
-    entry.client = Some(client.to_owned());
-    entry
 }

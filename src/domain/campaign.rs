@@ -6,7 +6,8 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Content, Role};
+use super::audit::{AuditEntry, AuditKind};
+use super::{Category, Content, Role};
 
 /// A campaign id: `cmp_` followed by a ULID, so ids sort by creation time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -160,6 +161,109 @@ impl Campaign {
     }
 }
 
+/// Something that happens to a campaign as a whole.
+#[derive(Debug, Clone)]
+pub enum CampaignEvent {
+    /// Its audience is stored whole.
+    Scheduled {
+        audience: u64,
+    },
+    /// `send_at` has come.
+    Started,
+    /// A client asked, or the opt-out guard tripped (with what it saw).
+    Paused {
+        reason: PausedReason,
+        detail: Option<String>,
+    },
+    Resumed,
+    Cancelled,
+    /// Everyone handed over and nothing left waiting.
+    Completed,
+    /// The rollout's first part has gone: the rest from `until` on.
+    Holding {
+        until: DateTime<Utc>,
+        first: u64,
+    },
+}
+
+impl Campaign {
+    /// Applies `event` at `at` (asked by `client`, when a client asked), if the campaign's
+    /// status allows it, and returns the audit entry that records it; `None` leaves the
+    /// campaign as it was. The one place that says which status follows which.
+    pub fn apply(
+        &mut self,
+        event: CampaignEvent,
+        at: DateTime<Utc>,
+        client: Option<&str>,
+    ) -> Option<AuditEntry> {
+        use CampaignStatus::*;
+        let (outcome, reason, detail) = match (self.status, event) {
+            (Draft, CampaignEvent::Scheduled { audience }) => {
+                self.status = Scheduled;
+                self.audience = audience;
+                ("created", None, None)
+            }
+            (Scheduled, CampaignEvent::Started) => {
+                self.status = Running;
+                ("started", None, None)
+            }
+            (Scheduled | Running, CampaignEvent::Paused { reason, detail }) => {
+                self.status = Paused;
+                self.paused_reason = Some(reason);
+                let reason =
+                    (reason == PausedReason::OptOutRate).then(|| "opt_out_rate".to_owned());
+                ("paused", reason, detail)
+            }
+            (Paused, CampaignEvent::Resumed) => {
+                self.status = if self.cursor == 0 && self.send_at > at {
+                    Scheduled
+                } else {
+                    Running
+                };
+                self.paused_reason = None;
+                // The pace starts again from now, where the campaign stopped.
+                self.base_at = at.max(self.send_at);
+                self.base_index = self.cursor;
+                ("resumed", None, None)
+            }
+            (Scheduled | Running | Paused, CampaignEvent::Cancelled) => {
+                self.status = Cancelled;
+                self.finished_at = Some(at);
+                ("cancelled", None, None)
+            }
+            (Running, CampaignEvent::Completed) => {
+                self.status = Completed;
+                self.finished_at = Some(at);
+                ("completed", None, None)
+            }
+            (Running, CampaignEvent::Holding { until, first }) if self.hold_until.is_none() => {
+                self.hold_until = Some(until);
+                self.base_at = until;
+                self.base_index = first;
+                let detail = format!(
+                    "the rollout's first {first} recipients have gone; the rest from {until}"
+                );
+                ("holding", None, Some(detail))
+            }
+            _ => return None,
+        };
+        Some(AuditEntry {
+            at,
+            kind: AuditKind::Campaign,
+            campaign: Some(self.id.to_string()),
+            page_id: Some(self.page_id.clone()),
+            client: Some(client.unwrap_or(&self.created_by).to_owned()),
+            category: Some(Category::Marketing),
+            outcome: Some(outcome.to_owned()),
+            reason,
+            detail: Some(
+                detail.unwrap_or_else(|| format!("{} ({} recipients)", self.name, self.audience)),
+            ),
+            ..AuditEntry::default()
+        })
+    }
+}
+
 /// A campaign's messages by where they are, kept up to date as they move.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CampaignCounts {
@@ -220,5 +324,80 @@ mod tests {
         assert_eq!(c.first_part(), 10, "10 % of 95, rounded up");
         assert!(CampaignId::parse(c.id.as_str()).is_some());
         assert!(CampaignId::parse("msg_01J0000000000000000000000").is_none());
+    }
+
+    #[test]
+    fn only_the_transitions_a_campaigns_status_allows_are_made_and_each_is_audited() {
+        let at = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let mut c = Campaign {
+            id: CampaignId::generate(),
+            name: "n".into(),
+            page_id: "1".into(),
+            content: Content::Message(serde_json::json!({"text": "hi"})),
+            created_by: "m".into(),
+            role: Role::Marketer,
+            created_at: at,
+            send_at: at,
+            rate_per_second: 10,
+            respect_quiet_hours: true,
+            rollout: None,
+            guard: None,
+            status: CampaignStatus::Draft,
+            paused_reason: None,
+            audience: 0,
+            cursor: 0,
+            base_at: at,
+            base_index: 0,
+            hold_until: None,
+            opt_outs: 0,
+            finished_at: None,
+        };
+        assert!(
+            c.apply(CampaignEvent::Started, at, None).is_none(),
+            "a draft does not start"
+        );
+        let created = c
+            .apply(CampaignEvent::Scheduled { audience: 20 }, at, None)
+            .expect("scheduled");
+        assert_eq!(
+            (created.outcome.as_deref(), c.audience),
+            (Some("created"), 20)
+        );
+        c.apply(CampaignEvent::Started, at, None).expect("started");
+        c.cursor = 7;
+        let paused = c
+            .apply(
+                CampaignEvent::Paused {
+                    reason: PausedReason::OptOutRate,
+                    detail: None,
+                },
+                at,
+                None,
+            )
+            .expect("paused");
+        assert_eq!(paused.reason.as_deref(), Some("opt_out_rate"));
+        let later = at + Duration::minutes(5);
+        let resumed = c
+            .apply(CampaignEvent::Resumed, later, Some("ops"))
+            .expect("resumed");
+        assert_eq!(
+            resumed.client.as_deref(),
+            Some("ops"),
+            "who asked is recorded"
+        );
+        assert_eq!(
+            (c.status, c.base_at, c.base_index),
+            (CampaignStatus::Running, later, 7)
+        );
+        assert_eq!(c.slot(7), later, "the pace starts again where it stopped");
+        c.apply(CampaignEvent::Cancelled, later, None)
+            .expect("cancelled");
+        assert!(
+            c.apply(CampaignEvent::Resumed, later, None).is_none(),
+            "cancelled for good"
+        );
+        assert!(c.apply(CampaignEvent::Completed, later, None).is_none());
     }
 }
