@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use herald::auth::JwtKeys;
 use herald::clock::SystemClock;
-use herald::domain::audit::{AuditEntry, AuditKind};
+use herald::domain::audit::{AuditEntry, AuditKind, Personal};
 use herald::domain::Role;
 use herald::sandbox::{Sandbox, SandboxConfig, SandboxPage};
 use herald::store::{SledStore, Store};
@@ -38,6 +38,15 @@ use serde_json::json;
 
 const JWT_SECRET: &str = "loadgen-jwt-secret-0123456789";
 const APP_SECRET: &str = "loadgen-app-secret-0123456789";
+/// The audit log's checkpoint key (an Ed25519 seed, base64); pseudonyms are derived from it.
+const SIGNING_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The pseudonyms a gateway configured with [`SIGNING_KEY`] uses, for stores built here.
+fn pseudonyms() -> herald::domain::audit::Pseudonyms {
+    let signer = herald::domain::checkpoint::CheckpointSigner::from_base64(SIGNING_KEY)
+        .expect("signing key");
+    herald::domain::audit::Pseudonyms::new(&signer.pseudonym_key())
+}
 
 struct Options {
     runs: Vec<String>,
@@ -274,6 +283,9 @@ listen = "127.0.0.1:0"
 
 [storage]
 path = "{store}"
+
+[audit]
+signing_key = "{SIGNING_KEY}"
 
 [auth]
 jwt_secret = "{JWT_SECRET}"
@@ -654,7 +666,7 @@ async fn coldstart(o: &Options) -> Vec<Row> {
     for entries in [0, o.audit_entries] {
         let dir = tempfile::tempdir().expect("dir");
         if entries > 0 {
-            let store = SledStore::open(&dir.path().join("store")).expect("store");
+            let store = SledStore::open(&dir.path().join("store"), pseudonyms()).expect("store");
             let batch = 10_000;
             for b in 0..entries.div_ceil(batch) {
                 let n = batch.min(entries - b * batch);
@@ -663,7 +675,7 @@ async fn coldstart(o: &Options) -> Vec<Row> {
                         at: chrono::Utc::now(),
                         kind: AuditKind::Decision,
                         message_id: Some(format!("msg_{}", b * batch + i)),
-                        recipient: Some(psid(i)),
+                        personal: Some(Personal::of(psid(i))),
                         client: Some("loadgen".into()),
                         outcome: Some("allow".into()),
                         reason: Some("ok".into()),

@@ -12,11 +12,12 @@ use secrecy::SecretString;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{Herald, Pages};
+use crate::app::{AuditConfig, Herald, Pages};
 use crate::auth::JwtKeys;
 use crate::clock::{SharedClock, SystemClock};
 use crate::configuration::Settings;
 use crate::delivery::{GraphClient, Worker};
+use crate::domain::audit::Pseudonyms;
 use crate::policy::PolicySet;
 use crate::routes::{self, AppState};
 use crate::store::{SledStore, Store};
@@ -87,14 +88,20 @@ impl Application {
                 settings.policy.dir.display()
             )
         })?;
+        let audit = AuditConfig {
+            signer: settings.audit.signer()?,
+            retention: settings.audit.retention(),
+        };
         let store: Arc<dyn Store> = match deps.store {
             Some(store) => store,
-            None => SledStore::open(&settings.storage.path).with_context(|| {
-                format!(
-                    "cannot open the store at {}",
-                    settings.storage.path.display()
-                )
-            })?,
+            None => SledStore::open(&settings.storage.path, pseudonyms(settings)?).with_context(
+                || {
+                    format!(
+                        "cannot open the store at {}",
+                        settings.storage.path.display()
+                    )
+                },
+            )?,
         };
         let clock = deps.clock.unwrap_or_else(SystemClock::shared);
         let pages = Pages::from_settings(&settings.messenger);
@@ -105,6 +112,7 @@ impl Application {
             settings.policy.dir.clone(),
             pages,
             settings.delivery.ttl.clone(),
+            audit,
         ));
         let graph = GraphClient::new(
             &settings.messenger.graph_base_url,
@@ -146,7 +154,7 @@ impl Application {
         .run();
         let stop = CancellationToken::new();
         let worker_task = tokio::spawn(Arc::clone(&worker).run(stop.clone()));
-        let background = tokio::spawn(retry_parked_events(Arc::clone(&herald), stop.clone()));
+        let background = tokio::spawn(background_work(Arc::clone(&herald), stop.clone()));
         let handle = AppHandle {
             herald,
             worker,
@@ -212,9 +220,33 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Webhook events that failed to apply are tried again every few seconds.
-async fn retry_parked_events(herald: Arc<Herald>, stop: CancellationToken) {
+/// The audit log's pseudonym key, which every store must be opened with.
+pub fn pseudonyms(settings: &Settings) -> anyhow::Result<Pseudonyms> {
+    settings.audit.pseudonyms()?.context(
+        "audit.signing_key or audit.pseudonym_key is required: the audit log names recipients by a keyed pseudonym",
+    )
+}
+
+/// How often the audit log's retention runs (when `[audit] retain_days` is set).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Webhook events that failed to apply are tried again every few seconds; the audit log's
+/// retention runs at start and hourly.
+async fn background_work(herald: Arc<Herald>, stop: CancellationToken) {
+    let mut last_retention: Option<std::time::Instant> = None;
     loop {
+        if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
+            last_retention = Some(std::time::Instant::now());
+            match herald.apply_retention().await {
+                Ok(None) => {}
+                Ok(Some(r)) => tracing::info!(
+                    pruned = r.pruned,
+                    through = r.through_seq,
+                    "audit retention"
+                ),
+                Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+            }
+        }
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(5)) => {}

@@ -4,12 +4,15 @@
 use chrono::{DateTime, Utc};
 
 use super::{Herald, Page};
-use crate::domain::{ConsentScope, OutboundMessage, RecipientRecord, Role, TokenStatus};
-use crate::policy::{evaluate, Decision, Facts, MarketingToken, PolicySet, RecentSend};
+use crate::domain::{
+    ConsentRef, ConsentScope, OutboundMessage, RecipientRecord, Role, TokenStatus,
+};
+use crate::policy::{evaluate, Decision, Facts, MarketingToken, Outcome, RecentSend};
 use crate::store::StoreError;
 
 impl Herald {
-    /// What the policy in force decides for `message`, sent by `role` as `page`, at `at`.
+    /// What the policy in force decides for `message`, sent by `role` as `page`, at `at`; a
+    /// decision that lets the message go names the consent it rests on.
     pub async fn decide(
         &self,
         message: &OutboundMessage,
@@ -18,30 +21,21 @@ impl Herald {
         at: DateTime<Utc>,
     ) -> Result<Decision, StoreError> {
         let policy = self.policy();
-        let facts = self.facts(&policy, message, page, role, at).await?;
-        Ok(evaluate(&policy, message, &facts))
-    }
-
-    /// Everything the store knows about the recipient that bears on this send.
-    async fn facts(
-        &self,
-        policy: &PolicySet,
-        message: &OutboundMessage,
-        page: &Page,
-        role: Role,
-        at: DateTime<Utc>,
-    ) -> Result<Facts, StoreError> {
         let key = message.recipient.key();
         let record = self.store.recipient(&key).await?.unwrap_or_default();
         let since = at - policy.longest_frequency_window();
         let recent_sends = self.store.recent_sends(&key, since).await?;
-        Ok(facts_from(
-            &record,
-            recent_sends,
-            page.region.as_deref(),
-            role,
-            at,
-        ))
+        let facts = facts_from(&record, recent_sends, page.region.as_deref(), role, at);
+        let mut decision = evaluate(&policy, message, &facts);
+        if decision.outcome != Outcome::Deny {
+            let scope = if message.category.is_transactional() {
+                ConsentScope::Transactional
+            } else {
+                ConsentScope::Marketing
+            };
+            decision.consent = record.permitting(scope).map(ConsentRef::from);
+        }
+        Ok(decision)
     }
 }
 

@@ -39,6 +39,9 @@ pub enum CommandError {
         id: MessageId,
         status: MessageStatus,
     },
+    /// Something this needs is not configured (the audit signing key).
+    #[error("{0}")]
+    NotConfigured(String),
     /// The policy files on disk are invalid; the policy in force was kept.
     #[error("the policy was not reloaded: {0}")]
     Policy(PolicyErrors),

@@ -8,6 +8,7 @@
 //! ([`SendError`], [`CommandError`], [`WebhookError`]); only `routes/` and `error.rs` turn them
 //! into status codes.
 
+mod audit;
 mod consent;
 mod decide;
 mod errors;
@@ -23,6 +24,10 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+pub use audit::{
+    export as export_audit, verify as verify_audit, AuditConfig, DecisionSummary, ErasureReport,
+    ExportFormat, Retention, CSV_COLUMNS, DEFAULT_PAGE, MAX_PAGE,
+};
 pub(crate) use consent::push_consent;
 pub use consent::{ConsentCommand, ConsentView, OptOutScope, RecipientView};
 pub use errors::{CommandError, SendError, WebhookError};
@@ -50,6 +55,8 @@ pub struct Herald {
     pub outbox_wake: Arc<Notify>,
     /// How long a message of each category may wait before it expires.
     ttl: TtlSettings,
+    /// The checkpoint key and the retention of the audit log.
+    audit: AuditConfig,
 }
 
 /// What `GET /readyz` reports.
@@ -69,6 +76,7 @@ impl Herald {
         policy_dir: PathBuf,
         pages: Pages,
         ttl: TtlSettings,
+        audit: AuditConfig,
     ) -> Herald {
         Herald {
             store,
@@ -78,6 +86,7 @@ impl Herald {
             policy_dir,
             outbox_wake: Arc::new(Notify::new()),
             ttl,
+            audit,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The `herald` command line (API.md §1).
 
+mod audit;
 mod policy;
 mod serve;
 mod token;
@@ -50,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Verify, export or checkpoint the audit log, offline.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -94,6 +100,7 @@ where
             PolicyCommand::Check { dir } => policy::check(&dir),
             PolicyCommand::Test { dir } => policy::test(&dir),
         },
+        Command::Audit { command } => audit::run(command).await,
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 //! may touch; which role may send which category is the policy's `[roles]`. No sled, reqwest
 //! or jsonwebtoken in here.
 
+mod audit;
 mod consents;
 mod health;
 mod messages;
@@ -75,7 +76,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(webhooks::configure)
         .service(
             web::scope("/v1")
+                .app_data(audit::query_config())
                 .configure(messages::configure)
+                .configure(audit::configure)
                 .configure(consents::configure)
                 .configure(recipients::configure)
                 .configure(policy::configure),

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     policy_dir, start_sandbox, APP_SECRET, AUDIENCE, ISSUER, JWT_SECRET, PAGE_ID, PAGE_TOKEN,
-    VERIFY_TOKEN,
+    SIGNING_KEY, VERIFY_TOKEN,
 };
 
 struct Gateway {
@@ -39,6 +39,8 @@ fn write_config(dir: &Path, sandbox_url: &str) -> std::path::PathBuf {
 listen = "127.0.0.1:0"
 [storage]
 path = "{store}"
+[audit]
+signing_key = "{SIGNING_KEY}"
 [auth]
 jwt_secret = "{JWT_SECRET}"
 issuer = "{ISSUER}"

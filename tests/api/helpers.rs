@@ -25,6 +25,8 @@ pub const VERIFY_TOKEN: &str = "test-verify-token";
 pub const PAGE_TOKEN: &str = "test-page-token-EAAB0123456789";
 pub const ISSUER: &str = "herald";
 pub const AUDIENCE: &str = "herald-clients";
+/// The audit log's checkpoint key (an Ed25519 seed, base64); pseudonyms are derived from it.
+pub const SIGNING_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// Where every test's clock starts unless the test sets another moment: a Wednesday noon UTC,
 /// after Messenger retired the three tags (2026-04-27). Tests never depend on today's date.
@@ -91,6 +93,7 @@ pub fn test_settings(store: &std::path::Path, graph_base_url: &str) -> Settings 
         },
     );
     s.policy.dir = policy_dir();
+    s.audit.signing_key = Some(SecretString::from(SIGNING_KEY));
     s.delivery.retry_base_ms = 5;
     s.delivery.retry_max_ms = 40;
     s

@@ -10,7 +10,8 @@ use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, Verification};
 use crate::domain::{IdempotencyRecord, MessageId, MessageRecord, RecipientRecord};
 use crate::policy::{RecentSend, TraceStep};
 use crate::store::{
-    Accepted, MessageChange, MessagesChange, NewMessage, ParkedId, RecipientChange, SeenMid, Store,
+    Accepted, AuditCursor, AuditFilter, AuditOrder, AuditPage, MessageChange, MessagesChange,
+    NewMessage, ParkedId, Pruned, RecipientChange, SeenMid, Store,
 };
 
 #[async_trait]
@@ -165,6 +166,28 @@ impl Store for SledStore {
 
     async fn verify_audit(&self) -> Result<Verification, StoreError> {
         self.verify()
+    }
+
+    async fn audit_hash_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        self.hash_at(seq)
+    }
+
+    async fn audit_query(
+        &self,
+        filter: &AuditFilter,
+        order: AuditOrder,
+        cursor: Option<&AuditCursor>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        self.query(filter, order, cursor, limit)
+    }
+
+    async fn erase_audit_personal(&self, key: &str) -> Result<u64, StoreError> {
+        self.erase_personal(key).await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
+        self.prune(before).await
     }
 
     async fn size_on_disk(&self) -> Result<u64, StoreError> {
