@@ -227,16 +227,19 @@ pub fn pseudonyms(settings: &Settings) -> anyhow::Result<Pseudonyms> {
     )
 }
 
-/// How often the audit log's retention runs (when `[audit] retain_days` is set).
+/// How often the audit log's retention runs (when `[audit] retain_days` is set), and how long
+/// after start-up it first runs: not at once, so that start-up stays quick and a test's own
+/// retention run is the only one.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+const RETENTION_FIRST: Duration = Duration::from_secs(60);
 
 /// Webhook events that failed to apply are tried again every few seconds; the audit log's
-/// retention runs at start and hourly.
+/// retention runs a minute after start-up and hourly.
 async fn background_work(herald: Arc<Herald>, stop: CancellationToken) {
-    let mut last_retention: Option<std::time::Instant> = None;
+    let mut next_retention = std::time::Instant::now() + RETENTION_FIRST;
     loop {
-        if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
-            last_retention = Some(std::time::Instant::now());
+        if std::time::Instant::now() >= next_retention {
+            next_retention += RETENTION_EVERY;
             match herald.apply_retention().await {
                 Ok(None) => {}
                 Ok(Some(r)) => tracing::info!(

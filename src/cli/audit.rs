@@ -38,7 +38,7 @@ pub enum AuditCommand {
         #[arg(long, default_value = "jsonl")]
         format: String,
         #[command(flatten)]
-        filters: FilterArgs,
+        filters: Box<FilterArgs>,
     },
     /// Print a signed checkpoint of the chain's head (JSON), to keep outside Herald.
     Checkpoint {
@@ -197,7 +197,11 @@ async fn verify(args: StoreArgs, checkpoint: Option<&Path>) -> anyhow::Result<Ex
     })
 }
 
-async fn export(args: StoreArgs, format: &str, filters: FilterArgs) -> anyhow::Result<ExitCode> {
+async fn export(
+    args: StoreArgs,
+    format: &str,
+    filters: Box<FilterArgs>,
+) -> anyhow::Result<ExitCode> {
     let format: ExportFormat = format
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--format {e}"))?;
@@ -219,7 +223,6 @@ async fn export(args: StoreArgs, format: &str, filters: FilterArgs) -> anyhow::R
             }
         }
     }
-    drop(chunks);
     let flushed = out.flush();
     store.close().await?;
     match result.and(flushed.map_err(anyhow::Error::from)) {

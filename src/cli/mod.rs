@@ -54,7 +54,7 @@ enum Command {
     /// Verify, export or checkpoint the audit log, offline.
     Audit {
         #[command(subcommand)]
-        command: audit::AuditCommand,
+        command: Box<audit::AuditCommand>,
     },
 }
 
@@ -100,7 +100,7 @@ where
             PolicyCommand::Check { dir } => policy::check(&dir),
             PolicyCommand::Test { dir } => policy::test(&dir),
         },
-        Command::Audit { command } => audit::run(command).await,
+        Command::Audit { command } => audit::run(*command).await,
     };
     match result {
         Ok(code) => code,

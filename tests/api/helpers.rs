@@ -53,7 +53,10 @@ pub struct TestApp {
     /// Graph error codes a test expects the stand-in to answer for reasons Herald cannot
     /// know beforehand (a person who blocked the page: 551).
     expected_rejections: std::sync::Mutex<Vec<u32>>,
-    _store_dir: tempfile::TempDir,
+    /// The gateway's task: done once it has shut down and closed its store.
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Holds the store (under `store/`); [`TestApp::stop`] hands it back.
+    store_dir: Option<tempfile::TempDir>,
 }
 
 /// What a test may change about the gateway it starts.
@@ -65,6 +68,10 @@ pub struct TestOptions {
     pub policy_dir: Option<PathBuf>,
     /// A store to use in place of a fresh sled store (given the path it would have had).
     pub store: Option<OpenStore>,
+    /// The directory of a stopped gateway's store ([`TestApp::stop`]), to start on it again.
+    pub data: Option<tempfile::TempDir>,
+    /// `[audit] retain_days`.
+    pub retain_days: Option<u32>,
 }
 
 /// Opens a test's own store at the path the gateway's would have had.
@@ -130,7 +137,10 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     let clock = ManualClock::at(options.at.unwrap_or_else(test_moment));
-    let store_dir = tempfile::tempdir().expect("temp dir");
+    let store_dir = match options.data {
+        Some(dir) => dir,
+        None => tempfile::tempdir().expect("temp dir"),
+    };
     let herald_listener = TcpListener::bind("127.0.0.1:0").expect("bind herald");
     let sandbox_listener = TcpListener::bind("127.0.0.1:0").expect("bind sandbox");
     let address = format!(
@@ -145,6 +155,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     if let Some(dir) = options.policy_dir {
         settings.policy.dir = dir;
     }
+    settings.audit.retain_days = options.retain_days.unwrap_or(0);
     let deps = Dependencies {
         clock: Some(clock.clone()),
         store: options.store.map(|open| open(&settings.storage.path)),
@@ -153,7 +164,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         .await
         .expect("build app");
     let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
+    let server = tokio::spawn(app.run_until_stopped());
     let sandbox = start_sandbox(
         sandbox_listener,
         Some(format!("{address}/webhooks/messenger")),
@@ -173,11 +184,37 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         ),
         clock,
         expected_rejections: std::sync::Mutex::new(Vec::new()),
-        _store_dir: store_dir,
+        server: Some(server),
+        store_dir: Some(store_dir),
     }
 }
 
 impl TestApp {
+    /// Shuts the gateway down as an operator would, closes its store and hands back the
+    /// directory, for a test to look at the files or start a gateway on them again
+    /// ([`TestOptions::data`]).
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.handle.shutdown().await;
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("join")
+                .expect("the gateway stopped cleanly");
+        }
+        let dir = self.store_dir.take().expect("store dir");
+        let path = dir.path().join("store");
+        drop(self);
+        // sled's file lock goes with the last handle, which the server's threads may hold a
+        // moment longer.
+        for _ in 0..200 {
+            match sled::Config::new().path(&path).open() {
+                Ok(_) => return dir,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+        panic!("the store at {} stayed locked", path.display());
+    }
+
     /// Now, by the clock Herald and the stand-in share.
     pub fn now(&self) -> DateTime<Utc> {
         use herald::clock::Clock;
@@ -212,6 +249,13 @@ impl TestApp {
             req = req.bearer_auth(t);
         }
         req.send().await.expect("request")
+    }
+
+    /// `GET path` as `role`; returns status and JSON body.
+    pub async fn read(&self, role: Role, path: &str) -> (u16, Value) {
+        let r = self.get(path, Some(&self.token(role))).await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
