@@ -281,6 +281,24 @@ fn rewrite_consistently(store: &std::path::Path, from: u64) {
     db.flush().expect("flush");
 }
 
+/// `herald audit verify` on a stopped gateway's store, against a checkpoint file.
+fn verify_offline(data: &str, config: &str, checkpoint: &std::path::Path) -> std::process::Output {
+    let checkpoint = checkpoint.to_str().expect("path");
+    herald(
+        &[
+            "audit",
+            "verify",
+            "--data",
+            data,
+            "--config",
+            config,
+            "--checkpoint",
+            checkpoint,
+        ],
+        &[],
+    )
+}
+
 async fn verify(app: &TestApp, query: &str) -> Value {
     let (status, body) = app
         .read(Role::Compliance, &format!("/v1/audit/verify{query}"))
@@ -377,19 +395,7 @@ async fn a_signed_checkpoint_catches_a_chain_rewritten_consistently() {
         Some(0),
         "the rewritten chain is whole in itself"
     );
-    let with_cp = herald(
-        &[
-            "audit",
-            "verify",
-            "--data",
-            data,
-            "--config",
-            config,
-            "--checkpoint",
-            cp_file.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let with_cp = verify_offline(data, config, &cp_file);
     assert_eq!(with_cp.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&with_cp.stdout).expect("json");
     assert_eq!(report["checkpoint"]["ok"], false, "{report}");
@@ -726,19 +732,7 @@ async fn the_cli_exports_and_signs_a_stopped_gateways_log() {
     assert_eq!((cp.seq, cp.check_signature()), (SYNTHETIC as u64, Ok(())));
     let cp_file = dir.path().join("cp.json");
     std::fs::write(&cp_file, &out.stdout).expect("write");
-    let out = herald(
-        &[
-            "audit",
-            "verify",
-            "--data",
-            data,
-            "--config",
-            config,
-            "--checkpoint",
-            cp_file.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = verify_offline(data, config, &cp_file);
     assert_eq!(
         out.status.code(),
         Some(0),
