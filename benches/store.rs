@@ -29,6 +29,7 @@ fn record(i: usize) -> MessageRecord {
         utility_template: None,
         via: Via::Recipient,
         not_before: None,
+        consent: None,
         trace: Vec::new(),
     };
     MessageRecord {
@@ -73,7 +74,13 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("dir");
-    let store = rt.block_on(async { SledStore::open(&dir.path().join("store")).expect("store") });
+    let store = rt.block_on(async {
+        SledStore::open(
+            &dir.path().join("store"),
+            herald::domain::audit::Pseudonyms::new(b"bench"),
+        )
+        .expect("store")
+    });
 
     let mut g = c.benchmark_group("store");
     g.sample_size(20);

@@ -10,6 +10,7 @@
 //! cargo run --release --example loadgen -- floors         # what any gateway costs on this machine
 //! cargo run --release --example loadgen -- coldstart      # start-up with 0 and 1,000,000 audit entries
 //! cargo run --release --example loadgen -- campaign       # a CSV audience of 10,000 and of 1,000,000
+//! cargo run --release --example loadgen -- audit          # query, export, verify on 1,000,000 entries
 //! ```
 //! Options: `--clients N` (64), `--requests N` (100000), `--rate N` (5000), `--pages N` (200),
 //! `--audit-entries N` (1000000), `--audience N` (1000000, the campaign run's larger audience).
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use herald::auth::JwtKeys;
 use herald::clock::SystemClock;
-use herald::domain::audit::{AuditEntry, AuditKind};
+use herald::domain::audit::{AuditEntry, AuditKind, Personal};
 use herald::domain::Role;
 use herald::sandbox::{Sandbox, SandboxConfig, SandboxPage};
 use herald::store::{SledStore, Store};
@@ -39,6 +40,15 @@ use serde_json::json;
 
 const JWT_SECRET: &str = "loadgen-jwt-secret-0123456789";
 const APP_SECRET: &str = "loadgen-app-secret-0123456789";
+/// The audit log's checkpoint key (an Ed25519 seed, base64); pseudonyms are derived from it.
+const SIGNING_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The pseudonyms a gateway configured with [`SIGNING_KEY`] uses, for stores built here.
+fn pseudonyms() -> herald::domain::audit::Pseudonyms {
+    let signer = herald::domain::checkpoint::CheckpointSigner::from_base64(SIGNING_KEY)
+        .expect("signing key");
+    herald::domain::audit::Pseudonyms::new(&signer.pseudonym_key())
+}
 
 struct Options {
     runs: Vec<String>,
@@ -278,6 +288,9 @@ listen = "127.0.0.1:0"
 
 [storage]
 path = "{store}"
+
+[audit]
+signing_key = "{SIGNING_KEY}"
 
 [auth]
 jwt_secret = "{JWT_SECRET}"
@@ -819,7 +832,7 @@ async fn coldstart(o: &Options) -> Vec<Row> {
     for entries in [0, o.audit_entries] {
         let dir = tempfile::tempdir().expect("dir");
         if entries > 0 {
-            let store = SledStore::open(&dir.path().join("store")).expect("store");
+            let store = SledStore::open(&dir.path().join("store"), pseudonyms()).expect("store");
             let batch = 10_000;
             for b in 0..entries.div_ceil(batch) {
                 let n = batch.min(entries - b * batch);
@@ -828,7 +841,7 @@ async fn coldstart(o: &Options) -> Vec<Row> {
                         at: chrono::Utc::now(),
                         kind: AuditKind::Decision,
                         message_id: Some(format!("msg_{}", b * batch + i)),
-                        recipient: Some(psid(i)),
+                        personal: Some(Personal::of(psid(i))),
                         client: Some("loadgen".into()),
                         outcome: Some("allow".into()),
                         reason: Some("ok".into()),
@@ -859,6 +872,159 @@ async fn coldstart(o: &Options) -> Vec<Row> {
             note: "process start to /readyz, the sandbox started first".into(),
         });
     }
+    rows
+}
+
+/// Issue 8 on a log of `audit_entries` entries about 10,000 recipients (~100 each): cold
+/// start; a recipient's history (`GET /v1/audit?recipient=`, 100 entries) one request at a
+/// time; a JSONL export of the whole log, streamed, with the gateway's RSS sampled against its
+/// idle RSS; `GET /v1/audit/verify`.
+async fn audit(o: &Options) -> Vec<Row> {
+    const RECIPIENTS: usize = 10_000;
+    let dir = tempfile::tempdir().expect("dir");
+    let filled = Instant::now();
+    {
+        let store = SledStore::open(&dir.path().join("store"), pseudonyms()).expect("store");
+        let batch = 10_000;
+        for b in 0..o.audit_entries.div_ceil(batch) {
+            let n = batch.min(o.audit_entries - b * batch);
+            let list = (0..n)
+                .map(|i| AuditEntry {
+                    at: chrono::Utc::now(),
+                    kind: AuditKind::Decision,
+                    message_id: Some(format!("msg_{}", b * batch + i)),
+                    page_id: Some("100000000000001".into()),
+                    client: Some("loadgen".into()),
+                    category: Some(herald::domain::Category::Receipt),
+                    outcome: Some("allow".into()),
+                    reason: Some("ok".into()),
+                    rule: Some("policies/default.toml#receipt.outside_window".into()),
+                    policy_version: Some("0".repeat(64)),
+                    content_sha256: Some("1".repeat(64)),
+                    consent_id: Some("cns_01M8P0SXNDD51HY019ZD4QFVSE".into()),
+                    consent_source: Some("api".into()),
+                    personal: Some(Personal::of(psid((b * batch + i) % RECIPIENTS))),
+                    ..AuditEntry::default()
+                })
+                .collect();
+            store.append_audit(list).await.expect("append");
+        }
+        store.close().await.expect("close");
+    }
+    eprintln!(
+        "filled {} entries in {:.1}s",
+        o.audit_entries,
+        filled.elapsed().as_secs_f64()
+    );
+    let mut rows = Vec::new();
+    let t = Instant::now();
+    let rig = Rig::start(1, Some(dir)).await;
+    while !matches!(rig.http.get(format!("{}/readyz", rig.base())).send().await, Ok(r) if r.status().is_success())
+    {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let cold = t.elapsed().as_secs_f64();
+    let pid = rig.gateway.child.id();
+    rows.push(Row {
+        run: format!("audit: cold start, {} entries", o.audit_entries),
+        count: 1,
+        seconds: cold,
+        latencies_us: vec![(cold * 1e6) as u64],
+        rss_mb: Some(rss_mb(pid)),
+        note: "process start to /readyz".into(),
+    });
+    let token = JwtKeys::new(&SecretString::from(JWT_SECRET), None, None)
+        .issue("loadgen", Role::Compliance, Duration::from_secs(3600))
+        .expect("token");
+    let get = |path: String| {
+        rig.http
+            .get(format!("{}{path}", rig.base()))
+            .bearer_auth(&token)
+            .send()
+    };
+
+    let queries = 2_000;
+    let mut latencies = Vec::with_capacity(queries);
+    let t = Instant::now();
+    for q in 0..queries {
+        let one = Instant::now();
+        let r = get(format!(
+            "/v1/audit?recipient={}&limit=100",
+            psid(q * 7 % RECIPIENTS)
+        ))
+        .await
+        .expect("query");
+        assert!(r.status().is_success());
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(body["entries"].as_array().map(Vec::len), Some(100));
+        latencies.push(one.elapsed().as_micros() as u64);
+    }
+    rows.push(Row {
+        run: "audit: a recipient's 100 entries".into(),
+        count: queries,
+        seconds: t.elapsed().as_secs_f64(),
+        latencies_us: latencies,
+        rss_mb: Some(rss_mb(pid)),
+        note: "GET /v1/audit?recipient=…&limit=100, one at a time, over HTTP".into(),
+    });
+
+    let idle = rss_mb(pid);
+    let peak = Arc::new(std::sync::Mutex::new(idle));
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (Arc::clone(&peak), Arc::clone(&sampling));
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                let now = rss_mb(pid);
+                let mut p = peak.lock().unwrap();
+                *p = p.max(now);
+                drop(p);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let t = Instant::now();
+    let mut r = get("/v1/audit/export?format=jsonl".into())
+        .await
+        .expect("export");
+    let mut lines = 0usize;
+    while let Some(chunk) = r.chunk().await.expect("chunk") {
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    sampling.store(false, Ordering::Relaxed);
+    sampler.join().expect("sampler");
+    let peak = *peak.lock().unwrap();
+    rows.push(Row {
+        run: "audit: export, JSONL".into(),
+        count: lines,
+        seconds: secs,
+        latencies_us: Vec::new(),
+        rss_mb: Some(peak),
+        note: format!(
+            "streamed; gateway RSS idle {idle:.1} MB, peak {peak:.1} MB (+{:.1})",
+            peak - idle
+        ),
+    });
+
+    let t = Instant::now();
+    let v: serde_json::Value = get("/v1/audit/verify".into())
+        .await
+        .expect("verify")
+        .json()
+        .await
+        .expect("json");
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(v["ok"], true, "{v}");
+    rows.push(Row {
+        run: "audit: verify".into(),
+        count: v["entries"].as_u64().unwrap_or(0) as usize,
+        seconds: secs,
+        latencies_us: Vec::new(),
+        rss_mb: Some(rss_mb(pid)),
+        note: "GET /v1/audit/verify, the whole chain".into(),
+    });
+    drop(rig);
     rows
 }
 
@@ -952,9 +1118,10 @@ async fn main() -> std::process::ExitCode {
             "floors" => floors(&o).await,
             "coldstart" => coldstart(&o).await,
             "campaign" => campaign(&o).await,
-            other => {
-                panic!("unknown run {other}: accept, latency, e2e, floors, coldstart, campaign")
-            }
+            "audit" => audit(&o).await,
+            other => panic!(
+                "unknown run {other}: accept, latency, e2e, floors, coldstart, campaign, audit"
+            ),
         };
         for mut row in rows {
             row.print();

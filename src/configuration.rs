@@ -9,6 +9,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::domain::audit::Pseudonyms;
+use crate::domain::checkpoint::CheckpointSigner;
 use crate::domain::Category;
 
 /// Everything Herald reads at start-up.
@@ -21,6 +23,9 @@ pub struct Settings {
     /// Where the sled store lives.
     #[serde(default)]
     pub storage: StorageSettings,
+    /// The audit log: retention, the checkpoint signing key, the pseudonym key.
+    #[serde(default)]
+    pub audit: AuditSettings,
     /// How client JWTs are checked.
     #[serde(default)]
     pub auth: AuthSettings,
@@ -82,6 +87,54 @@ impl Default for StorageSettings {
 
 fn default_storage() -> PathBuf {
     PathBuf::from("./herald-data")
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Days an entry is kept; 0 keeps everything. Older entries are pruned from the start of
+    /// the chain, behind a recorded checkpoint (the last pruned entry's seq and hash).
+    #[serde(default)]
+    pub retain_days: u32,
+    /// Ed25519 seed (32 bytes, base64) that signs checkpoints; `--sandbox` makes one. Without
+    /// it, `GET /v1/audit/checkpoint` answers 409.
+    pub signing_key: Option<SecretString>,
+    /// Key of the recipients' pseudonyms in the audit log (at least 16 characters); derived
+    /// from `signing_key` when not set. It must stay the same for the life of the store:
+    /// entries are found by PSID through it.
+    pub pseudonym_key: Option<SecretString>,
+}
+
+impl AuditSettings {
+    /// The checkpoint signer, if a key is configured.
+    pub fn signer(&self) -> Result<Option<CheckpointSigner>, ConfigError> {
+        self.signing_key
+            .as_ref()
+            .map(|k| {
+                CheckpointSigner::from_base64(k.expose_secret())
+                    .map_err(|e| ConfigError::key("audit.signing_key", e))
+            })
+            .transpose()
+    }
+
+    /// The pseudonym key: `pseudonym_key`, or one derived from `signing_key`.
+    pub fn pseudonyms(&self) -> Result<Option<Pseudonyms>, ConfigError> {
+        if let Some(key) = &self.pseudonym_key {
+            if key.expose_secret().len() < 16 {
+                return Err(ConfigError::key(
+                    "audit.pseudonym_key",
+                    "must be at least 16 characters",
+                ));
+            }
+            return Ok(Some(Pseudonyms::new(key.expose_secret().as_bytes())));
+        }
+        Ok(self.signer()?.map(|s| Pseudonyms::new(&s.pseudonym_key())))
+    }
+
+    /// How long entries are kept, if not forever.
+    pub fn retention(&self) -> Option<chrono::Duration> {
+        (self.retain_days > 0).then(|| chrono::Duration::days(i64::from(self.retain_days)))
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -407,6 +460,7 @@ impl Settings {
                 "max_attempts and concurrency must be at least 1",
             ));
         }
+        let pseudonyms = self.audit.pseudonyms()?;
         if mode == Mode::Sandbox {
             return Ok(());
         }
@@ -429,6 +483,12 @@ impl Settings {
                 }
                 Some(_) => {}
             }
+        }
+        if pseudonyms.is_none() {
+            return Err(ConfigError::key(
+                "audit.signing_key",
+                "is required (or audit.pseudonym_key): the audit log names recipients by a keyed pseudonym",
+            ));
         }
         if self.messenger.pages.is_empty() {
             return Err(ConfigError::key(
@@ -503,6 +563,8 @@ mod tests {
     }
 
     const COMPLETE: &str = r#"
+[audit]
+signing_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 [auth]
 jwt_secret = "0123456789abcdef0123"
 [messenger]
@@ -557,11 +619,41 @@ region = "EU"
     }
 
     #[test]
+    fn a_bad_audit_key_is_named() {
+        let f = file(&COMPLETE.replace("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "short"));
+        let err = Settings::load(f.path(), true, vec![], Mode::Production)
+            .expect_err("bad key")
+            .to_string();
+        assert!(err.contains("audit.signing_key"), "{err}");
+        let env = vec![("HERALD_AUDIT__PSEUDONYM_KEY".to_owned(), "tiny".to_owned())];
+        let err = Settings::load(file(COMPLETE).path(), true, env, Mode::Production)
+            .expect_err("short key")
+            .to_string();
+        assert!(err.contains("audit.pseudonym_key"), "{err}");
+        let f = file(&COMPLETE.replace(
+            "[audit]\nsigning_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n",
+            "",
+        ));
+        let err = Settings::load(f.path(), true, vec![], Mode::Production)
+            .expect_err("no audit key")
+            .to_string();
+        assert!(err.contains("audit.signing_key"), "{err}");
+        let env = vec![("HERALD_AUDIT__RETAIN_DAYS".to_owned(), "30".to_owned())];
+        let s = Settings::load(file(COMPLETE).path(), true, env, Mode::Production).expect("ok");
+        assert_eq!(s.audit.retain_days, 30);
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let f = file(COMPLETE);
         let s = Settings::load(f.path(), true, vec![], Mode::Production).expect("valid");
         let shown = format!("{s:?}");
-        for secret in ["0123456789abcdef0123", "app-secret-value", "page-token"] {
+        for secret in [
+            "0123456789abcdef0123",
+            "app-secret-value",
+            "page-token",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ] {
             assert!(!shown.contains(secret), "{secret} leaked in {shown}");
         }
     }

@@ -45,7 +45,10 @@ pub enum ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::StoreUnavailable(e)
+        match e {
+            e @ StoreError::BadCursor => ApiError::BadRequest(e.to_string()),
+            e => ApiError::StoreUnavailable(e),
+        }
     }
 }
 
@@ -75,7 +78,8 @@ impl From<CommandError> for ApiError {
             CommandError::NotCancellable { id, status } => ApiError::MessageConflict { id, status },
             e @ CommandError::CampaignConflict { .. } => ApiError::Conflict(e.to_string()),
             e @ CommandError::Policy(_) => ApiError::BadRequest(e.to_string()),
-            CommandError::Store(e) => ApiError::StoreUnavailable(e),
+            CommandError::NotConfigured(what) => ApiError::Conflict(what),
+            CommandError::Store(e) => ApiError::from(e),
         }
     }
 }

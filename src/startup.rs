@@ -13,11 +13,12 @@ use secrecy::SecretString;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{Herald, Pages};
+use crate::app::{AuditConfig, Herald, Pages};
 use crate::auth::{Client, JwtKeys};
 use crate::clock::{SharedClock, SystemClock};
 use crate::configuration::Settings;
 use crate::delivery::{GraphClient, Worker};
+use crate::domain::audit::Pseudonyms;
 use crate::domain::Role;
 use crate::policy::PolicySet;
 use crate::routes::{self, AppState};
@@ -87,14 +88,20 @@ impl Application {
                 settings.policy.dir.display()
             )
         })?;
+        let audit = AuditConfig {
+            signer: settings.audit.signer()?,
+            retention: settings.audit.retention(),
+        };
         let store: Arc<dyn Store> = match deps.store {
             Some(store) => store,
-            None => SledStore::open(&settings.storage.path).with_context(|| {
-                format!(
-                    "cannot open the store at {}",
-                    settings.storage.path.display()
-                )
-            })?,
+            None => SledStore::open(&settings.storage.path, pseudonyms(settings)?).with_context(
+                || {
+                    format!(
+                        "cannot open the store at {}",
+                        settings.storage.path.display()
+                    )
+                },
+            )?,
         };
         let clock = deps.clock.unwrap_or_else(SystemClock::shared);
         let pages = Pages::from_settings(&settings.messenger);
@@ -112,6 +119,7 @@ impl Application {
             pages,
             settings.delivery.ttl.clone(),
             graph.clone(),
+            audit,
         ));
         let worker = Worker::new(Arc::clone(&herald), graph, settings.delivery.clone());
         let secret = |s: &Option<SecretString>| s.clone().unwrap_or_else(|| SecretString::from(""));
@@ -147,7 +155,7 @@ impl Application {
         .run();
         let stop = CancellationToken::new();
         let worker_task = tokio::spawn(Arc::clone(&worker).run(stop.clone()));
-        let background = tokio::spawn(retry_parked_events(Arc::clone(&herald), stop.clone()));
+        let background = tokio::spawn(background_work(Arc::clone(&herald), stop.clone()));
         let campaigns = tokio::spawn(run_campaigns(Arc::clone(&herald), stop.clone()));
         let handle = AppHandle {
             herald,
@@ -265,9 +273,36 @@ async fn reload_on_sighup(herald: Arc<Herald>) {
     let _ = herald;
 }
 
-/// Webhook events that failed to apply are tried again every few seconds.
-async fn retry_parked_events(herald: Arc<Herald>, stop: CancellationToken) {
+/// The audit log's pseudonym key, which every store must be opened with.
+pub fn pseudonyms(settings: &Settings) -> anyhow::Result<Pseudonyms> {
+    settings.audit.pseudonyms()?.context(
+        "audit.signing_key or audit.pseudonym_key is required: the audit log names recipients by a keyed pseudonym",
+    )
+}
+
+/// How often the audit log's retention runs (when `[audit] retain_days` is set), and how long
+/// after start-up it first runs: not at once, so that start-up stays quick and a test's own
+/// retention run is the only one.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+const RETENTION_FIRST: Duration = Duration::from_secs(60);
+
+/// Webhook events that failed to apply are tried again every few seconds; the audit log's
+/// retention runs a minute after start-up and hourly.
+async fn background_work(herald: Arc<Herald>, stop: CancellationToken) {
+    let mut next_retention = std::time::Instant::now() + RETENTION_FIRST;
     loop {
+        if std::time::Instant::now() >= next_retention {
+            next_retention += RETENTION_EVERY;
+            match herald.apply_retention().await {
+                Ok(None) => {}
+                Ok(Some(r)) => tracing::info!(
+                    pruned = r.pruned,
+                    through = r.through_seq,
+                    "audit retention"
+                ),
+                Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+            }
+        }
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(5)) => {}

@@ -103,7 +103,7 @@ impl Herald {
             .page(cmd.page_id.as_ref())
             .map_err(SenderActionError::Invalid)?;
         let now = self.clock.now();
-        let facts = self
+        let (facts, _) = self
             .recipient_facts(&policy, &cmd.recipient, page, cmd.client.role, now)
             .await?;
         if !window_open(&policy, &cmd.recipient, &facts) {

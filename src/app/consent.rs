@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::{CommandError, Herald};
 use crate::auth::Client;
-use crate::domain::audit::{AuditEntry, AuditKind};
+use crate::domain::audit::{AuditEntry, AuditKind, Personal};
 use crate::domain::Category;
 use crate::domain::{
     Attribution, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, MessageId,
@@ -77,6 +77,10 @@ pub struct RecipientView {
     pub unreachable_since: Option<DateTime<Utc>>,
     pub attributions: Vec<Attribution>,
     pub last_messages: Vec<RecentMessage>,
+    /// The last decisions about them, newest first, each naming the consent that permitted it.
+    pub last_decisions: Vec<super::DecisionSummary>,
+    /// Their personal data was erased then; consents before it no longer count.
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -128,8 +132,13 @@ pub(super) fn consent_entry(
     AuditEntry {
         at: event.at,
         kind: AuditKind::Consent,
-        recipient: Some(recipient.to_owned()),
         page_id: page_id.map(str::to_owned),
+        consent_id: Some(event.id.clone()),
+        consent_source: Some(event.source.as_str().to_owned()),
+        personal: Some(Personal {
+            consent_evidence: Some(event.evidence.clone()),
+            ..Personal::of(recipient)
+        }),
         client: event.client.clone(),
         outcome: Some(
             match event.action {
@@ -166,6 +175,7 @@ impl Herald {
         let now = self.clock.now();
         let key = cmd.recipient.key();
         let event = ConsentEvent {
+            id: ConsentEvent::new_id(),
             scope: cmd.scope,
             action: ConsentAction::Grant,
             source: ConsentSource::Api,
@@ -233,6 +243,7 @@ impl Herald {
                         .iter()
                         .map(|s| {
                             let event = ConsentEvent {
+                                id: ConsentEvent::new_id(),
                                 scope: *s,
                                 action: ConsentAction::OptOut,
                                 source: ConsentSource::Api,
@@ -269,6 +280,7 @@ impl Herald {
                 });
             }
         }
+        let last_decisions = self.last_decisions(key).await?;
         let policy = self.policy();
         let last = record.last_user_interaction_at;
         let open_until = last.map(|t| t + policy.standard_window());
@@ -304,6 +316,8 @@ impl Herald {
             unreachable_since: record.unreachable_since,
             attributions: record.attributions,
             last_messages,
+            last_decisions,
+            erased_at: record.erased.map(|e| e.at),
         })
     }
 }

@@ -5,13 +5,15 @@ use chrono::{DateTime, Utc};
 
 use super::{Herald, Page};
 use crate::domain::{
-    ConsentScope, ConsentSource, OutboundMessage, Recipient, RecipientRecord, Role, TokenStatus,
+    ConsentRef, ConsentScope, ConsentSource, OutboundMessage, Recipient, RecipientRecord, Role,
+    TokenStatus,
 };
-use crate::policy::{evaluate, Decision, Facts, MarketingToken, PolicySet, RecentSend};
+use crate::policy::{evaluate, Decision, Facts, MarketingToken, Outcome, PolicySet, RecentSend};
 use crate::store::StoreError;
 
 impl Herald {
-    /// What the policy in force decides for `message`, sent by `role` as `page`, at `at`.
+    /// What the policy in force decides for `message`, sent by `role` as `page`, at `at`; a
+    /// decision that lets the message go names the consent it rests on.
     pub async fn decide(
         &self,
         message: &OutboundMessage,
@@ -20,24 +22,23 @@ impl Herald {
         at: DateTime<Utc>,
     ) -> Result<Decision, StoreError> {
         let policy = self.policy();
-        let facts = self.facts(&policy, message, page, role, at).await?;
-        Ok(evaluate(&policy, message, &facts))
+        let (facts, record) = self
+            .recipient_facts(&policy, &message.recipient, page, role, at)
+            .await?;
+        let mut decision = evaluate(&policy, message, &facts);
+        if decision.outcome != Outcome::Deny {
+            let scope = if message.category.is_transactional() {
+                ConsentScope::Transactional
+            } else {
+                ConsentScope::Marketing
+            };
+            decision.consent = record.permitting(scope).map(ConsentRef::from);
+        }
+        Ok(decision)
     }
 
-    /// Everything the store knows about the recipient that bears on this send.
-    async fn facts(
-        &self,
-        policy: &PolicySet,
-        message: &OutboundMessage,
-        page: &Page,
-        role: Role,
-        at: DateTime<Utc>,
-    ) -> Result<Facts, StoreError> {
-        self.recipient_facts(policy, &message.recipient, page, role, at)
-            .await
-    }
-
-    /// Everything the store knows about `recipient` that bears on what `role` may send them.
+    /// Everything the store knows about `recipient` that bears on what `role` may send them:
+    /// the facts the policy reads, and the record they were read from.
     pub(super) async fn recipient_facts(
         &self,
         policy: &PolicySet,
@@ -45,18 +46,13 @@ impl Herald {
         page: &Page,
         role: Role,
         at: DateTime<Utc>,
-    ) -> Result<Facts, StoreError> {
+    ) -> Result<(Facts, RecipientRecord), StoreError> {
         let key = recipient.key();
         let record = self.store.recipient(&key).await?.unwrap_or_default();
         let since = at - policy.longest_frequency_window();
         let recent_sends = self.store.recent_sends(&key, since).await?;
-        Ok(facts_from(
-            &record,
-            recent_sends,
-            page.region.as_deref(),
-            role,
-            at,
-        ))
+        let facts = facts_from(&record, recent_sends, page.region.as_deref(), role, at);
+        Ok((facts, record))
     }
 }
 

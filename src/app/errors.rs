@@ -50,6 +50,9 @@ pub enum CommandError {
         status: CampaignStatus,
         what: &'static str,
     },
+    /// Something this needs is not configured (the audit signing key).
+    #[error("{0}")]
+    NotConfigured(String),
     /// The policy files on disk are invalid; the policy in force was kept.
     #[error("the policy was not reloaded: {0}")]
     Policy(PolicyErrors),

@@ -10,6 +10,7 @@
 //! into status codes.
 
 mod actions;
+mod audit;
 mod campaigns;
 mod consent;
 mod decide;
@@ -27,6 +28,10 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 pub use actions::{SenderAction, SenderActionCommand, SenderActionError};
+pub use audit::{
+    export as export_audit, verify as verify_audit, AuditConfig, DecisionSummary, ErasureReport,
+    ExportFormat, Retention, CSV_COLUMNS, DEFAULT_PAGE, MAX_PAGE,
+};
 pub use campaigns::{Audience, CampaignView, ListKind, NewCampaign};
 pub(crate) use consent::push_consent;
 pub use consent::{ConsentCommand, ConsentView, OptOutScope, RecipientView};
@@ -63,6 +68,8 @@ pub struct Herald {
     /// The Send API, for what goes out at once rather than through the outbox (sender
     /// actions).
     graph: GraphClient,
+    /// The checkpoint key and the retention of the audit log.
+    audit: AuditConfig,
 }
 
 /// What `GET /readyz` reports.
@@ -83,6 +90,7 @@ impl Herald {
         pages: Pages,
         ttl: TtlSettings,
         graph: GraphClient,
+        audit: AuditConfig,
     ) -> Herald {
         Herald {
             store,
@@ -95,6 +103,7 @@ impl Herald {
             campaign_ticks: tokio::sync::Mutex::new(()),
             ttl,
             graph,
+            audit,
         }
     }
 

@@ -37,6 +37,7 @@ fn grant(
     at: DateTime<Utc>,
 ) -> ConsentEvent {
     ConsentEvent {
+        id: ConsentEvent::new_id(),
         scope,
         action: ConsentAction::Grant,
         source,

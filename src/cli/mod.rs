@@ -1,5 +1,6 @@
 //! The `herald` command line (API.md §1).
 
+mod audit;
 mod campaign;
 mod policy;
 mod serve;
@@ -55,6 +56,11 @@ enum Command {
     Campaign {
         #[command(subcommand)]
         command: CampaignCommand,
+    },
+    /// Verify, export or checkpoint the audit log, offline.
+    Audit {
+        #[command(subcommand)]
+        command: Box<audit::AuditCommand>,
     },
 }
 
@@ -118,6 +124,7 @@ where
         Command::Campaign { command } => match command {
             CampaignCommand::Watch { id, url, token } => campaign::watch(&id, &url, &token).await,
         },
+        Command::Audit { command } => audit::run(*command).await,
     };
     match result {
         Ok(code) => code,

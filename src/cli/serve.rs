@@ -12,6 +12,7 @@ use secrecy::SecretString;
 
 use crate::auth::JwtKeys;
 use crate::configuration::{Mode, PageSettings, Settings};
+use crate::domain::checkpoint::CheckpointSigner;
 use crate::domain::Role;
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxPage};
 use crate::startup::Application;
@@ -55,6 +56,11 @@ async fn run_sandbox(config: &Path) -> anyhow::Result<ExitCode> {
     settings.auth.jwt_secret = Some(SecretString::from(jwt_secret.clone()));
     settings.messenger.app_secret = Some(SecretString::from(app_secret.clone()));
     settings.messenger.verify_token = Some(SecretString::from(random_secret()));
+    if settings.audit.signing_key.is_none() {
+        // Kept for this run only, like the store: a configured key (and store) outlives it.
+        let (_, seed) = CheckpointSigner::generate();
+        settings.audit.signing_key = Some(SecretString::from(seed));
+    }
     settings.messenger.pages.clear();
     settings.messenger.pages.insert(
         SANDBOX_PAGE_ID.into(),

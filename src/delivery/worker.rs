@@ -511,6 +511,7 @@ impl Worker {
             }
             ErrorClass::TokenStopped => {
                 let event = ConsentEvent {
+                    id: ConsentEvent::new_id(),
                     scope: ConsentScope::Marketing,
                     action: ConsentAction::OptOut,
                     source: ConsentSource::NotificationSettings,

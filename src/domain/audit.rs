@@ -1,8 +1,20 @@
 //! The audit log: append-only, hash-chained. `hash = sha256(prev_hash || canonical entry)`, where
 //! the canonical entry is the entry's JSON without its `hash`.
+//!
+//! Personal data stays out of the chain, so that it can be erased while the chain still
+//! verifies: an entry names its recipient by a keyed pseudonym ([`Pseudonyms`]) and holds the
+//! sha256 of its erasable values ([`Personal`]: the recipient's key, a consent's evidence, with
+//! a random salt), which the store keeps beside the chain and erasure removes.
+//!
+//! ```text
+//!   chain:   … ─► entry n { recipient_pseudonym, personal_sha256, … , prev_hash, hash } ─► …
+//!   beside:        personal n { recipient, consent_evidence, salt }   (erasable)
+//! ```
 
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::lifecycle::MessageStatus;
@@ -28,6 +40,107 @@ pub enum AuditKind {
     Consent,
     Campaign,
     Policy,
+    /// Entries older than `[audit] retain_days` were pruned; the chain now starts after them.
+    Retention,
+    /// A person's data was erased (`DELETE /v1/recipients/{psid}`).
+    Erasure,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Decision => "decision",
+            AuditKind::Attempt => "attempt",
+            AuditKind::Status => "status",
+            AuditKind::Consent => "consent",
+            AuditKind::Campaign => "campaign",
+            AuditKind::Policy => "policy",
+            AuditKind::Retention => "retention",
+            AuditKind::Erasure => "erasure",
+        }
+    }
+}
+
+impl std::str::FromStr for AuditKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            AuditKind::Decision,
+            AuditKind::Attempt,
+            AuditKind::Status,
+            AuditKind::Consent,
+            AuditKind::Campaign,
+            AuditKind::Policy,
+            AuditKind::Retention,
+            AuditKind::Erasure,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| format!("{s} is not an audit entry kind"))
+    }
+}
+
+/// The erasable values of one entry, kept beside the chain; the entry holds their sha256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Personal {
+    /// The recipient's key (the PSID, or `user_ref:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// A consent's evidence: the client's, the webhook's ref, the keyword written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_evidence: Option<Value>,
+    /// Random, given when the entry is sealed: without it the sha256 of a short value (a PSID)
+    /// would give the value away once it is erased.
+    #[serde(default)]
+    pub salt: String,
+}
+
+impl Personal {
+    /// The recipient's values, to be sealed with an entry.
+    pub fn of(recipient: impl Into<String>) -> Personal {
+        Personal {
+            recipient: Some(recipient.into()),
+            ..Personal::default()
+        }
+    }
+
+    /// The sha256 the entry keeps, over the JSON of these values with their salt.
+    pub fn sha256(&self) -> Result<String, serde_json::Error> {
+        Ok(hex::encode(Sha256::digest(serde_json::to_vec(self)?)))
+    }
+}
+
+/// Keyed pseudonyms of recipients: HMAC-SHA256 under a key of the gateway's (`[audit]
+/// pseudonym_key`, or derived from the signing key). The same recipient always gets the same
+/// pseudonym, so queries by PSID find entries whose PSID was erased; without the key, a
+/// pseudonym cannot be turned back into a PSID, nor a guess confirmed.
+#[derive(Clone)]
+pub struct Pseudonyms {
+    mac: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for Pseudonyms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pseudonyms(<key>)")
+    }
+}
+
+impl Pseudonyms {
+    /// Pseudonyms under `key`.
+    pub fn new(key: &[u8]) -> Pseudonyms {
+        // HMAC takes a key of any length; this cannot fail.
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+        Pseudonyms { mac }
+    }
+
+    /// `psn_` and the first 16 bytes of HMAC(key, recipient key), in hex.
+    pub fn of(&self, recipient: &str) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(recipient.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        format!("psn_{}", hex::encode(&digest[..16]))
+    }
 }
 
 /// One entry of the audit log (API.md §6, Audit).
@@ -40,8 +153,9 @@ pub struct AuditEntry {
     pub message_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page_id: Option<String>,
+    /// The recipient's keyed pseudonym ([`Pseudonyms`]), given when the entry is sealed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub recipient: Option<String>,
+    pub recipient_pseudonym: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,12 +183,25 @@ pub struct AuditEntry {
     /// For status entries: the new status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<MessageStatus>,
+    /// The consent this entry is about (consent entries) or that permitted it (decisions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_id: Option<String>,
+    /// That consent's source: `api`, `plugin`, `referral`, `user_message`, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_source: Option<String>,
     /// Free words: the consent's source and scope, the attempt's error, …
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// sha256 of the entry's erasable values ([`Personal`]), which are kept beside the chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub personal_sha256: Option<String>,
     pub prev_hash: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
+    /// The erasable values, outside the chain: given by whoever builds the entry, taken apart
+    /// by the store when it seals it, and put back when it is read unless they were erased.
+    #[serde(skip)]
+    pub personal: Option<Personal>,
 }
 
 impl AuditEntry {
@@ -85,12 +212,51 @@ impl AuditEntry {
             kind,
             message_id: Some(message.id.to_string()),
             page_id: Some(message.page_id.clone()),
-            recipient: Some(message.recipient.key()),
             client: Some(message.client.clone()),
             category: Some(message.category),
             campaign: message.campaign.clone(),
             content_sha256: Some(message.content_sha256.clone()),
+            personal: Some(Personal::of(message.recipient.key())),
             ..AuditEntry::default()
+        }
+    }
+
+    /// The recipient's key, unless it was erased (or the entry names none).
+    pub fn recipient(&self) -> Option<&str> {
+        self.personal.as_ref()?.recipient.as_deref()
+    }
+
+    /// The entry had erasable values, and they were erased.
+    pub fn erased(&self) -> bool {
+        self.personal_sha256.is_some() && self.personal.is_none()
+    }
+
+    /// Takes the erasable values out before sealing: salts them, and keeps the recipient's
+    /// pseudonym and their sha256 in the entry. Returns them, to be stored beside the chain.
+    pub fn take_personal(
+        &mut self,
+        pseudonyms: &Pseudonyms,
+        salt: String,
+    ) -> Result<Option<Personal>, serde_json::Error> {
+        let Some(mut personal) = self.personal.take() else {
+            return Ok(None);
+        };
+        personal.salt = salt;
+        self.recipient_pseudonym = personal.recipient.as_deref().map(|r| pseudonyms.of(r));
+        self.personal_sha256 = Some(personal.sha256()?);
+        Ok(Some(personal))
+    }
+
+    /// The entry as the API shows it: the chained fields with the erasable values beside them.
+    pub fn view(&self) -> AuditView<'_> {
+        AuditView {
+            recipient: self.recipient(),
+            consent_evidence: self
+                .personal
+                .as_ref()
+                .and_then(|p| p.consent_evidence.as_ref()),
+            erased: self.erased(),
+            entry: self,
         }
     }
 
@@ -103,6 +269,11 @@ impl AuditEntry {
             policy_version: Some(decision.policy_version.clone()),
             messaging_type: decision.messaging_type.map(|m| m.as_str().to_owned()),
             tag: decision.tag.map(|t| t.as_str().to_owned()),
+            consent_id: decision.consent.as_ref().map(|c| c.id.clone()),
+            consent_source: decision
+                .consent
+                .as_ref()
+                .map(|c| c.source.as_str().to_owned()),
             ..AuditEntry::about(AuditKind::Decision, message, at)
         }
     }
@@ -146,6 +317,21 @@ impl AuditEntry {
     }
 }
 
+/// An entry as the API shows it (`GET /v1/audit`, the JSONL export).
+#[derive(Debug, Serialize)]
+pub struct AuditView<'a> {
+    #[serde(flatten)]
+    pub entry: &'a AuditEntry,
+    /// The recipient's key, until it is erased.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_evidence: Option<&'a Value>,
+    /// The entry's personal data was erased; its pseudonym and hash remain.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
+}
+
 fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
@@ -173,10 +359,73 @@ impl Default for AuditHead {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verification {
     pub ok: bool,
+    /// Entries checked and found good.
     pub entries: u64,
+    /// Where the chain starts: 1, or the first entry kept after older ones were pruned (whose
+    /// `prev_hash` is the recorded hash of the last one pruned).
+    pub first_seq: u64,
+    /// The last good entry's seq and hash.
+    pub head_seq: u64,
     pub head: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_bad_seq: Option<u64>,
+    /// With a checkpoint: whether the log still extends it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointCheck>,
+}
+
+/// A point of the chain someone kept: the entry at `seq` had hash `hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainPoint {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// What became of a checkpoint in a verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointCheck {
+    pub seq: u64,
+    /// The entry at `seq` still has the checkpoint's hash: the log was only appended to since.
+    pub ok: bool,
+    /// Why not, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl Verification {
+    /// Checks that the chain (already walked) still extends `point`, given the hash found at
+    /// `point.seq` (`None`: no such entry). A log that does not is not ok.
+    pub fn against(&mut self, point: &ChainPoint, found: Option<&str>) {
+        let problem = if point.seq > self.head_seq {
+            Some(format!(
+                "the log ends at {} before the checkpoint's entry",
+                self.head_seq
+            ))
+        } else if point.seq + 1 < self.first_seq {
+            Some(format!(
+                "entry {} was pruned; the chain now starts at {}",
+                point.seq, self.first_seq
+            ))
+        } else {
+            match found {
+                Some(h) if h == point.hash => None,
+                Some(_) => Some(format!(
+                    "entry {} no longer has the checkpoint's hash: the log was rewritten",
+                    point.seq
+                )),
+                None => Some(format!("entry {} is missing", point.seq)),
+            }
+        };
+        if problem.is_some() {
+            self.ok = false;
+            self.first_bad_seq = self.first_bad_seq.or(Some(point.seq));
+        }
+        self.checkpoint = Some(CheckpointCheck {
+            seq: point.seq,
+            ok: problem.is_none(),
+            problem,
+        });
+    }
 }
 
 /// One stored entry as the chain walk sees it.
@@ -192,45 +441,43 @@ pub enum ChainItem {
     },
 }
 
-/// Walks entries in order and reports the first that breaks the chain. An `Err` from the
-/// entries (the disk could not be read) is an error, never a verdict of tampering.
-pub fn verify_chain<E, I>(entries: I) -> Result<Verification, E>
+/// Walks entries in order from `start` (the genesis, or the last entry pruned) and reports the
+/// first that breaks the chain. An `Err` from the entries (the disk could not be read) is an
+/// error, never a verdict of tampering.
+pub fn verify_chain<E, I>(start: AuditHead, entries: I) -> Result<Verification, E>
 where
     I: IntoIterator<Item = Result<ChainItem, E>>,
 {
-    let mut prev = AuditHead::default();
+    let first_seq = start.seq + 1;
+    let mut prev = start;
+    let result = |prev: AuditHead, bad: Option<u64>| Verification {
+        ok: bad.is_none(),
+        entries: prev.seq + 1 - first_seq,
+        first_seq,
+        head_seq: prev.seq,
+        head: prev.hash,
+        first_bad_seq: bad,
+        checkpoint: None,
+    };
     for item in entries {
         let entry = match item? {
             ChainItem::Entry(e) => e,
-            ChainItem::Undecodable { seq } => return Ok(broken(prev, seq)),
+            ChainItem::Undecodable { seq } => return Ok(result(prev, Some(seq))),
         };
         let expected_seq = prev.seq + 1;
         let hash_ok = entry
             .computed_hash()
             .is_ok_and(|computed| computed == entry.hash);
         if entry.seq != expected_seq || entry.prev_hash != prev.hash || !hash_ok {
-            return Ok(broken(prev, expected_seq.min(entry.seq.max(1))));
+            let bad = expected_seq.min(entry.seq.max(1));
+            return Ok(result(prev, Some(bad)));
         }
         prev = AuditHead {
             seq: entry.seq,
             hash: entry.hash,
         };
     }
-    Ok(Verification {
-        ok: true,
-        entries: prev.seq,
-        head: prev.hash,
-        first_bad_seq: None,
-    })
-}
-
-fn broken(prev: AuditHead, seq: u64) -> Verification {
-    Verification {
-        ok: false,
-        entries: prev.seq,
-        head: prev.hash,
-        first_bad_seq: Some(seq),
-    }
+    Ok(result(prev, None))
 }
 
 #[cfg(test)]
@@ -257,6 +504,7 @@ mod tests {
 
     fn walk(entries: Vec<AuditEntry>) -> Verification {
         verify_chain(
+            AuditHead::default(),
             entries
                 .into_iter()
                 .map(|e| Ok::<_, ()>(ChainItem::Entry(e))),
@@ -267,7 +515,7 @@ mod tests {
     #[test]
     fn a_read_error_is_an_error_not_tampering() {
         let items = vec![Ok(ChainItem::Entry(chain(1).remove(0))), Err("disk")];
-        assert_eq!(verify_chain(items), Err("disk"));
+        assert_eq!(verify_chain(AuditHead::default(), items), Err("disk"));
     }
 
     #[test]
@@ -277,7 +525,7 @@ mod tests {
             .map(|e| Ok(ChainItem::Entry(e)))
             .collect();
         items.push(Ok(ChainItem::Undecodable { seq: 3 }));
-        let v = verify_chain(items).expect("walk");
+        let v = verify_chain(AuditHead::default(), items).expect("walk");
         assert_eq!((v.ok, v.first_bad_seq, v.entries), (false, Some(3), 2));
     }
 
@@ -308,6 +556,57 @@ mod tests {
         entries[2].detail = Some("rewritten".into());
         let v = walk(entries);
         assert_eq!((v.ok, v.first_bad_seq), (false, Some(3)));
+    }
+
+    #[test]
+    fn a_pruned_chain_verifies_from_where_it_now_starts() {
+        let entries = chain(5);
+        let start = AuditHead {
+            seq: 2,
+            hash: entries[1].hash.clone(),
+        };
+        let kept = entries
+            .into_iter()
+            .skip(2)
+            .map(|e| Ok::<_, ()>(ChainItem::Entry(e)));
+        let v = verify_chain(start, kept).expect("walk");
+        assert_eq!((v.ok, v.first_seq, v.entries, v.head_seq), (true, 3, 3, 5));
+    }
+
+    #[test]
+    fn a_checkpoint_that_the_log_no_longer_extends_fails_the_verification() {
+        let entries = chain(5);
+        let mut v = walk(entries.clone());
+        let point = ChainPoint {
+            seq: 3,
+            hash: entries[2].hash.clone(),
+        };
+        v.against(&point, Some(&entries[2].hash));
+        assert!(v.ok);
+        let mut v = walk(entries.clone());
+        v.against(&point, Some("another hash"));
+        assert_eq!((v.ok, v.first_bad_seq), (false, Some(3)));
+    }
+
+    #[test]
+    fn personal_values_leave_the_entry_before_it_is_sealed() {
+        let pseudonyms = Pseudonyms::new(b"a key of the gateway's");
+        let mut e = AuditEntry {
+            personal: Some(Personal::of("4242")),
+            ..AuditEntry::default()
+        };
+        let personal = e
+            .take_personal(&pseudonyms, "salt".into())
+            .expect("encode")
+            .expect("personal");
+        let stored = String::from_utf8(e.seal(1, GENESIS).expect("seal")).expect("utf8");
+        assert!(!stored.contains("4242"), "{stored}");
+        assert_eq!(e.recipient_pseudonym, Some(pseudonyms.of("4242")));
+        assert_eq!(e.personal_sha256, Some(personal.sha256().expect("sha")));
+        assert_ne!(
+            pseudonyms.of("4242"),
+            Pseudonyms::new(b"another key").of("4242")
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::{AuditEntry, AuditKind};
 use super::records::{Attempt, AttemptOutcome, MessageRecord, StatusChange};
+use super::Content;
 use crate::policy::{Decision, Outcome, TraceStep};
 
 /// Where a message is in its life.
@@ -194,6 +195,21 @@ pub fn accepted(record: &mut MessageRecord) -> Effects {
 /// A settled message whose outbox entry was left behind: the entry goes, nothing else changes.
 pub fn tidy(record: &MessageRecord) -> Option<Effects> {
     (!record.status.is_pending()).then(|| Effects::new(OutboxChange::Remove))
+}
+
+/// Erases the personal data a message holds — its content and template parameters — for
+/// `DELETE /v1/recipients/{psid}`. A message still waiting is cancelled: it cannot go without
+/// its content, and nothing may go to the person until a new consent.
+pub fn erase(record: &mut MessageRecord, at: DateTime<Utc>) -> Effects {
+    let mut effects = Effects::new(OutboxChange::Keep);
+    if record.status.is_pending() {
+        effects.outbox = OutboxChange::Remove;
+        move_to(record, MessageStatus::Cancelled, at, &mut effects);
+    }
+    record.content = Content::Message(serde_json::json!({ "erased": true }));
+    record.utility_template = None;
+    record.decision.utility_template = None;
+    effects
 }
 
 /// Whether `record`, still waiting, may no longer be sent at `now`.
@@ -415,6 +431,7 @@ mod tests {
             utility_template: None,
             via: Via::Recipient,
             not_before,
+            consent: None,
             trace: Vec::new(),
         }
     }
@@ -629,6 +646,27 @@ mod tests {
         assert_eq!(m.attempts.len(), 2);
         let status_entry = effects.audit.last().expect("status entry");
         assert_eq!(status_entry.graph_error.as_ref().map(|e| e.code), Some(2));
+    }
+
+    #[test]
+    fn erasing_a_waiting_message_cancels_it_and_a_settled_one_keeps_its_status() {
+        let now = at("2026-11-30T10:00:00Z");
+        let mut waiting = message(Outcome::Allow, now);
+        let effects = erase(&mut waiting, now);
+        assert_eq!(
+            (waiting.status, effects.outbox),
+            (MessageStatus::Cancelled, OutboxChange::Remove)
+        );
+        assert_eq!(
+            waiting.content,
+            Content::Message(serde_json::json!({"erased": true}))
+        );
+        let mut denied = message(Outcome::Deny, now);
+        let effects = erase(&mut denied, now);
+        assert_eq!(
+            (denied.status, effects.outbox, effects.audit.len()),
+            (MessageStatus::Denied, OutboxChange::Keep, 0)
+        );
     }
 
     #[test]

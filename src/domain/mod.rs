@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod campaign;
 mod category;
+pub mod checkpoint;
 mod consent;
 mod fields;
 mod ids;
@@ -24,9 +25,9 @@ pub use message::{
 pub use receipt::{Receipt, ReceiptAddress, ReceiptAdjustment, ReceiptElement, ReceiptSummary};
 pub use recipient::Recipient;
 pub use records::{
-    Acceptance, Attempt, AttemptOutcome, Attribution, ConsentAction, ConsentEvent,
-    GraphErrorRecord, IdempotencyRecord, MessageRecord, RecipientRecord, SendAnswer, StatusChange,
-    TokenRecord, TokenStatus,
+    Acceptance, Attempt, AttemptOutcome, Attribution, ConsentAction, ConsentEvent, ConsentRef,
+    Erasure, GraphErrorRecord, IdempotencyRecord, MessageRecord, RecipientRecord, SendAnswer,
+    StatusChange, TokenRecord, TokenStatus,
 };
 pub use shipping::{ShippingStatus, ShippingUpdate};
 

@@ -115,14 +115,54 @@ pub enum ConsentAction {
 /// One consent event, kept forever: opt-outs are appended, never deletions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsentEvent {
+    /// `cns_` and a ULID, given when the event is recorded (see `app::push_consent`): what a
+    /// decision and its audit entry name as the consent that permitted it.
+    #[serde(default)]
+    pub id: String,
     pub scope: ConsentScope,
     pub action: ConsentAction,
     pub source: ConsentSource,
-    /// What proves it: the client's evidence, the webhook's ref, the keyword written.
+    /// What proves it: the client's evidence, the webhook's ref, the keyword written. Personal
+    /// data: `null` once the person's data was erased.
     pub evidence: Value,
     pub at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+}
+
+impl ConsentEvent {
+    /// A fresh consent id.
+    pub fn new_id() -> String {
+        format!("cns_{}", ulid::Ulid::new())
+    }
+}
+
+/// The consent a decision rests on, by reference: the record it names holds the evidence (and
+/// is what erasure empties), so a decision, an idempotent answer or an audit entry that carries
+/// this holds no personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRef {
+    /// The [`ConsentEvent::id`].
+    pub id: String,
+    pub scope: ConsentScope,
+    pub source: ConsentSource,
+    /// When it was given.
+    pub at: DateTime<Utc>,
+    /// The client that recorded it, for consents recorded through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+}
+
+impl From<&ConsentEvent> for ConsentRef {
+    fn from(e: &ConsentEvent) -> ConsentRef {
+        ConsentRef {
+            id: e.id.clone(),
+            scope: e.scope,
+            source: e.source.clone(),
+            at: e.at,
+            client: e.client.clone(),
+        }
+    }
 }
 
 /// State of a Marketing Messages token.
@@ -182,12 +222,58 @@ pub struct RecipientRecord {
     pub unreachable_since: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributions: Vec<Attribution>,
+    /// The person's data was erased (`DELETE /v1/recipients/{psid}`): when, and how many
+    /// consent events were on record then. Those no longer count: nothing is sent until a new
+    /// consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased: Option<Erasure>,
+}
+
+/// When a recipient's personal data was erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erasure {
+    pub at: DateTime<Utc>,
+    /// Consent events recorded before the erasure: they stay as history, without evidence, and
+    /// permit nothing.
+    pub consents_before: usize,
 }
 
 impl RecipientRecord {
+    /// The consent events that still count: those recorded since the last erasure.
+    fn counting(&self) -> &[ConsentEvent] {
+        let from = self.erased.map_or(0, |e| e.consents_before);
+        self.consents.get(from..).unwrap_or_default()
+    }
+
     /// The latest event for `scope`, if any.
     fn latest(&self, scope: ConsentScope) -> Option<&ConsentEvent> {
-        self.consents.iter().rev().find(|c| c.scope == scope)
+        self.counting().iter().rev().find(|c| c.scope == scope)
+    }
+
+    /// The grant a send of `scope` rests on: the latest, if no opt-out came after it.
+    pub fn permitting(&self, scope: ConsentScope) -> Option<&ConsentEvent> {
+        self.latest(scope)
+            .filter(|c| c.action == ConsentAction::Grant)
+    }
+
+    /// Erases the person's data, keeping the consent history without its evidence; the
+    /// consents on record no longer count.
+    pub fn erase(&mut self, at: DateTime<Utc>) {
+        for c in &mut self.consents {
+            c.evidence = Value::Null;
+        }
+        for a in &mut self.attributions {
+            a.reference = None;
+            a.ad_id = None;
+        }
+        self.email = None;
+        self.timezone = None;
+        self.locale = None;
+        self.marketing_token = None;
+        self.erased = Some(Erasure {
+            at,
+            consents_before: self.consents.len(),
+        });
     }
 
     /// A grant of `scope` on record with no opt-out after it.
@@ -204,7 +290,7 @@ impl RecipientRecord {
 
     /// A grant of `scope` was ever recorded, even if withdrawn since.
     pub fn ever_granted(&self, scope: ConsentScope) -> bool {
-        self.consents
+        self.counting()
             .iter()
             .any(|c| c.scope == scope && c.action == ConsentAction::Grant)
     }

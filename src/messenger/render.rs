@@ -109,6 +109,7 @@ mod tests {
             utility_template: template,
             via: Via::Recipient,
             not_before: None,
+            consent: None,
             trace: vec![],
         }
     }

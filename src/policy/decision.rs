@@ -212,6 +212,10 @@ pub struct Decision {
     /// For `defer`: the earliest moment the message may go.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_before: Option<DateTime<Utc>>,
+    /// The consent the decision rests on (allow and defer), by reference. The engine decides
+    /// from facts, which name no record; the caller fills this in from the recipient's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<crate::domain::ConsentRef>,
     /// Every rule looked at, in order.
     pub trace: Vec<TraceStep>,
 }

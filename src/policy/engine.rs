@@ -70,6 +70,7 @@ pub fn evaluate(policy: &PolicySet, message: &OutboundMessage, facts: &Facts) ->
         utility_template,
         via,
         not_before,
+        consent: None,
         trace,
     }
 }

@@ -3,6 +3,7 @@
 //! may touch; which role may send which category is the policy's `[roles]`. No sled, reqwest
 //! or jsonwebtoken in here.
 
+mod audit;
 mod campaigns;
 mod consents;
 mod graph;
@@ -87,8 +88,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(graph::configure)
         .service(
             web::scope("/v1")
+                .app_data(audit::query_config())
                 .configure(messages::configure)
                 .configure(campaigns::configure)
+                .configure(audit::configure)
                 .configure(consents::configure)
                 .configure(recipients::configure)
                 .configure(policy::configure),

@@ -26,11 +26,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
-use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, Verification};
+use crate::domain::audit::{AuditEntry, AuditHead, AuditKind, ChainItem, Verification};
 use crate::domain::campaign::{Campaign, CampaignId};
 use crate::domain::lifecycle::Effects;
 use crate::domain::{
-    IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord, SendAnswer,
+    Category, IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord, SendAnswer,
 };
 use crate::policy::{RecentSend, TraceStep};
 
@@ -60,6 +60,62 @@ pub enum StoreError {
     /// The store is closed, or its writer has stopped.
     #[error("the store is closed")]
     Closed,
+    /// A cursor this store did not hand out.
+    #[error("the cursor is not one this store handed out")]
+    BadCursor,
+}
+
+/// Which audit entries a query wants: every field that is set must match.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter {
+    /// The recipient's key (a PSID or `user_ref:…`); the store finds entries by its keyed
+    /// pseudonym, so entries whose personal data was erased are found too.
+    pub recipient: Option<String>,
+    pub page_id: Option<String>,
+    pub category: Option<Category>,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub campaign: Option<String>,
+    pub client: Option<String>,
+    pub kind: Option<AuditKind>,
+    /// Entries at or after this moment.
+    pub from: Option<DateTime<Utc>>,
+    /// Entries before this moment.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Where an audit query stopped, handed back to continue after it. Opaque: what it holds is
+/// the engine's business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCursor(pub String);
+
+/// The order of an audit query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuditOrder {
+    /// Oldest first, newest last: how the log is read and exported.
+    #[default]
+    OldestFirst,
+    /// Newest first: a recipient's last decisions.
+    NewestFirst,
+}
+
+/// One page of an audit query.
+#[derive(Debug, Clone, Default)]
+pub struct AuditPage {
+    /// The entries, with their personal values unless they were erased.
+    pub entries: Vec<AuditEntry>,
+    /// Where to continue; `None` when there is nothing more.
+    pub next: Option<AuditCursor>,
+}
+
+/// What a retention run pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    /// How many entries went.
+    pub entries: u64,
+    /// The last entry pruned: the chain now starts after it, and its hash is kept as the
+    /// first kept entry's `prev_hash`.
+    pub through: AuditHead,
 }
 
 /// A change to one message, decided by the caller: given the record as stored, it changes it
@@ -263,7 +319,7 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<ChainItem>, StoreError>;
 
-    /// Walks the whole audit chain.
+    /// Walks the whole audit chain, from where it starts (see [`Store::prune_audit`]).
     async fn verify_audit(&self) -> Result<Verification, StoreError>;
 
     /// Up to `limit` recipients by key, after `after` (from the first when `None`).
@@ -313,6 +369,30 @@ pub trait Store: Send + Sync + 'static {
     /// How many of the campaign's messages are in each status (`denied:<reason>` for denials),
     /// kept up to date in the transactions that move them.
     async fn campaign_counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError>;
+    /// The hash of entry `seq`, or of the last entry pruned when `seq` is that one; `None`
+    /// when there is no such entry (any more).
+    async fn audit_hash_at(&self, seq: u64) -> Result<Option<String>, StoreError>;
+
+    /// Entries matching `filter`, `limit` at most, in `order`, after `cursor`. Found through
+    /// indexes written with each entry, so a recipient's history is read without a scan of
+    /// the log. A page may hold fewer than `limit` entries and still have a `next`.
+    async fn audit_query(
+        &self,
+        filter: &AuditFilter,
+        order: AuditOrder,
+        cursor: Option<&AuditCursor>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError>;
+
+    /// Removes the erasable values of every entry about the recipient `key` (their hashes and
+    /// the recipient's pseudonym stay in the chain, which still verifies). Returns how many
+    /// entries lost values.
+    async fn erase_audit_personal(&self, key: &str) -> Result<u64, StoreError>;
+
+    /// Prunes entries made before `before`, oldest first, as long as they are; records the
+    /// last one pruned as where the chain now starts, in the same transaction. `None` when
+    /// nothing was old enough.
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError>;
 
     // ----- the engine -----
 

@@ -6,7 +6,8 @@ use herald::auth::JwtKeys;
 use herald::domain::Role;
 use secrecy::SecretString;
 
-fn herald(args: &[&str], env: &[(&str, &str)]) -> Output {
+/// Runs the built `herald` binary with `args` and extra environment.
+pub fn herald(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
     cmd.args(args).env_remove("RUST_LOG");
     for (k, v) in env {

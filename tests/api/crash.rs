@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     policy_dir, start_sandbox, APP_SECRET, AUDIENCE, ISSUER, JWT_SECRET, PAGE_ID, PAGE_TOKEN,
-    VERIFY_TOKEN,
+    SIGNING_KEY, VERIFY_TOKEN,
 };
 
 struct Gateway {
@@ -40,6 +40,8 @@ fn write_config(dir: &Path, sandbox_url: &str, listen: &str, policy: &Path) -> s
 listen = "{listen}"
 [storage]
 path = "{store}"
+[audit]
+signing_key = "{SIGNING_KEY}"
 [auth]
 jwt_secret = "{JWT_SECRET}"
 issuer = "{ISSUER}"
@@ -330,7 +332,11 @@ async fn sighup_reloads_the_policy_audited_and_a_bad_file_keeps_the_old_one() {
     let second = policy_version(&http, &gateway, &token).await;
 
     sigkill(&mut gateway);
-    let store = herald::store::SledStore::open(&dir.path().join("store")).expect("store");
+    let store = herald::store::SledStore::open(
+        &dir.path().join("store"),
+        crate::helpers::test_pseudonyms(),
+    )
+    .expect("store");
     let head = herald::store::Store::audit_head(store.as_ref())
         .await
         .expect("head");

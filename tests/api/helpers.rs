@@ -25,6 +25,8 @@ pub const VERIFY_TOKEN: &str = "test-verify-token";
 pub const PAGE_TOKEN: &str = "test-page-token-EAAB0123456789";
 pub const ISSUER: &str = "herald";
 pub const AUDIENCE: &str = "herald-clients";
+/// The audit log's checkpoint key (an Ed25519 seed, base64); pseudonyms are derived from it.
+pub const SIGNING_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// Where every test's clock starts unless the test sets another moment: a Wednesday noon UTC,
 /// after Messenger retired the three tags (2026-04-27). Tests never depend on today's date.
@@ -52,10 +54,11 @@ pub struct TestApp {
     /// Graph error codes a test expects the stand-in to answer for reasons Herald cannot
     /// know beforehand (a person who blocked the page: 551).
     expected_rejections: std::sync::Mutex<Vec<u32>>,
-    /// The gateway's own task: it ends once the store is closed.
+    /// The gateway's task: done once it has shut down and closed its store.
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     policy_dir: PathBuf,
-    _store_dir: tempfile::TempDir,
+    /// Holds the store (under `store/`); [`TestApp::stop`] hands it back.
+    store_dir: Option<tempfile::TempDir>,
 }
 
 /// What a test may change about the gateway it starts.
@@ -71,6 +74,10 @@ pub struct TestOptions {
     pub settings: Option<ChangeSettings>,
     /// Requests per second one client may make (default the gateway's).
     pub client_quota: Option<u32>,
+    /// The directory of a stopped gateway's store ([`TestApp::stop`]), to start on it again.
+    pub data: Option<tempfile::TempDir>,
+    /// `[audit] retain_days`.
+    pub retain_days: Option<u32>,
 }
 
 /// Changes the settings a test gateway starts with.
@@ -105,6 +112,12 @@ pub fn write_policy(dir: &std::path::Path, edit: impl Fn(&str) -> String) {
     }
 }
 
+/// The audit pseudonyms a test gateway's store is opened with (from [`SIGNING_KEY`]).
+pub fn test_pseudonyms() -> herald::domain::audit::Pseudonyms {
+    let settings = test_settings(std::path::Path::new("unused"), "http://127.0.0.1:1");
+    herald::startup::pseudonyms(&settings).expect("pseudonyms")
+}
+
 /// Settings for a test gateway: short retry delays, every secret known to the test.
 pub fn test_settings(store: &std::path::Path, graph_base_url: &str) -> Settings {
     let mut s = Settings::default();
@@ -124,6 +137,7 @@ pub fn test_settings(store: &std::path::Path, graph_base_url: &str) -> Settings 
         },
     );
     s.policy.dir = policy_dir();
+    s.audit.signing_key = Some(SecretString::from(SIGNING_KEY));
     s.delivery.retry_base_ms = 5;
     s.delivery.retry_max_ms = 40;
     s
@@ -160,7 +174,10 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     let clock = ManualClock::at(options.at.unwrap_or_else(test_moment));
-    let store_dir = tempfile::tempdir().expect("temp dir");
+    let store_dir = match options.data {
+        Some(dir) => dir,
+        None => tempfile::tempdir().expect("temp dir"),
+    };
     let herald_listener = TcpListener::bind("127.0.0.1:0").expect("bind herald");
     let sandbox_listener = TcpListener::bind("127.0.0.1:0").expect("bind sandbox");
     let address = format!(
@@ -175,6 +192,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     if let Some(dir) = options.policy_dir {
         settings.policy.dir = dir;
     }
+    settings.audit.retain_days = options.retain_days.unwrap_or(0);
     if let Some(change) = options.settings {
         change(&mut settings);
     }
@@ -211,24 +229,48 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         expected_rejections: std::sync::Mutex::new(Vec::new()),
         running: Some(running),
         policy_dir: settings.policy.dir.clone(),
-        _store_dir: store_dir,
+        store_dir: Some(store_dir),
     }
 }
 
 impl TestApp {
-    /// Stops the gateway as SIGTERM would (intake, in-flight sends, the store closed) and
-    /// starts it again on the same port and store, with the same clock and Messenger stand-in.
-    pub async fn restart(&mut self) {
+    /// Shuts the gateway down as SIGTERM would (intake, in-flight sends, the store closed) and
+    /// waits until its store lets go of the directory.
+    async fn shut_down(&mut self) -> std::path::PathBuf {
         // Every handle on the old gateway goes, so that its store lets go of the directory.
         if let Some(old) = self.handle.take() {
             old.shutdown().await;
         }
         if let Some(running) = self.running.take() {
-            running.await.expect("gateway task").expect("clean stop");
+            running
+                .await
+                .expect("join")
+                .expect("the gateway stopped cleanly");
         }
+        let path = self
+            .store_dir
+            .as_ref()
+            .expect("store dir")
+            .path()
+            .join("store");
+        // sled's file lock goes with the last handle, which the server's threads may hold a
+        // moment longer.
+        for _ in 0..200 {
+            match sled::Config::new().path(&path).open() {
+                Ok(_) => return path,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+        panic!("the store at {} stayed locked", path.display());
+    }
+
+    /// Stops the gateway and starts it again on the same port and store, with the same clock
+    /// and Messenger stand-in.
+    pub async fn restart(&mut self) {
+        let store = self.shut_down().await;
         let port = self.address.rsplit(':').next().expect("port");
         let listener = TcpListener::bind(format!("127.0.0.1:{port}")).expect("the same port");
-        let mut settings = test_settings(&self._store_dir.path().join("store"), &self.sandbox_url);
+        let mut settings = test_settings(&store, &self.sandbox_url);
         settings.policy.dir = self.policy_dir.clone();
         let deps = Dependencies {
             clock: Some(self.clock.clone()),
@@ -262,6 +304,14 @@ impl TestApp {
             .campaigns_tick()
             .await
             .expect("campaign tick");
+    }
+
+    /// Shuts the gateway down as an operator would, closes its store and hands back the
+    /// directory, for a test to look at the files or start a gateway on them again
+    /// ([`TestOptions::data`]).
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.shut_down().await;
+        self.store_dir.take().expect("store dir")
     }
 
     /// Now, by the clock Herald and the stand-in share.
@@ -298,6 +348,13 @@ impl TestApp {
             req = req.bearer_auth(t);
         }
         req.send().await.expect("request")
+    }
+
+    /// `GET path` as `role`; returns status and JSON body.
+    pub async fn read(&self, role: Role, path: &str) -> (u16, Value) {
+        let r = self.get(path, Some(&self.token(role))).await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {

@@ -11,8 +11,9 @@ use herald::domain::campaign::{Campaign, CampaignId};
 use herald::domain::{IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord};
 use herald::policy::{RecentSend, TraceStep};
 use herald::store::{
-    Accepted, AudienceAppend, CampaignChange, MessageChange, MessagesChange, NewMessage, ParkedId,
-    RecipientChange, SeenMid, SledStore, Store, StoreError,
+    Accepted, AudienceAppend, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange,
+    MessageChange, MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid,
+    SledStore, Store, StoreError,
 };
 use serde_json::{json, Value};
 
@@ -208,6 +209,26 @@ impl Store for FaultyStore {
     async fn campaign_counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
         self.inner.campaign_counts(id).await
     }
+    async fn audit_hash_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        self.inner.audit_hash_at(seq).await
+    }
+    async fn audit_query(
+        &self,
+        filter: &AuditFilter,
+        order: AuditOrder,
+        cursor: Option<&AuditCursor>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        self.inner.audit_query(filter, order, cursor, limit).await
+    }
+    async fn erase_audit_personal(&self, key: &str) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.erase_audit_personal(key).await
+    }
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
+        self.check()?;
+        self.inner.prune_audit(before).await
+    }
     async fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.inner.size_on_disk().await
     }
@@ -222,7 +243,7 @@ async fn a_store_that_cannot_write_answers_503_and_nothing_is_half_written() {
     let switch = Arc::clone(&failing);
     let app = spawn_app_with(TestOptions {
         store: Some(Box::new(move |path| {
-            let inner = SledStore::open(path).expect("store");
+            let inner = SledStore::open(path, crate::helpers::test_pseudonyms()).expect("store");
             Arc::new(FaultyStore {
                 inner,
                 failing: switch,

@@ -1,7 +1,92 @@
-//! Reading the audit chain back, and entries that belong to no other write.
+//! Reading the audit chain back: queries through the secondary indexes, verification from where
+//! the chain starts, retention and erasure; and entries that belong to no other write.
+//!
+//! Index keys (tree `audit_index`), one per field an entry can be found by, all written in the
+//! transaction that appends the entry:
+//!
+//! ```text
+//!   r ++ pseudonym ++ 0 ++ seq     p ++ page id ++ 0 ++ seq      c ++ category ++ 0 ++ seq
+//!   o ++ outcome ++ 0 ++ seq       e ++ reason ++ 0 ++ seq       m ++ campaign ++ 0 ++ seq
+//!   l ++ client ++ 0 ++ seq        t ++ time (ms) ++ seq
+//! ```
+//!
+//! A query walks the one index that narrows it most (or the chain itself, with no filter) and
+//! checks the other fields on each entry it reads. A cursor is the last key walked, in hex.
 
-use super::{decode, SledStore, StoreError, T};
-use crate::domain::audit::{verify_chain, AuditEntry, ChainItem, Verification};
+use std::ops::Bound;
+
+use rand::RngCore;
+
+use super::{decode, millis, SledStore, StoreError, Tx, TxResult, AUDIT_START, T};
+use crate::domain::audit::{
+    verify_chain, AuditEntry, AuditHead, ChainItem, Personal, Verification,
+};
+use crate::store::{AuditCursor, AuditFilter, AuditOrder, AuditPage, Pruned};
+
+/// The most keys one query page walks before it answers with what it has and a cursor: a
+/// filter that matches little cannot make one request walk the whole log.
+const SCAN_BUDGET: usize = 20_000;
+
+/// Entries pruned per transaction.
+const PRUNE_CHUNK: usize = 1_000;
+
+/// A fresh random salt for an entry's personal values.
+pub(super) fn salt() -> String {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn tagged(tag: u8, value: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(value.len() + 10);
+    key.push(tag);
+    key.extend_from_slice(value.as_bytes());
+    key.push(0);
+    key
+}
+
+fn with_seq(mut prefix: Vec<u8>, seq: u64) -> Vec<u8> {
+    prefix.extend_from_slice(&seq.to_be_bytes());
+    prefix
+}
+
+/// The fields an entry is indexed by, as (tag, value).
+fn indexed_fields(entry: &AuditEntry) -> [(u8, Option<&str>); 7] {
+    [
+        (b'r', entry.recipient_pseudonym.as_deref()),
+        (b'p', entry.page_id.as_deref()),
+        (b'c', entry.category.map(|c| c.as_str())),
+        (b'o', entry.outcome.as_deref()),
+        (b'e', entry.reason.as_deref()),
+        (b'm', entry.campaign.as_deref()),
+        (b'l', entry.client.as_deref()),
+    ]
+}
+
+/// Every index key of a sealed entry.
+pub(super) fn index_keys(entry: &AuditEntry) -> Vec<Vec<u8>> {
+    let mut keys: Vec<Vec<u8>> = indexed_fields(entry)
+        .into_iter()
+        .filter_map(|(tag, value)| value.map(|v| with_seq(tagged(tag, v), entry.seq)))
+        .collect();
+    let mut time = vec![b't'];
+    time.extend_from_slice(&millis(entry.at));
+    keys.push(with_seq(time, entry.seq));
+    keys
+}
+
+fn seq_of(key: &[u8]) -> Option<u64> {
+    let tail = key.len().checked_sub(8).and_then(|from| key.get(from..))?;
+    <[u8; 8]>::try_from(tail).ok().map(u64::from_be_bytes)
+}
+
+/// The range a query walks: a tree and the bounds of its keys.
+struct Walk {
+    tree: T,
+    low: Vec<u8>,
+    /// Exclusive; `None`: to the end of the tree.
+    high: Option<Vec<u8>>,
+}
 
 impl SledStore {
     /// Appends entries in a transaction of their own and waits until they are durable.
@@ -32,13 +117,259 @@ impl SledStore {
             .collect()
     }
 
-    /// Walks the whole chain.
+    /// The last entry pruned (the genesis if none was).
+    pub(super) fn audit_start(&self) -> Result<AuditHead, StoreError> {
+        Ok(self.read(T::Meta, AUDIT_START)?.unwrap_or_default())
+    }
+
+    /// Walks the whole chain from where it starts.
     pub(super) fn verify(&self) -> Result<Verification, StoreError> {
-        verify_chain(self.tree(T::Audit).iter().map(|item| {
-            item.map_err(StoreError::from)
-                .map(|(k, v)| chain_item(&k, &v))
+        let start = self.audit_start()?;
+        let from = (start.seq + 1).to_be_bytes();
+        verify_chain(
+            start,
+            self.tree(T::Audit).range(from..).map(|item| {
+                item.map_err(StoreError::from)
+                    .map(|(k, v)| chain_item(&k, &v))
+            }),
+        )
+    }
+
+    /// See [`crate::store::Store::audit_hash_at`].
+    pub(super) fn hash_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        let start = self.audit_start()?;
+        if seq == start.seq {
+            return Ok(Some(start.hash));
+        }
+        let Some(bytes) = self.tree(T::Audit).get(seq.to_be_bytes())? else {
+            return Ok(None);
+        };
+        // Bytes that are no entry have no hash: the checkpoint does not hold.
+        Ok(decode::<AuditEntry>(T::Audit, &bytes).ok().map(|e| e.hash))
+    }
+
+    /// An entry by seq, with its personal values if they are still kept.
+    fn entry(&self, seq: u64, bytes: Option<&[u8]>) -> Result<Option<AuditEntry>, StoreError> {
+        let owned;
+        let bytes = match bytes {
+            Some(b) => b,
+            None => match self.tree(T::Audit).get(seq.to_be_bytes())? {
+                Some(b) => {
+                    owned = b;
+                    &owned
+                }
+                None => return Ok(None),
+            },
+        };
+        let mut entry: AuditEntry = decode(T::Audit, bytes)?;
+        if entry.personal_sha256.is_some() {
+            entry.personal = self.read::<Personal>(T::AuditPersonal, &seq.to_be_bytes())?;
+        }
+        Ok(Some(entry))
+    }
+
+    /// The index (or the chain) that narrows `filter` most.
+    fn walk_for(&self, f: &AuditFilter) -> Walk {
+        let pseudonym = f.recipient.as_deref().map(|r| self.pseudonyms.of(r));
+        let by_field = [
+            (b'r', pseudonym.as_deref()),
+            (b'm', f.campaign.as_deref()),
+            (b'l', f.client.as_deref()),
+            (b'e', f.reason.as_deref()),
+            (b'p', f.page_id.as_deref()),
+            (b'c', f.category.map(|c| c.as_str())),
+            (b'o', f.outcome.as_deref()),
+        ];
+        if let Some((tag, Some(value))) = by_field.into_iter().find(|(_, v)| v.is_some()) {
+            let low = tagged(tag, value);
+            let mut high = low.clone();
+            if let Some(last) = high.last_mut() {
+                *last = 1;
+            }
+            return Walk {
+                tree: T::AuditIndex,
+                low,
+                high: Some(high),
+            };
+        }
+        if f.from.is_some() || f.to.is_some() {
+            let bound = |at: Option<chrono::DateTime<chrono::Utc>>, or: [u8; 8]| {
+                let mut key = vec![b't'];
+                key.extend_from_slice(&at.map_or(or, millis));
+                key
+            };
+            return Walk {
+                tree: T::AuditIndex,
+                low: bound(f.from, [0; 8]),
+                high: Some(bound(f.to, [0xff; 8])),
+            };
+        }
+        Walk {
+            tree: T::Audit,
+            low: Vec::new(),
+            high: None,
+        }
+    }
+
+    /// See [`crate::store::Store::audit_query`].
+    pub(super) fn query(
+        &self,
+        filter: &AuditFilter,
+        order: AuditOrder,
+        cursor: Option<&AuditCursor>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        let walk = self.walk_for(filter);
+        let after = cursor
+            .map(|c| hex::decode(&c.0).map_err(|_| StoreError::BadCursor))
+            .transpose()?;
+        let (mut low, mut high) = (
+            Bound::Included(walk.low.as_slice()),
+            walk.high
+                .as_deref()
+                .map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        match (&after, order) {
+            (Some(a), AuditOrder::OldestFirst) => low = Bound::Excluded(a.as_slice()),
+            (Some(a), AuditOrder::NewestFirst) => high = Bound::Excluded(a.as_slice()),
+            (None, _) => {}
+        }
+        let range = self.tree(walk.tree).range::<&[u8], _>((low, high));
+        let keys: Box<dyn Iterator<Item = _>> = match order {
+            AuditOrder::OldestFirst => Box::new(range),
+            AuditOrder::NewestFirst => Box::new(range.rev()),
+        };
+        let mut page = AuditPage::default();
+        let mut last = None;
+        for (walked, item) in keys.enumerate() {
+            if walked == SCAN_BUDGET || page.entries.len() == limit {
+                page.next = last.map(|k: sled::IVec| AuditCursor(hex::encode(k)));
+                return Ok(page);
+            }
+            let (key, value) = item?;
+            let Some(seq) = seq_of(&key) else { continue };
+            let chained = (walk.tree == T::Audit).then_some(value.as_ref());
+            if let Some(entry) = self.entry(seq, chained)? {
+                if matches(filter, &entry, &self.pseudonyms) {
+                    page.entries.push(entry);
+                }
+            }
+            last = Some(key);
+        }
+        Ok(page)
+    }
+
+    /// See [`crate::store::Store::erase_audit_personal`].
+    pub(super) async fn erase_personal(&self, recipient: &str) -> Result<u64, StoreError> {
+        let prefix = tagged(b'r', &self.pseudonyms.of(recipient));
+        let mut erased = 0;
+        let mut keys = self.tree(T::AuditIndex).scan_prefix(&prefix).peekable();
+        while keys.peek().is_some() {
+            let chunk = keys
+                .by_ref()
+                .take(PRUNE_CHUNK)
+                .map(|item| item.map(|(k, _)| seq_of(&k)))
+                .collect::<Result<Vec<_>, _>>()?;
+            erased += self.commit(|tx| {
+                let mut n = 0;
+                for seq in chunk.into_iter().flatten() {
+                    let key = seq.to_be_bytes();
+                    if tx.contains(T::AuditPersonal, &key)? {
+                        tx.remove(T::AuditPersonal, &key)?;
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })?;
+        }
+        self.durable().await?;
+        Ok(erased)
+    }
+
+    /// See [`crate::store::Store::prune_audit`].
+    pub(super) async fn prune(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Pruned>, StoreError> {
+        let mut pruned: Option<Pruned> = None;
+        loop {
+            let chunk = self.commit(|tx| tx.prune_chunk(before))?;
+            let Some(chunk) = chunk else { break };
+            pruned = Some(Pruned {
+                entries: pruned.as_ref().map_or(0, |p| p.entries) + chunk.entries,
+                through: chunk.through,
+            });
+        }
+        if pruned.is_some() {
+            self.durable().await?;
+        }
+        Ok(pruned)
+    }
+}
+
+impl Tx<'_> {
+    /// Prunes up to [`PRUNE_CHUNK`] entries older than `before` from the start of the chain,
+    /// and records the last as where the chain now starts. Never the newest entry, so the head
+    /// is always on record; never bytes that do not decode, which are left for verify to name.
+    fn prune_chunk(&mut self, before: chrono::DateTime<chrono::Utc>) -> TxResult<Option<Pruned>> {
+        let start: AuditHead = self.get(T::Meta, AUDIT_START)?.unwrap_or_default();
+        let head_seq = self.head.seq;
+        let mut through = None;
+        let mut n = 0;
+        let from = (start.seq + 1).to_be_bytes();
+        for item in self.store.tree(T::Audit).range(from..).take(PRUNE_CHUNK) {
+            let (key, value) = item?;
+            let Ok(entry) = decode::<AuditEntry>(T::Audit, &value) else {
+                break;
+            };
+            if entry.at >= before || entry.seq >= head_seq {
+                break;
+            }
+            self.remove(T::Audit, &key)?;
+            self.remove(T::AuditPersonal, &key)?;
+            for index in index_keys(&entry) {
+                self.remove(T::AuditIndex, &index)?;
+            }
+            n += 1;
+            through = Some(AuditHead {
+                seq: entry.seq,
+                hash: entry.hash,
+            });
+        }
+        let Some(through) = through else {
+            return Ok(None);
+        };
+        self.put(T::Meta, AUDIT_START, &through)?;
+        Ok(Some(Pruned {
+            entries: n,
+            through,
         }))
     }
+}
+
+/// Whether `entry` has every field `filter` asks for.
+fn matches(
+    f: &AuditFilter,
+    entry: &AuditEntry,
+    pseudonyms: &crate::domain::audit::Pseudonyms,
+) -> bool {
+    let same = |want: &Option<String>, have: &Option<String>| {
+        want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
+    };
+    let recipient_ok = f
+        .recipient
+        .as_deref()
+        .is_none_or(|r| entry.recipient_pseudonym.as_deref() == Some(pseudonyms.of(r).as_str()));
+    recipient_ok
+        && same(&f.page_id, &entry.page_id)
+        && f.category.is_none_or(|c| entry.category == Some(c))
+        && same(&f.outcome, &entry.outcome)
+        && same(&f.reason, &entry.reason)
+        && same(&f.campaign, &entry.campaign)
+        && same(&f.client, &entry.client)
+        && f.kind.is_none_or(|k| entry.kind == k)
+        && f.from.is_none_or(|from| entry.at >= from)
+        && f.to.is_none_or(|to| entry.at < to)
 }
 
 fn chain_item(key: &[u8], value: &[u8]) -> ChainItem {

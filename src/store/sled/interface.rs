@@ -11,8 +11,8 @@ use crate::domain::campaign::{Campaign, CampaignId};
 use crate::domain::{IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord};
 use crate::policy::{RecentSend, TraceStep};
 use crate::store::{
-    Accepted, AudienceAppend, CampaignChange, MessageChange, MessagesChange, NewMessage, ParkedId,
-    RecipientChange, SeenMid, Store,
+    Accepted, AudienceAppend, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange,
+    MessageChange, MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid, Store,
 };
 
 #[async_trait]
@@ -225,6 +225,28 @@ impl Store for SledStore {
 
     async fn campaign_counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
         self.counts(id)
+    }
+
+    async fn audit_hash_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        self.hash_at(seq)
+    }
+
+    async fn audit_query(
+        &self,
+        filter: &AuditFilter,
+        order: AuditOrder,
+        cursor: Option<&AuditCursor>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        self.query(filter, order, cursor, limit)
+    }
+
+    async fn erase_audit_personal(&self, key: &str) -> Result<u64, StoreError> {
+        self.erase_personal(key).await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
+        self.prune(before).await
     }
 
     async fn size_on_disk(&self) -> Result<u64, StoreError> {

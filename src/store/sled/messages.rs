@@ -264,6 +264,7 @@ pub(crate) mod tests {
                 utility_template: None,
                 via: Via::Recipient,
                 not_before: None,
+                consent: None,
                 trace: vec![],
             },
             status: MessageStatus::Queued,
@@ -404,12 +405,14 @@ pub(crate) mod tests {
         let path = dir.path().join("store");
         let r = record(Utc::now());
         let head = {
-            let store = SledStore::open(&path).expect("open");
+            let store =
+                SledStore::open(&path, crate::domain::audit::Pseudonyms::new(b"k")).expect("open");
             put(&store, &r).await;
             store.close().await.expect("close");
             store.audit_head().await.expect("head")
         };
-        let store = SledStore::open(&path).expect("reopen: the file lock was released");
+        let store = SledStore::open(&path, crate::domain::audit::Pseudonyms::new(b"k"))
+            .expect("reopen: the file lock was released");
         assert_eq!(store.audit_head().await.expect("head"), head);
         assert_eq!(
             store.message(&r.id).await.expect("read").map(|m| m.id),

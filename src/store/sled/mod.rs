@@ -35,7 +35,7 @@ use sled::{IVec, Transactional};
 use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
-use crate::domain::audit::{AuditEntry, AuditHead};
+use crate::domain::audit::{AuditEntry, AuditHead, Pseudonyms};
 use group_commit::GroupCommit;
 
 impl From<sled::Error> for StoreError {
@@ -82,10 +82,16 @@ enum T {
     /// Marketing Messages token → recipient key: who a Send API request addressed by token
     /// (`recipient.notification_messages_token`) is.
     MarketingTokens,
+    /// seq (big-endian) → an audit entry's erasable values ([`Personal`]), outside the chain
+    /// so that erasure leaves the chain intact.
+    AuditPersonal,
+    /// Secondary indexes of the audit log, written with each entry: one key per field it can
+    /// be found by, `field tag ++ value ++ 0 ++ seq`, or `t ++ time (ms) ++ seq` (see `audit.rs`).
+    AuditIndex,
 }
 
 impl T {
-    const ALL: [T; 16] = [
+    const ALL: [T; 18] = [
         T::Messages,
         T::Outbox,
         T::Audit,
@@ -102,6 +108,8 @@ impl T {
         T::AudienceMembers,
         T::CampaignCounts,
         T::MarketingTokens,
+        T::AuditPersonal,
+        T::AuditIndex,
     ];
 
     /// What the tree holds, for errors.
@@ -123,6 +131,8 @@ impl T {
             T::AudienceMembers => "audience member",
             T::CampaignCounts => "campaign count",
             T::MarketingTokens => "marketing token owner",
+            T::AuditPersonal => "audit entry's personal values",
+            T::AuditIndex => "audit index key",
         }
     }
 
@@ -144,11 +154,15 @@ impl T {
             T::AudienceMembers => "audience_members",
             T::CampaignCounts => "campaign_counts",
             T::MarketingTokens => "marketing_tokens",
+            T::AuditPersonal => "audit_personal",
+            T::AuditIndex => "audit_index",
         }
     }
 }
 
 const AUDIT_HEAD: &[u8] = b"audit_head";
+/// The last entry pruned ([`AuditHead`]): where the chain now starts.
+const AUDIT_START: &[u8] = b"audit_start";
 
 /// sled's page cache. 64 MiB let the gateway's RSS reach 155 MB in a 250,000-message run end
 /// to end; 32 MiB keeps it at 117 MB with no loss of throughput (BENCHMARKS.md).
@@ -170,6 +184,8 @@ pub struct SledStore {
     writes: tokio::sync::mpsc::UnboundedSender<writer::Job>,
     /// Who holds which outbox entry (see [`outbox`]).
     claims: outbox::Claims,
+    /// Turns recipients into the pseudonyms the audit log names them by.
+    pseudonyms: Pseudonyms,
 }
 
 type TxResult<R> = Result<R, StoreError>;
@@ -234,9 +250,20 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Appends `entry` to the audit chain in this transaction.
+    /// Appends `entry` to the audit chain in this transaction, its erasable values beside it
+    /// and its index keys with it.
     fn audit(&mut self, mut entry: AuditEntry) -> TxResult<u64> {
         let seq = self.head.seq + 1;
+        let encode_error = |source| StoreError::Encode {
+            what: "audit entry",
+            source: Arc::new(source),
+        };
+        let personal = entry
+            .take_personal(&self.store.pseudonyms, audit::salt())
+            .map_err(encode_error)?;
+        if let Some(personal) = personal {
+            self.put(T::AuditPersonal, &seq.to_be_bytes(), &personal)?;
+        }
         let stored = entry
             .seal(seq, &self.head.hash)
             .map_err(|source| StoreError::Encode {
@@ -244,6 +271,9 @@ impl Tx<'_> {
                 source: Arc::new(source),
             })?;
         self.put_raw(T::Audit, &seq.to_be_bytes(), &stored)?;
+        for key in audit::index_keys(&entry) {
+            self.put_raw(T::AuditIndex, &key, &[])?;
+        }
         self.head = AuditHead {
             seq,
             hash: entry.hash,
@@ -253,9 +283,10 @@ impl Tx<'_> {
 }
 
 impl SledStore {
-    /// Opens (or creates) the store at `path`. Must run inside a tokio runtime: it starts the
-    /// group-commit task.
-    pub fn open(path: &Path) -> Result<Arc<SledStore>, StoreError> {
+    /// Opens (or creates) the store at `path`; the audit log names recipients by their
+    /// pseudonyms under `pseudonyms`, which must stay the same for the life of the store. Must
+    /// run inside a tokio runtime: it starts the group-commit task.
+    pub fn open(path: &Path, pseudonyms: Pseudonyms) -> Result<Arc<SledStore>, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
@@ -267,10 +298,10 @@ impl SledStore {
             // sled's process-wide lock while it writes, and the writer and readers wait.
             .flush_every_ms(None)
             .open()?;
-        Self::from_db(db)
+        Self::from_db(db, pseudonyms)
     }
 
-    fn from_db(db: sled::Db) -> Result<Arc<SledStore>, StoreError> {
+    fn from_db(db: sled::Db, pseudonyms: Pseudonyms) -> Result<Arc<SledStore>, StoreError> {
         let trees = T::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
@@ -291,6 +322,7 @@ impl SledStore {
             stop,
             writes,
             claims: outbox::Claims::default(),
+            pseudonyms,
         });
         writer::start_writer(Arc::downgrade(&store), queue)
             .map_err(|e| StoreError::Engine(Arc::new(e)))?;
@@ -397,5 +429,5 @@ pub(crate) async fn temporary() -> Arc<SledStore> {
         .temporary(true)
         .open()
         .expect("temporary sled");
-    SledStore::from_db(db).expect("store")
+    SledStore::from_db(db, Pseudonyms::new(b"test pseudonym key")).expect("store")
 }
