@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{AuditConfig, Herald, Pages};
+use crate::app::{AuditConfig, CoreParts, Herald, Pages};
 use crate::auth::{Client, JwtKeys};
 use crate::clock::{SharedClock, SystemClock};
 use crate::configuration::Settings;
@@ -115,11 +115,13 @@ impl Application {
             store,
             clock,
             policy,
-            settings.policy.dir.clone(),
-            pages,
-            settings.delivery.ttl.clone(),
-            graph.clone(),
-            audit,
+            CoreParts {
+                policy_dir: settings.policy.dir.clone(),
+                pages,
+                ttl: settings.delivery.ttl.clone(),
+                graph: graph.clone(),
+                audit,
+            },
         ));
         let worker = Worker::new(Arc::clone(&herald), graph, settings.delivery.clone());
         let secret = |s: &Option<SecretString>| s.clone().unwrap_or_else(|| SecretString::from(""));

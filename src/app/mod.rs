@@ -81,17 +81,33 @@ pub struct Readiness {
     pub outbox: u64,
 }
 
+/// What the core is built from, besides the store, the clock and the policy in force.
+pub struct CoreParts {
+    /// Where the policy files are read from (and re-read on reload).
+    pub policy_dir: PathBuf,
+    pub pages: Pages,
+    /// How long a message of each category may wait before it expires.
+    pub ttl: TtlSettings,
+    /// The Send API, for what goes out at once (sender actions).
+    pub graph: GraphClient,
+    /// The checkpoint key and the retention of the audit log.
+    pub audit: AuditConfig,
+}
+
 impl Herald {
     pub fn new(
         store: Arc<dyn Store>,
         clock: SharedClock,
         policy: PolicySet,
-        policy_dir: PathBuf,
-        pages: Pages,
-        ttl: TtlSettings,
-        graph: GraphClient,
-        audit: AuditConfig,
+        parts: CoreParts,
     ) -> Herald {
+        let CoreParts {
+            policy_dir,
+            pages,
+            ttl,
+            graph,
+            audit,
+        } = parts;
         Herald {
             store,
             clock,
