@@ -434,11 +434,35 @@ impl Verification {
 #[derive(Debug)]
 pub enum ChainItem {
     Entry(AuditEntry),
+    /// An entry as stored under `seq`, checked without decoding it (see [`sealed_hash`]).
+    Sealed {
+        seq: u64,
+        bytes: Vec<u8>,
+    },
     /// The bytes stored under `seq` are not an entry: altered or corrupt, so the chain breaks
     /// there.
     Undecodable {
         seq: u64,
     },
+}
+
+/// How a sealed entry's stored JSON ends: `,"hash":"` + 64 hex digits + `"}`.
+const HASH_SUFFIX: usize = 9 + 64 + 2;
+
+/// The hash of an entry as stored, if it links to `prev_hash` and its bytes are intact. The
+/// stored JSON is the canonical JSON with its hash spliced onto the end ([`AuditEntry::seal`]),
+/// so the hash is recomputed over the very bytes on disk, with no decoding and no encoding:
+/// any byte changed, the hash differs.
+pub fn sealed_hash(prev_hash: &str, stored: &[u8]) -> Option<String> {
+    let cut = stored.len().checked_sub(HASH_SUFFIX)?;
+    let (canonical, suffix) = stored.split_at(cut);
+    let hash = suffix.strip_prefix(b",\"hash\":\"")?.strip_suffix(b"\"}")?;
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(canonical);
+    h.update(b"}");
+    let computed = hex::encode(h.finalize());
+    (computed.as_bytes() == hash).then_some(computed)
 }
 
 /// Walks entries in order from `start` (the genesis, or the last entry pruned) and reports the
@@ -462,6 +486,16 @@ where
     for item in entries {
         let entry = match item? {
             ChainItem::Entry(e) => e,
+            ChainItem::Sealed { seq, bytes } => {
+                let expected_seq = prev.seq + 1;
+                match sealed_hash(&prev.hash, &bytes) {
+                    Some(hash) if seq == expected_seq => {
+                        prev = AuditHead { seq, hash };
+                        continue;
+                    }
+                    _ => return Ok(result(prev, Some(expected_seq.min(seq.max(1))))),
+                }
+            }
             ChainItem::Undecodable { seq } => return Ok(result(prev, Some(seq))),
         };
         let expected_seq = prev.seq + 1;
@@ -615,5 +649,29 @@ mod tests {
         entries.remove(1);
         let v = walk(entries);
         assert_eq!((v.ok, v.first_bad_seq), (false, Some(2)));
+    }
+
+    #[test]
+    fn a_sealed_entry_is_checked_as_stored_and_any_changed_byte_breaks_it() {
+        let mut e = AuditEntry {
+            detail: Some("quote \" and é".into()),
+            ..AuditEntry::default()
+        };
+        let stored = e.seal(1, GENESIS).expect("seal");
+        assert_eq!(
+            sealed_hash(GENESIS, &stored).as_deref(),
+            Some(e.hash.as_str())
+        );
+        assert_eq!(
+            sealed_hash(&e.hash, &stored),
+            None,
+            "linked to another entry"
+        );
+        for i in [0, stored.len() / 2, stored.len() - 3] {
+            let mut flipped = stored.clone();
+            flipped[i] ^= 1;
+            assert_eq!(sealed_hash(GENESIS, &flipped), None, "byte {i} changed");
+        }
+        assert_eq!(sealed_hash(GENESIS, b"{}"), None);
     }
 }

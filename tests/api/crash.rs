@@ -347,7 +347,7 @@ async fn sighup_reloads_the_policy_audited_and_a_bad_file_keeps_the_old_one() {
         .into_iter()
         .filter_map(|item| match item {
             herald::domain::audit::ChainItem::Entry(e) => Some(e),
-            herald::domain::audit::ChainItem::Undecodable { .. } => None,
+            _ => None,
         })
         .filter(|e| e.kind == herald::domain::audit::AuditKind::Policy)
         .collect();
