@@ -21,7 +21,10 @@ impl Herald {
     ) -> Result<Decision, StoreError> {
         let policy = self.policy();
         let facts = self.facts(&policy, message, page, role, at).await?;
-        Ok(evaluate(&policy, message, &facts))
+        let decision = evaluate(&policy, message, &facts);
+        self.metrics
+            .decision(decision.outcome.as_str(), decision.reason.as_str());
+        Ok(decision)
     }
 
     /// Everything the store knows about the recipient that bears on this send.

@@ -41,6 +41,7 @@ use crate::clock::SharedClock;
 use crate::configuration::TtlSettings;
 use crate::delivery::GraphClient;
 use crate::domain::audit::{AuditEntry, AuditKind};
+use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::store::{Store, StoreError};
 
@@ -63,10 +64,12 @@ pub struct Herald {
     /// The Send API, for what goes out at once rather than through the outbox (sender
     /// actions).
     graph: GraphClient,
+    /// What `GET /metrics` exports; counted where things happen.
+    pub metrics: Arc<Metrics>,
 }
 
 /// What `GET /readyz` reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub status: &'static str,
     pub policy_version: String,
@@ -75,6 +78,9 @@ pub struct Readiness {
 }
 
 impl Herald {
+    // Each argument is a separate dependency that start-up builds; a struct for them would only
+    // rename them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         clock: SharedClock,
@@ -83,6 +89,7 @@ impl Herald {
         pages: Pages,
         ttl: TtlSettings,
         graph: GraphClient,
+        metrics: Arc<Metrics>,
     ) -> Herald {
         Herald {
             store,
@@ -95,6 +102,7 @@ impl Herald {
             campaign_ticks: tokio::sync::Mutex::new(()),
             ttl,
             graph,
+            metrics,
         }
     }
 

@@ -244,6 +244,7 @@ impl Worker {
         let now = self.now();
         if lifecycle::is_expired(&record, now) {
             self.change(id, Event::Expire, now).await?;
+            self.herald.metrics.delivery("expired", None);
             return Ok(Processed::Expired);
         }
         let mut respect_quiet_hours = true;
@@ -316,11 +317,14 @@ impl Worker {
             // Transactional traffic goes first: a campaign's message takes the page's capacity
             // only when it is free now, and otherwise steps back a little.
             if limiter.check_key(&record.page_id).is_err() {
+                self.herald.metrics.pacing_waits.inc();
                 let later = now + chrono::Duration::milliseconds(CAMPAIGN_BACKOFF_MS);
                 self.change(id, Event::Postpone(later), now).await?;
                 return Ok(Processed::Retrying);
             }
-        } else {
+        } else if limiter.check_key(&record.page_id).is_err() {
+            // Counted only when the page is at its rate: a free slot is taken by the check.
+            self.herald.metrics.pacing_waits.inc();
             limiter.until_key_ready(&record.page_id).await;
         }
         match self
@@ -391,6 +395,7 @@ impl Worker {
             graph_message_id: sent.message_id,
         };
         self.change(&record.id, event, now).await?;
+        self.herald.metrics.delivery("sent", None);
         if via_token {
             self.herald
                 .store
@@ -451,6 +456,9 @@ impl Worker {
         if retry_at.is_some() {
             self.change(&record.id, Event::AttemptFailed(attempt), now)
                 .await?;
+            let code = failure.graph_error.as_ref().map(|e| e.record().code);
+            self.herald.metrics.delivery("retry", code);
+            self.herald.metrics.retries.inc();
             return Ok(Processed::Retrying);
         }
         self.settle_failure(record, attempt, failure.class).await
@@ -486,8 +494,10 @@ impl Worker {
         if class == ErrorClass::Auth {
             tracing::error!(page = %record.page_id, error = ?attempt.error, "the Graph API refused the page's credentials or permissions");
         }
+        let code = attempt.graph_error.as_ref().map(|e| e.code);
         self.change(&record.id, Event::AttemptFailed(attempt), now)
             .await?;
+        self.herald.metrics.delivery("failed", code);
         let key = record.recipient.key();
         match class {
             ErrorClass::Unreachable => {

@@ -2,15 +2,25 @@
 
 use actix_web::{get, web, HttpResponse};
 
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::openapi::CommandProblems;
 use super::AppState;
+use crate::app::RecipientView;
 use crate::auth::Client;
 use crate::domain::{Psid, Role};
 use crate::error::ApiError;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_recipient);
 }
 
+/// Consents with their evidence, opt-outs, token, window, time zone and last messages.
+#[utoipa::path(
+    tag = "recipients",
+    params(("psid" = String, Path)),
+    responses((status = 200, body = RecipientView), CommandProblems)
+)]
 #[get("/recipients/{psid}")]
 async fn get_recipient(
     state: web::Data<AppState>,

@@ -13,6 +13,7 @@ mod delivery;
 mod graph;
 mod lifecycle;
 mod marketing;
+mod operations;
 mod policy;
 mod sandbox;
 mod sending;

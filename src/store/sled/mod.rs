@@ -170,6 +170,34 @@ pub struct SledStore {
     writes: tokio::sync::mpsc::UnboundedSender<writer::Job>,
     /// Who holds which outbox entry (see [`outbox`]).
     claims: outbox::Claims,
+    /// How long transactions and flushes take, for `GET /metrics`.
+    latency: Latency,
+}
+
+/// The store's latency histograms (registered by the application's metrics).
+#[derive(Clone)]
+pub(crate) struct Latency {
+    commit: prometheus::Histogram,
+    flush: prometheus::Histogram,
+}
+
+impl Latency {
+    fn new() -> Result<Latency, StoreError> {
+        let histogram = |name: &str, help: &str| {
+            prometheus::Histogram::with_opts(crate::metrics::latency_opts(name, help))
+                .map_err(|e| StoreError::Engine(Arc::new(std::io::Error::other(e))))
+        };
+        Ok(Latency {
+            commit: histogram(
+                "herald_store_commit_seconds",
+                "time to apply one store transaction (a batch of writes)",
+            )?,
+            flush: histogram(
+                "herald_store_flush_seconds",
+                "time to flush the store to disk (fsync)",
+            )?,
+        })
+    }
 }
 
 type TxResult<R> = Result<R, StoreError>;
@@ -280,7 +308,9 @@ impl SledStore {
             None => AuditHead::default(),
         };
         let stop = CancellationToken::new();
-        let (group_commit, flusher) = GroupCommit::start(db.clone(), stop.clone());
+        let latency = Latency::new()?;
+        let (group_commit, flusher) =
+            GroupCommit::start(db.clone(), stop.clone(), latency.flush.clone());
         let (writes, queue) = tokio::sync::mpsc::unbounded_channel();
         let store = Arc::new(SledStore {
             db,
@@ -291,6 +321,7 @@ impl SledStore {
             stop,
             writes,
             claims: outbox::Claims::default(),
+            latency,
         });
         writer::start_writer(Arc::downgrade(&store), queue)
             .map_err(|e| StoreError::Engine(Arc::new(e)))?;
@@ -329,6 +360,7 @@ impl SledStore {
             tx.put(T::Meta, AUDIT_HEAD, &new_head)?;
         }
         let writes = tx.writes;
+        let _timer = self.latency.commit.start_timer();
         self.trees[..]
             .transaction(|views| {
                 for ((t, key), value) in &writes {
@@ -350,6 +382,7 @@ impl SledStore {
 
     /// Writes everything committed so far to disk, on this thread.
     fn flush(&self) -> Result<(), StoreError> {
+        let _timer = self.latency.flush.start_timer();
         self.db.flush()?;
         Ok(())
     }
