@@ -16,6 +16,7 @@ mod marketing;
 mod operations;
 mod policy;
 mod sandbox;
+mod security;
 mod sending;
 mod store_faults;
 mod webhooks;
