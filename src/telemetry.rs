@@ -8,11 +8,13 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{web, ResponseError};
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
+use crate::error::ApiError;
 use crate::routes::AppState;
 
 /// Installs the global subscriber once; later calls (tests) do nothing.
@@ -86,6 +88,14 @@ pub async fn around_request(
             .with_label_values(&[route.as_str()])
             .observe(elapsed.as_secs_f64());
     }
+    if res.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_problem(res.headers()) {
+        // actix refuses an oversized body before any handler runs, in plain text; the client
+        // gets the same problem body as for every other error.
+        let problem = ApiError::TooLarge(
+            "the body is larger than the server accepts ([server] max_body_bytes)".into(),
+        );
+        res = res.into_response(problem.error_response());
+    }
     security_headers(res.headers_mut());
     span.record("route", route.as_str());
     span.record("status", status);
@@ -97,6 +107,12 @@ pub async fn around_request(
         );
     });
     Ok(res)
+}
+
+fn is_problem(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
 }
 
 /// What every answer carries: no MIME sniffing, no framing, no referrer, and no caching

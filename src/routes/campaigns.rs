@@ -83,7 +83,7 @@ async fn create(
             .to_bytes_limited(MAX_JSON_BODY)
             .await
             .map_err(|_| {
-                ApiError::BadRequest(
+                ApiError::TooLarge(
                     "the body is over 16 MiB: upload large audiences as text/csv".into(),
                 )
             })?

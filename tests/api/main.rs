@@ -11,6 +11,7 @@ mod cli;
 mod crash;
 mod delivery;
 mod graph;
+mod hostile;
 mod lifecycle;
 mod marketing;
 mod operations;
