@@ -66,6 +66,9 @@ pub struct Herald {
     graph: GraphClient,
     /// What `GET /metrics` exports; counted where things happen.
     pub metrics: Arc<Metrics>,
+    /// Keys the recipient pseudonyms in logs; random per process, so a log line cannot be
+    /// turned back into a PSID by hashing candidate PSIDs.
+    log_key: [u8; 32],
 }
 
 /// What `GET /readyz` reports.
@@ -103,7 +106,20 @@ impl Herald {
             ttl,
             graph,
             metrics,
+            log_key: rand::random(),
         }
+    }
+
+    /// How logs name a recipient: `r_` and 12 hex digits of a keyed hash, the same for the
+    /// same person for the life of the process, never the PSID itself.
+    pub fn pseudonym(&self, recipient: &crate::domain::Recipient) -> String {
+        use hmac::{Hmac, Mac};
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(&self.log_key) else {
+            return "r_unknown".into();
+        };
+        mac.update(recipient.key().as_bytes());
+        let digest = hex::encode(mac.finalize().into_bytes());
+        format!("r_{}", &digest[..12])
     }
 
     /// The policy in force now.

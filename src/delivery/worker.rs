@@ -28,6 +28,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{retry_delay, GraphClient, SendFailure, Sent};
 use crate::app::Herald;
@@ -186,8 +187,15 @@ impl Worker {
             self.in_flight_count.send_modify(|n| *n += 1);
             let permit = Arc::clone(&self.permits).acquire_owned().await;
             let worker = Arc::clone(self);
+            // One span per delivery; `process` adds the page and the recipient's pseudonym.
+            let span = tracing::info_span!(
+                "delivery",
+                message_id = %id,
+                page = tracing::field::Empty,
+                recipient = tracing::field::Empty,
+            );
             tokio::spawn(async move {
-                if let Err(e) = worker.process(&id).await {
+                if let Err(e) = worker.process(&id).instrument(span).await {
                     // The entry stays in the outbox and is tried again.
                     tracing::error!(message_id = %id, error = %crate::error::error_chain(&e), "delivery bookkeeping failed");
                 }
@@ -234,6 +242,12 @@ impl Worker {
         let Some(record) = store.message(id).await? else {
             return Ok(Processed::Skipped);
         };
+        let span = tracing::Span::current();
+        span.record("page", record.page_id.as_str());
+        span.record(
+            "recipient",
+            self.herald.pseudonym(&record.recipient).as_str(),
+        );
         if !record.status.is_pending() {
             // Already settled: only the outbox entry is left to tidy.
             store

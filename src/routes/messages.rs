@@ -97,6 +97,15 @@ async fn send(
         None => None,
     };
     let message = OutboundMessage::parse(&body, kind).map_err(ApiError::Invalid)?;
+    // The request's span (telemetry::around_request) names the recipient by pseudonym only.
+    let span = tracing::Span::current();
+    span.record(
+        "recipient",
+        state.herald.pseudonym(&message.recipient).as_str(),
+    );
+    if let Some(page) = &message.page_id {
+        span.record("page", page.as_str());
+    }
     let acceptance = state
         .herald
         .accept(SendCommand {
@@ -107,6 +116,7 @@ async fn send(
             when_deferred: WhenDeferred::Queue,
         })
         .await?;
+    span.record("message_id", acceptance.id.as_str());
     Ok(HttpResponse::Accepted().json(acceptance))
 }
 

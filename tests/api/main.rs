@@ -19,6 +19,7 @@ mod policy;
 mod sandbox;
 mod security;
 mod sending;
+mod shutdown;
 mod store_faults;
 mod webhooks;
 mod window;
