@@ -75,13 +75,9 @@ pub struct ShippingUpdateRequest {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct EvaluateRequest {
-    pub page_id: Option<String>,
-    pub recipient: RecipientRef,
-    pub category: Category,
-    #[schema(value_type = Object)]
-    pub message: Value,
-    pub utility_template: Option<UtilityTemplate>,
-    pub send_at: Option<DateTime<Utc>>,
+    #[schema(inline)]
+    #[serde(flatten)]
+    pub send: SendMessageRequest,
     /// Evaluate under the rules in force at this moment (default now).
     pub at: Option<DateTime<Utc>>,
     /// Evaluate on behalf of a sender with this role (compliance and admin only).
