@@ -50,6 +50,10 @@ pub struct ServerSettings {
     /// Herald answers 429 (613 on the Graph-compatible endpoint).
     #[serde(default = "default_client_requests_per_second")]
     pub client_requests_per_second: u32,
+    /// The largest request body Herald reads, in bytes; a larger one is refused with 413 before
+    /// it is parsed. Campaign audiences larger than this go as a streamed `text/csv` upload.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
 }
 
 impl Default for ServerSettings {
@@ -57,12 +61,17 @@ impl Default for ServerSettings {
         Self {
             listen: default_listen(),
             client_requests_per_second: default_client_requests_per_second(),
+            max_body_bytes: default_max_body_bytes(),
         }
     }
 }
 
 fn default_client_requests_per_second() -> u32 {
     20_000
+}
+
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
 }
 
 fn default_listen() -> String {
@@ -431,6 +440,12 @@ impl Settings {
         self.server.listen.parse::<SocketAddr>().map_err(|_| {
             ConfigError::key("server.listen", "must be an address such as 127.0.0.1:8080")
         })?;
+        if self.server.max_body_bytes < 1024 {
+            return Err(ConfigError::key(
+                "server.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
         url::Url::parse(&self.messenger.graph_base_url)
             .map_err(|_| ConfigError::key("messenger.graph_base_url", "must be an absolute URL"))?;
         let version_ok = self

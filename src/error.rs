@@ -35,6 +35,9 @@ pub enum ApiError {
         decision: Box<Decision>,
         message_id: MessageId,
     },
+    /// The body is over the configured limit (`[server] max_body_bytes`).
+    #[error("{0}")]
+    TooLarge(String),
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("the store is unavailable; nothing was written")]
@@ -103,6 +106,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) | ApiError::MessageConflict { .. } => "conflict",
             ApiError::Denied { .. } => "policy_denied",
+            ApiError::TooLarge(_) => "payload_too_large",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Internal(_) => "internal",
@@ -118,6 +122,7 @@ impl ApiError {
             ApiError::NotFound(_) => "Not found",
             ApiError::Conflict(_) | ApiError::MessageConflict { .. } => "Conflict",
             ApiError::Denied { .. } => "Denied by policy",
+            ApiError::TooLarge(_) => "Payload too large",
             ApiError::TooManyRequests { .. } => "Too many requests",
             ApiError::StoreUnavailable(_) => "Store unavailable",
             ApiError::Internal(_) => "Internal server error",
@@ -177,6 +182,7 @@ impl ResponseError for ApiError {
                 StatusCode::FORBIDDEN
             }
             ApiError::Denied { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

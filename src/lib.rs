@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod messenger;
+pub mod metrics;
 pub mod policy;
 pub mod routes;
 pub mod sandbox;

@@ -7,11 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use secrecy::SecretString;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
 
 use crate::app::{AuditConfig, CoreParts, Herald, Pages};
 use crate::auth::{Client, JwtKeys};
@@ -20,7 +23,9 @@ use crate::configuration::Settings;
 use crate::delivery::{GraphClient, Worker};
 use crate::domain::audit::Pseudonyms;
 use crate::domain::Role;
+use crate::metrics::Metrics;
 use crate::policy::PolicySet;
+use crate::routes::openapi::{ApiDoc, ApiDocument};
 use crate::routes::{self, AppState};
 use crate::store::{SledStore, Store};
 
@@ -104,6 +109,8 @@ impl Application {
             )?,
         };
         let clock = deps.clock.unwrap_or_else(SystemClock::shared);
+        let metrics =
+            Arc::new(Metrics::new(store.collectors()).context("cannot build the metrics")?);
         let pages = Pages::from_settings(&settings.messenger);
         let graph = GraphClient::new(
             &settings.messenger.graph_base_url,
@@ -121,6 +128,7 @@ impl Application {
                 ttl: settings.delivery.ttl.clone(),
                 graph: graph.clone(),
                 audit,
+                metrics,
             },
         ));
         let worker = Worker::new(Arc::clone(&herald), graph, settings.delivery.clone());
@@ -142,14 +150,29 @@ impl Application {
         ));
         let port = listener.local_addr()?.port();
         let keys = web::Data::new(keys);
+        // The document is what registering the routes collected (see `routes::configure`).
+        let (_, spec) = App::new()
+            .into_utoipa_app()
+            .openapi(ApiDoc::openapi())
+            .configure(routes::configure)
+            .split_for_parts();
+        let document = web::Data::new(ApiDocument(
+            spec.to_json()
+                .context("cannot write the OpenAPI document")?,
+        ));
+        let max_body = settings.server.max_body_bytes;
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(request_log())
-                .wrap(actix_web::middleware::Compress::default())
+                .into_utoipa_app()
+                .configure(routes::configure)
+                .into_app()
                 .app_data(state.clone())
                 .app_data(keys.clone())
-                .app_data(web::PayloadConfig::new(1024 * 1024))
-                .configure(routes::configure)
+                .app_data(document.clone())
+                // Bodies past the limit are refused (413) before they are read whole.
+                .app_data(web::PayloadConfig::new(max_body))
+                .wrap(actix_web::middleware::Compress::default())
+                .wrap(from_fn(crate::telemetry::around_request))
         })
         .listen(listener)?
         .shutdown_timeout(10)
@@ -204,13 +227,6 @@ impl Application {
         tracing::info!("store flushed; bye");
         Ok(())
     }
-}
-
-/// One line per request: method, path, status, time. The path only — never the query string,
-/// which carries `hub.verify_token` on the webhook handshake — and no headers.
-fn request_log() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%{method}xi %U %s %Dms")
-        .custom_request_replace("method", |req| req.method().to_string())
 }
 
 async fn shutdown_signal() {

@@ -231,7 +231,7 @@ pub async fn verify(
 }
 
 /// One of a recipient's last decisions, as the recipient view shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DecisionSummary {
     pub seq: u64,
     pub at: DateTime<Utc>,

@@ -75,7 +75,7 @@ impl ListKind {
 }
 
 /// A campaign and where its messages stand.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CampaignView {
     pub id: CampaignId,
     pub name: String,
@@ -264,6 +264,40 @@ impl Herald {
             }
         }
         out.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(out)
+    }
+
+    /// Where the messages of each scheduled, running or paused campaign stand, for
+    /// `GET /metrics`: `(campaign, state, count)`.
+    pub async fn campaign_progress(
+        &self,
+    ) -> Result<Vec<(String, &'static str, u64)>, CommandError> {
+        let mut out = Vec::new();
+        for view in self.campaigns().await? {
+            if !matches!(
+                view.status,
+                CampaignStatus::Scheduled | CampaignStatus::Running | CampaignStatus::Paused
+            ) {
+                continue;
+            }
+            let c = &view.counts;
+            let denied = c.denied.values().sum();
+            for (state, n) in [
+                ("audience", c.audience),
+                ("pending", c.pending),
+                ("deferred", c.deferred),
+                ("sent", c.sent),
+                ("delivered", c.delivered),
+                ("read", c.read),
+                ("failed", c.failed),
+                ("expired", c.expired),
+                ("cancelled", c.cancelled),
+                ("denied", denied),
+                ("opt_outs", c.opt_outs),
+            ] {
+                out.push((view.id.to_string(), state, n));
+            }
+        }
         Ok(out)
     }
 

@@ -47,7 +47,7 @@ impl OptOutScope {
 }
 
 /// The consent as recorded.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsentView {
     pub recipient: Recipient,
     pub scope: ConsentScope,
@@ -62,7 +62,7 @@ pub struct ConsentView {
 }
 
 /// Everything Herald knows about a recipient (`GET /v1/recipients/{psid}`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecipientView {
     pub psid: Psid,
     pub consents: Vec<ConsentEvent>,
@@ -83,14 +83,14 @@ pub struct RecipientView {
     pub erased_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct ScopeFlags {
     pub transactional: bool,
     pub marketing: bool,
 }
 
 /// A Marketing Messages token, without the token itself (its last four characters only).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenView {
     pub status: TokenStatus,
     pub frequency: Option<String>,
@@ -102,7 +102,7 @@ pub struct TokenView {
 }
 
 /// Messenger's window for this recipient, as of the moment asked.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WindowView {
     pub last_user_interaction_at: Option<DateTime<Utc>>,
     pub open_until: Option<DateTime<Utc>>,
@@ -111,7 +111,7 @@ pub struct WindowView {
 }
 
 /// One of the last messages allowed to the recipient.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecentMessage {
     pub id: MessageId,
     pub category: Category,

@@ -26,6 +26,8 @@ impl Herald {
             .recipient_facts(&policy, &message.recipient, page, role, at)
             .await?;
         let mut decision = evaluate(&policy, message, &facts);
+        self.metrics
+            .decision(decision.outcome.as_str(), decision.reason.as_str());
         if decision.outcome != Outcome::Deny {
             let scope = if message.category.is_transactional() {
                 ConsentScope::Transactional

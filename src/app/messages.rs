@@ -10,7 +10,7 @@ use crate::domain::{Attempt, Category, MessageId, MessageRecord, Recipient, Role
 use crate::policy::Decision;
 
 /// A message as its sender, a compliance officer or an admin sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: MessageId,
     pub status: MessageStatus,

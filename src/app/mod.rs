@@ -46,6 +46,7 @@ use crate::clock::SharedClock;
 use crate::configuration::TtlSettings;
 use crate::delivery::GraphClient;
 use crate::domain::audit::{AuditEntry, AuditKind};
+use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::store::{Store, StoreError};
 
@@ -70,10 +71,15 @@ pub struct Herald {
     graph: GraphClient,
     /// The checkpoint key and the retention of the audit log.
     audit: AuditConfig,
+    /// What `GET /metrics` exports; counted where things happen.
+    pub metrics: Arc<Metrics>,
+    /// Keys the recipient pseudonyms in logs; random per process, so a log line cannot be
+    /// turned back into a PSID by hashing candidate PSIDs.
+    log_key: [u8; 32],
 }
 
 /// What `GET /readyz` reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub status: &'static str,
     pub policy_version: String,
@@ -92,6 +98,8 @@ pub struct CoreParts {
     pub graph: GraphClient,
     /// The checkpoint key and the retention of the audit log.
     pub audit: AuditConfig,
+    /// What `GET /metrics` exports.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Herald {
@@ -107,6 +115,7 @@ impl Herald {
             ttl,
             graph,
             audit,
+            metrics,
         } = parts;
         Herald {
             store,
@@ -120,7 +129,21 @@ impl Herald {
             ttl,
             graph,
             audit,
+            metrics,
+            log_key: rand::random(),
         }
+    }
+
+    /// How logs name a recipient: `r_` and 12 hex digits of a keyed hash, the same for the
+    /// same person for the life of the process, never the PSID itself.
+    pub fn pseudonym(&self, recipient: &crate::domain::Recipient) -> String {
+        use hmac::{Hmac, Mac};
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(&self.log_key) else {
+            return "r_unknown".into();
+        };
+        mac.update(recipient.key().as_bytes());
+        let digest = hex::encode(mac.finalize().into_bytes());
+        format!("r_{}", &digest[..12])
     }
 
     /// The policy in force now.

@@ -76,6 +76,10 @@ impl Herald {
         let events = parse_envelope(body, self.clock.now())?;
         let mut outcome = WebhookOutcome::default();
         for event in events {
+            self.metrics
+                .webhook_events
+                .with_label_values(&[event.kind.name()])
+                .inc();
             match self.apply_event(&event).await {
                 Ok(true) => outcome.applied += 1,
                 Ok(false) => outcome.skipped += 1,

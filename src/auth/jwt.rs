@@ -47,6 +47,8 @@ impl JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp"]);
         validation.leeway = 5;
+        // A token with `nbf` in the future is not valid yet (jsonwebtoken skips it by default).
+        validation.validate_nbf = true;
         if let Some(iss) = &issuer {
             validation.set_issuer(&[iss]);
             validation.required_spec_claims.insert("iss".into());
@@ -88,6 +90,7 @@ impl JwtKeys {
             use jsonwebtoken::errors::ErrorKind;
             let why = match e.kind() {
                 ErrorKind::ExpiredSignature => "expired",
+                ErrorKind::ImmatureSignature => "not valid yet (nbf)",
                 ErrorKind::InvalidSignature => "bad signature",
                 ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
                     "only HS256 is accepted"

@@ -28,6 +28,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{retry_delay, GraphClient, SendFailure, Sent};
 use crate::app::Herald;
@@ -186,8 +187,15 @@ impl Worker {
             self.in_flight_count.send_modify(|n| *n += 1);
             let permit = Arc::clone(&self.permits).acquire_owned().await;
             let worker = Arc::clone(self);
+            // One span per delivery; `process` adds the page and the recipient's pseudonym.
+            let span = tracing::info_span!(
+                "delivery",
+                message_id = %id,
+                page = tracing::field::Empty,
+                recipient = tracing::field::Empty,
+            );
             tokio::spawn(async move {
-                if let Err(e) = worker.process(&id).await {
+                if let Err(e) = worker.process(&id).instrument(span).await {
                     // The entry stays in the outbox and is tried again.
                     tracing::error!(message_id = %id, error = %crate::error::error_chain(&e), "delivery bookkeeping failed");
                 }
@@ -234,6 +242,12 @@ impl Worker {
         let Some(record) = store.message(id).await? else {
             return Ok(Processed::Skipped);
         };
+        let span = tracing::Span::current();
+        span.record("page", record.page_id.as_str());
+        span.record(
+            "recipient",
+            self.herald.pseudonym(&record.recipient).as_str(),
+        );
         if !record.status.is_pending() {
             // Already settled: only the outbox entry is left to tidy.
             store
@@ -244,6 +258,7 @@ impl Worker {
         let now = self.now();
         if lifecycle::is_expired(&record, now) {
             self.change(id, Event::Expire, now).await?;
+            self.herald.metrics.delivery("expired", None);
             return Ok(Processed::Expired);
         }
         let mut respect_quiet_hours = true;
@@ -316,11 +331,14 @@ impl Worker {
             // Transactional traffic goes first: a campaign's message takes the page's capacity
             // only when it is free now, and otherwise steps back a little.
             if limiter.check_key(&record.page_id).is_err() {
+                self.herald.metrics.pacing_waits.inc();
                 let later = now + chrono::Duration::milliseconds(CAMPAIGN_BACKOFF_MS);
                 self.change(id, Event::Postpone(later), now).await?;
                 return Ok(Processed::Retrying);
             }
-        } else {
+        } else if limiter.check_key(&record.page_id).is_err() {
+            // Counted only when the page is at its rate: a free slot is taken by the check.
+            self.herald.metrics.pacing_waits.inc();
             limiter.until_key_ready(&record.page_id).await;
         }
         match self
@@ -391,6 +409,7 @@ impl Worker {
             graph_message_id: sent.message_id,
         };
         self.change(&record.id, event, now).await?;
+        self.herald.metrics.delivery("sent", None);
         if via_token {
             self.herald
                 .store
@@ -451,6 +470,9 @@ impl Worker {
         if retry_at.is_some() {
             self.change(&record.id, Event::AttemptFailed(attempt), now)
                 .await?;
+            let code = failure.graph_error.as_ref().map(|e| e.record().code);
+            self.herald.metrics.delivery("retry", code);
+            self.herald.metrics.retries.inc();
             return Ok(Processed::Retrying);
         }
         self.settle_failure(record, attempt, failure.class).await
@@ -486,8 +508,10 @@ impl Worker {
         if class == ErrorClass::Auth {
             tracing::error!(page = %record.page_id, error = ?attempt.error, "the Graph API refused the page's credentials or permissions");
         }
+        let code = attempt.graph_error.as_ref().map(|e| e.code);
         self.change(&record.id, Event::AttemptFailed(attempt), now)
             .await?;
+        self.herald.metrics.delivery("failed", code);
         let key = record.recipient.key();
         match class {
             ErrorClass::Unreachable => {

@@ -10,7 +10,9 @@ use super::audit::{AuditEntry, AuditKind};
 use super::{Category, Content, Role};
 
 /// A campaign id: `cmp_` followed by a ULID, so ids sort by creation time.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct CampaignId(String);
 
@@ -40,7 +42,7 @@ impl fmt::Display for CampaignId {
 }
 
 /// Where a campaign is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignStatus {
     /// Its audience is being stored; not yet visible.
@@ -79,7 +81,7 @@ impl fmt::Display for CampaignStatus {
 }
 
 /// Send to `first_percent` of the audience first, then wait `hold` before the rest.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rollout {
     pub first_percent: u8,
     /// Seconds.
@@ -88,14 +90,14 @@ pub struct Rollout {
 
 /// Pause the campaign once `min_sends` have gone if more than `max_opt_out_percent` of them
 /// opted out (stop keyword, stopped notifications, blocked the page).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Guard {
     pub max_opt_out_percent: f64,
     pub min_sends: u64,
 }
 
 /// Why a campaign is paused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PausedReason {
     /// A client asked.
@@ -265,7 +267,7 @@ impl Campaign {
 }
 
 /// A campaign's messages by where they are, kept up to date as they move.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CampaignCounts {
     pub audience: u64,
     /// Not yet handed to the policy, or queued to go.

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What a consent covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentScope {
     Transactional,
@@ -18,7 +18,7 @@ impl ConsentScope {
 }
 
 /// Where a consent (or opt-out) came from; kept with its evidence for the auditors.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentSource {
     /// Recorded by a client through `POST /v1/consents`.

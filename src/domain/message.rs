@@ -80,7 +80,7 @@ impl Content {
 }
 
 /// A utility template (`messaging_type: UTILITY`) with positional parameters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UtilityTemplate {
     pub name: String,
     pub language: String,

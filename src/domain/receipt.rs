@@ -5,7 +5,7 @@ use super::fields::Fields;
 use super::Violations;
 
 /// An order confirmation, rendered as Messenger's receipt template (MESSENGER.md §4).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub order_number: String,
     pub currency: String,
@@ -26,7 +26,7 @@ pub struct Receipt {
     pub elements: Vec<ReceiptElement>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReceiptAddress {
     pub street_1: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -37,30 +37,36 @@ pub struct ReceiptAddress {
     pub country: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReceiptSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
     pub subtotal: Option<Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
     pub shipping_cost: Option<Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
     pub total_tax: Option<Number>,
+    #[schema(value_type = f64)]
     pub total_cost: Number,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReceiptAdjustment {
     pub name: String,
+    #[schema(value_type = f64)]
     pub amount: Number,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReceiptElement {
     pub title: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subtitle: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quantity: Option<u32>,
+    #[schema(value_type = f64)]
     pub price: Number,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,

@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use super::Psid;
 
 /// Who a message goes to: a PSID, or a checkbox-plugin `user_ref` before the user has one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Recipient {
     Psid(Psid),

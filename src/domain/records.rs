@@ -11,14 +11,14 @@ use super::{
 use crate::policy::Decision;
 
 /// One status change of a message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusChange {
     pub status: MessageStatus,
     pub at: DateTime<Utc>,
 }
 
 /// A Graph API error as Herald records it (never with a token in it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GraphErrorRecord {
     pub code: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -28,7 +28,7 @@ pub struct GraphErrorRecord {
 }
 
 /// How one try at the Graph API ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
     /// The Graph API took the message.
@@ -50,7 +50,7 @@ impl AttemptOutcome {
 }
 
 /// One try at handing a message to the Graph API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub at: DateTime<Utc>,
     pub outcome: AttemptOutcome,
@@ -105,7 +105,7 @@ pub struct MessageRecord {
 }
 
 /// Grant or withdrawal of a consent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentAction {
     Grant,
@@ -113,7 +113,7 @@ pub enum ConsentAction {
 }
 
 /// One consent event, kept forever: opt-outs are appended, never deletions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentEvent {
     /// `cns_` and a ULID, given when the event is recorded (see `app::push_consent`): what a
     /// decision and its audit entry name as the consent that permitted it.
@@ -140,7 +140,7 @@ impl ConsentEvent {
 /// The consent a decision rests on, by reference: the record it names holds the evidence (and
 /// is what erasure empties), so a decision, an idempotent answer or an audit entry that carries
 /// this holds no personal data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentRef {
     /// The [`ConsentEvent::id`].
     pub id: String,
@@ -166,7 +166,7 @@ impl From<&ConsentEvent> for ConsentRef {
 }
 
 /// State of a Marketing Messages token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenStatus {
     Active,
@@ -189,7 +189,7 @@ pub struct TokenRecord {
 }
 
 /// Where a user came from (m.me link, ad, Messenger code), kept as consent evidence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attribution {
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
@@ -304,7 +304,7 @@ impl RecipientRecord {
 }
 
 /// A message accepted for delivery: queued now, or deferred to `not_before`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Acceptance {
     pub id: MessageId,
     pub status: MessageStatus,

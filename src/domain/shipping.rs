@@ -6,7 +6,7 @@ use super::receipt::check_url;
 use super::Violations;
 
 /// Where a shipment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ShippingStatus {
     Shipped,

@@ -90,6 +90,21 @@ pub struct Event {
 }
 
 impl EventKind {
+    /// The kind's name, for metrics and logs: a small fixed set (never an id or a payload).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Message { .. } => "message",
+            EventKind::Echo { .. } => "echo",
+            EventKind::Postback { .. } => "postback",
+            EventKind::Reaction { .. } => "reaction",
+            EventKind::Referral(_) => "referral",
+            EventKind::Optin(_) => "optin",
+            EventKind::Delivery { .. } => "delivery",
+            EventKind::Read { .. } => "read",
+            EventKind::Other(_) => "other",
+        }
+    }
+
     /// A user action that opens the standard messaging window (MESSENGER.md §2.1).
     pub fn opens_window(&self) -> bool {
         matches!(

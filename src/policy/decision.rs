@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::UtilityTemplate;
 
 /// The verdict on one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Send it now.
@@ -32,7 +32,7 @@ impl Outcome {
 }
 
 /// Why: stable snake_case codes that clients may branch on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// Every rule passed.
@@ -91,7 +91,7 @@ impl fmt::Display for Reason {
 }
 
 /// The Send API's `messaging_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MessagingType {
     /// A reply inside the standard window.
@@ -117,7 +117,7 @@ impl MessagingType {
 }
 
 /// A Messenger message tag (with `messaging_type: MESSAGE_TAG`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Tag {
     /// A person's manual reply, up to 7 days after the user's last message.
@@ -143,7 +143,9 @@ impl Tag {
 }
 
 /// How the recipient is addressed in the Send API call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Via {
     /// `recipient: {id}` or `{user_ref}` as given.
@@ -161,7 +163,7 @@ impl Via {
 }
 
 /// One rule's result in a decision's trace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepResult {
     /// The rule was checked and allows the message.
@@ -173,7 +175,7 @@ pub enum StepResult {
 }
 
 /// One line of a decision's explanation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceStep {
     /// The rule's id: `policies/default.toml#window.standard`.
     pub rule: String,
@@ -185,7 +187,7 @@ pub struct TraceStep {
 }
 
 /// The engine's answer for one message (API.md §5).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decision {
     /// allow, deny or defer.
     pub outcome: Outcome,

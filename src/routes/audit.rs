@@ -5,6 +5,9 @@ use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::openapi::CommandProblems;
 use super::AppState;
 use crate::app::{export_audit, verify_audit, ExportFormat};
 use crate::auth::Client;
@@ -13,7 +16,7 @@ use crate::domain::{parse_time, Category, FieldError, Role, Violations};
 use crate::error::ApiError;
 use crate::store::{AuditCursor, AuditFilter};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_audit)
         .service(get_export)
         .service(get_verify)
@@ -24,7 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 const AUDIT_ROLES: &[Role] = &[Role::Compliance];
 
 /// The filters of `GET /v1/audit` and its export (API.md §6).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct FilterQuery {
     recipient: Option<String>,
@@ -85,6 +89,12 @@ fn bad_query(e: actix_web::error::QueryPayloadError) -> ApiError {
     ApiError::BadRequest(format!("bad query parameters: {e}"))
 }
 
+/// Entries matching the filters, oldest first, a page at a time (`next_cursor`).
+#[utoipa::path(
+    tag = "audit",
+    params(FilterQuery),
+    responses((status = 200, description = "`{\"entries\": [...], \"next_cursor\"}`", content_type = "application/json"), CommandProblems)
+)]
 #[get("/audit")]
 async fn get_audit(
     state: web::Data<AppState>,
@@ -105,6 +115,12 @@ async fn get_audit(
     })))
 }
 
+/// The matching entries, streamed as CSV or JSON lines (`format`).
+#[utoipa::path(
+    tag = "audit",
+    params(FilterQuery),
+    responses((status = 200, description = "CSV (text/csv) or JSON lines (application/x-ndjson), streamed"), CommandProblems)
+)]
 #[get("/audit/export")]
 async fn get_export(
     state: web::Data<AppState>,
@@ -132,13 +148,20 @@ async fn get_export(
         .streaming(body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct VerifyQuery {
     checkpoint_seq: Option<u64>,
     checkpoint_head: Option<String>,
 }
 
+/// Walks the hash chain, and with a checkpoint proves the log still extends it.
+#[utoipa::path(
+    tag = "audit",
+    params(VerifyQuery),
+    responses((status = 200, description = "`{\"ok\", \"entries\", \"first_seq\", \"head_seq\", \"head\"}`, with `first_bad_seq` when broken", content_type = "application/json"), CommandProblems)
+)]
 #[get("/audit/verify")]
 async fn get_verify(
     state: web::Data<AppState>,
@@ -160,6 +183,11 @@ async fn get_verify(
     Ok(HttpResponse::Ok().json(verification))
 }
 
+/// The chain's head signed with the audit key (Ed25519 over `seq|head|at`).
+#[utoipa::path(
+    tag = "audit",
+    responses((status = 200, description = "`{\"seq\", \"head\", \"at\", \"key_id\", \"public_key\", \"signature\"}`", content_type = "application/json"), CommandProblems)
+)]
 #[get("/audit/checkpoint")]
 async fn get_checkpoint(
     state: web::Data<AppState>,

@@ -8,8 +8,12 @@ use futures_util::{stream, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::openapi::CommandProblems;
+use super::schemas::{CampaignList, CampaignRequest};
 use super::{json_body, AppState};
-use crate::app::{Audience, ListKind, NewCampaign};
+use crate::app::{Audience, CampaignView, ListKind, NewCampaign};
 use crate::auth::Client;
 use crate::domain::campaign::{Guard, Rollout};
 use crate::domain::{
@@ -17,7 +21,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create)
         .service(list)
         .service(get_one)
@@ -34,6 +38,17 @@ const MARKETING_OPTED_IN: &str = "marketing_opted_in";
 
 /// `POST /v1/campaigns` with a JSON body, or a `text/csv` body with a `psid` column and the
 /// other fields as query parameters (`message`, `rollout` and `guard` as JSON).
+#[utoipa::path(
+    tag = "campaigns",
+    request_body(
+        description = "JSON, or `text/csv` with a `psid` column and the other fields as query parameters",
+        content(
+            (CampaignRequest = "application/json"),
+            (String = "text/csv")
+        )
+    ),
+    responses((status = 201, description = "scheduled", body = CampaignView), CommandProblems)
+)]
 #[post("/campaigns")]
 async fn create(
     state: web::Data<AppState>,
@@ -68,7 +83,7 @@ async fn create(
             .to_bytes_limited(MAX_JSON_BODY)
             .await
             .map_err(|_| {
-                ApiError::BadRequest(
+                ApiError::TooLarge(
                     "the body is over 16 MiB: upload large audiences as text/csv".into(),
                 )
             })?
@@ -115,12 +130,16 @@ async fn create(
 /// A JSON campaign body may list up to about a million PSIDs; larger audiences go as CSV.
 const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 
+/// Every campaign with its counts.
+#[utoipa::path(tag = "campaigns", responses((status = 200, body = CampaignList), CommandProblems))]
 #[get("/campaigns")]
 async fn list(state: web::Data<AppState>, client: Client) -> Result<HttpResponse, ApiError> {
     client.require(CAMPAIGN_ROLES)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"campaigns": state.herald.campaigns().await?})))
 }
 
+/// A campaign: status and counts.
+#[utoipa::path(tag = "campaigns", params(("id" = String, Path, description = "cmp_…")), responses((status = 200, body = CampaignView), CommandProblems))]
 #[get("/campaigns/{id}")]
 async fn get_one(
     state: web::Data<AppState>,
@@ -131,6 +150,7 @@ async fn get_one(
     Ok(HttpResponse::Ok().json(state.herald.campaign(&id).await?))
 }
 
+#[utoipa::path(tag = "campaigns", params(("id" = String, Path, description = "cmp_…")), responses((status = 200, body = CampaignView), CommandProblems))]
 #[post("/campaigns/{id}/pause")]
 async fn pause(
     state: web::Data<AppState>,
@@ -141,6 +161,7 @@ async fn pause(
     Ok(HttpResponse::Ok().json(state.herald.pause_campaign(&client, &id).await?))
 }
 
+#[utoipa::path(tag = "campaigns", params(("id" = String, Path, description = "cmp_…")), responses((status = 200, body = CampaignView), CommandProblems))]
 #[post("/campaigns/{id}/resume")]
 async fn resume(
     state: web::Data<AppState>,
@@ -151,6 +172,7 @@ async fn resume(
     Ok(HttpResponse::Ok().json(state.herald.resume_campaign(&client, &id).await?))
 }
 
+#[utoipa::path(tag = "campaigns", params(("id" = String, Path, description = "cmp_…")), responses((status = 200, body = CampaignView), CommandProblems))]
 #[post("/campaigns/{id}/cancel")]
 async fn cancel(
     state: web::Data<AppState>,

@@ -4,19 +4,30 @@ use actix_web::{delete, post, web, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::openapi::CommandProblems;
+use super::schemas::ConsentRequest;
 use super::{json_body, AppState};
-use crate::app::{ConsentCommand, OptOutScope};
+use crate::app::{ConsentCommand, ConsentView, OptOutScope, RecipientView};
 use crate::auth::Client;
 use crate::domain::{parse_recipient, ConsentScope, FieldError, Psid, Role, Violations};
 use crate::error::ApiError;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(post_consent).service(delete_consent);
 }
 
 /// Who may record and withdraw consents.
 const CONSENT_ROLES: &[Role] = &[Role::Backend];
 
+/// Record a consent with its evidence.
+#[utoipa::path(
+    tag = "recipients",
+    request_body = ConsentRequest,
+    responses((status = 201, description = "the consent as recorded", body = ConsentView), CommandProblems)
+)]
 #[post("/consents")]
 async fn post_consent(
     state: web::Data<AppState>,
@@ -31,11 +42,19 @@ async fn post_consent(
     Ok(HttpResponse::Created().json(recorded))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ScopeQuery {
+    /// `marketing`, `transactional` or `all` (the default).
     scope: Option<String>,
 }
 
+/// Record an opt-out; history is kept, never deleted.
+#[utoipa::path(
+    tag = "recipients",
+    params(("psid" = String, Path), ScopeQuery),
+    responses((status = 200, description = "the recipient after the opt-out", body = RecipientView), CommandProblems)
+)]
 #[delete("/consents/{psid}")]
 async fn delete_consent(
     state: web::Data<AppState>,

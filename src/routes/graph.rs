@@ -10,10 +10,12 @@
 use std::sync::Arc;
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::graph_error::GraphApiError;
+use super::schemas::{GraphError, GraphSendAnswer, GraphSendRequest};
 use super::AppState;
 use crate::auth::{bearer, Client, JwtKeys};
 use crate::domain::{Category, FieldError, PageId, Recipient};
@@ -22,18 +24,39 @@ use crate::messenger::{
     CREDENTIALS,
 };
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
-        web::scope("/graph")
-            .route("/{version}/{node}/messages", web::post().to(send))
-            .route(
-                "/{version}/{node}/message_attachments",
-                web::post().to(attachment_upload),
-            )
+        utoipa_actix_web::scope("/graph")
+            .service(send)
+            .service(attachment_upload)
+            // Any other path answers as the Graph API does for an unknown path (not a route).
             .default_service(web::to(unknown_path)),
     );
 }
 
+/// The Send API as Messenger SDKs call it, with a Herald JWT as `access_token` (query or form)
+/// or `Authorization: Bearer`. `node` is `me` or a page id.
+#[utoipa::path(
+    tag = "graph",
+    params(
+        ("version" = String, Path, description = "a Graph version such as v21.0"),
+        ("node" = String, Path, description = "`me` or a page id"),
+        ("access_token" = Option<String>, Query, description = "the client's Herald JWT")
+    ),
+    request_body(
+        description = "JSON, or form fields holding JSON, as Meta's examples send it",
+        content(
+            (GraphSendRequest = "application/json"),
+            (GraphSendRequest = "application/x-www-form-urlencoded")
+        )
+    ),
+    responses(
+        (status = 200, description = "accepted", body = GraphSendAnswer),
+        (status = "4XX", description = "a Graph-shaped error with Messenger's codes (10/2018278 outside the window, 190 bad token, 613 over quota, …)", body = GraphError),
+        (status = "5XX", description = "a Graph-shaped error (the store is unavailable)", body = GraphError)
+    )
+)]
+#[post("/{version}/{node}/messages")]
 async fn send(
     state: web::Data<AppState>,
     keys: web::Data<Arc<JwtKeys>>,
@@ -153,6 +176,12 @@ fn is_graph_version(version: &str) -> bool {
 }
 
 /// The Attachment Upload API: refused, naming what is supported.
+#[utoipa::path(
+    tag = "graph",
+    params(("version" = String, Path), ("node" = String, Path)),
+    responses((status = 400, description = "not supported: send attachments by URL", body = GraphError))
+)]
+#[post("/{version}/{node}/message_attachments")]
 async fn attachment_upload() -> Result<HttpResponse, GraphApiError> {
     Err(SendApiError::attachment_upload("filedata").into())
 }

@@ -3,13 +3,18 @@
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::openapi::{CommandProblems, SendProblems};
+use super::schemas::{ReceiptRequest, SendMessageRequest, ShippingUpdateRequest};
 use super::{json_body, AppState};
+use crate::app::MessageView;
 use crate::app::{IdempotencyKey, SendCommand, WhenDeferred};
 use crate::auth::Client;
-use crate::domain::{OutboundMessage, SendKind};
+use crate::domain::{Acceptance, OutboundMessage, SendKind};
 use crate::error::ApiError;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(post_message)
         .service(post_receipt)
         .service(post_shipping_update)
@@ -17,6 +22,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(cancel_message);
 }
 
+/// Send a message; `202` once it is durable. Marketing needs the marketer role.
+#[utoipa::path(
+    tag = "sending",
+    request_body = SendMessageRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key and body answer as the first time")),
+    responses((status = 202, description = "accepted: queued, or deferred to `not_before`", body = Acceptance), SendProblems)
+)]
 #[post("/messages")]
 async fn post_message(
     state: web::Data<AppState>,
@@ -27,6 +39,13 @@ async fn post_message(
     send(&state, client, &req, &body, SendKind::Message).await
 }
 
+/// Send an order receipt, rendered as Messenger's receipt template.
+#[utoipa::path(
+    tag = "sending",
+    request_body = ReceiptRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key and body answer as the first time")),
+    responses((status = 202, description = "accepted", body = Acceptance), SendProblems)
+)]
 #[post("/receipts")]
 async fn post_receipt(
     state: web::Data<AppState>,
@@ -37,6 +56,13 @@ async fn post_receipt(
     send(&state, client, &req, &body, SendKind::Receipt).await
 }
 
+/// Send a shipping update, with a tracking button when a URL is given.
+#[utoipa::path(
+    tag = "sending",
+    request_body = ShippingUpdateRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key and body answer as the first time")),
+    responses((status = 202, description = "accepted", body = Acceptance), SendProblems)
+)]
 #[post("/shipping-updates")]
 async fn post_shipping_update(
     state: web::Data<AppState>,
@@ -71,6 +97,15 @@ async fn send(
         None => None,
     };
     let message = OutboundMessage::parse(&body, kind).map_err(ApiError::Invalid)?;
+    // The request's span (telemetry::around_request) names the recipient by pseudonym only.
+    let span = tracing::Span::current();
+    span.record(
+        "recipient",
+        state.herald.pseudonym(&message.recipient).as_str(),
+    );
+    if let Some(page) = &message.page_id {
+        span.record("page", page.as_str());
+    }
     let acceptance = state
         .herald
         .accept(SendCommand {
@@ -81,6 +116,7 @@ async fn send(
             when_deferred: WhenDeferred::Queue,
         })
         .await?;
+    span.record("message_id", acceptance.id.as_str());
     Ok(HttpResponse::Accepted().json(acceptance))
 }
 
@@ -96,6 +132,12 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
     }
 }
 
+/// A message: status, decision, attempts and history. Senders see their own messages only.
+#[utoipa::path(
+    tag = "sending",
+    params(("id" = String, Path, description = "msg_…")),
+    responses((status = 200, body = MessageView), CommandProblems)
+)]
 #[get("/messages/{id}")]
 async fn get_message(
     state: web::Data<AppState>,
@@ -106,6 +148,11 @@ async fn get_message(
 }
 
 /// A queued or deferred message becomes `cancelled` and is never sent; any other is a 409.
+#[utoipa::path(
+    tag = "sending",
+    params(("id" = String, Path, description = "msg_…")),
+    responses((status = 200, body = MessageView), CommandProblems)
+)]
 #[post("/messages/{id}/cancel")]
 async fn cancel_message(
     state: web::Data<AppState>,

@@ -10,17 +10,20 @@ mod graph;
 mod graph_error;
 mod health;
 mod messages;
+mod metrics;
+pub mod openapi;
 mod policy;
 mod recipients;
+mod schemas;
 mod webhooks;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use actix_web::web;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use secrecy::SecretString;
 use serde_json::Value;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::app::Herald;
 use crate::error::ApiError;
@@ -81,13 +84,17 @@ pub fn json_body(bytes: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
 }
 
-/// Every route of the gateway.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Every route of the gateway. Registering through `utoipa-actix-web` is what documents a
+/// route: `.service` takes only handlers with a `#[utoipa::path]`, so whatever is served is in
+/// `/openapi.json` (and a test checks that nothing slipped in another way).
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(health::configure)
+        .configure(metrics::configure)
+        .configure(openapi::configure)
         .configure(webhooks::configure)
         .configure(graph::configure)
         .service(
-            web::scope("/v1")
+            utoipa_actix_web::scope("/v1")
                 .app_data(audit::query_config())
                 .configure(messages::configure)
                 .configure(campaigns::configure)

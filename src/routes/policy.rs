@@ -3,18 +3,28 @@
 use actix_web::{get, post, web, HttpResponse};
 use serde_json::{json, Value};
 
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::openapi::{AuthProblems, CommandProblems};
+use super::schemas::{EvaluateRequest, PolicyReloaded};
 use super::{json_body, AppState};
 use crate::auth::Client;
 use crate::domain::{parse_time, OutboundMessage, Role, SendKind, Violations};
 use crate::error::ApiError;
+use crate::policy::Decision;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(evaluate).service(get_policy).service(reload);
 }
 
 /// The decision a send would get, with its trace; changes nothing, writes nothing. The body is
 /// that of `POST /v1/messages`, plus `at` (evaluate under the rules in force then) and, for
 /// compliance and admin, `role` (evaluate on a sender's behalf).
+#[utoipa::path(
+    tag = "policy",
+    request_body = EvaluateRequest,
+    responses((status = 200, description = "the decision with its trace", body = Decision), CommandProblems)
+)]
 #[post("/policy/evaluate")]
 async fn evaluate(
     state: web::Data<AppState>,
@@ -42,12 +52,21 @@ async fn evaluate(
     Ok(HttpResponse::Ok().json(decision))
 }
 
+/// The policy in force: its version and a summary of the rules.
+#[utoipa::path(
+    tag = "policy",
+    responses((status = 200, description = "version and rules", body = Object), AuthProblems)
+)]
 #[get("/policy")]
 async fn get_policy(state: web::Data<AppState>, _client: Client) -> HttpResponse {
     HttpResponse::Ok().json(state.herald.policy().summary())
 }
 
 /// Loads the policy files anew (admin only); a bad file keeps the old policy.
+#[utoipa::path(
+    tag = "policy",
+    responses((status = 200, body = PolicyReloaded), CommandProblems)
+)]
 #[post("/policy/reload")]
 async fn reload(state: web::Data<AppState>, client: Client) -> Result<HttpResponse, ApiError> {
     client.require(&[])?;

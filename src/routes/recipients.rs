@@ -3,15 +3,25 @@
 
 use actix_web::{delete, get, web, HttpResponse};
 
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::openapi::CommandProblems;
 use super::AppState;
+use crate::app::RecipientView;
 use crate::auth::Client;
 use crate::domain::{Psid, Role};
 use crate::error::ApiError;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_recipient).service(erase_recipient);
 }
 
+/// Consents with their evidence, opt-outs, token, window, time zone and last messages.
+#[utoipa::path(
+    tag = "recipients",
+    params(("psid" = String, Path)),
+    responses((status = 200, body = RecipientView), CommandProblems)
+)]
 #[get("/recipients/{psid}")]
 async fn get_recipient(
     state: web::Data<AppState>,
@@ -25,6 +35,11 @@ async fn get_recipient(
 
 /// Erases the person's personal data (admin only): the audit chain still verifies, and
 /// nothing is sent to them until a new consent.
+#[utoipa::path(
+    tag = "recipients",
+    params(("psid" = String, Path)),
+    responses((status = 200, description = "what was erased: `{\"psid\", \"erased_at\", \"erased\", \"consents\", \"messages\", \"audit_entries\"}`", content_type = "application/json"), CommandProblems)
+)]
 #[delete("/recipients/{psid}")]
 async fn erase_recipient(
     state: web::Data<AppState>,

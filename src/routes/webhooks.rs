@@ -3,15 +3,19 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+
 use super::{json_body, AppState};
 use crate::error::ApiError;
 use crate::messenger::verify_signature;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(handshake).service(receive);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Handshake {
     #[serde(rename = "hub.mode")]
     mode: Option<String>,
@@ -22,6 +26,15 @@ struct Handshake {
 }
 
 /// The subscription handshake: echo the challenge when the verify token matches.
+#[utoipa::path(
+    tag = "webhooks",
+    security(()),
+    params(Handshake),
+    responses(
+        (status = 200, description = "the challenge, as plain text", body = String, content_type = "text/plain"),
+        (status = 403, description = "wrong mode or verify token")
+    )
+)]
 #[get("/webhooks/messenger")]
 async fn handshake(state: web::Data<AppState>, query: web::Query<Handshake>) -> HttpResponse {
     let expected = state.verify_token.expose_secret().as_bytes();
@@ -36,6 +49,19 @@ async fn handshake(state: web::Data<AppState>, query: web::Query<Handshake>) -> 
 }
 
 /// Event notifications: verified against the raw body, applied, answered 200.
+#[utoipa::path(
+    tag = "webhooks",
+    security(()),
+    params(("X-Hub-Signature-256" = String, Header, description = "sha256=<HMAC of the raw body with the app secret>")),
+    request_body(content = Object, description = "Messenger's webhook payload (`object: page`, `entry[].messaging[]`)"),
+    responses(
+        (status = 200, description = "EVENT_RECEIVED", body = String, content_type = "text/plain"),
+        (status = 400, description = "not JSON, or not a Messenger payload", body = super::schemas::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "missing or wrong signature", body = super::schemas::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "the body is larger than `[server] max_body_bytes`"),
+        (status = 503, description = "the store is unavailable", body = super::schemas::Problem, content_type = "application/problem+json")
+    )
+)]
 #[post("/webhooks/messenger")]
 async fn receive(
     state: web::Data<AppState>,

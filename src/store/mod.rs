@@ -401,4 +401,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes everything to disk and lets go of the engine.
     async fn close(&self) -> Result<(), StoreError>;
+
+    /// The store's own metrics (commit and flush latencies), for `GET /metrics`; none by
+    /// default.
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        Vec::new()
+    }
 }

@@ -94,6 +94,46 @@ async fn bad_tokens_get_401_with_a_problem_body() {
             )),
         ),
         (
+            "not yet valid (nbf in an hour)",
+            Some(forge(
+                Algorithm::HS256,
+                JWT_SECRET,
+                json!({"sub": "m", "role": "admin", "exp": later, "nbf": now() + 3600, "iss": ISSUER, "aud": AUDIENCE}),
+            )),
+        ),
+        (
+            "no issuer",
+            Some(forge(
+                Algorithm::HS256,
+                JWT_SECRET,
+                json!({"sub": "m", "role": "admin", "exp": later, "aud": AUDIENCE}),
+            )),
+        ),
+        (
+            "no audience",
+            Some(forge(
+                Algorithm::HS256,
+                JWT_SECRET,
+                json!({"sub": "m", "role": "admin", "exp": later, "iss": ISSUER}),
+            )),
+        ),
+        (
+            "no role",
+            Some(forge(
+                Algorithm::HS256,
+                JWT_SECRET,
+                json!({"sub": "m", "exp": later, "iss": ISSUER, "aud": AUDIENCE}),
+            )),
+        ),
+        (
+            "HS384",
+            Some(forge(
+                Algorithm::HS384,
+                JWT_SECRET,
+                claims(later, ISSUER, AUDIENCE),
+            )),
+        ),
+        (
             "unknown role",
             Some(forge(
                 Algorithm::HS256,

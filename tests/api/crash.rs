@@ -19,9 +19,9 @@ use crate::helpers::{
     SIGNING_KEY, VERIFY_TOKEN,
 };
 
-struct Gateway {
-    child: Child,
-    base: String,
+pub(crate) struct Gateway {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Gateway {
@@ -32,7 +32,12 @@ impl Drop for Gateway {
     }
 }
 
-fn write_config(dir: &Path, sandbox_url: &str, listen: &str, policy: &Path) -> std::path::PathBuf {
+pub(crate) fn write_config(
+    dir: &Path,
+    sandbox_url: &str,
+    listen: &str,
+    policy: &Path,
+) -> std::path::PathBuf {
     let path = dir.join("herald.toml");
     let text = format!(
         r#"
@@ -70,7 +75,7 @@ max_attempts = 1000
 }
 
 /// Starts `herald serve` and waits for the port it logs.
-async fn start(config: &Path, log: &Path) -> Gateway {
+pub(crate) async fn start(config: &Path, log: &Path) -> Gateway {
     let out = File::options()
         .create(true)
         .append(true)

@@ -31,17 +31,24 @@ pub(super) struct GroupCommit {
     issued: AtomicU64,
     wake: Notify,
     progress: watch::Sender<Progress>,
+    /// Flush latencies, for `GET /metrics`.
+    flush_seconds: prometheus::Histogram,
 }
 
 impl GroupCommit {
     /// Starts the flushing task for `db`; it ends when `stop` is cancelled.
-    pub fn start(db: sled::Db, stop: CancellationToken) -> (Arc<GroupCommit>, JoinHandle<()>) {
+    pub fn start(
+        db: sled::Db,
+        stop: CancellationToken,
+        flush_seconds: prometheus::Histogram,
+    ) -> (Arc<GroupCommit>, JoinHandle<()>) {
         let gc = Arc::new(GroupCommit {
             db: db.clone(),
             stop: stop.clone(),
             issued: AtomicU64::new(0),
             wake: Notify::new(),
             progress: watch::channel(Progress::default()).0,
+            flush_seconds,
         });
         let worker = Arc::clone(&gc);
         let task = tokio::spawn(async move { worker.run(db, stop).await });
@@ -58,7 +65,10 @@ impl GroupCommit {
             if target <= self.progress.borrow().flushed {
                 continue;
             }
-            match db.flush_async().await {
+            let timer = self.flush_seconds.start_timer();
+            let flushed = db.flush_async().await;
+            timer.observe_duration();
+            match flushed {
                 Ok(_) => {
                     self.progress
                         .send_modify(|p| p.flushed = p.flushed.max(target));

@@ -256,4 +256,11 @@ impl Store for SledStore {
     async fn close(&self) -> Result<(), StoreError> {
         self.shut().await
     }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.latency.commit.clone()),
+            Box::new(self.latency.flush.clone()),
+        ]
+    }
 }

@@ -186,6 +186,34 @@ pub struct SledStore {
     claims: outbox::Claims,
     /// Turns recipients into the pseudonyms the audit log names them by.
     pseudonyms: Pseudonyms,
+    /// How long transactions and flushes take, for `GET /metrics`.
+    latency: Latency,
+}
+
+/// The store's latency histograms (registered by the application's metrics).
+#[derive(Clone)]
+pub(crate) struct Latency {
+    commit: prometheus::Histogram,
+    flush: prometheus::Histogram,
+}
+
+impl Latency {
+    fn new() -> Result<Latency, StoreError> {
+        let histogram = |name: &str, help: &str| {
+            prometheus::Histogram::with_opts(crate::metrics::latency_opts(name, help))
+                .map_err(|e| StoreError::Engine(Arc::new(std::io::Error::other(e))))
+        };
+        Ok(Latency {
+            commit: histogram(
+                "herald_store_commit_seconds",
+                "time to apply one store transaction (a batch of writes)",
+            )?,
+            flush: histogram(
+                "herald_store_flush_seconds",
+                "time to flush the store to disk (fsync)",
+            )?,
+        })
+    }
 }
 
 type TxResult<R> = Result<R, StoreError>;
@@ -311,7 +339,9 @@ impl SledStore {
             None => AuditHead::default(),
         };
         let stop = CancellationToken::new();
-        let (group_commit, flusher) = GroupCommit::start(db.clone(), stop.clone());
+        let latency = Latency::new()?;
+        let (group_commit, flusher) =
+            GroupCommit::start(db.clone(), stop.clone(), latency.flush.clone());
         let (writes, queue) = tokio::sync::mpsc::unbounded_channel();
         let store = Arc::new(SledStore {
             db,
@@ -323,6 +353,7 @@ impl SledStore {
             writes,
             claims: outbox::Claims::default(),
             pseudonyms,
+            latency,
         });
         writer::start_writer(Arc::downgrade(&store), queue)
             .map_err(|e| StoreError::Engine(Arc::new(e)))?;
@@ -361,6 +392,7 @@ impl SledStore {
             tx.put(T::Meta, AUDIT_HEAD, &new_head)?;
         }
         let writes = tx.writes;
+        let _timer = self.latency.commit.start_timer();
         self.trees[..]
             .transaction(|views| {
                 for ((t, key), value) in &writes {
@@ -382,6 +414,7 @@ impl SledStore {
 
     /// Writes everything committed so far to disk, on this thread.
     fn flush(&self) -> Result<(), StoreError> {
+        let _timer = self.latency.flush.start_timer();
         self.db.flush()?;
         Ok(())
     }

@@ -1,0 +1,46 @@
+//! `GET /metrics`: Prometheus text exposition, unauthenticated like `/healthz` (serve it on a
+//! network only the scraper reaches). It carries counts and route patterns, never a PSID, a
+//! message id or a token.
+
+use actix_web::{get, web, HttpResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::metrics::StoredState;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(metrics);
+}
+
+/// Requests, decisions, deliveries, retries, pacing waits, webhook events, store latencies,
+/// outbox depth and campaign progress.
+#[utoipa::path(
+    tag = "operations",
+    security(()),
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 503, description = "the store does not answer", body = super::schemas::Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/metrics")]
+async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let herald = &state.herald;
+    let now = herald.clock.now();
+    let oldest_due_seconds = match herald.store.next_due().await? {
+        Some(due) if due < now => (now - due).num_milliseconds() as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let stored = StoredState {
+        outbox_depth: herald.store.outbox_len().await?,
+        oldest_due_seconds,
+        campaigns: herald.campaign_progress().await?,
+    };
+    let text = herald
+        .metrics
+        .render(&stored)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type(prometheus::TEXT_FORMAT)
+        .body(text))
+}

@@ -1,0 +1,145 @@
+//! Graceful shutdown of the real binary: SIGTERM or SIGINT while messages are being sent. The
+//! process stops taking requests, lets the sends it started finish and record their outcome,
+//! flushes the store and exits 0.
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use herald::auth::JwtKeys;
+use herald::clock::SystemClock;
+use herald::domain::{MessageId, MessageStatus, Role};
+use herald::store::{SledStore, Store};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+use crate::crash::{start, write_config};
+use crate::helpers::{policy_dir, start_sandbox, AUDIENCE, ISSUER, JWT_SECRET};
+
+#[tokio::test]
+async fn sigterm_and_sigint_finish_in_flight_sends_flush_the_store_and_exit_0() {
+    for signal in ["-TERM", "-INT"] {
+        let dir = tempfile::tempdir().expect("dir");
+        let sandbox = start_sandbox(
+            TcpListener::bind("127.0.0.1:0").expect("bind"),
+            None,
+            SystemClock::shared(),
+        )
+        .await;
+        let config = write_config(
+            dir.path(),
+            &sandbox.base_url(),
+            "127.0.0.1:0",
+            &policy_dir(),
+        );
+        let log = dir.path().join("herald.log");
+        let mut gateway = start(&config, &log).await;
+        let http = reqwest::Client::new();
+        let token = JwtKeys::new(
+            &SecretString::from(JWT_SECRET),
+            Some(ISSUER.into()),
+            Some(AUDIENCE.into()),
+        )
+        .issue("shop", Role::Backend, Duration::from_secs(600))
+        .expect("token");
+        let mut accepted = Vec::new();
+        for i in 0..40 {
+            // Long enough not to turn up by chance in a timestamp or a duration.
+            let psid = format!("97531864{i:04}");
+            http.post(format!("{}/sandbox/users", sandbox.base_url()))
+                .json(&json!({"psid": psid}))
+                .send()
+                .await
+                .expect("user");
+            let r = http
+                .post(format!("{}/v1/consents", gateway.base))
+                .bearer_auth(&token)
+                .json(
+                    &json!({"recipient": {"psid": psid}, "scope": "transactional",
+                    "source": "checkout", "evidence": "order form"}),
+                )
+                .send()
+                .await
+                .expect("consent");
+            assert_eq!(r.status().as_u16(), 201);
+            let r = http
+                .post(format!("{}/v1/shipping-updates", gateway.base))
+                .bearer_auth(&token)
+                .json(
+                    &json!({"recipient": {"psid": psid}, "order_number": format!("S-{i}"),
+                    "status": "shipped"}),
+                )
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status().as_u16(), 202);
+            let body: Value = r.json().await.expect("json");
+            accepted.push((psid, body["id"].as_str().expect("id").to_owned()));
+        }
+        // Signal while the worker is sending (the last accepts are moments old).
+        let sent = Command::new("kill")
+            .args([signal, &gateway.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = gateway.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{signal}: herald did not stop");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(status.code(), Some(0), "{signal}: exit 0");
+        let logs = std::fs::read_to_string(&log).expect("log");
+        assert!(logs.contains("store flushed; bye"), "{signal}: {logs}");
+        // One span per request and per delivery, naming the recipient by pseudonym only.
+        assert!(
+            logs.contains("delivery{message_id=msg_"),
+            "{signal}: delivery spans"
+        );
+        assert!(logs.contains(r#"recipient="r_"#), "{signal}: pseudonyms");
+        for (psid, _) in &accepted {
+            assert!(
+                !logs.contains(psid.as_str()),
+                "{signal}: PSID {psid} in the logs"
+            );
+        }
+
+        // The store as the stopped gateway left it: each message sent is recorded as sent with
+        // the id Messenger gave it, each not sent is still queued; the audit chain verifies.
+        let store = SledStore::open(&dir.path().join("store"), crate::helpers::test_pseudonyms())
+            .expect("open the store");
+        let mut settled = 0;
+        for (psid, id) in &accepted {
+            let id = MessageId::parse(id).expect("message id");
+            let record = store.message(&id).await.expect("read").expect("stored");
+            let inbox: Vec<String> = sandbox
+                .inbox(psid)
+                .into_iter()
+                .map(|m| m.message_id)
+                .collect();
+            match record.status {
+                MessageStatus::Sent => {
+                    settled += 1;
+                    let mid = record.graph_message_id.clone().expect("graph id");
+                    assert_eq!(inbox, [mid], "{signal}: {id} sent once, recorded");
+                }
+                MessageStatus::Queued => {
+                    assert!(
+                        inbox.is_empty(),
+                        "{signal}: {id} reached Messenger but is not recorded as sent"
+                    )
+                }
+                other => panic!("{signal}: {id} is {other:?}"),
+            }
+        }
+        assert!(
+            settled > 0,
+            "{signal}: the worker was sending when the signal came"
+        );
+        let verification = store.verify_audit().await.expect("verify");
+        assert!(verification.ok, "{signal}: the audit chain verifies");
+        store.close().await.expect("close");
+    }
+}
