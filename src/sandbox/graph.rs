@@ -60,6 +60,21 @@ async fn send(
     let accepted = match outcome {
         SendOutcome::Accepted(accepted) => accepted,
         SendOutcome::Refused(error) => return error.to_response(Some(&page.id)),
+        SendOutcome::Fault(fault) => {
+            if let Some(delay) = fault.delay {
+                tokio::time::sleep(delay).await;
+            }
+            if fault.drop_connection {
+                // A body that fails at once: the server cuts the connection mid-answer.
+                let cut = futures_util::stream::once(async {
+                    Err::<web::Bytes, _>(std::io::Error::other("connection dropped (injected)"))
+                });
+                return HttpResponse::Ok()
+                    .content_type("application/json")
+                    .streaming(cut);
+            }
+            return fault.error.to_response(Some(&page.id));
+        }
     };
     let mut answer = Map::new();
     if let Some(recipient_id) = &accepted.recipient_id {

@@ -78,6 +78,29 @@ pub(crate) struct Fault {
     /// `error.message`; Messenger's text for the code when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Fail only every n-th matching send (a share of the traffic), not each one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<u32>,
+    /// Answer only after this many milliseconds: past Herald's request timeout, a timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Cut the connection instead of answering.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drop_connection: bool,
+    /// For a rate-limit code: send the `X-Business-Use-Case-Usage` header (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_header: Option<bool>,
+    /// Matching sends seen so far, for `every`.
+    #[serde(skip)]
+    pub seen: u32,
+}
+
+/// How an injected fault reaches the caller.
+#[derive(Debug, Clone)]
+pub(crate) struct Injected {
+    pub error: GraphError,
+    pub delay: Option<std::time::Duration>,
+    pub drop_connection: bool,
 }
 
 impl Fault {
@@ -105,7 +128,7 @@ impl Fault {
             .and_then(|status| StatusCode::from_u16(status).ok())
             .unwrap_or(default_status);
         error.retry_after = self.retry_after;
-        if matches!(self.code, 4 | 17 | 32 | 613 | 80001) {
+        if matches!(self.code, 4 | 17 | 32 | 613 | 80001) && self.usage_header != Some(false) {
             error.throttle = Some(Throttle {
                 minutes_to_regain_access: self.retry_after.unwrap_or(0).div_ceil(60),
             });
@@ -119,8 +142,10 @@ impl Fault {
 pub(crate) enum SendOutcome {
     /// Messenger would have delivered it.
     Accepted(Accepted),
-    /// A rule or an injected fault refused it; the counters already say which.
+    /// A rule refused it; the counters already say which.
     Refused(GraphError),
+    /// An injected fault: answered late, cut off, or as this error.
+    Fault(Injected),
 }
 
 /// An accepted send.
@@ -299,9 +324,9 @@ impl State {
         now: DateTime<Utc>,
     ) -> SendOutcome {
         let inbox_key = self.inbox_key(&request.recipient);
-        if let Some(error) = self.take_fault(&page.id, inbox_key.as_deref()) {
+        if let Some(fault) = self.take_fault(&page.id, inbox_key.as_deref()) {
             self.injected_faults += 1;
-            return SendOutcome::Refused(error);
+            return SendOutcome::Fault(fault);
         }
         let recipient_id = match self.check_rules(page, request, now) {
             Ok(recipient_id) => recipient_id,
@@ -349,18 +374,32 @@ impl State {
         }
     }
 
-    fn take_fault(&mut self, page_id: &str, recipient: Option<&str>) -> Option<GraphError> {
-        let index = self
-            .faults
-            .iter()
-            .position(|fault| fault.matches(page_id, recipient))?;
+    /// The first fault that fires for this send: each matching fault counts the send, and one
+    /// with `every` fires on every n-th of them only.
+    fn take_fault(&mut self, page_id: &str, recipient: Option<&str>) -> Option<Injected> {
+        let mut firing = None;
+        for (index, fault) in self.faults.iter_mut().enumerate() {
+            if !fault.matches(page_id, recipient) {
+                continue;
+            }
+            fault.seen = fault.seen.wrapping_add(1);
+            let fires = fault.every.is_none_or(|n| fault.seen % n.max(1) == 0);
+            if fires && firing.is_none() {
+                firing = Some(index);
+            }
+        }
+        let index = firing?;
         let fault = &mut self.faults[index];
-        let error = fault.error();
+        let injected = Injected {
+            error: fault.error(),
+            delay: fault.delay_ms.map(std::time::Duration::from_millis),
+            drop_connection: fault.drop_connection,
+        };
         fault.count -= 1;
         if fault.count == 0 {
             self.faults.remove(index);
         }
-        Some(error)
+        Some(injected)
     }
 
     /// Messenger's rules for the recipient; `Ok` carries the response's `recipient_id`.
@@ -486,6 +525,7 @@ mod tests {
         match outcome {
             SendOutcome::Accepted(_) => None,
             SendOutcome::Refused(error) => Some((error.code, error.subcode)),
+            SendOutcome::Fault(fault) => Some((fault.error.code, fault.error.subcode)),
         }
     }
 
@@ -503,6 +543,11 @@ mod tests {
             retry_after: None,
             http_status: None,
             message: None,
+            every: None,
+            delay_ms: None,
+            drop_connection: false,
+            usage_header: None,
+            seen: 0,
         });
         let send = request(Recipient::Psid("u1".to_owned()));
         let first = state.process_send(&page(), &send, json!({}), now);

@@ -499,3 +499,160 @@ async fn kill_dash_nine_mid_campaign_resumes_where_it_stopped_and_sends_no_one_t
     let mut gateway = gateway;
     sigkill(&mut gateway);
 }
+
+/// Sends shipping updates to `psids` in a loop until told to stop; returns the ids accepted.
+async fn steady_load(
+    base: String,
+    token: String,
+    psids: Vec<String>,
+    stop: tokio_util::sync::CancellationToken,
+) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let mut accepted = Vec::new();
+    for i in 0usize.. {
+        if stop.is_cancelled() {
+            break;
+        }
+        let psid = &psids[i % psids.len()];
+        let send = http
+            .post(format!("{base}/v1/shipping-updates"))
+            .bearer_auth(&token)
+            .json(&json!({"recipient": {"psid": psid}, "order_number": format!("L-{i}"), "status": "shipped"}))
+            .send();
+        // A request cut off by the kill was never answered 202: it does not count.
+        let Ok(response) = send.await else { break };
+        if response.status().as_u16() == 202 {
+            if let Ok(body) = response.json::<Value>().await {
+                if let Some(id) = body["id"].as_str() {
+                    accepted.push(id.to_owned());
+                }
+            }
+        }
+    }
+    accepted
+}
+
+#[tokio::test]
+async fn ten_kill_dash_nines_under_steady_load_lose_no_accepted_message() {
+    crash_loop(10).await;
+}
+
+/// The same for longer: `cargo test --test api -- --ignored soak` (README, "Tests").
+#[tokio::test]
+#[ignore = "a soak: minutes long"]
+async fn soak_a_hundred_kill_dash_nines() {
+    crash_loop(100).await;
+}
+
+/// Kills the gateway `kills` times at random moments under steady load, then checks that
+/// every message accepted before a kill went out and the audit chain verifies.
+async fn crash_loop(kills: usize) {
+    let dir = tempfile::tempdir().expect("dir");
+    let sandbox = start_sandbox(
+        TcpListener::bind("127.0.0.1:0").expect("bind"),
+        None,
+        SystemClock::shared(),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let config = write_config(
+        dir.path(),
+        &sandbox.base_url(),
+        "127.0.0.1:0",
+        &policy_dir(),
+    );
+    let log = dir.path().join("herald.log");
+    let token = JwtKeys::new(
+        &SecretString::from(JWT_SECRET),
+        Some(ISSUER.into()),
+        Some(AUDIENCE.into()),
+    )
+    .issue("shop", Role::Backend, Duration::from_secs(600))
+    .expect("token");
+    let psids: Vec<String> = (0..20).map(|i| format!("77{i:02}")).collect();
+
+    let mut accepted = Vec::new();
+    for round in 0..kills {
+        let mut gateway = start(&config, &log).await;
+        if round == 0 {
+            for psid in &psids {
+                http.post(format!("{}/sandbox/users", sandbox.base_url()))
+                    .json(&json!({"psid": psid}))
+                    .send()
+                    .await
+                    .expect("user");
+                let consent = http
+                    .post(format!("{}/v1/consents", gateway.base))
+                    .bearer_auth(&token)
+                    .json(
+                        &json!({"recipient": {"psid": psid}, "scope": "transactional",
+                                  "source": "checkout", "evidence": "order form"}),
+                    )
+                    .send()
+                    .await
+                    .expect("consent");
+                assert_eq!(consent.status().as_u16(), 201);
+            }
+        }
+        let stop = tokio_util::sync::CancellationToken::new();
+        let load = tokio::spawn(steady_load(
+            gateway.base.clone(),
+            token.clone(),
+            psids.clone(),
+            stop.clone(),
+        ));
+        // A random moment: somewhere in the next 50 to 300 ms of steady load.
+        let moment = Duration::from_millis(rand::random::<u64>() % 250 + 50);
+        tokio::time::sleep(moment).await;
+        sigkill(&mut gateway);
+        stop.cancel();
+        accepted.extend(load.await.expect("load"));
+    }
+    assert!(
+        accepted.len() > 20,
+        "the load was steady: {} accepted",
+        accepted.len()
+    );
+
+    // Back once more: everything accepted before any of the kills goes out.
+    let mut gateway = start(&config, &log).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &accepted {
+        loop {
+            let m: Value = http
+                .get(format!("{}/v1/messages/{id}", gateway.base))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            if m["status"] == "sent" {
+                break;
+            }
+            assert_ne!(m["status"], "not_found", "{id} was lost");
+            assert!(Instant::now() < deadline, "{id} never went out: {m}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    sigkill(&mut gateway);
+    let store = herald::store::SledStore::open(
+        &dir.path().join("store"),
+        crate::helpers::test_pseudonyms(),
+    )
+    .expect("store");
+    let verified = herald::store::Store::verify_audit(store.as_ref())
+        .await
+        .expect("verify");
+    assert!(
+        verified.ok,
+        "the audit chain verifies after ten crashes: {verified:?}"
+    );
+    assert_eq!(
+        sandbox.stats().rejected,
+        0,
+        "{:?}",
+        sandbox.stats().rejections
+    );
+}

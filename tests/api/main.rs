@@ -12,6 +12,7 @@ mod cli;
 mod clients;
 mod crash;
 mod delivery;
+mod faults;
 mod graph;
 mod hostile;
 mod lifecycle;
