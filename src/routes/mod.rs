@@ -12,6 +12,7 @@ mod health;
 mod messages;
 mod policy;
 mod recipients;
+mod status;
 mod webhooks;
 
 use std::num::NonZeroU32;
@@ -94,6 +95,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(audit::configure)
                 .configure(consents::configure)
                 .configure(recipients::configure)
-                .configure(policy::configure),
+                .configure(policy::configure)
+                .configure(status::configure),
         );
 }
