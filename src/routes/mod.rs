@@ -6,6 +6,7 @@
 mod audit;
 mod campaigns;
 mod consents;
+mod console;
 mod graph;
 mod graph_error;
 mod health;
@@ -87,6 +88,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::configure)
         .configure(webhooks::configure)
         .configure(graph::configure)
+        .configure(console::configure)
         .service(
             web::scope("/v1")
                 .app_data(audit::query_config())
