@@ -139,7 +139,8 @@
   function show(title, ...content) {
     for (const t of timers) clearInterval(t);
     timers = [];
-    main.replaceChildren(h('h1', title), ...content);
+    main.replaceChildren(h('h1', title));
+    append(main, content);
     document.title = title + ' — Herald console';
     main.focus();
   }
@@ -727,14 +728,11 @@
     return all;
   }
 
-  function lineChart(points, label) {
-    const W = 720, H = 200, L = 44, R = 10, T = 10, B = 28;
+  // The frame both charts share: 720×200, a y axis from 0 to yMax with three grid lines.
+  const W = 720, H = 200, L = 44, R = 10, T = 10, B = 28;
+  function chartFrame(label, yMax) {
     const svg = s('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label });
     svg.appendChild(s('title', {}, label));
-    const t0 = points.length ? points[0][0] : 0;
-    const t1 = points.length ? Math.max(points[points.length - 1][0], t0 + 1000) : 1000;
-    const yMax = Math.max(1, ...points.map((p) => p[1]));
-    const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
     const y = (v) => H - B - (v / yMax) * (H - T - B);
     for (const frac of [0, 0.5, 1]) {
       const v = Math.round(yMax * frac);
@@ -743,8 +741,19 @@
     }
     svg.appendChild(s('line', { class: 'axis', x1: L, x2: L, y1: T, y2: H - B }));
     svg.appendChild(s('line', { class: 'axis', x1: L, x2: W - R, y1: H - B, y2: H - B }));
-    svg.appendChild(s('text', { x: L, y: H - 8 }, points.length ? new Date(t0).toLocaleTimeString() : ''));
-    svg.appendChild(s('text', { x: W - R, y: H - 8, 'text-anchor': 'end' }, points.length ? new Date(t1).toLocaleTimeString() : ''));
+    const xLabels = (left, right) => {
+      svg.appendChild(s('text', { x: L, y: H - 8 }, left));
+      svg.appendChild(s('text', { x: W - R, y: H - 8, 'text-anchor': 'end' }, right));
+    };
+    return { svg, y, xLabels };
+  }
+
+  function lineChart(points, label) {
+    const { svg, y, xLabels } = chartFrame(label, Math.max(1, ...points.map((p) => p[1])));
+    const t0 = points.length ? points[0][0] : 0;
+    const t1 = points.length ? Math.max(points[points.length - 1][0], t0 + 1000) : 1000;
+    const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+    xLabels(points.length ? new Date(t0).toLocaleTimeString() : '', points.length ? new Date(t1).toLocaleTimeString() : '');
     if (points.length) {
       const d = points.map((p, i) => (i ? 'L' : 'M') + x(p[0]).toFixed(1) + ' ' + y(p[1]).toFixed(1)).join(' ');
       svg.appendChild(s('path', { class: 'line', d, 'data-points': String(points.length) }));
@@ -755,23 +764,12 @@
   }
 
   function barChart(values, label) {
-    const W = 720, H = 200, L = 44, R = 10, T = 10, B = 28;
-    const svg = s('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label });
-    svg.appendChild(s('title', {}, label));
-    const yMax = Math.max(1, ...values);
+    const { svg, y, xLabels } = chartFrame(label, Math.max(1, ...values));
     const bw = (W - L - R) / Math.max(1, values.length);
-    const y = (v) => H - B - (v / yMax) * (H - T - B);
-    for (const frac of [0, 0.5, 1]) {
-      const v = Math.round(yMax * frac);
-      svg.appendChild(s('line', { class: 'grid', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
-      svg.appendChild(s('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, String(v)));
-    }
     values.forEach((v, i) => {
       if (v > 0) svg.appendChild(s('rect', { class: 'bar', x: L + i * bw + 1, y: y(v), width: Math.max(1, bw - 2), height: H - B - y(v) }));
     });
-    svg.appendChild(s('line', { class: 'axis', x1: L, x2: W - R, y1: H - B, y2: H - B }));
-    svg.appendChild(s('text', { x: L, y: H - 8 }, '60 min ago'));
-    svg.appendChild(s('text', { x: W - R, y: H - 8, 'text-anchor': 'end' }, 'now'));
+    xLabels('60 min ago', 'now');
     return svg;
   }
 
@@ -857,7 +855,8 @@
           api.get('/v1/status'),
         ]);
         const d = st.deliveries;
-        body.replaceChildren(
+        body.replaceChildren();
+        append(body, [
           h('div.cards',
             card('Ready', ready.status, 'ready'),
             card('Outbox depth', st.outbox.depth, 'outbox'),
@@ -874,7 +873,7 @@
             { label: 'Code', value: (r) => r[0] }, { label: 'Attempts', num: true, value: (r) => r[1] },
           ], Object.entries(d.by_graph_error))] : null,
           h('h2', 'Sends per minute, last hour'),
-          barChart(d.sent_per_minute, 'Messages sent per minute over the last hour'));
+          barChart(d.sent_per_minute, 'Messages sent per minute over the last hour')]);
       } catch (e) {
         report(box, e);
         for (const t of timers) clearInterval(t);

@@ -63,6 +63,10 @@ async function newPage(context, who) {
 
 async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
+  // A value the page forgot to format shows as one of these words.
+  const shown = await page.evaluate(() => document.body.innerText);
+  const slip = shown.match(/\b(null|undefined|NaN)\b|\[object Object\]/);
+  if (slip) result.errors.push(name + ': the page shows "' + slip[0] + '"');
 }
 
 async function signInByPasting(page, token) {
