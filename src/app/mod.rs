@@ -18,6 +18,7 @@ mod errors;
 mod messages;
 mod pages;
 mod send;
+mod status;
 mod webhook;
 
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ pub use errors::{CommandError, SendError, WebhookError};
 pub use messages::MessageView;
 pub use pages::{Page, Pages};
 pub use send::{IdempotencyKey, SendCommand, WhenDeferred};
+pub use status::{OperatorStatus, OutboxStatus, RecentDeliveries};
 pub use webhook::WebhookOutcome;
 
 use crate::auth::Client;

@@ -125,12 +125,21 @@ fn print_banner(
         tokens.push((role, keys.issue(&format!("sandbox-{role}"), role, day)?));
     }
     let backend = &tokens[0].1;
+    let admin = tokens
+        .iter()
+        .find(|(role, _)| *role == Role::Admin)
+        .map_or(backend, |(_, token)| token);
     println!("Herald sandbox is running.");
     println!();
     println!("  gateway   {herald}");
     println!("  sandbox   {sandbox}   (Messenger stand-in: play a user under /sandbox)");
     println!("  page      {SANDBOX_PAGE_ID} (region EU)");
     println!("  store     {}", settings.storage.path.display());
+    println!();
+    // The token rides in the fragment, which the browser never sends to a server; the console
+    // keeps it in the tab's sessionStorage and takes it out of the address bar.
+    println!("Console (signs in as admin; paste another role's token to see the console as it):");
+    println!("  {herald}/console#token={admin}");
     println!();
     println!("Tokens (valid 24 h, this run only):");
     for (role, token) in &tokens {

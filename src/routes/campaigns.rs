@@ -330,10 +330,12 @@ fn csv_members(payload: web::Payload) -> impl Stream<Item = Result<Psid, FieldEr
     let reader = CsvLines {
         payload,
         buffer: Vec::new(),
+        start: 0,
         line: 0,
         psid_column: None,
         blank_since: None,
         done: false,
+        failed: false,
     };
     stream::unfold(reader, |mut reader| async move {
         let item = reader.next().await?;
@@ -345,22 +347,30 @@ fn csv_members(payload: web::Payload) -> impl Stream<Item = Result<Psid, FieldEr
 struct CsvLines {
     payload: web::Payload,
     buffer: Vec<u8>,
+    /// Where the unread part of `buffer` starts.
+    start: usize,
     /// The number of the last line read (the header is line 1).
     line: u64,
     psid_column: Option<usize>,
     /// A blank line, allowed only at the end.
     blank_since: Option<u64>,
+    /// The body has been read to its end.
     done: bool,
+    /// A line was refused: the stream ends there.
+    failed: bool,
 }
 
 impl CsvLines {
     async fn next(&mut self) -> Option<Result<Psid, FieldError>> {
+        if self.failed {
+            return None;
+        }
         loop {
             let text = match self.next_line().await {
                 Ok(Some(text)) => text,
                 Ok(None) => return None,
                 Err(e) => {
-                    self.done = true;
+                    self.failed = true;
                     return Some(Err(e));
                 }
             };
@@ -371,13 +381,13 @@ impl CsvLines {
                 continue;
             }
             if let Some(blank) = self.blank_since {
-                self.done = true;
+                self.failed = true;
                 return Some(Err(FieldError::new(format!("line {blank}"), "is empty")));
             }
             let fields = match parse_csv_line(&text) {
                 Ok(fields) => fields,
                 Err(e) => {
-                    self.done = true;
+                    self.failed = true;
                     return Some(Err(FieldError::new(place, e)));
                 }
             };
@@ -388,7 +398,7 @@ impl CsvLines {
                 {
                     Some(i) => self.psid_column = Some(i),
                     None => {
-                        self.done = true;
+                        self.failed = true;
                         return Some(Err(FieldError::new(place, "the header has no psid column")));
                     }
                 }
@@ -396,7 +406,7 @@ impl CsvLines {
             };
             let psid = fields.get(column).map(|f| f.trim()).unwrap_or_default();
             return Some(Psid::parse(psid).map_err(|e| {
-                self.done = true;
+                self.failed = true;
                 FieldError::new(place, e)
             }));
         }
@@ -405,35 +415,38 @@ impl CsvLines {
     /// The next line of text, without its line break; `None` at the end.
     async fn next_line(&mut self) -> Result<Option<String>, FieldError> {
         loop {
-            if self.done {
-                return Ok(None);
-            }
-            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
-                let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
-                line.pop();
+            if let Some(at) = self.buffer[self.start..].iter().position(|b| *b == b'\n') {
+                let end = self.start + at;
+                let line = self.buffer[self.start..end].to_vec();
+                self.start = end + 1;
                 return utf8(line, self.line + 1).map(Some);
             }
-            match self.payload.next().await {
-                Some(Ok(chunk)) => {
-                    self.buffer.extend_from_slice(&chunk);
-                    if self.buffer.len() > MAX_CSV_LINE {
-                        return Err(FieldError::new(
-                            format!("line {}", self.line + 1),
-                            "is longer than 64 KiB",
-                        ));
-                    }
+            if self.done {
+                if self.start == self.buffer.len() {
+                    return Ok(None);
                 }
+                let line = self.buffer[self.start..].to_vec();
+                self.start = self.buffer.len();
+                return utf8(line, self.line + 1).map(Some);
+            }
+            if self.buffer.len() - self.start > MAX_CSV_LINE {
+                self.done = true;
+                return Err(FieldError::new(
+                    format!("line {}", self.line + 1),
+                    "is longer than 64 KiB",
+                ));
+            }
+            // What was read is gone from the buffer before more is read: memory holds a chunk
+            // and a partial line, whatever the size of the upload.
+            self.buffer.drain(..self.start);
+            self.start = 0;
+            match self.payload.next().await {
+                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
                 Some(Err(e)) => {
+                    self.done = true;
                     return Err(FieldError::new("body", format!("could not be read: {e}")));
                 }
-                None => {
-                    self.done = true;
-                    if self.buffer.is_empty() {
-                        return Ok(None);
-                    }
-                    let line = std::mem::take(&mut self.buffer);
-                    return utf8(line, self.line + 1).map(Some);
-                }
+                None => self.done = true,
             }
         }
     }

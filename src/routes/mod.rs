@@ -6,6 +6,7 @@
 mod audit;
 mod campaigns;
 mod consents;
+mod console;
 mod graph;
 mod graph_error;
 mod health;
@@ -15,6 +16,7 @@ pub mod openapi;
 mod policy;
 mod recipients;
 mod schemas;
+mod status;
 mod webhooks;
 
 use std::num::NonZeroU32;
@@ -93,6 +95,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(openapi::configure)
         .configure(webhooks::configure)
         .configure(graph::configure)
+        .configure(console::configure)
         .service(
             utoipa_actix_web::scope("/v1")
                 .app_data(audit::query_config())
@@ -101,6 +104,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(audit::configure)
                 .configure(consents::configure)
                 .configure(recipients::configure)
-                .configure(policy::configure),
+                .configure(policy::configure)
+                .configure(status::configure),
         );
 }

@@ -367,6 +367,27 @@ async fn bad_audiences_are_refused_naming_the_line() {
     let created: Value = r.json().await.expect("json");
     assert_eq!(created["counts"]["audience"], 2, "{created}");
 
+    // A large upload, read as it arrives (lines across chunk boundaries, a body far over 64 KiB).
+    let mut big = String::from("psid,note\n");
+    for i in 0..10_000 {
+        big.push_str(&format!("{},\"customer, number {i}\"\n", 500_000 + i));
+    }
+    let r = app
+        .http
+        .post(format!(
+            "{}/v1/campaigns?name=Big&message=%7B%22text%22%3A%22hi%22%7D&send_at=2027-01-01T00:00:00Z",
+            app.address
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "text/csv")
+        .body(big)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = r.json().await.expect("json");
+    assert_eq!(created["counts"]["audience"], 10_000, "{created}");
+
     let mut repeated = offer(&["9801", "9802", "9801"]);
     let (status, problem) = app
         .call(Role::Marketer, "/v1/campaigns", repeated.clone())

@@ -10,6 +10,7 @@ mod auth;
 mod campaigns;
 mod cli;
 mod clients;
+mod console;
 mod crash;
 mod delivery;
 mod faults;
