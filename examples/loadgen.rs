@@ -702,7 +702,13 @@ async fn campaign(o: &Options) -> Vec<Row> {
         let opted_in = 100.min(audience);
         sandbox_users(&rig.sandbox, &rig.http, o.clients, opted_in).await;
         let (http, base, token) = (rig.http.clone(), rig.base().to_owned(), rig.token.clone());
+        let sandbox = rig.sandbox.base_url();
         closed_loop(o.clients, opted_in, move |i| {
+            // Messenger (the sandbox) sees the person write, and so does Herald: the sandbox
+            // here posts no webhooks, so the generator posts the one Messenger would.
+            let wrote = http
+                .post(format!("{sandbox}/sandbox/users/{}/messages", psid(i)))
+                .json(&json!({"text": "hi"}));
             let consent = http
                 .post(format!("{base}/v1/consents"))
                 .bearer_auth(&token)
@@ -722,7 +728,8 @@ async fn campaign(o: &Options) -> Vec<Row> {
                 )
                 .body(body);
             async move {
-                consent.send().await.is_ok_and(|r| r.status().as_u16() == 201)
+                wrote.send().await.is_ok_and(|r| r.status().is_success())
+                    && consent.send().await.is_ok_and(|r| r.status().as_u16() == 201)
                     && webhook.send().await.is_ok_and(|r| r.status().is_success())
             }
         })
@@ -758,7 +765,7 @@ async fn campaign(o: &Options) -> Vec<Row> {
         let id = created["id"].as_str().expect("id").to_owned();
         let handed = |c: &serde_json::Value| {
             let n = |k: &str| c["counts"][k].as_u64().unwrap_or(0);
-            audience as u64 - n("pending")
+            (audience as u64).saturating_sub(n("pending"))
         };
         let read = |http: reqwest::Client, base: String, id: String, token: String| async move {
             http.get(format!("{base}/v1/campaigns/{id}"))

@@ -134,19 +134,6 @@ pub type RecipientChange = Box<dyn FnOnce(&mut RecipientRecord) -> Vec<AuditEntr
 /// It runs once, inside the transaction.
 pub type CampaignChange = Box<dyn FnOnce(&mut Campaign) -> Option<Vec<AuditEntry>> + Send>;
 
-/// What became of a part of an audience handed to [`Store::append_audience`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AudienceAppend {
-    Appended,
-    /// A PSID already in the audience (at position `first`) came again at position `again`;
-    /// nothing of this part was stored.
-    Repeated {
-        psid: Psid,
-        first: u64,
-        again: u64,
-    },
-}
-
 /// A message to store on acceptance, with everything that must be written with it.
 pub struct NewMessage {
     pub record: MessageRecord,
@@ -335,13 +322,13 @@ pub trait Store: Send + Sync + 'static {
     async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError>;
 
     /// Stores the next part of a campaign's audience, from position `from`, in one durable
-    /// transaction; a PSID repeated (in this part or an earlier one) stores nothing of it.
+    /// write. (The core makes sure no PSID comes twice.)
     async fn append_audience(
         &self,
         id: &CampaignId,
         from: u64,
         psids: &[Psid],
-    ) -> Result<AudienceAppend, StoreError>;
+    ) -> Result<(), StoreError>;
 
     /// Up to `limit` audience members from position `from`, in order.
     async fn audience(

@@ -11,9 +11,9 @@ use herald::domain::campaign::{Campaign, CampaignId};
 use herald::domain::{IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord};
 use herald::policy::{RecentSend, TraceStep};
 use herald::store::{
-    Accepted, AudienceAppend, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange,
-    MessageChange, MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid,
-    SledStore, Store, StoreError,
+    Accepted, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange, MessageChange,
+    MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid, SledStore, Store,
+    StoreError,
 };
 use serde_json::{json, Value};
 
@@ -176,7 +176,7 @@ impl Store for FaultyStore {
         id: &CampaignId,
         from: u64,
         psids: &[Psid],
-    ) -> Result<AudienceAppend, StoreError> {
+    ) -> Result<(), StoreError> {
         self.check()?;
         self.inner.append_audience(id, from, psids).await
     }

@@ -3,7 +3,7 @@
 use super::{decode, joined, SledStore, StoreError, Tx, TxResult, T};
 use crate::domain::campaign::{Campaign, CampaignId};
 use crate::domain::{MessageRecord, MessageStatus, Psid, RecipientRecord};
-use crate::store::{AudienceAppend, CampaignChange};
+use crate::store::CampaignChange;
 
 /// What a message counts as in its campaign's counts: its status, or `denied:<reason>`.
 fn label(record: &MessageRecord) -> String {
@@ -57,39 +57,24 @@ impl SledStore {
         self.durable().await
     }
 
-    /// See [`crate::store::Store::append_audience`].
+    /// See [`crate::store::Store::append_audience`]: a part is one key, its PSIDs one per line,
+    /// so that a million recipients are a thousand keys, not a million.
     pub(super) async fn extend_audience(
         &self,
         id: &CampaignId,
         from: u64,
         psids: &[Psid],
-    ) -> Result<AudienceAppend, StoreError> {
-        let outcome = self.commit(|tx| {
-            for (i, psid) in psids.iter().enumerate() {
-                let index = from + i as u64;
-                let member = joined(id.as_str(), psid.as_str().as_bytes());
-                if let Some(first) = tx.raw(T::AudienceMembers, &member)? {
-                    let first = <[u8; 8]>::try_from(first.as_ref())
-                        .map(u64::from_be_bytes)
-                        .unwrap_or_default();
-                    return Ok(AudienceAppend::Repeated {
-                        psid: psid.clone(),
-                        first,
-                        again: index,
-                    });
-                }
-                tx.put_raw(T::AudienceMembers, &member, &index.to_be_bytes())?;
-                tx.put_raw(
-                    T::Audience,
-                    &position_key(id, index),
-                    psid.as_str().as_bytes(),
-                )?;
-            }
-            Ok(AudienceAppend::Appended)
-        })?;
-        // A repeat aborts nothing by itself: the caller drops the draft.
-        self.durable().await?;
-        Ok(outcome)
+    ) -> Result<(), StoreError> {
+        if psids.is_empty() {
+            return Ok(());
+        }
+        let mut part = Vec::with_capacity(psids.len() * 17);
+        for psid in psids {
+            part.extend_from_slice(psid.as_str().as_bytes());
+            part.push(b'\n');
+        }
+        self.commit(|tx| tx.put_raw(T::Audience, &position_key(id, from), &part))?;
+        self.durable().await
     }
 
     pub(super) fn audience_page(
@@ -98,24 +83,39 @@ impl SledStore {
         from: u64,
         limit: usize,
     ) -> Result<Vec<Psid>, StoreError> {
+        let corrupt = || StoreError::Corrupt {
+            what: T::Audience.record(),
+            source: std::sync::Arc::new(<serde_json::Error as serde::de::Error>::custom(
+                "not a part of an audience",
+            )),
+        };
+        let tree = self.tree(T::Audience);
+        // The part that holds position `from` starts at or before it.
+        let start = tree
+            .range(position_key(id, 0)..=position_key(id, from))
+            .next_back()
+            .transpose()?
+            .map_or_else(|| position_key(id, from), |(key, _)| key.to_vec());
         let end = joined(id.as_str(), &u64::MAX.to_be_bytes());
         let mut out = Vec::with_capacity(limit);
-        for item in self
-            .tree(T::Audience)
-            .range(position_key(id, from)..end)
-            .take(limit)
-        {
-            let (_, value) = item?;
-            let psid = std::str::from_utf8(&value)
-                .ok()
-                .and_then(|s| Psid::parse(s).ok())
-                .ok_or(StoreError::Corrupt {
-                    what: T::Audience.record(),
-                    source: std::sync::Arc::new(<serde_json::Error as serde::de::Error>::custom(
-                        "not a PSID",
-                    )),
-                })?;
-            out.push(psid);
+        for item in tree.range(start..end) {
+            let (key, value) = item?;
+            let first = key
+                .len()
+                .checked_sub(8)
+                .and_then(|at| <[u8; 8]>::try_from(&key[at..]).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(corrupt)?;
+            let text = std::str::from_utf8(&value).map_err(|_| corrupt())?;
+            for (i, line) in text.lines().enumerate() {
+                if first + (i as u64) < from {
+                    continue;
+                }
+                out.push(Psid::parse(line).map_err(|_| corrupt())?);
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
         }
         Ok(out)
     }
@@ -162,20 +162,17 @@ impl SledStore {
     /// Forgets a draft whose audience could not be stored whole.
     pub(super) async fn drop_draft(&self, id: &CampaignId) -> Result<(), StoreError> {
         let prefix = joined(id.as_str(), &[]);
-        for tree in [T::Audience, T::AudienceMembers] {
-            let keys: Vec<_> = self
-                .tree(tree)
-                .scan_prefix(&prefix)
-                .keys()
-                .collect::<Result<_, _>>()?;
-            self.commit(|tx| {
-                for key in &keys {
-                    tx.remove(tree, key)?;
-                }
-                Ok(())
-            })?;
-        }
-        self.commit(|tx| tx.remove(T::Campaigns, id.as_str().as_bytes()))?;
+        let parts: Vec<_> = self
+            .tree(T::Audience)
+            .scan_prefix(&prefix)
+            .keys()
+            .collect::<Result<_, _>>()?;
+        self.commit(|tx| {
+            for key in &parts {
+                tx.remove(T::Audience, key)?;
+            }
+            tx.remove(T::Campaigns, id.as_str().as_bytes())
+        })?;
         self.durable().await
     }
 
@@ -216,5 +213,40 @@ impl SledStore {
                 ))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_audience_is_read_back_in_order_across_its_parts_from_any_position() {
+        let store = crate::store::sled::temporary().await;
+        let id = CampaignId::generate();
+        let other = CampaignId::generate();
+        let psids: Vec<Psid> = (0..5)
+            .map(|i| Psid::parse(&format!("10{i}")).expect("psid"))
+            .collect();
+        store
+            .extend_audience(&id, 0, &psids[..3])
+            .await
+            .expect("part");
+        store
+            .extend_audience(&id, 3, &psids[3..])
+            .await
+            .expect("part");
+        store
+            .extend_audience(&other, 0, &psids[..1])
+            .await
+            .expect("part");
+        assert_eq!(store.audience_page(&id, 0, 10).expect("read"), psids);
+        assert_eq!(store.audience_page(&id, 2, 2).expect("read"), psids[2..4]);
+        assert_eq!(store.audience_page(&id, 4, 10).expect("read"), psids[4..]);
+        assert!(store.audience_page(&id, 5, 10).expect("read").is_empty());
+        assert_eq!(
+            store.audience_page(&other, 0, 10).expect("read"),
+            psids[..1]
+        );
     }
 }

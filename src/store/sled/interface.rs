@@ -11,8 +11,8 @@ use crate::domain::campaign::{Campaign, CampaignId};
 use crate::domain::{IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord};
 use crate::policy::{RecentSend, TraceStep};
 use crate::store::{
-    Accepted, AudienceAppend, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange,
-    MessageChange, MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid, Store,
+    Accepted, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange, MessageChange,
+    MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid, Store,
 };
 
 #[async_trait]
@@ -190,7 +190,7 @@ impl Store for SledStore {
         id: &CampaignId,
         from: u64,
         psids: &[Psid],
-    ) -> Result<AudienceAppend, StoreError> {
+    ) -> Result<(), StoreError> {
         self.extend_audience(id, from, psids).await
     }
 

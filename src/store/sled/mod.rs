@@ -73,10 +73,8 @@ enum T {
     Traces,
     /// campaign id → [`crate::domain::campaign::Campaign`]
     Campaigns,
-    /// campaign id ++ 0 ++ position (big-endian) → PSID
+    /// campaign id ++ 0 ++ first position (big-endian) → a part of the audience, a PSID a line
     Audience,
-    /// campaign id ++ 0 ++ PSID → position (big-endian): finds a PSID repeated in an audience
-    AudienceMembers,
     /// campaign id ++ 0 ++ status (or `denied:<reason>`) → how many of its messages are there
     CampaignCounts,
     /// Marketing Messages token → recipient key: who a Send API request addressed by token
@@ -91,7 +89,7 @@ enum T {
 }
 
 impl T {
-    const ALL: [T; 18] = [
+    const ALL: [T; 17] = [
         T::Messages,
         T::Outbox,
         T::Audit,
@@ -105,7 +103,6 @@ impl T {
         T::Traces,
         T::Campaigns,
         T::Audience,
-        T::AudienceMembers,
         T::CampaignCounts,
         T::MarketingTokens,
         T::AuditPersonal,
@@ -128,7 +125,6 @@ impl T {
             T::Traces => "decision trace",
             T::Campaigns => "campaign",
             T::Audience => "audience entry",
-            T::AudienceMembers => "audience member",
             T::CampaignCounts => "campaign count",
             T::MarketingTokens => "marketing token owner",
             T::AuditPersonal => "audit entry's personal values",
@@ -151,7 +147,6 @@ impl T {
             T::Traces => "traces",
             T::Campaigns => "campaigns",
             T::Audience => "audience",
-            T::AudienceMembers => "audience_members",
             T::CampaignCounts => "campaign_counts",
             T::MarketingTokens => "marketing_tokens",
             T::AuditPersonal => "audit_personal",
