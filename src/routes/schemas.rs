@@ -75,9 +75,17 @@ pub struct ShippingUpdateRequest {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct EvaluateRequest {
-    #[schema(inline)]
-    #[serde(flatten)]
-    pub send: SendMessageRequest,
+    // The fields of `SendMessageRequest`, spelled out: a flattened schema becomes an `allOf`,
+    // from which schema-driven fuzzers (schemathesis) cannot generate bodies.
+    pub page_id: Option<String>,
+    pub recipient: RecipientRef,
+    pub category: Category,
+    /// A Messenger message object, as for `POST /v1/messages`.
+    #[schema(value_type = Object)]
+    pub message: Value,
+    pub utility_template: Option<UtilityTemplate>,
+    pub send_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
     /// Evaluate under the rules in force at this moment (default now).
     pub at: Option<DateTime<Utc>>,
     /// Evaluate on behalf of a sender with this role (compliance and admin only).
