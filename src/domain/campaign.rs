@@ -7,39 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::audit::{AuditEntry, AuditKind};
+pub use super::ids::CampaignId;
 use super::{Category, Content, Role};
-
-/// A campaign id: `cmp_` followed by a ULID, so ids sort by creation time.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(transparent)]
-pub struct CampaignId(String);
-
-impl CampaignId {
-    const PREFIX: &'static str = "cmp_";
-
-    pub fn generate() -> Self {
-        Self(format!("{}{}", Self::PREFIX, ulid::Ulid::new()))
-    }
-
-    /// Accepts only ids this process could have generated.
-    pub fn parse(s: &str) -> Option<Self> {
-        let rest = s.strip_prefix(Self::PREFIX)?;
-        ulid::Ulid::from_string(rest).ok()?;
-        Some(Self(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for CampaignId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Where a campaign is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -289,12 +258,9 @@ pub struct CampaignCounts {
 mod tests {
     use super::*;
 
-    #[test]
-    fn slots_follow_the_rate_from_the_base() {
-        let at = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc);
-        let c = Campaign {
+    /// A campaign of 95 recipients at 4 a second, with a 10 % rollout, made at `at`.
+    fn campaign(at: DateTime<Utc>, status: CampaignStatus) -> Campaign {
+        Campaign {
             id: CampaignId::generate(),
             name: "n".into(),
             page_id: "1".into(),
@@ -310,7 +276,7 @@ mod tests {
                 hold_seconds: 60,
             }),
             guard: None,
-            status: CampaignStatus::Running,
+            status,
             paused_reason: None,
             audience: 95,
             cursor: 0,
@@ -319,7 +285,15 @@ mod tests {
             hold_until: None,
             opt_outs: 0,
             finished_at: None,
-        };
+        }
+    }
+
+    #[test]
+    fn slots_follow_the_rate_from_the_base() {
+        let at = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let c = campaign(at, CampaignStatus::Running);
         assert_eq!(c.slot(0), at);
         assert_eq!(c.slot(4), at + Duration::seconds(1));
         assert_eq!(c.slot(6), at + Duration::milliseconds(1500));
@@ -333,29 +307,8 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
             .expect("time")
             .with_timezone(&Utc);
-        let mut c = Campaign {
-            id: CampaignId::generate(),
-            name: "n".into(),
-            page_id: "1".into(),
-            content: Content::Message(serde_json::json!({"text": "hi"})),
-            created_by: "m".into(),
-            role: Role::Marketer,
-            created_at: at,
-            send_at: at,
-            rate_per_second: 10,
-            respect_quiet_hours: true,
-            rollout: None,
-            guard: None,
-            status: CampaignStatus::Draft,
-            paused_reason: None,
-            audience: 0,
-            cursor: 0,
-            base_at: at,
-            base_index: 0,
-            hold_until: None,
-            opt_outs: 0,
-            finished_at: None,
-        };
+        let mut c = campaign(at, CampaignStatus::Draft);
+        c.audience = 0;
         assert!(
             c.apply(CampaignEvent::Started, at, None).is_none(),
             "a draft does not start"

@@ -2,37 +2,54 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A message id: `msg_` followed by a ULID, so ids sort by creation time.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(transparent)]
-pub struct MessageId(String);
+/// An id Herald makes: a prefix and a ULID, so ids sort by creation time.
+macro_rules! prefixed_id {
+    ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+            utoipa::ToSchema,
+        )]
+        #[serde(transparent)]
+        pub struct $name(String);
 
-impl MessageId {
-    const PREFIX: &'static str = "msg_";
+        impl $name {
+            const PREFIX: &'static str = $prefix;
 
-    pub fn generate() -> Self {
-        Self(format!("{}{}", Self::PREFIX, ulid::Ulid::new()))
-    }
+            pub fn generate() -> Self {
+                Self(format!("{}{}", Self::PREFIX, ulid::Ulid::new()))
+            }
 
-    /// Accepts only ids this process could have generated.
-    pub fn parse(s: &str) -> Option<Self> {
-        let rest = s.strip_prefix(Self::PREFIX)?;
-        ulid::Ulid::from_string(rest).ok()?;
-        Some(Self(s.to_owned()))
-    }
+            /// Accepts only ids this process could have generated.
+            pub fn parse(s: &str) -> Option<Self> {
+                let rest = s.strip_prefix(Self::PREFIX)?;
+                ulid::Ulid::from_string(rest).ok()?;
+                Some(Self(s.to_owned()))
+            }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+prefixed_id!(
+    /// A message id: `msg_` followed by a ULID.
+    MessageId,
+    "msg_"
+);
+prefixed_id!(
+    /// A campaign id: `cmp_` followed by a ULID.
+    CampaignId,
+    "cmp_"
+);
 
 macro_rules! graph_id {
     ($(#[$meta:meta])* $name:ident, $what:literal) => {

@@ -130,6 +130,47 @@ fn sigkill(gateway: &mut Gateway) {
     let _ = gateway.child.wait();
 }
 
+/// A backend token for the gateway under test.
+pub(crate) fn backend_token() -> String {
+    client_token("shop", Role::Backend)
+}
+
+/// A token for `name` with `role`, valid ten minutes.
+pub(crate) fn client_token(name: &str, role: Role) -> String {
+    JwtKeys::new(
+        &SecretString::from(JWT_SECRET),
+        Some(ISSUER.into()),
+        Some(AUDIENCE.into()),
+    )
+    .issue(name, role, Duration::from_secs(600))
+    .expect("token")
+}
+
+/// A person Messenger knows (the stand-in), with a consent of `scope` recorded at the gateway.
+pub(crate) async fn customer(
+    http: &reqwest::Client,
+    sandbox: &str,
+    gateway: &str,
+    token: &str,
+    psid: &str,
+    scope: &str,
+) {
+    http.post(format!("{sandbox}/sandbox/users"))
+        .json(&json!({"psid": psid}))
+        .send()
+        .await
+        .expect("user");
+    let consent = http
+        .post(format!("{gateway}/v1/consents"))
+        .bearer_auth(token)
+        .json(&json!({"recipient": {"psid": psid}, "scope": scope,
+                      "source": "checkout", "evidence": "order form"}))
+        .send()
+        .await
+        .expect("consent");
+    assert_eq!(consent.status().as_u16(), 201);
+}
+
 #[tokio::test]
 async fn kill_dash_nine_with_messages_in_flight_loses_nothing_and_leaks_no_secret() {
     let dir = tempfile::tempdir().expect("dir");
@@ -145,14 +186,7 @@ async fn kill_dash_nine_with_messages_in_flight_loses_nothing_and_leaks_no_secre
     );
     let log = dir.path().join("herald.log");
     let mut gateway = start(&config, &log).await;
-    let keys = JwtKeys::new(
-        &SecretString::from(JWT_SECRET),
-        Some(ISSUER.into()),
-        Some(AUDIENCE.into()),
-    );
-    let token = keys
-        .issue("shop", Role::Backend, Duration::from_secs(600))
-        .expect("token");
+    let token = backend_token();
 
     // Every attempt fails with a transient error until the faults are cleared, so the outbox is
     // full of messages being retried when the process dies.
@@ -165,19 +199,16 @@ async fn kill_dash_nine_with_messages_in_flight_loses_nothing_and_leaks_no_secre
     let mut ids = Vec::new();
     for i in 0..N {
         let psid = format!("9{i:04}");
-        http.post(format!("{}/sandbox/users", sandbox.base_url()))
-            .json(&json!({"psid": psid}))
-            .send()
-            .await
-            .expect("user");
-        let consent = http
-            .post(format!("{}/v1/consents", gateway.base))
-            .bearer_auth(&token)
-            .json(&json!({"recipient": {"psid": psid}, "scope": "transactional", "source": "checkout", "evidence": "order form"}))
-            .send()
-            .await
-            .expect("consent");
-        assert_eq!(consent.status().as_u16(), 201);
+        let sandbox_url = sandbox.base_url();
+        customer(
+            &http,
+            &sandbox_url,
+            &gateway.base,
+            &token,
+            &psid,
+            "transactional",
+        )
+        .await;
         let r = http
             .post(format!("{}/v1/shipping-updates", gateway.base))
             .bearer_auth(&token)
@@ -300,14 +331,7 @@ async fn sighup_reloads_the_policy_audited_and_a_bad_file_keeps_the_old_one() {
     let log = dir.path().join("herald.log");
     let mut gateway = start(&config, &log).await;
     let http = reqwest::Client::new();
-    let keys = JwtKeys::new(
-        &SecretString::from(JWT_SECRET),
-        Some(ISSUER.into()),
-        Some(AUDIENCE.into()),
-    );
-    let token = keys
-        .issue("ops", Role::Admin, Duration::from_secs(600))
-        .expect("token");
+    let token = client_token("ops", Role::Admin);
     let first = policy_version(&http, &gateway, &token).await;
 
     // A bad edit: the signal is taken, the errors logged, the policy in force stays.
@@ -390,17 +414,8 @@ async fn kill_dash_nine_mid_campaign_resumes_where_it_stopped_and_sends_no_one_t
     );
     let log = dir.path().join("herald.log");
     let mut gateway = start(&config, &log).await;
-    let keys = JwtKeys::new(
-        &SecretString::from(JWT_SECRET),
-        Some(ISSUER.into()),
-        Some(AUDIENCE.into()),
-    );
-    let backend = keys
-        .issue("shop", Role::Backend, Duration::from_secs(600))
-        .expect("token");
-    let marketer = keys
-        .issue("marketing", Role::Marketer, Duration::from_secs(600))
-        .expect("token");
+    let backend = backend_token();
+    let marketer = client_token("marketing", Role::Marketer);
 
     // Sixty customers who wrote to the page today and ticked "send me offers".
     const N: usize = 60;
@@ -562,13 +577,7 @@ async fn crash_loop(kills: usize) {
         &policy_dir(),
     );
     let log = dir.path().join("herald.log");
-    let token = JwtKeys::new(
-        &SecretString::from(JWT_SECRET),
-        Some(ISSUER.into()),
-        Some(AUDIENCE.into()),
-    )
-    .issue("shop", Role::Backend, Duration::from_secs(600))
-    .expect("token");
+    let token = backend_token();
     let psids: Vec<String> = (0..20).map(|i| format!("77{i:02}")).collect();
 
     let mut accepted = Vec::new();
@@ -576,22 +585,16 @@ async fn crash_loop(kills: usize) {
         let mut gateway = start(&config, &log).await;
         if round == 0 {
             for psid in &psids {
-                http.post(format!("{}/sandbox/users", sandbox.base_url()))
-                    .json(&json!({"psid": psid}))
-                    .send()
-                    .await
-                    .expect("user");
-                let consent = http
-                    .post(format!("{}/v1/consents", gateway.base))
-                    .bearer_auth(&token)
-                    .json(
-                        &json!({"recipient": {"psid": psid}, "scope": "transactional",
-                                  "source": "checkout", "evidence": "order form"}),
-                    )
-                    .send()
-                    .await
-                    .expect("consent");
-                assert_eq!(consent.status().as_u16(), 201);
+                let sandbox = sandbox.base_url();
+                customer(
+                    &http,
+                    &sandbox,
+                    &gateway.base,
+                    &token,
+                    psid,
+                    "transactional",
+                )
+                .await;
             }
         }
         let stop = tokio_util::sync::CancellationToken::new();

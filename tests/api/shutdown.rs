@@ -6,15 +6,13 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use herald::auth::JwtKeys;
 use herald::clock::SystemClock;
-use herald::domain::{MessageId, MessageStatus, Role};
+use herald::domain::{MessageId, MessageStatus};
 use herald::store::{SledStore, Store};
-use secrecy::SecretString;
 use serde_json::{json, Value};
 
-use crate::crash::{start, write_config};
-use crate::helpers::{policy_dir, start_sandbox, AUDIENCE, ISSUER, JWT_SECRET};
+use crate::crash::{backend_token, customer, start, write_config};
+use crate::helpers::{policy_dir, start_sandbox};
 
 #[tokio::test]
 async fn sigterm_and_sigint_finish_in_flight_sends_flush_the_store_and_exit_0() {
@@ -35,33 +33,21 @@ async fn sigterm_and_sigint_finish_in_flight_sends_flush_the_store_and_exit_0() 
         let log = dir.path().join("herald.log");
         let mut gateway = start(&config, &log).await;
         let http = reqwest::Client::new();
-        let token = JwtKeys::new(
-            &SecretString::from(JWT_SECRET),
-            Some(ISSUER.into()),
-            Some(AUDIENCE.into()),
-        )
-        .issue("shop", Role::Backend, Duration::from_secs(600))
-        .expect("token");
+        let token = backend_token();
         let mut accepted = Vec::new();
         for i in 0..40 {
             // Long enough not to turn up by chance in a timestamp or a duration.
             let psid = format!("97531864{i:04}");
-            http.post(format!("{}/sandbox/users", sandbox.base_url()))
-                .json(&json!({"psid": psid}))
-                .send()
-                .await
-                .expect("user");
-            let r = http
-                .post(format!("{}/v1/consents", gateway.base))
-                .bearer_auth(&token)
-                .json(
-                    &json!({"recipient": {"psid": psid}, "scope": "transactional",
-                    "source": "checkout", "evidence": "order form"}),
-                )
-                .send()
-                .await
-                .expect("consent");
-            assert_eq!(r.status().as_u16(), 201);
+            let sandbox_url = sandbox.base_url();
+            customer(
+                &http,
+                &sandbox_url,
+                &gateway.base,
+                &token,
+                &psid,
+                "transactional",
+            )
+            .await;
             let r = http
                 .post(format!("{}/v1/shipping-updates", gateway.base))
                 .bearer_auth(&token)
