@@ -171,6 +171,55 @@ pub(crate) async fn customer(
     assert_eq!(consent.status().as_u16(), 201);
 }
 
+/// A customer of `scope` "transactional" sent a shipping update: the id of the accepted message.
+pub(crate) async fn accept_shipping_update(
+    http: &reqwest::Client,
+    sandbox: &str,
+    gateway: &str,
+    token: &str,
+    psid: &str,
+    order: &str,
+) -> String {
+    customer(http, sandbox, gateway, token, psid, "transactional").await;
+    let r = http
+        .post(format!("{gateway}/v1/shipping-updates"))
+        .bearer_auth(token)
+        .json(&json!({"recipient": {"psid": psid}, "order_number": order, "status": "shipped"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 202);
+    let body: Value = r.json().await.expect("json");
+    body["id"].as_str().expect("id").to_owned()
+}
+
+/// Polls the (separate-process) gateway until message `id` is sent; a lost message fails at once.
+async fn until_sent(
+    http: &reqwest::Client,
+    gateway: &Gateway,
+    token: &str,
+    id: &str,
+    deadline: Instant,
+) {
+    loop {
+        let m: Value = http
+            .get(format!("{}/v1/messages/{id}", gateway.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if m["status"] == "sent" {
+            return;
+        }
+        assert_ne!(m["status"], "not_found", "{id} was lost");
+        assert!(Instant::now() < deadline, "{id} never went out: {m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn kill_dash_nine_with_messages_in_flight_loses_nothing_and_leaks_no_secret() {
     let dir = tempfile::tempdir().expect("dir");
@@ -199,26 +248,16 @@ async fn kill_dash_nine_with_messages_in_flight_loses_nothing_and_leaks_no_secre
     let mut ids = Vec::new();
     for i in 0..N {
         let psid = format!("9{i:04}");
-        let sandbox_url = sandbox.base_url();
-        customer(
+        let id = accept_shipping_update(
             &http,
-            &sandbox_url,
+            &sandbox.base_url(),
             &gateway.base,
             &token,
             &psid,
-            "transactional",
+            &format!("K-{i}"),
         )
         .await;
-        let r = http
-            .post(format!("{}/v1/shipping-updates", gateway.base))
-            .bearer_auth(&token)
-            .json(&json!({"recipient": {"psid": psid}, "order_number": format!("K-{i}"), "status": "shipped"}))
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(r.status().as_u16(), 202);
-        let body: Value = r.json().await.expect("json");
-        ids.push((psid, body["id"].as_str().expect("id").to_owned()));
+        ids.push((psid, id));
     }
     // Wait until the worker has tried (and failed) at least once, then kill it mid-retry.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -242,22 +281,7 @@ async fn kill_dash_nine_with_messages_in_flight_loses_nothing_and_leaks_no_secre
     let gateway = start(&config, &log).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     for (psid, id) in &ids {
-        loop {
-            let m: Value = http
-                .get(format!("{}/v1/messages/{id}", gateway.base))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .expect("get")
-                .json()
-                .await
-                .expect("json");
-            if m["status"] == "sent" {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{id} never went out: {m}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_sent(&http, &gateway, &token, id, deadline).await;
         let inbox = sandbox.inbox(psid);
         assert!(!inbox.is_empty(), "{psid} received its update");
     }
@@ -621,23 +645,7 @@ async fn crash_loop(kills: usize) {
     let mut gateway = start(&config, &log).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     for id in &accepted {
-        loop {
-            let m: Value = http
-                .get(format!("{}/v1/messages/{id}", gateway.base))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .expect("get")
-                .json()
-                .await
-                .expect("json");
-            if m["status"] == "sent" {
-                break;
-            }
-            assert_ne!(m["status"], "not_found", "{id} was lost");
-            assert!(Instant::now() < deadline, "{id} never went out: {m}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_sent(&http, &gateway, &token, id, deadline).await;
     }
     sigkill(&mut gateway);
     let store = herald::store::SledStore::open(

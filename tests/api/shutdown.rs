@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use herald::clock::SystemClock;
 use herald::domain::{MessageId, MessageStatus};
 use herald::store::{SledStore, Store};
-use serde_json::{json, Value};
 
-use crate::crash::{backend_token, customer, start, write_config};
+use crate::crash::{accept_shipping_update, backend_token, start, write_config};
 use crate::helpers::{policy_dir, start_sandbox};
 
 #[tokio::test]
@@ -38,29 +37,16 @@ async fn sigterm_and_sigint_finish_in_flight_sends_flush_the_store_and_exit_0() 
         for i in 0..40 {
             // Long enough not to turn up by chance in a timestamp or a duration.
             let psid = format!("97531864{i:04}");
-            let sandbox_url = sandbox.base_url();
-            customer(
+            let id = accept_shipping_update(
                 &http,
-                &sandbox_url,
+                &sandbox.base_url(),
                 &gateway.base,
                 &token,
                 &psid,
-                "transactional",
+                &format!("S-{i}"),
             )
             .await;
-            let r = http
-                .post(format!("{}/v1/shipping-updates", gateway.base))
-                .bearer_auth(&token)
-                .json(
-                    &json!({"recipient": {"psid": psid}, "order_number": format!("S-{i}"),
-                    "status": "shipped"}),
-                )
-                .send()
-                .await
-                .expect("send");
-            assert_eq!(r.status().as_u16(), 202);
-            let body: Value = r.json().await.expect("json");
-            accepted.push((psid, body["id"].as_str().expect("id").to_owned()));
+            accepted.push((psid, id));
         }
         // Signal while the worker is sending (the last accepts are moments old).
         let sent = Command::new("kill")
