@@ -12,6 +12,21 @@ use serde_json::{json, Value};
 
 use crate::helpers::spawn_app;
 
+/// Runs a client script to the end (off the runtime's threads: the app under test answers it)
+/// and reads the one JSON line it prints.
+async fn run_client(mut script: Command) -> Value {
+    let out = tokio::task::spawn_blocking(move || script.output().expect("run the client"))
+        .await
+        .expect("client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("one JSON line")
+}
+
 fn node_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node")
 }
@@ -49,25 +64,13 @@ async fn messaging_api_messenger_sends_through_herald_by_changing_its_origin() {
     app.consent("9602", "transactional", None).await;
 
     let (origin, token) = (format!("{}/graph", app.address), app.token(Role::Backend));
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(node_dir().join("drop_in.js"))
-            .env("HERALD_ORIGIN", origin)
-            .env("HERALD_TOKEN", token)
-            .env("OPEN_PSID", "9601")
-            .env("CLOSED_PSID", "9602")
-            .output()
-            .expect("run node")
-    })
-    .await
-    .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let mut node = Command::new("node");
+    node.arg(node_dir().join("drop_in.js"))
+        .env("HERALD_ORIGIN", origin)
+        .env("HERALD_TOKEN", token)
+        .env("OPEN_PSID", "9601")
+        .env("CLOSED_PSID", "9602");
+    let result = run_client(node).await;
 
     // The library got Messenger's answer shape, with Herald's message id in it.
     let id = result["sent"]["messageId"].as_str().expect("messageId");
@@ -141,25 +144,14 @@ async fn pymessenger_sends_through_herald_by_changing_its_graph_url() {
         app.token(Role::Backend),
     );
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python/drop_in.py");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .env("HERALD_GRAPH_URL", url)
-            .env("HERALD_TOKEN", token)
-            .env("OPEN_PSID", "9611")
-            .env("CLOSED_PSID", "9612")
-            .output()
-            .expect("run python")
-    })
-    .await
-    .expect("python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let mut python = Command::new(python);
+    python
+        .arg(script)
+        .env("HERALD_GRAPH_URL", url)
+        .env("HERALD_TOKEN", token)
+        .env("OPEN_PSID", "9611")
+        .env("CLOSED_PSID", "9612");
+    let result = run_client(python).await;
 
     // pymessenger sends no messaging_type: Herald reads a plain reply as a response.
     let id = result["sent"]["message_id"].as_str().expect("message_id");

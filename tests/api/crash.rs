@@ -171,6 +171,12 @@ pub(crate) async fn customer(
     assert_eq!(consent.status().as_u16(), 201);
 }
 
+/// The store a stopped gateway left in `dir` (see `write_config`), opened in this process.
+pub(crate) fn stopped_store(dir: &Path) -> std::sync::Arc<herald::store::SledStore> {
+    herald::store::SledStore::open(&dir.join("store"), crate::helpers::test_pseudonyms())
+        .expect("open the store")
+}
+
 /// A customer of `scope` "transactional" sent a shipping update: the id of the accepted message.
 pub(crate) async fn accept_shipping_update(
     http: &reqwest::Client,
@@ -385,11 +391,7 @@ async fn sighup_reloads_the_policy_audited_and_a_bad_file_keeps_the_old_one() {
     let second = policy_version(&http, &gateway, &token).await;
 
     sigkill(&mut gateway);
-    let store = herald::store::SledStore::open(
-        &dir.path().join("store"),
-        crate::helpers::test_pseudonyms(),
-    )
-    .expect("store");
+    let store = stopped_store(dir.path());
     let head = herald::store::Store::audit_head(store.as_ref())
         .await
         .expect("head");
@@ -648,11 +650,7 @@ async fn crash_loop(kills: usize) {
         until_sent(&http, &gateway, &token, id, deadline).await;
     }
     sigkill(&mut gateway);
-    let store = herald::store::SledStore::open(
-        &dir.path().join("store"),
-        crate::helpers::test_pseudonyms(),
-    )
-    .expect("store");
+    let store = stopped_store(dir.path());
     let verified = herald::store::Store::verify_audit(store.as_ref())
         .await
         .expect("verify");

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use herald::clock::SystemClock;
 use herald::domain::{MessageId, MessageStatus};
-use herald::store::{SledStore, Store};
+use herald::store::Store;
 
-use crate::crash::{accept_shipping_update, backend_token, start, write_config};
+use crate::crash::{accept_shipping_update, backend_token, start, stopped_store, write_config};
 use crate::helpers::{policy_dir, start_sandbox};
 
 #[tokio::test]
@@ -80,8 +80,7 @@ async fn sigterm_and_sigint_finish_in_flight_sends_flush_the_store_and_exit_0() 
 
         // The store as the stopped gateway left it: each message sent is recorded as sent with
         // the id Messenger gave it, each not sent is still queued; the audit chain verifies.
-        let store = SledStore::open(&dir.path().join("store"), crate::helpers::test_pseudonyms())
-            .expect("open the store");
+        let store = stopped_store(dir.path());
         let mut settled = 0;
         for (psid, id) in &accepted {
             let id = MessageId::parse(id).expect("message id");
