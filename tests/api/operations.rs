@@ -239,23 +239,25 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 #[tokio::test]
 async fn metrics_count_requests_decisions_deliveries_webhooks_and_store_latency() {
     let app = spawn_app().await;
-    app.create_user("4242").await;
-    app.consent("4242", "transactional", None).await;
-    app.user_writes("4242", "hello", None).await;
-    let (status, _) = app.respond("4242", "On its way!").await;
+    // Long enough not to turn up by chance in a sample value (a sum of seconds).
+    let psid = "97531864204242";
+    app.create_user(psid).await;
+    app.consent(psid, "transactional", None).await;
+    app.user_writes(psid, "hello", None).await;
+    let (status, _) = app.respond(psid, "On its way!").await;
     assert_eq!(status, 202);
     let (status, _) = app.respond("5151", "no consent").await;
     assert_eq!(status, 422);
     app.sandbox_post("/faults", json!({"code": 1200, "count": 1}))
         .await;
-    let (status, _) = app.receipt("4242", "A-1").await;
+    let (status, _) = app.receipt(psid, "A-1").await;
     assert_eq!(status, 202);
     app.drain().await;
     let (status, _) = app
         .call(
             Role::Marketer,
             "/v1/campaigns",
-            json!({"name": "later", "message": {"text": "hi"}, "audience": {"psids": ["4242"]},
+            json!({"name": "later", "message": {"text": "hi"}, "audience": {"psids": [psid]},
                    "send_at": "2027-01-01T00:00:00Z"}),
         )
         .await;
@@ -313,5 +315,5 @@ async fn metrics_count_requests_decisions_deliveries_webhooks_and_store_latency(
         text.contains(r#"state="audience"} 1"#),
         "the scheduled campaign's audience: {text}"
     );
-    assert!(!text.contains("4242"), "no PSID in the metrics");
+    assert!(!text.contains(psid), "no PSID in the metrics");
 }
