@@ -81,17 +81,67 @@ fn default_listen() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSettings {
+    /// `sled` (the default: embedded, one instance) or `postgres` (several instances).
+    #[serde(default)]
+    pub backend: Backend,
     /// The sled directory; created when missing.
     #[serde(default = "default_storage")]
     pub path: PathBuf,
+    /// PostgreSQL: the connection URL, `postgres://user:password@host:port/database` (a
+    /// secret: it holds the password; `HERALD_STORAGE__URL` overrides it).
+    pub url: Option<SecretString>,
+    /// PostgreSQL: connections in the pool.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// PostgreSQL: how many partitions pages hash into. Fixed when the database is first
+    /// used: every instance must say the same.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// PostgreSQL: how long an instance holds a partition without renewing it (ms). A dead
+    /// instance's partitions are taken over this long after its last renewal.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+}
+
+/// Which engine keeps Herald's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Sled,
+    Postgres,
 }
 
 impl Default for StorageSettings {
     fn default() -> Self {
         Self {
+            backend: Backend::default(),
             path: default_storage(),
+            url: None,
+            pool_size: default_pool_size(),
+            partitions: default_partitions(),
+            lease_ms: default_lease_ms(),
         }
     }
+}
+
+impl StorageSettings {
+    /// How long a partition's lease lasts.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+}
+
+fn default_pool_size() -> usize {
+    16
+}
+
+fn default_partitions() -> u32 {
+    64
+}
+
+fn default_lease_ms() -> u64 {
+    10_000
 }
 
 fn default_storage() -> PathBuf {
@@ -474,6 +524,23 @@ impl Settings {
                 "delivery",
                 "max_attempts and concurrency must be at least 1",
             ));
+        }
+        if self.storage.backend == Backend::Postgres {
+            if self.storage.url.is_none() {
+                return Err(ConfigError::key(
+                    "storage.url",
+                    "is required with backend = \"postgres\" (or set HERALD_STORAGE__URL)",
+                ));
+            }
+            if self.storage.pool_size < 2 || self.storage.partitions == 0 {
+                return Err(ConfigError::key(
+                    "storage",
+                    "pool_size must be at least 2 and partitions at least 1",
+                ));
+            }
+            if self.storage.lease_ms < 500 {
+                return Err(ConfigError::key("storage.lease_ms", "must be at least 500"));
+            }
         }
         let pseudonyms = self.audit.pseudonyms()?;
         if mode == Mode::Sandbox {

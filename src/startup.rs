@@ -19,7 +19,7 @@ use utoipa_actix_web::AppExt;
 use crate::app::{AuditConfig, CoreParts, Herald, Pages};
 use crate::auth::{Client, JwtKeys};
 use crate::clock::{SharedClock, SystemClock};
-use crate::configuration::Settings;
+use crate::configuration::{Backend, Settings};
 use crate::delivery::{GraphClient, Worker};
 use crate::domain::audit::Pseudonyms;
 use crate::domain::Role;
@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::routes::openapi::{ApiDoc, ApiDocument};
 use crate::routes::{self, AppState};
-use crate::store::{SledStore, Store};
+use crate::store::{LeaseSettings, PgOptions, PgStore, SledStore, Store};
 
 /// A built application: bound to its port, store open, worker ready.
 pub struct Application {
@@ -99,14 +99,7 @@ impl Application {
         };
         let store: Arc<dyn Store> = match deps.store {
             Some(store) => store,
-            None => SledStore::open(&settings.storage.path, pseudonyms(settings)?).with_context(
-                || {
-                    format!(
-                        "cannot open the store at {}",
-                        settings.storage.path.display()
-                    )
-                },
-            )?,
+            None => open_store(settings, pseudonyms(settings)?, true).await?,
         };
         let clock = deps.clock.unwrap_or_else(SystemClock::shared);
         let metrics =
@@ -292,6 +285,48 @@ async fn reload_on_sighup(herald: Arc<Herald>) {
 }
 
 /// The audit log's pseudonym key, which every store must be opened with.
+/// Opens the store `settings.storage` names: sled at `storage.path`, or PostgreSQL at
+/// `storage.url`. A gateway (`gateway`) takes part in running the outbox — on PostgreSQL it
+/// takes a share of the partitions of pages; a command-line tool only reads and writes.
+pub async fn open_store(
+    settings: &Settings,
+    pseudonyms: Pseudonyms,
+    gateway: bool,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let storage = &settings.storage;
+    match storage.backend {
+        Backend::Sled => {
+            let store = SledStore::open(&storage.path, pseudonyms)
+                .with_context(|| format!("cannot open the store at {}", storage.path.display()))?;
+            Ok(store)
+        }
+        Backend::Postgres => {
+            let options = pg_options(settings, gateway)?;
+            // The error names `storage.url` with the password hidden, in one line.
+            let store = PgStore::open(&options, pseudonyms)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(store)
+        }
+    }
+}
+
+/// The PostgreSQL options `settings.storage` gives.
+pub fn pg_options(settings: &Settings, gateway: bool) -> anyhow::Result<PgOptions> {
+    let storage = &settings.storage;
+    Ok(PgOptions {
+        url: storage
+            .url
+            .clone()
+            .context("storage.url is required with backend = \"postgres\"")?,
+        pool_size: storage.pool_size,
+        partitions: storage.partitions,
+        leases: gateway.then(|| LeaseSettings {
+            lease: storage.lease(),
+        }),
+    })
+}
+
 pub fn pseudonyms(settings: &Settings) -> anyhow::Result<Pseudonyms> {
     settings.audit.pseudonyms()?.context(
         "audit.signing_key or audit.pseudonym_key is required: the audit log names recipients by a keyed pseudonym",

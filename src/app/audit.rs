@@ -224,7 +224,7 @@ pub async fn verify(
 ) -> Result<Verification, StoreError> {
     let mut v = store.verify_audit().await?;
     if let Some(point) = point {
-        let found = store.audit_hash_at(point.seq).await?;
+        let found = store.audit_hash_at(point).await?;
         v.against(point, found.as_deref());
     }
     Ok(v)

@@ -485,6 +485,11 @@ impl Herald {
     pub async fn campaigns_tick(&self) -> Result<(), CommandError> {
         let _one_at_a_time = self.campaign_ticks.lock().await;
         for campaign in self.store.campaigns().await? {
+            // With several instances, a campaign is moved along by the owner of its page's
+            // partition only: one pace, one scheduler.
+            if !self.store.runs_page(&campaign.page_id) {
+                continue;
+            }
             match campaign.status {
                 CampaignStatus::Scheduled | CampaignStatus::Running => {
                     if let Err(e) = self.advance(campaign).await {

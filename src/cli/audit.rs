@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 
 use crate::app::{export_audit, verify_audit, ExportFormat};
 use crate::clock::{Clock, SystemClock};
+use crate::configuration::Backend;
 use crate::configuration::{Mode, Settings};
 use crate::domain::audit::{AuditKind, Pseudonyms};
 use crate::domain::checkpoint::{Checkpoint, CheckpointSigner};
@@ -132,7 +133,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// The settings (a missing default file is fine) and the store they, or `--data`, name.
-async fn open(args: &StoreArgs, need_key: bool) -> anyhow::Result<(Settings, Arc<SledStore>)> {
+async fn open(args: &StoreArgs, need_key: bool) -> anyhow::Result<(Settings, Arc<dyn Store>)> {
     let settings = Settings::load(
         &args.config,
         args.config != Path::new("herald.toml"),
@@ -147,6 +148,10 @@ async fn open(args: &StoreArgs, need_key: bool) -> anyhow::Result<(Settings, Arc
             "audit.signing_key or audit.pseudonym_key is required to find entries by recipient"
         ),
     };
+    if settings.storage.backend == Backend::Postgres && args.data.is_none() {
+        let store = crate::startup::open_store(&settings, pseudonyms, false).await?;
+        return Ok((settings, store));
+    }
     let path = args.data.clone().unwrap_or(settings.storage.path.clone());
     if !path.exists() {
         anyhow::bail!("no store at {}", path.display());
@@ -207,8 +212,7 @@ async fn export(
         .map_err(|e: String| anyhow::anyhow!("--format {e}"))?;
     let filter = filters.filter()?;
     let (_, store) = open(&args, filter.recipient.is_some()).await?;
-    let dyn_store: Arc<dyn Store> = store.clone();
-    let mut chunks = std::pin::pin!(export_audit(dyn_store, filter, format));
+    let mut chunks = std::pin::pin!(export_audit(Arc::clone(&store), filter, format));
     let mut out = std::io::stdout().lock();
     let mut result = Ok(());
     while let Some(chunk) = chunks.next().await {

@@ -2,6 +2,7 @@
 
 mod audit;
 mod campaign;
+mod migrate;
 mod policy;
 mod serve;
 mod token;
@@ -56,6 +57,11 @@ enum Command {
     Campaign {
         #[command(subcommand)]
         command: CampaignCommand,
+    },
+    /// Apply the database schema's migrations (PostgreSQL; the gateway also does at start).
+    Migrate {
+        #[arg(long, default_value = "herald.toml")]
+        config: PathBuf,
     },
     /// Verify, export or checkpoint the audit log, offline.
     Audit {
@@ -125,6 +131,7 @@ where
             CampaignCommand::Watch { id, url, token } => campaign::watch(&id, &url, &token).await,
         },
         Command::Audit { command } => audit::run(*command).await,
+        Command::Migrate { config } => migrate::run(&config).await,
     };
     match result {
         Ok(code) => code,

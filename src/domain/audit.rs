@@ -147,6 +147,10 @@ impl Pseudonyms {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct AuditEntry {
     pub seq: u64,
+    /// The chain the entry belongs to, when the store keeps several (PostgreSQL keeps one per
+    /// partition of pages, so that instances append side by side); absent with one chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<u32>,
     pub at: DateTime<Utc>,
     pub kind: AuditKind,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -339,18 +343,61 @@ fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Where the chain ends.
+/// A fresh random salt for an entry's personal values.
+pub fn fresh_salt() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Where the chain ends. A store with several chains reports their combination
+/// ([`AuditHead::combined`]): `seq` counts every entry and `hash` covers each chain's head.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditHead {
     pub seq: u64,
     pub hash: String,
+    /// With several chains: the head of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<ChainHead>,
 }
 
 impl Default for AuditHead {
     fn default() -> Self {
+        AuditHead::at(0, GENESIS.to_owned())
+    }
+}
+
+/// Where one of several chains ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    pub chain: u32,
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl AuditHead {
+    /// The head of a single chain.
+    pub fn at(seq: u64, hash: String) -> AuditHead {
         AuditHead {
-            seq: 0,
-            hash: GENESIS.to_owned(),
+            seq,
+            hash,
+            chains: Vec::new(),
+        }
+    }
+
+    /// The combined head of several chains: `seq` is the sum of their seqs and `hash` the
+    /// sha256 of `chain:seq:hash` lines in chain order, so that signing it pins every chain.
+    pub fn combined(mut chains: Vec<ChainHead>) -> AuditHead {
+        chains.sort_by_key(|c| c.chain);
+        let mut h = Sha256::new();
+        for c in &chains {
+            h.update(format!("{}:{}:{}\n", c.chain, c.seq, c.hash).as_bytes());
+        }
+        AuditHead {
+            seq: chains.iter().map(|c| c.seq).sum(),
+            hash: hex::encode(h.finalize()),
+            chains,
         }
     }
 }
@@ -369,16 +416,81 @@ pub struct Verification {
     pub head: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_bad_seq: Option<u64>,
+    /// With several chains: the chain that breaks (`first_bad_seq` is within it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_chain: Option<u32>,
+    /// With several chains: each chain's own verification; `entries`, `head_seq` and `head`
+    /// are then their combination ([`AuditHead::combined`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<ChainVerification>,
     /// With a checkpoint: whether the log still extends it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<CheckpointCheck>,
 }
 
-/// A point of the chain someone kept: the entry at `seq` had hash `hash`.
+/// One chain's verification, among several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainVerification {
+    pub chain: u32,
+    pub ok: bool,
+    pub entries: u64,
+    pub first_seq: u64,
+    pub head_seq: u64,
+    pub head: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_seq: Option<u64>,
+}
+
+impl Verification {
+    /// The verification of several chains, each walked on its own: ok when every one is, with
+    /// their combined head.
+    pub fn combine(walked: Vec<(u32, Verification)>) -> Verification {
+        let head = AuditHead::combined(
+            walked
+                .iter()
+                .map(|(chain, v)| ChainHead {
+                    chain: *chain,
+                    seq: v.head_seq,
+                    hash: v.head.clone(),
+                })
+                .collect(),
+        );
+        let bad = walked
+            .iter()
+            .find_map(|(chain, v)| v.first_bad_seq.map(|seq| (*chain, seq)));
+        Verification {
+            ok: walked.iter().all(|(_, v)| v.ok),
+            entries: walked.iter().map(|(_, v)| v.entries).sum(),
+            first_seq: 1,
+            head_seq: head.seq,
+            head: head.hash,
+            first_bad_seq: bad.map(|(_, seq)| seq),
+            first_bad_chain: bad.map(|(chain, _)| chain),
+            chains: walked
+                .into_iter()
+                .map(|(chain, v)| ChainVerification {
+                    chain,
+                    ok: v.ok,
+                    entries: v.entries,
+                    first_seq: v.first_seq,
+                    head_seq: v.head_seq,
+                    head: v.head,
+                    first_bad_seq: v.first_bad_seq,
+                })
+                .collect(),
+            checkpoint: None,
+        }
+    }
+}
+
+/// A point of the log someone kept: the entry at `seq` had hash `hash`. With several chains,
+/// `seq` and `hash` are a combined head and `chains` the heads it combines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainPoint {
     pub seq: u64,
     pub hash: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<ChainHead>,
 }
 
 /// What became of a checkpoint in a verification.
@@ -481,6 +593,8 @@ where
         head_seq: prev.seq,
         head: prev.hash,
         first_bad_seq: bad,
+        first_bad_chain: None,
+        chains: Vec::new(),
         checkpoint: None,
     };
     for item in entries {
@@ -490,7 +604,7 @@ where
                 let expected_seq = prev.seq + 1;
                 match sealed_hash(&prev.hash, &bytes) {
                     Some(hash) if seq == expected_seq => {
-                        prev = AuditHead { seq, hash };
+                        prev = AuditHead::at(seq, hash);
                         continue;
                     }
                     _ => return Ok(result(prev, Some(expected_seq.min(seq.max(1))))),
@@ -506,10 +620,7 @@ where
             let bad = expected_seq.min(entry.seq.max(1));
             return Ok(result(prev, Some(bad)));
         }
-        prev = AuditHead {
-            seq: entry.seq,
-            hash: entry.hash,
-        };
+        prev = AuditHead::at(entry.seq, entry.hash);
     }
     Ok(result(prev, None))
 }
@@ -527,10 +638,7 @@ mod tests {
                     ..AuditEntry::default()
                 };
                 e.seal(seq, &head.hash).expect("seal");
-                head = AuditHead {
-                    seq,
-                    hash: e.hash.clone(),
-                };
+                head = AuditHead::at(seq, e.hash.clone());
                 e
             })
             .collect()
@@ -595,10 +703,7 @@ mod tests {
     #[test]
     fn a_pruned_chain_verifies_from_where_it_now_starts() {
         let entries = chain(5);
-        let start = AuditHead {
-            seq: 2,
-            hash: entries[1].hash.clone(),
-        };
+        let start = AuditHead::at(2, entries[1].hash.clone());
         let kept = entries
             .into_iter()
             .skip(2)
@@ -614,6 +719,7 @@ mod tests {
         let point = ChainPoint {
             seq: 3,
             hash: entries[2].hash.clone(),
+            chains: Vec::new(),
         };
         v.against(&point, Some(&entries[2].hash));
         assert!(v.ok);

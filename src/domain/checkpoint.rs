@@ -12,7 +12,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::audit::{AuditHead, ChainPoint};
+use super::audit::{AuditHead, ChainHead, ChainPoint};
 
 /// The chain's head, signed (API.md §6: `GET /v1/audit/checkpoint`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +26,10 @@ pub struct Checkpoint {
     pub public_key: String,
     /// Ed25519 over `seq|head|at` (at in RFC 3339), base64.
     pub signature: String,
+    /// With several chains (PostgreSQL): the head of each, which `head` combines
+    /// ([`AuditHead::combined`]) — so they are covered by the signature through it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<ChainHead>,
 }
 
 /// Why a checkpoint's signature does not hold.
@@ -57,6 +61,7 @@ impl Checkpoint {
         ChainPoint {
             seq: self.seq,
             hash: self.head.clone(),
+            chains: self.chains.clone(),
         }
     }
 
@@ -150,6 +155,7 @@ impl CheckpointSigner {
             key_id: self.key_id(),
             public_key: BASE64.encode(self.key.verifying_key().as_bytes()),
             signature: BASE64.encode(signature.to_bytes()),
+            chains: head.chains.clone(),
         }
     }
 
@@ -173,10 +179,7 @@ mod tests {
     #[test]
     fn a_checkpoint_verifies_until_any_part_of_it_changes() {
         let (signer, seed) = CheckpointSigner::generate();
-        let head = AuditHead {
-            seq: 12,
-            hash: "ab".repeat(32),
-        };
+        let head = AuditHead::at(12, "ab".repeat(32));
         let at = DateTime::parse_from_rfc3339("2026-11-25T12:00:00.123Z")
             .expect("time")
             .with_timezone(&Utc);

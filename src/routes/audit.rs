@@ -170,7 +170,11 @@ async fn get_verify(
 ) -> Result<HttpResponse, ApiError> {
     client.require(AUDIT_ROLES)?;
     let point = match (query.checkpoint_seq, query.checkpoint_head.clone()) {
-        (Some(seq), Some(hash)) => Some(ChainPoint { seq, hash }),
+        (Some(seq), Some(hash)) => Some(ChainPoint {
+            seq,
+            hash,
+            chains: Vec::new(),
+        }),
         (None, None) => None,
         _ => {
             return Err(ApiError::Invalid(vec![FieldError::new(

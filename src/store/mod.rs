@@ -18,6 +18,7 @@
 //! closure runs against the freshly read record inside the transaction (`SELECT … FOR UPDATE`).
 //! `src/store/sled/` is the only code that touches sled.
 
+mod postgres;
 mod sled;
 
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
-use crate::domain::audit::{AuditEntry, AuditHead, AuditKind, ChainItem, Verification};
+use crate::domain::audit::{AuditEntry, AuditHead, AuditKind, ChainItem, ChainPoint, Verification};
 use crate::domain::campaign::{Campaign, CampaignId};
 use crate::domain::lifecycle::Effects;
 use crate::domain::{
@@ -34,6 +35,9 @@ use crate::domain::{
 };
 use crate::policy::{RecentSend, TraceStep};
 
+pub use self::postgres::{
+    migrate, partition_of, redacted, LeaseSettings, OpenError, PgOptions, PgStore,
+};
 pub use self::sled::SledStore;
 
 /// Why the store could not do what was asked. Every variant means nothing was half-written.
@@ -63,6 +67,10 @@ pub enum StoreError {
     /// A cursor this store did not hand out.
     #[error("the cursor is not one this store handed out")]
     BadCursor,
+    /// A write by the owner of a partition of pages under an epoch that has passed: another
+    /// instance took the partition over, and the write is refused (fencing).
+    #[error("partition {partition} is no longer ours (epoch {epoch} has passed)")]
+    Fenced { partition: u32, epoch: i64 },
 }
 
 /// Which audit entries a query wants: every field that is set must match.
@@ -174,6 +182,44 @@ pub struct SeenMid<'a> {
 /// Which parked webhook event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParkedId(pub u64);
+
+/// What a campaign's message counts as in its campaign's counts ([`Store::campaign_counts`]):
+/// its status, or `denied:<reason>`.
+pub(crate) fn count_label(record: &MessageRecord) -> String {
+    match record.status {
+        crate::domain::MessageStatus::Denied => {
+            format!("denied:{}", record.decision.reason.as_str())
+        }
+        status => status.as_str().to_owned(),
+    }
+}
+
+/// Reads one stored part of an audience (PSIDs a line, the first at position `first`) into
+/// `out`, from position `from` on, until `out` holds `limit`; `true` when it does.
+pub(crate) fn take_audience(
+    first: u64,
+    text: &str,
+    from: u64,
+    limit: usize,
+    out: &mut Vec<Psid>,
+) -> Result<bool, StoreError> {
+    let corrupt = || StoreError::Corrupt {
+        what: "audience entry",
+        source: Arc::new(<serde_json::Error as serde::de::Error>::custom(
+            "not a part of an audience",
+        )),
+    };
+    for (i, line) in text.lines().enumerate() {
+        if first + (i as u64) < from {
+            continue;
+        }
+        out.push(Psid::parse(line).map_err(|_| corrupt())?);
+        if out.len() == limit {
+            return Ok(true);
+        }
+    }
+    Ok(out.len() >= limit)
+}
 
 /// Everything Herald keeps. See the module documentation for the contract.
 #[async_trait]
@@ -356,9 +402,10 @@ pub trait Store: Send + Sync + 'static {
     /// How many of the campaign's messages are in each status (`denied:<reason>` for denials),
     /// kept up to date in the transactions that move them.
     async fn campaign_counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError>;
-    /// The hash of entry `seq`, or of the last entry pruned when `seq` is that one; `None`
-    /// when there is no such entry (any more).
-    async fn audit_hash_at(&self, seq: u64) -> Result<Option<String>, StoreError>;
+    /// The hash the log has now at `point`: of entry `point.seq`, or of the last entry pruned
+    /// when `point.seq` is that one; with several chains, the combination of each chain's hash
+    /// at `point.chains`. `None` when there is no such entry (any more).
+    async fn audit_hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError>;
 
     /// Entries matching `filter`, `limit` at most, in `order`, after `cursor`. Found through
     /// indexes written with each entry, so a recipient's history is read without a scan of
@@ -382,6 +429,12 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError>;
 
     // ----- the engine -----
+
+    /// Whether this instance runs the page's scheduled work (campaigns). With one instance
+    /// (sled), always; with several, only the owner of the page's partition.
+    fn runs_page(&self, _page_id: &str) -> bool {
+        true
+    }
 
     /// Bytes the store takes on disk.
     async fn size_on_disk(&self) -> Result<u64, StoreError>;

@@ -33,6 +33,7 @@ impl Drop for Gateway {
 }
 
 pub(crate) fn write_config(
+    database: Option<&str>,
     dir: &Path,
     sandbox_url: &str,
     listen: &str,
@@ -45,6 +46,7 @@ pub(crate) fn write_config(
 listen = "{listen}"
 [storage]
 path = "{store}"
+{database}
 [audit]
 signing_key = "{SIGNING_KEY}"
 [auth]
@@ -67,6 +69,9 @@ max_attempts = 1000
 "#,
         store = dir.join("store").display(),
         policy = policy.display(),
+        database = database.map_or(String::new(), |url| format!(
+            "backend = \"postgres\"\nurl = \"{url}\"\npartitions = 8\nlease_ms = 1000\npool_size = 8"
+        )),
     );
     File::create(&path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
@@ -171,9 +176,16 @@ pub(crate) async fn customer(
     assert_eq!(consent.status().as_u16(), 201);
 }
 
-/// The store a stopped gateway left in `dir` (see `write_config`), opened in this process.
-pub(crate) fn stopped_store(dir: &Path) -> std::sync::Arc<herald::store::SledStore> {
-    herald::store::SledStore::open(&dir.join("store"), crate::helpers::test_pseudonyms())
+/// The store a stopped gateway left in `dir` or `database` (see `write_config`), opened in
+/// this process.
+pub(crate) async fn stopped_store(
+    dir: &Path,
+    database: Option<&str>,
+) -> std::sync::Arc<dyn herald::store::Store> {
+    let mut settings = crate::helpers::test_settings(&dir.join("store"), "http://127.0.0.1:1");
+    crate::helpers::use_database(&mut settings, database);
+    herald::startup::open_store(&settings, crate::helpers::test_pseudonyms(), false)
+        .await
         .expect("open the store")
 }
 
@@ -233,7 +245,9 @@ async fn kill_dash_nine_with_messages_in_flight_loses_nothing_and_leaks_no_secre
     // The gateway runs as its own process on the wall clock; the stand-in reads the same.
     let sandbox = start_sandbox(sandbox_listener, None, SystemClock::shared()).await;
     let http = reqwest::Client::new();
+    let database = crate::helpers::test_database().await;
     let config = write_config(
+        database.as_deref(),
         dir.path(),
         &sandbox.base_url(),
         "127.0.0.1:0",
@@ -357,7 +371,14 @@ async fn sighup_reloads_the_policy_audited_and_a_bad_file_keeps_the_old_one() {
     std::fs::write(policies.join("default.toml"), &default).expect("copy policy");
     let sandbox_listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let sandbox = start_sandbox(sandbox_listener, None, SystemClock::shared()).await;
-    let config = write_config(dir.path(), &sandbox.base_url(), "127.0.0.1:0", &policies);
+    let database = crate::helpers::test_database().await;
+    let config = write_config(
+        database.as_deref(),
+        dir.path(),
+        &sandbox.base_url(),
+        "127.0.0.1:0",
+        &policies,
+    );
     let log = dir.path().join("herald.log");
     let mut gateway = start(&config, &log).await;
     let http = reqwest::Client::new();
@@ -391,7 +412,7 @@ async fn sighup_reloads_the_policy_audited_and_a_bad_file_keeps_the_old_one() {
     let second = policy_version(&http, &gateway, &token).await;
 
     sigkill(&mut gateway);
-    let store = stopped_store(dir.path());
+    let store = stopped_store(dir.path(), database.as_deref()).await;
     let head = herald::store::Store::audit_head(store.as_ref())
         .await
         .expect("head");
@@ -432,7 +453,9 @@ async fn kill_dash_nine_mid_campaign_resumes_where_it_stopped_and_sends_no_one_t
     )
     .await;
     let http = reqwest::Client::new();
+    let database = crate::helpers::test_database().await;
     let config = write_config(
+        database.as_deref(),
         dir.path(),
         &sandbox.base_url(),
         &format!("127.0.0.1:{port}"),
@@ -596,7 +619,9 @@ async fn crash_loop(kills: usize) {
     )
     .await;
     let http = reqwest::Client::new();
+    let database = crate::helpers::test_database().await;
     let config = write_config(
+        database.as_deref(),
         dir.path(),
         &sandbox.base_url(),
         "127.0.0.1:0",
@@ -650,7 +675,7 @@ async fn crash_loop(kills: usize) {
         until_sent(&http, &gateway, &token, id, deadline).await;
     }
     sigkill(&mut gateway);
-    let store = stopped_store(dir.path());
+    let store = stopped_store(dir.path(), database.as_deref()).await;
     let verified = herald::store::Store::verify_audit(store.as_ref())
         .await
         .expect("verify");

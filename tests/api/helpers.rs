@@ -59,6 +59,8 @@ pub struct TestApp {
     policy_dir: PathBuf,
     /// Holds the store (under `store/`); [`TestApp::stop`] hands it back.
     store_dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database, when the suite runs on it.
+    database: Option<String>,
 }
 
 /// What a test may change about the gateway it starts.
@@ -68,14 +70,14 @@ pub struct TestOptions {
     pub at: Option<DateTime<Utc>>,
     /// Another policy directory (default the repository's `policies/`).
     pub policy_dir: Option<PathBuf>,
-    /// A store to use in place of a fresh sled store (given the path it would have had).
-    pub store: Option<OpenStore>,
+    /// Wraps the test's store (sled, or PostgreSQL with `HERALD_TEST_BACKEND=postgres`).
+    pub store: Option<WrapStore>,
     /// A change to the test settings (e.g. slower retries).
     pub settings: Option<ChangeSettings>,
     /// Requests per second one client may make (default the gateway's).
     pub client_quota: Option<u32>,
-    /// The directory of a stopped gateway's store ([`TestApp::stop`]), to start on it again.
-    pub data: Option<tempfile::TempDir>,
+    /// A stopped gateway's store ([`TestApp::stop`]), to start on it again.
+    pub data: Option<StoppedStore>,
     /// `[audit] retain_days`.
     pub retain_days: Option<u32>,
 }
@@ -83,8 +85,99 @@ pub struct TestOptions {
 /// Changes the settings a test gateway starts with.
 pub type ChangeSettings = Box<dyn FnOnce(&mut Settings)>;
 
-/// Opens a test's own store at the path the gateway's would have had.
-pub type OpenStore = Box<dyn FnOnce(&std::path::Path) -> Arc<dyn Store>>;
+/// Wraps the store a test gateway opened (to inject faults).
+pub type WrapStore = Box<dyn FnOnce(Arc<dyn Store>) -> Arc<dyn Store>>;
+
+/// What a stopped gateway leaves: its directory (the sled store under `store/`), and on
+/// PostgreSQL its database.
+pub struct StoppedStore {
+    pub dir: tempfile::TempDir,
+    pub database: Option<String>,
+}
+
+impl StoppedStore {
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+/// Whether the integration suite runs on PostgreSQL (`HERALD_TEST_BACKEND=postgres`, as the
+/// second pass of `scripts/test` does): every test gateway then gets a fresh database of the
+/// server at `HERALD_TEST_POSTGRES_URL`.
+pub fn on_postgres() -> bool {
+    std::env::var("HERALD_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The PostgreSQL server the tests may use. `None` when there is none — unless
+/// `HERALD_REQUIRE_POSTGRES` is set (`scripts/test` sets it), when its absence fails the test.
+pub fn postgres_server() -> Option<String> {
+    match std::env::var("HERALD_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("HERALD_REQUIRE_POSTGRES").is_none(),
+                "HERALD_REQUIRE_POSTGRES is set but HERALD_TEST_POSTGRES_URL is not"
+            );
+            eprintln!(
+                "no PostgreSQL for this test (set HERALD_TEST_POSTGRES_URL, or run scripts/test)"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh, empty database on the server at `server`: its URL.
+pub async fn fresh_database(server: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test PostgreSQL server");
+    let connection = tokio::spawn(connection);
+    let name = format!(
+        "herald_test_{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    drop(client);
+    let _ = connection.await;
+    let mut url = url::Url::parse(server).expect("HERALD_TEST_POSTGRES_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// A fresh database when the suite runs on PostgreSQL, else `None` (sled).
+pub async fn test_database() -> Option<String> {
+    match on_postgres().then(postgres_server).flatten() {
+        Some(server) => Some(fresh_database(&server).await),
+        None => None,
+    }
+}
+
+/// Puts `settings` on the PostgreSQL database at `url` (short leases, few partitions, as
+/// suits a test), or leaves them on sled.
+pub fn use_database(settings: &mut Settings, url: Option<&str>) {
+    if let Some(url) = url {
+        settings.storage.backend = herald::configuration::Backend::Postgres;
+        settings.storage.url = Some(SecretString::from(url.to_owned()));
+        settings.storage.pool_size = 8;
+        settings.storage.partitions = 8;
+        settings.storage.lease_ms = 1_000;
+    }
+}
+
+/// Skips a test that reads or alters the sled store's files when the suite runs on
+/// PostgreSQL; `tests/api/postgres.rs` holds their PostgreSQL counterparts.
+#[macro_export]
+macro_rules! sled_only {
+    () => {
+        if $crate::helpers::on_postgres() {
+            eprintln!("this test works on the sled store's files: skipped on PostgreSQL");
+            return;
+        }
+    };
+}
 
 pub fn policy_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies")
@@ -174,9 +267,12 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     let clock = ManualClock::at(options.at.unwrap_or_else(test_moment));
-    let store_dir = match options.data {
-        Some(dir) => dir,
-        None => tempfile::tempdir().expect("temp dir"),
+    let (store_dir, database) = match options.data {
+        Some(stopped) => (stopped.dir, stopped.database),
+        None => (
+            tempfile::tempdir().expect("temp dir"),
+            test_database().await,
+        ),
     };
     let herald_listener = TcpListener::bind("127.0.0.1:0").expect("bind herald");
     let sandbox_listener = TcpListener::bind("127.0.0.1:0").expect("bind sandbox");
@@ -189,6 +285,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         sandbox_listener.local_addr().expect("addr").port()
     );
     let mut settings = test_settings(&store_dir.path().join("store"), &sandbox_url);
+    use_database(&mut settings, database.as_deref());
     if let Some(dir) = options.policy_dir {
         settings.policy.dir = dir;
     }
@@ -199,9 +296,18 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     if let Some(quota) = options.client_quota {
         settings.server.client_requests_per_second = quota;
     }
+    let store = match options.store {
+        Some(wrap) => {
+            let store = herald::startup::open_store(&settings, test_pseudonyms(), true)
+                .await
+                .expect("open the test store");
+            Some(wrap(store))
+        }
+        None => None,
+    };
     let deps = Dependencies {
         clock: Some(clock.clone()),
-        store: options.store.map(|open| open(&settings.storage.path)),
+        store,
     };
     let app = Application::build_with(&settings, herald_listener, deps)
         .await
@@ -230,6 +336,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         running: Some(running),
         policy_dir: settings.policy.dir.clone(),
         store_dir: Some(store_dir),
+        database,
     }
 }
 
@@ -253,6 +360,9 @@ impl TestApp {
             .expect("store dir")
             .path()
             .join("store");
+        if self.database.is_some() {
+            return path;
+        }
         // sled's file lock goes with the last handle, which the server's threads may hold a
         // moment longer.
         for _ in 0..200 {
@@ -271,6 +381,7 @@ impl TestApp {
         let port = self.address.rsplit(':').next().expect("port");
         let listener = TcpListener::bind(format!("127.0.0.1:{port}")).expect("the same port");
         let mut settings = test_settings(&store, &self.sandbox_url);
+        use_database(&mut settings, self.database.as_deref());
         settings.policy.dir = self.policy_dir.clone();
         let deps = Dependencies {
             clock: Some(self.clock.clone()),
@@ -309,9 +420,12 @@ impl TestApp {
     /// Shuts the gateway down as an operator would, closes its store and hands back the
     /// directory, for a test to look at the files or start a gateway on them again
     /// ([`TestOptions::data`]).
-    pub async fn stop(mut self) -> tempfile::TempDir {
+    pub async fn stop(mut self) -> StoppedStore {
         self.shut_down().await;
-        self.store_dir.take().expect("store dir")
+        StoppedStore {
+            dir: self.store_dir.take().expect("store dir"),
+            database: self.database.take(),
+        }
     }
 
     /// Now, by the clock Herald and the stand-in share.

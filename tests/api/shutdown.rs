@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use herald::clock::SystemClock;
 use herald::domain::{MessageId, MessageStatus};
-use herald::store::Store;
 
 use crate::crash::{accept_shipping_update, backend_token, start, stopped_store, write_config};
 use crate::helpers::{policy_dir, start_sandbox};
@@ -23,7 +22,9 @@ async fn sigterm_and_sigint_finish_in_flight_sends_flush_the_store_and_exit_0() 
             SystemClock::shared(),
         )
         .await;
+        let database = crate::helpers::test_database().await;
         let config = write_config(
+            database.as_deref(),
             dir.path(),
             &sandbox.base_url(),
             "127.0.0.1:0",
@@ -80,7 +81,7 @@ async fn sigterm_and_sigint_finish_in_flight_sends_flush_the_store_and_exit_0() 
 
         // The store as the stopped gateway left it: each message sent is recorded as sent with
         // the id Messenger gave it, each not sent is still queued; the audit chain verifies.
-        let store = stopped_store(dir.path());
+        let store = stopped_store(dir.path(), database.as_deref()).await;
         let mut settled = 0;
         for (psid, id) in &accepted {
             let id = MessageId::parse(id).expect("message id");

@@ -6,22 +6,21 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use herald::domain::audit::{AuditEntry, AuditHead, ChainItem, Verification};
+use herald::domain::audit::{AuditEntry, AuditHead, ChainItem, ChainPoint, Verification};
 use herald::domain::campaign::{Campaign, CampaignId};
 use herald::domain::{IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord};
 use herald::policy::{RecentSend, TraceStep};
 use herald::store::{
     Accepted, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange, MessageChange,
-    MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid, SledStore, Store,
-    StoreError,
+    MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid, Store, StoreError,
 };
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app_with, TestOptions};
 
-/// The real sled store, whose writes fail while `failing` is set — as on a full disk.
+/// The real store (sled, or PostgreSQL), whose writes fail while `failing` is set — as on a full disk.
 struct FaultyStore {
-    inner: Arc<SledStore>,
+    inner: Arc<dyn Store>,
     failing: Arc<AtomicBool>,
 }
 
@@ -209,8 +208,8 @@ impl Store for FaultyStore {
     async fn campaign_counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
         self.inner.campaign_counts(id).await
     }
-    async fn audit_hash_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
-        self.inner.audit_hash_at(seq).await
+    async fn audit_hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
+        self.inner.audit_hash_at(point).await
     }
     async fn audit_query(
         &self,
@@ -235,6 +234,9 @@ impl Store for FaultyStore {
     async fn close(&self) -> Result<(), StoreError> {
         self.inner.close().await
     }
+    fn runs_page(&self, page_id: &str) -> bool {
+        self.inner.runs_page(page_id)
+    }
 }
 
 #[tokio::test]
@@ -242,8 +244,7 @@ async fn a_store_that_cannot_write_answers_503_and_nothing_is_half_written() {
     let failing = Arc::new(AtomicBool::new(false));
     let switch = Arc::clone(&failing);
     let app = spawn_app_with(TestOptions {
-        store: Some(Box::new(move |path| {
-            let inner = SledStore::open(path, crate::helpers::test_pseudonyms()).expect("store");
+        store: Some(Box::new(move |inner| {
             Arc::new(FaultyStore {
                 inner,
                 failing: switch,

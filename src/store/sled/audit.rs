@@ -15,8 +15,6 @@
 
 use std::ops::Bound;
 
-use rand::RngCore;
-
 use super::{decode, millis, SledStore, StoreError, Tx, TxResult, AUDIT_START, T};
 use crate::domain::audit::{
     verify_chain, AuditEntry, AuditHead, ChainItem, Personal, Verification,
@@ -29,13 +27,6 @@ const SCAN_BUDGET: usize = 20_000;
 
 /// Entries pruned per transaction.
 const PRUNE_CHUNK: usize = 1_000;
-
-/// A fresh random salt for an entry's personal values.
-pub(super) fn salt() -> String {
-    let mut bytes = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
 
 fn tagged(tag: u8, value: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(value.len() + 10);
@@ -336,10 +327,7 @@ impl Tx<'_> {
                 self.remove(T::AuditIndex, &index)?;
             }
             n += 1;
-            through = Some(AuditHead {
-                seq: entry.seq,
-                hash: entry.hash,
-            });
+            through = Some(AuditHead::at(entry.seq, entry.hash));
         }
         let Some(through) = through else {
             return Ok(None);

@@ -2,16 +2,8 @@
 
 use super::{decode, joined, SledStore, StoreError, Tx, TxResult, T};
 use crate::domain::campaign::{Campaign, CampaignId};
-use crate::domain::{MessageRecord, MessageStatus, Psid, RecipientRecord};
-use crate::store::CampaignChange;
-
-/// What a message counts as in its campaign's counts: its status, or `denied:<reason>`.
-fn label(record: &MessageRecord) -> String {
-    match record.status {
-        MessageStatus::Denied => format!("denied:{}", record.decision.reason.as_str()),
-        status => status.as_str().to_owned(),
-    }
-}
+use crate::domain::{MessageRecord, Psid, RecipientRecord};
+use crate::store::{count_label, CampaignChange};
 
 fn count_key(campaign: &str, label: &str) -> Vec<u8> {
     joined(campaign, label.as_bytes())
@@ -27,7 +19,7 @@ impl Tx<'_> {
         let Some(campaign) = after.campaign.as_deref() else {
             return Ok(());
         };
-        let (old, new) = (before.map(label), label(after));
+        let (old, new) = (before.map(count_label), count_label(after));
         if old.as_deref() == Some(new.as_str()) {
             return Ok(());
         }
@@ -107,14 +99,8 @@ impl SledStore {
                 .map(u64::from_be_bytes)
                 .ok_or_else(corrupt)?;
             let text = std::str::from_utf8(&value).map_err(|_| corrupt())?;
-            for (i, line) in text.lines().enumerate() {
-                if first + (i as u64) < from {
-                    continue;
-                }
-                out.push(Psid::parse(line).map_err(|_| corrupt())?);
-                if out.len() == limit {
-                    return Ok(out);
-                }
+            if crate::store::take_audience(first, text, from, limit, &mut out)? {
+                return Ok(out);
             }
         }
         Ok(out)

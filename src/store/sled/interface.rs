@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::writer::Job;
 use super::{SledStore, StoreError};
-use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, Verification};
+use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, ChainPoint, Verification};
 use crate::domain::campaign::{Campaign, CampaignId};
 use crate::domain::{IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord};
 use crate::policy::{RecentSend, TraceStep};
@@ -227,8 +227,8 @@ impl Store for SledStore {
         self.counts(id)
     }
 
-    async fn audit_hash_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
-        self.hash_at(seq)
+    async fn audit_hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
+        self.hash_at(point.seq)
     }
 
     async fn audit_query(

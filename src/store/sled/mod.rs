@@ -35,7 +35,7 @@ use sled::{IVec, Transactional};
 use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
-use crate::domain::audit::{AuditEntry, AuditHead, Pseudonyms};
+use crate::domain::audit::{fresh_salt, AuditEntry, AuditHead, Pseudonyms};
 use group_commit::GroupCommit;
 
 impl From<sled::Error> for StoreError {
@@ -282,7 +282,7 @@ impl Tx<'_> {
             source: Arc::new(source),
         };
         let personal = entry
-            .take_personal(&self.store.pseudonyms, audit::salt())
+            .take_personal(&self.store.pseudonyms, fresh_salt())
             .map_err(encode_error)?;
         if let Some(personal) = personal {
             self.put(T::AuditPersonal, &seq.to_be_bytes(), &personal)?;
@@ -297,10 +297,7 @@ impl Tx<'_> {
         for key in audit::index_keys(&entry) {
             self.put_raw(T::AuditIndex, &key, &[])?;
         }
-        self.head = AuditHead {
-            seq,
-            hash: entry.hash,
-        };
+        self.head = AuditHead::at(seq, entry.hash);
         Ok(seq)
     }
 }

@@ -1,0 +1,355 @@
+//! Reading the audit chains back: queries, verification of each chain and their combined head,
+//! checkpoints, retention and erasure.
+//!
+//! The log is read in `id` order (the order entries were written in, across chains); each
+//! chain is verified in its own `seq` order from where it starts.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::types::ToSql;
+
+use super::{decode, int8, uint, PgStore, StoreError};
+use crate::domain::audit::{
+    verify_chain, AuditEntry, AuditHead, ChainHead, ChainItem, ChainPoint, Personal, Verification,
+    GENESIS,
+};
+use crate::store::{AuditCursor, AuditFilter, AuditOrder, AuditPage, Pruned};
+
+/// Entries read per round trip while a chain is verified.
+const VERIFY_CHUNK: i64 = 10_000;
+
+/// A chain's row: where it ends and where it starts.
+struct ChainRow {
+    chain: u32,
+    seq: u64,
+    hash: String,
+    start: AuditHead,
+}
+
+fn chain_col(chain: u32) -> i32 {
+    i32::try_from(chain).unwrap_or(i32::MAX)
+}
+
+impl PgStore {
+    /// The chains that hold entries.
+    async fn chains(&self) -> Result<Vec<ChainRow>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT chain, seq, hash, start_seq, start_hash FROM audit_chains
+                 WHERE seq > 0 ORDER BY chain",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| ChainRow {
+                chain: u32::try_from(row.get::<_, i32>(0)).unwrap_or_default(),
+                seq: uint(row.get(1)),
+                hash: row.get(2),
+                start: AuditHead::at(uint(row.get(3)), row.get(4)),
+            })
+            .collect())
+    }
+
+    /// The combined head of every chain that holds entries.
+    pub(super) async fn head(&self) -> Result<AuditHead, StoreError> {
+        let chains = self.chains().await?;
+        if chains.is_empty() {
+            return Ok(AuditHead::default());
+        }
+        Ok(AuditHead::combined(
+            chains
+                .into_iter()
+                .map(|c| ChainHead {
+                    chain: c.chain,
+                    seq: c.seq,
+                    hash: c.hash,
+                })
+                .collect(),
+        ))
+    }
+
+    /// Walks every chain from where it starts; a chain whose entries end before its recorded
+    /// head lost its last entries.
+    pub(super) async fn verify(&self) -> Result<Verification, StoreError> {
+        let client = self.client().await?;
+        let mut walked = Vec::new();
+        for chain in self.chains().await? {
+            let mut items = Vec::new();
+            let mut after = int8(chain.start.seq);
+            loop {
+                let rows = client
+                    .query(
+                        "SELECT seq, entry FROM audit WHERE chain = $1 AND seq > $2
+                         ORDER BY seq LIMIT $3",
+                        &[&chain_col(chain.chain), &after, &VERIFY_CHUNK],
+                    )
+                    .await?;
+                let n = rows.len();
+                for row in rows {
+                    after = row.get(0);
+                    let entry: String = row.get(1);
+                    items.push(Ok::<_, StoreError>(ChainItem::Sealed {
+                        seq: uint(after),
+                        bytes: entry.into_bytes(),
+                    }));
+                }
+                if i64::try_from(n).unwrap_or_default() < VERIFY_CHUNK {
+                    break;
+                }
+            }
+            let mut v = verify_chain(chain.start.clone(), items)?;
+            if v.ok && v.head_seq != chain.seq {
+                v.ok = false;
+                v.first_bad_seq = Some(v.head_seq + 1);
+            }
+            walked.push((chain.chain, v));
+        }
+        if walked.is_empty() {
+            return verify_chain(
+                AuditHead::default(),
+                std::iter::empty::<Result<_, StoreError>>(),
+            );
+        }
+        Ok(Verification::combine(walked))
+    }
+
+    /// See [`crate::store::Store::audit_hash_at`]: the combined hash of each chain's entry at
+    /// the point's seqs.
+    pub(super) async fn hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
+        if point.chains.is_empty() {
+            return Ok(None);
+        }
+        let client = self.client().await?;
+        let mut found = Vec::with_capacity(point.chains.len());
+        for c in &point.chains {
+            let hash = if c.seq == 0 {
+                Some(GENESIS.to_owned())
+            } else {
+                let row = client
+                    .query_opt(
+                        "SELECT (SELECT entry FROM audit WHERE chain = $1 AND seq = $2),
+                                CASE WHEN start_seq = $2 THEN start_hash END
+                         FROM audit_chains WHERE chain = $1",
+                        &[&chain_col(c.chain), &int8(c.seq)],
+                    )
+                    .await?;
+                row.and_then(|row| {
+                    let entry: Option<String> = row.get(0);
+                    let start: Option<String> = row.get(1);
+                    start.or_else(|| {
+                        entry.and_then(|e| {
+                            decode::<AuditEntry>("audit entry", &e).ok().map(|e| e.hash)
+                        })
+                    })
+                })
+            };
+            let Some(hash) = hash else { return Ok(None) };
+            found.push(ChainHead {
+                chain: c.chain,
+                seq: c.seq,
+                hash,
+            });
+        }
+        Ok(Some(AuditHead::combined(found).hash))
+    }
+
+    /// Up to `limit` entries, in the order they were written, from position `from` (an `id`).
+    pub(super) async fn entries(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<ChainItem>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT seq, entry FROM audit WHERE id >= $1 ORDER BY id LIMIT $2",
+                &[&int8(from), &int8(limit as u64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let entry: String = row.get(1);
+                match decode::<AuditEntry>("audit entry", &entry) {
+                    Ok(e) => ChainItem::Entry(e),
+                    Err(_) => ChainItem::Undecodable {
+                        seq: uint(row.get(0)),
+                    },
+                }
+            })
+            .collect())
+    }
+
+    /// See [`crate::store::Store::audit_query`]: one statement, the filter as conditions.
+    pub(super) async fn query(
+        &self,
+        filter: &AuditFilter,
+        order: AuditOrder,
+        cursor: Option<&AuditCursor>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        let after: Option<i64> = cursor
+            .map(|c| c.0.parse::<i64>().map_err(|_| StoreError::BadCursor))
+            .transpose()?;
+        let pseudonym = filter.recipient.as_deref().map(|r| self.pseudonyms.of(r));
+        let category = filter.category.map(|c| c.as_str().to_owned());
+        let kind = filter.kind.map(|k| k.as_str().to_owned());
+        let mut conditions: Vec<String> = Vec::new();
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        let text_fields: [(&str, Option<&String>); 8] = [
+            ("pseudonym", pseudonym.as_ref()),
+            ("page_id", filter.page_id.as_ref()),
+            ("category", category.as_ref()),
+            ("outcome", filter.outcome.as_ref()),
+            ("reason", filter.reason.as_ref()),
+            ("campaign", filter.campaign.as_ref()),
+            ("client", filter.client.as_ref()),
+            ("kind", kind.as_ref()),
+        ];
+        for (column, value) in text_fields {
+            if let Some(v) = value {
+                params.push(v);
+                conditions.push(format!("a.{column} = ${}", params.len()));
+            }
+        }
+        let times: [(&str, Option<&DateTime<Utc>>); 2] =
+            [(">=", filter.from.as_ref()), ("<", filter.to.as_ref())];
+        for (op, value) in times {
+            if let Some(v) = value {
+                params.push(v);
+                conditions.push(format!("a.at {op} ${}", params.len()));
+            }
+        }
+        let (cmp, direction) = match order {
+            AuditOrder::OldestFirst => (">", "ASC"),
+            AuditOrder::NewestFirst => ("<", "DESC"),
+        };
+        if let Some(after) = after.as_ref() {
+            params.push(after);
+            conditions.push(format!("a.id {cmp} ${}", params.len()));
+        }
+        let fetch = int8(limit as u64 + 1);
+        params.push(&fetch);
+        let limit_param = params.len();
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT a.id, a.entry, p.personal::text FROM audit a
+             LEFT JOIN audit_personal p ON p.chain = a.chain AND p.seq = a.seq
+             {where_clause} ORDER BY a.id {direction} LIMIT ${limit_param}"
+        );
+        let client = self.client().await?;
+        let rows = client.query(sql.as_str(), &params).await?;
+        let mut page = AuditPage::default();
+        for row in rows.iter().take(limit) {
+            let text: String = row.get(1);
+            let mut entry: AuditEntry = decode("audit entry", &text)?;
+            let personal: Option<String> = row.get(2);
+            if let Some(p) = personal.filter(|_| entry.personal_sha256.is_some()) {
+                entry.personal = Some(decode::<Personal>("audit entry's personal values", &p)?);
+            }
+            page.entries.push(entry);
+        }
+        if rows.len() > limit {
+            if let Some(last) = rows.get(limit.saturating_sub(1)) {
+                page.next = Some(AuditCursor(row_id(last).to_string()));
+            }
+        }
+        Ok(page)
+    }
+
+    /// See [`crate::store::Store::erase_audit_personal`].
+    pub(super) async fn erase_personal(&self, key: &str) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM audit_personal p USING audit a
+                 WHERE a.pseudonym = $1 AND p.chain = a.chain AND p.seq = a.seq",
+                &[&self.pseudonyms.of(key)],
+            )
+            .await?;
+        Ok(n)
+    }
+
+    /// See [`crate::store::Store::prune_audit`]: each chain loses its entries made before
+    /// `before`, oldest first and as long as they are, never its newest; where it now starts
+    /// is recorded in the same transaction.
+    pub(super) async fn prune(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
+        let mut client = self.client().await?;
+        let mut entries = 0u64;
+        for chain in self.chains().await? {
+            let tx = client.transaction().await?;
+            let col = chain_col(chain.chain);
+            let row = tx
+                .query_one(
+                    "SELECT seq, start_seq FROM audit_chains WHERE chain = $1 FOR UPDATE",
+                    &[&col],
+                )
+                .await?;
+            let (head, start): (i64, i64) = (row.get(0), row.get(1));
+            // The first entry kept: the first one not old enough, and never past the newest.
+            let first_kept: Option<i64> = tx
+                .query_one(
+                    "SELECT min(seq) FROM audit WHERE chain = $1 AND seq > $2 AND at >= $3",
+                    &[&col, &start, &before],
+                )
+                .await?
+                .get(0);
+            let through = first_kept.unwrap_or(head).min(head) - 1;
+            if through <= start {
+                continue;
+            }
+            let last: String = tx
+                .query_one(
+                    "SELECT entry FROM audit WHERE chain = $1 AND seq = $2",
+                    &[&col, &through],
+                )
+                .await?
+                .get(0);
+            let last: AuditEntry = decode("audit entry", &last)?;
+            let gone = tx
+                .execute(
+                    "DELETE FROM audit WHERE chain = $1 AND seq > $2 AND seq <= $3",
+                    &[&col, &start, &through],
+                )
+                .await?;
+            tx.execute(
+                "DELETE FROM audit_personal WHERE chain = $1 AND seq <= $2",
+                &[&col, &through],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE audit_chains SET start_seq = $2, start_hash = $3 WHERE chain = $1",
+                &[&col, &through, &last.hash],
+            )
+            .await?;
+            tx.commit().await?;
+            entries += gone;
+        }
+        if entries == 0 {
+            return Ok(None);
+        }
+        let starts = self
+            .chains()
+            .await?
+            .into_iter()
+            .filter(|c| c.start.seq > 0)
+            .map(|c| ChainHead {
+                chain: c.chain,
+                seq: c.start.seq,
+                hash: c.start.hash,
+            })
+            .collect();
+        Ok(Some(Pruned {
+            entries,
+            through: AuditHead::combined(starts),
+        }))
+    }
+}
+
+fn row_id(row: &tokio_postgres::Row) -> i64 {
+    row.get(0)
+}

@@ -1,0 +1,735 @@
+//! [`PgStore`] behind the [`Store`] interface.
+
+use std::time::{Duration as StdDuration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+use tokio_postgres::Transaction;
+
+use super::writes::{write_alone, AcceptJob, Rows};
+use super::{decode, encode, int8, uint, PgStore, StoreError};
+use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, ChainPoint, Verification};
+use crate::domain::campaign::{Campaign, CampaignId};
+use crate::domain::{Category, IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord};
+use crate::policy::{RecentSend, TraceStep};
+use crate::store::{
+    Accepted, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange, MessageChange,
+    MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid, Store,
+};
+
+/// The longest a claim waits for a newly taken partition's pacing gap.
+const LONGEST_GAP_WAIT: StdDuration = StdDuration::from_secs(2);
+
+/// Audience parts read per round trip.
+const AUDIENCE_PARTS: i64 = 8;
+
+/// A message row read for a change, locked until the transaction ends.
+struct Locked {
+    record: MessageRecord,
+    /// The outbox claim on it: (partition, claimed by, under epoch).
+    claim: Option<(i32, Option<String>, Option<i64>)>,
+}
+
+impl PgStore {
+    /// Reads and locks messages for a change, in id order.
+    async fn lock_messages(
+        &self,
+        tx: &Transaction<'_>,
+        ids: &[String],
+    ) -> Result<Vec<Locked>, StoreError> {
+        let rows = tx
+            .query(
+                "SELECT m.record::text, o.partition, o.claimed_by, o.claim_epoch
+                 FROM messages m LEFT JOIN outbox o ON o.message_id = m.id
+                 WHERE m.id = ANY($1) ORDER BY m.id FOR UPDATE OF m",
+                &[&ids],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row.get(0);
+                let partition: Option<i32> = row.get(1);
+                Ok(Locked {
+                    record: decode("message", &text)?,
+                    claim: partition.map(|p| (p, row.get(2), row.get(3))),
+                })
+            })
+            .collect()
+    }
+
+    /// Refuses a change that finishes a send this instance claimed under an epoch that has
+    /// passed: the partition was taken over, and the new owner has the message now.
+    async fn fence(&self, tx: &Transaction<'_>, locked: &Locked) -> Result<(), StoreError> {
+        let Some((partition, Some(by), Some(epoch))) = &locked.claim else {
+            return Ok(());
+        };
+        if *by != self.instance {
+            return Ok(());
+        }
+        // `FOR SHARE` holds the partition's row until commit: no takeover in between.
+        let current = tx
+            .query_opt(
+                "SELECT 1 FROM partitions WHERE partition = $1 AND epoch = $2 FOR SHARE",
+                &[partition, epoch],
+            )
+            .await?;
+        match current {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Fenced {
+                partition: u32::try_from(*partition).unwrap_or_default(),
+                epoch: *epoch,
+            }),
+        }
+    }
+
+    /// Changes the messages `ids` by `change` in one transaction; the changed records.
+    async fn change_messages(
+        &self,
+        mut ids: Vec<String>,
+        change: &mut (dyn FnMut(&mut MessageRecord) -> Option<crate::domain::lifecycle::Effects>
+                  + Send),
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        ids.sort();
+        ids.dedup();
+        let _timer = self.commit.start_timer();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut rows = Rows::default();
+        let mut changed = Vec::new();
+        for locked in self.lock_messages(&tx, &ids).await? {
+            let before = locked.record.clone();
+            let mut record = locked.record.clone();
+            let Some(effects) = change(&mut record) else {
+                continue;
+            };
+            self.fence(&tx, &locked).await?;
+            rows.update(self, &before, &mut record, effects)?;
+            changed.push(record);
+        }
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        rows.write(&tx, self).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn read_json<V: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        sql: &str,
+        key: &(dyn tokio_postgres::types::ToSql + Sync),
+    ) -> Result<Option<V>, StoreError> {
+        let client = self.client().await?;
+        let row = client.query_opt(sql, &[key]).await?;
+        row.map(|row| decode(what, &row.get::<_, String>(0)))
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.accepts
+            .send(AcceptJob { new, reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
+        self.read_json(
+            "message",
+            "SELECT record::text FROM messages WHERE id = $1",
+            &id.as_str(),
+        )
+        .await
+    }
+
+    async fn trace(&self, record: &MessageRecord) -> Result<Vec<TraceStep>, StoreError> {
+        let Some(sha) = record.trace_sha256.as_deref() else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .read_json(
+                "decision trace",
+                "SELECT trace::text FROM traces WHERE sha256 = $1",
+                &sha,
+            )
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn idempotency(
+        &self,
+        client: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let db = self.client().await?;
+        let row = db
+            .query_opt(
+                "SELECT record::text FROM idempotency WHERE client = $1 AND key = $2",
+                &[&client, &key],
+            )
+            .await?;
+        row.map(|row| decode("idempotency record", &row.get::<_, String>(0)))
+            .transpose()
+    }
+
+    async fn update_message(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let mut change = Some(change);
+        let mut once = move |r: &mut MessageRecord| change.take().and_then(|c| c(r));
+        Ok(self
+            .change_messages(vec![id.to_string()], &mut once)
+            .await?
+            .pop())
+    }
+
+    async fn update_messages(
+        &self,
+        ids: Vec<MessageId>,
+        mut change: MessagesChange,
+    ) -> Result<usize, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids = ids.iter().map(ToString::to_string).collect();
+        Ok(self.change_messages(ids, &mut *change).await?.len())
+    }
+
+    async fn messages_by_graph_ids(&self, mids: &[String]) -> Result<Vec<MessageId>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT message_id FROM graph_ids WHERE graph_id = ANY($1)",
+                &[&mids],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| MessageId::parse(row.get::<_, &str>(0)))
+            .collect())
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut claimable = self.leases.claimable(Instant::now());
+        if claimable.partitions.is_empty() {
+            // A partition just taken over: wait out its pacing gap (a second at most).
+            let Some(next) = claimable.next else {
+                return Ok(Vec::new());
+            };
+            let wait = next.saturating_duration_since(Instant::now());
+            tokio::time::sleep(wait.min(LONGEST_GAP_WAIT)).await;
+            claimable = self.leases.claimable(Instant::now());
+        }
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "WITH picked AS (
+                     SELECT o.message_id, p.epoch FROM outbox o
+                     JOIN partitions p ON p.partition = o.partition
+                     WHERE o.partition = ANY($1) AND p.owner = $2 AND p.lease_until > now()
+                       AND o.due <= $3
+                       AND (o.claimed_until IS NULL OR o.claimed_until <= $3
+                            OR o.claim_epoch < p.epoch)
+                     ORDER BY o.due LIMIT $4
+                     FOR UPDATE OF o SKIP LOCKED)
+                 UPDATE outbox o SET claimed_until = $5, claimed_by = $2,
+                     claim_epoch = picked.epoch
+                 FROM picked WHERE o.message_id = picked.message_id
+                 RETURNING o.message_id, o.due",
+                &[
+                    &claimable.partitions,
+                    &self.instance,
+                    &now,
+                    &int8(limit as u64),
+                    &(now + lease),
+                ],
+            )
+            .await?;
+        let mut claimed: Vec<(DateTime<Utc>, MessageId)> = rows
+            .iter()
+            .filter_map(|row| MessageId::parse(row.get::<_, &str>(0)).map(|id| (row.get(1), id)))
+            .collect();
+        claimed.sort();
+        Ok(claimed.into_iter().map(|(_, id)| id).collect())
+    }
+
+    async fn try_claim(
+        &self,
+        id: &MessageId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "WITH held AS (
+                     UPDATE outbox SET claimed_until = $3, claimed_by = $4, claim_epoch = NULL
+                     WHERE message_id = $1 AND (claimed_until IS NULL OR claimed_until <= $2)
+                     RETURNING 1)
+                 SELECT EXISTS (SELECT 1 FROM held)
+                     OR NOT EXISTS (SELECT 1 FROM outbox WHERE message_id = $1)",
+                &[&id.as_str(), &now, &(now + lease), &self.instance],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn release(&self, id: &MessageId) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, claim_epoch = NULL
+                 WHERE message_id = $1 AND claimed_by = $2",
+                &[&id.as_str(), &self.instance],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn is_claimed(&self, id: &MessageId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT claimed_until > $2 FROM outbox WHERE message_id = $1",
+                &[&id.as_str(), &now],
+            )
+            .await?;
+        Ok(row
+            .and_then(|r| r.get::<_, Option<bool>>(0))
+            .unwrap_or(false))
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let client = self.client().await?;
+        let row = if self.leases.enabled() {
+            let held = self.leases.held(Instant::now());
+            client
+                .query_one(
+                    "SELECT min(due) FROM outbox WHERE partition = ANY($1)",
+                    &[&held],
+                )
+                .await?
+        } else {
+            client.query_one("SELECT min(due) FROM outbox", &[]).await?
+        };
+        Ok(row.get(0))
+    }
+
+    async fn outbox_len(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM outbox", &[])
+            .await?
+            .get(0);
+        Ok(uint(n))
+    }
+
+    async fn recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError> {
+        self.read_json(
+            "recipient",
+            "SELECT record::text FROM recipients WHERE key = $1",
+            &key,
+        )
+        .await
+    }
+
+    async fn marketing_token_owner(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT key FROM recipients WHERE marketing_token = $1 LIMIT 1",
+                &[&token],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn update_recipient(
+        &self,
+        key: &str,
+        seen: Option<SeenMid<'_>>,
+        change: RecipientChange,
+    ) -> Result<bool, StoreError> {
+        let _timer = self.commit.start_timer();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if let Some(seen) = seen {
+            let first = tx
+                .execute(
+                    "INSERT INTO webhook_mids (mid, seen_at) VALUES ($1, $2)
+                     ON CONFLICT DO NOTHING",
+                    &[&seen.mid, &seen.at],
+                )
+                .await?;
+            if first == 0 {
+                // Applied before, on this instance or another.
+                return Ok(false);
+            }
+        }
+        tx.execute(
+            "INSERT INTO recipients (key, record) VALUES ($1, $2::text::jsonb)
+             ON CONFLICT DO NOTHING",
+            &[&key, &encode("recipient", &RecipientRecord::default())?],
+        )
+        .await?;
+        let text: String = tx
+            .query_one(
+                "SELECT record::text FROM recipients WHERE key = $1 FOR UPDATE",
+                &[&key],
+            )
+            .await?
+            .get(0);
+        let mut record: RecipientRecord = decode("recipient", &text)?;
+        let entries = change(&mut record);
+        let token = record.marketing_token.as_ref().map(|t| t.token.clone());
+        tx.execute(
+            "UPDATE recipients SET record = $2::text::jsonb, marketing_token = $3 WHERE key = $1",
+            &[&key, &encode("recipient", &record)?, &token],
+        )
+        .await?;
+        let mut rows = Rows::default();
+        rows.audit(entries);
+        rows.write(&tx, self).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn recent_sends(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RecentSend>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT at, category FROM sends WHERE recipient = $1 AND at >= $2
+                 ORDER BY at DESC, message_id DESC",
+                &[&key, &since],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let category = row.get::<_, &str>(1).parse::<Category>().ok()?;
+                Some(RecentSend {
+                    at: row.get(0),
+                    category,
+                })
+            })
+            .collect())
+    }
+
+    async fn recent_message_ids(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT message_id FROM sends WHERE recipient = $1
+                 ORDER BY at DESC, message_id DESC LIMIT $2",
+                &[&key, &int8(limit as u64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| MessageId::parse(row.get::<_, &str>(0)))
+            .collect())
+    }
+
+    async fn park_event(&self, event: &Value) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO parked_events (event) VALUES ($1::text::jsonb)",
+                &[&encode("parked webhook event", event)?],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn parked_events(&self, limit: usize) -> Result<Vec<(ParkedId, Value)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, event::text FROM parked_events ORDER BY id LIMIT $1",
+                &[&int8(limit as u64)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    ParkedId(uint(row.get(0))),
+                    decode("parked webhook event", row.get::<_, &str>(1))?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn unpark_event(&self, id: ParkedId) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM parked_events WHERE id = $1", &[&int8(id.0)])
+            .await?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+        let mut rows = Rows::default();
+        rows.audit(entries);
+        write_alone(self, rows).await
+    }
+
+    async fn audit_head(&self) -> Result<AuditHead, StoreError> {
+        self.head().await
+    }
+
+    async fn audit_entries(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<ChainItem>, StoreError> {
+        self.entries(from_seq, limit).await
+    }
+
+    async fn verify_audit(&self) -> Result<Verification, StoreError> {
+        self.verify().await
+    }
+
+    async fn recipients_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, RecipientRecord)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT key, record::text FROM recipients
+                 WHERE $1::text IS NULL OR key COLLATE \"C\" > $1
+                 ORDER BY key COLLATE \"C\" LIMIT $2",
+                &[&after, &int8(limit as u64)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.get(0), decode("recipient", row.get::<_, &str>(1))?)))
+            .collect()
+    }
+
+    async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO campaigns (id, record) VALUES ($1, $2::text::jsonb)",
+                &[&campaign.id.as_str(), &encode("campaign", campaign)?],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn append_audience(
+        &self,
+        id: &CampaignId,
+        from: u64,
+        psids: &[Psid],
+    ) -> Result<(), StoreError> {
+        if psids.is_empty() {
+            return Ok(());
+        }
+        let mut part = String::with_capacity(psids.len() * 17);
+        for psid in psids {
+            part.push_str(psid.as_str());
+            part.push('\n');
+        }
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO audience (campaign, first, psids) VALUES ($1, $2, $3)
+                 ON CONFLICT (campaign, first) DO UPDATE SET psids = EXCLUDED.psids",
+                &[&id.as_str(), &int8(from), &part],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn audience(
+        &self,
+        id: &CampaignId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Psid>, StoreError> {
+        let client = self.client().await?;
+        // The part that holds position `from` starts at or before it.
+        let mut after: i64 = client
+            .query_one(
+                "SELECT coalesce(max(first), 0) FROM audience WHERE campaign = $1 AND first <= $2",
+                &[&id.as_str(), &int8(from)],
+            )
+            .await?
+            .get(0);
+        let mut out = Vec::with_capacity(limit);
+        let mut inclusive = true;
+        loop {
+            let rows = client
+                .query(
+                    "SELECT first, psids FROM audience
+                     WHERE campaign = $1 AND (first > $2 OR ($3 AND first = $2))
+                     ORDER BY first LIMIT $4",
+                    &[&id.as_str(), &after, &inclusive, &AUDIENCE_PARTS],
+                )
+                .await?;
+            inclusive = false;
+            let parts = rows.len();
+            for row in rows {
+                after = row.get(0);
+                let text: &str = row.get(1);
+                if crate::store::take_audience(uint(after), text, from, limit, &mut out)? {
+                    return Ok(out);
+                }
+            }
+            if i64::try_from(parts).unwrap_or_default() < AUDIENCE_PARTS {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
+        self.read_json(
+            "campaign",
+            "SELECT record::text FROM campaigns WHERE id = $1",
+            &id.as_str(),
+        )
+        .await
+    }
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record::text FROM campaigns ORDER BY id COLLATE \"C\"",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| decode("campaign", row.get::<_, &str>(0)))
+            .collect()
+    }
+
+    async fn update_campaign(
+        &self,
+        id: &CampaignId,
+        change: CampaignChange,
+    ) -> Result<Option<Campaign>, StoreError> {
+        let _timer = self.commit.start_timer();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx
+            .query_opt(
+                "SELECT record::text FROM campaigns WHERE id = $1 FOR UPDATE",
+                &[&id.as_str()],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut campaign: Campaign = decode("campaign", row.get::<_, &str>(0))?;
+        let Some(entries) = change(&mut campaign) else {
+            return Ok(None);
+        };
+        tx.execute(
+            "UPDATE campaigns SET record = $2::text::jsonb WHERE id = $1",
+            &[&id.as_str(), &encode("campaign", &campaign)?],
+        )
+        .await?;
+        let mut rows = Rows::default();
+        rows.audit(entries);
+        rows.write(&tx, self).await?;
+        tx.commit().await?;
+        Ok(Some(campaign))
+    }
+
+    async fn drop_draft(&self, id: &CampaignId) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("DELETE FROM audience WHERE campaign = $1", &[&id.as_str()])
+            .await?;
+        tx.execute("DELETE FROM campaigns WHERE id = $1", &[&id.as_str()])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn campaign_counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT label, n FROM campaign_counts WHERE campaign = $1
+                 ORDER BY label COLLATE \"C\"",
+                &[&id.as_str()],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), uint(row.get(1))))
+            .collect())
+    }
+
+    async fn audit_hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
+        self.hash_at(point).await
+    }
+
+    async fn audit_query(
+        &self,
+        filter: &AuditFilter,
+        order: AuditOrder,
+        cursor: Option<&AuditCursor>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        self.query(filter, order, cursor, limit).await
+    }
+
+    async fn erase_audit_personal(&self, key: &str) -> Result<u64, StoreError> {
+        self.erase_personal(key).await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
+        self.prune(before).await
+    }
+
+    fn runs_page(&self, page_id: &str) -> bool {
+        self.leases
+            .holds(self.partition_of(page_id), Instant::now())
+    }
+
+    async fn size_on_disk(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = client
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .await?
+            .get(0);
+        Ok(uint(n))
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.shut().await
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![Box::new(self.commit.clone())]
+    }
+}

@@ -1,0 +1,302 @@
+//! Partitions of pages and who owns them.
+//!
+//! Each partition has a row: its owner, an epoch that grows at every change of owner, and a
+//! lease that the owner renews every third of its length. Every round an instance
+//!
+//! 1. says it is alive (`instances`), and counts the instances alive: its fair share is
+//!    ⌈partitions / instances⌉;
+//! 2. renews what it holds — a partition whose epoch moved on was taken over, and is dropped;
+//! 3. lets go of what is over its share (an instance joined), or takes partitions nobody holds
+//!    or whose lease ran out (an instance left or died), up to its share.
+//!
+//! An owner claims work only while its lease is good by its own clock, which stops a margin
+//! before the database's `lease_until`: by the time another instance can take the partition,
+//! the old owner has stopped claiming. The new owner then waits one pacing window (a second:
+//! Messenger counts sends per page per second) before it sends, so that no page's second holds
+//! sends of both owners.
+
+use std::collections::BTreeMap;
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use super::{PgStore, StoreError};
+
+/// How long a new owner waits before sending: Messenger's pacing window.
+pub(crate) const PACING_WINDOW: Duration = Duration::from_secs(1);
+
+/// How an instance takes part in running the outbox.
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    /// How long a partition is held without renewal.
+    pub lease: Duration,
+}
+
+/// A partition this instance holds.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    epoch: i64,
+    /// This instance claims work from it until then (by its own clock).
+    good_until: Instant,
+    /// And not before then: a new owner's pacing gap.
+    sendable_at: Instant,
+}
+
+/// The partitions this instance holds.
+pub(super) struct Leases {
+    held: Mutex<BTreeMap<u32, Held>>,
+    lease: Duration,
+}
+
+/// The partitions whose work may be claimed now.
+pub(super) struct Claimable {
+    pub partitions: Vec<i32>,
+    pub epochs: Vec<i64>,
+    /// When none may be claimed yet but some will: the first moment one may.
+    pub next: Option<Instant>,
+}
+
+impl Leases {
+    pub(super) fn new(lease: Duration) -> Leases {
+        Leases {
+            held: Mutex::new(BTreeMap::new()),
+            lease,
+        }
+    }
+
+    /// Whether this instance runs partitions at all (a gateway does, a tool does not).
+    pub(super) fn enabled(&self) -> bool {
+        !self.lease.is_zero()
+    }
+
+    /// The margin by which an owner stops before its lease does.
+    fn margin(&self) -> Duration {
+        self.lease / 5
+    }
+
+    pub(super) fn claimable(&self, now: Instant) -> Claimable {
+        let held = self.held.lock();
+        let mut c = Claimable {
+            partitions: Vec::new(),
+            epochs: Vec::new(),
+            next: None,
+        };
+        for (p, h) in held.iter().filter(|(_, h)| h.good_until > now) {
+            if h.sendable_at <= now {
+                c.partitions.push(i32::try_from(*p).unwrap_or(i32::MAX));
+                c.epochs.push(h.epoch);
+            } else {
+                c.next = Some(c.next.map_or(h.sendable_at, |n| n.min(h.sendable_at)));
+            }
+        }
+        if !c.partitions.is_empty() {
+            c.next = None;
+        }
+        c
+    }
+
+    /// Whether this instance holds `partition` now.
+    pub(super) fn holds(&self, partition: u32, now: Instant) -> bool {
+        self.held
+            .lock()
+            .get(&partition)
+            .is_some_and(|h| h.good_until > now)
+    }
+
+    /// The partitions held now.
+    pub(super) fn held(&self, now: Instant) -> Vec<i32> {
+        self.held
+            .lock()
+            .iter()
+            .filter(|(_, h)| h.good_until > now)
+            .map(|(p, _)| i32::try_from(*p).unwrap_or(i32::MAX))
+            .collect()
+    }
+
+    fn snapshot(&self) -> (Vec<i32>, Vec<i64>) {
+        self.held
+            .lock()
+            .iter()
+            .map(|(p, h)| (i32::try_from(*p).unwrap_or(i32::MAX), h.epoch))
+            .unzip()
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// One round: alive, renew, rebalance (see the module documentation).
+pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
+    let leases = &store.leases;
+    let lease_ms = millis(leases.lease);
+    let client = store.client().await?;
+    let started = Instant::now();
+    client
+        .execute(
+            "INSERT INTO instances (id, heartbeat_until)
+             VALUES ($1, now() + $2::bigint * interval '1 millisecond')
+             ON CONFLICT (id) DO UPDATE SET heartbeat_until = EXCLUDED.heartbeat_until",
+            &[&store.instance, &lease_ms],
+        )
+        .await?;
+    client
+        .execute(
+            "DELETE FROM instances WHERE heartbeat_until < now() - interval '1 hour'",
+            &[],
+        )
+        .await?;
+    let alive: i64 = client
+        .query_one(
+            "SELECT count(*) FROM instances WHERE heartbeat_until > now()",
+            &[],
+        )
+        .await?
+        .get(0);
+    let share = store
+        .partitions
+        .div_ceil(u32::try_from(alive.max(1)).unwrap_or(1));
+
+    // Renew what is held; what does not come back was taken over.
+    let (partitions, epochs) = leases.snapshot();
+    let renewed: Vec<u32> = client
+        .query(
+            "UPDATE partitions p SET lease_until = now() + $2::bigint * interval '1 millisecond'
+             FROM UNNEST($3::integer[], $4::bigint[]) AS h(partition, epoch)
+             WHERE p.partition = h.partition AND p.epoch = h.epoch AND p.owner = $1
+             RETURNING p.partition",
+            &[&store.instance, &lease_ms, &partitions, &epochs],
+        )
+        .await?
+        .iter()
+        .map(|row| u32::try_from(row.get::<_, i32>(0)).unwrap_or_default())
+        .collect();
+    let good_until = started + leases.lease - leases.margin();
+    {
+        let mut held = leases.held.lock();
+        let lost: Vec<u32> = held
+            .keys()
+            .filter(|p| !renewed.contains(p))
+            .copied()
+            .collect();
+        for p in lost {
+            tracing::warn!(
+                partition = p,
+                "a partition was taken over by another instance"
+            );
+            held.remove(&p);
+        }
+        for p in &renewed {
+            if let Some(h) = held.get_mut(p) {
+                h.good_until = good_until;
+            }
+        }
+    }
+
+    let count = u32::try_from(renewed.len()).unwrap_or(u32::MAX);
+    if count > share {
+        // Over the fair share: stop claiming from the last ones, then let them go.
+        let extra: Vec<i32> = {
+            let mut held = leases.held.lock();
+            let extra: Vec<u32> = held
+                .keys()
+                .rev()
+                .take((count - share) as usize)
+                .copied()
+                .collect();
+            for p in &extra {
+                held.remove(p);
+            }
+            extra
+                .into_iter()
+                .map(|p| i32::try_from(p).unwrap_or(i32::MAX))
+                .collect()
+        };
+        release(&client, &store.instance, &extra).await?;
+    } else if count < share {
+        let wanted = i64::from(share - count);
+        let taken = client
+            .query(
+                "UPDATE partitions p SET owner = $1, epoch = p.epoch + 1,
+                     lease_until = now() + $2::bigint * interval '1 millisecond'
+                 FROM (SELECT partition FROM partitions WHERE lease_until < now()
+                       ORDER BY partition LIMIT $3 FOR UPDATE SKIP LOCKED) AS free
+                 WHERE p.partition = free.partition
+                 RETURNING p.partition, p.epoch",
+                &[&store.instance, &lease_ms, &wanted],
+            )
+            .await?;
+        let now = Instant::now();
+        let mut held = leases.held.lock();
+        for row in taken {
+            let partition = u32::try_from(row.get::<_, i32>(0)).unwrap_or_default();
+            let epoch: i64 = row.get(1);
+            // A partition owned before may have sent a moment ago: wait out its second.
+            let sendable_at = if epoch > 1 { now + PACING_WINDOW } else { now };
+            tracing::info!(partition, epoch, "took a partition");
+            held.insert(
+                partition,
+                Held {
+                    epoch,
+                    good_until,
+                    sendable_at,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn release(
+    client: &deadpool_postgres::Object,
+    instance: &str,
+    partitions: &[i32],
+) -> Result<(), StoreError> {
+    if partitions.is_empty() {
+        return Ok(());
+    }
+    client
+        .execute(
+            "UPDATE partitions SET owner = NULL, lease_until = now()
+             WHERE owner = $1 AND partition = ANY($2)",
+            &[&instance, &partitions],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Lets go of every partition (a clean shutdown), so that others take them at once.
+pub(super) async fn release_all(store: &PgStore) -> Result<(), StoreError> {
+    let partitions: Vec<i32> = {
+        let mut held = store.leases.held.lock();
+        let all = held
+            .keys()
+            .map(|p| i32::try_from(*p).unwrap_or(i32::MAX))
+            .collect();
+        held.clear();
+        all
+    };
+    let client = store.client().await?;
+    release(&client, &store.instance, &partitions).await?;
+    client
+        .execute("DELETE FROM instances WHERE id = $1", &[&store.instance])
+        .await?;
+    Ok(())
+}
+
+/// Runs a round every third of the lease until `stop`.
+pub(super) async fn run(store: Weak<PgStore>, settings: LeaseSettings, stop: CancellationToken) {
+    let every = settings.lease / 3;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let Some(store) = store.upgrade() else { return };
+        if let Err(e) = round(&store).await {
+            tracing::error!(error = %crate::error::error_chain(&e), "renewing partition leases failed");
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The PostgreSQL store: several Herald instances on one database.
+//!
+//! Everything the sled store keeps is a table here (`migrations/`), written in transactions
+//! that PostgreSQL makes durable before they return (`synchronous_commit`, the default). What
+//! several instances add:
+//!
+//! - **Partitions of pages** ([`leases`]): pages hash into a fixed number of partitions, each
+//!   owned by one instance at a time through a lease row with an epoch. Only the owner claims
+//!   a partition's outbox (`FOR UPDATE SKIP LOCKED`), so one instance paces each page; a write
+//!   that finishes a send checks that the claim's epoch is still the partition's (fencing); a
+//!   dead instance's partitions are taken over when its lease runs out, and the new owner waits
+//!   one pacing window before it sends.
+//! - **Accepts in batches** ([`writes`]): concurrent accepts share one transaction; the
+//!   idempotency key is a unique constraint, so a retry on another instance gets the first
+//!   answer.
+//! - **One audit chain per partition** ([`audit`]): instances append side by side, each chain
+//!   in order under its row's lock, `(chain, seq)` unique; verification walks each and reports
+//!   their combined head, which checkpoints sign.
+//!
+//! ```text
+//!   interface.rs (impl Store) ─┬─► writes.rs (Rows: one transaction's writes; the batcher)
+//!                              ├─► leases.rs (partitions, epochs)
+//!                              └─► audit.rs (queries, verify, prune, erase)
+//! ```
+
+mod audit;
+mod interface;
+mod leases;
+mod migrations;
+mod writes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use parking_lot::Mutex;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::StoreError;
+use crate::domain::audit::Pseudonyms;
+
+pub use leases::LeaseSettings;
+pub use migrations::migrate;
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Engine(Arc::new(e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Engine(Arc::new(e))
+    }
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://user:password@host:port/database`.
+    pub url: SecretString,
+    pub pool_size: usize,
+    /// How many partitions pages hash into (fixed for the life of the database).
+    pub partitions: u32,
+    /// Take part in running the outbox (a gateway), or only read and write (a command-line
+    /// tool, which must not take partitions from the gateways).
+    pub leases: Option<LeaseSettings>,
+}
+
+/// Why the database could not be opened: said in one line that names `storage.url`, with the
+/// password hidden.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("storage.url is not a PostgreSQL URL (postgres://user:password@host:port/database)")]
+    BadUrl,
+    #[error("cannot connect to PostgreSQL at storage.url {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the database at storage.url {url} cannot be used: {reason}")]
+    Unusable { url: String, reason: String },
+}
+
+/// The URL with its password replaced by `***`, to be named in errors and logs.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "(not a URL)".into(),
+    }
+}
+
+/// The database connection pool for `options`, with one connection tried.
+pub(crate) async fn connect(options: &PgOptions) -> Result<Pool, OpenError> {
+    let url = options.url.expose_secret();
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(OpenError::BadUrl);
+    }
+    let mut config: tokio_postgres::Config = url.parse().map_err(|_| OpenError::BadUrl)?;
+    config.connect_timeout(Duration::from_secs(5));
+    config.application_name("herald");
+    let manager = Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(options.pool_size)
+        .build()
+        .map_err(|e| OpenError::Unusable {
+            url: redacted(url),
+            reason: e.to_string(),
+        })?;
+    // One connection now, so that a wrong URL or a database that is down is said at start.
+    let first = pool.get().await.map_err(|e| OpenError::Unreachable {
+        url: redacted(url),
+        reason: pool_error_reason(&e),
+    })?;
+    drop(first);
+    Ok(pool)
+}
+
+/// The root cause of a pool error, in words (the password never appears in them).
+fn pool_error_reason(e: &deadpool_postgres::PoolError) -> String {
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason = s.to_string();
+        source = s.source();
+    }
+    reason
+}
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: Pool,
+    /// This instance, as it signs its leases and claims.
+    instance: String,
+    partitions: u32,
+    leases: Arc<leases::Leases>,
+    pseudonyms: Pseudonyms,
+    /// Accepts queue here for the batcher.
+    accepts: tokio::sync::mpsc::UnboundedSender<writes::AcceptJob>,
+    stop: CancellationToken,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    commit: prometheus::Histogram,
+}
+
+impl PgStore {
+    /// Connects, applies the migrations, and — with `options.leases` — joins the instances that
+    /// run the outbox, taking a first share of partitions before it returns.
+    pub async fn open(
+        options: &PgOptions,
+        pseudonyms: Pseudonyms,
+    ) -> Result<Arc<PgStore>, OpenError> {
+        let pool = connect(options).await?;
+        let unusable = |e: StoreError| OpenError::Unusable {
+            url: redacted(options.url.expose_secret()),
+            reason: crate::error::error_chain(&e),
+        };
+        migrations::prepare(&pool, options.partitions)
+            .await
+            .map_err(unusable)?;
+        let commit = prometheus::Histogram::with_opts(crate::metrics::latency_opts(
+            "herald_store_commit_seconds",
+            "time to commit one store transaction (a batch of writes), durable on return",
+        ))
+        .map_err(|e| unusable(StoreError::Engine(Arc::new(std::io::Error::other(e)))))?;
+        let (accepts, queue) = tokio::sync::mpsc::unbounded_channel();
+        let lease = options.leases.clone();
+        let store = Arc::new(PgStore {
+            pool,
+            instance: ulid::Ulid::new().to_string(),
+            partitions: options.partitions,
+            leases: Arc::new(leases::Leases::new(
+                lease.as_ref().map(|l| l.lease).unwrap_or_default(),
+            )),
+            pseudonyms,
+            accepts,
+            stop: CancellationToken::new(),
+            tasks: Mutex::new(Vec::new()),
+            commit,
+        });
+        let batcher = tokio::spawn(writes::run_batcher(Arc::downgrade(&store), queue));
+        store.tasks.lock().push(batcher);
+        if let Some(settings) = lease {
+            leases::round(&store).await.map_err(unusable)?;
+            let task = tokio::spawn(leases::run(
+                Arc::downgrade(&store),
+                settings,
+                store.stop.clone(),
+            ));
+            store.tasks.lock().push(task);
+        }
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// The partition `page_id` hashes into.
+    fn partition_of(&self, page_id: &str) -> u32 {
+        partition_of(page_id, self.partitions)
+    }
+
+    /// The chain an audit entry goes to: its page's partition, or 0 for entries about no page.
+    fn chain_of(&self, page_id: Option<&str>) -> u32 {
+        page_id.map_or(0, |p| self.partition_of(p))
+    }
+
+    /// Stops the background tasks and lets go of this instance's partitions.
+    async fn shut(&self) -> Result<(), StoreError> {
+        self.stop.cancel();
+        let tasks: Vec<_> = self.tasks.lock().drain(..).collect();
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        if self.leases.enabled() {
+            leases::release_all(self).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The partition `page_id` hashes into: the first four bytes of its sha256, modulo
+/// `partitions` — the same on every instance and every version.
+pub fn partition_of(page_id: &str, partitions: u32) -> u32 {
+    let digest = Sha256::digest(page_id.as_bytes());
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    n % partitions.max(1)
+}
+
+fn encode<V: Serialize>(what: &'static str, value: &V) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|source| StoreError::Encode {
+        what,
+        source: Arc::new(source),
+    })
+}
+
+fn decode<V: DeserializeOwned>(what: &'static str, text: &str) -> Result<V, StoreError> {
+    serde_json::from_str(text).map_err(|source| StoreError::Corrupt {
+        what,
+        source: Arc::new(source),
+    })
+}
+
+/// A `u64` as PostgreSQL's `bigint`, and back.
+fn int8(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn uint(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_hashes_into_the_same_partition_everywhere() {
+        assert_eq!(
+            partition_of("100000000000001", 64),
+            partition_of("100000000000001", 64)
+        );
+        let spread: std::collections::HashSet<u32> = (0..1000)
+            .map(|i| partition_of(&format!("1000000000{i:05}"), 16))
+            .collect();
+        assert_eq!(spread.len(), 16, "a thousand pages reach every partition");
+        assert!(spread.iter().all(|p| *p < 16));
+    }
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        let shown = redacted("postgres://herald:s3cret-pw@db.example:5432/herald");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(
+            shown.contains("herald:***@db.example:5432/herald"),
+            "{shown}"
+        );
+    }
+}
