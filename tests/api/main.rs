@@ -20,6 +20,7 @@ mod lifecycle;
 mod marketing;
 mod operations;
 mod policy;
+mod postgres;
 mod sandbox;
 mod security;
 mod sending;

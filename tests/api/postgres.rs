@@ -1,0 +1,705 @@
+//! Herald on PostgreSQL: several gateways on one database. The rest of the integration suite
+//! runs on PostgreSQL too (`HERALD_TEST_BACKEND=postgres`, the second pass of `scripts/test`);
+//! these tests are about what several instances add, and run whenever a server is given
+//! (`HERALD_TEST_POSTGRES_URL`).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use herald::clock::SystemClock;
+use herald::domain::lifecycle::{self, Event};
+use herald::domain::{MessageId, Role};
+use herald::messenger::sign;
+use herald::sandbox::{Sandbox, SandboxConfig, SandboxPage};
+use herald::store::{Store, StoreError};
+use serde_json::{json, Value};
+
+use crate::crash::{backend_token, client_token, customer, start, Gateway};
+use crate::helpers::{
+    fresh_database, policy_copy, postgres_server, spawn_app_with, test_pseudonyms, test_settings,
+    use_database, StoppedStore, TestApp, TestOptions, APP_SECRET, AUDIENCE, ISSUER, JWT_SECRET,
+    PAGE_TOKEN, SIGNING_KEY, VERIFY_TOKEN,
+};
+
+/// Each page's pace in these tests (the policy's `per_page` and the stand-in's limit).
+const PER_PAGE: u32 = 20;
+/// Sends each gateway keeps in flight: at most this many can be in flight at a kill.
+const CONCURRENCY: usize = 8;
+
+fn pages(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("2000000000000{i:02}")).collect()
+}
+
+/// One Messenger stand-in for every gateway, on the wall clock, counting each page's sends
+/// against `PER_PAGE` a second.
+async fn shared_sandbox(pages: &[String]) -> Sandbox {
+    Sandbox::start(
+        SandboxConfig {
+            app_secret: APP_SECRET.into(),
+            pages: pages
+                .iter()
+                .map(|id| SandboxPage {
+                    id: id.clone(),
+                    access_token: PAGE_TOKEN.into(),
+                    region: Some("EU".into()),
+                })
+                .collect(),
+            webhook_url: None,
+            auto_receipts: false,
+            rate_per_page_per_second: PER_PAGE,
+            clock: SystemClock::shared(),
+        },
+        TcpListener::bind("127.0.0.1:0").expect("bind"),
+    )
+    .await
+    .expect("sandbox")
+}
+
+/// A gateway's configuration on `database`, sending for `pages` at `PER_PAGE` each.
+fn config(dir: &Path, name: &str, database: &str, sandbox: &str, pages: &[String]) -> PathBuf {
+    let policy = dir.join("policies");
+    let path = dir.join(format!("{name}.toml"));
+    let page_tables: String = pages
+        .iter()
+        .map(|p| {
+            format!("[messenger.pages.\"{p}\"]\naccess_token = \"{PAGE_TOKEN}\"\nregion = \"EU\"\n")
+        })
+        .collect();
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[storage]
+backend = "postgres"
+url = "{database}"
+partitions = 8
+lease_ms = 1000
+pool_size = 8
+[audit]
+signing_key = "{SIGNING_KEY}"
+[auth]
+jwt_secret = "{JWT_SECRET}"
+issuer = "{ISSUER}"
+audience = "{AUDIENCE}"
+[messenger]
+graph_base_url = "{sandbox}"
+app_secret = "{APP_SECRET}"
+verify_token = "{VERIFY_TOKEN}"
+{page_tables}
+[policy]
+dir = "{policy}"
+[delivery]
+retry_base_ms = 100
+retry_max_ms = 200
+max_attempts = 1000
+concurrency = {CONCURRENCY}
+"#,
+        policy = policy.display(),
+    );
+    File::create(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("config");
+    path
+}
+
+/// The policy, paced at `PER_PAGE`, copied into `dir/policies`.
+fn paced_policy(dir: &Path) {
+    let copy =
+        policy_copy(|text| text.replace("per_page = 300", &format!("per_page = {PER_PAGE}")));
+    let to = dir.join("policies");
+    std::fs::create_dir_all(&to).expect("policy dir");
+    for entry in std::fs::read_dir(copy.path()).expect("read") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, to.join(path.file_name().expect("name"))).expect("copy");
+    }
+}
+
+/// The store on `database`, opened as a tool (it takes no partitions).
+async fn tool_store(database: &str) -> std::sync::Arc<dyn Store> {
+    let mut settings = test_settings(Path::new("unused"), "http://127.0.0.1:1");
+    use_database(&mut settings, Some(database));
+    herald::startup::open_store(&settings, test_pseudonyms(), false)
+        .await
+        .expect("open the database")
+}
+
+async fn sql(database: &str, statement: &str) -> Vec<tokio_postgres::Row> {
+    let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client.query(statement, &[]).await.expect("sql")
+}
+
+/// Sends a shipping update from `page` to `psid` through `gateway`: the message id.
+async fn ship(http: &reqwest::Client, gateway: &str, page: &str, psid: &str) -> String {
+    let r = http
+        .post(format!("{gateway}/v1/shipping-updates"))
+        .bearer_auth(backend_token())
+        .json(&json!({"page_id": page, "recipient": {"psid": psid},
+                      "order_number": format!("o-{psid}"), "status": "shipped"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 202);
+    let body: Value = r.json().await.expect("json");
+    body["id"].as_str().expect("id").to_owned()
+}
+
+async fn status(http: &reqwest::Client, gateway: &str, id: &str) -> String {
+    let m: Value = http
+        .get(format!("{gateway}/v1/messages/{id}"))
+        .bearer_auth(client_token("ops", Role::Admin))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    m["status"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The most sends of one page in any one-second window, by the stand-in's clock.
+fn busiest_second(times: &mut [DateTime<Utc>]) -> usize {
+    times.sort();
+    let mut most = 0;
+    let mut from = 0;
+    for to in 0..times.len() {
+        while times[to] - times[from] >= chrono::Duration::seconds(1) {
+            from += 1;
+        }
+        most = most.max(to - from + 1);
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_share_the_pages_and_a_kill_dash_nine_loses_nothing() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let dir = tempfile::tempdir().expect("dir");
+    paced_policy(dir.path());
+    let pages = pages(4);
+    let sandbox = shared_sandbox(&pages).await;
+    let mut gateways: Vec<Gateway> = Vec::new();
+    for name in ["a", "b", "c"] {
+        let config = config(dir.path(), name, &database, &sandbox.base_url(), &pages);
+        gateways.push(start(&config, &dir.path().join(format!("{name}.log"))).await);
+    }
+    let http = reqwest::Client::new();
+    let token = backend_token();
+    // The partitions spread over the three.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let owners = sql(
+            &database,
+            "SELECT count(DISTINCT owner) FROM partitions WHERE lease_until > now()",
+        )
+        .await;
+        if owners[0].get::<_, i64>(0) == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the partitions never spread over three gateways"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // 40 messages a page, twice what a page may send in a second, accepted by all three.
+    let psids: Vec<String> = (0..160).map(|i| format!("3000000000{i:04}")).collect();
+    for (i, psid) in psids.iter().enumerate() {
+        let gateway = &gateways[i % 3].base;
+        customer(
+            &http,
+            &sandbox.base_url(),
+            gateway,
+            &token,
+            psid,
+            "transactional",
+        )
+        .await;
+    }
+    let sends = psids.iter().enumerate().map(|(i, psid)| {
+        let (http, gateway, page) = (&http, gateways[i % 3].base.clone(), &pages[i % 4]);
+        async move { (psid.clone(), ship(http, &gateway, page, psid).await) }
+    });
+    let accepted: Vec<(String, String)> = futures_util::future::join_all(sends).await;
+
+    // Mid-load, one gateway dies without a word.
+    let killed = gateways.remove(0);
+    let mut killed = killed;
+    killed.child.kill().expect("kill -9");
+    let _ = killed.child.wait();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (_, id) in &accepted {
+        loop {
+            let s = status(&http, &gateways[0].base, id).await;
+            if s == "sent" {
+                break;
+            }
+            assert_ne!(s, "", "{id} was lost");
+            assert!(
+                Instant::now() < deadline,
+                "{id} never went out (status {s})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // Every accepted message reached its customer; twice only if it was in flight at the kill.
+    let mut duplicates = 0;
+    let mut by_page: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+    for (psid, _) in &accepted {
+        let inbox = sandbox.inbox(psid);
+        assert!(!inbox.is_empty(), "{psid} got nothing");
+        duplicates += inbox.len() - 1;
+        for m in inbox {
+            by_page.entry(m.page_id).or_default().push(m.received_at);
+        }
+    }
+    assert!(
+        duplicates <= CONCURRENCY,
+        "{duplicates} sent twice; at most {CONCURRENCY} were in flight at the kill"
+    );
+    // No page over its pace in any second, as the stand-in counts (613 otherwise).
+    let stats = sandbox.stats();
+    assert_eq!(stats.rejected, 0, "{:?}", stats.rejections);
+    for (page, times) in &mut by_page {
+        let most = busiest_second(times);
+        // The pacer allows a tenth of a second's burst on top of the rate.
+        assert!(
+            most <= (PER_PAGE + PER_PAGE / 10) as usize,
+            "page {page} sent {most} in one second"
+        );
+    }
+
+    for gateway in &mut gateways {
+        gateway.child.kill().expect("stop");
+        let _ = gateway.child.wait();
+    }
+    let store = tool_store(&database).await;
+    let verified = store.verify_audit().await.expect("verify");
+    assert!(verified.ok, "{verified:?}");
+    assert!(
+        verified.chains.len() > 1,
+        "the pages' entries are in several chains: {verified:?}"
+    );
+    store.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_owner_waits_one_pacing_window_before_it_sends_a_taken_over_page() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let dir = tempfile::tempdir().expect("dir");
+    paced_policy(dir.path());
+    let pages = pages(1);
+    let sandbox = shared_sandbox(&pages).await;
+    let first_config = config(dir.path(), "first", &database, &sandbox.base_url(), &pages);
+    let mut first = start(&first_config, &dir.path().join("first.log")).await;
+    let http = reqwest::Client::new();
+    let token = backend_token();
+    let psids: Vec<String> = (0..40).map(|i| format!("4000000000{i:04}")).collect();
+    for psid in &psids {
+        customer(
+            &http,
+            &sandbox.base_url(),
+            &first.base,
+            &token,
+            psid,
+            "transactional",
+        )
+        .await;
+    }
+    let mut ids = Vec::new();
+    for psid in &psids {
+        ids.push(ship(&http, &first.base, &pages[0], psid).await);
+    }
+    let second_config = config(dir.path(), "second", &database, &sandbox.base_url(), &pages);
+    let second = start(&second_config, &dir.path().join("second.log")).await;
+
+    // The first lets go of every partition as it stops; the second takes them over.
+    let pid = first.child.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let _ = first.child.wait();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in &ids {
+        while status(&http, &second.base, id).await != "sent" {
+            assert!(Instant::now() < deadline, "{id} never went out");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    let mut times: Vec<DateTime<Utc>> = psids
+        .iter()
+        .flat_map(|p| sandbox.inbox(p))
+        .map(|m| m.received_at)
+        .collect();
+    times.sort();
+    let longest = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .expect("two sends at least");
+    assert!(
+        longest >= chrono::Duration::seconds(1),
+        "the page's sends under two owners are {longest} apart at most: the new owner did not wait"
+    );
+    assert_eq!(sandbox.stats().rejected, 0);
+    assert!(
+        psids.iter().all(|p| sandbox.inbox(p).len() == 1),
+        "a clean handover sends nothing twice"
+    );
+}
+
+#[tokio::test]
+async fn a_write_under_a_stale_epoch_is_refused() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let app = on_database(&database).await;
+    app.consent("5001", "transactional", None).await;
+    app.create_user("5001").await;
+    let later = app.now() + chrono::Duration::hours(1);
+    let (status, body) = app
+        .call(
+            Role::Backend,
+            "/v1/shipping-updates",
+            json!({"recipient": {"psid": "5001"}, "order_number": "o-1", "status": "shipped",
+                   "send_at": later.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = MessageId::parse(body["id"].as_str().expect("id")).expect("id");
+    let store = &app.handle().herald.store;
+    let claimed = store
+        .claim_due(later, 10, chrono::Duration::minutes(5))
+        .await
+        .expect("claim");
+    assert_eq!(
+        claimed,
+        vec![id.clone()],
+        "this gateway owns the page's partition"
+    );
+
+    // Another instance takes the partition over: its epoch moves on.
+    sql(
+        &database,
+        "UPDATE partitions SET owner = 'another', epoch = epoch + 1",
+    )
+    .await;
+    // The old owner, unaware, records what its send did (a retry for later).
+    let retry_at = later + chrono::Duration::minutes(1);
+    let sent = store
+        .update_message(
+            &id,
+            Box::new(move |r| lifecycle::apply(r, Event::Postpone(retry_at), later).ok()),
+        )
+        .await;
+    assert!(
+        matches!(sent, Err(StoreError::Fenced { .. })),
+        "the old owner's write is refused: {sent:?}"
+    );
+    let record = store.message(&id).await.expect("read").expect("stored");
+    assert_eq!(
+        record.not_before.map(|t| t.timestamp()),
+        Some(later.timestamp()),
+        "nothing was written"
+    );
+    assert_eq!(
+        store.outbox_len().await.expect("len"),
+        1,
+        "the message waits for the new owner"
+    );
+}
+
+/// A test gateway on `database` (in this process, on the test clock).
+async fn on_database(database: &str) -> TestApp {
+    spawn_app_with(TestOptions {
+        data: Some(StoppedStore {
+            dir: tempfile::tempdir().expect("dir"),
+            database: Some(database.to_owned()),
+        }),
+        ..TestOptions::default()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_request_and_a_redelivered_webhook_count_once_across_instances() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let (one, two) = (on_database(&database).await, on_database(&database).await);
+    one.consent("6001", "transactional", None).await;
+    one.create_user("6001").await;
+    let body = json!({"recipient": {"psid": "6001"}, "order_number": "o-6", "status": "shipped"});
+    let send = |app: &TestApp| {
+        app.http
+            .post(format!("{}/v1/shipping-updates", app.address))
+            .bearer_auth(app.token(Role::Backend))
+            .header("Idempotency-Key", "order-6-shipped")
+            .json(&body)
+            .send()
+    };
+    let first: Value = send(&one).await.expect("send").json().await.expect("json");
+    let again = send(&two).await.expect("send");
+    assert_eq!(again.status().as_u16(), 202);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(
+        again["id"], first["id"],
+        "the other instance gives the first answer"
+    );
+
+    // One stop keyword, delivered by Messenger to each instance.
+    let event = json!({"object": "page", "entry": [{"id": crate::helpers::PAGE_ID, "time": 1,
+        "messaging": [{"sender": {"id": "6001"}, "recipient": {"id": crate::helpers::PAGE_ID},
+        "timestamp": one.now().timestamp_millis(),
+        "message": {"mid": "m_stop_once", "text": "STOP"}}]}]});
+    let bytes = serde_json::to_vec(&event).expect("json");
+    let consents = |recipient: &Value| recipient["consents"].as_array().map_or(0, Vec::len);
+    let before = consents(&two.recipient("6001").await.1);
+    let mut after_first = None;
+    for app in [&one, &two, &one] {
+        let r = app
+            .http
+            .post(format!("{}/webhooks/messenger", app.address))
+            .header("X-Hub-Signature-256", sign(APP_SECRET.as_bytes(), &bytes))
+            .body(bytes.clone())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 200);
+        let now = consents(&two.recipient("6001").await.1);
+        assert_eq!(
+            *after_first.get_or_insert(now),
+            now,
+            "a redelivery changed something"
+        );
+    }
+    assert!(after_first > Some(before), "the stop keyword was applied");
+}
+
+#[tokio::test]
+async fn migrations_applied_twice_are_a_no_op() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("herald.toml");
+    std::fs::write(
+        &config,
+        format!("[storage]\nbackend = \"postgres\"\nurl = \"{database}\"\n"),
+    )
+    .expect("config");
+    let migrate = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["migrate", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run herald migrate")
+    };
+    let first = migrate();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout).trim(),
+        "applied migrations: 1"
+    );
+    let tables = sql(
+        &database,
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'outbox'",
+    )
+    .await;
+    assert_eq!(tables[0].get::<_, i64>(0), 1);
+    let second = migrate();
+    assert!(second.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout).trim(),
+        "the database is up to date"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_url_or_a_database_that_is_down_is_one_line_naming_storage_url() {
+    let dir = tempfile::tempdir().expect("dir");
+    let closed_port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let cases = [
+        (
+            format!("postgres://herald:s3cret-pass-77@127.0.0.1:{closed_port}/herald"),
+            "cannot connect to PostgreSQL at storage.url postgres://herald:***@127.0.0.1",
+        ),
+        (
+            "mysql://herald:s3cret-pass-77@127.0.0.1/herald".to_owned(),
+            "storage.url is not a PostgreSQL URL",
+        ),
+    ];
+    for (url, expected) in cases {
+        let config = crate::crash::write_config(
+            Some(url.as_str()),
+            dir.path(),
+            "http://127.0.0.1:1",
+            "127.0.0.1:0",
+            &crate::helpers::policy_dir(),
+        );
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("run herald");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(
+            !stderr.contains("s3cret-pass-77"),
+            "the password leaked: {stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn verify_names_the_chain_and_entry_of_an_altered_row_and_a_checkpoint_catches_a_rewrite() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let app = on_database(&database).await;
+    for psid in ["7001", "7002", "7003"] {
+        app.user_writes(psid, "hello", None).await;
+        app.respond(psid, "hi there").await;
+    }
+    let checkpoint = app.read(Role::Compliance, "/v1/audit/checkpoint").await.1;
+    assert!(
+        checkpoint["chains"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{checkpoint}"
+    );
+    let good = app.read(Role::Compliance, "/v1/audit/verify").await.1;
+    assert_eq!(good["ok"], true, "{good}");
+    assert_eq!(
+        good["head"], checkpoint["head"],
+        "verify and the checkpoint name one head"
+    );
+
+    // Someone with the database flips a letter of one entry.
+    let row = sql(
+        &database,
+        "SELECT chain, seq FROM audit WHERE entry LIKE '%\"outcome\":\"allow\"%' ORDER BY id LIMIT 1",
+    )
+    .await;
+    let (chain, seq): (i32, i64) = (row[0].get(0), row[0].get(1));
+    sql(
+        &database,
+        &format!(
+            "UPDATE audit SET entry = replace(entry, '\"outcome\":\"allow\"', '\"outcome\":\"allov\"')
+             WHERE chain = {chain} AND seq = {seq}"
+        ),
+    )
+    .await;
+    let bad = app.read(Role::Compliance, "/v1/audit/verify").await.1;
+    assert_eq!(
+        (&bad["ok"], &bad["first_bad_chain"], &bad["first_bad_seq"]),
+        (&json!(false), &json!(chain), &json!(seq)),
+        "{bad}"
+    );
+
+    // Put back the letter, then rewrite that chain consistently from the entry on: it verifies
+    // again, but no longer extends the checkpoint.
+    sql(
+        &database,
+        &format!(
+            "UPDATE audit SET entry = replace(entry, '\"outcome\":\"allov\"', '\"outcome\":\"allow\"')
+             WHERE chain = {chain} AND seq = {seq}"
+        ),
+    )
+    .await;
+    rewrite_chain(&database, chain, seq).await;
+    let rewritten = app.read(Role::Compliance, "/v1/audit/verify").await.1;
+    assert_eq!(
+        rewritten["ok"], true,
+        "a consistent rewrite verifies alone: {rewritten}"
+    );
+    let store = &app.handle().herald.store;
+    let cp: herald::domain::checkpoint::Checkpoint =
+        serde_json::from_value(checkpoint).expect("checkpoint");
+    let against = herald::app::verify_audit(store.as_ref(), Some(&cp.point()))
+        .await
+        .expect("verify");
+    assert!(!against.ok, "{against:?}");
+    assert_eq!(
+        against.checkpoint.as_ref().map(|c| c.ok),
+        Some(false),
+        "{against:?}"
+    );
+}
+
+/// Rewrites chain `chain` from `from` on, every hash recomputed and the head moved: what a
+/// bare hash chain cannot catch.
+async fn rewrite_chain(database: &str, chain: i32, from: i64) {
+    let rows = sql(
+        database,
+        &format!("SELECT seq, entry FROM audit WHERE chain = {chain} ORDER BY seq"),
+    )
+    .await;
+    let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let mut prev = String::new();
+    for row in rows {
+        let seq: i64 = row.get(0);
+        let mut entry: herald::domain::audit::AuditEntry =
+            serde_json::from_str(row.get::<_, &str>(1)).expect("entry");
+        if seq < from {
+            prev = entry.hash.clone();
+            continue;
+        }
+        if seq == from {
+            entry.outcome = Some("allow, rewritten".into());
+        }
+        let sealed = String::from_utf8(entry.seal(entry.seq, &prev).expect("seal")).expect("utf8");
+        client
+            .execute(
+                "UPDATE audit SET entry = $3 WHERE chain = $1 AND seq = $2",
+                &[&chain, &seq, &sealed],
+            )
+            .await
+            .expect("rewrite");
+        prev = entry.hash.clone();
+    }
+    client
+        .execute(
+            "UPDATE audit_chains SET hash = $2 WHERE chain = $1",
+            &[&chain, &prev],
+        )
+        .await
+        .expect("move the head");
+}
