@@ -282,12 +282,26 @@ async fn start_sandbox(pages: &[String], webhook_url: Option<String>) -> Sandbox
 
 /// The gateway's configuration file, as an operator would write it.
 fn write_config(dir: &Path, graph_base_url: &str, pages: &[String]) -> std::path::PathBuf {
+    write_config_on(dir, graph_base_url, pages, None)
+}
+
+/// The configuration, on the PostgreSQL database at `database` when given.
+fn write_config_on(
+    dir: &Path,
+    graph_base_url: &str,
+    pages: &[String],
+    database: Option<&str>,
+) -> std::path::PathBuf {
+    let storage = database.map_or(String::new(), |url| {
+        format!("backend = \"postgres\"\nurl = \"{url}\"\n")
+    });
     let mut toml = format!(
         r#"[server]
 listen = "127.0.0.1:0"
 
 [storage]
 path = "{store}"
+{storage}
 
 [audit]
 signing_key = "{SIGNING_KEY}"
@@ -662,6 +676,121 @@ async fn floors(o: &Options) -> Vec<Row> {
     let ceiling = ceiling(o, &sandbox, &pages, recipients).await;
     relay_row.note = format!("{}; {}", ratio_note(&relay_row, &ceiling), relay_row.note);
     vec![accept_floor, relay_row, ceiling]
+}
+
+/// Issue 12: the sled store (one instance), then PostgreSQL with 1, 2 and 3 instances on one
+/// database of the server at `HERALD_BENCH_POSTGRES_URL`, all on this machine. Each run accepts
+/// `--requests` shipping updates spread over the instances and `--pages` pages, and times until
+/// the sandbox has them all; CPU is every instance's, accept and delivery together.
+async fn cluster(o: &Options) -> Vec<Row> {
+    let server = std::env::var("HERALD_BENCH_POSTGRES_URL")
+        .expect("HERALD_BENCH_POSTGRES_URL: a PostgreSQL server whose user may create databases");
+    let mut rows = Vec::new();
+    for (database, instances) in [(false, 1), (true, 1), (true, 2), (true, 3)] {
+        let url = if database {
+            Some(fresh_database(&server).await)
+        } else {
+            None
+        };
+        rows.extend(cluster_run(o, url.as_deref(), instances).await);
+    }
+    rows
+}
+
+async fn fresh_database(server: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+        .await
+        .expect("connect to HERALD_BENCH_POSTGRES_URL");
+    tokio::spawn(connection);
+    let name = format!(
+        "herald_bench_{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a database");
+    let mut url = url::Url::parse(server).expect("a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+async fn cluster_run(o: &Options, database: Option<&str>, instances: usize) -> Vec<Row> {
+    let dir = tempfile::tempdir().expect("dir");
+    let pages = page_ids(o.pages);
+    let sandbox = start_sandbox(&pages, None).await;
+    let config = write_config_on(dir.path(), &sandbox.base_url(), &pages, database);
+    let gateways: Vec<Process> = (0..instances)
+        .map(|_| {
+            Process::spawn(&[
+                "gateway".into(),
+                "serve".into(),
+                "--config".into(),
+                config.display().to_string(),
+            ])
+        })
+        .collect();
+    if instances > 1 {
+        // Two lease rounds (a third of 10 s each) to share the partitions out.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+    }
+    let http = client();
+    let token = token();
+    let recipients = recipients_for(o.requests);
+    let (h, base, t) = (http.clone(), gateways[0].base.clone(), token.clone());
+    closed_loop(o.clients, recipients, move |i| {
+        let req = h.post(format!("{base}/v1/consents")).bearer_auth(&t).json(
+            &json!({"recipient": {"psid": psid(i)}, "scope": "transactional",
+                          "source": "loadgen", "evidence": "generated"}),
+        );
+        async move { req.send().await.is_ok_and(|r| r.status().as_u16() == 201) }
+    })
+    .await;
+    sandbox_users(&sandbox, &http, o.clients, recipients).await;
+    let jobs: Vec<Job> = gateways
+        .iter()
+        .map(|g| shipping_job(&http, &g.base, &token, &pages, recipients))
+        .collect();
+    let cpu = |gs: &[Process]| -> f64 { gs.iter().map(|g| cpu_seconds(g.child.id())).sum() };
+    let cpu_before = cpu(&gateways);
+    let before = sandbox.stats().accepted as usize;
+    let start = Instant::now();
+    let n = jobs.len();
+    let (latencies_us, accept_seconds) =
+        closed_loop(o.clients, o.requests, move |i| jobs[i % n](i)).await;
+    let e2e_seconds = delivered(&sandbox, before + o.requests, start).await;
+    let cpu_us = (cpu(&gateways) - cpu_before) * 1e6 / o.requests as f64;
+    let name = match database {
+        Some(_) => format!("postgres x {instances}"),
+        None => "sled x 1".to_owned(),
+    };
+    let rejected = sandbox.stats().rejected;
+    vec![
+        Row {
+            run: format!("{name}: accept"),
+            count: o.requests,
+            seconds: accept_seconds,
+            latencies_us,
+            rss_mb: Some(
+                gateways
+                    .iter()
+                    .map(Process::peak_rss_mb)
+                    .fold(0.0, f64::max),
+            ),
+            note: format!(
+                "{} pages; {:.0} µs CPU per message, all instances, accept and delivery",
+                o.pages, cpu_us
+            ),
+        },
+        Row {
+            run: format!("{name}: end to end"),
+            count: o.requests,
+            seconds: e2e_seconds,
+            latencies_us: Vec::new(),
+            rss_mb: None,
+            note: format!("until the sandbox had every message; {rejected} rejected"),
+        },
+    ]
 }
 
 /// CPU time (user + system) process `pid` has used, in seconds.
@@ -1126,8 +1255,9 @@ async fn main() -> std::process::ExitCode {
             "coldstart" => coldstart(&o).await,
             "campaign" => campaign(&o).await,
             "audit" => audit(&o).await,
+            "cluster" => cluster(&o).await,
             other => panic!(
-                "unknown run {other}: accept, latency, e2e, floors, coldstart, campaign, audit"
+                "unknown run {other}: accept, latency, e2e, floors, coldstart, campaign, audit, cluster"
             ),
         };
         for mut row in rows {

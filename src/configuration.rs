@@ -677,6 +677,26 @@ region = "EU"
     }
 
     #[test]
+    fn the_database_url_comes_from_the_environment_and_never_prints() {
+        let f = file("[storage]\nbackend = \"postgres\"\n");
+        let err = Settings::load(f.path(), true, vec![], Mode::Sandbox)
+            .expect_err("postgres needs a URL")
+            .to_string();
+        assert!(err.contains("storage.url"), "{err}");
+        let env = vec![(
+            "HERALD_STORAGE__URL".to_owned(),
+            "postgres://herald:pw-4711-secret@db:5432/herald".to_owned(),
+        )];
+        let s = Settings::load(f.path(), true, env, Mode::Sandbox).expect("valid");
+        assert_eq!(s.storage.backend, Backend::Postgres);
+        assert_eq!(
+            s.storage.url.as_ref().map(|u| u.expose_secret().to_owned()),
+            Some("postgres://herald:pw-4711-secret@db:5432/herald".to_owned())
+        );
+        assert!(!format!("{s:?}").contains("pw-4711-secret"));
+    }
+
+    #[test]
     fn a_missing_secret_names_its_key() {
         let f = file("[messenger]\napp_secret = \"x\"\n");
         let err = Settings::load(f.path(), true, vec![], Mode::Production)

@@ -21,6 +21,12 @@ use crate::routes::AppState;
 pub fn init() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sled=warn,actix_server=warn"));
+    // tokio-postgres logs each statement's parameters at debug: PSIDs and message content.
+    // Personal data never reaches the log, whatever RUST_LOG asks for.
+    let filter = match "tokio_postgres=info".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let json = std::env::var("HERALD_LOG_FORMAT").is_ok_and(|f| f == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -590,10 +590,12 @@
     const out = h('section', { 'aria-live': 'polite' });
     const seq = h('input', { type: 'number', min: 0, name: 'checkpoint_seq', id: 'f-checkpoint_seq' });
     const head = text('checkpoint_head', { placeholder: 'sha256 hex' });
+    // On PostgreSQL a checkpoint names each chain's head: `chain:seq:hash`, comma-separated.
+    const chains = text('checkpoint_chains', { placeholder: 'PostgreSQL: chain:seq:hash,…' });
     async function verify() {
       report(box, null);
       try {
-        const v = await api.get('/v1/audit/verify' + query({ checkpoint_seq: seq.value, checkpoint_head: head.value }));
+        const v = await api.get('/v1/audit/verify' + query({ checkpoint_seq: seq.value, checkpoint_head: head.value, checkpoint_chains: chains.value }));
         out.replaceChildren(h('h2', 'Verification'),
           h('p', { 'data-verified': String(v.ok) }, h('span', { class: v.ok ? 'ok' : 'bad' }, v.ok ? 'The chain verifies.' : 'The chain does NOT verify.')),
           kv([['Entries', v.entries], ['First seq', v.first_seq], ['Head seq', v.head_seq], ['Head', h('code', fmt(v.head))],
@@ -611,7 +613,11 @@
           document.body.appendChild(a); a.click(); a.remove();
           setTimeout(() => URL.revokeObjectURL(url), 10000);
         } }, 'Download checkpoint JSON');
-        const use = h('button', { type: 'button', onclick: () => { seq.value = c.seq; head.value = c.head; verify(); } }, 'Verify against it');
+        const use = h('button', { type: 'button', onclick: () => {
+          seq.value = c.seq; head.value = c.head;
+          chains.value = (c.chains || []).map((x) => x.chain + ':' + x.seq + ':' + x.hash).join(',');
+          verify();
+        } }, 'Verify against it');
         out.replaceChildren(h('h2', 'Signed checkpoint'),
           h('p.muted', 'Keep it outside Herald: verifying with it later proves the log was only appended to since.'),
           kv([['Seq', c.seq], ['Head', h('code', c.head)], ['At', c.at], ['Key id', h('code', c.key_id)],
@@ -621,6 +627,7 @@
     }
     const form = h('form.fields', { 'aria-label': 'Verify the chain' },
       field('Checkpoint seq (optional)', seq), field('Checkpoint head (optional)', head),
+      field('Checkpoint chains (PostgreSQL)', chains),
       h('div.actions', h('button.primary', { type: 'submit' }, 'Verify the chain'),
         h('button', { type: 'button', onclick: checkpoint }, 'Take a signed checkpoint')));
     form.addEventListener('submit', (ev) => { ev.preventDefault(); verify(); });

@@ -11,7 +11,7 @@ use super::openapi::CommandProblems;
 use super::AppState;
 use crate::app::{export_audit, verify_audit, ExportFormat};
 use crate::auth::Client;
-use crate::domain::audit::{AuditKind, ChainPoint};
+use crate::domain::audit::{AuditKind, ChainHead, ChainPoint};
 use crate::domain::{parse_time, Category, FieldError, Role, Violations};
 use crate::error::ApiError;
 use crate::store::{AuditCursor, AuditFilter};
@@ -154,6 +154,32 @@ async fn get_export(
 struct VerifyQuery {
     checkpoint_seq: Option<u64>,
     checkpoint_head: Option<String>,
+    /// On PostgreSQL: the checkpoint's chain heads, `chain:seq:hash` separated by commas.
+    checkpoint_chains: Option<String>,
+}
+
+/// `chain:seq:hash,…` as chain heads.
+fn chain_heads(text: &str) -> Result<Vec<ChainHead>, ApiError> {
+    let bad = || {
+        ApiError::Invalid(vec![FieldError::new(
+            "checkpoint_chains",
+            "must be chain:seq:hash entries separated by commas",
+        )])
+    };
+    text.split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            let mut fields = part.trim().splitn(3, ':');
+            let chain = fields.next().and_then(|c| c.parse().ok()).ok_or_else(bad)?;
+            let seq = fields.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+            let hash = fields.next().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+            Ok(ChainHead {
+                chain,
+                seq,
+                hash: hash.to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// Walks the hash chain, and with a checkpoint proves the log still extends it.
@@ -173,7 +199,7 @@ async fn get_verify(
         (Some(seq), Some(hash)) => Some(ChainPoint {
             seq,
             hash,
-            chains: Vec::new(),
+            chains: chain_heads(query.checkpoint_chains.as_deref().unwrap_or_default())?,
         }),
         (None, None) => None,
         _ => {

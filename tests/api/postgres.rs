@@ -595,6 +595,8 @@ async fn verify_names_the_chain_and_entry_of_an_altered_row_and_a_checkpoint_cat
         app.user_writes(psid, "hello", None).await;
         app.respond(psid, "hi there").await;
     }
+    // Nothing more is written while the test alters the rows.
+    app.drain().await;
     let checkpoint = app.read(Role::Compliance, "/v1/audit/checkpoint").await.1;
     assert!(
         checkpoint["chains"]

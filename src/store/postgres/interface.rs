@@ -111,7 +111,7 @@ impl PgStore {
             return Ok(changed);
         }
         rows.write(&tx, self).await?;
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(changed)
     }
 
@@ -405,7 +405,7 @@ impl Store for PgStore {
         let mut rows = Rows::default();
         rows.audit(entries);
         rows.write(&tx, self).await?;
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(true)
     }
 
@@ -659,7 +659,7 @@ impl Store for PgStore {
         let mut rows = Rows::default();
         rows.audit(entries);
         rows.write(&tx, self).await?;
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(Some(campaign))
     }
 
@@ -670,7 +670,7 @@ impl Store for PgStore {
             .await?;
         tx.execute("DELETE FROM campaigns WHERE id = $1", &[&id.as_str()])
             .await?;
-        tx.commit().await?;
+        self.finish(tx).await?;
         Ok(())
     }
 
@@ -730,6 +730,6 @@ impl Store for PgStore {
     }
 
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        vec![Box::new(self.commit.clone())]
+        vec![Box::new(self.commit.clone()), Box::new(self.flush.clone())]
     }
 }

@@ -152,6 +152,7 @@ pub struct PgStore {
     stop: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     commit: prometheus::Histogram,
+    flush: prometheus::Histogram,
 }
 
 impl PgStore {
@@ -174,6 +175,11 @@ impl PgStore {
             "time to commit one store transaction (a batch of writes), durable on return",
         ))
         .map_err(|e| unusable(StoreError::Engine(Arc::new(std::io::Error::other(e)))))?;
+        let flush = prometheus::Histogram::with_opts(crate::metrics::latency_opts(
+            "herald_store_flush_seconds",
+            "time to commit (PostgreSQL flushes its write-ahead log)",
+        ))
+        .map_err(|e| unusable(StoreError::Engine(Arc::new(std::io::Error::other(e)))))?;
         let (accepts, queue) = tokio::sync::mpsc::unbounded_channel();
         let lease = options.leases.clone();
         let store = Arc::new(PgStore {
@@ -188,6 +194,7 @@ impl PgStore {
             stop: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
             commit,
+            flush,
         });
         let batcher = tokio::spawn(writes::run_batcher(Arc::downgrade(&store), queue));
         store.tasks.lock().push(batcher);
@@ -201,6 +208,13 @@ impl PgStore {
             store.tasks.lock().push(task);
         }
         Ok(store)
+    }
+
+    /// Commits `tx`: the round trip in which PostgreSQL flushes its log, timed as the flush.
+    async fn finish(&self, tx: deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
+        let _timer = self.flush.start_timer();
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {

@@ -540,7 +540,7 @@ async fn accept_batch(store: &PgStore, news: Vec<NewMessage>) -> Result<Vec<Acce
         }
     }
     rows.write(&tx, store).await?;
-    tx.commit().await?;
+    store.finish(tx).await?;
     Ok(outcomes)
 }
 
@@ -550,6 +550,6 @@ pub(super) async fn write_alone(store: &PgStore, rows: Rows) -> Result<(), Store
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
     rows.write(&tx, store).await?;
-    tx.commit().await?;
+    store.finish(tx).await?;
     Ok(())
 }
