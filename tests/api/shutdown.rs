@@ -16,7 +16,6 @@ use crate::helpers::{policy_dir, start_sandbox};
 async fn sigterm_and_sigint_finish_in_flight_sends_flush_the_store_and_exit_0() {
     // On PostgreSQL one run in three sent a message twice before the signal (not yet
     // understood: see the note on issue 12); until it is, this runs on sled only.
-    crate::sled_only!();
     for signal in ["-TERM", "-INT"] {
         let dir = tempfile::tempdir().expect("dir");
         let sandbox = start_sandbox(
@@ -68,6 +67,12 @@ async fn sigterm_and_sigint_finish_in_flight_sends_flush_the_store_and_exit_0() 
         };
         assert_eq!(status.code(), Some(0), "{signal}: exit 0");
         let logs = std::fs::read_to_string(&log).expect("log");
+        // Every send that finished was recorded: no write failed on the way out (on
+        // PostgreSQL, connections made on the HTTP server's threads once closed under it).
+        assert!(
+            !logs.contains("delivery bookkeeping failed"),
+            "{signal}: {logs}"
+        );
         assert!(logs.contains("store flushed; bye"), "{signal}: {logs}");
         // One span per request and per delivery, naming the recipient by pseudonym only.
         assert!(

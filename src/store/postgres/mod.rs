@@ -105,9 +105,9 @@ pub(crate) async fn connect(options: &PgOptions) -> Result<Pool, OpenError> {
     let mut config: tokio_postgres::Config = url.parse().map_err(|_| OpenError::BadUrl)?;
     config.connect_timeout(Duration::from_secs(5));
     config.application_name("herald");
-    let manager = Manager::from_config(
+    let manager = Manager::from_connect(
         config,
-        tokio_postgres::NoTls,
+        OnRuntime(tokio::runtime::Handle::current()),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -126,6 +126,43 @@ pub(crate) async fn connect(options: &PgOptions) -> Result<Pool, OpenError> {
     })?;
     drop(first);
     Ok(pool)
+}
+
+/// Makes every connection on the runtime the store was opened on, whichever task asks for
+/// one. A connection is driven by a task on the runtime that made it; the HTTP server's
+/// worker threads each run their own runtime, which ends when the server stops — before the
+/// delivery worker has written what its last sends did. A connection made there would close
+/// under it, and a message sent would not be recorded as sent (and go again).
+struct OnRuntime(tokio::runtime::Handle);
+
+type Connected =
+    Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>;
+
+impl deadpool_postgres::Connect for OnRuntime {
+    fn connect(
+        &self,
+        pg_config: &tokio_postgres::Config,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Connected> + Send + '_>> {
+        let config = pg_config.clone();
+        let runtime = self.0.clone();
+        Box::pin(async move {
+            let made = runtime.spawn(async move {
+                let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+                let driver = tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::warn!(error = %e, "a database connection failed");
+                    }
+                });
+                Ok((client, driver))
+            });
+            match made.await {
+                Ok(connected) => connected,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // The store's runtime is ending: nothing is left to connect for.
+                Err(_) => std::future::pending().await,
+            }
+        })
+    }
 }
 
 /// The root cause of a pool error, in words (the password never appears in them).
