@@ -198,12 +198,7 @@ async fn three_gateways_share_the_pages_and_a_kill_dash_nine_loses_nothing() {
     // The partitions spread over the three.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let owners = sql(
-            &database,
-            "SELECT count(DISTINCT owner) FROM partitions WHERE lease_until > now()",
-        )
-        .await;
-        if owners[0].get::<_, i64>(0) == 3 {
+        if owners(&database).await == 3 {
             break;
         }
         assert!(
@@ -367,6 +362,69 @@ async fn a_new_owner_waits_one_pacing_window_before_it_sends_a_taken_over_page()
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_joins_mid_load_takes_its_share_and_nothing_goes_twice() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let dir = tempfile::tempdir().expect("dir");
+    paced_policy(dir.path());
+    let pages = pages(4);
+    let sandbox = shared_sandbox(&pages).await;
+    let first_config = config(dir.path(), "first", &database, &sandbox.base_url(), &pages);
+    let first = start(&first_config, &dir.path().join("first.log")).await;
+    let http = reqwest::Client::new();
+    let token = backend_token();
+    let psids: Vec<String> = (0..240).map(|i| format!("8000000000{i:04}")).collect();
+    for psid in &psids {
+        customer(
+            &http,
+            &sandbox.base_url(),
+            &first.base,
+            &token,
+            psid,
+            "transactional",
+        )
+        .await;
+    }
+    let sends = psids.iter().enumerate().map(|(i, psid)| {
+        let (http, gateway, page) = (&http, first.base.clone(), &pages[i % 4]);
+        async move { ship(http, &gateway, page, psid).await }
+    });
+    let ids: Vec<String> = futures_util::future::join_all(sends).await;
+    // 60 a page at 20 a second: the first is still sending when the second joins.
+    let second_config = config(dir.path(), "second", &database, &sandbox.base_url(), &pages);
+    let second = start(&second_config, &dir.path().join("second.log")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in &ids {
+        while status(&http, &second.base, id).await != "sent" {
+            assert!(Instant::now() < deadline, "{id} never went out");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if owners(&database).await == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the partitions were never shared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for psid in &psids {
+        assert_eq!(
+            sandbox.inbox(psid).len(),
+            1,
+            "{psid}: a handover sends nothing twice"
+        );
+    }
+    assert_eq!(sandbox.stats().rejected, 0);
+    drop((first, second));
+}
+
 #[tokio::test]
 async fn a_write_under_a_stale_epoch_is_refused() {
     let Some(server) = postgres_server() else {
@@ -427,6 +485,100 @@ async fn a_write_under_a_stale_epoch_is_refused() {
         1,
         "the message waits for the new owner"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_is_handed_over_only_once_its_send_in_flight_is_recorded() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    // As many partitions as put the test page in the last one: the first gateway lets go of
+    // its last partitions when a second joins.
+    let partitions = (4..64)
+        .find(|n| herald::store::partition_of(crate::helpers::PAGE_ID, *n) == n - 1)
+        .expect("a partition count");
+    let app = spawn_app_with(TestOptions {
+        data: Some(StoppedStore {
+            dir: tempfile::tempdir().expect("dir"),
+            database: Some(database.clone()),
+        }),
+        settings: Some(Box::new(move |s| s.storage.partitions = partitions)),
+        ..TestOptions::default()
+    })
+    .await;
+    app.consent("9001", "transactional", None).await;
+    app.create_user("9001").await;
+    let later = app.now() + chrono::Duration::hours(1);
+    let (status, body) = app
+        .call(
+            Role::Backend,
+            "/v1/shipping-updates",
+            json!({"recipient": {"psid": "9001"}, "order_number": "o-9", "status": "shipped",
+                   "send_at": later.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = MessageId::parse(body["id"].as_str().expect("id")).expect("id");
+    let first = &app.handle().herald.store;
+    // The first gateway's send is in flight.
+    let claimed = first
+        .claim_due(later, 10, chrono::Duration::minutes(5))
+        .await
+        .expect("claim");
+    assert_eq!(claimed, vec![id.clone()]);
+
+    // A second gateway joins: the first lets go of its last partitions — but not the one
+    // whose send is in flight.
+    let mut settings = test_settings(Path::new("unused"), "http://127.0.0.1:1");
+    use_database(&mut settings, Some(&database));
+    settings.storage.partitions = partitions;
+    let second = herald::startup::open_store(&settings, test_pseudonyms(), true)
+        .await
+        .expect("a second gateway's store");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while owners(&database).await != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second gateway never got partitions"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !second.runs_page(crate::helpers::PAGE_ID),
+        "the partition went over with a send in flight"
+    );
+
+    // The send is recorded under the first gateway's epoch, then handed over.
+    let retry_at = later + chrono::Duration::minutes(1);
+    let recorded = first
+        .update_message(
+            &id,
+            Box::new(move |r| lifecycle::apply(r, Event::Postpone(retry_at), later).ok()),
+        )
+        .await;
+    assert!(matches!(recorded, Ok(Some(_))), "{recorded:?}");
+    first.release(&id).await.expect("release");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !second.runs_page(crate::helpers::PAGE_ID) {
+        assert!(
+            Instant::now() < deadline,
+            "the partition was never handed over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    second.close().await.expect("close");
+}
+
+/// How many instances hold partitions now.
+async fn owners(database: &str) -> i64 {
+    sql(
+        database,
+        "SELECT count(DISTINCT owner) FROM partitions WHERE lease_until > now()",
+    )
+    .await[0]
+        .get(0)
 }
 
 /// A test gateway on `database` (in this process, on the test clock).

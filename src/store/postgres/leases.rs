@@ -7,7 +7,9 @@
 //!    ⌈partitions / instances⌉;
 //! 2. renews what it holds — a partition whose epoch moved on was taken over, and is dropped;
 //! 3. lets go of what is over its share (an instance joined), or takes partitions nobody holds
-//!    or whose lease ran out (an instance left or died), up to its share.
+//!    or whose lease ran out (an instance left or died), up to its share. A partition it lets go
+//!    of first stops being claimed from, and is handed over once none of its sends is still in
+//!    flight (the next rounds check), so that a handover sends nothing twice.
 //!
 //! An owner claims work only while its lease is good by its own clock, which stops a margin
 //! before the database's `lease_until`: by the time another instance can take the partition,
@@ -42,6 +44,8 @@ struct Held {
     good_until: Instant,
     /// And not before then: a new owner's pacing gap.
     sendable_at: Instant,
+    /// Being handed over: no new claims; let go once its sends in flight are recorded.
+    releasing: bool,
 }
 
 /// The partitions this instance holds.
@@ -83,7 +87,10 @@ impl Leases {
             epochs: Vec::new(),
             next: None,
         };
-        for (p, h) in held.iter().filter(|(_, h)| h.good_until > now) {
+        for (p, h) in held
+            .iter()
+            .filter(|(_, h)| h.good_until > now && !h.releasing)
+        {
             if h.sendable_at <= now {
                 c.partitions.push(i32::try_from(*p).unwrap_or(i32::MAX));
                 c.epochs.push(h.epoch);
@@ -102,7 +109,7 @@ impl Leases {
         self.held
             .lock()
             .get(&partition)
-            .is_some_and(|h| h.good_until > now)
+            .is_some_and(|h| h.good_until > now && !h.releasing)
     }
 
     /// The partitions held now.
@@ -195,27 +202,37 @@ pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
         }
     }
 
-    let count = u32::try_from(renewed.len()).unwrap_or(u32::MAX);
-    if count > share {
-        // Over the fair share: stop claiming from the last ones, then let them go.
-        let extra: Vec<i32> = {
-            let mut held = leases.held.lock();
-            let extra: Vec<u32> = held
-                .keys()
+    // Partitions marked in an earlier round: a claim that was under way as they were marked
+    // has been recorded by now, and their sends in flight are visible.
+    hand_over(store, &client).await?;
+    let count = {
+        let mut held = leases.held.lock();
+        let active = held.values().filter(|h| !h.releasing).count();
+        let active = u32::try_from(active).unwrap_or(u32::MAX);
+        if active > share {
+            // Over the fair share: stop claiming from the last ones (let go of below).
+            for h in held
+                .values_mut()
                 .rev()
-                .take((count - share) as usize)
-                .copied()
-                .collect();
-            for p in &extra {
-                held.remove(p);
+                .filter(|h| !h.releasing)
+                .take((active - share) as usize)
+            {
+                h.releasing = true;
             }
-            extra
-                .into_iter()
-                .map(|p| i32::try_from(p).unwrap_or(i32::MAX))
-                .collect()
-        };
-        release(&client, &store.instance, &extra).await?;
-    } else if count < share {
+            share
+        } else {
+            // Under it: keep what was being let go of first.
+            let mut active = active;
+            for h in held.values_mut().filter(|h| h.releasing) {
+                if active < share {
+                    h.releasing = false;
+                    active += 1;
+                }
+            }
+            active
+        }
+    };
+    if count < share {
         let wanted = i64::from(share - count);
         let taken = client
             .query(
@@ -242,11 +259,47 @@ pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
                     epoch,
                     good_until,
                     sendable_at,
+                    releasing: false,
                 },
             );
         }
     }
     Ok(())
+}
+
+/// Lets go of the partitions being handed over that have no send in flight here.
+async fn hand_over(store: &PgStore, client: &deadpool_postgres::Object) -> Result<(), StoreError> {
+    let releasing: Vec<i32> = store
+        .leases
+        .held
+        .lock()
+        .iter()
+        .filter(|(_, h)| h.releasing)
+        .map(|(p, _)| i32::try_from(*p).unwrap_or(i32::MAX))
+        .collect();
+    if releasing.is_empty() {
+        return Ok(());
+    }
+    let busy: Vec<i32> = client
+        .query(
+            "SELECT DISTINCT partition FROM outbox WHERE partition = ANY($1) AND claimed_by = $2",
+            &[&releasing, &store.instance],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let idle: Vec<i32> = releasing
+        .into_iter()
+        .filter(|p| !busy.contains(p))
+        .collect();
+    {
+        let mut held = store.leases.held.lock();
+        for p in &idle {
+            held.remove(&u32::try_from(*p).unwrap_or_default());
+        }
+    }
+    release(client, &store.instance, &idle).await
 }
 
 async fn release(
