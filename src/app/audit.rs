@@ -66,7 +66,7 @@ impl ExportFormat {
 
 /// The CSV columns, in their fixed order (documented in the README). Values that an entry does
 /// not have are empty; erased values are empty and `erased` is `true`.
-pub const CSV_COLUMNS: [&str; 27] = [
+pub const CSV_COLUMNS: [&str; 28] = [
     "seq",
     "at",
     "kind",
@@ -94,9 +94,11 @@ pub const CSV_COLUMNS: [&str; 27] = [
     "erased",
     "prev_hash",
     "hash",
+    // The entry's chain when the store keeps several (PostgreSQL); empty with one.
+    "chain",
 ];
 
-fn csv_row(e: &AuditEntry) -> [String; 27] {
+fn csv_row(e: &AuditEntry) -> [String; 28] {
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
     [
         e.seq.to_string(),
@@ -135,6 +137,7 @@ fn csv_row(e: &AuditEntry) -> [String; 27] {
         e.erased().to_string(),
         e.prev_hash.clone(),
         e.hash.clone(),
+        e.chain.map(|c| c.to_string()).unwrap_or_default(),
     ]
 }
 

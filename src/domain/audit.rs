@@ -508,12 +508,23 @@ impl Verification {
     /// Checks that the chain (already walked) still extends `point`, given the hash found at
     /// `point.seq` (`None`: no such entry). A log that does not is not ok.
     pub fn against(&mut self, point: &ChainPoint, found: Option<&str>) {
+        // With several chains, one of the point's chains may have been pruned past it.
+        let pruned_chain = point.chains.iter().find_map(|c| {
+            self.chains
+                .iter()
+                .find(|v| v.chain == c.chain && c.seq + 1 < v.first_seq)
+                .map(|v| (c.chain, c.seq, v.first_seq))
+        });
         let problem = if point.seq > self.head_seq {
             Some(format!(
                 "the log ends at {} before the checkpoint's entry",
                 self.head_seq
             ))
-        } else if point.seq + 1 < self.first_seq {
+        } else if let Some((chain, seq, first)) = pruned_chain {
+            Some(format!(
+                "entry {seq} of chain {chain} was pruned; that chain now starts at {first}"
+            ))
+        } else if point.chains.is_empty() && point.seq + 1 < self.first_seq {
             Some(format!(
                 "entry {} was pruned; the chain now starts at {}",
                 point.seq, self.first_seq
