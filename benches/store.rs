@@ -14,7 +14,7 @@ use herald::domain::{
     Category, Content, MessageId, MessageRecord, MessageStatus, Psid, Recipient, Role,
 };
 use herald::policy::{Decision, Outcome, Reason, Via};
-use herald::store::{NewMessage, SledStore, Store};
+use herald::store::{LeaseSettings, NewMessage, PgOptions, PgStore, SledStore, Store};
 use serde_json::json;
 
 fn record(i: usize) -> MessageRecord {
@@ -58,7 +58,7 @@ fn record(i: usize) -> MessageRecord {
     }
 }
 
-async fn accept(store: &SledStore, mut record: MessageRecord) {
+async fn accept(store: &dyn Store, mut record: MessageRecord) {
     let effects = lifecycle::accepted(&mut record);
     let new = NewMessage {
         record,
@@ -89,7 +89,7 @@ fn bench(c: &mut Criterion) {
             || record(0),
             |r| {
                 let store = Arc::clone(&store);
-                async move { accept(&store, r).await }
+                async move { accept(store.as_ref(), r).await }
             },
             BatchSize::SmallInput,
         )
@@ -105,7 +105,7 @@ fn bench(c: &mut Criterion) {
                         .into_iter()
                         .map(|r| {
                             let store = Arc::clone(&store);
-                            tokio::spawn(async move { accept(&store, r).await })
+                            tokio::spawn(async move { accept(store.as_ref(), r).await })
                         })
                         .collect();
                     for t in tasks {
@@ -149,6 +149,119 @@ fn bench(c: &mut Criterion) {
         b.iter(|| rt.block_on(store.verify_audit()).expect("verify"))
     });
     g.finish();
+}
+
+/// PostgreSQL (a server at `HERALD_BENCH_POSTGRES_URL`, a fresh database): a durable accept
+/// alone and under 64 concurrent writers (the batcher), and the outbox's claim rate — 100 due
+/// messages claimed under a lease (`FOR UPDATE SKIP LOCKED`) per call.
+fn postgres(c: &mut Criterion) {
+    let Ok(server) = std::env::var("HERALD_BENCH_POSTGRES_URL") else {
+        eprintln!("postgres benches skipped: set HERALD_BENCH_POSTGRES_URL");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (store, database): (Arc<dyn Store>, String) = rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let name = format!(
+            "herald_bench_{}",
+            ulid::Ulid::new().to_string().to_lowercase()
+        );
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create");
+        let mut url = url::Url::parse(&server).expect("url");
+        url.set_path(&format!("/{name}"));
+        let options = PgOptions {
+            url: secrecy::SecretString::from(url.to_string()),
+            pool_size: 16,
+            partitions: 64,
+            leases: Some(LeaseSettings {
+                lease: std::time::Duration::from_secs(10),
+            }),
+        };
+        let store = PgStore::open(&options, herald::domain::audit::Pseudonyms::new(b"bench"))
+            .await
+            .expect("open");
+        (store as Arc<dyn Store>, url.to_string())
+    });
+    let mut g = c.benchmark_group("postgres");
+    g.sample_size(20);
+    g.bench_function("accept, one writer (durable)", |b| {
+        b.to_async(&rt).iter_batched(
+            || record(0),
+            |r| {
+                let store = Arc::clone(&store);
+                async move { accept(store.as_ref(), r).await }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.throughput(Throughput::Elements(64));
+    g.bench_function("accept, 64 concurrent writers (batched)", |b| {
+        b.to_async(&rt).iter_batched(
+            || (0..64).map(record).collect::<Vec<_>>(),
+            |records| {
+                let store = Arc::clone(&store);
+                async move {
+                    let tasks: Vec<_> = records
+                        .into_iter()
+                        .map(|r| {
+                            let store = Arc::clone(&store);
+                            tokio::spawn(async move { accept(store.as_ref(), r).await })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await.expect("task");
+                    }
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // Claims: the outbox holds every message accepted above (thousands, all due); each call
+    // claims 100 and the claims are let go of, untimed, before the next.
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("claim 100 due messages", |b| {
+        let (store, database) = (Arc::clone(&store), database.clone());
+        b.to_async(&rt).iter_custom(move |iters| {
+            let (store, database) = (Arc::clone(&store), database.clone());
+            async move {
+                let (client, connection) =
+                    tokio_postgres::connect(&database, tokio_postgres::NoTls)
+                        .await
+                        .expect("connect");
+                tokio::spawn(connection);
+                let mut total = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    client
+                        .execute(
+                            "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL",
+                            &[],
+                        )
+                        .await
+                        .expect("let go");
+                    let now = Utc::now();
+                    let started = std::time::Instant::now();
+                    let claimed = store
+                        .claim_due(now, 100, chrono::Duration::minutes(5))
+                        .await
+                        .expect("claim");
+                    total += started.elapsed();
+                    assert_eq!(claimed.len(), 100);
+                }
+                total
+            }
+        })
+    });
+    g.finish();
+    rt.block_on(store.close()).expect("close");
 }
 
 /// The engine's floor: sled 0.34 by itself, with no encoding, hashing or bookkeeping, writing
@@ -217,5 +330,5 @@ fn sled_alone(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, sled_alone);
+criterion_group!(benches, bench, sled_alone, postgres);
 criterion_main!(benches);
