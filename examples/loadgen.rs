@@ -753,6 +753,7 @@ async fn cluster_run(o: &Options, database: Option<&str>, instances: usize) -> V
         .collect();
     let cpu = |gs: &[Process]| -> f64 { gs.iter().map(|g| cpu_seconds(g.child.id())).sum() };
     let cpu_before = cpu(&gateways);
+    let db_before = postgres_cpu_seconds();
     let before = sandbox.stats().accepted as usize;
     let start = Instant::now();
     let n = jobs.len();
@@ -760,6 +761,7 @@ async fn cluster_run(o: &Options, database: Option<&str>, instances: usize) -> V
         closed_loop(o.clients, o.requests, move |i| jobs[i % n](i)).await;
     let e2e_seconds = delivered(&sandbox, before + o.requests, start).await;
     let cpu_us = (cpu(&gateways) - cpu_before) * 1e6 / o.requests as f64;
+    let db_us = (postgres_cpu_seconds() - db_before) * 1e6 / o.requests as f64;
     let name = match database {
         Some(_) => format!("postgres x {instances}"),
         None => "sled x 1".to_owned(),
@@ -778,8 +780,8 @@ async fn cluster_run(o: &Options, database: Option<&str>, instances: usize) -> V
                     .fold(0.0, f64::max),
             ),
             note: format!(
-                "{} pages; {:.0} µs CPU per message, all instances, accept and delivery",
-                o.pages, cpu_us
+                "{} pages; CPU per message: {:.0} µs in the instances (accept and delivery), {:.0} µs in PostgreSQL",
+                o.pages, cpu_us, db_us
             ),
         },
         Row {
@@ -791,6 +793,22 @@ async fn cluster_run(o: &Options, database: Option<&str>, instances: usize) -> V
             note: format!("until the sandbox had every message; {rejected} rejected"),
         },
     ]
+}
+
+/// CPU time of the PostgreSQL server processes on this machine (the database's share; a
+/// backend that exits during the run takes its time with it).
+fn postgres_cpu_seconds() -> f64 {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(cpu_seconds)
+        .sum()
 }
 
 /// CPU time (user + system) process `pid` has used, in seconds.

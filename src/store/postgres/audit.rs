@@ -35,8 +35,12 @@ impl PgStore {
         let client = self.client().await?;
         Ok(client
             .query(
-                "SELECT chain, seq, hash, start_seq, start_hash FROM audit_chains
+                &client
+                    .prepare_cached(
+                        "SELECT chain, seq, hash, start_seq, start_hash FROM audit_chains
                  WHERE seq > 0 ORDER BY chain",
+                    )
+                    .await?,
                 &[],
             )
             .await?
@@ -79,8 +83,12 @@ impl PgStore {
             loop {
                 let rows = client
                     .query(
-                        "SELECT seq, entry FROM audit WHERE chain = $1 AND seq > $2
+                        &client
+                            .prepare_cached(
+                                "SELECT seq, entry FROM audit WHERE chain = $1 AND seq > $2
                          ORDER BY seq LIMIT $3",
+                            )
+                            .await?,
                         &[&chain_col(chain.chain), &after, &VERIFY_CHUNK],
                     )
                     .await?;
@@ -127,9 +135,13 @@ impl PgStore {
             } else {
                 let row = client
                     .query_opt(
-                        "SELECT (SELECT entry FROM audit WHERE chain = $1 AND seq = $2),
+                        &client
+                            .prepare_cached(
+                                "SELECT (SELECT entry FROM audit WHERE chain = $1 AND seq = $2),
                                 CASE WHEN start_seq = $2 THEN start_hash END
                          FROM audit_chains WHERE chain = $1",
+                            )
+                            .await?,
                         &[&chain_col(c.chain), &int8(c.seq)],
                     )
                     .await?;
@@ -162,7 +174,11 @@ impl PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT seq, entry FROM audit WHERE id >= $1 ORDER BY id LIMIT $2",
+                &client
+                    .prepare_cached(
+                        "SELECT seq, entry FROM audit WHERE id >= $1 ORDER BY id LIMIT $2",
+                    )
+                    .await?,
                 &[&int8(from), &int8(limit as u64)],
             )
             .await?;
@@ -237,12 +253,13 @@ impl PgStore {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
-            "SELECT a.id, a.entry, p.personal::text FROM audit a
+            "SELECT a.id, a.entry, p.personal FROM audit a
              LEFT JOIN audit_personal p ON p.chain = a.chain AND p.seq = a.seq
              {where_clause} ORDER BY a.id {direction} LIMIT ${limit_param}"
         );
         let client = self.client().await?;
-        let rows = client.query(sql.as_str(), &params).await?;
+        let statement = client.prepare_cached(&sql).await?;
+        let rows = client.query(&statement, &params).await?;
         let mut page = AuditPage::default();
         for row in rows.iter().take(limit) {
             let text: String = row.get(1);
@@ -266,8 +283,12 @@ impl PgStore {
         let client = self.client().await?;
         let n = client
             .execute(
-                "DELETE FROM audit_personal p USING audit a
+                &client
+                    .prepare_cached(
+                        "DELETE FROM audit_personal p USING audit a
                  WHERE a.pseudonym = $1 AND p.chain = a.chain AND p.seq = a.seq",
+                    )
+                    .await?,
                 &[&self.pseudonyms.of(key)],
             )
             .await?;
@@ -285,7 +306,10 @@ impl PgStore {
             let col = chain_col(chain.chain);
             let row = tx
                 .query_one(
-                    "SELECT seq, start_seq FROM audit_chains WHERE chain = $1 FOR UPDATE",
+                    &tx.prepare_cached(
+                        "SELECT seq, start_seq FROM audit_chains WHERE chain = $1 FOR UPDATE",
+                    )
+                    .await?,
                     &[&col],
                 )
                 .await?;
@@ -293,7 +317,10 @@ impl PgStore {
             // The first entry kept: the first one not old enough, and never past the newest.
             let first_kept: Option<i64> = tx
                 .query_one(
-                    "SELECT min(seq) FROM audit WHERE chain = $1 AND seq > $2 AND at >= $3",
+                    &tx.prepare_cached(
+                        "SELECT min(seq) FROM audit WHERE chain = $1 AND seq > $2 AND at >= $3",
+                    )
+                    .await?,
                     &[&col, &start, &before],
                 )
                 .await?
@@ -304,7 +331,8 @@ impl PgStore {
             }
             let last: String = tx
                 .query_one(
-                    "SELECT entry FROM audit WHERE chain = $1 AND seq = $2",
+                    &tx.prepare_cached("SELECT entry FROM audit WHERE chain = $1 AND seq = $2")
+                        .await?,
                     &[&col, &through],
                 )
                 .await?
@@ -312,17 +340,24 @@ impl PgStore {
             let last: AuditEntry = decode("audit entry", &last)?;
             let gone = tx
                 .execute(
-                    "DELETE FROM audit WHERE chain = $1 AND seq > $2 AND seq <= $3",
+                    &tx.prepare_cached(
+                        "DELETE FROM audit WHERE chain = $1 AND seq > $2 AND seq <= $3",
+                    )
+                    .await?,
                     &[&col, &start, &through],
                 )
                 .await?;
             tx.execute(
-                "DELETE FROM audit_personal WHERE chain = $1 AND seq <= $2",
+                &tx.prepare_cached("DELETE FROM audit_personal WHERE chain = $1 AND seq <= $2")
+                    .await?,
                 &[&col, &through],
             )
             .await?;
             tx.execute(
-                "UPDATE audit_chains SET start_seq = $2, start_hash = $3 WHERE chain = $1",
+                &tx.prepare_cached(
+                    "UPDATE audit_chains SET start_seq = $2, start_hash = $3 WHERE chain = $1",
+                )
+                .await?,
                 &[&col, &through, &last.hash],
             )
             .await?;

@@ -4,8 +4,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use deadpool_postgres::Transaction;
 use serde_json::Value;
-use tokio_postgres::Transaction;
 
 use super::writes::{write_alone, AcceptJob, Rows};
 use super::{decode, encode, int8, uint, PgStore, StoreError};
@@ -40,9 +40,12 @@ impl PgStore {
     ) -> Result<Vec<Locked>, StoreError> {
         let rows = tx
             .query(
-                "SELECT m.record::text, o.partition, o.claimed_by, o.claim_epoch
+                &tx.prepare_cached(
+                    "SELECT m.record, o.partition, o.claimed_by, o.claim_epoch
                  FROM messages m LEFT JOIN outbox o ON o.message_id = m.id
                  WHERE m.id = ANY($1) ORDER BY m.id FOR UPDATE OF m",
+                )
+                .await?,
                 &[&ids],
             )
             .await?;
@@ -70,7 +73,10 @@ impl PgStore {
         // `FOR SHARE` holds the partition's row until commit: no takeover in between.
         let current = tx
             .query_opt(
-                "SELECT 1 FROM partitions WHERE partition = $1 AND epoch = $2 FOR SHARE",
+                &tx.prepare_cached(
+                    "SELECT 1 FROM partitions WHERE partition = $1 AND epoch = $2 FOR SHARE",
+                )
+                .await?,
                 &[partition, epoch],
             )
             .await?;
@@ -122,7 +128,9 @@ impl PgStore {
         key: &(dyn tokio_postgres::types::ToSql + Sync),
     ) -> Result<Option<V>, StoreError> {
         let client = self.client().await?;
-        let row = client.query_opt(sql, &[key]).await?;
+        let row = client
+            .query_opt(&client.prepare_cached(sql).await?, &[key])
+            .await?;
         row.map(|row| decode(what, &row.get::<_, String>(0)))
             .transpose()
     }
@@ -141,7 +149,7 @@ impl Store for PgStore {
     async fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
         self.read_json(
             "message",
-            "SELECT record::text FROM messages WHERE id = $1",
+            "SELECT record FROM messages WHERE id = $1",
             &id.as_str(),
         )
         .await
@@ -154,7 +162,7 @@ impl Store for PgStore {
         Ok(self
             .read_json(
                 "decision trace",
-                "SELECT trace::text FROM traces WHERE sha256 = $1",
+                "SELECT trace FROM traces WHERE sha256 = $1",
                 &sha,
             )
             .await?
@@ -169,7 +177,8 @@ impl Store for PgStore {
         let db = self.client().await?;
         let row = db
             .query_opt(
-                "SELECT record::text FROM idempotency WHERE client = $1 AND key = $2",
+                &db.prepare_cached("SELECT record FROM idempotency WHERE client = $1 AND key = $2")
+                    .await?,
                 &[&client, &key],
             )
             .await?;
@@ -206,7 +215,9 @@ impl Store for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT message_id FROM graph_ids WHERE graph_id = ANY($1)",
+                &client
+                    .prepare_cached("SELECT message_id FROM graph_ids WHERE graph_id = ANY($1)")
+                    .await?,
                 &[&mids],
             )
             .await?;
@@ -238,7 +249,9 @@ impl Store for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "WITH picked AS (
+                &client
+                    .prepare_cached(
+                        "WITH picked AS (
                      SELECT o.message_id, p.epoch FROM outbox o
                      JOIN partitions p ON p.partition = o.partition
                      WHERE o.partition = ANY($1) AND p.owner = $2 AND p.lease_until > now()
@@ -251,6 +264,8 @@ impl Store for PgStore {
                      claim_epoch = picked.epoch
                  FROM picked WHERE o.message_id = picked.message_id
                  RETURNING o.message_id, o.due",
+                    )
+                    .await?,
                 &[
                     &claimable.partitions,
                     &self.instance,
@@ -277,12 +292,16 @@ impl Store for PgStore {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "WITH held AS (
+                &client
+                    .prepare_cached(
+                        "WITH held AS (
                      UPDATE outbox SET claimed_until = $3, claimed_by = $4, claim_epoch = NULL
                      WHERE message_id = $1 AND (claimed_until IS NULL OR claimed_until <= $2)
                      RETURNING 1)
                  SELECT EXISTS (SELECT 1 FROM held)
                      OR NOT EXISTS (SELECT 1 FROM outbox WHERE message_id = $1)",
+                    )
+                    .await?,
                 &[&id.as_str(), &now, &(now + lease), &self.instance],
             )
             .await?;
@@ -293,8 +312,8 @@ impl Store for PgStore {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, claim_epoch = NULL
-                 WHERE message_id = $1 AND claimed_by = $2",
+                &client.prepare_cached("UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, claim_epoch = NULL
+                 WHERE message_id = $1 AND claimed_by = $2").await?,
                 &[&id.as_str(), &self.instance],
             )
             .await?;
@@ -305,7 +324,9 @@ impl Store for PgStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT claimed_until > $2 FROM outbox WHERE message_id = $1",
+                &client
+                    .prepare_cached("SELECT claimed_until > $2 FROM outbox WHERE message_id = $1")
+                    .await?,
                 &[&id.as_str(), &now],
             )
             .await?;
@@ -320,12 +341,19 @@ impl Store for PgStore {
             let held = self.leases.held(Instant::now());
             client
                 .query_one(
-                    "SELECT min(due) FROM outbox WHERE partition = ANY($1)",
+                    &client
+                        .prepare_cached("SELECT min(due) FROM outbox WHERE partition = ANY($1)")
+                        .await?,
                     &[&held],
                 )
                 .await?
         } else {
-            client.query_one("SELECT min(due) FROM outbox", &[]).await?
+            client
+                .query_one(
+                    &client.prepare_cached("SELECT min(due) FROM outbox").await?,
+                    &[],
+                )
+                .await?
         };
         Ok(row.get(0))
     }
@@ -333,7 +361,10 @@ impl Store for PgStore {
     async fn outbox_len(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let n: i64 = client
-            .query_one("SELECT count(*) FROM outbox", &[])
+            .query_one(
+                &client.prepare_cached("SELECT count(*) FROM outbox").await?,
+                &[],
+            )
             .await?
             .get(0);
         Ok(uint(n))
@@ -352,7 +383,9 @@ impl Store for PgStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT key FROM recipients WHERE marketing_token = $1 LIMIT 1",
+                &client
+                    .prepare_cached("SELECT key FROM recipients WHERE marketing_token = $1 LIMIT 1")
+                    .await?,
                 &[&token],
             )
             .await?;
@@ -371,8 +404,11 @@ impl Store for PgStore {
         if let Some(seen) = seen {
             let first = tx
                 .execute(
-                    "INSERT INTO webhook_mids (mid, seen_at) VALUES ($1, $2)
+                    &tx.prepare_cached(
+                        "INSERT INTO webhook_mids (mid, seen_at) VALUES ($1, $2)
                      ON CONFLICT DO NOTHING",
+                    )
+                    .await?,
                     &[&seen.mid, &seen.at],
                 )
                 .await?;
@@ -382,14 +418,18 @@ impl Store for PgStore {
             }
         }
         tx.execute(
-            "INSERT INTO recipients (key, record) VALUES ($1, $2::text::jsonb)
+            &tx.prepare_cached(
+                "INSERT INTO recipients (key, record) VALUES ($1, $2::text::jsonb)
              ON CONFLICT DO NOTHING",
+            )
+            .await?,
             &[&key, &encode("recipient", &RecipientRecord::default())?],
         )
         .await?;
         let text: String = tx
             .query_one(
-                "SELECT record::text FROM recipients WHERE key = $1 FOR UPDATE",
+                &tx.prepare_cached("SELECT record::text FROM recipients WHERE key = $1 FOR UPDATE")
+                    .await?,
                 &[&key],
             )
             .await?
@@ -398,7 +438,7 @@ impl Store for PgStore {
         let entries = change(&mut record);
         let token = record.marketing_token.as_ref().map(|t| t.token.clone());
         tx.execute(
-            "UPDATE recipients SET record = $2::text::jsonb, marketing_token = $3 WHERE key = $1",
+            &tx.prepare_cached("UPDATE recipients SET record = $2::text::jsonb, marketing_token = $3 WHERE key = $1").await?,
             &[&key, &encode("recipient", &record)?, &token],
         )
         .await?;
@@ -417,8 +457,12 @@ impl Store for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT at, category FROM sends WHERE recipient = $1 AND at >= $2
+                &client
+                    .prepare_cached(
+                        "SELECT at, category FROM sends WHERE recipient = $1 AND at >= $2
                  ORDER BY at DESC, message_id DESC",
+                    )
+                    .await?,
                 &[&key, &since],
             )
             .await?;
@@ -442,8 +486,12 @@ impl Store for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT message_id FROM sends WHERE recipient = $1
+                &client
+                    .prepare_cached(
+                        "SELECT message_id FROM sends WHERE recipient = $1
                  ORDER BY at DESC, message_id DESC LIMIT $2",
+                    )
+                    .await?,
                 &[&key, &int8(limit as u64)],
             )
             .await?;
@@ -457,7 +505,9 @@ impl Store for PgStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO parked_events (event) VALUES ($1::text::jsonb)",
+                &client
+                    .prepare_cached("INSERT INTO parked_events (event) VALUES ($1::text::jsonb)")
+                    .await?,
                 &[&encode("parked webhook event", event)?],
             )
             .await?;
@@ -468,7 +518,11 @@ impl Store for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT id, event::text FROM parked_events ORDER BY id LIMIT $1",
+                &client
+                    .prepare_cached(
+                        "SELECT id, event::text FROM parked_events ORDER BY id LIMIT $1",
+                    )
+                    .await?,
                 &[&int8(limit as u64)],
             )
             .await?;
@@ -485,7 +539,12 @@ impl Store for PgStore {
     async fn unpark_event(&self, id: ParkedId) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute("DELETE FROM parked_events WHERE id = $1", &[&int8(id.0)])
+            .execute(
+                &client
+                    .prepare_cached("DELETE FROM parked_events WHERE id = $1")
+                    .await?,
+                &[&int8(id.0)],
+            )
             .await?;
         Ok(())
     }
@@ -520,9 +579,13 @@ impl Store for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT key, record::text FROM recipients
+                &client
+                    .prepare_cached(
+                        "SELECT key, record::text FROM recipients
                  WHERE $1::text IS NULL OR key COLLATE \"C\" > $1
                  ORDER BY key COLLATE \"C\" LIMIT $2",
+                    )
+                    .await?,
                 &[&after, &int8(limit as u64)],
             )
             .await?;
@@ -535,7 +598,11 @@ impl Store for PgStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO campaigns (id, record) VALUES ($1, $2::text::jsonb)",
+                &client
+                    .prepare_cached(
+                        "INSERT INTO campaigns (id, record) VALUES ($1, $2::text::jsonb)",
+                    )
+                    .await?,
                 &[&campaign.id.as_str(), &encode("campaign", campaign)?],
             )
             .await?;
@@ -559,8 +626,12 @@ impl Store for PgStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO audience (campaign, first, psids) VALUES ($1, $2, $3)
+                &client
+                    .prepare_cached(
+                        "INSERT INTO audience (campaign, first, psids) VALUES ($1, $2, $3)
                  ON CONFLICT (campaign, first) DO UPDATE SET psids = EXCLUDED.psids",
+                    )
+                    .await?,
                 &[&id.as_str(), &int8(from), &part],
             )
             .await?;
@@ -577,7 +648,7 @@ impl Store for PgStore {
         // The part that holds position `from` starts at or before it.
         let mut after: i64 = client
             .query_one(
-                "SELECT coalesce(max(first), 0) FROM audience WHERE campaign = $1 AND first <= $2",
+                &client.prepare_cached("SELECT coalesce(max(first), 0) FROM audience WHERE campaign = $1 AND first <= $2").await?,
                 &[&id.as_str(), &int8(from)],
             )
             .await?
@@ -587,9 +658,13 @@ impl Store for PgStore {
         loop {
             let rows = client
                 .query(
-                    "SELECT first, psids FROM audience
+                    &client
+                        .prepare_cached(
+                            "SELECT first, psids FROM audience
                      WHERE campaign = $1 AND (first > $2 OR ($3 AND first = $2))
                      ORDER BY first LIMIT $4",
+                        )
+                        .await?,
                     &[&id.as_str(), &after, &inclusive, &AUDIENCE_PARTS],
                 )
                 .await?;
@@ -621,7 +696,9 @@ impl Store for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT record::text FROM campaigns ORDER BY id COLLATE \"C\"",
+                &client
+                    .prepare_cached("SELECT record::text FROM campaigns ORDER BY id COLLATE \"C\"")
+                    .await?,
                 &[],
             )
             .await?;
@@ -640,7 +717,8 @@ impl Store for PgStore {
         let tx = client.transaction().await?;
         let Some(row) = tx
             .query_opt(
-                "SELECT record::text FROM campaigns WHERE id = $1 FOR UPDATE",
+                &tx.prepare_cached("SELECT record::text FROM campaigns WHERE id = $1 FOR UPDATE")
+                    .await?,
                 &[&id.as_str()],
             )
             .await?
@@ -652,7 +730,8 @@ impl Store for PgStore {
             return Ok(None);
         };
         tx.execute(
-            "UPDATE campaigns SET record = $2::text::jsonb WHERE id = $1",
+            &tx.prepare_cached("UPDATE campaigns SET record = $2::text::jsonb WHERE id = $1")
+                .await?,
             &[&id.as_str(), &encode("campaign", &campaign)?],
         )
         .await?;
@@ -666,10 +745,18 @@ impl Store for PgStore {
     async fn drop_draft(&self, id: &CampaignId) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute("DELETE FROM audience WHERE campaign = $1", &[&id.as_str()])
-            .await?;
-        tx.execute("DELETE FROM campaigns WHERE id = $1", &[&id.as_str()])
-            .await?;
+        tx.execute(
+            &tx.prepare_cached("DELETE FROM audience WHERE campaign = $1")
+                .await?,
+            &[&id.as_str()],
+        )
+        .await?;
+        tx.execute(
+            &tx.prepare_cached("DELETE FROM campaigns WHERE id = $1")
+                .await?,
+            &[&id.as_str()],
+        )
+        .await?;
         self.finish(tx).await?;
         Ok(())
     }
@@ -678,8 +765,12 @@ impl Store for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT label, n FROM campaign_counts WHERE campaign = $1
+                &client
+                    .prepare_cached(
+                        "SELECT label, n FROM campaign_counts WHERE campaign = $1
                  ORDER BY label COLLATE \"C\"",
+                    )
+                    .await?,
                 &[&id.as_str()],
             )
             .await?;
@@ -719,7 +810,12 @@ impl Store for PgStore {
     async fn size_on_disk(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let n: i64 = client
-            .query_one("SELECT pg_database_size(current_database())", &[])
+            .query_one(
+                &client
+                    .prepare_cached("SELECT pg_database_size(current_database())")
+                    .await?,
+                &[],
+            )
             .await?
             .get(0);
         Ok(uint(n))

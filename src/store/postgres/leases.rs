@@ -143,21 +143,31 @@ pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
     let started = Instant::now();
     client
         .execute(
-            "INSERT INTO instances (id, heartbeat_until)
+            &client
+                .prepare_cached(
+                    "INSERT INTO instances (id, heartbeat_until)
              VALUES ($1, now() + $2::bigint * interval '1 millisecond')
              ON CONFLICT (id) DO UPDATE SET heartbeat_until = EXCLUDED.heartbeat_until",
+                )
+                .await?,
             &[&store.instance, &lease_ms],
         )
         .await?;
     client
         .execute(
-            "DELETE FROM instances WHERE heartbeat_until < now() - interval '1 hour'",
+            &client
+                .prepare_cached(
+                    "DELETE FROM instances WHERE heartbeat_until < now() - interval '1 hour'",
+                )
+                .await?,
             &[],
         )
         .await?;
     let alive: i64 = client
         .query_one(
-            "SELECT count(*) FROM instances WHERE heartbeat_until > now()",
+            &client
+                .prepare_cached("SELECT count(*) FROM instances WHERE heartbeat_until > now()")
+                .await?,
             &[],
         )
         .await?
@@ -170,10 +180,10 @@ pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
     let (partitions, epochs) = leases.snapshot();
     let renewed: Vec<u32> = client
         .query(
-            "UPDATE partitions p SET lease_until = now() + $2::bigint * interval '1 millisecond'
+            &client.prepare_cached("UPDATE partitions p SET lease_until = now() + $2::bigint * interval '1 millisecond'
              FROM UNNEST($3::integer[], $4::bigint[]) AS h(partition, epoch)
              WHERE p.partition = h.partition AND p.epoch = h.epoch AND p.owner = $1
-             RETURNING p.partition",
+             RETURNING p.partition").await?,
             &[&store.instance, &lease_ms, &partitions, &epochs],
         )
         .await?
@@ -236,12 +246,16 @@ pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
         let wanted = i64::from(share - count);
         let taken = client
             .query(
-                "UPDATE partitions p SET owner = $1, epoch = p.epoch + 1,
+                &client
+                    .prepare_cached(
+                        "UPDATE partitions p SET owner = $1, epoch = p.epoch + 1,
                      lease_until = now() + $2::bigint * interval '1 millisecond'
                  FROM (SELECT partition FROM partitions WHERE lease_until < now()
                        ORDER BY partition LIMIT $3 FOR UPDATE SKIP LOCKED) AS free
                  WHERE p.partition = free.partition
                  RETURNING p.partition, p.epoch",
+                    )
+                    .await?,
                 &[&store.instance, &lease_ms, &wanted],
             )
             .await?;
@@ -282,7 +296,7 @@ async fn hand_over(store: &PgStore, client: &deadpool_postgres::Object) -> Resul
     }
     let busy: Vec<i32> = client
         .query(
-            "SELECT DISTINCT partition FROM outbox WHERE partition = ANY($1) AND claimed_by = $2",
+            &client.prepare_cached("SELECT DISTINCT partition FROM outbox WHERE partition = ANY($1) AND claimed_by = $2").await?,
             &[&releasing, &store.instance],
         )
         .await?
@@ -312,8 +326,12 @@ async fn release(
     }
     client
         .execute(
-            "UPDATE partitions SET owner = NULL, lease_until = now()
+            &client
+                .prepare_cached(
+                    "UPDATE partitions SET owner = NULL, lease_until = now()
              WHERE owner = $1 AND partition = ANY($2)",
+                )
+                .await?,
             &[&instance, &partitions],
         )
         .await?;
@@ -334,7 +352,12 @@ pub(super) async fn release_all(store: &PgStore) -> Result<(), StoreError> {
     let client = store.client().await?;
     release(&client, &store.instance, &partitions).await?;
     client
-        .execute("DELETE FROM instances WHERE id = $1", &[&store.instance])
+        .execute(
+            &client
+                .prepare_cached("DELETE FROM instances WHERE id = $1")
+                .await?,
+            &[&store.instance],
+        )
         .await?;
     Ok(())
 }

@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Weak};
 
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio_postgres::Transaction;
 
 use super::{encode, uint, PgStore, StoreError};
 use crate::domain::audit::{fresh_salt, AuditEntry};
@@ -155,9 +155,12 @@ impl Rows {
         if !self.traces.is_empty() {
             let (sha, json): (Vec<String>, Vec<String>) = self.traces.into_iter().unzip();
             tx.execute(
-                "INSERT INTO traces (sha256, trace)
-                 SELECT s, t::jsonb FROM UNNEST($1::text[], $2::text[]) AS u(s, t)
+                &tx.prepare_cached(
+                    "INSERT INTO traces (sha256, trace)
+                 SELECT * FROM UNNEST($1::text[], $2::text[])
                  ON CONFLICT DO NOTHING",
+                )
+                .await?,
                 &[&sha, &json],
             )
             .await?;
@@ -165,16 +168,20 @@ impl Rows {
         if !self.messages.is_empty() {
             let (ids, records): (Vec<String>, Vec<String>) = self.messages.into_iter().unzip();
             tx.execute(
-                "INSERT INTO messages (id, record)
-                 SELECT i, r::jsonb FROM UNNEST($1::text[], $2::text[]) AS u(i, r)
+                &tx.prepare_cached(
+                    "INSERT INTO messages (id, record)
+                 SELECT * FROM UNNEST($1::text[], $2::text[])
                  ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
+                )
+                .await?,
                 &[&ids, &records],
             )
             .await?;
         }
         if !self.outbox_remove.is_empty() {
             tx.execute(
-                "DELETE FROM outbox WHERE message_id = ANY($1)",
+                &tx.prepare_cached("DELETE FROM outbox WHERE message_id = ANY($1)")
+                    .await?,
                 &[&self.outbox_remove],
             )
             .await?;
@@ -189,9 +196,12 @@ impl Rows {
                 dues.push(due);
             }
             tx.execute(
-                "INSERT INTO outbox (message_id, partition, due)
+                &tx.prepare_cached(
+                    "INSERT INTO outbox (message_id, partition, due)
                  SELECT * FROM UNNEST($1::text[], $2::integer[], $3::timestamptz[])
                  ON CONFLICT (message_id) DO UPDATE SET due = EXCLUDED.due",
+                )
+                .await?,
                 &[&ids, &partitions, &dues],
             )
             .await?;
@@ -205,9 +215,12 @@ impl Rows {
                 cols.3.push(category);
             }
             tx.execute(
-                "INSERT INTO sends (recipient, at, message_id, category)
+                &tx.prepare_cached(
+                    "INSERT INTO sends (recipient, at, message_id, category)
                  SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[])
                  ON CONFLICT DO NOTHING",
+                )
+                .await?,
                 &[&cols.0, &cols.1, &cols.2, &cols.3],
             )
             .await?;
@@ -215,9 +228,12 @@ impl Rows {
         if !self.graph_ids.is_empty() {
             let (graph, ids): (Vec<String>, Vec<String>) = self.graph_ids.into_iter().unzip();
             tx.execute(
-                "INSERT INTO graph_ids (graph_id, message_id)
+                &tx.prepare_cached(
+                    "INSERT INTO graph_ids (graph_id, message_id)
                  SELECT * FROM UNNEST($1::text[], $2::text[])
                  ON CONFLICT (graph_id) DO UPDATE SET message_id = EXCLUDED.message_id",
+                )
+                .await?,
                 &[&graph, &ids],
             )
             .await?;
@@ -230,9 +246,12 @@ impl Rows {
                 cols.2.push(delta);
             }
             tx.execute(
-                "INSERT INTO campaign_counts (campaign, label, n)
+                &tx.prepare_cached(
+                    "INSERT INTO campaign_counts (campaign, label, n)
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])
                  ON CONFLICT (campaign, label) DO UPDATE SET n = campaign_counts.n + EXCLUDED.n",
+                )
+                .await?,
                 &[&cols.0, &cols.1, &cols.2],
             )
             .await?;
@@ -262,8 +281,11 @@ pub(super) async fn append_audit(
         .collect();
     let heads: HashMap<i32, (i64, String)> = tx
         .query(
-            "SELECT chain, seq, hash FROM audit_chains WHERE chain = ANY($1)
+            &tx.prepare_cached(
+                "SELECT chain, seq, hash FROM audit_chains WHERE chain = ANY($1)
              ORDER BY chain FOR UPDATE",
+            )
+            .await?,
             &[&chains],
         )
         .await?
@@ -308,9 +330,12 @@ pub(super) async fn append_audit(
     }
     rows.write(tx).await?;
     tx.execute(
-        "UPDATE audit_chains c SET seq = h.seq, hash = h.hash
+        &tx.prepare_cached(
+            "UPDATE audit_chains c SET seq = h.seq, hash = h.hash
          FROM UNNEST($1::integer[], $2::bigint[], $3::text[]) AS h(chain, seq, hash)
          WHERE c.chain = h.chain",
+        )
+        .await?,
         &[&new_heads.0, &new_heads.1, &new_heads.2],
     )
     .await?;
@@ -354,11 +379,14 @@ impl AuditRows {
 
     async fn write(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
         tx.execute(
-            "INSERT INTO audit (chain, seq, at, kind, pseudonym, page_id, category, outcome,
+            &tx.prepare_cached(
+                "INSERT INTO audit (chain, seq, at, kind, pseudonym, page_id, category, outcome,
                                 reason, campaign, client, entry)
              SELECT * FROM UNNEST($1::integer[], $2::bigint[], $3::timestamptz[], $4::text[],
                                   $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
                                   $10::text[], $11::text[], $12::text[])",
+            )
+            .await?,
             &[
                 &self.chain,
                 &self.seq,
@@ -377,8 +405,11 @@ impl AuditRows {
         .await?;
         if !self.personal.0.is_empty() {
             tx.execute(
-                "INSERT INTO audit_personal (chain, seq, personal)
-                 SELECT c, s, p::jsonb FROM UNNEST($1::integer[], $2::bigint[], $3::text[]) AS u(c, s, p)",
+                &tx.prepare_cached(
+                    "INSERT INTO audit_personal (chain, seq, personal)
+                 SELECT * FROM UNNEST($1::integer[], $2::bigint[], $3::text[])",
+                )
+                .await?,
                 &[&self.personal.0, &self.personal.1, &self.personal.2],
             )
             .await?;
@@ -474,9 +505,12 @@ async fn accept_batch(store: &PgStore, news: Vec<NewMessage>) -> Result<Vec<Acce
         }
         for row in tx
             .query(
-                "INSERT INTO idempotency (client, key, record)
-                 SELECT c, k, r::jsonb FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(c, k, r)
+                &tx.prepare_cached(
+                    "INSERT INTO idempotency (client, key, record)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[])
                  ON CONFLICT DO NOTHING RETURNING client, key",
+                )
+                .await?,
                 &[&cols.0, &cols.1, &cols.2],
             )
             .await?
@@ -491,8 +525,8 @@ async fn accept_batch(store: &PgStore, news: Vec<NewMessage>) -> Result<Vec<Acce
         if !missing_clients.is_empty() {
             for row in tx
                 .query(
-                    "SELECT i.client, i.key, i.record::text FROM idempotency i
-                     JOIN UNNEST($1::text[], $2::text[]) AS u(c, k) ON i.client = u.c AND i.key = u.k",
+                    &tx.prepare_cached("SELECT i.client, i.key, i.record FROM idempotency i
+                     JOIN UNNEST($1::text[], $2::text[]) AS u(c, k) ON i.client = u.c AND i.key = u.k").await?,
                     &[&missing_clients, &missing_keys],
                 )
                 .await?

@@ -1,5 +1,9 @@
 -- Herald's schema on PostgreSQL: everything the sled store keeps, as tables.
--- Records are JSON (jsonb) as the domain encodes them; what is queried or locked has columns.
+-- Records are JSON as the domain encodes them; what is queried or locked has columns. The
+-- records written for every message (messages, traces, idempotency, audit_personal) are kept
+-- as JSON text: PostgreSQL stores and returns them without parsing them (jsonb costs the
+-- database a parse on every write and a print on every read: BENCHMARKS.md). Recipients,
+-- campaigns and parked events are jsonb, for operators to query.
 
 -- Small named values: the partition count the database was made with.
 CREATE TABLE herald_meta (
@@ -24,7 +28,7 @@ CREATE TABLE instances (
 
 CREATE TABLE messages (
     id     text PRIMARY KEY,
-    record jsonb NOT NULL
+    record text NOT NULL
 );
 
 CREATE TABLE graph_ids (
@@ -35,7 +39,7 @@ CREATE TABLE graph_ids (
 -- Decision traces by the sha256 of their JSON, stored once however many decisions share one.
 CREATE TABLE traces (
     sha256 text PRIMARY KEY,
-    trace  jsonb NOT NULL
+    trace  text NOT NULL
 );
 
 -- Messages waiting to be sent, and who holds each: `claimed_by` under `claim_epoch` of the
@@ -48,12 +52,13 @@ CREATE TABLE outbox (
     claimed_by    text,
     claim_epoch   bigint
 );
-CREATE INDEX outbox_due ON outbox (partition, due);
+-- Claims walk the outbox in due order over the partitions an instance owns.
+CREATE INDEX outbox_due ON outbox (due);
 
 CREATE TABLE idempotency (
     client text NOT NULL,
     key    text NOT NULL,
-    record jsonb NOT NULL,
+    record text NOT NULL,
     PRIMARY KEY (client, key)
 );
 
@@ -123,7 +128,7 @@ CREATE INDEX audit_at ON audit (at, id);
 CREATE TABLE audit_personal (
     chain    integer NOT NULL,
     seq      bigint NOT NULL,
-    personal jsonb NOT NULL,
+    personal text NOT NULL,
     PRIMARY KEY (chain, seq)
 );
 
