@@ -247,30 +247,34 @@ impl Store for PgStore {
             claimable = self.leases.claimable(Instant::now());
         }
         let client = self.client().await?;
+        // One table walked in due order (the partitions and their epochs are arrays, not a
+        // join: with a join the planner, misled by a queue's fast-moving statistics, sorted
+        // every due row); each row picked is claimed only while the partition is still ours.
         let rows = client
             .query(
                 &client
                     .prepare_cached(
                         "WITH picked AS (
-                     SELECT o.message_id, p.epoch FROM outbox o
-                     JOIN partitions p ON p.partition = o.partition
-                     WHERE o.partition = ANY($1) AND p.owner = $2 AND p.lease_until > now()
-                       AND o.due <= $3
+                     SELECT o.message_id FROM outbox o
+                     WHERE o.due <= $3 AND o.partition = ANY($1)
                        AND (o.claimed_until IS NULL OR o.claimed_until <= $3
-                            OR o.claim_epoch < p.epoch)
+                            OR o.claim_epoch < ($2::bigint[])[array_position($1, o.partition)])
                      ORDER BY o.due LIMIT $4
-                     FOR UPDATE OF o SKIP LOCKED)
-                 UPDATE outbox o SET claimed_until = $5, claimed_by = $2,
-                     claim_epoch = picked.epoch
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE outbox o SET claimed_until = $6, claimed_by = $5,
+                     claim_epoch = ($2::bigint[])[array_position($1, o.partition)]
                  FROM picked WHERE o.message_id = picked.message_id
+                   AND EXISTS (SELECT 1 FROM partitions p WHERE p.partition = o.partition
+                               AND p.owner = $5 AND p.lease_until > now())
                  RETURNING o.message_id, o.due",
                     )
                     .await?,
                 &[
                     &claimable.partitions,
-                    &self.instance,
+                    &claimable.epochs,
                     &now,
                     &int8(limit as u64),
+                    &self.instance,
                     &(now + lease),
                 ],
             )
