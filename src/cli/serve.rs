@@ -1,6 +1,8 @@
 //! `herald serve` and `herald serve --sandbox`.
 
 use crate::clock::SystemClock;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::ExitCode;
@@ -120,6 +122,7 @@ fn print_banner(
     settings: &Settings,
 ) -> anyhow::Result<()> {
     let day = Duration::from_secs(24 * 3600);
+    let mut out = String::new();
     let mut tokens = Vec::new();
     for role in Role::ALL {
         tokens.push((role, keys.issue(&format!("sandbox-{role}"), role, day)?));
@@ -129,30 +132,53 @@ fn print_banner(
         .iter()
         .find(|(role, _)| *role == Role::Admin)
         .map_or(backend, |(_, token)| token);
-    println!("Herald sandbox is running.");
-    println!();
-    println!("  gateway   {herald}");
-    println!("  sandbox   {sandbox}   (Messenger stand-in: play a user under /sandbox)");
-    println!("  page      {SANDBOX_PAGE_ID} (region EU)");
-    println!("  store     {}", settings.storage.path.display());
-    println!();
+    let _ = writeln!(out, "Herald sandbox is running.");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "  gateway   {herald}");
+    let _ = writeln!(
+        out,
+        "  sandbox   {sandbox}   (Messenger stand-in: play a user under /sandbox)"
+    );
+    let _ = writeln!(out, "  page      {SANDBOX_PAGE_ID} (region EU)");
+    let _ = writeln!(out, "  store     {}", settings.storage.path.display());
+    let _ = writeln!(out);
     // The token rides in the fragment, which the browser never sends to a server; the console
     // keeps it in the tab's sessionStorage and takes it out of the address bar.
-    println!("Console (signs in as admin; paste another role's token to see the console as it):");
-    println!("  {herald}/console#token={admin}");
-    println!();
-    println!("Tokens (valid 24 h, this run only):");
+    let _ = writeln!(
+        out,
+        "Console (signs in as admin; paste another role's token to see the console as it):"
+    );
+    let _ = writeln!(out, "  {herald}/console#token={admin}");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Tokens (valid 24 h, this run only):");
     for (role, token) in &tokens {
-        println!("  {:<10} {token}", role.as_str());
+        let _ = writeln!(out, "  {:<10} {token}", role.as_str());
     }
-    println!();
-    println!("Try it:");
-    println!("  export HERALD={herald} SANDBOX={sandbox} TOKEN={backend}");
-    println!("  curl -s -X POST $SANDBOX/sandbox/users -d '{{\"psid\":\"4242\"}}' -H 'content-type: application/json'");
-    println!("  curl -s -X POST $SANDBOX/sandbox/users/4242/messages -d '{{\"text\":\"hi\"}}' -H 'content-type: application/json'");
-    println!("  curl -s -X POST $HERALD/v1/messages -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\");
-    println!("       -d '{{\"recipient\":{{\"psid\":\"4242\"}},\"category\":\"response\",\"message\":{{\"text\":\"Hello from Herald\"}}}}'");
-    println!("  curl -s $SANDBOX/sandbox/users/4242/inbox");
-    println!();
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Try it:");
+    let _ = writeln!(
+        out,
+        "  export HERALD={herald} SANDBOX={sandbox} TOKEN={backend}"
+    );
+    let _ = writeln!(
+        out,
+        "  curl -s -X POST $SANDBOX/sandbox/users -d '{{\"psid\":\"4242\"}}' -H 'content-type: application/json'");
+    let _ = writeln!(
+        out,
+        "  curl -s -X POST $SANDBOX/sandbox/users/4242/messages -d '{{\"text\":\"hi\"}}' -H 'content-type: application/json'");
+    let _ = writeln!(
+        out,
+        "  curl -s -X POST $HERALD/v1/messages -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\");
+    let _ = writeln!(
+        out,
+        "       -d '{{\"recipient\":{{\"psid\":\"4242\"}},\"category\":\"response\",\"message\":{{\"text\":\"Hello from Herald\"}}}}'");
+    let _ = writeln!(out, "  curl -s $SANDBOX/sandbox/users/4242/inbox");
+    let _ = writeln!(out);
+    // Written at once, and a closed stdout (`herald serve --sandbox | head`) is no reason to
+    // stop the gateway.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush());
     Ok(())
 }

@@ -117,25 +117,27 @@ async fn the_status_shows_the_outbox_and_the_last_hours_sends_to_compliance_and_
 
 #[tokio::test]
 async fn the_sandbox_prints_a_console_link_that_signs_in_as_admin() {
+    let log = tempfile::NamedTempFile::new().expect("log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["serve", "--sandbox", "--config", "no-such-herald.toml"])
         .env("RUST_LOG", "warn")
         // Any free port: the banner prints the one bound.
         .env("HERALD_SERVER__LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(log.reopen().expect("log")))
         .spawn()
         .expect("start herald serve --sandbox");
     let stdout = child.stdout.take().expect("stdout");
     let link = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                line.trim()
-                    .contains("/console#token=")
-                    .then(|| line.trim().to_owned())
-            })
+        let mut lines = BufReader::new(stdout).lines();
+        let link = lines.by_ref().map_while(Result::ok).find_map(|line| {
+            line.trim()
+                .contains("/console#token=")
+                .then(|| line.trim().to_owned())
+        });
+        // The rest of the banner is read too, as a terminal would.
+        std::thread::spawn(move || lines.for_each(drop));
+        link
     })
     .await
     .expect("read banner");
@@ -154,7 +156,11 @@ async fn the_sandbox_prints_a_console_link_that_signs_in_as_admin() {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        assert!(ready, "the sandbox gateway never answered");
+        assert!(
+            ready,
+            "the sandbox gateway never answered at {page}; its log:\n{}",
+            std::fs::read_to_string(log.path()).unwrap_or_default()
+        );
         let r = http.get(page).send().await.expect("console");
         assert_eq!(r.status(), 200);
         let audit = http
