@@ -1,5 +1,6 @@
 //! [`PgStore`] behind the [`Store`] interface.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration as StdDuration, Instant};
 
 use async_trait::async_trait;
@@ -7,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::Transaction;
 use serde_json::Value;
 
-use super::writes::{write_alone, AcceptJob, Rows};
+use super::writes::{write_alone, AcceptJob, Rows, UpdateJob};
 use super::{decode, encode, int8, uint, PgStore, StoreError};
 use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, ChainPoint, Verification};
 use crate::domain::campaign::{Campaign, CampaignId};
@@ -25,15 +26,15 @@ const LONGEST_GAP_WAIT: StdDuration = StdDuration::from_secs(2);
 const AUDIENCE_PARTS: i64 = 8;
 
 /// A message row read for a change, locked until the transaction ends.
-struct Locked {
-    record: MessageRecord,
+pub(super) struct Locked {
+    pub record: MessageRecord,
     /// The outbox claim on it: (partition, claimed by, under epoch).
-    claim: Option<(i32, Option<String>, Option<i64>)>,
+    pub claim: Option<(i32, Option<String>, Option<i64>)>,
 }
 
 impl PgStore {
     /// Reads and locks messages for a change, in id order.
-    async fn lock_messages(
+    pub(super) async fn lock_messages(
         &self,
         tx: &Transaction<'_>,
         ids: &[String],
@@ -61,32 +62,55 @@ impl PgStore {
             .collect()
     }
 
-    /// Refuses a change that finishes a send this instance claimed under an epoch that has
-    /// passed: the partition was taken over, and the new owner has the message now.
-    async fn fence(&self, tx: &Transaction<'_>, locked: &Locked) -> Result<(), StoreError> {
-        let Some((partition, Some(by), Some(epoch))) = &locked.claim else {
-            return Ok(());
-        };
-        if *by != self.instance {
-            return Ok(());
+    /// The locked messages whose change must be refused: this instance claimed them to send
+    /// under an epoch that has passed, so the partition was taken over and the new owner has
+    /// them now (fencing). `FOR SHARE` holds the partitions' rows until commit: no takeover in
+    /// between.
+    pub(super) async fn fenced(
+        &self,
+        tx: &Transaction<'_>,
+        locked: &[Locked],
+    ) -> Result<HashMap<String, StoreError>, StoreError> {
+        let mine: Vec<(String, i32, i64)> = locked
+            .iter()
+            .filter_map(|l| match &l.claim {
+                Some((partition, Some(by), Some(epoch))) if *by == self.instance => {
+                    Some((l.record.id.to_string(), *partition, *epoch))
+                }
+                _ => None,
+            })
+            .collect();
+        if mine.is_empty() {
+            return Ok(HashMap::new());
         }
-        // `FOR SHARE` holds the partition's row until commit: no takeover in between.
-        let current = tx
-            .query_opt(
+        let partitions: Vec<i32> = mine.iter().map(|m| m.1).collect();
+        let epochs: Vec<i64> = mine.iter().map(|m| m.2).collect();
+        let current: HashSet<(i32, i64)> = tx
+            .query(
                 &tx.prepare_cached(
-                    "SELECT 1 FROM partitions WHERE partition = $1 AND epoch = $2 FOR SHARE",
+                    "SELECT p.partition, p.epoch FROM partitions p
+                     JOIN UNNEST($1::integer[], $2::bigint[]) AS c(partition, epoch)
+                       ON p.partition = c.partition AND p.epoch = c.epoch
+                     ORDER BY p.partition FOR SHARE OF p",
                 )
                 .await?,
-                &[partition, epoch],
+                &[&partitions, &epochs],
             )
-            .await?;
-        match current {
-            Some(_) => Ok(()),
-            None => Err(StoreError::Fenced {
-                partition: u32::try_from(*partition).unwrap_or_default(),
-                epoch: *epoch,
-            }),
-        }
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        Ok(mine
+            .into_iter()
+            .filter(|(_, partition, epoch)| !current.contains(&(*partition, *epoch)))
+            .map(|(id, partition, epoch)| {
+                let refused = StoreError::Fenced {
+                    partition: u32::try_from(partition).unwrap_or_default(),
+                    epoch,
+                };
+                (id, refused)
+            })
+            .collect())
     }
 
     /// Changes the messages `ids` by `change` in one transaction; the changed records.
@@ -103,13 +127,17 @@ impl PgStore {
         let tx = client.transaction().await?;
         let mut rows = Rows::default();
         let mut changed = Vec::new();
-        for locked in self.lock_messages(&tx, &ids).await? {
+        let locked = self.lock_messages(&tx, &ids).await?;
+        let mut fenced = self.fenced(&tx, &locked).await?;
+        for locked in locked {
             let before = locked.record.clone();
             let mut record = locked.record.clone();
             let Some(effects) = change(&mut record) else {
                 continue;
             };
-            self.fence(&tx, &locked).await?;
+            if let Some(refused) = fenced.remove(&record.id.to_string()) {
+                return Err(refused);
+            }
             rows.update(self, &before, &mut record, effects)?;
             changed.push(record);
         }
@@ -191,12 +219,16 @@ impl Store for PgStore {
         id: &MessageId,
         change: MessageChange,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        let mut change = Some(change);
-        let mut once = move |r: &mut MessageRecord| change.take().and_then(|c| c(r));
-        Ok(self
-            .change_messages(vec![id.to_string()], &mut once)
-            .await?
-            .pop())
+        // Batched with the other changes waiting: the worker records its sends this way.
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.updates
+            .send(UpdateJob {
+                id: id.to_string(),
+                change,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn update_messages(

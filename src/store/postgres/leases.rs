@@ -180,10 +180,20 @@ pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
     let (partitions, epochs) = leases.snapshot();
     let renewed: Vec<u32> = client
         .query(
-            &client.prepare_cached("UPDATE partitions p SET lease_until = now() + $2::bigint * interval '1 millisecond'
-             FROM UNNEST($3::integer[], $4::bigint[]) AS h(partition, epoch)
-             WHERE p.partition = h.partition AND p.epoch = h.epoch AND p.owner = $1
-             RETURNING p.partition").await?,
+            // Rows are locked in partition order, as every transaction that locks several
+            // partitions does (the write that records a batch of sends): no deadlock.
+            &client
+                .prepare_cached(
+                    "WITH mine AS (
+                 SELECT p.partition FROM partitions p
+                 JOIN UNNEST($3::integer[], $4::bigint[]) AS h(partition, epoch)
+                   ON p.partition = h.partition AND p.epoch = h.epoch
+                 WHERE p.owner = $1 ORDER BY p.partition FOR UPDATE OF p)
+             UPDATE partitions p SET lease_until = now() + $2::bigint * interval '1 millisecond'
+             FROM mine WHERE p.partition = mine.partition
+             RETURNING p.partition",
+                )
+                .await?,
             &[&store.instance, &lease_ms, &partitions, &epochs],
         )
         .await?
@@ -328,8 +338,11 @@ async fn release(
         .execute(
             &client
                 .prepare_cached(
-                    "UPDATE partitions SET owner = NULL, lease_until = now()
-             WHERE owner = $1 AND partition = ANY($2)",
+                    "WITH mine AS (
+                 SELECT partition FROM partitions WHERE owner = $1 AND partition = ANY($2)
+                 ORDER BY partition FOR UPDATE)
+             UPDATE partitions p SET owner = NULL, lease_until = now()
+             FROM mine WHERE p.partition = mine.partition",
                 )
                 .await?,
             &[&instance, &partitions],

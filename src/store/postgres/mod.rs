@@ -10,9 +10,9 @@
 //!   that finishes a send checks that the claim's epoch is still the partition's (fencing); a
 //!   dead instance's partitions are taken over when its lease runs out, and the new owner waits
 //!   one pacing window before it sends.
-//! - **Accepts in batches** ([`writes`]): concurrent accepts share one transaction; the
-//!   idempotency key is a unique constraint, so a retry on another instance gets the first
-//!   answer.
+//! - **Writes in batches** ([`writes`]): concurrent accepts share one transaction, and so do
+//!   the changes the worker records as its sends finish; the idempotency key is a unique
+//!   constraint, so a retry on another instance gets the first answer.
 //! - **One audit chain per partition** ([`audit`]): instances append side by side, each chain
 //!   in order under its row's lock, `(chain, seq)` unique; verification walks each and reports
 //!   their combined head, which checkpoints sign.
@@ -186,6 +186,8 @@ pub struct PgStore {
     pseudonyms: Pseudonyms,
     /// Accepts queue here for the batcher.
     accepts: tokio::sync::mpsc::UnboundedSender<writes::AcceptJob>,
+    /// Message changes queue here for theirs.
+    updates: tokio::sync::mpsc::UnboundedSender<writes::UpdateJob>,
     stop: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     commit: prometheus::Histogram,
@@ -218,6 +220,7 @@ impl PgStore {
         ))
         .map_err(|e| unusable(StoreError::Engine(Arc::new(std::io::Error::other(e)))))?;
         let (accepts, queue) = tokio::sync::mpsc::unbounded_channel();
+        let (updates, update_queue) = tokio::sync::mpsc::unbounded_channel();
         let lease = options.leases.clone();
         let store = Arc::new(PgStore {
             pool,
@@ -228,13 +231,16 @@ impl PgStore {
             )),
             pseudonyms,
             accepts,
+            updates,
             stop: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
             commit,
             flush,
         });
         let batcher = tokio::spawn(writes::run_batcher(Arc::downgrade(&store), queue));
-        store.tasks.lock().push(batcher);
+        let update_batcher =
+            tokio::spawn(writes::run_batcher(Arc::downgrade(&store), update_queue));
+        store.tasks.lock().extend([batcher, update_batcher]);
         if let Some(settings) = lease {
             leases::round(&store).await.map_err(unusable)?;
             let task = tokio::spawn(leases::run(

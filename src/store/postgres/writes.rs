@@ -20,7 +20,7 @@ use crate::domain::audit::{fresh_salt, AuditEntry};
 use crate::domain::lifecycle::{Effects, OutboxChange};
 use crate::domain::{IdempotencyRecord, MessageRecord};
 use crate::policy::TraceStep;
-use crate::store::{count_label, Accepted, NewMessage};
+use crate::store::{count_label, Accepted, MessageChange, NewMessage};
 
 /// Accepts per transaction, at most.
 const BATCH: usize = 256;
@@ -418,16 +418,88 @@ impl AuditRows {
     }
 }
 
+/// Each job's own result within a batch that was written.
+type Results<T> = Vec<Result<T, StoreError>>;
+
+/// A write that waits for the batcher: a batch of them is written in one transaction.
+pub(super) trait Job: Send + Sized + 'static {
+    /// What is written.
+    type Input: Send + 'static;
+    /// What the caller hears back.
+    type Outcome: Send + 'static;
+    /// The job's input, and where its outcome goes.
+    fn split(
+        self,
+    ) -> (
+        Self::Input,
+        oneshot::Sender<Result<Self::Outcome, StoreError>>,
+    );
+    /// Writes `inputs` in one transaction: each one's result, in order, or one error for all.
+    fn write(
+        store: &PgStore,
+        inputs: Vec<Self::Input>,
+    ) -> impl std::future::Future<Output = Result<Results<Self::Outcome>, StoreError>> + Send;
+}
+
 /// One accept waiting for the batcher.
 pub(super) struct AcceptJob {
     pub new: NewMessage,
     pub reply: oneshot::Sender<Result<Accepted, StoreError>>,
 }
 
-/// Takes accepts off the queue and writes them in batches, a few batches at a time.
-pub(super) async fn run_batcher(
+impl Job for AcceptJob {
+    type Input = NewMessage;
+    type Outcome = Accepted;
+
+    fn split(self) -> (NewMessage, oneshot::Sender<Result<Accepted, StoreError>>) {
+        (self.new, self.reply)
+    }
+
+    async fn write(
+        store: &PgStore,
+        inputs: Vec<NewMessage>,
+    ) -> Result<Results<Accepted>, StoreError> {
+        Ok(accept_batch(store, inputs)
+            .await?
+            .into_iter()
+            .map(Ok)
+            .collect())
+    }
+}
+
+/// One change to a message waiting for the batcher: the worker records what each send did.
+pub(super) struct UpdateJob {
+    pub id: String,
+    pub change: MessageChange,
+    pub reply: oneshot::Sender<Result<Option<MessageRecord>, StoreError>>,
+}
+
+impl Job for UpdateJob {
+    type Input = (String, MessageChange);
+    /// The changed record; `None` when the message is unknown or the change left it alone.
+    type Outcome = Option<MessageRecord>;
+
+    fn split(
+        self,
+    ) -> (
+        Self::Input,
+        oneshot::Sender<Result<Option<MessageRecord>, StoreError>>,
+    ) {
+        ((self.id, self.change), self.reply)
+    }
+
+    async fn write(
+        store: &PgStore,
+        inputs: Vec<Self::Input>,
+    ) -> Result<Results<Option<MessageRecord>>, StoreError> {
+        update_batch(store, inputs).await
+    }
+}
+
+/// Takes jobs off the queue and writes them in batches, a few batches at a time.
+pub(super) async fn run_batcher<J: Job>(
     store: Weak<PgStore>,
-    mut queue: mpsc::UnboundedReceiver<AcceptJob>,
+    mut queue: mpsc::UnboundedReceiver<J>,
 ) {
     let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     while let Some(first) = queue.recv().await {
@@ -442,19 +514,18 @@ pub(super) async fn run_batcher(
                 Err(_) => break,
             }
         }
+        let (inputs, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(Job::split).unzip();
         let Some(store) = store.upgrade() else {
-            for job in jobs {
-                let _ = job.reply.send(Err(StoreError::Closed));
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Closed));
             }
             return;
         };
         tokio::spawn(async move {
-            let (news, replies): (Vec<_>, Vec<_>) =
-                jobs.into_iter().map(|j| (j.new, j.reply)).unzip();
-            match accept_batch(&store, news).await {
-                Ok(outcomes) => {
-                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                        let _ = reply.send(Ok(outcome));
+            match J::write(&store, inputs).await {
+                Ok(results) => {
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(result);
                     }
                 }
                 Err(e) => {
@@ -466,6 +537,55 @@ pub(super) async fn run_batcher(
             drop(slot);
         });
     }
+}
+
+/// Writes a batch of message changes in one transaction: the messages are locked in id order,
+/// each change runs on the record as the changes before it in the batch left it, and a change
+/// that finishes a send claimed under an epoch that has passed is refused alone.
+async fn update_batch(
+    store: &PgStore,
+    inputs: Vec<(String, MessageChange)>,
+) -> Result<Results<Option<MessageRecord>>, StoreError> {
+    let _timer = store.commit.start_timer();
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let mut ids: Vec<String> = inputs.iter().map(|(id, _)| id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let locked = store.lock_messages(&tx, &ids).await?;
+    let fenced = store.fenced(&tx, &locked).await?;
+    let mut current: HashMap<String, MessageRecord> = locked
+        .into_iter()
+        .map(|l| (l.record.id.to_string(), l.record))
+        .collect();
+    let mut rows = Rows::default();
+    let mut results = Vec::with_capacity(inputs.len());
+    let mut changed_any = false;
+    for (id, change) in inputs {
+        if let Some(refused) = fenced.get(&id) {
+            results.push(Err(refused.clone()));
+            continue;
+        }
+        let Some(record) = current.get_mut(&id) else {
+            results.push(Ok(None));
+            continue;
+        };
+        let before = record.clone();
+        let mut changed = record.clone();
+        let Some(effects) = change(&mut changed) else {
+            results.push(Ok(None));
+            continue;
+        };
+        rows.update(store, &before, &mut changed, effects)?;
+        *record = changed.clone();
+        changed_any = true;
+        results.push(Ok(Some(changed)));
+    }
+    if changed_any {
+        rows.write(&tx, store).await?;
+        store.finish(tx).await?;
+    }
+    Ok(results)
 }
 
 /// Writes a batch of accepts in one transaction; returns each one's outcome, in order.
