@@ -571,6 +571,99 @@ async fn a_partition_is_handed_over_only_once_its_send_in_flight_is_recorded() {
     second.close().await.expect("close");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_batch_of_recorded_sends_only_those_of_a_taken_over_partition_are_refused() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    const OTHER_PAGE: &str = "100000000000002";
+    // Enough partitions that the two pages fall into different ones.
+    let partitions = (2..64)
+        .find(|n| {
+            herald::store::partition_of(crate::helpers::PAGE_ID, *n)
+                != herald::store::partition_of(OTHER_PAGE, *n)
+        })
+        .expect("a partition count");
+    let app = spawn_app_with(TestOptions {
+        data: Some(StoppedStore {
+            dir: tempfile::tempdir().expect("dir"),
+            database: Some(database.clone()),
+        }),
+        settings: Some(Box::new(move |s| {
+            s.storage.partitions = partitions;
+            s.messenger.pages.insert(
+                OTHER_PAGE.into(),
+                herald::configuration::PageSettings {
+                    access_token: secrecy::SecretString::from("other-page-token"),
+                    region: Some("EU".into()),
+                },
+            );
+        })),
+        ..TestOptions::default()
+    })
+    .await;
+    let later = app.now() + chrono::Duration::hours(1);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let psid = format!("91000000{i:04}");
+        app.consent(&psid, "transactional", None).await;
+        let page = if i % 2 == 0 {
+            crate::helpers::PAGE_ID
+        } else {
+            OTHER_PAGE
+        };
+        let (status, body) = app
+            .call(
+                Role::Backend,
+                "/v1/shipping-updates",
+                json!({"page_id": page, "recipient": {"psid": psid}, "order_number": "o",
+                       "status": "shipped", "send_at": later.to_rfc3339()}),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        ids.push((
+            page,
+            MessageId::parse(body["id"].as_str().expect("id")).expect("id"),
+        ));
+    }
+    let store = &app.handle().herald.store;
+    let claimed = store
+        .claim_due(later, 100, chrono::Duration::minutes(5))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 20);
+    // The other page's partition is taken over while the sends are in flight.
+    let taken = herald::store::partition_of(OTHER_PAGE, partitions);
+    sql(
+        &database,
+        &format!(
+            "UPDATE partitions SET owner = 'another', epoch = epoch + 1 WHERE partition = {taken}"
+        ),
+    )
+    .await;
+    let retry_at = later + chrono::Duration::minutes(1);
+    let writes = ids.iter().map(|(page, id)| async move {
+        let written = store
+            .update_message(
+                id,
+                Box::new(move |r| lifecycle::apply(r, Event::Postpone(retry_at), later).ok()),
+            )
+            .await;
+        (*page, written)
+    });
+    for (page, written) in futures_util::future::join_all(writes).await {
+        if page == OTHER_PAGE {
+            assert!(
+                matches!(written, Err(StoreError::Fenced { partition, .. }) if partition == taken),
+                "{written:?}"
+            );
+        } else {
+            assert!(matches!(written, Ok(Some(_))), "{written:?}");
+        }
+    }
+}
+
 /// How many instances hold partitions now.
 async fn owners(database: &str) -> i64 {
     sql(
