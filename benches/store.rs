@@ -68,24 +68,16 @@ async fn accept(store: &dyn Store, mut record: MessageRecord) {
     store.accept(new).await.expect("accept");
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().expect("dir");
-    let store = rt.block_on(async {
-        SledStore::open(
-            &dir.path().join("store"),
-            herald::domain::audit::Pseudonyms::new(b"bench"),
-        )
-        .expect("store")
-    });
-
-    let mut g = c.benchmark_group("store");
+/// A durable accept alone, and 64 at once (`together`: how the store joins them).
+fn accept_benches(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    store: Arc<dyn Store>,
+    together: &str,
+) {
     g.sample_size(20);
     g.bench_function("accept, one writer (durable)", |b| {
-        b.to_async(&rt).iter_batched(
+        b.to_async(rt).iter_batched(
             || record(0),
             |r| {
                 let store = Arc::clone(&store);
@@ -95,8 +87,8 @@ fn bench(c: &mut Criterion) {
         )
     });
     g.throughput(Throughput::Elements(64));
-    g.bench_function("accept, 64 concurrent writers (group commit)", |b| {
-        b.to_async(&rt).iter_batched(
+    g.bench_function(format!("accept, 64 concurrent writers ({together})"), |b| {
+        b.to_async(rt).iter_batched(
             || (0..64).map(record).collect::<Vec<_>>(),
             |records| {
                 let store = Arc::clone(&store);
@@ -116,6 +108,29 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = rt.block_on(async {
+        SledStore::open(
+            &dir.path().join("store"),
+            herald::domain::audit::Pseudonyms::new(b"bench"),
+        )
+        .expect("store")
+    });
+
+    let mut g = c.benchmark_group("store");
+    accept_benches(
+        &mut g,
+        &rt,
+        Arc::clone(&store) as Arc<dyn Store>,
+        "group commit",
+    );
     g.finish();
 
     // The audit log: 100,000 entries, then reads from its middle and a full verification.
@@ -192,39 +207,7 @@ fn postgres(c: &mut Criterion) {
         (store as Arc<dyn Store>, url.to_string())
     });
     let mut g = c.benchmark_group("postgres");
-    g.sample_size(20);
-    g.bench_function("accept, one writer (durable)", |b| {
-        b.to_async(&rt).iter_batched(
-            || record(0),
-            |r| {
-                let store = Arc::clone(&store);
-                async move { accept(store.as_ref(), r).await }
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    g.throughput(Throughput::Elements(64));
-    g.bench_function("accept, 64 concurrent writers (batched)", |b| {
-        b.to_async(&rt).iter_batched(
-            || (0..64).map(record).collect::<Vec<_>>(),
-            |records| {
-                let store = Arc::clone(&store);
-                async move {
-                    let tasks: Vec<_> = records
-                        .into_iter()
-                        .map(|r| {
-                            let store = Arc::clone(&store);
-                            tokio::spawn(async move { accept(store.as_ref(), r).await })
-                        })
-                        .collect();
-                    for t in tasks {
-                        t.await.expect("task");
-                    }
-                }
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    accept_benches(&mut g, &rt, Arc::clone(&store), "batched");
     // Claims: 10,000 more due messages (and whatever the runs above left); each call claims
     // 100 and the claims are let go of, untimed, before the next.
     rt.block_on(async {

@@ -432,19 +432,8 @@ async fn a_write_under_a_stale_epoch_is_refused() {
     };
     let database = fresh_database(&server).await;
     let app = on_database(&database).await;
-    app.consent("5001", "transactional", None).await;
-    app.create_user("5001").await;
     let later = app.now() + chrono::Duration::hours(1);
-    let (status, body) = app
-        .call(
-            Role::Backend,
-            "/v1/shipping-updates",
-            json!({"recipient": {"psid": "5001"}, "order_number": "o-1", "status": "shipped",
-                   "send_at": later.to_rfc3339()}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let id = MessageId::parse(body["id"].as_str().expect("id")).expect("id");
+    let id = shipping_update_at(&app, crate::helpers::PAGE_ID, "5001", later).await;
     let store = &app.handle().herald.store;
     let claimed = store
         .claim_due(later, 10, chrono::Duration::minutes(5))
@@ -465,10 +454,7 @@ async fn a_write_under_a_stale_epoch_is_refused() {
     // The old owner, unaware, records what its send did (a retry for later).
     let retry_at = later + chrono::Duration::minutes(1);
     let sent = store
-        .update_message(
-            &id,
-            Box::new(move |r| lifecycle::apply(r, Event::Postpone(retry_at), later).ok()),
-        )
+        .update_message(&id, retry_later(retry_at, later))
         .await;
     assert!(
         matches!(sent, Err(StoreError::Fenced { .. })),
@@ -498,28 +484,13 @@ async fn a_partition_is_handed_over_only_once_its_send_in_flight_is_recorded() {
     let partitions = (4..64)
         .find(|n| herald::store::partition_of(crate::helpers::PAGE_ID, *n) == n - 1)
         .expect("a partition count");
-    let app = spawn_app_with(TestOptions {
-        data: Some(StoppedStore {
-            dir: tempfile::tempdir().expect("dir"),
-            database: Some(database.clone()),
-        }),
-        settings: Some(Box::new(move |s| s.storage.partitions = partitions)),
-        ..TestOptions::default()
-    })
+    let app = on_database_with(
+        &database,
+        Some(Box::new(move |s| s.storage.partitions = partitions)),
+    )
     .await;
-    app.consent("9001", "transactional", None).await;
-    app.create_user("9001").await;
     let later = app.now() + chrono::Duration::hours(1);
-    let (status, body) = app
-        .call(
-            Role::Backend,
-            "/v1/shipping-updates",
-            json!({"recipient": {"psid": "9001"}, "order_number": "o-9", "status": "shipped",
-                   "send_at": later.to_rfc3339()}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let id = MessageId::parse(body["id"].as_str().expect("id")).expect("id");
+    let id = shipping_update_at(&app, crate::helpers::PAGE_ID, "9001", later).await;
     let first = &app.handle().herald.store;
     // The first gateway's send is in flight.
     let claimed = first
@@ -553,10 +524,7 @@ async fn a_partition_is_handed_over_only_once_its_send_in_flight_is_recorded() {
     // The send is recorded under the first gateway's epoch, then handed over.
     let retry_at = later + chrono::Duration::minutes(1);
     let recorded = first
-        .update_message(
-            &id,
-            Box::new(move |r| lifecycle::apply(r, Event::Postpone(retry_at), later).ok()),
-        )
+        .update_message(&id, retry_later(retry_at, later))
         .await;
     assert!(matches!(recorded, Ok(Some(_))), "{recorded:?}");
     first.release(&id).await.expect("release");
@@ -585,12 +553,9 @@ async fn in_a_batch_of_recorded_sends_only_those_of_a_taken_over_partition_are_r
                 != herald::store::partition_of(OTHER_PAGE, *n)
         })
         .expect("a partition count");
-    let app = spawn_app_with(TestOptions {
-        data: Some(StoppedStore {
-            dir: tempfile::tempdir().expect("dir"),
-            database: Some(database.clone()),
-        }),
-        settings: Some(Box::new(move |s| {
+    let app = on_database_with(
+        &database,
+        Some(Box::new(move |s| {
             s.storage.partitions = partitions;
             s.messenger.pages.insert(
                 OTHER_PAGE.into(),
@@ -600,32 +565,18 @@ async fn in_a_batch_of_recorded_sends_only_those_of_a_taken_over_partition_are_r
                 },
             );
         })),
-        ..TestOptions::default()
-    })
+    )
     .await;
     let later = app.now() + chrono::Duration::hours(1);
     let mut ids = Vec::new();
     for i in 0..20 {
-        let psid = format!("91000000{i:04}");
-        app.consent(&psid, "transactional", None).await;
         let page = if i % 2 == 0 {
             crate::helpers::PAGE_ID
         } else {
             OTHER_PAGE
         };
-        let (status, body) = app
-            .call(
-                Role::Backend,
-                "/v1/shipping-updates",
-                json!({"page_id": page, "recipient": {"psid": psid}, "order_number": "o",
-                       "status": "shipped", "send_at": later.to_rfc3339()}),
-            )
-            .await;
-        assert_eq!(status, 202, "{body}");
-        ids.push((
-            page,
-            MessageId::parse(body["id"].as_str().expect("id")).expect("id"),
-        ));
+        let psid = format!("91000000{i:04}");
+        ids.push((page, shipping_update_at(&app, page, &psid, later).await));
     }
     let store = &app.handle().herald.store;
     let claimed = store
@@ -644,12 +595,7 @@ async fn in_a_batch_of_recorded_sends_only_those_of_a_taken_over_partition_are_r
     .await;
     let retry_at = later + chrono::Duration::minutes(1);
     let writes = ids.iter().map(|(page, id)| async move {
-        let written = store
-            .update_message(
-                id,
-                Box::new(move |r| lifecycle::apply(r, Event::Postpone(retry_at), later).ok()),
-            )
-            .await;
+        let written = store.update_message(id, retry_later(retry_at, later)).await;
         (*page, written)
     });
     for (page, written) in futures_util::future::join_all(writes).await {
@@ -676,14 +622,42 @@ async fn owners(database: &str) -> i64 {
 
 /// A test gateway on `database` (in this process, on the test clock).
 async fn on_database(database: &str) -> TestApp {
+    on_database_with(database, None).await
+}
+
+async fn on_database_with(
+    database: &str,
+    settings: Option<crate::helpers::ChangeSettings>,
+) -> TestApp {
     spawn_app_with(TestOptions {
         data: Some(StoppedStore {
             dir: tempfile::tempdir().expect("dir"),
             database: Some(database.to_owned()),
         }),
+        settings,
         ..TestOptions::default()
     })
     .await
+}
+
+/// A shipping update from `page` to a consenting `psid`, due at `at`: its id.
+async fn shipping_update_at(app: &TestApp, page: &str, psid: &str, at: DateTime<Utc>) -> MessageId {
+    app.consent(psid, "transactional", None).await;
+    let (status, body) = app
+        .call(
+            Role::Backend,
+            "/v1/shipping-updates",
+            json!({"page_id": page, "recipient": {"psid": psid}, "order_number": "o",
+                   "status": "shipped", "send_at": at.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    MessageId::parse(body["id"].as_str().expect("id")).expect("id")
+}
+
+/// What the worker records when a send must be tried again at `retry_at`.
+fn retry_later(retry_at: DateTime<Utc>, now: DateTime<Utc>) -> herald::store::MessageChange {
+    Box::new(move |r| lifecycle::apply(r, Event::Postpone(retry_at), now).ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 
-use super::{decode, int8, uint, PgStore, StoreError};
+use super::{decode, int8, uint, PgStore, Prepared, StoreError};
 use crate::domain::audit::{
     verify_chain, AuditEntry, AuditHead, ChainHead, ChainItem, ChainPoint, Personal, Verification,
     GENESIS,
@@ -34,13 +34,9 @@ impl PgStore {
     async fn chains(&self) -> Result<Vec<ChainRow>, StoreError> {
         let client = self.client().await?;
         Ok(client
-            .query(
-                &client
-                    .prepare_cached(
-                        "SELECT chain, seq, hash, start_seq, start_hash FROM audit_chains
+            .rows(
+                "SELECT chain, seq, hash, start_seq, start_hash FROM audit_chains
                  WHERE seq > 0 ORDER BY chain",
-                    )
-                    .await?,
                 &[],
             )
             .await?
@@ -82,13 +78,9 @@ impl PgStore {
             let mut after = int8(chain.start.seq);
             loop {
                 let rows = client
-                    .query(
-                        &client
-                            .prepare_cached(
-                                "SELECT seq, entry FROM audit WHERE chain = $1 AND seq > $2
+                    .rows(
+                        "SELECT seq, entry FROM audit WHERE chain = $1 AND seq > $2
                          ORDER BY seq LIMIT $3",
-                            )
-                            .await?,
                         &[&chain_col(chain.chain), &after, &VERIFY_CHUNK],
                     )
                     .await?;
@@ -134,14 +126,10 @@ impl PgStore {
                 Some(GENESIS.to_owned())
             } else {
                 let row = client
-                    .query_opt(
-                        &client
-                            .prepare_cached(
-                                "SELECT (SELECT entry FROM audit WHERE chain = $1 AND seq = $2),
+                    .opt(
+                        "SELECT (SELECT entry FROM audit WHERE chain = $1 AND seq = $2),
                                 CASE WHEN start_seq = $2 THEN start_hash END
                          FROM audit_chains WHERE chain = $1",
-                            )
-                            .await?,
                         &[&chain_col(c.chain), &int8(c.seq)],
                     )
                     .await?;
@@ -173,12 +161,8 @@ impl PgStore {
     ) -> Result<Vec<ChainItem>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
-                &client
-                    .prepare_cached(
-                        "SELECT seq, entry FROM audit WHERE id >= $1 ORDER BY id LIMIT $2",
-                    )
-                    .await?,
+            .rows(
+                "SELECT seq, entry FROM audit WHERE id >= $1 ORDER BY id LIMIT $2",
                 &[&int8(from), &int8(limit as u64)],
             )
             .await?;
@@ -258,8 +242,7 @@ impl PgStore {
              {where_clause} ORDER BY a.id {direction} LIMIT ${limit_param}"
         );
         let client = self.client().await?;
-        let statement = client.prepare_cached(&sql).await?;
-        let rows = client.query(&statement, &params).await?;
+        let rows = client.rows(&sql, &params).await?;
         let mut page = AuditPage::default();
         for row in rows.iter().take(limit) {
             let text: String = row.get(1);
@@ -282,13 +265,9 @@ impl PgStore {
     pub(super) async fn erase_personal(&self, key: &str) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let n = client
-            .execute(
-                &client
-                    .prepare_cached(
-                        "DELETE FROM audit_personal p USING audit a
+            .exec(
+                "DELETE FROM audit_personal p USING audit a
                  WHERE a.pseudonym = $1 AND p.chain = a.chain AND p.seq = a.seq",
-                    )
-                    .await?,
                 &[&self.pseudonyms.of(key)],
             )
             .await?;
@@ -305,22 +284,16 @@ impl PgStore {
             let tx = client.transaction().await?;
             let col = chain_col(chain.chain);
             let row = tx
-                .query_one(
-                    &tx.prepare_cached(
-                        "SELECT seq, start_seq FROM audit_chains WHERE chain = $1 FOR UPDATE",
-                    )
-                    .await?,
+                .one(
+                    "SELECT seq, start_seq FROM audit_chains WHERE chain = $1 FOR UPDATE",
                     &[&col],
                 )
                 .await?;
             let (head, start): (i64, i64) = (row.get(0), row.get(1));
             // The first entry kept: the first one not old enough, and never past the newest.
             let first_kept: Option<i64> = tx
-                .query_one(
-                    &tx.prepare_cached(
-                        "SELECT min(seq) FROM audit WHERE chain = $1 AND seq > $2 AND at >= $3",
-                    )
-                    .await?,
+                .one(
+                    "SELECT min(seq) FROM audit WHERE chain = $1 AND seq > $2 AND at >= $3",
                     &[&col, &start, &before],
                 )
                 .await?
@@ -330,34 +303,26 @@ impl PgStore {
                 continue;
             }
             let last: String = tx
-                .query_one(
-                    &tx.prepare_cached("SELECT entry FROM audit WHERE chain = $1 AND seq = $2")
-                        .await?,
+                .one(
+                    "SELECT entry FROM audit WHERE chain = $1 AND seq = $2",
                     &[&col, &through],
                 )
                 .await?
                 .get(0);
             let last: AuditEntry = decode("audit entry", &last)?;
             let gone = tx
-                .execute(
-                    &tx.prepare_cached(
-                        "DELETE FROM audit WHERE chain = $1 AND seq > $2 AND seq <= $3",
-                    )
-                    .await?,
+                .exec(
+                    "DELETE FROM audit WHERE chain = $1 AND seq > $2 AND seq <= $3",
                     &[&col, &start, &through],
                 )
                 .await?;
-            tx.execute(
-                &tx.prepare_cached("DELETE FROM audit_personal WHERE chain = $1 AND seq <= $2")
-                    .await?,
+            tx.exec(
+                "DELETE FROM audit_personal WHERE chain = $1 AND seq <= $2",
                 &[&col, &through],
             )
             .await?;
-            tx.execute(
-                &tx.prepare_cached(
-                    "UPDATE audit_chains SET start_seq = $2, start_hash = $3 WHERE chain = $1",
-                )
-                .await?,
+            tx.exec(
+                "UPDATE audit_chains SET start_seq = $2, start_hash = $3 WHERE chain = $1",
                 &[&col, &through, &last.hash],
             )
             .await?;

@@ -9,7 +9,7 @@ use deadpool_postgres::Transaction;
 use serde_json::Value;
 
 use super::writes::{write_alone, AcceptJob, Rows, UpdateJob};
-use super::{decode, encode, int8, uint, PgStore, StoreError};
+use super::{decode, encode, int8, uint, PgStore, Prepared, StoreError};
 use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, ChainPoint, Verification};
 use crate::domain::campaign::{Campaign, CampaignId};
 use crate::domain::{Category, IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord};
@@ -40,13 +40,10 @@ impl PgStore {
         ids: &[String],
     ) -> Result<Vec<Locked>, StoreError> {
         let rows = tx
-            .query(
-                &tx.prepare_cached(
-                    "SELECT m.record, o.partition, o.claimed_by, o.claim_epoch
+            .rows(
+                "SELECT m.record, o.partition, o.claimed_by, o.claim_epoch
                  FROM messages m LEFT JOIN outbox o ON o.message_id = m.id
                  WHERE m.id = ANY($1) ORDER BY m.id FOR UPDATE OF m",
-                )
-                .await?,
                 &[&ids],
             )
             .await?;
@@ -86,14 +83,11 @@ impl PgStore {
         let partitions: Vec<i32> = mine.iter().map(|m| m.1).collect();
         let epochs: Vec<i64> = mine.iter().map(|m| m.2).collect();
         let current: HashSet<(i32, i64)> = tx
-            .query(
-                &tx.prepare_cached(
-                    "SELECT p.partition, p.epoch FROM partitions p
+            .rows(
+                "SELECT p.partition, p.epoch FROM partitions p
                      JOIN UNNEST($1::integer[], $2::bigint[]) AS c(partition, epoch)
                        ON p.partition = c.partition AND p.epoch = c.epoch
                      ORDER BY p.partition FOR SHARE OF p",
-                )
-                .await?,
                 &[&partitions, &epochs],
             )
             .await?
@@ -156,9 +150,7 @@ impl PgStore {
         key: &(dyn tokio_postgres::types::ToSql + Sync),
     ) -> Result<Option<V>, StoreError> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(&client.prepare_cached(sql).await?, &[key])
-            .await?;
+        let row = client.opt(sql, &[key]).await?;
         row.map(|row| decode(what, &row.get::<_, String>(0)))
             .transpose()
     }
@@ -204,9 +196,8 @@ impl Store for PgStore {
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let db = self.client().await?;
         let row = db
-            .query_opt(
-                &db.prepare_cached("SELECT record FROM idempotency WHERE client = $1 AND key = $2")
-                    .await?,
+            .opt(
+                "SELECT record FROM idempotency WHERE client = $1 AND key = $2",
                 &[&client, &key],
             )
             .await?;
@@ -246,10 +237,8 @@ impl Store for PgStore {
     async fn messages_by_graph_ids(&self, mids: &[String]) -> Result<Vec<MessageId>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
-                &client
-                    .prepare_cached("SELECT message_id FROM graph_ids WHERE graph_id = ANY($1)")
-                    .await?,
+            .rows(
+                "SELECT message_id FROM graph_ids WHERE graph_id = ANY($1)",
                 &[&mids],
             )
             .await?;
@@ -283,10 +272,8 @@ impl Store for PgStore {
         // join: with a join the planner, misled by a queue's fast-moving statistics, sorted
         // every due row); each row picked is claimed only while the partition is still ours.
         let rows = client
-            .query(
-                &client
-                    .prepare_cached(
-                        "WITH picked AS (
+            .rows(
+                "WITH picked AS (
                      SELECT o.message_id FROM outbox o
                      WHERE o.due <= $3 AND o.partition = ANY($1)
                        AND (o.claimed_until IS NULL OR o.claimed_until <= $3
@@ -299,8 +286,6 @@ impl Store for PgStore {
                    AND EXISTS (SELECT 1 FROM partitions p WHERE p.partition = o.partition
                                AND p.owner = $5 AND p.lease_until > now())
                  RETURNING o.message_id, o.due",
-                    )
-                    .await?,
                 &[
                     &claimable.partitions,
                     &claimable.epochs,
@@ -327,17 +312,13 @@ impl Store for PgStore {
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_one(
-                &client
-                    .prepare_cached(
-                        "WITH held AS (
+            .one(
+                "WITH held AS (
                      UPDATE outbox SET claimed_until = $3, claimed_by = $4, claim_epoch = NULL
                      WHERE message_id = $1 AND (claimed_until IS NULL OR claimed_until <= $2)
                      RETURNING 1)
                  SELECT EXISTS (SELECT 1 FROM held)
                      OR NOT EXISTS (SELECT 1 FROM outbox WHERE message_id = $1)",
-                    )
-                    .await?,
                 &[&id.as_str(), &now, &(now + lease), &self.instance],
             )
             .await?;
@@ -347,9 +328,9 @@ impl Store for PgStore {
     async fn release(&self, id: &MessageId) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute(
-                &client.prepare_cached("UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, claim_epoch = NULL
-                 WHERE message_id = $1 AND claimed_by = $2").await?,
+            .exec(
+                "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, claim_epoch = NULL
+                 WHERE message_id = $1 AND claimed_by = $2",
                 &[&id.as_str(), &self.instance],
             )
             .await?;
@@ -359,10 +340,8 @@ impl Store for PgStore {
     async fn is_claimed(&self, id: &MessageId, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
-                &client
-                    .prepare_cached("SELECT claimed_until > $2 FROM outbox WHERE message_id = $1")
-                    .await?,
+            .opt(
+                "SELECT claimed_until > $2 FROM outbox WHERE message_id = $1",
                 &[&id.as_str(), &now],
             )
             .await?;
@@ -376,33 +355,20 @@ impl Store for PgStore {
         let row = if self.leases.enabled() {
             let held = self.leases.held(Instant::now());
             client
-                .query_one(
-                    &client
-                        .prepare_cached("SELECT min(due) FROM outbox WHERE partition = ANY($1)")
-                        .await?,
+                .one(
+                    "SELECT min(due) FROM outbox WHERE partition = ANY($1)",
                     &[&held],
                 )
                 .await?
         } else {
-            client
-                .query_one(
-                    &client.prepare_cached("SELECT min(due) FROM outbox").await?,
-                    &[],
-                )
-                .await?
+            client.one("SELECT min(due) FROM outbox", &[]).await?
         };
         Ok(row.get(0))
     }
 
     async fn outbox_len(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        let n: i64 = client
-            .query_one(
-                &client.prepare_cached("SELECT count(*) FROM outbox").await?,
-                &[],
-            )
-            .await?
-            .get(0);
+        let n: i64 = client.one("SELECT count(*) FROM outbox", &[]).await?.get(0);
         Ok(uint(n))
     }
 
@@ -418,10 +384,8 @@ impl Store for PgStore {
     async fn marketing_token_owner(&self, token: &str) -> Result<Option<String>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
-                &client
-                    .prepare_cached("SELECT key FROM recipients WHERE marketing_token = $1 LIMIT 1")
-                    .await?,
+            .opt(
+                "SELECT key FROM recipients WHERE marketing_token = $1 LIMIT 1",
                 &[&token],
             )
             .await?;
@@ -439,12 +403,9 @@ impl Store for PgStore {
         let tx = client.transaction().await?;
         if let Some(seen) = seen {
             let first = tx
-                .execute(
-                    &tx.prepare_cached(
-                        "INSERT INTO webhook_mids (mid, seen_at) VALUES ($1, $2)
+                .exec(
+                    "INSERT INTO webhook_mids (mid, seen_at) VALUES ($1, $2)
                      ON CONFLICT DO NOTHING",
-                    )
-                    .await?,
                     &[&seen.mid, &seen.at],
                 )
                 .await?;
@@ -453,19 +414,15 @@ impl Store for PgStore {
                 return Ok(false);
             }
         }
-        tx.execute(
-            &tx.prepare_cached(
-                "INSERT INTO recipients (key, record) VALUES ($1, $2::text::jsonb)
+        tx.exec(
+            "INSERT INTO recipients (key, record) VALUES ($1, $2::text::jsonb)
              ON CONFLICT DO NOTHING",
-            )
-            .await?,
             &[&key, &encode("recipient", &RecipientRecord::default())?],
         )
         .await?;
         let text: String = tx
-            .query_one(
-                &tx.prepare_cached("SELECT record::text FROM recipients WHERE key = $1 FOR UPDATE")
-                    .await?,
+            .one(
+                "SELECT record::text FROM recipients WHERE key = $1 FOR UPDATE",
                 &[&key],
             )
             .await?
@@ -473,8 +430,8 @@ impl Store for PgStore {
         let mut record: RecipientRecord = decode("recipient", &text)?;
         let entries = change(&mut record);
         let token = record.marketing_token.as_ref().map(|t| t.token.clone());
-        tx.execute(
-            &tx.prepare_cached("UPDATE recipients SET record = $2::text::jsonb, marketing_token = $3 WHERE key = $1").await?,
+        tx.exec(
+            "UPDATE recipients SET record = $2::text::jsonb, marketing_token = $3 WHERE key = $1",
             &[&key, &encode("recipient", &record)?, &token],
         )
         .await?;
@@ -492,13 +449,9 @@ impl Store for PgStore {
     ) -> Result<Vec<RecentSend>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
-                &client
-                    .prepare_cached(
-                        "SELECT at, category FROM sends WHERE recipient = $1 AND at >= $2
+            .rows(
+                "SELECT at, category FROM sends WHERE recipient = $1 AND at >= $2
                  ORDER BY at DESC, message_id DESC",
-                    )
-                    .await?,
                 &[&key, &since],
             )
             .await?;
@@ -521,13 +474,9 @@ impl Store for PgStore {
     ) -> Result<Vec<MessageId>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
-                &client
-                    .prepare_cached(
-                        "SELECT message_id FROM sends WHERE recipient = $1
+            .rows(
+                "SELECT message_id FROM sends WHERE recipient = $1
                  ORDER BY at DESC, message_id DESC LIMIT $2",
-                    )
-                    .await?,
                 &[&key, &int8(limit as u64)],
             )
             .await?;
@@ -540,10 +489,8 @@ impl Store for PgStore {
     async fn park_event(&self, event: &Value) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute(
-                &client
-                    .prepare_cached("INSERT INTO parked_events (event) VALUES ($1::text::jsonb)")
-                    .await?,
+            .exec(
+                "INSERT INTO parked_events (event) VALUES ($1::text::jsonb)",
                 &[&encode("parked webhook event", event)?],
             )
             .await?;
@@ -553,12 +500,8 @@ impl Store for PgStore {
     async fn parked_events(&self, limit: usize) -> Result<Vec<(ParkedId, Value)>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
-                &client
-                    .prepare_cached(
-                        "SELECT id, event::text FROM parked_events ORDER BY id LIMIT $1",
-                    )
-                    .await?,
+            .rows(
+                "SELECT id, event::text FROM parked_events ORDER BY id LIMIT $1",
                 &[&int8(limit as u64)],
             )
             .await?;
@@ -575,12 +518,7 @@ impl Store for PgStore {
     async fn unpark_event(&self, id: ParkedId) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute(
-                &client
-                    .prepare_cached("DELETE FROM parked_events WHERE id = $1")
-                    .await?,
-                &[&int8(id.0)],
-            )
+            .exec("DELETE FROM parked_events WHERE id = $1", &[&int8(id.0)])
             .await?;
         Ok(())
     }
@@ -614,14 +552,10 @@ impl Store for PgStore {
     ) -> Result<Vec<(String, RecipientRecord)>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
-                &client
-                    .prepare_cached(
-                        "SELECT key, record::text FROM recipients
+            .rows(
+                "SELECT key, record::text FROM recipients
                  WHERE $1::text IS NULL OR key COLLATE \"C\" > $1
                  ORDER BY key COLLATE \"C\" LIMIT $2",
-                    )
-                    .await?,
                 &[&after, &int8(limit as u64)],
             )
             .await?;
@@ -633,12 +567,8 @@ impl Store for PgStore {
     async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute(
-                &client
-                    .prepare_cached(
-                        "INSERT INTO campaigns (id, record) VALUES ($1, $2::text::jsonb)",
-                    )
-                    .await?,
+            .exec(
+                "INSERT INTO campaigns (id, record) VALUES ($1, $2::text::jsonb)",
                 &[&campaign.id.as_str(), &encode("campaign", campaign)?],
             )
             .await?;
@@ -661,13 +591,9 @@ impl Store for PgStore {
         }
         let client = self.client().await?;
         client
-            .execute(
-                &client
-                    .prepare_cached(
-                        "INSERT INTO audience (campaign, first, psids) VALUES ($1, $2, $3)
+            .exec(
+                "INSERT INTO audience (campaign, first, psids) VALUES ($1, $2, $3)
                  ON CONFLICT (campaign, first) DO UPDATE SET psids = EXCLUDED.psids",
-                    )
-                    .await?,
                 &[&id.as_str(), &int8(from), &part],
             )
             .await?;
@@ -683,8 +609,8 @@ impl Store for PgStore {
         let client = self.client().await?;
         // The part that holds position `from` starts at or before it.
         let mut after: i64 = client
-            .query_one(
-                &client.prepare_cached("SELECT coalesce(max(first), 0) FROM audience WHERE campaign = $1 AND first <= $2").await?,
+            .one(
+                "SELECT coalesce(max(first), 0) FROM audience WHERE campaign = $1 AND first <= $2",
                 &[&id.as_str(), &int8(from)],
             )
             .await?
@@ -693,14 +619,10 @@ impl Store for PgStore {
         let mut inclusive = true;
         loop {
             let rows = client
-                .query(
-                    &client
-                        .prepare_cached(
-                            "SELECT first, psids FROM audience
+                .rows(
+                    "SELECT first, psids FROM audience
                      WHERE campaign = $1 AND (first > $2 OR ($3 AND first = $2))
                      ORDER BY first LIMIT $4",
-                        )
-                        .await?,
                     &[&id.as_str(), &after, &inclusive, &AUDIENCE_PARTS],
                 )
                 .await?;
@@ -731,10 +653,8 @@ impl Store for PgStore {
     async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
-                &client
-                    .prepare_cached("SELECT record::text FROM campaigns ORDER BY id COLLATE \"C\"")
-                    .await?,
+            .rows(
+                "SELECT record::text FROM campaigns ORDER BY id COLLATE \"C\"",
                 &[],
             )
             .await?;
@@ -752,9 +672,8 @@ impl Store for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let Some(row) = tx
-            .query_opt(
-                &tx.prepare_cached("SELECT record::text FROM campaigns WHERE id = $1 FOR UPDATE")
-                    .await?,
+            .opt(
+                "SELECT record::text FROM campaigns WHERE id = $1 FOR UPDATE",
                 &[&id.as_str()],
             )
             .await?
@@ -765,9 +684,8 @@ impl Store for PgStore {
         let Some(entries) = change(&mut campaign) else {
             return Ok(None);
         };
-        tx.execute(
-            &tx.prepare_cached("UPDATE campaigns SET record = $2::text::jsonb WHERE id = $1")
-                .await?,
+        tx.exec(
+            "UPDATE campaigns SET record = $2::text::jsonb WHERE id = $1",
             &[&id.as_str(), &encode("campaign", &campaign)?],
         )
         .await?;
@@ -781,18 +699,10 @@ impl Store for PgStore {
     async fn drop_draft(&self, id: &CampaignId) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute(
-            &tx.prepare_cached("DELETE FROM audience WHERE campaign = $1")
-                .await?,
-            &[&id.as_str()],
-        )
-        .await?;
-        tx.execute(
-            &tx.prepare_cached("DELETE FROM campaigns WHERE id = $1")
-                .await?,
-            &[&id.as_str()],
-        )
-        .await?;
+        tx.exec("DELETE FROM audience WHERE campaign = $1", &[&id.as_str()])
+            .await?;
+        tx.exec("DELETE FROM campaigns WHERE id = $1", &[&id.as_str()])
+            .await?;
         self.finish(tx).await?;
         Ok(())
     }
@@ -800,13 +710,9 @@ impl Store for PgStore {
     async fn campaign_counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
-                &client
-                    .prepare_cached(
-                        "SELECT label, n FROM campaign_counts WHERE campaign = $1
+            .rows(
+                "SELECT label, n FROM campaign_counts WHERE campaign = $1
                  ORDER BY label COLLATE \"C\"",
-                    )
-                    .await?,
                 &[&id.as_str()],
             )
             .await?;
@@ -846,12 +752,7 @@ impl Store for PgStore {
     async fn size_on_disk(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let n: i64 = client
-            .query_one(
-                &client
-                    .prepare_cached("SELECT pg_database_size(current_database())")
-                    .await?,
-                &[],
-            )
+            .one("SELECT pg_database_size(current_database())", &[])
             .await?
             .get(0);
         Ok(uint(n))

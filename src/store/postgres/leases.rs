@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::{PgStore, StoreError};
+use super::{PgStore, Prepared, StoreError};
 
 /// How long a new owner waits before sending: Messenger's pacing window.
 pub(crate) const PACING_WINDOW: Duration = Duration::from_secs(1);
@@ -142,32 +142,22 @@ pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
     let client = store.client().await?;
     let started = Instant::now();
     client
-        .execute(
-            &client
-                .prepare_cached(
-                    "INSERT INTO instances (id, heartbeat_until)
+        .exec(
+            "INSERT INTO instances (id, heartbeat_until)
              VALUES ($1, now() + $2::bigint * interval '1 millisecond')
              ON CONFLICT (id) DO UPDATE SET heartbeat_until = EXCLUDED.heartbeat_until",
-                )
-                .await?,
             &[&store.instance, &lease_ms],
         )
         .await?;
     client
-        .execute(
-            &client
-                .prepare_cached(
-                    "DELETE FROM instances WHERE heartbeat_until < now() - interval '1 hour'",
-                )
-                .await?,
+        .exec(
+            "DELETE FROM instances WHERE heartbeat_until < now() - interval '1 hour'",
             &[],
         )
         .await?;
     let alive: i64 = client
-        .query_one(
-            &client
-                .prepare_cached("SELECT count(*) FROM instances WHERE heartbeat_until > now()")
-                .await?,
+        .one(
+            "SELECT count(*) FROM instances WHERE heartbeat_until > now()",
             &[],
         )
         .await?
@@ -178,13 +168,11 @@ pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
 
     // Renew what is held; what does not come back was taken over.
     let (partitions, epochs) = leases.snapshot();
+    // Rows are locked in partition order, as every transaction that locks several partitions
+    // does (the write that records a batch of sends): no deadlock.
     let renewed: Vec<u32> = client
-        .query(
-            // Rows are locked in partition order, as every transaction that locks several
-            // partitions does (the write that records a batch of sends): no deadlock.
-            &client
-                .prepare_cached(
-                    "WITH mine AS (
+        .rows(
+            "WITH mine AS (
                  SELECT p.partition FROM partitions p
                  JOIN UNNEST($3::integer[], $4::bigint[]) AS h(partition, epoch)
                    ON p.partition = h.partition AND p.epoch = h.epoch
@@ -192,8 +180,6 @@ pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
              UPDATE partitions p SET lease_until = now() + $2::bigint * interval '1 millisecond'
              FROM mine WHERE p.partition = mine.partition
              RETURNING p.partition",
-                )
-                .await?,
             &[&store.instance, &lease_ms, &partitions, &epochs],
         )
         .await?
@@ -255,17 +241,13 @@ pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
     if count < share {
         let wanted = i64::from(share - count);
         let taken = client
-            .query(
-                &client
-                    .prepare_cached(
-                        "UPDATE partitions p SET owner = $1, epoch = p.epoch + 1,
+            .rows(
+                "UPDATE partitions p SET owner = $1, epoch = p.epoch + 1,
                      lease_until = now() + $2::bigint * interval '1 millisecond'
                  FROM (SELECT partition FROM partitions WHERE lease_until < now()
                        ORDER BY partition LIMIT $3 FOR UPDATE SKIP LOCKED) AS free
                  WHERE p.partition = free.partition
                  RETURNING p.partition, p.epoch",
-                    )
-                    .await?,
                 &[&store.instance, &lease_ms, &wanted],
             )
             .await?;
@@ -305,8 +287,8 @@ async fn hand_over(store: &PgStore, client: &deadpool_postgres::Object) -> Resul
         return Ok(());
     }
     let busy: Vec<i32> = client
-        .query(
-            &client.prepare_cached("SELECT DISTINCT partition FROM outbox WHERE partition = ANY($1) AND claimed_by = $2").await?,
+        .rows(
+            "SELECT DISTINCT partition FROM outbox WHERE partition = ANY($1) AND claimed_by = $2",
             &[&releasing, &store.instance],
         )
         .await?
@@ -335,16 +317,12 @@ async fn release(
         return Ok(());
     }
     client
-        .execute(
-            &client
-                .prepare_cached(
-                    "WITH mine AS (
+        .exec(
+            "WITH mine AS (
                  SELECT partition FROM partitions WHERE owner = $1 AND partition = ANY($2)
                  ORDER BY partition FOR UPDATE)
              UPDATE partitions p SET owner = NULL, lease_until = now()
              FROM mine WHERE p.partition = mine.partition",
-                )
-                .await?,
             &[&instance, &partitions],
         )
         .await?;
@@ -365,12 +343,7 @@ pub(super) async fn release_all(store: &PgStore) -> Result<(), StoreError> {
     let client = store.client().await?;
     release(&client, &store.instance, &partitions).await?;
     client
-        .execute(
-            &client
-                .prepare_cached("DELETE FROM instances WHERE id = $1")
-                .await?,
-            &[&store.instance],
-        )
+        .exec("DELETE FROM instances WHERE id = $1", &[&store.instance])
         .await?;
     Ok(())
 }

@@ -289,6 +289,59 @@ impl PgStore {
     }
 }
 
+/// Statements run prepared, each prepared once per connection and kept: one round trip per
+/// statement, planned once.
+pub(super) trait Prepared: deadpool_postgres::GenericClient {
+    fn rows<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Result<Vec<tokio_postgres::Row>, StoreError>> + Send + 'a
+    {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            Ok(self.query(&statement, params).await?)
+        }
+    }
+
+    fn one<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Result<tokio_postgres::Row, StoreError>> + Send + 'a
+    {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            Ok(self.query_one(&statement, params).await?)
+        }
+    }
+
+    fn opt<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Result<Option<tokio_postgres::Row>, StoreError>> + Send + 'a
+    {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            Ok(self.query_opt(&statement, params).await?)
+        }
+    }
+
+    fn exec<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Result<u64, StoreError>> + Send + 'a {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            Ok(self.execute(&statement, params).await?)
+        }
+    }
+}
+
+impl<T: deadpool_postgres::GenericClient> Prepared for T {}
+
 /// The partition `page_id` hashes into: the first four bytes of its sha256, modulo
 /// `partitions` — the same on every instance and every version.
 pub fn partition_of(page_id: &str, partitions: u32) -> u32 {

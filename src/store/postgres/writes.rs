@@ -15,7 +15,7 @@ use deadpool_postgres::Transaction;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{encode, uint, PgStore, StoreError};
+use super::{encode, uint, PgStore, Prepared, StoreError};
 use crate::domain::audit::{fresh_salt, AuditEntry};
 use crate::domain::lifecycle::{Effects, OutboxChange};
 use crate::domain::{IdempotencyRecord, MessageRecord};
@@ -154,34 +154,27 @@ impl Rows {
     ) -> Result<(), StoreError> {
         if !self.traces.is_empty() {
             let (sha, json): (Vec<String>, Vec<String>) = self.traces.into_iter().unzip();
-            tx.execute(
-                &tx.prepare_cached(
-                    "INSERT INTO traces (sha256, trace)
+            tx.exec(
+                "INSERT INTO traces (sha256, trace)
                  SELECT * FROM UNNEST($1::text[], $2::text[])
                  ON CONFLICT DO NOTHING",
-                )
-                .await?,
                 &[&sha, &json],
             )
             .await?;
         }
         if !self.messages.is_empty() {
             let (ids, records): (Vec<String>, Vec<String>) = self.messages.into_iter().unzip();
-            tx.execute(
-                &tx.prepare_cached(
-                    "INSERT INTO messages (id, record)
+            tx.exec(
+                "INSERT INTO messages (id, record)
                  SELECT * FROM UNNEST($1::text[], $2::text[])
                  ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
-                )
-                .await?,
                 &[&ids, &records],
             )
             .await?;
         }
         if !self.outbox_remove.is_empty() {
-            tx.execute(
-                &tx.prepare_cached("DELETE FROM outbox WHERE message_id = ANY($1)")
-                    .await?,
+            tx.exec(
+                "DELETE FROM outbox WHERE message_id = ANY($1)",
                 &[&self.outbox_remove],
             )
             .await?;
@@ -195,13 +188,10 @@ impl Rows {
                 partitions.push(partition);
                 dues.push(due);
             }
-            tx.execute(
-                &tx.prepare_cached(
-                    "INSERT INTO outbox (message_id, partition, due)
+            tx.exec(
+                "INSERT INTO outbox (message_id, partition, due)
                  SELECT * FROM UNNEST($1::text[], $2::integer[], $3::timestamptz[])
                  ON CONFLICT (message_id) DO UPDATE SET due = EXCLUDED.due",
-                )
-                .await?,
                 &[&ids, &partitions, &dues],
             )
             .await?;
@@ -214,26 +204,20 @@ impl Rows {
                 cols.2.push(id);
                 cols.3.push(category);
             }
-            tx.execute(
-                &tx.prepare_cached(
-                    "INSERT INTO sends (recipient, at, message_id, category)
+            tx.exec(
+                "INSERT INTO sends (recipient, at, message_id, category)
                  SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[])
                  ON CONFLICT DO NOTHING",
-                )
-                .await?,
                 &[&cols.0, &cols.1, &cols.2, &cols.3],
             )
             .await?;
         }
         if !self.graph_ids.is_empty() {
             let (graph, ids): (Vec<String>, Vec<String>) = self.graph_ids.into_iter().unzip();
-            tx.execute(
-                &tx.prepare_cached(
-                    "INSERT INTO graph_ids (graph_id, message_id)
+            tx.exec(
+                "INSERT INTO graph_ids (graph_id, message_id)
                  SELECT * FROM UNNEST($1::text[], $2::text[])
                  ON CONFLICT (graph_id) DO UPDATE SET message_id = EXCLUDED.message_id",
-                )
-                .await?,
                 &[&graph, &ids],
             )
             .await?;
@@ -245,13 +229,10 @@ impl Rows {
                 cols.1.push(label);
                 cols.2.push(delta);
             }
-            tx.execute(
-                &tx.prepare_cached(
-                    "INSERT INTO campaign_counts (campaign, label, n)
+            tx.exec(
+                "INSERT INTO campaign_counts (campaign, label, n)
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])
                  ON CONFLICT (campaign, label) DO UPDATE SET n = campaign_counts.n + EXCLUDED.n",
-                )
-                .await?,
                 &[&cols.0, &cols.1, &cols.2],
             )
             .await?;
@@ -280,12 +261,9 @@ pub(super) async fn append_audit(
         .map(|c| i32::try_from(*c).unwrap_or(i32::MAX))
         .collect();
     let heads: HashMap<i32, (i64, String)> = tx
-        .query(
-            &tx.prepare_cached(
-                "SELECT chain, seq, hash FROM audit_chains WHERE chain = ANY($1)
+        .rows(
+            "SELECT chain, seq, hash FROM audit_chains WHERE chain = ANY($1)
              ORDER BY chain FOR UPDATE",
-            )
-            .await?,
             &[&chains],
         )
         .await?
@@ -329,13 +307,10 @@ pub(super) async fn append_audit(
         new_heads.2.push(hash);
     }
     rows.write(tx).await?;
-    tx.execute(
-        &tx.prepare_cached(
-            "UPDATE audit_chains c SET seq = h.seq, hash = h.hash
+    tx.exec(
+        "UPDATE audit_chains c SET seq = h.seq, hash = h.hash
          FROM UNNEST($1::integer[], $2::bigint[], $3::text[]) AS h(chain, seq, hash)
          WHERE c.chain = h.chain",
-        )
-        .await?,
         &[&new_heads.0, &new_heads.1, &new_heads.2],
     )
     .await?;
@@ -378,15 +353,12 @@ impl AuditRows {
     }
 
     async fn write(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
-        tx.execute(
-            &tx.prepare_cached(
-                "INSERT INTO audit (chain, seq, at, kind, pseudonym, page_id, category, outcome,
+        tx.exec(
+            "INSERT INTO audit (chain, seq, at, kind, pseudonym, page_id, category, outcome,
                                 reason, campaign, client, entry)
              SELECT * FROM UNNEST($1::integer[], $2::bigint[], $3::timestamptz[], $4::text[],
                                   $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
                                   $10::text[], $11::text[], $12::text[])",
-            )
-            .await?,
             &[
                 &self.chain,
                 &self.seq,
@@ -404,12 +376,9 @@ impl AuditRows {
         )
         .await?;
         if !self.personal.0.is_empty() {
-            tx.execute(
-                &tx.prepare_cached(
-                    "INSERT INTO audit_personal (chain, seq, personal)
+            tx.exec(
+                "INSERT INTO audit_personal (chain, seq, personal)
                  SELECT * FROM UNNEST($1::integer[], $2::bigint[], $3::text[])",
-                )
-                .await?,
                 &[&self.personal.0, &self.personal.1, &self.personal.2],
             )
             .await?;
@@ -624,13 +593,10 @@ async fn accept_batch(store: &PgStore, news: Vec<NewMessage>) -> Result<Vec<Acce
             mine.insert((client.clone(), key.clone()), record);
         }
         for row in tx
-            .query(
-                &tx.prepare_cached(
-                    "INSERT INTO idempotency (client, key, record)
+            .rows(
+                "INSERT INTO idempotency (client, key, record)
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[])
                  ON CONFLICT DO NOTHING RETURNING client, key",
-                )
-                .await?,
                 &[&cols.0, &cols.1, &cols.2],
             )
             .await?
@@ -644,9 +610,8 @@ async fn accept_batch(store: &PgStore, news: Vec<NewMessage>) -> Result<Vec<Acce
             .unzip();
         if !missing_clients.is_empty() {
             for row in tx
-                .query(
-                    &tx.prepare_cached("SELECT i.client, i.key, i.record FROM idempotency i
-                     JOIN UNNEST($1::text[], $2::text[]) AS u(c, k) ON i.client = u.c AND i.key = u.k").await?,
+                .rows("SELECT i.client, i.key, i.record FROM idempotency i
+                     JOIN UNNEST($1::text[], $2::text[]) AS u(c, k) ON i.client = u.c AND i.key = u.k",
                     &[&missing_clients, &missing_keys],
                 )
                 .await?
