@@ -195,6 +195,7 @@ fn postgres(c: &mut Criterion) {
         url.set_path(&format!("/{name}"));
         let options = PgOptions {
             url: secrecy::SecretString::from(url.to_string()),
+            ca_file: None,
             pool_size: 16,
             partitions: 64,
             leases: Some(LeaseSettings {

@@ -90,6 +90,9 @@ pub struct StorageSettings {
     /// PostgreSQL: the connection URL, `postgres://user:password@host:port/database` (a
     /// secret: it holds the password; `HERALD_STORAGE__URL` overrides it).
     pub url: Option<SecretString>,
+    /// PostgreSQL: certificates (PEM) to trust for the server's TLS certificate besides the
+    /// public roots — a private CA's. TLS itself is the URL's `sslmode` (`require` for always).
+    pub ca_file: Option<PathBuf>,
     /// PostgreSQL: connections in the pool.
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
@@ -118,6 +121,7 @@ impl Default for StorageSettings {
             backend: Backend::default(),
             path: default_storage(),
             url: None,
+            ca_file: None,
             pool_size: default_pool_size(),
             partitions: default_partitions(),
             lease_ms: default_lease_ms(),

@@ -319,6 +319,7 @@ pub fn pg_options(settings: &Settings, gateway: bool) -> anyhow::Result<PgOption
             .url
             .clone()
             .context("storage.url is required with backend = \"postgres\"")?,
+        ca_file: storage.ca_file.clone(),
         pool_size: storage.pool_size,
         partitions: storage.partitions,
         leases: gateway.then(|| LeaseSettings {

@@ -69,9 +69,7 @@ max_attempts = 1000
 "#,
         store = dir.join("store").display(),
         policy = policy.display(),
-        database = database.map_or(String::new(), |url| format!(
-            "backend = \"postgres\"\nurl = \"{url}\"\npartitions = 8\nlease_ms = 1000\npool_size = 8"
-        )),
+        database = database.map_or(String::new(), crate::helpers::postgres_storage_toml),
     );
     File::create(&path)
         .and_then(|mut f| f.write_all(text.as_bytes()))

@@ -164,7 +164,24 @@ pub fn use_database(settings: &mut Settings, url: Option<&str>) {
         settings.storage.pool_size = 8;
         settings.storage.partitions = 8;
         settings.storage.lease_ms = 1_000;
+        settings.storage.ca_file = postgres_ca();
     }
+}
+
+/// The test server's CA, when it has TLS (`scripts/test`'s cluster does): connections then go
+/// over TLS and check its certificate.
+pub fn postgres_ca() -> Option<PathBuf> {
+    std::env::var_os("HERALD_TEST_POSTGRES_CA").map(PathBuf::from)
+}
+
+/// The `[storage]` lines of a configuration file on the database at `url`.
+pub fn postgres_storage_toml(url: &str) -> String {
+    let ca = postgres_ca().map_or(String::new(), |ca| {
+        format!("ca_file = \"{}\"\n", ca.display())
+    });
+    format!(
+        "backend = \"postgres\"\nurl = \"{url}\"\n{ca}partitions = 8\nlease_ms = 1000\npool_size = 8\n"
+    )
 }
 
 /// Skips a test that reads or alters the sled store's files when the suite runs on

@@ -75,11 +75,7 @@ fn config(dir: &Path, name: &str, database: &str, sandbox: &str, pages: &[String
 [server]
 listen = "127.0.0.1:0"
 [storage]
-backend = "postgres"
-url = "{database}"
-partitions = 8
-lease_ms = 1000
-pool_size = 8
+{storage}
 [audit]
 signing_key = "{SIGNING_KEY}"
 [auth]
@@ -100,6 +96,7 @@ max_attempts = 1000
 concurrency = {CONCURRENCY}
 "#,
         policy = policy.display(),
+        storage = crate::helpers::postgres_storage_toml(database),
     );
     File::create(&path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
@@ -726,7 +723,10 @@ async fn migrations_applied_twice_are_a_no_op() {
     let config = dir.path().join("herald.toml");
     std::fs::write(
         &config,
-        format!("[storage]\nbackend = \"postgres\"\nurl = \"{database}\"\n"),
+        format!(
+            "[storage]\n{}",
+            crate::helpers::postgres_storage_toml(&database)
+        ),
     )
     .expect("config");
     let migrate = || {
@@ -757,6 +757,56 @@ async fn migrations_applied_twice_are_a_no_op() {
     assert_eq!(
         String::from_utf8_lossy(&second.stdout).trim(),
         "the database is up to date"
+    );
+}
+
+#[tokio::test]
+async fn the_database_is_reached_over_tls_and_its_certificate_is_checked() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let Some(ca) = crate::helpers::postgres_ca() else {
+        eprintln!("this PostgreSQL server has no TLS for the tests: set HERALD_TEST_POSTGRES_CA");
+        return;
+    };
+    // `sslmode=require`: TLS or nothing.
+    let url = format!("{}?sslmode=require", fresh_database(&server).await);
+    let dir = tempfile::tempdir().expect("dir");
+    let migrate = |ca_file: Option<&Path>| {
+        let config = dir.path().join("herald.toml");
+        let ca_line = ca_file.map_or(String::new(), |ca| {
+            format!("ca_file = \"{}\"\n", ca.display())
+        });
+        std::fs::write(
+            &config,
+            format!("[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n{ca_line}"),
+        )
+        .expect("config");
+        std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["migrate", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run herald migrate")
+    };
+    // A server whose certificate no one vouched for is refused.
+    let untrusted = migrate(None);
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(!untrusted.status.success());
+    assert!(
+        stderr.contains("storage.url") && stderr.contains("certificate"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    // With the CA that signed it, the same URL works: over TLS, as `require` allows no other.
+    let trusted = migrate(Some(&ca));
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&trusted.stdout).trim(),
+        "applied migrations: 1"
     );
 }
 

@@ -61,8 +61,10 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub struct PgOptions {
-    /// `postgres://user:password@host:port/database`.
+    /// `postgres://user:password@host:port/database`, with `?sslmode=require` for TLS.
     pub url: SecretString,
+    /// Certificates (PEM) to trust for the server's TLS certificate, besides the public roots.
+    pub ca_file: Option<std::path::PathBuf>,
     pub pool_size: usize,
     /// How many partitions pages hash into (fixed for the life of the database).
     pub partitions: u32,
@@ -77,6 +79,8 @@ pub struct PgOptions {
 pub enum OpenError {
     #[error("storage.url is not a PostgreSQL URL (postgres://user:password@host:port/database)")]
     BadUrl,
+    #[error("storage.ca_file {path}: {reason}")]
+    CaFile { path: String, reason: String },
     #[error("cannot connect to PostgreSQL at storage.url {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("the database at storage.url {url} cannot be used: {reason}")]
@@ -107,7 +111,10 @@ pub(crate) async fn connect(options: &PgOptions) -> Result<Pool, OpenError> {
     config.application_name("herald");
     let manager = Manager::from_connect(
         config,
-        OnRuntime(tokio::runtime::Handle::current()),
+        OnRuntime {
+            runtime: tokio::runtime::Handle::current(),
+            tls: tls(options)?,
+        },
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -133,7 +140,47 @@ pub(crate) async fn connect(options: &PgOptions) -> Result<Pool, OpenError> {
 /// worker threads each run their own runtime, which ends when the server stops — before the
 /// delivery worker has written what its last sends did. A connection made there would close
 /// under it, and a message sent would not be recorded as sent (and go again).
-struct OnRuntime(tokio::runtime::Handle);
+struct OnRuntime {
+    runtime: tokio::runtime::Handle,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+}
+
+/// TLS to the database (rustls): the server's certificate is checked against the public roots
+/// and `ca_file`, and its name against the URL's host. Whether TLS is used is the URL's
+/// `sslmode`: `prefer` (the default) when the server offers it, `require` always, `disable`
+/// never.
+fn tls(options: &PgOptions) -> Result<tokio_postgres_rustls::MakeRustlsConnect, OpenError> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &options.ca_file {
+        let bad = |reason: String| OpenError::CaFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let mut added = 0;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
+            roots.add(cert).map_err(|e| bad(e.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(bad("holds no certificate".into()));
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| OpenError::Unusable {
+        url: redacted(options.url.expose_secret()),
+        reason: e.to_string(),
+    })?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
 
 type Connected =
     Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>;
@@ -144,10 +191,11 @@ impl deadpool_postgres::Connect for OnRuntime {
         pg_config: &tokio_postgres::Config,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Connected> + Send + '_>> {
         let config = pg_config.clone();
-        let runtime = self.0.clone();
+        let runtime = self.runtime.clone();
+        let tls = self.tls.clone();
         Box::pin(async move {
             let made = runtime.spawn(async move {
-                let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+                let (client, connection) = config.connect(tls).await?;
                 let driver = tokio::spawn(async move {
                     if let Err(e) = connection.await {
                         tracing::warn!(error = %e, "a database connection failed");
