@@ -175,83 +175,126 @@ fn busiest_second(times: &mut [DateTime<Utc>]) -> usize {
     most
 }
 
+/// Gateways as processes of their own on one fresh database, sending for pages paced at
+/// `PER_PAGE` through one Messenger stand-in.
+struct Fleet {
+    database: String,
+    dir: tempfile::TempDir,
+    pages: Vec<String>,
+    sandbox: Sandbox,
+    http: reqwest::Client,
+}
+
+impl Fleet {
+    /// `None` when there is no PostgreSQL server for the tests.
+    async fn new(pages: usize) -> Option<Fleet> {
+        let server = postgres_server()?;
+        let dir = tempfile::tempdir().expect("dir");
+        paced_policy(dir.path());
+        let pages = self::pages(pages);
+        Some(Fleet {
+            database: fresh_database(&server).await,
+            sandbox: shared_sandbox(&pages).await,
+            dir,
+            pages,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    async fn start(&self, name: &str) -> Gateway {
+        let config = config(
+            self.dir.path(),
+            name,
+            &self.database,
+            &self.sandbox.base_url(),
+            &self.pages,
+        );
+        start(&config, &self.dir.path().join(format!("{name}.log"))).await
+    }
+
+    /// People the stand-in knows, their consent recorded through the gateways in turn.
+    async fn customers(&self, gateways: &[&Gateway], psids: &[String]) {
+        for (i, psid) in psids.iter().enumerate() {
+            let gateway = &gateways[i % gateways.len()].base;
+            let (sandbox, token) = (self.sandbox.base_url(), backend_token());
+            customer(&self.http, &sandbox, gateway, &token, psid, "transactional").await;
+        }
+    }
+
+    /// A shipping update to each of `psids`, all at once, through the gateways and from the
+    /// pages in turn: each one's message id.
+    async fn ship_all(&self, gateways: &[&Gateway], psids: &[String]) -> Vec<String> {
+        let sends = psids.iter().enumerate().map(|(i, psid)| {
+            let gateway = gateways[i % gateways.len()].base.clone();
+            let page = &self.pages[i % self.pages.len()];
+            async move { ship(&self.http, &gateway, page, psid).await }
+        });
+        futures_util::future::join_all(sends).await
+    }
+
+    /// Waits until every message of `ids` is sent, as `gateway` tells; a lost one fails at once.
+    async fn until_sent(&self, gateway: &Gateway, ids: &[String], within: Duration) {
+        let deadline = Instant::now() + within;
+        for id in ids {
+            loop {
+                let s = status(&self.http, &gateway.base, id).await;
+                if s == "sent" {
+                    break;
+                }
+                assert_ne!(s, "", "{id} was lost");
+                assert!(
+                    Instant::now() < deadline,
+                    "{id} never went out (status {s})"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// Waits until `n` instances hold partitions.
+    async fn until_owners(&self, n: i64, within: Duration) {
+        let deadline = Instant::now() + within;
+        while owners(&self.database).await != n {
+            assert!(
+                Instant::now() < deadline,
+                "the partitions never spread over {n} gateways"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_gateways_share_the_pages_and_a_kill_dash_nine_loses_nothing() {
-    let Some(server) = postgres_server() else {
+    let Some(fleet) = Fleet::new(4).await else {
         return;
     };
-    let database = fresh_database(&server).await;
-    let dir = tempfile::tempdir().expect("dir");
-    paced_policy(dir.path());
-    let pages = pages(4);
-    let sandbox = shared_sandbox(&pages).await;
-    let mut gateways: Vec<Gateway> = Vec::new();
-    for name in ["a", "b", "c"] {
-        let config = config(dir.path(), name, &database, &sandbox.base_url(), &pages);
-        gateways.push(start(&config, &dir.path().join(format!("{name}.log"))).await);
-    }
-    let http = reqwest::Client::new();
-    let token = backend_token();
-    // The partitions spread over the three.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if owners(&database).await == 3 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the partitions never spread over three gateways"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut gateways = vec![
+        fleet.start("a").await,
+        fleet.start("b").await,
+        fleet.start("c").await,
+    ];
+    fleet.until_owners(3, Duration::from_secs(15)).await;
 
     // 40 messages a page, twice what a page may send in a second, accepted by all three.
     let psids: Vec<String> = (0..160).map(|i| format!("3000000000{i:04}")).collect();
-    for (i, psid) in psids.iter().enumerate() {
-        let gateway = &gateways[i % 3].base;
-        customer(
-            &http,
-            &sandbox.base_url(),
-            gateway,
-            &token,
-            psid,
-            "transactional",
-        )
-        .await;
-    }
-    let sends = psids.iter().enumerate().map(|(i, psid)| {
-        let (http, gateway, page) = (&http, gateways[i % 3].base.clone(), &pages[i % 4]);
-        async move { (psid.clone(), ship(http, &gateway, page, psid).await) }
-    });
-    let accepted: Vec<(String, String)> = futures_util::future::join_all(sends).await;
+    let all: Vec<&Gateway> = gateways.iter().collect();
+    fleet.customers(&all, &psids).await;
+    let ids = fleet.ship_all(&all, &psids).await;
 
     // Mid-load, one gateway dies without a word.
-    let killed = gateways.remove(0);
-    let mut killed = killed;
+    let mut killed = gateways.remove(0);
     killed.child.kill().expect("kill -9");
     let _ = killed.child.wait();
-
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for (_, id) in &accepted {
-        loop {
-            let s = status(&http, &gateways[0].base, id).await;
-            if s == "sent" {
-                break;
-            }
-            assert_ne!(s, "", "{id} was lost");
-            assert!(
-                Instant::now() < deadline,
-                "{id} never went out (status {s})"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    fleet
+        .until_sent(&gateways[0], &ids, Duration::from_secs(60))
+        .await;
 
     // Every accepted message reached its customer; twice only if it was in flight at the kill.
     let mut duplicates = 0;
     let mut by_page: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
-    for (psid, _) in &accepted {
-        let inbox = sandbox.inbox(psid);
+    for psid in &psids {
+        let inbox = fleet.sandbox.inbox(psid);
         assert!(!inbox.is_empty(), "{psid} got nothing");
         duplicates += inbox.len() - 1;
         for m in inbox {
@@ -263,7 +306,7 @@ async fn three_gateways_share_the_pages_and_a_kill_dash_nine_loses_nothing() {
         "{duplicates} sent twice; at most {CONCURRENCY} were in flight at the kill"
     );
     // No page over its pace in any second, as the stand-in counts (613 otherwise).
-    let stats = sandbox.stats();
+    let stats = fleet.sandbox.stats();
     assert_eq!(stats.rejected, 0, "{:?}", stats.rejections);
     for (page, times) in &mut by_page {
         let most = busiest_second(times);
@@ -274,11 +317,8 @@ async fn three_gateways_share_the_pages_and_a_kill_dash_nine_loses_nothing() {
         );
     }
 
-    for gateway in &mut gateways {
-        gateway.child.kill().expect("stop");
-        let _ = gateway.child.wait();
-    }
-    let store = tool_store(&database).await;
+    drop(gateways);
+    let store = tool_store(&fleet.database).await;
     let verified = store.verify_audit().await.expect("verify");
     assert!(verified.ok, "{verified:?}");
     assert!(
@@ -290,36 +330,14 @@ async fn three_gateways_share_the_pages_and_a_kill_dash_nine_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_owner_waits_one_pacing_window_before_it_sends_a_taken_over_page() {
-    let Some(server) = postgres_server() else {
+    let Some(fleet) = Fleet::new(1).await else {
         return;
     };
-    let database = fresh_database(&server).await;
-    let dir = tempfile::tempdir().expect("dir");
-    paced_policy(dir.path());
-    let pages = pages(1);
-    let sandbox = shared_sandbox(&pages).await;
-    let first_config = config(dir.path(), "first", &database, &sandbox.base_url(), &pages);
-    let mut first = start(&first_config, &dir.path().join("first.log")).await;
-    let http = reqwest::Client::new();
-    let token = backend_token();
+    let mut first = fleet.start("first").await;
     let psids: Vec<String> = (0..40).map(|i| format!("4000000000{i:04}")).collect();
-    for psid in &psids {
-        customer(
-            &http,
-            &sandbox.base_url(),
-            &first.base,
-            &token,
-            psid,
-            "transactional",
-        )
-        .await;
-    }
-    let mut ids = Vec::new();
-    for psid in &psids {
-        ids.push(ship(&http, &first.base, &pages[0], psid).await);
-    }
-    let second_config = config(dir.path(), "second", &database, &sandbox.base_url(), &pages);
-    let second = start(&second_config, &dir.path().join("second.log")).await;
+    fleet.customers(&[&first], &psids).await;
+    let ids = fleet.ship_all(&[&first], &psids).await;
+    let second = fleet.start("second").await;
 
     // The first lets go of every partition as it stops; the second takes them over.
     let pid = first.child.id().to_string();
@@ -329,17 +347,13 @@ async fn a_new_owner_waits_one_pacing_window_before_it_sends_a_taken_over_page()
         .expect("kill");
     assert!(term.success());
     let _ = first.child.wait();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for id in &ids {
-        while status(&http, &second.base, id).await != "sent" {
-            assert!(Instant::now() < deadline, "{id} never went out");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    fleet
+        .until_sent(&second, &ids, Duration::from_secs(30))
+        .await;
 
     let mut times: Vec<DateTime<Utc>> = psids
         .iter()
-        .flat_map(|p| sandbox.inbox(p))
+        .flat_map(|p| fleet.sandbox.inbox(p))
         .map(|m| m.received_at)
         .collect();
     times.sort();
@@ -352,73 +366,36 @@ async fn a_new_owner_waits_one_pacing_window_before_it_sends_a_taken_over_page()
         longest >= chrono::Duration::seconds(1),
         "the page's sends under two owners are {longest} apart at most: the new owner did not wait"
     );
-    assert_eq!(sandbox.stats().rejected, 0);
+    assert_eq!(fleet.sandbox.stats().rejected, 0);
     assert!(
-        psids.iter().all(|p| sandbox.inbox(p).len() == 1),
+        psids.iter().all(|p| fleet.sandbox.inbox(p).len() == 1),
         "a clean handover sends nothing twice"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_that_joins_mid_load_takes_its_share_and_nothing_goes_twice() {
-    let Some(server) = postgres_server() else {
+    let Some(fleet) = Fleet::new(4).await else {
         return;
     };
-    let database = fresh_database(&server).await;
-    let dir = tempfile::tempdir().expect("dir");
-    paced_policy(dir.path());
-    let pages = pages(4);
-    let sandbox = shared_sandbox(&pages).await;
-    let first_config = config(dir.path(), "first", &database, &sandbox.base_url(), &pages);
-    let first = start(&first_config, &dir.path().join("first.log")).await;
-    let http = reqwest::Client::new();
-    let token = backend_token();
+    let first = fleet.start("first").await;
     let psids: Vec<String> = (0..240).map(|i| format!("8000000000{i:04}")).collect();
-    for psid in &psids {
-        customer(
-            &http,
-            &sandbox.base_url(),
-            &first.base,
-            &token,
-            psid,
-            "transactional",
-        )
-        .await;
-    }
-    let sends = psids.iter().enumerate().map(|(i, psid)| {
-        let (http, gateway, page) = (&http, first.base.clone(), &pages[i % 4]);
-        async move { ship(http, &gateway, page, psid).await }
-    });
-    let ids: Vec<String> = futures_util::future::join_all(sends).await;
+    fleet.customers(&[&first], &psids).await;
+    let ids = fleet.ship_all(&[&first], &psids).await;
     // 60 a page at 20 a second: the first is still sending when the second joins.
-    let second_config = config(dir.path(), "second", &database, &sandbox.base_url(), &pages);
-    let second = start(&second_config, &dir.path().join("second.log")).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for id in &ids {
-        while status(&http, &second.base, id).await != "sent" {
-            assert!(Instant::now() < deadline, "{id} never went out");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if owners(&database).await == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the partitions were never shared"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let second = fleet.start("second").await;
+    fleet
+        .until_sent(&second, &ids, Duration::from_secs(30))
+        .await;
+    fleet.until_owners(2, Duration::from_secs(10)).await;
     for psid in &psids {
         assert_eq!(
-            sandbox.inbox(psid).len(),
+            fleet.sandbox.inbox(psid).len(),
             1,
             "{psid}: a handover sends nothing twice"
         );
     }
-    assert_eq!(sandbox.stats().rejected, 0);
+    assert_eq!(fleet.sandbox.stats().rejected, 0);
     drop((first, second));
 }
 
