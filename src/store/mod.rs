@@ -7,16 +7,15 @@
 //! consent rules) and handed over as a closure that runs inside the store's transaction.
 //!
 //! ```text
-//!   app (core) ──► Store (this trait) ──► sled/  the embedded default: one process
-//!                                    └─► (a PostgreSQL implementation: several instances)
+//!   app (core) ──► Store (this trait) ──► sled/      the embedded default: one process
+//!                                    └─► postgres/  several instances on one database
 //! ```
 //!
-//! The seam is drawn for an engine shared by several instances: every method is async;
-//! [`Store::accept`] is one transaction that concurrent callers may share (one flush for many);
-//! [`Store::claim_due`] hands out due work under a lease so that two workers never hold the
-//! same message (`FOR UPDATE SKIP LOCKED` plus a `claimed_until` column, in SQL terms); a change
-//! closure runs against the freshly read record inside the transaction (`SELECT … FOR UPDATE`).
-//! `src/store/sled/` is the only code that touches sled.
+//! Every method is async; [`Store::accept`] is one transaction that concurrent callers may
+//! share (one flush for many); [`Store::claim_due`] hands out due work under a lease so that two
+//! workers never hold the same message; a change closure runs against the freshly read record
+//! inside the transaction. `src/store/sled/` is the only code that touches sled, and
+//! `src/store/postgres/` the only code that speaks SQL.
 
 mod postgres;
 mod sled;
