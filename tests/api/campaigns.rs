@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::helpers::{at, policy_copy, spawn_app, spawn_app_with, TestApp, TestOptions};
 
 /// Someone who opted in to marketing on the page, living in `timezone`.
-async fn subscriber(app: &TestApp, psid: &str, timezone: &str) {
+pub(crate) async fn subscriber(app: &TestApp, psid: &str, timezone: &str) {
     app.user_writes(psid, "hi", None).await;
     app.sandbox_post(
         &format!("/users/{psid}/marketing-optin"),
@@ -17,19 +17,19 @@ async fn subscriber(app: &TestApp, psid: &str, timezone: &str) {
     .await;
 }
 
-fn offer(psids: &[&str]) -> Value {
+pub(crate) fn offer(psids: &[&str]) -> Value {
     json!({"name": "Winter teas", "message": {"text": "20% off winter teas"},
            "audience": {"psids": psids}, "rate_per_second": 50})
 }
 
-async fn create(app: &TestApp, body: Value) -> Value {
+pub(crate) async fn create(app: &TestApp, body: Value) -> Value {
     let (status, campaign) = app.call(Role::Marketer, "/v1/campaigns", body).await;
     assert_eq!(status, 201, "{campaign}");
     assert_eq!(campaign["status"], "scheduled", "{campaign}");
     campaign
 }
 
-async fn campaign(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn campaign(app: &TestApp, id: &str) -> Value {
     let r = app
         .get(
             &format!("/v1/campaigns/{id}"),
@@ -41,7 +41,7 @@ async fn campaign(app: &TestApp, id: &str) -> Value {
 }
 
 /// Moves the campaign along and delivers what falls due, as the scheduler and the worker do.
-async fn run(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn run(app: &TestApp, id: &str) -> Value {
     for _ in 0..4 {
         app.tick().await;
         app.drain().await;

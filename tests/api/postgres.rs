@@ -584,6 +584,51 @@ async fn in_a_batch_of_recorded_sends_only_those_of_a_taken_over_partition_are_r
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_owner_of_its_pages_partition_moves_a_campaign_along() {
+    use crate::campaigns::{campaign, create, offer, run, subscriber};
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let (one, two) = (on_database(&database).await, on_database(&database).await);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while owners(&database).await != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the partitions were never shared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = crate::helpers::PAGE_ID;
+    let (owner, other) = if one.handle().herald.store.runs_page(page) {
+        (&one, &two)
+    } else {
+        (&two, &one)
+    };
+    assert!(!other.handle().herald.store.runs_page(page));
+    subscriber(owner, "9201", "Europe/Berlin").await;
+    // Created through the instance that does not own the page, to start in an hour.
+    let start = owner.now() + chrono::Duration::hours(1);
+    let mut body = offer(&["9201"]);
+    body["send_at"] = json!(start.to_rfc3339());
+    let created = create(other, body).await;
+    let id = created["id"].as_str().expect("id");
+
+    // Its hour comes for the other instance first: it leaves the campaign alone.
+    other.set_time(start + chrono::Duration::seconds(1));
+    for _ in 0..3 {
+        other.tick().await;
+    }
+    assert_eq!(campaign(other, id).await["status"], "scheduled");
+
+    // The owner runs it.
+    owner.set_time(start + chrono::Duration::seconds(1));
+    let done = run(owner, id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(owner.inbox("9201").len(), 1);
+}
+
 /// How many instances hold partitions now.
 async fn owners(database: &str) -> i64 {
     sql(
