@@ -124,7 +124,6 @@ impl PgStore {
         let locked = self.lock_messages(&tx, &ids).await?;
         let mut fenced = self.fenced(&tx, &locked).await?;
         for locked in locked {
-            let before = locked.record.clone();
             let mut record = locked.record.clone();
             let Some(effects) = change(&mut record) else {
                 continue;
@@ -132,7 +131,7 @@ impl PgStore {
             if let Some(refused) = fenced.remove(&record.id.to_string()) {
                 return Err(refused);
             }
-            rows.update(self, &before, &mut record, effects)?;
+            rows.update(self, &locked.record, &mut record, effects)?;
             changed.push(record);
         }
         if changed.is_empty() {

@@ -539,16 +539,16 @@ async fn update_batch(
             results.push(Ok(None));
             continue;
         };
-        let before = record.clone();
+        // A change that leaves the message alone may still have touched its copy.
         let mut changed = record.clone();
         let Some(effects) = change(&mut changed) else {
             results.push(Ok(None));
             continue;
         };
-        rows.update(store, &before, &mut changed, effects)?;
-        *record = changed.clone();
+        rows.update(store, record, &mut changed, effects)?;
+        *record = changed;
         changed_any = true;
-        results.push(Ok(Some(changed)));
+        results.push(Ok(Some(record.clone())));
     }
     if changed_any {
         rows.write(&tx, store).await?;
