@@ -71,33 +71,9 @@ impl PgStore {
     /// Walks every chain from where it starts; a chain whose entries end before its recorded
     /// head lost its last entries.
     pub(super) async fn verify(&self) -> Result<Verification, StoreError> {
-        let client = self.client().await?;
         let mut walked = Vec::new();
         for chain in self.chains().await? {
-            let mut items = Vec::new();
-            let mut after = int8(chain.start.seq);
-            loop {
-                let rows = client
-                    .rows(
-                        "SELECT seq, entry FROM audit WHERE chain = $1 AND seq > $2
-                         ORDER BY seq LIMIT $3",
-                        &[&chain_col(chain.chain), &after, &VERIFY_CHUNK],
-                    )
-                    .await?;
-                let n = rows.len();
-                for row in rows {
-                    after = row.get(0);
-                    let entry: String = row.get(1);
-                    items.push(Ok::<_, StoreError>(ChainItem::Sealed {
-                        seq: uint(after),
-                        bytes: entry.into_bytes(),
-                    }));
-                }
-                if i64::try_from(n).unwrap_or_default() < VERIFY_CHUNK {
-                    break;
-                }
-            }
-            let mut v = verify_chain(chain.start.clone(), items)?;
+            let mut v = self.verify_chain(&chain).await?;
             if v.ok && v.head_seq != chain.seq {
                 v.ok = false;
                 v.first_bad_seq = Some(v.head_seq + 1);
@@ -111,6 +87,38 @@ impl PgStore {
             );
         }
         Ok(Verification::combine(walked))
+    }
+
+    /// Walks one chain a chunk at a time, each chunk checked from where the one before it
+    /// ended: memory stays at one chunk however long the chain.
+    async fn verify_chain(&self, chain: &ChainRow) -> Result<Verification, StoreError> {
+        let client = self.client().await?;
+        let mut head = chain.start.clone();
+        let mut entries = 0;
+        loop {
+            let rows = client
+                .rows(
+                    "SELECT seq, entry FROM audit WHERE chain = $1 AND seq > $2
+                     ORDER BY seq LIMIT $3",
+                    &[&chain_col(chain.chain), &int8(head.seq), &VERIFY_CHUNK],
+                )
+                .await?;
+            let full = i64::try_from(rows.len()).unwrap_or_default() == VERIFY_CHUNK;
+            let items = rows.into_iter().map(|row| {
+                Ok::<_, StoreError>(ChainItem::Sealed {
+                    seq: uint(row.get(0)),
+                    bytes: row.get::<_, String>(1).into_bytes(),
+                })
+            });
+            let mut v = verify_chain(head, items)?;
+            entries += v.entries;
+            head = AuditHead::at(v.head_seq, v.head.clone());
+            if !v.ok || !full {
+                v.entries = entries;
+                v.first_seq = chain.start.seq + 1;
+                return Ok(v);
+            }
+        }
     }
 
     /// See [`crate::store::Store::audit_hash_at`]: the combined hash of each chain's entry at
