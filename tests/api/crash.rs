@@ -40,8 +40,46 @@ pub(crate) fn write_config(
     policy: &Path,
 ) -> std::path::PathBuf {
     let path = dir.join("herald.toml");
-    let text = format!(
-        r#"
+    let gateway = TestGateway {
+        database,
+        store: &dir.join("store"),
+        sandbox_url,
+        listen,
+        policy,
+        pages: &[PAGE_ID],
+        delivery: "",
+    };
+    gateway.write(&path);
+    path
+}
+
+/// What a test gateway's configuration file says (`write_config` for one page).
+pub(crate) struct TestGateway<'a> {
+    /// PostgreSQL's URL, or `None` for sled at `store`.
+    pub database: Option<&'a str>,
+    pub store: &'a Path,
+    pub sandbox_url: &'a str,
+    pub listen: &'a str,
+    pub policy: &'a Path,
+    pub pages: &'a [&'a str],
+    /// More `[delivery]` lines.
+    pub delivery: &'a str,
+}
+
+impl TestGateway<'_> {
+    /// Writes the configuration to `path`: every secret the tests know, short retries.
+    pub(crate) fn write(&self, path: &Path) {
+        let pages: String = self
+            .pages
+            .iter()
+            .map(|p| {
+                format!(
+                    "[messenger.pages.\"{p}\"]\naccess_token = \"{PAGE_TOKEN}\"\nregion = \"EU\"\n"
+                )
+            })
+            .collect();
+        let text = format!(
+            r#"
 [server]
 listen = "{listen}"
 [storage]
@@ -57,24 +95,28 @@ audience = "{AUDIENCE}"
 graph_base_url = "{sandbox_url}"
 app_secret = "{APP_SECRET}"
 verify_token = "{VERIFY_TOKEN}"
-[messenger.pages."{PAGE_ID}"]
-access_token = "{PAGE_TOKEN}"
-region = "EU"
+{pages}
 [policy]
 dir = "{policy}"
 [delivery]
 retry_base_ms = 100
 retry_max_ms = 200
 max_attempts = 1000
+{delivery}
 "#,
-        store = dir.join("store").display(),
-        policy = policy.display(),
-        database = database.map_or(String::new(), crate::helpers::postgres_storage_toml),
-    );
-    File::create(&path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .expect("config");
-    path
+            listen = self.listen,
+            store = self.store.display(),
+            database = self
+                .database
+                .map_or(String::new(), crate::helpers::postgres_storage_toml),
+            sandbox_url = self.sandbox_url,
+            policy = self.policy.display(),
+            delivery = self.delivery,
+        );
+        File::create(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .expect("config");
+    }
 }
 
 /// Starts `herald serve` and waits for the port it logs.

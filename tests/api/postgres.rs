@@ -4,8 +4,6 @@
 //! (`HERALD_TEST_POSTGRES_URL`).
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,11 +17,10 @@ use herald::sandbox::{Sandbox, SandboxConfig, SandboxPage};
 use herald::store::{Store, StoreError};
 use serde_json::{json, Value};
 
-use crate::crash::{backend_token, client_token, customer, start, Gateway};
+use crate::crash::{backend_token, client_token, customer, start, Gateway, TestGateway};
 use crate::helpers::{
     fresh_database, policy_copy, postgres_server, spawn_app_with, test_pseudonyms, test_settings,
-    use_database, StoppedStore, TestApp, TestOptions, APP_SECRET, AUDIENCE, ISSUER, JWT_SECRET,
-    PAGE_TOKEN, SIGNING_KEY, VERIFY_TOKEN,
+    use_database, StoppedStore, TestApp, TestOptions, APP_SECRET, PAGE_TOKEN,
 };
 
 /// Each page's pace in these tests (the policy's `per_page` and the stand-in's limit).
@@ -62,45 +59,18 @@ async fn shared_sandbox(pages: &[String]) -> Sandbox {
 
 /// A gateway's configuration on `database`, sending for `pages` at `PER_PAGE` each.
 fn config(dir: &Path, name: &str, database: &str, sandbox: &str, pages: &[String]) -> PathBuf {
-    let policy = dir.join("policies");
     let path = dir.join(format!("{name}.toml"));
-    let page_tables: String = pages
-        .iter()
-        .map(|p| {
-            format!("[messenger.pages.\"{p}\"]\naccess_token = \"{PAGE_TOKEN}\"\nregion = \"EU\"\n")
-        })
-        .collect();
-    let text = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-[storage]
-{storage}
-[audit]
-signing_key = "{SIGNING_KEY}"
-[auth]
-jwt_secret = "{JWT_SECRET}"
-issuer = "{ISSUER}"
-audience = "{AUDIENCE}"
-[messenger]
-graph_base_url = "{sandbox}"
-app_secret = "{APP_SECRET}"
-verify_token = "{VERIFY_TOKEN}"
-{page_tables}
-[policy]
-dir = "{policy}"
-[delivery]
-retry_base_ms = 100
-retry_max_ms = 200
-max_attempts = 1000
-concurrency = {CONCURRENCY}
-"#,
-        policy = policy.display(),
-        storage = crate::helpers::postgres_storage_toml(database),
-    );
-    File::create(&path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .expect("config");
+    let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
+    TestGateway {
+        database: Some(database),
+        store: &dir.join(name),
+        sandbox_url: sandbox,
+        listen: "127.0.0.1:0",
+        policy: &dir.join("policies"),
+        pages: &pages,
+        delivery: &format!("concurrency = {CONCURRENCY}"),
+    }
+    .write(&path);
     path
 }
 
@@ -489,7 +459,18 @@ async fn a_partition_is_handed_over_only_once_its_send_in_flight_is_recorded() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The first gateway's lease rounds go on (each moves its heartbeat); three more of them
+    // are more than it needs to let go of an idle partition.
+    let first_id: String = sql(
+        &database,
+        &format!(
+            "SELECT owner FROM partitions WHERE partition = {}",
+            partitions - 1
+        ),
+    )
+    .await[0]
+        .get(0);
+    until_rounds(&database, &first_id, 3).await;
     assert!(
         !second.runs_page(crate::helpers::PAGE_ID),
         "the partition went over with a send in flight"
@@ -627,6 +608,34 @@ async fn only_the_owner_of_its_pages_partition_moves_a_campaign_along() {
     let done = run(owner, id).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(owner.inbox("9201").len(), 1);
+}
+
+/// Waits until `instance` has run `rounds` more lease rounds: each one moves its heartbeat.
+async fn until_rounds(database: &str, instance: &str, rounds: usize) {
+    let heartbeat = || async {
+        sql(
+            database,
+            &format!("SELECT heartbeat_until::text FROM instances WHERE id = '{instance}'"),
+        )
+        .await[0]
+            .get::<_, String>(0)
+    };
+    let mut last = heartbeat().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for _ in 0..rounds {
+        loop {
+            let now = heartbeat().await;
+            if now != last {
+                last = now;
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{instance} stopped its lease rounds"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// How many instances hold partitions now.
@@ -951,6 +960,45 @@ async fn verify_names_the_chain_and_entry_of_an_altered_row_and_a_checkpoint_cat
         against.checkpoint.as_ref().map(|c| c.ok),
         Some(false),
         "{against:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_longer_than_one_read_verifies_across_its_chunks() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let app = on_database(&database).await;
+    let store = &app.handle().herald.store;
+    // Entries about no page: all in chain 0, past one verification chunk (10,000).
+    let entries: Vec<herald::domain::audit::AuditEntry> = (0..25_000)
+        .map(|i| herald::domain::audit::AuditEntry {
+            at: app.now(),
+            message_id: Some(format!("msg_{i}")),
+            outcome: Some("allow".into()),
+            ..Default::default()
+        })
+        .collect();
+    store.append_audit(entries).await.expect("append");
+    let v = store.verify_audit().await.expect("verify");
+    assert!(v.ok, "{v:?}");
+    assert!(v.entries >= 25_000, "{v:?}");
+    let chain0 = v.chains.iter().find(|c| c.chain == 0).expect("chain 0");
+    assert_eq!((chain0.first_seq, chain0.ok), (1, true), "{chain0:?}");
+
+    // A letter changed in the second chunk is named there.
+    sql(
+        &database,
+        "UPDATE audit SET entry = replace(entry, '\"outcome\":\"allow\"', '\"outcome\":\"allov\"')
+         WHERE chain = 0 AND seq = 15000",
+    )
+    .await;
+    let bad = store.verify_audit().await.expect("verify");
+    assert_eq!(
+        (bad.ok, bad.first_bad_chain, bad.first_bad_seq),
+        (false, Some(0), Some(15_000)),
+        "{bad:?}"
     );
 }
 
