@@ -1,5 +1,6 @@
 //! One transaction's writes, gathered and then sent a table at a time, and the batcher that
-//! puts concurrent accepts in one transaction.
+//! puts concurrent writes of one kind (accepts; the worker's changes to messages) in one
+//! transaction.
 //!
 //! A transaction first reads and locks what its change needs (the message or recipient row),
 //! runs the caller's change, gathers every row the change writes in [`Rows`], and writes them
