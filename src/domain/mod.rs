@@ -1,6 +1,7 @@
 //! Domain types: everything past the HTTP handlers travels as one of these, already validated.
 
 pub mod audit;
+pub mod bounds;
 pub mod campaign;
 mod category;
 pub mod checkpoint;
