@@ -18,6 +18,7 @@ pub mod routes;
 pub mod sandbox;
 pub mod startup;
 pub mod store;
+pub mod supervisor;
 pub mod telemetry;
 
 /// jemalloc: the writer thread frees what request threads allocated, where glibc's malloc spent

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub pacing_waits: IntCounter,
     /// Webhook events by type (`message`, `postback`, `delivery`, `read`, `optin`, …).
     pub webhook_events: IntCounterVec,
+    /// Background tasks restarted after a panic, by task (`worker`, `campaigns`, …).
+    pub task_restarts: IntCounterVec,
     outbox_depth: IntGauge,
     oldest_due_age: Gauge,
     campaign_messages: IntGaugeVec,
@@ -105,6 +107,13 @@ impl Metrics {
                 ),
                 &["type"],
             )?,
+            task_restarts: IntCounterVec::new(
+                Opts::new(
+                    "herald_task_restarts_total",
+                    "background tasks restarted after a panic, by task",
+                ),
+                &["task"],
+            )?,
             outbox_depth: IntGauge::new("herald_outbox_depth", "messages waiting in the outbox")?,
             oldest_due_age: Gauge::new(
                 "herald_outbox_oldest_due_age_seconds",
@@ -127,6 +136,7 @@ impl Metrics {
             Box::new(metrics.retries.clone()),
             Box::new(metrics.pacing_waits.clone()),
             Box::new(metrics.webhook_events.clone()),
+            Box::new(metrics.task_restarts.clone()),
             Box::new(metrics.outbox_depth.clone()),
             Box::new(metrics.oldest_due_age.clone()),
             Box::new(metrics.campaign_messages.clone()),

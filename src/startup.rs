@@ -28,6 +28,7 @@ use crate::policy::PolicySet;
 use crate::routes::openapi::{ApiDoc, ApiDocument};
 use crate::routes::{self, AppState};
 use crate::store::{LeaseSettings, PgOptions, PgStore, SledStore, Store};
+use crate::supervisor::{TASK_BACKGROUND, TASK_CAMPAIGNS, TASK_LEASES, TASK_RELOAD, TASK_WORKER};
 
 /// A built application: bound to its port, store open, worker ready.
 pub struct Application {
@@ -37,6 +38,8 @@ pub struct Application {
     worker_task: JoinHandle<()>,
     background: JoinHandle<()>,
     campaigns: JoinHandle<()>,
+    /// The store's upkeep (PostgreSQL's lease rounds), when it needs any.
+    maintenance: Option<JoinHandle<()>>,
 }
 
 /// What tests and the CLI may hold on to while the server runs.
@@ -172,9 +175,31 @@ impl Application {
         .disable_signals()
         .run();
         let stop = CancellationToken::new();
-        let worker_task = tokio::spawn(Arc::clone(&worker).run(stop.clone()));
-        let background = tokio::spawn(background_work(Arc::clone(&herald), stop.clone()));
-        let campaigns = tokio::spawn(run_campaigns(Arc::clone(&herald), stop.clone()));
+        // Each background task is supervised: a panic is logged, counted and the task started
+        // again (see `supervisor`), so that one bad value cannot silently stop sending.
+        let tasks = &herald.tasks;
+        let worker_task = tasks.spawn(TASK_WORKER, stop.clone(), {
+            let (worker, stop) = (Arc::clone(&worker), stop.clone());
+            move || Arc::clone(&worker).run(stop.clone())
+        });
+        let background = tasks.spawn(TASK_BACKGROUND, stop.clone(), {
+            let (herald, stop) = (Arc::clone(&herald), stop.clone());
+            move || background_work(Arc::clone(&herald), stop.clone())
+        });
+        let campaigns = tasks.spawn(TASK_CAMPAIGNS, stop.clone(), {
+            let (herald, stop) = (Arc::clone(&herald), stop.clone());
+            move || run_campaigns(Arc::clone(&herald), stop.clone())
+        });
+        herald
+            .join_cluster()
+            .await
+            .context("cannot read the policy the other instances run")?;
+        let maintenance = herald.store.maintenance_every().map(|every| {
+            tasks.spawn(TASK_LEASES, stop.clone(), {
+                let (herald, stop) = (Arc::clone(&herald), stop.clone());
+                move || maintain(Arc::clone(&herald), every, stop.clone())
+            })
+        });
         let handle = AppHandle {
             herald,
             worker,
@@ -188,6 +213,7 @@ impl Application {
             worker_task,
             background,
             campaigns,
+            maintenance,
         })
     }
 
@@ -208,14 +234,19 @@ impl Application {
             tracing::info!("shutting down: no new requests, finishing in-flight sends");
             handle.shutdown().await;
         });
-        let reloads = tokio::spawn(reload_on_sighup(Arc::clone(&self.handle.herald)));
+        let reloads = reload_on_sighup(&self.handle.herald, &self.handle.stop);
         self.server.await?;
         signals.abort();
-        reloads.abort();
         self.handle.stop.cancel();
+        if let Some(reloads) = reloads {
+            let _ = reloads.await;
+        }
         let _ = self.worker_task.await;
         let _ = self.background.await;
         let _ = self.campaigns.await;
+        if let Some(maintenance) = self.maintenance {
+            let _ = maintenance.await;
+        }
         self.handle.herald.store.close().await?;
         tracing::info!("store flushed; bye");
         Ok(())
@@ -245,6 +276,7 @@ const CAMPAIGN_TICK: Duration = Duration::from_millis(100);
 async fn run_campaigns(herald: Arc<Herald>, stop: CancellationToken) {
     let wake = Arc::clone(&herald.campaigns_wake);
     loop {
+        herald.tasks.checkpoint(TASK_CAMPAIGNS);
         if let Err(e) = herald.campaigns_tick().await {
             tracing::warn!(error = %crate::error::error_chain(&e), "moving campaigns along failed");
         }
@@ -256,32 +288,73 @@ async fn run_campaigns(herald: Arc<Herald>, stop: CancellationToken) {
     }
 }
 
+/// Runs the store's upkeep every `every` until `stop`: on PostgreSQL the lease rounds
+/// (heartbeat, leases, the fair share of partitions), and with them whether another instance
+/// reloaded the policy.
+async fn maintain(herald: Arc<Herald>, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        herald.tasks.checkpoint(TASK_LEASES);
+        if let Err(e) = herald.maintain().await {
+            tracing::error!(error = %crate::error::error_chain(&e), "the store's upkeep (lease round) failed");
+        }
+    }
+}
+
 /// The client name a reload by signal is audited under.
 pub const SIGHUP_CLIENT: &str = "SIGHUP";
 
 /// `kill -HUP` reloads the policy as `POST /v1/policy/reload` does: audited (as the client
-/// [`SIGHUP_CLIENT`]), and a bad file keeps the policy in force, with the errors logged.
-async fn reload_on_sighup(herald: Arc<Herald>) {
+/// [`SIGHUP_CLIENT`]), and a bad file keeps the policy in force, with the errors logged. The
+/// signal is listened for once, outside the supervised task: a task restarted after a panic
+/// then still gets a SIGHUP sent while it was down.
+fn reload_on_sighup(herald: &Arc<Herald>, stop: &CancellationToken) -> Option<JoinHandle<()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        let Ok(hangups) = signal(SignalKind::hangup()) else {
             tracing::warn!("cannot listen for SIGHUP; reload the policy through the API");
-            return;
+            return None;
         };
-        let operator = Client {
-            name: SIGHUP_CLIENT.to_owned(),
-            role: Role::Admin,
-        };
-        while hangups.recv().await.is_some() {
-            match herald.reload_policy(&operator).await {
-                Ok(version) => tracing::info!(%version, "policy reloaded on SIGHUP"),
-                Err(e) => tracing::error!(error = %e, "SIGHUP: the policy was not reloaded"),
-            }
-        }
+        let hangups = Arc::new(tokio::sync::Mutex::new(hangups));
+        let (herald, stop) = (Arc::clone(herald), stop.clone());
+        let tasks = herald.tasks.clone();
+        Some(tasks.spawn(TASK_RELOAD, stop.clone(), move || {
+            reload_on_each(Arc::clone(&herald), Arc::clone(&hangups), stop.clone())
+        }))
     }
     #[cfg(not(unix))]
-    let _ = herald;
+    {
+        let _ = (herald, stop);
+        None
+    }
+}
+
+#[cfg(unix)]
+async fn reload_on_each(
+    herald: Arc<Herald>,
+    hangups: Arc<tokio::sync::Mutex<tokio::signal::unix::Signal>>,
+    stop: CancellationToken,
+) {
+    let operator = Client {
+        name: SIGHUP_CLIENT.to_owned(),
+        role: Role::Admin,
+    };
+    let mut hangups = hangups.lock().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            signal = hangups.recv() => if signal.is_none() { return },
+        }
+        herald.tasks.checkpoint(TASK_RELOAD);
+        match herald.reload_policy(&operator).await {
+            Ok(version) => tracing::info!(%version, "policy reloaded on SIGHUP"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: the policy was not reloaded"),
+        }
+    }
 }
 
 /// The audit log's pseudonym key, which every store must be opened with.
@@ -345,6 +418,7 @@ const RETENTION_FIRST: Duration = Duration::from_secs(60);
 async fn background_work(herald: Arc<Herald>, stop: CancellationToken) {
     let mut next_retention = std::time::Instant::now() + RETENTION_FIRST;
     loop {
+        herald.tasks.checkpoint(TASK_BACKGROUND);
         if std::time::Instant::now() >= next_retention {
             next_retention += RETENTION_EVERY;
             match herald.apply_retention().await {

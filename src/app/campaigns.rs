@@ -24,9 +24,10 @@ use serde_json::Value;
 
 use super::{CommandError, Herald, IdempotencyKey, SendCommand, SendError, WhenDeferred};
 use crate::auth::Client;
+use crate::domain::bounds;
 use crate::domain::campaign::{
-    Campaign, CampaignCounts, CampaignEvent, CampaignId, CampaignStatus, Guard, PausedReason,
-    Rollout,
+    Campaign, CampaignCounts, CampaignEvent, CampaignId, CampaignStatus, Guard, GuardBaseline,
+    PausedReason, Rollout,
 };
 use crate::domain::{
     Category, ConsentScope, Content, FieldError, OutboundMessage, PageId, Psid, Recipient,
@@ -87,6 +88,8 @@ pub struct CampaignView {
     pub respect_quiet_hours: bool,
     pub rollout: Option<Rollout>,
     pub guard: Option<Guard>,
+    /// After a resume from a pause its guard made: the guard counts from there.
+    pub guard_counts_from: Option<GuardBaseline>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -103,6 +106,11 @@ const PER_TICK: usize = 2_000;
 const RECENT: usize = 20;
 /// An opt-out counts against a campaign that reached the person within this many days.
 const OPT_OUT_ATTRIBUTION_DAYS: i64 = 7;
+
+/// The campaign's messages that have gone to Messenger (the guard's denominator).
+fn sends(counts: &CampaignCounts) -> u64 {
+    counts.sent + counts.delivered + counts.read + counts.failed
+}
 
 impl Herald {
     /// Creates a campaign: stores its audience part by part, then schedules it.
@@ -158,6 +166,7 @@ impl Herald {
             hold_until: None,
             opt_outs: 0,
             finished_at: None,
+            guard_from: None,
         };
         self.store.create_campaign(&campaign).await?;
         let stored = match audience {
@@ -350,9 +359,12 @@ impl Herald {
         client: &Client,
         id: &str,
     ) -> Result<CampaignView, CommandError> {
-        let view = self
-            .control(client, id, CampaignEvent::Resumed, "resumed")
-            .await?;
+        let campaign = self.find(id).await?;
+        let counts = self.counts(&campaign).await?;
+        let event = CampaignEvent::Resumed {
+            sends: sends(&counts),
+        };
+        let view = self.control(client, id, event, "resumed").await?;
         self.campaigns_wake.notify_one();
         Ok(view)
     }
@@ -432,6 +444,7 @@ impl Herald {
             respect_quiet_hours: c.respect_quiet_hours,
             rollout: c.rollout,
             guard: c.guard,
+            guard_counts_from: c.guard_from,
             created_by: c.created_by,
             created_at: c.created_at,
             finished_at: c.finished_at,
@@ -545,14 +558,18 @@ impl Herald {
         self.hand_over(campaign, now).await
     }
 
-    /// Whether the opt-outs among the campaign's recipients are over its guard's limit.
+    /// Whether the opt-outs among the campaign's recipients are over its guard's limit, since
+    /// the campaign was last resumed from a pause the guard made.
     fn guard_tripped(&self, c: &Campaign, counts: &CampaignCounts) -> bool {
         let Some(guard) = c.guard else {
             return false;
         };
-        let sends = counts.sent + counts.delivered + counts.read + counts.failed;
+        let (sends_before, opt_outs_before) =
+            c.guard_from.map_or((0, 0), |b| (b.sends, b.opt_outs));
+        let sends = sends(counts).saturating_sub(sends_before);
+        let opt_outs = c.opt_outs.saturating_sub(opt_outs_before);
         sends >= guard.min_sends.max(1)
-            && (c.opt_outs as f64) * 100.0 > guard.max_opt_out_percent * sends as f64
+            && (opt_outs as f64) * 100.0 > guard.max_opt_out_percent * sends as f64
     }
 
     /// Hands over the recipients whose slots fall within the look-ahead.
@@ -564,8 +581,14 @@ impl Herald {
                 let until = match c.hold_until {
                     Some(until) => until,
                     None => {
-                        let until = c.slot(first.saturating_sub(1)).max(now)
-                            + Duration::seconds(rollout.hold_seconds);
+                        // Bounded at the edge; bounded again here, as a stored campaign may
+                        // predate the bound, and an overflow would stop every campaign.
+                        let hold = Duration::seconds(
+                            rollout
+                                .hold_seconds
+                                .clamp(0, bounds::ROLLOUT_HOLD_MAX.num_seconds()),
+                        );
+                        let until = bounds::later(c.slot(first.saturating_sub(1)).max(now), hold);
                         c = self.set_hold(&c.id, until, first).await?;
                         until
                     }
@@ -575,7 +598,7 @@ impl Herald {
                 }
             }
         }
-        let horizon = now + Duration::milliseconds(LOOKAHEAD_MS);
+        let horizon = bounds::later(now, Duration::milliseconds(LOOKAHEAD_MS));
         let end = if c.cursor < first { first } else { c.audience };
         let mut index = c.cursor;
         let members = self

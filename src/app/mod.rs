@@ -12,6 +12,7 @@
 mod actions;
 mod audit;
 mod campaigns;
+mod cluster;
 mod consent;
 mod decide;
 mod errors;
@@ -34,6 +35,7 @@ pub use audit::{
     ExportFormat, Retention, CSV_COLUMNS, DEFAULT_PAGE, MAX_PAGE,
 };
 pub use campaigns::{Audience, CampaignView, ListKind, NewCampaign};
+pub use cluster::CLUSTER_CLIENT;
 pub(crate) use consent::push_consent;
 pub use consent::{ConsentCommand, ConsentView, OptOutScope, RecipientView};
 pub use errors::{CommandError, SendError, WebhookError};
@@ -51,6 +53,7 @@ use crate::domain::audit::{AuditEntry, AuditKind};
 use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::store::{Store, StoreError};
+use crate::supervisor::{Supervisor, TaskHealth};
 
 /// Shared state of a running Herald.
 pub struct Herald {
@@ -75,6 +78,10 @@ pub struct Herald {
     audit: AuditConfig,
     /// What `GET /metrics` exports; counted where things happen.
     pub metrics: Arc<Metrics>,
+    /// The background tasks, restarted when they panic; `GET /readyz` reports them.
+    pub tasks: Supervisor,
+    /// The last policy reload published through the store that this instance acted on.
+    policy_generation: std::sync::atomic::AtomicI64,
     /// Keys the recipient pseudonyms in logs; random per process, so a log line cannot be
     /// turned back into a PSID by hashing candidate PSIDs.
     log_key: [u8; 32],
@@ -83,10 +90,21 @@ pub struct Herald {
 /// What `GET /readyz` reports.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
+    /// `ready`, or `not_ready` while a background task is down (then `/readyz` answers 503).
     pub status: &'static str,
     pub policy_version: String,
     pub audit_entries: u64,
     pub outbox: u64,
+    /// Each background task and how it is doing.
+    #[schema(value_type = Object)]
+    pub tasks: std::collections::BTreeMap<&'static str, TaskHealth>,
+}
+
+impl Readiness {
+    /// Whether every background task is running.
+    pub fn is_ready(&self) -> bool {
+        self.status == "ready"
+    }
 }
 
 /// What the core is built from, besides the store, the clock and the policy in force.
@@ -119,7 +137,10 @@ impl Herald {
             audit,
             metrics,
         } = parts;
+        let tasks = Supervisor::new(metrics.task_restarts.clone());
         Herald {
+            tasks,
+            policy_generation: std::sync::atomic::AtomicI64::new(0),
             store,
             clock,
             policy: RwLock::new(Arc::new(policy)),
@@ -155,7 +176,19 @@ impl Herald {
 
     /// Loads the policy files anew and puts them in force, recording which and who asked in
     /// the audit log; a bad file keeps the old policy. Returns the new version.
+    /// Loads the policy files anew (audited under `client`), and tells the other instances
+    /// sharing the store to do the same.
     pub async fn reload_policy(&self, client: &Client) -> Result<String, CommandError> {
+        let version = self.load_policy(client).await?;
+        let generation = self.store.publish_policy(&version).await?;
+        self.policy_generation
+            .fetch_max(generation, std::sync::atomic::Ordering::SeqCst);
+        self.store.report_policy(&version).await?;
+        Ok(version)
+    }
+
+    /// Loads the policy files anew and puts them in force, audited under `client`.
+    async fn load_policy(&self, client: &Client) -> Result<String, CommandError> {
         let policy = PolicySet::load_dir(&self.policy_dir).map_err(CommandError::Policy)?;
         let version = policy.version().to_owned();
         let entry = AuditEntry {
@@ -173,8 +206,14 @@ impl Herald {
 
     /// The store answers and a policy is loaded.
     pub async fn readiness(&self) -> Result<Readiness, StoreError> {
+        let down = self.tasks.down();
         Ok(Readiness {
-            status: "ready",
+            status: if down.is_empty() {
+                "ready"
+            } else {
+                "not_ready"
+            },
+            tasks: self.tasks.health(),
             policy_version: self.policy().version().to_owned(),
             audit_entries: self.store.audit_head().await?.seq,
             outbox: self.store.outbox_len().await?,

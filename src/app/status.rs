@@ -27,6 +27,9 @@ pub struct OperatorStatus {
     /// The moment the figures were read.
     pub at: DateTime<Utc>,
     pub policy_version: String,
+    /// The instances sharing the store and the policy version each runs (with sled, this one):
+    /// after a reload they should all show the same.
+    pub instances: Vec<crate::store::InstanceState>,
     pub audit_entries: u64,
     pub outbox: OutboxStatus,
     pub deliveries: RecentDeliveries,
@@ -69,6 +72,7 @@ impl Herald {
         Ok(OperatorStatus {
             at: now,
             policy_version: self.policy().version().to_owned(),
+            instances: self.instances().await?,
             audit_entries: self.store.audit_head().await?.seq,
             outbox: OutboxStatus {
                 depth: self.store.outbox_len().await?,

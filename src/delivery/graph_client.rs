@@ -166,8 +166,13 @@ fn retry_after(headers: &HeaderMap, page_id: &str) -> Option<Duration> {
                 .max()
         })
         .filter(|m| *m > 0)
-        .map(|m| Duration::from_secs(m * 60));
-    header.max(usage)
+        .map(|m| Duration::from_secs(m.saturating_mul(60)));
+    // Whatever the answer says, Herald waits at most a day (and the worker at most
+    // `retry_max_ms`): a number from outside never overflows a date.
+    let most = crate::domain::bounds::GRAPH_WAIT_MAX
+        .to_std()
+        .unwrap_or(Duration::from_secs(86_400));
+    header.max(usage).map(|wait| wait.min(most))
 }
 
 #[cfg(test)]
@@ -187,5 +192,18 @@ mod tests {
         );
         assert_eq!(retry_after(&h, "P"), Some(Duration::from_secs(120)));
         assert_eq!(retry_after(&HeaderMap::new(), "P"), None);
+        let mut huge = HeaderMap::new();
+        huge.insert(RETRY_AFTER, HeaderValue::from_static("1000000000000000"));
+        huge.insert(
+            "x-business-use-case-usage",
+            HeaderValue::from_static(
+                r#"{"P":[{"estimated_time_to_regain_access":18446744073709551615}]}"#,
+            ),
+        );
+        assert_eq!(
+            retry_after(&huge, "P"),
+            Some(Duration::from_secs(86_400)),
+            "a wait from outside is capped at a day"
+        );
     }
 }

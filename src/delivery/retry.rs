@@ -5,7 +5,9 @@ use std::time::Duration;
 use rand::Rng;
 
 /// The delay before attempt `attempt + 1` (attempt counts from 1), between half and all of
-/// `base * 2^(attempt-1)` capped at `max`, and at least `retry_after`.
+/// `base * 2^(attempt-1)` capped at `max`, and at least `retry_after` — but never past `max`:
+/// `Retry-After` comes from outside, and a hostile or broken answer (10^9 seconds) must not
+/// park a message, or a page, for decades.
 pub fn retry_delay(
     attempt: u32,
     base: Duration,
@@ -19,7 +21,7 @@ pub fn retry_delay(
     let half = ceiling / 2;
     let jitter = rand::thread_rng().gen_range(0..=half.as_millis().max(1) as u64);
     let delay = half + Duration::from_millis(jitter);
-    delay.max(retry_after.unwrap_or_default())
+    delay.max(retry_after.unwrap_or_default()).min(max)
 }
 
 #[cfg(test)]
@@ -40,5 +42,16 @@ mod tests {
         }
         let d = retry_delay(1, base, max, Some(Duration::from_secs(30)));
         assert!(d >= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_only_up_to_the_longest_delay() {
+        let (base, max) = (Duration::from_secs(1), Duration::from_secs(900));
+        for asked in [901, 1_000_000_000, u64::MAX] {
+            let d = retry_delay(1, base, max, Some(Duration::from_secs(asked)));
+            assert_eq!(d, max, "Retry-After {asked} s");
+        }
+        let d = retry_delay(u32::MAX, base, max, None);
+        assert!(d <= max);
     }
 }

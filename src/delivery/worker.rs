@@ -42,6 +42,7 @@ use crate::domain::{
 use crate::messenger::{render, ErrorClass, RenderTarget};
 use crate::policy::{Decision, Outcome, Via};
 use crate::store::StoreError;
+use crate::supervisor::{TASK_DELIVERY, TASK_WORKER};
 
 /// What processing one outbox entry did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,9 +67,31 @@ const CAMPAIGN_BACKOFF_MS: i64 = 50;
 /// How often a message of a paused campaign is looked at again.
 const PAUSED_CAMPAIGN_RECHECK_SECONDS: i64 = 5;
 
+/// How long a message whose delivery panicked waits before it is tried again.
+const PANICKED_RETRY_SECONDS: i64 = 60;
+
 /// How long the worker holds a claimed message: far longer than one send takes, so that only a
 /// worker that died lets go of it this way.
 const CLAIM_LEASE_SECONDS: i64 = 300;
+
+/// One send in flight, counted from its claim until its task ends (also by a panic).
+struct InFlight(Arc<Worker>);
+
+impl InFlight {
+    fn start(worker: Arc<Worker>) -> InFlight {
+        worker.in_flight_count.send_modify(|n| *n += 1);
+        InFlight(worker)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .in_flight_count
+            .send_modify(|n| *n = n.saturating_sub(1));
+        self.0.task_done.notify_one();
+    }
+}
 
 /// Empties the outbox. Drive it with [`Worker::run`], or from a test with [`Worker::drain`].
 pub struct Worker {
@@ -78,9 +101,22 @@ pub struct Worker {
     pacer: Pacer,
     permits: Arc<Semaphore>,
     in_flight_count: watch::Sender<usize>,
-    paused_pages: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Pages Messenger asked to wait (a 613), as last read from the store, where they are
+    /// kept so that a restart or another instance taking the page over waits too.
+    paused_pages: Mutex<PausedPages>,
     task_done: Notify,
 }
+
+/// The pages held back, and when the store was last asked.
+#[derive(Default)]
+struct PausedPages {
+    until: HashMap<String, DateTime<Utc>>,
+    read_at: Option<std::time::Instant>,
+}
+
+/// How often the pauses are read again from the store: another instance may have paused a
+/// page this one took over.
+const PAUSES_REFRESH: Duration = Duration::from_secs(1);
 
 /// Each page's pace, following the policy in force: when `[send_rate] per_page` changes (a
 /// policy reload), the limiter is built anew at the new rate.
@@ -131,7 +167,7 @@ impl Worker {
             settings,
             pacer,
             in_flight_count: watch::channel(0).0,
-            paused_pages: Mutex::new(HashMap::new()),
+            paused_pages: Mutex::new(PausedPages::default()),
             task_done: Notify::new(),
         })
     }
@@ -144,6 +180,7 @@ impl Worker {
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let wake = Arc::clone(&self.herald.outbox_wake);
         while !stop.is_cancelled() {
+            self.herald.tasks.checkpoint(TASK_WORKER);
             let dispatched = match self.dispatch_due().await {
                 Ok(n) => n,
                 Err(e) => {
@@ -180,12 +217,15 @@ impl Worker {
             // Every slot is busy; a finishing task wakes the loop again.
             return Ok(0);
         }
+        self.read_pauses().await;
         let lease = chrono::Duration::seconds(CLAIM_LEASE_SECONDS);
         let ids = self.herald.store.claim_due(self.now(), free, lease).await?;
         let started = ids.len();
         for id in ids {
-            self.in_flight_count.send_modify(|n| *n += 1);
             let permit = Arc::clone(&self.permits).acquire_owned().await;
+            // Counted out when the task ends, however it ends: a send that panicked must not
+            // keep shutdown waiting for it.
+            let in_flight = InFlight::start(Arc::clone(self));
             let worker = Arc::clone(self);
             // One span per delivery; `process` adds the page and the recipient's pseudonym.
             let span = tracing::info_span!(
@@ -195,21 +235,91 @@ impl Worker {
                 recipient = tracing::field::Empty,
             );
             tokio::spawn(async move {
-                if let Err(e) = worker.process(&id).instrument(span).await {
+                let processing = {
+                    let (worker, id) = (Arc::clone(&worker), id.clone());
+                    tokio::spawn(async move { worker.process(&id).instrument(span).await })
+                };
+                match processing.await {
+                    Ok(Ok(_)) => {}
                     // The entry stays in the outbox and is tried again.
-                    tracing::error!(message_id = %id, error = %crate::error::error_chain(&e), "delivery bookkeeping failed");
+                    Ok(Err(e)) => {
+                        tracing::error!(message_id = %id, error = %crate::error::error_chain(&e), "delivery bookkeeping failed");
+                    }
+                    // A bug met by one message: it stays in the outbox and is tried again after
+                    // a while (not at once, where it would likely panic again), and the others
+                    // go on.
+                    Err(e) => {
+                        let message = e
+                            .try_into_panic()
+                            .map(|p| crate::supervisor::panic_message(p.as_ref()))
+                            .unwrap_or_else(|_| "cancelled".to_owned());
+                        tracing::error!(message_id = %id, panic = %message, "a delivery panicked");
+                        worker
+                            .herald
+                            .metrics
+                            .task_restarts
+                            .with_label_values(&[TASK_DELIVERY])
+                            .inc();
+                        let later = crate::domain::bounds::later(
+                            worker.now(),
+                            chrono::Duration::seconds(PANICKED_RETRY_SECONDS),
+                        );
+                        if let Err(e) = worker
+                            .change(&id, Event::Postpone(later), worker.now())
+                            .await
+                        {
+                            // Left claimed: the claim runs out and the message is tried then.
+                            tracing::error!(message_id = %id, error = %e, "postponing a delivery that panicked failed");
+                            return;
+                        }
+                    }
                 }
                 if let Err(e) = worker.herald.store.release(&id).await {
                     tracing::error!(message_id = %id, error = %e, "releasing a claim failed");
                 }
                 drop(permit);
-                worker
-                    .in_flight_count
-                    .send_modify(|n| *n = n.saturating_sub(1));
-                worker.task_done.notify_one();
+                drop(in_flight);
             });
         }
         Ok(started)
+    }
+
+    /// Reads the pages' pauses from the store when the copy in memory is older than
+    /// [`PAUSES_REFRESH`]. A store that does not answer leaves the copy as it is.
+    async fn read_pauses(&self) {
+        let stale = self
+            .paused_pages
+            .lock()
+            .read_at
+            .is_none_or(|at| at.elapsed() >= PAUSES_REFRESH);
+        if !stale {
+            return;
+        }
+        match self.herald.store.paused_pages(self.now()).await {
+            Ok(pauses) => {
+                let mut paused = self.paused_pages.lock();
+                for (page, until) in pauses {
+                    let held = paused.until.entry(page).or_insert(until);
+                    *held = (*held).max(until);
+                }
+                paused.read_at = Some(std::time::Instant::now());
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the pages' pauses failed"),
+        }
+    }
+
+    /// Holds every send to `page` back until `until`, here and in the store.
+    async fn pause_page(&self, page: &str, until: DateTime<Utc>) {
+        {
+            let mut paused = self.paused_pages.lock();
+            let held = paused.until.entry(page.to_owned()).or_insert(until);
+            *held = (*held).max(until);
+        }
+        if let Err(e) = self.herald.store.pause_page(page, until).await {
+            // This instance still holds the page back; only a restart would forget it.
+            tracing::warn!(page, error = %e, "storing a page's pause failed");
+        }
+        tracing::warn!(page, until = %until, "Graph rate limit: pausing the page");
     }
 
     /// Waits until no send is in flight.
@@ -238,6 +348,7 @@ impl Worker {
 
     /// Handles one outbox entry, which the caller holds.
     pub async fn process(&self, id: &MessageId) -> Result<Processed, StoreError> {
+        self.herald.tasks.checkpoint(TASK_DELIVERY);
         let store = &self.herald.store;
         let Some(record) = store.message(id).await? else {
             return Ok(Processed::Skipped);
@@ -296,7 +407,7 @@ impl Worker {
         } else {
             record.decision.clone()
         };
-        let paused_until = self.paused_pages.lock().get(&record.page_id).copied();
+        let paused_until = self.paused_pages.lock().until.get(&record.page_id).copied();
         if let Some(until) = paused_until.filter(|u| *u > now) {
             self.change(id, Event::Postpone(until), now).await?;
             return Ok(Processed::Retrying);
@@ -446,14 +557,11 @@ impl Worker {
                 self.settings.retry_max(),
                 failure.retry_after,
             );
-            now + chrono::Duration::from_std(delay).unwrap_or_default()
+            crate::domain::bounds::later_std(now, delay)
         });
         if let (Some(until), ErrorClass::RateLimited) = (retry_at, failure.class) {
             // The limit is the page's, not this message's: hold back every send to it.
-            self.paused_pages
-                .lock()
-                .insert(record.page_id.clone(), until);
-            tracing::warn!(page = %record.page_id, until = %until, "Graph rate limit: pausing the page");
+            self.pause_page(&record.page_id, until).await;
         }
         let attempt = Attempt {
             at: now,

@@ -65,6 +65,18 @@ pub struct Guard {
     pub min_sends: u64,
 }
 
+/// Where the opt-out guard counts from after a resume: the sends and opt-outs before it were
+/// seen by whoever resumed the campaign, and do not trip the guard again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GuardBaseline {
+    /// When the campaign was resumed.
+    pub at: DateTime<Utc>,
+    /// Sends (sent, delivered, read, failed) before then.
+    pub sends: u64,
+    /// Opt-outs among its recipients before then.
+    pub opt_outs: u64,
+}
+
 /// Why a campaign is paused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -112,6 +124,9 @@ pub struct Campaign {
     pub opt_outs: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+    /// Set when a campaign the guard paused is resumed: the guard counts from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_from: Option<GuardBaseline>,
 }
 
 impl Campaign {
@@ -120,7 +135,7 @@ impl Campaign {
         let after = index.saturating_sub(self.base_index);
         let rate = u64::from(self.rate_per_second.max(1));
         let micros = i64::try_from(after.saturating_mul(1_000_000) / rate).unwrap_or(i64::MAX);
-        self.base_at + Duration::microseconds(micros)
+        super::bounds::later(self.base_at, Duration::microseconds(micros))
     }
 
     /// How many positions the rollout's first part covers (all of them without a rollout).
@@ -146,7 +161,10 @@ pub enum CampaignEvent {
         reason: PausedReason,
         detail: Option<String>,
     },
-    Resumed,
+    /// A client asked; `sends` is how many of its messages had gone by then.
+    Resumed {
+        sends: u64,
+    },
     Cancelled,
     /// Everyone handed over and nothing left waiting.
     Completed,
@@ -185,7 +203,20 @@ impl Campaign {
                     (reason == PausedReason::OptOutRate).then(|| "opt_out_rate".to_owned());
                 ("paused", reason, detail)
             }
-            (Paused, CampaignEvent::Resumed) => {
+            (Paused, CampaignEvent::Resumed { sends }) => {
+                // Resuming a campaign its guard paused is a decision to go on despite the
+                // opt-outs seen so far: the guard counts again from here, and says so.
+                let detail = (self.paused_reason == Some(PausedReason::OptOutRate)).then(|| {
+                    self.guard_from = Some(GuardBaseline {
+                        at,
+                        sends,
+                        opt_outs: self.opt_outs,
+                    });
+                    format!(
+                        "the opt-out guard counts again from here: the {} opt-outs among {sends} sends before the resume no longer count",
+                        self.opt_outs
+                    )
+                });
                 self.status = if self.cursor == 0 && self.send_at > at {
                     Scheduled
                 } else {
@@ -195,7 +226,7 @@ impl Campaign {
                 // The pace starts again from now, where the campaign stopped.
                 self.base_at = at.max(self.send_at);
                 self.base_index = self.cursor;
-                ("resumed", None, None)
+                ("resumed", None, detail)
             }
             (Scheduled | Running | Paused, CampaignEvent::Cancelled) => {
                 self.status = Cancelled;
@@ -285,6 +316,7 @@ mod tests {
             hold_until: None,
             opt_outs: 0,
             finished_at: None,
+            guard_from: None,
         }
     }
 
@@ -335,7 +367,7 @@ mod tests {
         assert_eq!(paused.reason.as_deref(), Some("opt_out_rate"));
         let later = at + Duration::minutes(5);
         let resumed = c
-            .apply(CampaignEvent::Resumed, later, Some("ops"))
+            .apply(CampaignEvent::Resumed { sends: 0 }, later, Some("ops"))
             .expect("resumed");
         assert_eq!(
             resumed.client.as_deref(),
@@ -350,7 +382,8 @@ mod tests {
         c.apply(CampaignEvent::Cancelled, later, None)
             .expect("cancelled");
         assert!(
-            c.apply(CampaignEvent::Resumed, later, None).is_none(),
+            c.apply(CampaignEvent::Resumed { sends: 0 }, later, None)
+                .is_none(),
             "cancelled for good"
         );
         assert!(c.apply(CampaignEvent::Completed, later, None).is_none());

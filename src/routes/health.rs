@@ -19,16 +19,23 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// The store answers and a policy is loaded; 503 when the store does not answer.
+/// The store answers, a policy is loaded and every background task runs; 503 when the store
+/// does not answer or a task is down (it panicked and waits for its restart).
 #[utoipa::path(
     tag = "operations",
     security(()),
     responses(
         (status = 200, description = "the store answers and a policy is loaded", body = Readiness),
-        (status = 503, description = "the store does not answer", body = super::schemas::Problem, content_type = "application/problem+json")
+        (status = 503, description = "a background task is down (the readiness body says which), or the store does not answer (a problem)",
+            content((Readiness = "application/json"), (super::schemas::Problem = "application/problem+json")))
     )
 )]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.herald.readiness().await?))
+    let readiness = state.herald.readiness().await?;
+    Ok(if readiness.is_ready() {
+        HttpResponse::Ok().json(readiness)
+    } else {
+        HttpResponse::ServiceUnavailable().json(readiness)
+    })
 }

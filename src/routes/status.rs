@@ -18,7 +18,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// The outbox, the last hour's sends by result, and the policy in force.
 #[utoipa::path(
     tag = "operations",
-    responses((status = 200, description = "outbox depth, oldest due, the last hour's attempts by result and Graph code, sends per minute, policy version", content_type = "application/json"), CommandProblems)
+    responses((status = 200, description = "outbox depth, oldest due, the last hour's attempts by result and Graph code, sends per minute, the policy version in force and the one each instance runs", content_type = "application/json"), CommandProblems)
 )]
 #[get("/status")]
 async fn get_status(state: web::Data<AppState>, client: Client) -> Result<HttpResponse, ApiError> {

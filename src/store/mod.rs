@@ -72,6 +72,16 @@ pub enum StoreError {
     Fenced { partition: u32, epoch: i64 },
 }
 
+/// One instance sharing the store, as `GET /v1/status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InstanceState {
+    pub id: String,
+    /// Until when its heartbeat holds it alive; `None` for the only instance (sled).
+    pub alive_until: Option<DateTime<Utc>>,
+    /// The policy version it reported running; `None` before its first report.
+    pub policy_version: Option<String>,
+}
+
 /// Which audit entries a query wants: every field that is set must match.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditFilter {
@@ -427,7 +437,55 @@ pub trait Store: Send + Sync + 'static {
     /// nothing was old enough.
     async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError>;
 
+    // ----- the pages and the instances sharing the store -----
+
+    /// Holds every send to `page_id` back until `until` (Messenger's rate limit: a 613), for
+    /// whichever instance runs the page, now, after a restart and after a failover. A later
+    /// `until` replaces an earlier one; an earlier one leaves a later one in place.
+    async fn pause_page(&self, page_id: &str, until: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// The pages held back past `now`, each with the moment its pause ends.
+    async fn paused_pages(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
+
+    /// Makes `version` the policy every instance sharing the store should run: a reload on one
+    /// instance bumps the returned generation, and each instance reloads its policy files when
+    /// it sees a generation it has not acted on. With one instance (sled) there is nobody to
+    /// tell: 0.
+    async fn publish_policy(&self, _version: &str) -> Result<i64, StoreError> {
+        Ok(0)
+    }
+
+    /// The generation and version published last, if any.
+    async fn published_policy(&self) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(None)
+    }
+
+    /// Records the policy version this instance runs, for `GET /v1/status`.
+    async fn report_policy(&self, _version: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The instances alive that share the store, with the policy version each runs; empty with
+    /// one instance (sled).
+    async fn instances(&self) -> Result<Vec<InstanceState>, StoreError> {
+        Ok(Vec::new())
+    }
+
     // ----- the engine -----
+
+    /// How often [`Store::maintain`] must run: PostgreSQL's lease rounds (heartbeat, leases,
+    /// the fair share of partitions). `None`: the engine needs no upkeep.
+    fn maintenance_every(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// One round of the engine's upkeep; the gateway runs it as a supervised task.
+    async fn maintain(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Whether this instance runs the page's scheduled work (campaigns). With one instance
     /// (sled), always; with several, only the owner of the page's partition.

@@ -230,6 +230,73 @@ async fn the_guard_pauses_a_campaign_whose_recipients_write_stop() {
 }
 
 #[tokio::test]
+async fn resuming_a_campaign_its_guard_paused_counts_the_guard_afresh_and_says_so() {
+    let app = spawn_app().await;
+    let psids: Vec<String> = (0..10).map(|i| format!("95{i:02}")).collect();
+    for p in &psids {
+        subscriber(&app, p, "Europe/Berlin").await;
+    }
+    let mut body = offer(&psids.iter().map(String::as_str).collect::<Vec<_>>());
+    body["rate_per_second"] = json!(1);
+    body["guard"] = json!({"max_opt_out_percent": 40, "min_sends": 2});
+    let id = create(&app, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    step(&app, &id).await;
+    app.set_time(app.now() + Duration::seconds(1));
+    step(&app, &id).await;
+    let reached: Vec<String> = psids
+        .iter()
+        .filter(|p| !app.inbox(p).is_empty())
+        .cloned()
+        .collect();
+    for p in &reached {
+        app.user_writes(p, "STOP", None).await;
+    }
+    assert_eq!(step(&app, &id).await["paused_reason"], "opt_out_rate");
+
+    // The marketer looked and goes on: the opt-outs so far no longer trip the guard.
+    let (status, resumed) = control(&app, &id, "resume").await;
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(resumed["status"], "running");
+    assert_eq!(
+        resumed["guard_counts_from"]["opt_outs"],
+        reached.len(),
+        "{resumed}"
+    );
+    for _ in 0..4 {
+        app.set_time(app.now() + Duration::seconds(1));
+        let now = step(&app, &id).await;
+        assert_eq!(now["status"], "running", "paused again at once: {now}");
+    }
+    let sent = psids.iter().filter(|p| !app.inbox(p).is_empty()).count();
+    assert!(
+        sent > reached.len(),
+        "the resumed campaign sent nothing more"
+    );
+    let (_, audit) = app
+        .read(
+            Role::Compliance,
+            &format!("/v1/audit?campaign={id}&limit=100"),
+        )
+        .await;
+    let resume = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["outcome"] == "resumed")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        resume["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("guard counts again")),
+        "the resume says what it did to the guard: {resume}"
+    );
+}
+
+#[tokio::test]
 async fn a_campaign_can_be_paused_resumed_and_cancelled() {
     let app = spawn_app().await;
     let psids: Vec<String> = (0..10).map(|i| format!("94{i:02}")).collect();

@@ -26,5 +26,6 @@ mod security;
 mod sending;
 mod shutdown;
 mod store_faults;
+mod supervision;
 mod webhooks;
 mod window;

@@ -228,6 +228,17 @@ impl Store for FaultyStore {
         self.check()?;
         self.inner.prune_audit(before).await
     }
+    async fn pause_page(&self, page_id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.pause_page(page_id, until).await
+    }
+    async fn paused_pages(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        self.check()?;
+        self.inner.paused_pages(now).await
+    }
     async fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.inner.size_on_disk().await
     }

@@ -9,14 +9,14 @@ use deadpool_postgres::Transaction;
 use serde_json::Value;
 
 use super::writes::{write_alone, AcceptJob, Rows, UpdateJob};
-use super::{decode, encode, int8, uint, PgStore, Prepared, StoreError};
+use super::{decode, encode, int8, leases, uint, PgStore, Prepared, StoreError};
 use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, ChainPoint, Verification};
 use crate::domain::campaign::{Campaign, CampaignId};
 use crate::domain::{Category, IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord};
 use crate::policy::{RecentSend, TraceStep};
 use crate::store::{
-    Accepted, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange, MessageChange,
-    MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid, Store,
+    Accepted, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange, InstanceState,
+    MessageChange, MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid, Store,
 };
 
 /// The longest a claim waits for a newly taken partition's pacing gap.
@@ -741,6 +741,41 @@ impl Store for PgStore {
 
     async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
         self.prune(before).await
+    }
+
+    async fn pause_page(&self, page_id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        self.pause(page_id, until).await
+    }
+
+    async fn paused_pages(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        self.pauses(now).await
+    }
+
+    async fn publish_policy(&self, version: &str) -> Result<i64, StoreError> {
+        self.publish(version).await
+    }
+
+    async fn published_policy(&self) -> Result<Option<(i64, String)>, StoreError> {
+        self.published().await
+    }
+
+    async fn report_policy(&self, version: &str) -> Result<(), StoreError> {
+        self.report(version).await
+    }
+
+    async fn instances(&self) -> Result<Vec<InstanceState>, StoreError> {
+        self.alive().await
+    }
+
+    fn maintenance_every(&self) -> Option<std::time::Duration> {
+        self.lease_every
+    }
+
+    async fn maintain(&self) -> Result<(), StoreError> {
+        leases::round(self).await
     }
 
     fn runs_page(&self, page_id: &str) -> bool {

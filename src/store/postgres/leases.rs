@@ -18,11 +18,9 @@
 //! sends of both owners.
 
 use std::collections::BTreeMap;
-use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tokio_util::sync::CancellationToken;
 
 use super::{PgStore, Prepared, StoreError};
 
@@ -346,19 +344,4 @@ pub(super) async fn release_all(store: &PgStore) -> Result<(), StoreError> {
         .exec("DELETE FROM instances WHERE id = $1", &[&store.instance])
         .await?;
     Ok(())
-}
-
-/// Runs a round every third of the lease until `stop`.
-pub(super) async fn run(store: Weak<PgStore>, settings: LeaseSettings, stop: CancellationToken) {
-    let every = settings.lease / 3;
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        let Some(store) = store.upgrade() else { return };
-        if let Err(e) = round(&store).await {
-            tracing::error!(error = %crate::error::error_chain(&e), "renewing partition leases failed");
-        }
-    }
 }

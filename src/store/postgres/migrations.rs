@@ -12,8 +12,14 @@ use super::{connect, redacted, OpenError, PgOptions, StoreError};
 use crate::domain::audit::GENESIS;
 
 /// Every migration, in order: (version, name, SQL).
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", include_str!("migrations/0001_initial.sql")),
+    (
+        2,
+        "pages and policy",
+        include_str!("migrations/0002_pages_and_policy.sql"),
+    ),
+];
 
 /// The advisory lock Herald's schema changes take (any number, the same everywhere).
 const MIGRATION_LOCK: i64 = 0x4845_5241_4c44; // "HERALD"

@@ -24,6 +24,7 @@
 //! ```
 
 mod audit;
+mod cluster;
 mod interface;
 mod leases;
 mod migrations;
@@ -231,6 +232,8 @@ pub struct PgStore {
     instance: String,
     partitions: u32,
     leases: Arc<leases::Leases>,
+    /// How often the lease rounds run; `None` for a store that runs no outbox (the CLI).
+    lease_every: Option<std::time::Duration>,
     pseudonyms: Pseudonyms,
     /// Accepts queue here for the batcher.
     accepts: tokio::sync::mpsc::UnboundedSender<writes::AcceptJob>,
@@ -277,6 +280,7 @@ impl PgStore {
             leases: Arc::new(leases::Leases::new(
                 lease.as_ref().map(|l| l.lease).unwrap_or_default(),
             )),
+            lease_every: lease.as_ref().map(|l| l.lease / 3),
             pseudonyms,
             accepts,
             updates,
@@ -289,14 +293,9 @@ impl PgStore {
         let update_batcher =
             tokio::spawn(writes::run_batcher(Arc::downgrade(&store), update_queue));
         store.tasks.lock().extend([batcher, update_batcher]);
-        if let Some(settings) = lease {
+        // The later rounds are the gateway's to run (`Store::maintain`), as a supervised task.
+        if lease.is_some() {
             leases::round(&store).await.map_err(unusable)?;
-            let task = tokio::spawn(leases::run(
-                Arc::downgrade(&store),
-                settings,
-                store.stop.clone(),
-            ));
-            store.tasks.lock().push(task);
         }
         Ok(store)
     }

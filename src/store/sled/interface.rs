@@ -249,6 +249,17 @@ impl Store for SledStore {
         self.prune(before).await
     }
 
+    async fn pause_page(&self, page_id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        self.pause(page_id, until).await
+    }
+
+    async fn paused_pages(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        self.pauses(now)
+    }
+
     async fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
     }

@@ -20,6 +20,7 @@ mod group_commit;
 mod interface;
 mod messages;
 mod outbox;
+mod pages;
 mod recipients;
 mod writer;
 

@@ -1,0 +1,83 @@
+//! Instances sharing one store (PostgreSQL) act as one gateway: the engine's upkeep (lease
+//! rounds) runs here as a supervised task, and a policy reload on one instance reaches the
+//! others — each instance reloads its own policy files when it sees a reload it has not acted
+//! on, and reports the version it runs (`GET /v1/status` lists them).
+//!
+//! ```text
+//!   reload (API or SIGHUP) on A ──► store.publish_policy(version) → generation g
+//!   every lease round on B: published generation > the one B acted on?
+//!        └─ yes: B reloads its files (audited as the client "cluster"), reports its version
+//! ```
+
+use std::sync::atomic::Ordering;
+
+use super::{CommandError, Herald};
+use crate::auth::Client;
+use crate::domain::Role;
+use crate::store::{InstanceState, StoreError};
+
+/// The client a reload that another instance asked for is audited under.
+pub const CLUSTER_CLIENT: &str = "cluster";
+
+impl Herald {
+    /// At start: the reloads published so far are behind this instance (it has just read its
+    /// files), and it says which version it runs.
+    pub async fn join_cluster(&self) -> Result<(), StoreError> {
+        if let Some((generation, _)) = self.store.published_policy().await? {
+            self.policy_generation.store(generation, Ordering::SeqCst);
+        }
+        self.store.report_policy(self.policy().version()).await
+    }
+
+    /// One round of the engine's upkeep, then the policy: reloads when another instance
+    /// published a reload this one has not acted on.
+    pub async fn maintain(&self) -> Result<(), CommandError> {
+        self.store.maintain().await?;
+        if let Some((generation, version)) = self.store.published_policy().await? {
+            if generation > self.policy_generation.load(Ordering::SeqCst) {
+                self.policy_generation.store(generation, Ordering::SeqCst);
+                if version != self.policy().version() {
+                    self.follow_reload(&version).await;
+                }
+            }
+        }
+        self.store.report_policy(self.policy().version()).await?;
+        Ok(())
+    }
+
+    /// Another instance reloaded its policy: reload ours from our files.
+    async fn follow_reload(&self, published: &str) {
+        let operator = Client {
+            name: CLUSTER_CLIENT.to_owned(),
+            role: Role::Admin,
+        };
+        match self.load_policy(&operator).await {
+            Ok(version) if version == published => {
+                tracing::info!(%version, "policy reloaded: another instance reloaded it");
+            }
+            Ok(version) => tracing::warn!(
+                %version, %published,
+                "policy reloaded, but this instance's policy files differ from the instance that published the reload"
+            ),
+            Err(e) => tracing::error!(
+                error = %crate::error::error_chain(&e),
+                "another instance reloaded the policy; this instance's files could not be loaded"
+            ),
+        }
+    }
+
+    /// The instances sharing the store and the policy each runs; with one instance (sled), this
+    /// one.
+    pub async fn instances(&self) -> Result<Vec<InstanceState>, StoreError> {
+        let alive = self.store.instances().await?;
+        Ok(if alive.is_empty() {
+            vec![InstanceState {
+                id: "local".to_owned(),
+                alive_until: None,
+                policy_version: Some(self.policy().version().to_owned()),
+            }]
+        } else {
+            alive
+        })
+    }
+}

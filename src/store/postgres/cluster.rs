@@ -1,0 +1,113 @@
+//! What the instances sharing the database tell each other besides leases: pages Messenger
+//! asked to wait (a 613), and the policy every instance should run.
+
+use chrono::{DateTime, Utc};
+
+use super::{PgStore, Prepared, StoreError};
+use crate::store::InstanceState;
+
+impl PgStore {
+    pub(super) async fn pause(
+        &self,
+        page_id: &str,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .exec(
+                "INSERT INTO page_pauses (page_id, until) VALUES ($1, $2)
+                 ON CONFLICT (page_id) DO UPDATE SET until = GREATEST(page_pauses.until, EXCLUDED.until)",
+                &[&page_id, &until],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn pauses(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .rows(
+                "SELECT page_id, until FROM page_pauses WHERE until > $1",
+                &[&now],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub(super) async fn publish(&self, version: &str) -> Result<i64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let generation: String = tx
+            .one(
+                "INSERT INTO herald_meta (key, value) VALUES ('policy_generation', '1')
+                 ON CONFLICT (key) DO UPDATE SET value = (herald_meta.value::bigint + 1)::text
+                 RETURNING value",
+                &[],
+            )
+            .await?
+            .get(0);
+        tx.exec(
+            "INSERT INTO herald_meta (key, value) VALUES ('policy_version', $1)
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[&version],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(generation.parse().unwrap_or_default())
+    }
+
+    pub(super) async fn published(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .rows(
+                "SELECT key, value FROM herald_meta
+                 WHERE key IN ('policy_generation', 'policy_version')",
+                &[],
+            )
+            .await?;
+        let value = |name: &str| {
+            rows.iter()
+                .find(|r| r.get::<_, String>(0) == name)
+                .map(|r| r.get::<_, String>(1))
+        };
+        Ok(value("policy_generation")
+            .and_then(|g| g.parse().ok())
+            .zip(value("policy_version")))
+    }
+
+    pub(super) async fn report(&self, version: &str) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .exec(
+                "UPDATE instances SET policy_version = $2 WHERE id = $1",
+                &[&self.instance, &version],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn alive(&self) -> Result<Vec<InstanceState>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .rows(
+                "SELECT id, heartbeat_until, policy_version FROM instances
+                 WHERE heartbeat_until > now() ORDER BY id",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| InstanceState {
+                id: r.get(0),
+                alive_until: Some(r.get(1)),
+                policy_version: r.get(2),
+            })
+            .collect())
+    }
+}
