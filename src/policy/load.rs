@@ -29,7 +29,7 @@ use super::model::{
 };
 use super::read::{
     boolean, categories, clock_time, duration, get, integer, is_language_code, moment, required,
-    string, strings, table, timezone, Cx,
+    string, strings, table, timezone, Cx, FREQUENCY_PER_MAX, TOKEN_COOLDOWN_MAX, WINDOW_MAX,
 };
 use super::tree::{self, Entry, Lines, Node, Value};
 use crate::domain::{Category, Role};
@@ -683,7 +683,7 @@ impl Builder {
                 "human_agent" => &mut self.human_agent,
                 _ => continue,
             };
-            let Some(length) = duration(cx, &w.node, &format!("`{path}`")) else {
+            let Some(length) = duration(cx, &w.node, &format!("`{path}`"), WINDOW_MAX) else {
                 continue;
             };
             let meta = cx.meta(&path, &w.span());
@@ -859,7 +859,7 @@ impl Builder {
                         |cx, fields, span| {
                             let node =
                                 required(cx, fields, span, "cooldown", "a token_cooldown entry")?;
-                            duration(cx, node, "`cooldown`")
+                            duration(cx, node, "`cooldown`", TOKEN_COOLDOWN_MAX)
                         },
                         |d| format!("at most one message per token per {}", fmt_duration(*d)),
                     );
@@ -961,7 +961,8 @@ impl Builder {
         let span = x.span();
         let max = required(cx, fields, &span, "max", &what)
             .and_then(|n| integer(cx, n, "`max`", 1, 1_000_000));
-        let per = required(cx, fields, &span, "per", &what).and_then(|n| duration(cx, n, "`per`"));
+        let per = required(cx, fields, &span, "per", &what)
+            .and_then(|n| duration(cx, n, &format!("`{path}.per`"), FREQUENCY_PER_MAX));
         let when =
             required(cx, fields, &span, "when_exceeded", &what).and_then(|n| {
                 match string(cx, n, "`when_exceeded`")? {

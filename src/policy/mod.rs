@@ -12,6 +12,8 @@ mod decision;
 mod engine;
 mod errors;
 mod facts;
+#[cfg(test)]
+mod hostile;
 mod load;
 mod model;
 mod read;
