@@ -134,3 +134,100 @@ async fn the_page_send_rate_follows_a_policy_reload() {
         "six sends at 5/s took only {span}"
     );
 }
+
+/// The 1-based line of the first occurrence of `needle` in `text`.
+fn line_of(text: &str, needle: &str) -> usize {
+    let at = text.find(needle).expect("needle in text");
+    text[..at].matches('\n').count() + 1
+}
+
+/// Edits of `default.toml` that the gateway once took badly, each with the key its refusal
+/// names: a date with a character across its tenth byte (the reader panicked slicing through
+/// it) and a frequency period so long that every marketing decision overflowed.
+const HOSTILE_EDITS: [(&str, &str, &str); 2] = [
+    (
+        "until          = 2026-04-27",
+        "until          = \"2026-04-2ä7\"",
+        "`until`",
+    ),
+    (
+        "per           = \"48h\"",
+        "per           = \"99999999999d\"",
+        "`marketing.frequency.per`",
+    ),
+];
+
+#[test]
+fn policy_check_and_test_refuse_a_hostile_date_or_duration_with_exit_1_and_the_file_and_line() {
+    for (from, to, key) in HOSTILE_EDITS {
+        let dir = policy_copy(|text| text.replacen(from, to, 1));
+        std::fs::create_dir(dir.path().join("tests")).expect("tests dir");
+        std::fs::copy(
+            crate::helpers::policy_dir().join("tests/default.toml"),
+            dir.path().join("tests/default.toml"),
+        )
+        .expect("copy the cases");
+        let text = std::fs::read_to_string(dir.path().join("default.toml")).expect("read");
+        let at = format!(
+            "{}:{}: {key}",
+            dir.path().join("default.toml").display(),
+            line_of(&text, to)
+        );
+        for command in ["check", "test"] {
+            let out = crate::cli::herald(
+                &["policy", command, "--dir", &dir.path().to_string_lossy()],
+                &[],
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "policy {command} with {to}: {stderr}"
+            );
+            assert!(
+                stderr.contains(&at),
+                "policy {command} names {at}: {stderr}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reload_of_a_hostile_policy_answers_400_with_the_errors_and_keeps_the_old_policy() {
+    let dir = policy_copy(str::to_owned);
+    let app = spawn_app_with(TestOptions {
+        policy_dir: Some(dir.path().to_path_buf()),
+        ..TestOptions::default()
+    })
+    .await;
+    let version = app.handle().herald.policy().version().to_owned();
+    for (from, to, key) in HOSTILE_EDITS {
+        write_policy(dir.path(), |text| text.replacen(from, to, 1));
+        let text = std::fs::read_to_string(dir.path().join("default.toml")).expect("read");
+        let (status, body) = app.call(Role::Admin, "/v1/policy/reload", json!({})).await;
+        assert_eq!(status, 400, "{to}: {body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(&format!("default.toml:{}: {key}", line_of(&text, to))),
+            "{to}: the answer names the file, line and key: {body}"
+        );
+        let r = app
+            .get("/v1/policy", Some(&app.token(Role::Compliance)))
+            .await;
+        let policy: Value = r.json().await.expect("policy");
+        assert_eq!(policy["version"], json!(version), "the old policy stays");
+    }
+
+    // And it still decides marketing, which the long frequency period would have broken.
+    app.user_writes("7201", "hi", None).await;
+    app.consent("7201", "marketing", None).await;
+    let (status, body) = app
+        .call(
+            Role::Marketer,
+            "/v1/policy/evaluate",
+            json!({"recipient": {"psid": "7201"}, "category": "marketing", "message": {"text": "tea"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["policy_version"], json!(version), "{body}");
+}
