@@ -480,3 +480,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_policy_built_into_the_binary_is_the_policies_directory_byte_for_byte() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let mut on_disk = Vec::new();
+    for sub in ["", "tests/"] {
+        for entry in std::fs::read_dir(root.join(sub)).expect("policies") {
+            let path = entry.expect("entry").path();
+            if path.is_file() && path.extension().is_some_and(|x| x == "toml") {
+                let name = path.file_name().expect("name").to_string_lossy();
+                let text = std::fs::read_to_string(&path).expect("read");
+                on_disk.push((format!("{sub}{name}"), text));
+            }
+        }
+    }
+    on_disk.sort();
+    let mut built_in: Vec<(String, String)> = DEFAULT_POLICY
+        .iter()
+        .map(|(name, text)| ((*name).to_owned(), (*text).to_owned()))
+        .collect();
+    built_in.sort();
+    assert_eq!(built_in, on_disk, "add a new policy file to DEFAULT_POLICY");
+
+    let dir = tempfile::tempdir().expect("dir");
+    for (name, text) in DEFAULT_POLICY {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    assert_eq!(
+        PolicySet::load_dir(dir.path())
+            .expect("written out")
+            .version(),
+        PolicySet::load_dir(&root).expect("the directory").version(),
+        "written out, the built-in policy has the directory's version"
+    );
+}

@@ -38,6 +38,18 @@ use crate::domain::{Category, Role};
 /// the same across deployments: `policies/default.toml#marketing.frequency`.
 const ID_DIR: &str = "policies";
 
+/// The default policy directory, compiled into the binary: each file's path inside the
+/// directory and its text. `herald serve --sandbox` writes it out where there is no `./policies`
+/// (run outside a checkout); the same names and bytes give the same version as the directory.
+/// A test checks that these are exactly the `*.toml` files of `policies/` and `policies/tests/`.
+pub const DEFAULT_POLICY: [(&str, &str); 2] = [
+    ("default.toml", include_str!("../../policies/default.toml")),
+    (
+        "tests/default.toml",
+        include_str!("../../policies/tests/default.toml"),
+    ),
+];
+
 /// The fields of an order a receipt's utility template may be filled from.
 pub(crate) const RECEIPT_FIELDS: [&str; 11] = [
     "recipient_name",

@@ -231,3 +231,182 @@ async fn a_reload_of_a_hostile_policy_answers_400_with_the_errors_and_keeps_the_
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["policy_version"], json!(version), "{body}");
 }
+
+/// The banner's line that starts with `label` (`gateway`, `policy`), without the label.
+fn banner_line<'a>(banner: &'a [String], label: &str) -> &'a str {
+    banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .map_or("", str::trim)
+}
+
+/// A `herald serve --sandbox` started in `cwd` with no configuration file.
+struct Sandbox {
+    child: std::process::Child,
+    banner: Vec<String>,
+    log: tempfile::NamedTempFile,
+    gateway: String,
+    admin: String,
+}
+
+impl Sandbox {
+    async fn start(cwd: &std::path::Path) -> Sandbox {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let log = tempfile::NamedTempFile::new().expect("log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["serve", "--sandbox"])
+            .current_dir(cwd)
+            .env("RUST_LOG", "info")
+            .env("HERALD_SERVER__LISTEN", "127.0.0.1:0")
+            .env_remove("HERALD_POLICY__DIR")
+            .env_remove("HERALD_STORAGE__PATH")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log.reopen().expect("log")))
+            .spawn()
+            .expect("start herald serve --sandbox");
+        let stdout = child.stdout.take().expect("stdout");
+        let banner = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let banner: Vec<String> = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .take_while(|l| !l.starts_with("Tokens"))
+                .collect();
+            // The rest is read too, as a terminal would.
+            std::thread::spawn(move || lines.for_each(drop));
+            banner
+        })
+        .await
+        .expect("read banner");
+        let gateway = banner_line(&banner, "gateway").to_owned();
+        let admin = banner
+            .iter()
+            .find_map(|l| l.split_once("#token=").map(|(_, t)| t.trim().to_owned()))
+            .unwrap_or_default();
+        Sandbox {
+            child,
+            banner,
+            log,
+            gateway,
+            admin,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Waits for `/readyz` to answer 200, then reads `GET /v1/policy`.
+    async fn policy(&self) -> Value {
+        assert!(
+            self.gateway.starts_with("http://") && !self.admin.is_empty(),
+            "no gateway or token in the banner: {:#?}\nlog:\n{}",
+            self.banner,
+            self.log()
+        );
+        let http = reqwest::Client::new();
+        let mut ready = false;
+        // Generous: the rest of the suite shares the two cores.
+        for _ in 0..400 {
+            let r = http.get(format!("{}/readyz", self.gateway)).send().await;
+            if r.is_ok_and(|r| r.status() == 200) {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(ready, "/readyz never answered 200; log:\n{}", self.log());
+        http.get(format!("{}/v1/policy", self.gateway))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .expect("policy")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    async fn reload(&self) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/policy/reload", self.gateway))
+            .bearer_auth(&self.admin)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("reload");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn version_of(dir: &std::path::Path) -> String {
+    herald::policy::PolicySet::load_dir(dir)
+        .expect("a valid policy")
+        .version()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_sandbox_run_outside_a_checkout_serves_the_default_policy_built_into_the_binary() {
+    // An empty working directory: no ./policies, no herald.toml.
+    let cwd = tempfile::tempdir().expect("cwd");
+    let sandbox = Sandbox::start(cwd.path()).await;
+    let check = async {
+        assert!(
+            banner_line(&sandbox.banner, "policy")
+                .starts_with("the default policy built into herald"),
+            "the banner says which policy runs: {:#?}",
+            sandbox.banner
+        );
+        let shipped = version_of(&crate::helpers::policy_dir());
+        let policy = sandbox.policy().await;
+        assert_eq!(
+            policy["version"],
+            json!(shipped),
+            "the shipped policy's version"
+        );
+        // A reload reads the built-in policy again.
+        let (status, body) = sandbox.reload().await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["policy_version"], json!(shipped), "{body}");
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), check)
+        .await
+        .expect("the sandbox answered in time");
+}
+
+#[tokio::test]
+async fn a_sandbox_started_beside_a_policies_directory_runs_that_policy_not_the_built_in_one() {
+    let cwd = tempfile::tempdir().expect("cwd");
+    let own = cwd.path().join("policies");
+    std::fs::create_dir(&own).expect("policies");
+    write_policy(&own, |text| {
+        text.replace("[send_rate]\nper_page = 300", "[send_rate]\nper_page = 5")
+    });
+    let sandbox = Sandbox::start(cwd.path()).await;
+    let check = async {
+        assert_eq!(
+            banner_line(&sandbox.banner, "policy"),
+            "./policies",
+            "{:#?}",
+            sandbox.banner
+        );
+        let policy = sandbox.policy().await;
+        assert_eq!(policy["version"], json!(version_of(&own)));
+        assert_ne!(
+            policy["version"],
+            json!(version_of(&crate::helpers::policy_dir()))
+        );
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), check)
+        .await
+        .expect("the sandbox answered in time");
+}
