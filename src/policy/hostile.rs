@@ -517,3 +517,21 @@ fn the_policy_built_into_the_binary_is_the_policies_directory_byte_for_byte() {
         "written out, the built-in policy has the directory's version"
     );
 }
+
+#[test]
+fn a_file_that_is_not_utf8_is_refused_naming_the_line_of_its_first_bad_byte() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut bytes = b"[window]\nstandard = \"24h\"\nuser_ref = \"".to_vec();
+    bytes.extend([0xff, 0xfe]);
+    bytes.extend(b"\"\n");
+    std::fs::write(dir.path().join("default.toml"), bytes).expect("write");
+    let errors = PolicySet::load_dir(dir.path()).expect_err("not UTF-8");
+    assert_eq!(errors.len(), 1, "{errors}");
+    assert_eq!(errors.errors()[0].line, Some(3), "{errors}");
+    assert!(
+        errors
+            .to_string()
+            .ends_with("default.toml:3: is not UTF-8 text"),
+        "{errors}"
+    );
+}

@@ -128,11 +128,16 @@ impl PolicySet {
                         display,
                         text,
                     }),
-                    Err(_) => errors.push(PolicyError {
-                        file: display,
-                        line: None,
-                        message: "is not UTF-8 text".to_owned(),
-                    }),
+                    Err(e) => {
+                        // The line of the first byte that is not UTF-8, so the editor finds it.
+                        let valid = e.as_bytes().get(..e.utf8_error().valid_up_to());
+                        let line = valid.map(|v| v.iter().filter(|b| **b == b'\n').count() + 1);
+                        errors.push(PolicyError {
+                            file: display,
+                            line,
+                            message: "is not UTF-8 text".to_owned(),
+                        })
+                    }
                 },
                 Err(e) => errors.push(PolicyError {
                     file: display,
