@@ -20,8 +20,7 @@ use crate::domain::Category;
 pub(crate) const POLICY_YEARS: RangeInclusive<i32> = 2000..=9999;
 
 /// The longest messaging window (`[window] standard`, `user_ref`, `human_agent`). Messenger's
-/// are 24 hours and 7 days; a policy may be stricter, and nothing a business may do with a
-/// window of a month or more is what Messenger allows.
+/// are 24 hours and 7 days; a window of a month or more describes no rule of Messenger's.
 pub(crate) const WINDOW_MAX: Duration = Duration::days(30);
 
 /// The longest frequency period (`[<section>.frequency] per`): a cap per year. Every decision
