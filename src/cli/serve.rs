@@ -13,9 +13,10 @@ use rand::distributions::{Alphanumeric, DistString};
 use secrecy::SecretString;
 
 use crate::auth::JwtKeys;
-use crate::configuration::{Mode, PageSettings, Settings};
+use crate::configuration::{Mode, PageSettings, PolicySettings, Settings};
 use crate::domain::checkpoint::CheckpointSigner;
 use crate::domain::Role;
+use crate::policy::DEFAULT_POLICY;
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxPage};
 use crate::startup::Application;
 
@@ -71,6 +72,7 @@ async fn run_sandbox(config: &Path) -> anyhow::Result<ExitCode> {
             region: Some("EU".into()),
         },
     );
+    let (_policy_scratch, policy_note) = built_in_policy(&mut settings)?;
     let _scratch = if config.exists() && std::env::var("HERALD_STORAGE__PATH").is_err() {
         None
     } else {
@@ -109,10 +111,48 @@ async fn run_sandbox(config: &Path) -> anyhow::Result<ExitCode> {
         settings.auth.issuer.clone(),
         settings.auth.audience.clone(),
     );
-    print_banner(&herald_url, &sandbox.base_url(), &keys, &settings)?;
+    print_banner(
+        &herald_url,
+        &sandbox.base_url(),
+        &keys,
+        &settings,
+        &policy_note,
+    )?;
     app.run_until_stopped().await?;
     sandbox.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sandbox run outside a checkout has no `./policies`: unless a policy directory was
+/// configured, it writes the default policy built into the binary to a throwaway directory and
+/// runs with that (the same files, so the same version; a reload reads them again). Returns the
+/// directory to keep for the run, and the banner's line about the policy.
+fn built_in_policy(settings: &mut Settings) -> anyhow::Result<(Option<tempfile::TempDir>, String)> {
+    let dir = &settings.policy.dir;
+    if *dir != PolicySettings::default().dir || dir.exists() {
+        return Ok((None, dir.display().to_string()));
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("herald-sandbox-policy-")
+        .tempdir()?;
+    for (name, text) in DEFAULT_POLICY {
+        let path = scratch.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text)
+            .with_context(|| format!("cannot write the built-in policy to {}", path.display()))?;
+    }
+    settings.policy.dir = scratch.path().to_path_buf();
+    tracing::info!(
+        dir = %scratch.path().display(),
+        "no ./policies here: the sandbox runs with the default policy built into the binary"
+    );
+    let note = format!(
+        "the default policy built into herald (no ./policies here), written to {}",
+        scratch.path().display()
+    );
+    Ok((Some(scratch), note))
 }
 
 fn print_banner(
@@ -120,6 +160,7 @@ fn print_banner(
     sandbox: &str,
     keys: &JwtKeys,
     settings: &Settings,
+    policy: &str,
 ) -> anyhow::Result<()> {
     let day = Duration::from_secs(24 * 3600);
     let mut out = String::new();
@@ -141,6 +182,7 @@ fn print_banner(
     );
     let _ = writeln!(out, "  page      {SANDBOX_PAGE_ID} (region EU)");
     let _ = writeln!(out, "  store     {}", settings.storage.path.display());
+    let _ = writeln!(out, "  policy    {policy}");
     let _ = writeln!(out);
     // The token rides in the fragment, which the browser never sends to a server; the console
     // keeps it in the tab's sessionStorage and takes it out of the address bar.

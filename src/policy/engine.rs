@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{Number, Value};
 
@@ -23,6 +23,7 @@ use super::model::{
     category_index, fmt_duration, role_index, Meta, OptOutKind, PolicySet, Route, Routes,
     TemplateSpec, WhenExceeded,
 };
+use crate::domain::bounds::{earlier, later};
 use crate::domain::{
     Category, Content, OutboundMessage, Receipt, Recipient, ShippingStatus, ShippingUpdate,
     UtilityTemplate,
@@ -345,7 +346,7 @@ impl<'a> Eval<'a> {
                 if *tag == Tag::HumanAgent {
                     let ha = &w.human_agent;
                     match f.last_user_interaction_at {
-                        Some(t) if t + ha.length > now => {
+                        Some(t) if later(t, ha.length) > now => {
                             self.pass(&ha.meta, "the user wrote within the HUMAN_AGENT window")
                         }
                         Some(t) => {
@@ -488,8 +489,8 @@ impl<'a> Eval<'a> {
         }
         let cooldown = rules.cooldown.at(now);
         match (cooldown, token.last_sent_at) {
-            (Some(e), Some(last)) if last + e.value > now => {
-                let reopen = last + e.value;
+            (Some(e), Some(last)) if later(last, e.value) > now => {
+                let reopen = later(last, e.value);
                 let detail = format!(
                     "{}; the last went at {}, so the next may go at {}",
                     e.label,
@@ -521,7 +522,7 @@ impl<'a> Eval<'a> {
                 self.skip(&rule.meta);
                 continue;
             }
-            let since = now - rule.per;
+            let since = earlier(now, rule.per);
             let counted = |at: DateTime<Utc>| at > since && at <= now;
             let count = f
                 .recent_sends
@@ -548,8 +549,11 @@ impl<'a> Eval<'a> {
                         .map(|s| s.at)
                         .collect();
                     ats.sort_unstable_by(|a, b| b.cmp(a));
-                    let nth = ats.get(rule.max as usize - 1).copied().unwrap_or(now);
-                    let reopen = nth + rule.per;
+                    let nth = ats
+                        .get((rule.max as usize).saturating_sub(1))
+                        .copied()
+                        .unwrap_or(now);
+                    let reopen = later(nth, rule.per);
                     let detail = format!("{said}; it may go at {}", rfc3339(reopen));
                     self.stop(
                         &rule.meta,
@@ -635,9 +639,9 @@ fn window_ends(
     let w = &policy.windows;
     let by_message = facts
         .last_user_interaction_at
-        .map(|t| t + w.standard.length);
+        .map(|t| later(t, w.standard.length));
     let by_optin = match recipient {
-        Recipient::UserRef(_) => facts.user_ref_optin_at.map(|t| t + w.user_ref.length),
+        Recipient::UserRef(_) => facts.user_ref_optin_at.map(|t| later(t, w.user_ref.length)),
         Recipient::Psid(_) => None,
     };
     (by_message, by_optin)
@@ -668,17 +672,29 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 /// The next moment after `local` at which the wall clock there reads `at`. A time skipped by a
 /// daylight-saving jump moves forward to the first hour that exists; a repeated one takes the
 /// earlier occurrence.
+///
+/// Never panics: at the ends of chrono's range, where the local date or the wanted time does
+/// not exist, it answers a day later (saturating), which no real clock reaches.
 fn next_local(tz: Tz, local: DateTime<Tz>, at: NaiveTime) -> DateTime<Utc> {
-    let today = local.date_naive();
-    let day = if local.time() < at {
-        Some(today)
-    } else {
-        today.succ_opt()
-    };
+    // Not `date_naive()`, which panics when the local date lies beyond chrono's last day.
+    let today = local
+        .naive_utc()
+        .checked_add_offset(local.offset().fix())
+        .map(|n| n.date());
+    let day = today.and_then(|today| {
+        if local.time() < at {
+            Some(today)
+        } else {
+            today.succ_opt()
+        }
+    });
     if let Some(day) = day {
         let wanted = day.and_time(at);
         for shift in 0..4 {
-            match tz.from_local_datetime(&(wanted + Duration::hours(shift))) {
+            let Some(t) = wanted.checked_add_signed(Duration::hours(shift)) else {
+                break;
+            };
+            match tz.from_local_datetime(&t) {
                 LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => {
                     return t.with_timezone(&Utc)
                 }
@@ -686,7 +702,7 @@ fn next_local(tz: Tz, local: DateTime<Tz>, at: NaiveTime) -> DateTime<Utc> {
             }
         }
     }
-    local.with_timezone(&Utc) + Duration::hours(24)
+    later(local.with_timezone(&Utc), Duration::hours(24))
 }
 
 /// A named field of the message's order or shipment, as template text; `None` when absent.

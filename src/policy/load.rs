@@ -29,7 +29,7 @@ use super::model::{
 };
 use super::read::{
     boolean, categories, clock_time, duration, get, integer, is_language_code, moment, required,
-    string, strings, table, timezone, Cx,
+    string, strings, table, timezone, Cx, FREQUENCY_PER_MAX, TOKEN_COOLDOWN_MAX, WINDOW_MAX,
 };
 use super::tree::{self, Entry, Lines, Node, Value};
 use crate::domain::{Category, Role};
@@ -37,6 +37,18 @@ use crate::domain::{Category, Role};
 /// The prefix of every rule id, whatever directory the files were read from, so that ids stay
 /// the same across deployments: `policies/default.toml#marketing.frequency`.
 const ID_DIR: &str = "policies";
+
+/// The default policy directory, compiled into the binary: each file's path inside the
+/// directory and its text. `herald serve --sandbox` writes it out where there is no `./policies`
+/// (run outside a checkout); the same names and bytes give the same version as the directory.
+/// A test checks that these are exactly the `*.toml` files of `policies/` and `policies/tests/`.
+pub const DEFAULT_POLICY: [(&str, &str); 2] = [
+    ("default.toml", include_str!("../../policies/default.toml")),
+    (
+        "tests/default.toml",
+        include_str!("../../policies/tests/default.toml"),
+    ),
+];
 
 /// The fields of an order a receipt's utility template may be filled from.
 pub(crate) const RECEIPT_FIELDS: [&str; 11] = [
@@ -116,11 +128,16 @@ impl PolicySet {
                         display,
                         text,
                     }),
-                    Err(_) => errors.push(PolicyError {
-                        file: display,
-                        line: None,
-                        message: "is not UTF-8 text".to_owned(),
-                    }),
+                    Err(e) => {
+                        // The line of the first byte that is not UTF-8, so the editor finds it.
+                        let valid = e.as_bytes().get(..e.utf8_error().valid_up_to());
+                        let line = valid.map(|v| v.iter().filter(|b| **b == b'\n').count() + 1);
+                        errors.push(PolicyError {
+                            file: display,
+                            line,
+                            message: "is not UTF-8 text".to_owned(),
+                        })
+                    }
                 },
                 Err(e) => errors.push(PolicyError {
                     file: display,
@@ -683,7 +700,7 @@ impl Builder {
                 "human_agent" => &mut self.human_agent,
                 _ => continue,
             };
-            let Some(length) = duration(cx, &w.node, &format!("`{path}`")) else {
+            let Some(length) = duration(cx, &w.node, &format!("`{path}`"), WINDOW_MAX) else {
                 continue;
             };
             let meta = cx.meta(&path, &w.span());
@@ -859,7 +876,7 @@ impl Builder {
                         |cx, fields, span| {
                             let node =
                                 required(cx, fields, span, "cooldown", "a token_cooldown entry")?;
-                            duration(cx, node, "`cooldown`")
+                            duration(cx, node, "`cooldown`", TOKEN_COOLDOWN_MAX)
                         },
                         |d| format!("at most one message per token per {}", fmt_duration(*d)),
                     );
@@ -961,7 +978,8 @@ impl Builder {
         let span = x.span();
         let max = required(cx, fields, &span, "max", &what)
             .and_then(|n| integer(cx, n, "`max`", 1, 1_000_000));
-        let per = required(cx, fields, &span, "per", &what).and_then(|n| duration(cx, n, "`per`"));
+        let per = required(cx, fields, &span, "per", &what)
+            .and_then(|n| duration(cx, n, &format!("`{path}.per`"), FREQUENCY_PER_MAX));
         let when =
             required(cx, fields, &span, "when_exceeded", &what).and_then(|n| {
                 match string(cx, n, "`when_exceeded`")? {

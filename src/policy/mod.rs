@@ -12,6 +12,8 @@ mod decision;
 mod engine;
 mod errors;
 mod facts;
+#[cfg(test)]
+mod hostile;
 mod load;
 mod model;
 mod read;
@@ -24,5 +26,6 @@ pub use decision::{Decision, MessagingType, Outcome, Reason, StepResult, Tag, Tr
 pub use engine::{evaluate, window_open};
 pub use errors::{PolicyError, PolicyErrors};
 pub use facts::{Facts, MarketingToken, RecentSend};
+pub use load::DEFAULT_POLICY;
 pub use model::PolicySet;
 pub use testing::{run_policy_tests, CaseFailure, CasePass, TestReport};

@@ -317,7 +317,9 @@ impl Keywords {
 
     pub fn matches(&self, text: &str) -> bool {
         // A message much longer than any keyword is a sentence, not a keyword; don't lowercase it.
-        if self.normalised.is_empty() || text.len() > self.longest * 4 + 64 {
+        if self.normalised.is_empty()
+            || text.len() > self.longest.saturating_mul(4).saturating_add(64)
+        {
             return false;
         }
         self.normalised.contains(&normalise_keyword(text))

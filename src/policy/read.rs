@@ -1,15 +1,39 @@
 //! Reading values out of a spanned TOML tree: each reader reports what is wrong, with the line,
 //! and yields `None`, so that callers carry on and every problem of a file is found in one pass.
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 
 use super::errors::PolicyError;
-use super::model::{CategorySet, Meta};
+use super::model::{fmt_duration, CategorySet, Meta};
 use super::tree::{Entry, Lines, Node, Value};
 use crate::domain::Category;
+
+// The ranges a policy file's dates and durations must lie in. A value outside them is refused
+// when the file is read, with its line, rather than accepted and later overflowing the date
+// arithmetic of every decision it takes part in.
+
+/// The years a date in a policy or policy-test file may fall in: Messenger is younger than
+/// 2000, and four-digit years are what TOML and RFC 3339 write. Anything else is a typo.
+pub(crate) const POLICY_YEARS: RangeInclusive<i32> = 2000..=9999;
+
+/// The longest messaging window (`[window] standard`, `user_ref`, `human_agent`). Messenger's
+/// are 24 hours and 7 days; a window of a month or more describes no rule of Messenger's.
+pub(crate) const WINDOW_MAX: Duration = Duration::days(30);
+
+/// The longest frequency period (`[<section>.frequency] per`): a cap per year. Every decision
+/// reads the recipient's sends back over the longest period, so it is bounded too.
+pub(crate) const FREQUENCY_PER_MAX: Duration = Duration::days(366);
+
+/// The longest cooldown between two sends on one Marketing Messages token: Messenger's is
+/// 48 hours; more than a year between two messages is no cooldown but a ban (write a deny).
+pub(crate) const TOKEN_COOLDOWN_MAX: Duration = Duration::days(366);
+
+/// How far from a test case's `now` its relative times (`"-3d"`) and the spacing of its
+/// `recent_sends` may reach: facts about a recipient a few years back are all a case needs.
+pub(crate) const TEST_OFFSET_MAX: Duration = Duration::days(5 * 366);
 
 /// Where a problem is, and how the file's rules are named.
 pub(crate) struct Cx<'a> {
@@ -204,10 +228,25 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     digits.is_empty().then_some(total)
 }
 
-/// A positive duration.
-pub(crate) fn duration(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Duration> {
+/// A positive duration no longer than `max` (a constant above, named in the refusal).
+pub(crate) fn duration(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    what: &str,
+    max: Duration,
+) -> Option<Duration> {
     let text = string(cx, node, what)?;
     match parse_duration(text) {
+        Some(d) if d > max => {
+            cx.err(
+                node.best_span(),
+                format!(
+                    "{what}: `{text}` is too long; at most {} is allowed",
+                    fmt_duration(max)
+                ),
+            );
+            None
+        }
         Some(d) if d > Duration::zero() => Some(d),
         Some(_) => {
             cx.err(node.best_span(), format!("{what} must be longer than zero"));
@@ -240,7 +279,19 @@ pub(crate) fn moment(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<DateTim
         }
     };
     match parse_moment(&text) {
-        Ok(t) => Some(t),
+        Ok(t) if POLICY_YEARS.contains(&t.year()) => Some(t),
+        Ok(_) => {
+            let shown = if native { text } else { format!("\"{text}\"") };
+            cx.err(
+                node.best_span(),
+                format!(
+                    "{what}: {shown} lies outside the years {} to {}",
+                    POLICY_YEARS.start(),
+                    POLICY_YEARS.end()
+                ),
+            );
+            None
+        }
         Err(why) => {
             let shown = if native { text } else { format!("\"{text}\"") };
             cx.err(node.best_span(), format!("{what}: {shown} {why}"));
@@ -258,7 +309,9 @@ pub(crate) fn parse_moment(text: &str) -> Result<DateTime<Utc>, &'static str> {
     if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(d.and_time(NaiveTime::MIN).and_utc());
     }
-    if text.len() > 10 && NaiveDate::parse_from_str(&text[..10], "%Y-%m-%d").is_ok() {
+    // `get`, not `[..10]`: the tenth byte may fall inside a character (`2026-04-2ä7`).
+    let date_part = text.get(..10).filter(|_| text.len() > 10);
+    if date_part.is_some_and(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok()) {
         return Err(
             "has no time zone offset; add one (e.g. Z for UTC) so the moment is unambiguous",
         );

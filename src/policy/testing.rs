@@ -18,12 +18,13 @@ use super::decision::{Decision, MessagingType, Outcome, Reason, Tag, Via};
 use super::engine::evaluate;
 use super::errors::{PolicyError, PolicyErrors};
 use super::facts::{Facts, MarketingToken, RecentSend};
-use super::model::PolicySet;
+use super::model::{fmt_duration, PolicySet};
 use super::read::{
     boolean, get, integer, moment, parse_duration, parse_moment, required, string, strings, table,
-    timezone, Cx,
+    timezone, Cx, TEST_OFFSET_MAX,
 };
 use super::tree::{self, Entry, Lines, Node, Value};
+use crate::domain::bounds::{earlier, later};
 use crate::domain::{
     Category, Content, OutboundMessage, Psid, Receipt, Recipient, Role, ShippingUpdate,
     UtilityTemplate,
@@ -768,8 +769,24 @@ fn relative_time(
             _ => None,
         };
         if let Some(sign) = signed {
-            return match parse_duration(&s[1..]) {
-                Some(d) => Some(if sign < 0 { now - d } else { now + d }),
+            // The sign is one ASCII byte, so `get(1..)` is the rest of the text.
+            let offset = s.get(1..).and_then(parse_duration);
+            return match offset {
+                Some(d) if d > TEST_OFFSET_MAX => {
+                    cx.err(
+                        node.best_span(),
+                        format!(
+                            "{what}: `{s}` reaches too far from `now`; at most {} is allowed",
+                            fmt_duration(TEST_OFFSET_MAX)
+                        ),
+                    );
+                    None
+                }
+                Some(d) => Some(if sign < 0 {
+                    earlier(now, d)
+                } else {
+                    later(now, d)
+                }),
                 None => {
                     cx.err(
                         node.best_span(),
@@ -871,15 +888,25 @@ fn read_sends(cx: &mut Cx<'_>, node: &Node, now: DateTime<Utc>) -> Option<Vec<Re
             None => Some(1),
         };
         let every = match get(fields, "every") {
-            Some(n) => string(cx, n, "`every`").and_then(|s| {
-                let d = parse_duration(s);
-                if d.is_none() {
+            Some(n) => string(cx, n, "`every`").and_then(|s| match parse_duration(s) {
+                Some(d) if d > TEST_OFFSET_MAX => {
+                    cx.err(
+                        n.best_span(),
+                        format!(
+                            "`every`: `{s}` is too long; at most {} is allowed",
+                            fmt_duration(TEST_OFFSET_MAX)
+                        ),
+                    );
+                    None
+                }
+                Some(d) => Some(d),
+                None => {
                     cx.err(
                         n.best_span(),
                         format!("`every`: `{s}` is not a duration such as \"2m\""),
                     );
+                    None
                 }
-                d
             }),
             None => Some(Duration::minutes(1)),
         };
@@ -888,7 +915,7 @@ fn read_sends(cx: &mut Cx<'_>, node: &Node, now: DateTime<Utc>) -> Option<Vec<Re
                 let mut t = at;
                 for _ in 0..repeat {
                     out.push(RecentSend { at: t, category });
-                    t -= every;
+                    t = earlier(t, every);
                 }
             }
             _ => ok = false,
