@@ -51,7 +51,7 @@ impl Herald {
     ) -> Result<(Facts, RecipientRecord), StoreError> {
         let key = recipient.key();
         let record = self.store.recipient(&key).await?.unwrap_or_default();
-        let since = at - policy.longest_frequency_window();
+        let since = crate::domain::bounds::earlier(at, policy.longest_frequency_window());
         let recent_sends = self.store.recent_sends(&key, since).await?;
         let facts = facts_from(&record, recent_sends, page.region.as_deref(), role, at);
         Ok((facts, record))

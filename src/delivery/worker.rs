@@ -380,7 +380,10 @@ impl Worker {
                     return Ok(Processed::Skipped);
                 }
                 Some(c) if c.status == CampaignStatus::Paused => {
-                    let later = now + chrono::Duration::seconds(PAUSED_CAMPAIGN_RECHECK_SECONDS);
+                    let later = crate::domain::bounds::later(
+                        now,
+                        chrono::Duration::seconds(PAUSED_CAMPAIGN_RECHECK_SECONDS),
+                    );
                     self.change(id, Event::Postpone(later), now).await?;
                     return Ok(Processed::Retrying);
                 }
@@ -443,7 +446,10 @@ impl Worker {
             // only when it is free now, and otherwise steps back a little.
             if limiter.check_key(&record.page_id).is_err() {
                 self.herald.metrics.pacing_waits.inc();
-                let later = now + chrono::Duration::milliseconds(CAMPAIGN_BACKOFF_MS);
+                let later = crate::domain::bounds::later(
+                    now,
+                    chrono::Duration::milliseconds(CAMPAIGN_BACKOFF_MS),
+                );
                 self.change(id, Event::Postpone(later), now).await?;
                 return Ok(Processed::Retrying);
             }

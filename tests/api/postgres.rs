@@ -1044,3 +1044,78 @@ async fn rewrite_chain(database: &str, chain: i32, from: i64) {
         .await
         .expect("move the head");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_reload_on_one_instance_reaches_every_instance() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    // Each instance reads its own copy of the files, as on separate machines.
+    let dirs = [policy_copy(|t| t.to_owned()), policy_copy(|t| t.to_owned())];
+    let mut gateways = Vec::new();
+    for dir in &dirs {
+        let path = dir.path().to_path_buf();
+        gateways
+            .push(on_database_with(&database, Some(Box::new(move |s| s.policy.dir = path))).await);
+    }
+    let version = |app: &TestApp| {
+        let (http, base, token) = (
+            app.http.clone(),
+            app.address.clone(),
+            app.token(Role::Admin),
+        );
+        async move {
+            let body: Value = http
+                .get(format!("{base}/v1/policy"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("policy")
+                .json()
+                .await
+                .expect("json");
+            body["version"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let before = version(&gateways[1]).await;
+
+    // New files reach both machines; the operator reloads one instance.
+    for dir in &dirs {
+        crate::helpers::write_policy(dir.path(), |t| format!("{t}\n# the second version\n"));
+    }
+    let (status, body) = gateways[0]
+        .call(Role::Admin, "/v1/policy/reload", json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let after = body["policy_version"].as_str().expect("version").to_owned();
+    assert_ne!(after, before);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, status) = gateways[1].read(Role::Admin, "/v1/status").await;
+        let instances = status["instances"].as_array().cloned().unwrap_or_default();
+        let all_new = instances.len() == 2
+            && instances
+                .iter()
+                .all(|i| i["policy_version"].as_str() == Some(after.as_str()));
+        if version(&gateways[1]).await == after && all_new {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the other instance never reloaded: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The other instance's reload is audited, under the client "cluster".
+    let (_, audit) = gateways[1]
+        .read(Role::Compliance, "/v1/audit?client=cluster&limit=10")
+        .await;
+    assert!(
+        audit["entries"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["policy_version"] == after.as_str())),
+        "{audit}"
+    );
+}
