@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,17 +76,19 @@ const PANICKED_RETRY_SECONDS: i64 = 60;
 const CLAIM_LEASE_SECONDS: i64 = 300;
 
 /// One send in flight, counted from its claim until its task ends (also by a panic).
-struct InFlight(Arc<Worker>);
+struct InFlight(Arc<Worker>, MessageId);
 
 impl InFlight {
-    fn start(worker: Arc<Worker>) -> InFlight {
+    fn start(worker: Arc<Worker>, id: MessageId) -> InFlight {
+        worker.held.lock().insert(id.clone());
         worker.in_flight_count.send_modify(|n| *n += 1);
-        InFlight(worker)
+        InFlight(worker, id)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        self.0.held.lock().remove(&self.1);
         self.0
             .in_flight_count
             .send_modify(|n| *n = n.saturating_sub(1));
@@ -101,6 +104,14 @@ pub struct Worker {
     pacer: Pacer,
     permits: Arc<Semaphore>,
     in_flight_count: watch::Sender<usize>,
+    /// The messages this worker's tasks hold.
+    held: Mutex<std::collections::HashSet<MessageId>>,
+    /// A claim may be held in the store that no task holds: a claim's answer or a release was
+    /// lost with the store's connection. The next dispatch lets go of such claims.
+    claims_unsure: std::sync::atomic::AtomicBool,
+    /// One dispatch at a time claims and registers what it claimed, so that letting go of
+    /// unheld claims never takes one that is being registered.
+    claiming: tokio::sync::Mutex<()>,
     /// Pages Messenger asked to wait (a 613), as last read from the store, where they are
     /// kept so that a restart or another instance taking the page over waits too.
     paused_pages: Mutex<PausedPages>,
@@ -167,6 +178,9 @@ impl Worker {
             settings,
             pacer,
             in_flight_count: watch::channel(0).0,
+            held: Mutex::new(std::collections::HashSet::new()),
+            claims_unsure: std::sync::atomic::AtomicBool::new(false),
+            claiming: tokio::sync::Mutex::new(()),
             paused_pages: Mutex::new(PausedPages::default()),
             task_done: Notify::new(),
         })
@@ -217,15 +231,37 @@ impl Worker {
             // Every slot is busy; a finishing task wakes the loop again.
             return Ok(0);
         }
+        let claiming = self.claiming.lock().await;
+        if self.claims_unsure.load(Ordering::SeqCst) {
+            let held: Vec<MessageId> = self.held.lock().iter().cloned().collect();
+            let released = self.herald.store.release_others(&held).await?;
+            self.claims_unsure.store(false, Ordering::SeqCst);
+            if released > 0 {
+                tracing::info!(
+                    released,
+                    "claims lost with the store's connection let go of"
+                );
+            }
+        }
         self.read_pauses().await;
         let lease = chrono::Duration::seconds(CLAIM_LEASE_SECONDS);
-        let ids = self.herald.store.claim_due(self.now(), free, lease).await?;
+        let ids = match self.herald.store.claim_due(self.now(), free, lease).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                self.claims_unsure.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
         let started = ids.len();
+        let mut tasks = Vec::with_capacity(started);
         for id in ids {
-            let permit = Arc::clone(&self.permits).acquire_owned().await;
             // Counted out when the task ends, however it ends: a send that panicked must not
             // keep shutdown waiting for it.
-            let in_flight = InFlight::start(Arc::clone(self));
+            tasks.push((InFlight::start(Arc::clone(self), id.clone()), id));
+        }
+        drop(claiming);
+        for (in_flight, id) in tasks {
+            let permit = Arc::clone(&self.permits).acquire_owned().await;
             let worker = Arc::clone(self);
             // One span per delivery; `process` adds the page and the recipient's pseudonym.
             let span = tracing::info_span!(
@@ -243,6 +279,7 @@ impl Worker {
                     Ok(Ok(_)) => {}
                     // The entry stays in the outbox and is tried again.
                     Ok(Err(e)) => {
+                        worker.claims_unsure.store(true, Ordering::SeqCst);
                         tracing::error!(message_id = %id, error = %crate::error::error_chain(&e), "delivery bookkeeping failed");
                     }
                     // A bug met by one message: it stays in the outbox and is tried again after
@@ -275,6 +312,7 @@ impl Worker {
                     }
                 }
                 if let Err(e) = worker.herald.store.release(&id).await {
+                    worker.claims_unsure.store(true, Ordering::SeqCst);
                     tracing::error!(message_id = %id, error = %e, "releasing a claim failed");
                 }
                 drop(permit);

@@ -294,6 +294,14 @@ pub trait Store: Send + Sync + 'static {
     /// Lets go of a held message.
     async fn release(&self, id: &MessageId) -> Result<(), StoreError>;
 
+    /// Lets go of every claim this instance's worker holds except those of `held`: after a
+    /// lost connection, a claim whose answer never arrived (or whose release failed) would
+    /// otherwise hold its message until the claim runs out. None with sled, whose claims live
+    /// in the process.
+    async fn release_others(&self, _held: &[MessageId]) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     /// Whether someone holds the message now.
     async fn is_claimed(&self, id: &MessageId, now: DateTime<Utc>) -> Result<bool, StoreError>;
 

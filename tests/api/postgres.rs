@@ -1119,3 +1119,141 @@ async fn a_policy_reload_on_one_instance_reaches_every_instance() {
         "{audit}"
     );
 }
+
+/// A TCP proxy in front of the PostgreSQL server that a test takes down — every connection cut,
+/// new ones closed at once — and brings back: the database restarting, as Herald sees it.
+struct Outage {
+    url: String,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl Outage {
+    /// A proxy to the server of `database`; its `url` names the same database through it.
+    async fn before(database: &str) -> Outage {
+        let mut url = url::Url::parse(database).expect("url");
+        let target = format!(
+            "{}:{}",
+            url.host_str().expect("host"),
+            url.port().expect("port")
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        url.set_port(Some(listener.local_addr().expect("addr").port()))
+            .expect("port");
+        let (up, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut state = watch.clone();
+                if !*state.borrow() {
+                    continue;
+                }
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = state.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Outage {
+            url: url.to_string(),
+            up,
+        }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_going_away_under_load_answers_503_and_loses_nothing() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let outage = Outage::before(&database).await;
+    let app = on_database(&outage.url).await;
+    const N: usize = 40;
+    let psids: Vec<String> = (0..N).map(|i| format!("66{i:02}")).collect();
+    for psid in &psids {
+        app.consent(psid, "transactional", None).await;
+        app.create_user(psid).await;
+    }
+    // A backend that posts each update with an idempotency key, and tries a refused one again.
+    let post = |i: usize| {
+        let (http, base, token) = (
+            app.http.clone(),
+            app.address.clone(),
+            app.token(Role::Backend),
+        );
+        let psid = psids[i].clone();
+        async move {
+            http.post(format!("{base}/v1/shipping-updates"))
+                .bearer_auth(token)
+                .header("Idempotency-Key", format!("update-{i}"))
+                .json(
+                    &json!({"recipient": {"psid": psid}, "order_number": format!("O-{i}"),
+                              "status": "shipped"}),
+                )
+                .send()
+                .await
+                .expect("post")
+                .status()
+                .as_u16()
+        }
+    };
+    let mut refused = Vec::new();
+    for i in 0..N {
+        if i == N / 3 {
+            outage.set_up(false);
+        }
+        if i == 2 * N / 3 {
+            let (status, body) = app.read(Role::Admin, "/readyz").await;
+            assert_eq!(status, 503, "ready while the database is gone: {body}");
+            outage.set_up(true);
+        }
+        match post(i).await {
+            202 => {}
+            503 => refused.push(i),
+            other => panic!("update {i}: {other}, not 202 or 503"),
+        }
+    }
+    assert!(
+        refused.len() >= N / 3 - 1,
+        "the outage was not seen: {refused:?}"
+    );
+
+    // Herald recovers by itself; the backend's retries are taken once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.read(Role::Admin, "/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "Herald did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in refused {
+        let status = post(i).await;
+        assert_eq!(status, 202, "update {i} after the database came back");
+    }
+    loop {
+        let missing: Vec<&String> = psids.iter().filter(|p| app.inbox(p).is_empty()).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "accepted and never sent: {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Twice only what a lost connection allows: a send whose outcome could not be recorded.
+    let twice: usize = psids.iter().map(|p| app.inbox(p).len() - 1).sum();
+    assert!(
+        twice <= herald::configuration::DeliverySettings::default().concurrency,
+        "{twice} sent twice"
+    );
+}

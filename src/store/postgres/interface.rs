@@ -336,6 +336,21 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn release_others(&self, held: &[MessageId]) -> Result<u64, StoreError> {
+        let held: Vec<&str> = held.iter().map(MessageId::as_str).collect();
+        let client = self.client().await?;
+        // Only the worker's claims (they carry an epoch), never a cancel holding a message.
+        let released = client
+            .exec(
+                "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, claim_epoch = NULL
+                 WHERE claimed_by = $1 AND claim_epoch IS NOT NULL
+                   AND NOT (message_id = ANY($2))",
+                &[&self.instance, &held],
+            )
+            .await?;
+        Ok(released)
+    }
+
     async fn is_claimed(&self, id: &MessageId, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let row = client
