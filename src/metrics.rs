@@ -31,6 +31,11 @@ pub struct Metrics {
     pub pacing_waits: IntCounter,
     /// Webhook events by type (`message`, `postback`, `delivery`, `read`, `optin`, …).
     pub webhook_events: IntCounterVec,
+    /// Webhook events ignored, by type and reason (`unknown_page`: not a page of
+    /// `[messenger.pages]`).
+    pub webhook_ignored: IntCounterVec,
+    /// Moments webhook events reported out of their sane range (and bounded), by field.
+    pub webhook_moments_out_of_range: IntCounterVec,
     outbox_depth: IntGauge,
     oldest_due_age: Gauge,
     campaign_messages: IntGaugeVec,
@@ -105,6 +110,20 @@ impl Metrics {
                 ),
                 &["type"],
             )?,
+            webhook_ignored: IntCounterVec::new(
+                Opts::new(
+                    "herald_webhook_events_ignored_total",
+                    "Messenger webhook events ignored, by type and reason",
+                ),
+                &["type", "reason"],
+            )?,
+            webhook_moments_out_of_range: IntCounterVec::new(
+                Opts::new(
+                    "herald_webhook_moments_out_of_range_total",
+                    "moments webhook events reported out of their sane range, by field",
+                ),
+                &["field"],
+            )?,
             outbox_depth: IntGauge::new("herald_outbox_depth", "messages waiting in the outbox")?,
             oldest_due_age: Gauge::new(
                 "herald_outbox_oldest_due_age_seconds",
@@ -127,6 +146,8 @@ impl Metrics {
             Box::new(metrics.retries.clone()),
             Box::new(metrics.pacing_waits.clone()),
             Box::new(metrics.webhook_events.clone()),
+            Box::new(metrics.webhook_ignored.clone()),
+            Box::new(metrics.webhook_moments_out_of_range.clone()),
             Box::new(metrics.outbox_depth.clone()),
             Box::new(metrics.oldest_due_age.clone()),
             Box::new(metrics.campaign_messages.clone()),
