@@ -16,6 +16,6 @@ pub use send_api::{
 };
 pub use signature::{sign, verify_signature};
 pub use webhook::{
-    keyword_form, parse_envelope, EnvelopeError, Event, EventKind, Moments, NotificationStatus,
-    Optin, Referral,
+    keyword_form, parse_envelope, EnvelopeError, Event, EventKind, NotificationStatus, Optin,
+    Referral,
 };

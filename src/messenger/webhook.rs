@@ -93,7 +93,7 @@ pub struct Event {
     /// The event as received, kept for a retry if applying it fails.
     pub raw: Value,
     /// Moments it reported outside their sane range, by field name (`timestamp`, `watermark`,
-    /// `token_expiry_timestamp`, `time`), which were replaced (see [`Moments`]).
+    /// `token_expiry_timestamp`, `time`): each was replaced by a moment in range.
     pub out_of_range: Vec<&'static str>,
 }
 
@@ -154,7 +154,7 @@ fn raw_millis(v: Option<&Value>) -> Option<i64> {
 /// arithmetic further in (a year-262142 `timestamp` once made every later read of the person
 /// panic). Each value out of range is replaced and its field noted for the caller to count.
 #[derive(Debug, Clone, Copy)]
-pub struct Moments {
+struct Moments {
     received_at: DateTime<Utc>,
     /// The latest event time believed: the receive time plus the clock skew allowed.
     latest: DateTime<Utc>,
@@ -162,7 +162,7 @@ pub struct Moments {
 
 impl Moments {
     /// The bounds of a webhook received at `received_at`.
-    pub fn new(received_at: DateTime<Utc>) -> Moments {
+    fn new(received_at: DateTime<Utc>) -> Moments {
         Moments {
             received_at,
             latest: bounds::later(received_at, bounds::EVENT_CLOCK_SKEW),
