@@ -376,10 +376,13 @@
       delete filters.from;
       delete filters.to;
       try {
-        const now = Date.parse((await api.get('/v1/status')).at);
+        // One entry, to learn whether any matches and the gateway's time (its `Date` header).
+        const probe = await request('GET', '/v1/audit' + query(Object.assign({}, filters, { limit: 1 })), { raw: true });
+        const now = Date.parse(probe.headers.get('Date')) || Date.now();
+        const any = (await probe.json()).entries.length > 0;
         let kept = [];
         let truncated = false;
-        for (const windowMs of LATEST_WINDOWS_MS) {
+        for (const windowMs of any ? LATEST_WINDOWS_MS : []) {
           const from = windowMs === null ? undefined : new Date(now - windowMs).toISOString();
           let cursor = null;
           let pages = 0;
@@ -393,6 +396,7 @@
           truncated = Boolean(cursor);
           if (kept.length) break;
         }
+        if (mine !== asked) return;
         const rows = kept.reverse();
         sessionStorage.setItem(ENTRIES_KEY, JSON.stringify(rows));
         results.replaceChildren(
@@ -400,7 +404,7 @@
           h('p.muted', { 'data-result-count': rows.length, 'data-latest': '' },
             rows.length
               ? 'The latest ' + rows.length + ' entr' + (rows.length === 1 ? 'y' : 'ies') + ', newest first' +
-                (truncated ? ' (among the first ' + LATEST_MAX_PAGES * 1000 + ' of a busy minute)' : '') +
+                (truncated ? ' among the first ' + LATEST_MAX_PAGES * 1000 + ' of the latest period that holds any' : '') +
                 '. Search to page through the log.'
               : 'No entries match.'),
           entriesTable(rows));
