@@ -799,6 +799,23 @@ async fn erasure_reaches_the_answer_kept_for_an_idempotency_key_and_every_other_
             .json(&body)
             .send()
     };
+    // Someone else's receipt, whose kept answer must keep their name.
+    app.create_user("4344").await;
+    app.consent("4344", "transactional", None).await;
+    let mut other = body.clone();
+    other["recipient"]["psid"] = json!("4344");
+    other["order"]["recipient_name"] = json!("Grace KEPTNAME");
+    let send_other = || {
+        app.http
+            .post(format!("{}/v1/receipts", app.address))
+            .bearer_auth(app.token(Role::Backend))
+            .header("Idempotency-Key", "receipt-B-78")
+            .json(&other)
+            .send()
+    };
+    let kept = send_other().await.expect("send");
+    assert_eq!(kept.status().as_u16(), 202);
+    let kept: Value = kept.json().await.expect("json");
     let first = send().await.expect("send");
     assert_eq!(first.status().as_u16(), 202);
     let first: Value = first.json().await.expect("json");
@@ -809,6 +826,7 @@ async fn erasure_reaches_the_answer_kept_for_an_idempotency_key_and_every_other_
     let id = first["id"].as_str().expect("id").to_owned();
     app.drain().await;
     assert_eq!(app.inbox(psid).len(), 1);
+    assert_eq!(app.inbox("4344").len(), 1);
 
     let r = app
         .http
@@ -831,6 +849,17 @@ async fn erasure_reaches_the_answer_kept_for_an_idempotency_key_and_every_other_
     assert!(replay["decision"]["utility_template"].is_null(), "{replay}");
     app.drain().await;
     assert_eq!(app.inbox(psid).len(), 1, "the replay sent nothing");
+    let other_replay: Value = send_other()
+        .await
+        .expect("replay")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        other_replay, kept,
+        "another person's kept answer is untouched"
+    );
+    assert!(kept.to_string().contains("KEPTNAME"));
 
     let token = app.token(Role::Compliance);
     for (path, text) in [
