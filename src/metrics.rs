@@ -197,6 +197,12 @@ mod tests {
         m.decision("allow", "ok");
         m.delivery("failed", Some(551));
         m.webhook_events.with_label_values(&["message"]).inc();
+        m.webhook_ignored
+            .with_label_values(&["message", "unknown_page"])
+            .inc();
+        m.webhook_moments_out_of_range
+            .with_label_values(&["timestamp"])
+            .inc();
         m.http_requests
             .with_label_values(&["/v1/messages", "POST", "202"])
             .inc();
@@ -214,6 +220,8 @@ mod tests {
             r#"herald_decisions_total{outcome="allow",reason="ok"} 1"#,
             r#"herald_deliveries_total{graph_code="551",result="failed"} 1"#,
             r#"herald_webhook_events_total{type="message"} 1"#,
+            r#"herald_webhook_events_ignored_total{reason="unknown_page",type="message"} 1"#,
+            r#"herald_webhook_moments_out_of_range_total{field="timestamp"} 1"#,
             r#"herald_http_requests_total{method="POST",route="/v1/messages",status="202"} 1"#,
             "herald_outbox_depth 3",
             "herald_outbox_oldest_due_age_seconds 1.5",
