@@ -33,6 +33,11 @@ pub struct Metrics {
     pub webhook_events: IntCounterVec,
     /// Background tasks restarted after a panic, by task (`worker`, `campaigns`, …).
     pub task_restarts: IntCounterVec,
+    /// Webhook events ignored, by type and reason (`unknown_page`: not a page of
+    /// `[messenger.pages]`).
+    pub webhook_ignored: IntCounterVec,
+    /// Moments webhook events reported out of their sane range (and bounded), by field.
+    pub webhook_moments_out_of_range: IntCounterVec,
     outbox_depth: IntGauge,
     oldest_due_age: Gauge,
     campaign_messages: IntGaugeVec,
@@ -114,6 +119,20 @@ impl Metrics {
                 ),
                 &["task"],
             )?,
+            webhook_ignored: IntCounterVec::new(
+                Opts::new(
+                    "herald_webhook_events_ignored_total",
+                    "Messenger webhook events ignored, by type and reason",
+                ),
+                &["type", "reason"],
+            )?,
+            webhook_moments_out_of_range: IntCounterVec::new(
+                Opts::new(
+                    "herald_webhook_moments_out_of_range_total",
+                    "moments webhook events reported out of their sane range, by field",
+                ),
+                &["field"],
+            )?,
             outbox_depth: IntGauge::new("herald_outbox_depth", "messages waiting in the outbox")?,
             oldest_due_age: Gauge::new(
                 "herald_outbox_oldest_due_age_seconds",
@@ -137,6 +156,8 @@ impl Metrics {
             Box::new(metrics.pacing_waits.clone()),
             Box::new(metrics.webhook_events.clone()),
             Box::new(metrics.task_restarts.clone()),
+            Box::new(metrics.webhook_ignored.clone()),
+            Box::new(metrics.webhook_moments_out_of_range.clone()),
             Box::new(metrics.outbox_depth.clone()),
             Box::new(metrics.oldest_due_age.clone()),
             Box::new(metrics.campaign_messages.clone()),
@@ -186,6 +207,12 @@ mod tests {
         m.decision("allow", "ok");
         m.delivery("failed", Some(551));
         m.webhook_events.with_label_values(&["message"]).inc();
+        m.webhook_ignored
+            .with_label_values(&["message", "unknown_page"])
+            .inc();
+        m.webhook_moments_out_of_range
+            .with_label_values(&["timestamp"])
+            .inc();
         m.http_requests
             .with_label_values(&["/v1/messages", "POST", "202"])
             .inc();
@@ -203,6 +230,8 @@ mod tests {
             r#"herald_decisions_total{outcome="allow",reason="ok"} 1"#,
             r#"herald_deliveries_total{graph_code="551",result="failed"} 1"#,
             r#"herald_webhook_events_total{type="message"} 1"#,
+            r#"herald_webhook_events_ignored_total{reason="unknown_page",type="message"} 1"#,
+            r#"herald_webhook_moments_out_of_range_total{field="timestamp"} 1"#,
             r#"herald_http_requests_total{method="POST",route="/v1/messages",status="202"} 1"#,
             "herald_outbox_depth 3",
             "herald_outbox_oldest_due_age_seconds 1.5",

@@ -2,17 +2,19 @@
 //! Filter with `RUST_LOG` (default `info`).
 
 use std::io::IsTerminal;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, ResponseError};
+use actix_web::{web, HttpResponse, ResponseError};
+use serde_json::json;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
+use utoipa_actix_web::AppExt;
 
 use crate::error::ApiError;
 use crate::routes::AppState;
@@ -47,14 +49,15 @@ pub fn init() {
 /// `hub.verify_token` on the webhook handshake and `access_token` on the Graph endpoint) nor a
 /// header.
 pub async fn around_request(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let metrics = req
         .app_data::<web::Data<AppState>>()
         .map(|state| Arc::clone(&state.herald.metrics));
-    let method = req.method().to_string();
+    // A label from a closed set: anyone may invent methods, and each would be a new series.
+    let method = method_label(req.method());
     let span = tracing::info_span!(
         "request",
         method = %method,
@@ -65,15 +68,32 @@ pub async fn around_request(
         page = tracing::field::Empty,
         recipient = tracing::field::Empty,
     );
+    let early = match methods_served(req.path()) {
+        Some(served) if req.method() == Method::HEAD && served.contains(&Method::GET) => {
+            // Answered as GET; the connection sends the head without the body.
+            req.head_mut().method = Method::GET;
+            None
+        }
+        Some(served) if !served.contains(req.method()) => Some(method_not_allowed(served)),
+        _ => None,
+    };
     // Handlers answer their own errors, so an error here comes from actix itself; it is
     // answered by actix as it stands (and counted).
-    let mut res = match next.call(req).instrument(span.clone()).await {
-        Ok(res) => res.map_into_boxed_body(),
+    let call = match early {
+        Some(answer) => Ok(req.into_response(answer)),
+        None => next
+            .call(req)
+            .instrument(span.clone())
+            .await
+            .map(ServiceResponse::map_into_boxed_body),
+    };
+    let mut res = match call {
+        Ok(res) => res,
         Err(e) => {
             let status = e.as_response_error().status_code().as_u16().to_string();
             if let Some(m) = metrics {
                 m.http_requests
-                    .with_label_values(&["unmatched", method.as_str(), &status])
+                    .with_label_values(&["unmatched", method, &status])
                     .inc();
             }
             return Err(e);
@@ -88,7 +108,7 @@ pub async fn around_request(
     let elapsed = started.elapsed();
     if let Some(m) = metrics {
         m.http_requests
-            .with_label_values(&[route.as_str(), method.as_str(), &status.to_string()])
+            .with_label_values(&[route.as_str(), method, &status.to_string()])
             .inc();
         m.http_seconds
             .with_label_values(&[route.as_str()])
@@ -113,6 +133,97 @@ pub async fn around_request(
         );
     });
     Ok(res)
+}
+
+/// The `method` label of a request: one of a fixed few, `other` for the rest.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Every route's path template (`/v1/messages/{id}`, split in segments) and the methods it
+/// is served with, read once from the routes as registered (the same registration that
+/// documents them: whatever is served is in the OpenAPI document).
+fn routes() -> &'static [(Vec<String>, Vec<Method>)] {
+    static ROUTES: OnceLock<Vec<(Vec<String>, Vec<Method>)>> = OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let (_, spec) = actix_web::App::new()
+            .into_utoipa_app()
+            .configure(crate::routes::configure)
+            .split_for_parts();
+        spec.paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    (&item.get, Method::GET),
+                    (&item.post, Method::POST),
+                    (&item.put, Method::PUT),
+                    (&item.patch, Method::PATCH),
+                    (&item.delete, Method::DELETE),
+                ]
+                .into_iter()
+                .filter(|(operation, _)| operation.is_some())
+                .map(|(_, method)| method)
+                .collect();
+                (path.split('/').map(str::to_owned).collect(), methods)
+            })
+            .collect()
+    })
+}
+
+/// The methods `path` is served with (HEAD wherever GET is), or `None` when no route has
+/// that path: that is a 404, whatever the method.
+fn methods_served(path: &str) -> Option<Vec<Method>> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut served: Vec<Method> = Vec::new();
+    let mut found = false;
+    for (template, methods) in routes() {
+        let matches = template.len() == segments.len()
+            && template.iter().zip(&segments).all(|(t, s)| {
+                // `{name}` stands for one segment, as actix matches it.
+                (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
+            });
+        if matches {
+            found = true;
+            for m in methods {
+                if !served.contains(m) {
+                    served.push(m.clone());
+                }
+            }
+        }
+    }
+    if served.contains(&Method::GET) {
+        served.push(Method::HEAD);
+    }
+    found.then_some(served)
+}
+
+/// 405 with `Allow`, as a problem body like every other error.
+fn method_not_allowed(served: Vec<Method>) -> HttpResponse {
+    let allow = served
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let body = json!({
+        "type": "https://herald.dev/problems/method_not_allowed",
+        "title": "Method not allowed",
+        "status": 405,
+        "detail": format!("this path is served with {allow} only"),
+    });
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, allow))
+        .insert_header((header::CONTENT_TYPE, "application/problem+json"))
+        .body(body.to_string())
 }
 
 fn is_problem(headers: &HeaderMap) -> bool {

@@ -185,6 +185,19 @@
     if (typeof v === 'object') return JSON.stringify(v);
     return String(v);
   }
+  // A moment as the API gives it (RFC 3339, up to nanoseconds, UTC) shown to the second in the
+  // viewer's time zone; the exact value stays on hover and in `datetime`.
+  function when(v) {
+    if (v === undefined || v === null || v === '') return '—';
+    const d = new Date(String(v).replace(/(\.\d{3})\d+/, '$1'));
+    if (Number.isNaN(d.getTime())) return fmt(v);
+    const p = (n) => String(n).padStart(2, '0');
+    const zone = new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' }).formatToParts(d)
+      .find((part) => part.type === 'timeZoneName');
+    const shown = d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' +
+      p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds()) + (zone ? ' ' + zone.value : '');
+    return h('time', { datetime: String(v), title: String(v) }, shown);
+  }
   function kv(pairs) {
     return h('dl.kv', pairs.filter(Boolean).map(([k, v]) => [h('dt', k),
       h('dd', v instanceof Node ? v : fmt(v))]));
@@ -317,6 +330,11 @@
     return { form, values };
   }
 
+  // The windows, back from the gateway's clock, in which the latest entries are looked for:
+  // the narrowest that holds any is read to its end, so a busy log costs a few pages.
+  const LATEST_WINDOWS_MS = [10e3, 60e3, 600e3, 3600e3, 86400e3, 7 * 86400e3, 30 * 86400e3, null];
+  const LATEST_MAX_PAGES = 20;
+
   function auditPage() {
     const saved = JSON.parse(sessionStorage.getItem(FILTERS_KEY) || '{}');
     const { form, values } = auditFilterForm(saved);
@@ -324,8 +342,12 @@
     const results = h('section', { 'aria-live': 'polite', 'aria-label': 'Results' });
     let cursors = [null]; // the cursor of each page shown, for "previous"
     let page = 0;
+    // Each search or look at the latest entries has a number; an answer to an older one,
+    // arriving late, is dropped rather than shown as the newer one's.
+    let asked = 0;
 
     async function run(cursor) {
+      const mine = ++asked;
       report(box, null);
       // Cleared at once, so that nobody reads the last search's rows as this one's answer.
       results.replaceChildren(h('p.muted', 'Searching…'));
@@ -333,13 +355,66 @@
       sessionStorage.setItem(FILTERS_KEY, JSON.stringify(filters));
       try {
         const answer = await api.get('/v1/audit' + query(Object.assign({}, filters, { cursor })));
+        if (mine !== asked) return;
         sessionStorage.setItem(ENTRIES_KEY, JSON.stringify(answer.entries));
         renderResults(answer);
       } catch (e) {
+        if (mine !== asked) return;
         results.replaceChildren();
         report(box, e);
       }
     }
+
+    // The latest entries matching the filters (but their time range), newest first: what the
+    // page shows when opened. The audit API reads oldest first, so the entries of a recent
+    // window are read to the end and the last ones kept.
+    async function latest() {
+      const mine = ++asked;
+      results.replaceChildren(h('p.muted', 'Reading the latest entries…'));
+      const filters = values();
+      const want = Math.min(Math.max(Number(filters.limit) || 50, 1), 1000);
+      delete filters.from;
+      delete filters.to;
+      try {
+        // One entry, to learn whether any matches and the gateway's time (its `Date` header).
+        const probe = await request('GET', '/v1/audit' + query(Object.assign({}, filters, { limit: 1 })), { raw: true });
+        const now = Date.parse(probe.headers.get('Date')) || Date.now();
+        const any = (await probe.json()).entries.length > 0;
+        let kept = [];
+        let truncated = false;
+        for (const windowMs of any ? LATEST_WINDOWS_MS : []) {
+          const from = windowMs === null ? undefined : new Date(now - windowMs).toISOString();
+          let cursor = null;
+          let pages = 0;
+          do {
+            const answer = await api.get('/v1/audit' + query(Object.assign({}, filters, { from, cursor, limit: 1000 })));
+            if (mine !== asked) return;
+            kept = kept.concat(answer.entries).slice(-want);
+            cursor = answer.next_cursor;
+            pages += 1;
+          } while (cursor && pages < LATEST_MAX_PAGES);
+          truncated = Boolean(cursor);
+          if (kept.length) break;
+        }
+        if (mine !== asked) return;
+        const rows = kept.reverse();
+        sessionStorage.setItem(ENTRIES_KEY, JSON.stringify(rows));
+        results.replaceChildren(
+          h('h2', 'Latest entries'),
+          h('p.muted', { 'data-result-count': rows.length, 'data-latest': '' },
+            rows.length
+              ? 'The latest ' + rows.length + ' entr' + (rows.length === 1 ? 'y' : 'ies') + ', newest first' +
+                (truncated ? ' among the first ' + LATEST_MAX_PAGES * 1000 + ' of the latest period that holds any' : '') +
+                '. Search to page through the log.'
+              : 'No entries match.'),
+          entriesTable(rows));
+      } catch (e) {
+        if (mine !== asked) return;
+        results.replaceChildren();
+        report(box, e);
+      }
+    }
+
     function renderResults(answer) {
       const rows = answer.entries;
       const prev = h('button', { type: 'button', disabled: page === 0, onclick: () => { page -= 1; run(cursors[page]); } }, 'Previous page');
@@ -349,9 +424,13 @@
       results.replaceChildren(
         h('h2', 'Entries'),
         h('p.muted', { 'data-result-count': rows.length }, 'Page ' + (page + 1) + ': ' + rows.length + ' entr' + (rows.length === 1 ? 'y' : 'ies') + ', oldest first.'),
-        table('Audit entries', [
+        entriesTable(rows),
+        h('div.actions', prev, next));
+    }
+    function entriesTable(rows) {
+      return table('Audit entries', [
           { label: 'Seq', num: true, value: (e) => link('#/entry/' + e.seq, String(e.seq)) },
-          { label: 'At', value: (e) => e.at },
+          { label: 'At', value: (e) => when(e.at) },
           { label: 'Kind', value: (e) => e.kind },
           { label: 'Outcome', value: (e) => outcomeSpan(e.outcome) },
           { label: 'Reason', value: (e) => e.reason },
@@ -361,8 +440,7 @@
           { label: 'Campaign', mono: true, value: (e) => e.campaign ? link('#/campaign/' + e.campaign, e.campaign) : '—' },
           { label: 'Client', value: (e) => e.client },
           { label: 'Rule', mono: true, value: (e) => e.rule },
-        ], rows, { name: 'audit', hideCaption: true }),
-        h('div.actions', prev, next));
+        ], rows, { name: 'audit', hideCaption: true });
     }
 
     const exportBox = h('div.notice', { role: 'status' });
@@ -386,6 +464,7 @@
       h('button', { type: 'button', onclick: () => exportAs('jsonl') }, 'Export JSONL'))]);
     show('Audit log', h('p.muted', 'Every decision, delivery attempt, status change, consent and policy reload, in one hash-chained log. Leave a filter empty to match everything.'),
       form, box, exportBox, results);
+    latest();
   }
 
   // ---- an entry, a message, its decision -------------------------------------------------
@@ -426,8 +505,8 @@
         ['Category', m.category],
         ['Page', m.page_id],
         ['Recipient', m.recipient && m.recipient.psid ? link('#/recipient/' + encodeURIComponent(m.recipient.psid), m.recipient.psid) : m.recipient],
-        ['Created', m.created_at],
-        ['Expires', m.expires_at],
+        ['Created', when(m.created_at)],
+        ['Expires', when(m.expires_at)],
         ['Graph message id', m.graph_message_id],
         m.campaign ? ['Campaign', link('#/campaign/' + m.campaign, m.campaign)] : null,
       ]),
@@ -435,18 +514,18 @@
       h('h2', 'Graph outcome: attempts'),
       (m.attempts || []).length
         ? table('Each try at the Graph Send API', [
-          { label: 'At', value: (a) => a.at },
+          { label: 'At', value: (a) => when(a.at) },
           { label: 'Outcome', value: (a) => outcomeSpan(a.outcome) },
           { label: 'HTTP', num: true, value: (a) => a.http_status },
           { label: 'Graph error', value: (a) => a.graph_error ? (a.graph_error.code + (a.graph_error.subcode ? '/' + a.graph_error.subcode : '') + (a.graph_error.message ? ' ' + a.graph_error.message : '')) : '—' },
           { label: 'Error', value: (a) => a.error },
-          { label: 'Next attempt', value: (a) => a.next_attempt_at },
+          { label: 'Next attempt', value: (a) => when(a.next_attempt_at) },
         ], m.attempts, { name: 'attempts' })
         : h('p.muted', 'Not handed to the Graph API (yet).'),
       h('h2', 'Status history'),
       table('Statuses', [
         { label: 'Status', value: (x) => x.status },
-        { label: 'At', value: (x) => x.at },
+        { label: 'At', value: (x) => when(x.at) },
       ], m.history || [], { name: 'history' }),
     ];
   }
@@ -463,7 +542,7 @@
     show('Audit entry ' + seq, h('p', link('#/audit', '← Back to the results')), box,
       h('h2', 'Entry'),
       kv([
-        ['Seq', entry.seq], ['At', entry.at], ['Kind', entry.kind],
+        ['Seq', entry.seq], ['At', when(entry.at)], ['Kind', entry.kind],
         ['Outcome', outcomeSpan(entry.outcome)], ['Reason', entry.reason],
         ['Rule', h('code', fmt(entry.rule))], ['Policy version', h('code', fmt(entry.policy_version))],
         ['Category', entry.category], ['Messaging type', entry.messaging_type], ['Tag', entry.tag],

@@ -367,7 +367,8 @@ impl Herald {
     }
 
     /// Erases the person's personal data: consent evidence, email, time zone, locale, tokens,
-    /// message content, and the erasable values of their audit entries. Their consents no
+    /// message content (also in the answers kept for `Idempotency-Key` replays), and the
+    /// erasable values of their audit entries. Their consents no
     /// longer count, so nothing is sent to them until a new one; waiting messages are
     /// cancelled. Each step can run again, so a failed erasure is finished by asking again.
     pub async fn erase_recipient(
@@ -405,8 +406,13 @@ impl Herald {
         let ids = self.message_ids_of(&key).await?;
         let messages = ids.len();
         self.store
-            .update_messages(ids, Box::new(move |m| Some(lifecycle::erase(m, now))))
+            .update_messages(
+                ids.clone(),
+                Box::new(move |m| Some(lifecycle::erase(m, now))),
+            )
             .await?;
+        // A replay of a send must not hand back what was just erased from the message.
+        self.store.erase_idempotency_answers(&ids).await?;
         let audit_entries = self.store.erase_audit_personal(&key).await?;
         Ok(ErasureReport {
             psid: psid.clone(),
@@ -419,6 +425,7 @@ impl Herald {
                 "marketing_token",
                 "referral_refs",
                 "message_content",
+                "idempotency_answers",
                 "audit_personal_values",
             ],
             consents: record.consents.len(),

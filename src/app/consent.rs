@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::{CommandError, Herald};
 use crate::auth::Client;
 use crate::domain::audit::{AuditEntry, AuditKind, Personal};
-use crate::domain::Category;
+use crate::domain::{bounds, Category};
 use crate::domain::{
     Attribution, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, MessageId,
     MessageStatus, Psid, Recipient, RecipientRecord, TokenStatus,
@@ -283,7 +283,8 @@ impl Herald {
         let last_decisions = self.last_decisions(key).await?;
         let policy = self.policy();
         let last = record.last_user_interaction_at;
-        let open_until = last.map(|t| t + policy.standard_window());
+        // Checked: a far date stored before webhooks were bounded must not fail the read.
+        let open_until = last.map(|t| bounds::later(t, policy.standard_window()));
         let now = self.clock.now();
         Ok(RecipientView {
             psid: psid.clone(),
@@ -308,7 +309,7 @@ impl Herald {
                 last_user_interaction_at: last,
                 open_until,
                 open: open_until.is_some_and(|t| t > now),
-                human_agent_until: last.map(|t| t + policy.human_agent_window()),
+                human_agent_until: last.map(|t| bounds::later(t, policy.human_agent_window())),
             },
             consents: record.consents,
             timezone: record.timezone,

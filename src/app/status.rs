@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{CommandError, Herald};
 use crate::domain::audit::AuditKind;
+use crate::domain::bounds;
 use crate::store::{AuditCursor, AuditFilter, AuditOrder};
 
 /// How far back "the last hour" reaches.
@@ -87,7 +88,7 @@ impl Herald {
         &self,
         now: DateTime<Utc>,
     ) -> Result<RecentDeliveries, CommandError> {
-        let from = now - RECENT;
+        let from = bounds::earlier(now, RECENT);
         let filter = AuditFilter {
             kind: Some(AuditKind::Attempt),
             from: Some(from),

@@ -10,10 +10,12 @@ use super::{Herald, WebhookError};
 use crate::domain::audit::AuditEntry;
 use crate::domain::lifecycle::{self, Event as LifecycleEvent, MessageStatus, Receipt};
 use crate::domain::{
-    Attribution, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, Psid, RecipientRecord,
-    TokenRecord, TokenStatus,
+    Attribution, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, PageId, Psid,
+    RecipientRecord, TokenRecord, TokenStatus,
 };
-use crate::messenger::{parse_envelope, Event, EventKind, NotificationStatus, Optin, Referral};
+use crate::messenger::{
+    keyword_form, parse_envelope, Event, EventKind, NotificationStatus, Optin, Referral,
+};
 use crate::policy::PolicySet;
 use crate::store::{SeenMid, StoreError};
 
@@ -80,6 +82,18 @@ impl Herald {
                 .webhook_events
                 .with_label_values(&[event.kind.name()])
                 .inc();
+            for field in &event.out_of_range {
+                self.metrics
+                    .webhook_moments_out_of_range
+                    .with_label_values(&[field])
+                    .inc();
+                tracing::warn!(
+                    field,
+                    kind = event.kind.name(),
+                    page = %event.page_id,
+                    "a webhook event reported a moment out of range; bounded (see docs/api.md, webhooks)"
+                );
+            }
             match self.apply_event(&event).await {
                 Ok(true) => outcome.applied += 1,
                 Ok(false) => outcome.skipped += 1,
@@ -119,8 +133,34 @@ impl Herald {
         Ok(applied)
     }
 
-    /// Applies one event; `Ok(false)` when it changed nothing (a redelivery, an echo).
+    /// Whether the event is for a page of `[messenger.pages]`: its entry's page and, but on an
+    /// echo (which the page sends), the page it was sent to.
+    fn for_configured_page(&self, event: &Event) -> bool {
+        let configured = |id: &str| PageId::parse(id).is_ok_and(|id| self.pages.get(&id).is_some());
+        let to_page = match (&event.kind, event.recipient.as_deref()) {
+            (EventKind::Echo { .. }, _) | (_, None) => true,
+            (_, Some(recipient)) => configured(recipient),
+        };
+        configured(&event.page_id) && to_page
+    }
+
+    /// Applies one event; `Ok(false)` when it changed nothing (a redelivery, an echo, an event
+    /// of a page Herald does not serve).
     async fn apply_event(&self, event: &Event) -> Result<bool, StoreError> {
+        if !self.for_configured_page(event) {
+            // Whoever holds the app secret of another page (or a page removed from the
+            // configuration) records no consent and opens no window here.
+            self.metrics
+                .webhook_ignored
+                .with_label_values(&[event.kind.name(), "unknown_page"])
+                .inc();
+            tracing::debug!(
+                kind = event.kind.name(),
+                page = %event.page_id,
+                "webhook event for a page not in [messenger.pages] ignored"
+            );
+            return Ok(false);
+        }
         let at = event.timestamp;
         let page = Some(event.page_id.as_str());
         if let EventKind::Optin(Optin::Checkbox {
@@ -259,7 +299,12 @@ fn user_event(
             referral,
             mid,
         } => {
-            if let Some(text) = text.as_deref().filter(|t| policy.is_stop_keyword(t)) {
+            let keyword = text.as_deref().map(keyword_form);
+            let keyword = keyword.as_deref();
+            if let Some(text) = text
+                .as_deref()
+                .filter(|_| keyword.is_some_and(|k| policy.is_stop_keyword(k)))
+            {
                 let e = opt_out(
                     ConsentScope::Marketing,
                     ConsentSource::StopKeyword,
@@ -268,7 +313,7 @@ fn user_event(
                 );
                 entries.push(push_consent(r, key, e, page));
             }
-            let resumes = text.as_deref().is_some_and(|t| policy.is_resume_keyword(t));
+            let resumes = keyword.is_some_and(|k| policy.is_resume_keyword(k));
             // A resume keyword lifts an opt-out made by a stop keyword, and only that: it does
             // not invent a marketing consent that was never given.
             let stopped_by_keyword = r
@@ -367,7 +412,7 @@ fn opts_out_of_marketing(kind: &EventKind, policy: &PolicySet) -> bool {
     match kind {
         EventKind::Message {
             text: Some(text), ..
-        } => policy.is_stop_keyword(text),
+        } => policy.is_stop_keyword(&keyword_form(text)),
         EventKind::Optin(Optin::Marketing { status, .. }) => {
             *status == Some(NotificationStatus::Stop)
         }

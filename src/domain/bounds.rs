@@ -45,6 +45,14 @@ pub fn earliest_event() -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// The latest expiry accepted from outside (a Marketing Messages token's): the end of year 9999,
+/// the last moment RFC 3339 can write.
+pub fn latest_expiry() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// `at + by`, saturating at the end of chrono's range instead of panicking.
 pub fn later(at: DateTime<Utc>, by: TimeDelta) -> DateTime<Utc> {
     at.checked_add_signed(by)

@@ -16,5 +16,6 @@ pub use send_api::{
 };
 pub use signature::{sign, verify_signature};
 pub use webhook::{
-    parse_envelope, EnvelopeError, Event, EventKind, NotificationStatus, Optin, Referral,
+    keyword_form, parse_envelope, EnvelopeError, Event, EventKind, NotificationStatus, Optin,
+    Referral,
 };

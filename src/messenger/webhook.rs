@@ -2,6 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::domain::bounds;
 
 /// Where a user came from: an m.me link, an ad, a Messenger code.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -82,11 +85,16 @@ pub struct Event {
     pub page_id: String,
     /// The user's PSID; absent for checkbox opt-ins.
     pub sender: Option<String>,
+    /// Whom the event was for: the page, except on echoes (the user).
+    pub recipient: Option<String>,
     /// When Messenger says it happened (not when the webhook arrived).
     pub timestamp: DateTime<Utc>,
     pub kind: EventKind,
     /// The event as received, kept for a retry if applying it fails.
     pub raw: Value,
+    /// Moments it reported outside their sane range, by field name (`timestamp`, `watermark`,
+    /// `token_expiry_timestamp`, `time`): each was replaced by a moment in range.
+    pub out_of_range: Vec<&'static str>,
 }
 
 impl EventKind {
@@ -128,14 +136,124 @@ impl EventKind {
     }
 }
 
-/// A millisecond timestamp given as a number or a string.
-fn millis(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    let ms = match v? {
-        Value::Number(n) => n.as_i64()?,
-        Value::String(s) => s.parse().ok()?,
-        _ => return None,
-    };
-    DateTime::from_timestamp_millis(ms)
+/// A millisecond timestamp given as a number or a string, as a number; one past `i64` (a huge
+/// or fractional number) saturates, to be judged out of range like any other.
+fn raw_millis(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_u64().map(|_| i64::MAX))
+            // `as` saturates: a float past i64's range is its end, NaN is 0.
+            .or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Bounds the moments Messenger reports, so that no value anyone can sign reaches date
+/// arithmetic further in (a year-262142 `timestamp` once made every later read of the person
+/// panic). Each value out of range is replaced and its field noted for the caller to count.
+#[derive(Debug, Clone, Copy)]
+struct Moments {
+    received_at: DateTime<Utc>,
+    /// The latest event time believed: the receive time plus the clock skew allowed.
+    latest: DateTime<Utc>,
+}
+
+impl Moments {
+    /// The bounds of a webhook received at `received_at`.
+    fn new(received_at: DateTime<Utc>) -> Moments {
+        Moments {
+            received_at,
+            latest: bounds::later(received_at, bounds::EVENT_CLOCK_SKEW),
+        }
+    }
+
+    /// When something happened (`timestamp`, `time`, a `watermark`). One in the future is taken
+    /// as the receive time: Messenger cannot report what has not happened. One before Messenger
+    /// existed is taken as its start, which opens no window and moves no message.
+    fn event(
+        &self,
+        v: Option<&Value>,
+        field: &'static str,
+        out_of_range: &mut Vec<&'static str>,
+    ) -> Option<DateTime<Utc>> {
+        let ms = raw_millis(v)?;
+        let at = DateTime::from_timestamp_millis(ms);
+        Some(match at {
+            Some(at) if (bounds::earliest_event()..=self.latest).contains(&at) => at,
+            _ => {
+                out_of_range.push(field);
+                if ms < bounds::earliest_event().timestamp_millis() {
+                    bounds::earliest_event()
+                } else {
+                    self.received_at
+                }
+            }
+        })
+    }
+
+    /// When a token expires: may lie far ahead, but within [`bounds::latest_expiry`] (past it,
+    /// clamped there: the token is as good as lasting, and the date stays printable).
+    fn expiry(
+        &self,
+        v: Option<&Value>,
+        field: &'static str,
+        out_of_range: &mut Vec<&'static str>,
+    ) -> Option<DateTime<Utc>> {
+        let ms = raw_millis(v)?;
+        let at = DateTime::from_timestamp_millis(ms);
+        Some(match at {
+            Some(at) if (bounds::earliest_event()..=bounds::latest_expiry()).contains(&at) => at,
+            _ => {
+                out_of_range.push(field);
+                if ms < bounds::earliest_event().timestamp_millis() {
+                    bounds::earliest_event()
+                } else {
+                    bounds::latest_expiry()
+                }
+            }
+        })
+    }
+}
+
+/// The form a message's text is compared to keywords in: compatibility forms folded (NFKC:
+/// full-width `ＳＴＯＰ` is `STOP`), invisible format characters dropped (`S\u{200B}TOP` is
+/// `STOP`), lowercased. A person who writes a stop keyword in any of these ways means it.
+pub fn keyword_form(text: &str) -> String {
+    text.nfkc()
+        .filter(|c| !is_format_char(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Unicode's format characters (general category Cf): zero-width spaces and joiners,
+/// direction marks, the byte order mark, invisible operators, tags.
+fn is_format_char(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 fn string(v: &Value, pointer: &str) -> Option<String> {
@@ -177,27 +295,35 @@ pub fn parse_envelope(
         .get("entry")
         .and_then(Value::as_array)
         .ok_or(EnvelopeError::NoEntries)?;
+    let moments = Moments::new(received_at);
     let mut events = Vec::new();
     for entry in entries {
         let page_id = string(entry, "/id").unwrap_or_default();
-        let entry_time = millis(entry.get("time"));
         let items = entry
             .get("messaging")
             .or_else(|| entry.get("standby"))
             .and_then(Value::as_array);
         for item in items.into_iter().flatten() {
-            events.push(parse_event(
-                item,
-                &page_id,
-                entry_time.unwrap_or(received_at),
-            ));
+            events.push(parse_event(item, &page_id, entry.get("time"), &moments));
         }
     }
     Ok(events)
 }
 
-fn parse_event(item: &Value, page_id: &str, fallback_time: DateTime<Utc>) -> Event {
-    let timestamp = millis(item.get("timestamp")).unwrap_or(fallback_time);
+fn parse_event(
+    item: &Value,
+    page_id: &str,
+    entry_time: Option<&Value>,
+    moments: &Moments,
+) -> Event {
+    let mut out_of_range = Vec::new();
+    // The entry's `time` stands in for an event without its own `timestamp` only.
+    let timestamp = match moments.event(item.get("timestamp"), "timestamp", &mut out_of_range) {
+        Some(at) => at,
+        None => moments
+            .event(entry_time, "time", &mut out_of_range)
+            .unwrap_or(moments.received_at),
+    };
     let kind = if let Some(m) = item.get("message") {
         let mid = string(m, "/mid");
         if m.get("is_echo").and_then(Value::as_bool) == Some(true) {
@@ -223,7 +349,7 @@ fn parse_event(item: &Value, page_id: &str, fallback_time: DateTime<Utc>) -> Eve
     } else if let Some(r) = item.get("referral") {
         EventKind::Referral(referral(Some(r)).unwrap_or_default())
     } else if let Some(o) = item.get("optin") {
-        EventKind::Optin(parse_optin(o))
+        EventKind::Optin(parse_optin(o, moments, &mut out_of_range))
     } else if let Some(d) = item.get("delivery") {
         EventKind::Delivery {
             mids: d
@@ -235,11 +361,15 @@ fn parse_event(item: &Value, page_id: &str, fallback_time: DateTime<Utc>) -> Eve
                         .collect()
                 })
                 .unwrap_or_default(),
-            watermark: millis(d.get("watermark")).unwrap_or(timestamp),
+            watermark: moments
+                .event(d.get("watermark"), "watermark", &mut out_of_range)
+                .unwrap_or(timestamp),
         }
     } else if let Some(r) = item.get("read") {
         EventKind::Read {
-            watermark: millis(r.get("watermark")).unwrap_or(timestamp),
+            watermark: moments
+                .event(r.get("watermark"), "watermark", &mut out_of_range)
+                .unwrap_or(timestamp),
         }
     } else {
         let name = item
@@ -255,13 +385,15 @@ fn parse_event(item: &Value, page_id: &str, fallback_time: DateTime<Utc>) -> Eve
     Event {
         page_id: page_id.to_owned(),
         sender: string(item, "/sender/id"),
+        recipient: string(item, "/recipient/id"),
         timestamp,
         kind,
         raw: item.clone(),
+        out_of_range,
     }
 }
 
-fn parse_optin(o: &Value) -> Optin {
+fn parse_optin(o: &Value, moments: &Moments, out_of_range: &mut Vec<&'static str>) -> Optin {
     let kind = string(o, "/type");
     if kind.as_deref() == Some("notification_messages") {
         let status = string(o, "/notification_messages_status").and_then(|s| {
@@ -277,7 +409,11 @@ fn parse_optin(o: &Value) -> Optin {
             status,
             timezone: string(o, "/notification_messages_timezone"),
             frequency: string(o, "/notification_messages_frequency"),
-            expires_at: millis(o.get("token_expiry_timestamp")),
+            expires_at: moments.expiry(
+                o.get("token_expiry_timestamp"),
+                "token_expiry_timestamp",
+                out_of_range,
+            ),
             title: string(o, "/title"),
             payload: string(o, "/payload"),
         };
@@ -298,6 +434,7 @@ fn parse_optin(o: &Value) -> Optin {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
     use serde_json::json;
 
     use super::*;
@@ -325,9 +462,12 @@ mod tests {
         let echo = one(
             json!({"sender": {"id": "P1"}, "timestamp": 1, "message": {"mid": "m", "is_echo": true}}),
         );
-        let delivery =
-            one(json!({"sender": {"id": "U1"}, "timestamp": 1, "delivery": {"watermark": 5}}));
-        let read = one(json!({"sender": {"id": "U1"}, "timestamp": 1, "read": {"watermark": "5"}}));
+        let delivery = one(
+            json!({"sender": {"id": "U1"}, "timestamp": 1, "delivery": {"watermark": 1_700_000_000_005_i64}}),
+        );
+        let read = one(
+            json!({"sender": {"id": "U1"}, "timestamp": 1, "read": {"watermark": "1700000000005"}}),
+        );
         let optin = one(json!({"sender": {"id": "U1"}, "timestamp": 1, "optin": {
             "type": "notification_messages", "notification_messages_token": "tok",
             "notification_messages_status": "STOP NOTIFICATIONS"}}));
@@ -335,7 +475,7 @@ mod tests {
             assert!(!e.kind.opens_window(), "{:?}", e.kind);
         }
         assert!(
-            matches!(read.kind, EventKind::Read { watermark } if watermark.timestamp_millis() == 5)
+            matches!(read.kind, EventKind::Read { watermark } if watermark.timestamp_millis() == 1_700_000_000_005)
         );
         assert!(matches!(
             optin.kind,
@@ -359,6 +499,108 @@ mod tests {
                 reference: Some("cart".into())
             })
         );
+    }
+
+    #[test]
+    fn moments_out_of_range_are_replaced_and_named() {
+        let now = Utc::now();
+        let far = 8_210_266_876_799_999_i64; // year 262142
+        let e = one(json!({"sender": {"id": "U1"}, "timestamp": far, "message": {"mid": "m"}}));
+        assert!(
+            e.timestamp <= now + bounds::EVENT_CLOCK_SKEW,
+            "{}",
+            e.timestamp
+        );
+        assert!(e.timestamp >= now - TimeDelta::minutes(1));
+        assert_eq!(e.out_of_range, ["timestamp"]);
+
+        let early = one(
+            json!({"sender": {"id": "U1"}, "timestamp": 1_700_000_000_000_i64,
+            "read": {"watermark": -5}}),
+        );
+        assert!(
+            matches!(early.kind, EventKind::Read { watermark } if watermark == bounds::earliest_event())
+        );
+        assert_eq!(early.out_of_range, ["watermark"]);
+        let future = one(
+            json!({"sender": {"id": "U1"}, "timestamp": 1_700_000_000_000_i64,
+            "delivery": {"watermark": i64::MAX}}),
+        );
+        assert!(
+            matches!(future.kind, EventKind::Delivery { watermark, .. } if watermark <= now + bounds::EVENT_CLOCK_SKEW)
+        );
+
+        let token = |expiry: Value| {
+            let e = one(
+                json!({"sender": {"id": "U1"}, "timestamp": 1_700_000_000_000_i64,
+                "optin": {"type": "notification_messages", "notification_messages_token": "t",
+                    "token_expiry_timestamp": expiry}}),
+            );
+            match e.kind {
+                EventKind::Optin(Optin::Marketing { expires_at, .. }) => {
+                    (expires_at, e.out_of_range)
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        // Far, but a real date: kept.
+        let in_5000 = 95_617_584_000_000_i64;
+        assert_eq!(
+            token(json!(in_5000)),
+            (DateTime::from_timestamp_millis(in_5000), vec![])
+        );
+        assert_eq!(
+            token(json!(far)),
+            (
+                Some(bounds::latest_expiry()),
+                vec!["token_expiry_timestamp"]
+            )
+        );
+        assert_eq!(
+            token(json!(u64::MAX)),
+            (
+                Some(bounds::latest_expiry()),
+                vec!["token_expiry_timestamp"]
+            )
+        );
+        assert_eq!(
+            token(json!(-1e300)),
+            (
+                Some(bounds::earliest_event()),
+                vec!["token_expiry_timestamp"]
+            )
+        );
+    }
+
+    #[test]
+    fn an_event_without_its_own_timestamp_takes_the_entrys_time_bounded_too() {
+        let body = json!({"object": "page", "entry": [{"id": "P1", "time": 8_210_266_876_799_999_i64,
+            "messaging": [{"sender": {"id": "U1"}, "message": {"mid": "m"}}]}]});
+        let now = Utc::now();
+        let events = parse_envelope(&body, now).expect("envelope");
+        assert_eq!(events[0].timestamp, now);
+        assert_eq!(events[0].out_of_range, ["time"]);
+    }
+
+    #[test]
+    fn keywords_are_compared_in_one_form_whatever_the_characters_used() {
+        for (written, form) in [
+            ("STOP", "stop"),
+            ("ＳＴＯＰ", "stop"),
+            ("S\u{200B}TOP", "stop"),
+            ("\u{FEFF}stop\u{2060}", "stop"),
+            ("S\u{200C}T\u{200D}O\u{200E}P\u{200F}", "stop"),
+            ("ｓｔｏｐ", "stop"),
+            ("Ｓｔｏｐ ａｌｌ", "stop all"),
+            ("ＳＴＯＰ\u{00AD}", "stop"),
+            ("ﬁn", "fin"),
+            ("СТОП", "стоп"),
+            ("arrêt", "arrêt"),
+            ("Arre\u{0302}t", "arrêt"),
+        ] {
+            assert_eq!(keyword_form(written), form, "{written:?}");
+        }
+        assert_ne!(keyword_form("S TOP"), "stop", "a visible space stays");
     }
 
     #[test]

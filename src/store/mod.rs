@@ -440,6 +440,11 @@ pub trait Store: Send + Sync + 'static {
     /// entries lost values.
     async fn erase_audit_personal(&self, key: &str) -> Result<u64, StoreError>;
 
+    /// Removes the personal values (the filled-in template) from the answers kept under an
+    /// `Idempotency-Key` for any of `messages`. The answers themselves stay: a replay still
+    /// names the message and sends nothing twice. Can run again; returns how many changed.
+    async fn erase_idempotency_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError>;
+
     /// Prunes entries made before `before`, oldest first, as long as they are; records the
     /// last one pruned as where the chain now starts, in the same transaction. `None` when
     /// nothing was old enough.
@@ -513,3 +518,25 @@ pub trait Store: Send + Sync + 'static {
         Vec::new()
     }
 }
+
+/// The message an answer kept under an `Idempotency-Key` names.
+pub(crate) fn answered_message(answer: &SendAnswer) -> &MessageId {
+    match answer {
+        SendAnswer::Accepted(acceptance) => &acceptance.id,
+        SendAnswer::Denied { message_id, .. } => message_id,
+    }
+}
+
+/// Removes from a kept answer what it holds of the person (the template's parameters, which
+/// carry names and order details); `false` when it held nothing.
+pub(crate) fn erase_answer(answer: &mut SendAnswer) -> bool {
+    let decision = match answer {
+        SendAnswer::Accepted(acceptance) => &mut acceptance.decision,
+        SendAnswer::Denied { decision, .. } => decision,
+    };
+    decision.utility_template.take().is_some()
+}
+
+/// What an answer kept under an `Idempotency-Key` holds of a person is found by this text in
+/// its stored form: answers without it are skipped unread.
+pub(crate) const PERSONAL_IN_ANSWER: &str = "\"utility_template\"";

@@ -772,3 +772,140 @@ async fn the_cli_exports_and_signs_a_stopped_gateways_log() {
     let missing = herald(&["audit", "verify", "--data", "/nonexistent/store"], &[]);
     assert_eq!(missing.status.code(), Some(1));
 }
+
+/// Erasure reaches every copy: the answer kept under an `Idempotency-Key` too, which a replay
+/// would otherwise hand back with the name in the template's parameters. (Runs on the store the
+/// suite runs on: sled, or PostgreSQL with HERALD_TEST_BACKEND=postgres.)
+#[tokio::test]
+async fn erasure_reaches_the_answer_kept_for_an_idempotency_key_and_every_other_copy() {
+    let app = spawn_app().await;
+    let psid = "4343";
+    app.create_user(psid).await;
+    app.consent(psid, "transactional", None).await;
+    let body = json!({
+        "recipient": {"psid": psid},
+        "order": {
+            "order_number": "A-77", "currency": "EUR", "payment_method": "Visa 4242",
+            "recipient_name": "Ada SECRETNAME",
+            "summary": {"subtotal": 40, "shipping_cost": 4.5, "total_cost": 44.5},
+            "elements": [{"title": "Teapot", "price": 40, "quantity": 1}]
+        }
+    });
+    let send = || {
+        app.http
+            .post(format!("{}/v1/receipts", app.address))
+            .bearer_auth(app.token(Role::Backend))
+            .header("Idempotency-Key", "receipt-A-77")
+            .json(&body)
+            .send()
+    };
+    // Someone else's receipt, whose kept answer must keep their name.
+    app.create_user("4344").await;
+    app.consent("4344", "transactional", None).await;
+    let mut other = body.clone();
+    other["recipient"]["psid"] = json!("4344");
+    other["order"]["recipient_name"] = json!("Grace KEPTNAME");
+    let send_other = || {
+        app.http
+            .post(format!("{}/v1/receipts", app.address))
+            .bearer_auth(app.token(Role::Backend))
+            .header("Idempotency-Key", "receipt-B-78")
+            .json(&other)
+            .send()
+    };
+    let kept = send_other().await.expect("send");
+    assert_eq!(kept.status().as_u16(), 202);
+    let kept: Value = kept.json().await.expect("json");
+    let first = send().await.expect("send");
+    assert_eq!(first.status().as_u16(), 202);
+    let first: Value = first.json().await.expect("json");
+    assert!(
+        first.to_string().contains("SECRETNAME"),
+        "the first answer names the person (else this test proves nothing): {first}"
+    );
+    let id = first["id"].as_str().expect("id").to_owned();
+    app.drain().await;
+    assert_eq!(app.inbox(psid).len(), 1);
+    assert_eq!(app.inbox("4344").len(), 1);
+
+    let r = app
+        .http
+        .delete(format!("{}/v1/recipients/{psid}", app.address))
+        .bearer_auth(app.token(Role::Admin))
+        .send()
+        .await
+        .expect("erase");
+    assert_eq!(r.status().as_u16(), 200);
+
+    let replay = send().await.expect("replay");
+    assert_eq!(
+        replay.status().as_u16(),
+        202,
+        "the same answer, as Stripe gives"
+    );
+    let replay: Value = replay.json().await.expect("json");
+    assert_eq!(replay["id"], first["id"], "{replay}");
+    assert_eq!(replay["status"], first["status"]);
+    assert!(replay["decision"]["utility_template"].is_null(), "{replay}");
+    app.drain().await;
+    assert_eq!(app.inbox(psid).len(), 1, "the replay sent nothing");
+    let other_replay: Value = send_other()
+        .await
+        .expect("replay")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        other_replay, kept,
+        "another person's kept answer is untouched"
+    );
+    assert!(kept.to_string().contains("KEPTNAME"));
+
+    let token = app.token(Role::Compliance);
+    for (path, text) in [
+        ("replay", replay.to_string()),
+        ("message", app.message(&id).await.to_string()),
+        ("recipient", app.recipient(psid).await.1.to_string()),
+        (
+            "audit",
+            app.get(&format!("/v1/audit?recipient={psid}"), Some(&token))
+                .await
+                .text()
+                .await
+                .expect("text"),
+        ),
+        (
+            "export jsonl",
+            app.get("/v1/audit/export?format=jsonl", Some(&token))
+                .await
+                .text()
+                .await
+                .expect("text"),
+        ),
+        (
+            "export csv",
+            app.get("/v1/audit/export?format=csv", Some(&token))
+                .await
+                .text()
+                .await
+                .expect("text"),
+        ),
+    ] {
+        assert!(
+            !text.contains("SECRETNAME"),
+            "{path} shows the name: {text}"
+        );
+    }
+
+    // Asking again finds nothing left and changes nothing.
+    let r = app
+        .http
+        .delete(format!("{}/v1/recipients/{psid}", app.address))
+        .bearer_auth(app.token(Role::Admin))
+        .send()
+        .await
+        .expect("erase again");
+    assert_eq!(r.status().as_u16(), 200);
+    let again: Value = send().await.expect("replay").json().await.expect("json");
+    assert_eq!(again, replay);
+}

@@ -255,6 +255,7 @@ async fn the_console_in_chromium_searches_the_audit_log_and_runs_campaigns_withi
         subscriber(&app, psid).await;
     }
 
+    let head = app.audit_head().await;
     let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
     let envs = [
         ("HERALD_URL", app.address.clone()),
@@ -291,6 +292,30 @@ async fn the_console_in_chromium_searches_the_audit_log_and_runs_campaigns_withi
     assert_eq!(r["signed_in"]["who"], "test-compliance (compliance)", "{r}");
     assert_eq!(r["signed_in"]["url"], "/console#/audit", "{r}");
     assert_eq!(r["signed_in"]["token_kept"], true, "{r}");
+
+    // Opened, the audit page shows the latest entries at once, newest first, with times to the
+    // second in the viewer's zone (the browser's is Asia/Kolkata) and the exact value on hover.
+    let opened = &r["audit_on_open"];
+    assert!(
+        opened["rows"]
+            .as_u64()
+            .is_some_and(|n| (1..=50).contains(&n)),
+        "{r}"
+    );
+    assert!(
+        opened["first_seq"].as_u64() >= Some(head),
+        "the newest entry first: {r}"
+    );
+    assert_eq!(opened["newest_first"], true, "{r}");
+    let (shown, exact) = (text(&opened["at_shown"]), text(&opened["at_title"]));
+    assert!(
+        exact.ends_with('Z') && exact.contains('T'),
+        "the exact RFC 3339 value on hover: {r}"
+    );
+    assert!(
+        shown.starts_with(text(&opened["at_expected"])) && shown != exact,
+        "to the second, in the viewer's zone: {r}"
+    );
 
     // Audit search, paging, an entry with its decision trace and Graph outcome.
     assert_eq!(r["audit"]["first_page"], 2, "{r}");

@@ -317,3 +317,142 @@ async fn metrics_count_requests_decisions_deliveries_webhooks_and_store_latency(
     );
     assert!(!text.contains(psid), "no PSID in the metrics");
 }
+
+#[tokio::test]
+async fn invented_methods_share_one_metric_series_and_every_label_is_from_a_closed_set() {
+    let app = spawn_app().await;
+    for i in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("ZZ{i:05}").as_bytes()).expect("method");
+        let r = app
+            .http
+            .request(method, format!("{}/healthz", app.address))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status().as_u16(), 405);
+    }
+    let r = app
+        .http
+        .request(
+            reqwest::Method::from_bytes(b"ZZNOWHERE").expect("method"),
+            format!("{}/nowhere/{}", app.address, "x".repeat(40)),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 404);
+    let text = app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    assert!(
+        !text.contains("ZZ"),
+        "no invented method in a label:\n{text}"
+    );
+    let requests: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("herald_http_requests_total{"))
+        .collect();
+    let other: Vec<&&str> = requests
+        .iter()
+        .filter(|l| l.contains(r#"method="other",route="/healthz""#))
+        .collect();
+    assert_eq!(other.len(), 1, "{requests:#?}");
+    assert!(other[0].contains(r#"status="405"} 50"#), "{other:?}");
+    for line in &requests {
+        let label = |name: &str| {
+            let start = line.find(&format!("{name}=\"")).expect(name) + name.len() + 2;
+            let rest = &line[start..];
+            rest[..rest.find('"').expect("end")].to_owned()
+        };
+        assert!(
+            ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"]
+                .contains(&label("method").as_str()),
+            "{line}"
+        );
+        let route = label("route");
+        assert!(
+            route == "unmatched" || (route.starts_with('/') && !route.contains("xxxx")),
+            "{line}"
+        );
+        assert!(label("status").parse::<u16>().is_ok(), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn head_answers_as_get_without_a_body_and_an_unserved_method_is_405_with_allow() {
+    let app = spawn_app().await;
+    let url = |path: &str| format!("{}{path}", app.address);
+    for path in ["/healthz", "/readyz"] {
+        let r = app.http.head(url(path)).send().await.expect("head");
+        assert_eq!(r.status().as_u16(), 200, "HEAD {path}");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        assert!(r.bytes().await.expect("body").is_empty(), "HEAD {path}");
+    }
+    let r = app.http.head(url("/v1/status")).send().await.expect("head");
+    assert_eq!(
+        r.status().as_u16(),
+        401,
+        "HEAD asks for a token as GET does"
+    );
+    let r = app
+        .http
+        .head(url("/v1/status"))
+        .bearer_auth(app.token(Role::Admin))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.bytes().await.expect("body").is_empty());
+
+    for (method, path, allow) in [
+        ("POST", "/healthz", "GET, HEAD"),
+        ("DELETE", "/readyz", "GET, HEAD"),
+        ("OPTIONS", "/healthz", "GET, HEAD"),
+        ("GET", "/v1/messages", "POST"),
+        ("PUT", "/v1/messages/msg_123", "GET, HEAD"),
+        ("PATCH", "/v1/recipients/4242", "DELETE, GET, HEAD"),
+        ("ZZ12345", "/v1/status", "GET, HEAD"),
+        ("GET", "/webhooks/messenger/", ""),
+    ] {
+        let r = app
+            .http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+                url(path),
+            )
+            .bearer_auth(app.token(Role::Admin))
+            .send()
+            .await
+            .expect("request");
+        if allow.is_empty() {
+            assert_eq!(r.status().as_u16(), 404, "{method} {path}: not a route");
+            continue;
+        }
+        assert_eq!(r.status().as_u16(), 405, "{method} {path}");
+        let mut served: Vec<&str> = r.headers()["allow"]
+            .to_str()
+            .expect("allow")
+            .split(", ")
+            .collect();
+        served.sort_unstable();
+        assert_eq!(served.join(", "), allow, "{method} {path}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "{method} {path}"
+        );
+        let problem: Value = r.json().await.expect("problem");
+        assert_eq!(problem["status"], 405);
+    }
+    // Where two routes share a path's shape, each method still reaches its own route: this
+    // one is the campaign `messages`, which does not exist, not the Graph endpoint's path.
+    let r = app
+        .get("/v1/campaigns/messages", Some(&app.token(Role::Admin)))
+        .await;
+    assert_eq!(r.status().as_u16(), 404);
+    let r = app.http.get(url("/nowhere")).send().await.expect("request");
+    assert_eq!(r.status().as_u16(), 404);
+}

@@ -224,6 +224,10 @@ impl Store for FaultyStore {
         self.check()?;
         self.inner.erase_audit_personal(key).await
     }
+    async fn erase_idempotency_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.erase_idempotency_answers(messages).await
+    }
     async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
         self.check()?;
         self.inner.prune_audit(before).await

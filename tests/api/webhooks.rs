@@ -195,3 +195,267 @@ async fn a_checkbox_opt_in_lets_the_shop_send_the_receipt_to_the_user_ref() {
     assert_eq!(inbox[0].body["recipient"]["user_ref"], "cart-7781");
     app.assert_no_rejections();
 }
+
+/// Posts `body` to the webhook, signed with the app secret; returns the status.
+async fn post_signed(http: &reqwest::Client, base: &str, body: &serde_json::Value) -> u16 {
+    let bytes = serde_json::to_vec(body).expect("json");
+    http.post(format!("{base}/webhooks/messenger"))
+        .header("content-type", "application/json")
+        .header("X-Hub-Signature-256", sign(APP_SECRET.as_bytes(), &bytes))
+        .body(bytes)
+        .send()
+        .await
+        .expect("webhook")
+        .status()
+        .as_u16()
+}
+
+/// One event of `page` from `psid`, in a page envelope.
+fn envelope(page: &str, event: serde_json::Value) -> serde_json::Value {
+    json!({"object": "page", "entry": [{"id": page, "time": 1, "messaging": [event]}]})
+}
+
+/// The year 262142 in milliseconds: a moment chrono can hold but no arithmetic can move.
+const YEAR_262142: i64 = 8_210_266_876_799_999;
+
+/// Once, a signed webhook from the year 262142 made every later read of the person and every
+/// send to them panic (the connection dropped), in the real binary.
+#[tokio::test]
+async fn a_webhook_from_the_year_262142_is_taken_as_received_and_the_person_stays_reachable() {
+    use crate::crash::{backend_token, client_token, start, write_config};
+    use herald::domain::Role;
+    let dir = tempfile::tempdir().expect("dir");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let sandbox =
+        crate::helpers::start_sandbox(listener, None, herald::clock::SystemClock::shared()).await;
+    let database = crate::helpers::test_database().await;
+    let config = write_config(
+        database.as_deref(),
+        dir.path(),
+        &sandbox.base_url(),
+        "127.0.0.1:0",
+        &crate::helpers::policy_dir(),
+    );
+    let log = dir.path().join("herald.log");
+    let gateway = start(&config, &log).await;
+    let http = reqwest::Client::new();
+    let psid = "4101";
+    http.post(format!("{}/sandbox/users", sandbox.base_url()))
+        .json(&json!({"psid": psid}))
+        .send()
+        .await
+        .expect("user");
+    let page = crate::helpers::PAGE_ID;
+    let before = chrono::Utc::now();
+    let status = post_signed(
+        &http,
+        &gateway.base,
+        &envelope(
+            page,
+            json!({
+        "sender": {"id": psid}, "recipient": {"id": page}, "timestamp": YEAR_262142,
+        "message": {"mid": "m_far", "text": "hello from the future"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let status = post_signed(
+        &http,
+        &gateway.base,
+        &envelope(
+            page,
+            json!({
+        "sender": {"id": psid}, "recipient": {"id": page}, "timestamp": YEAR_262142,
+        "optin": {"type": "notification_messages", "notification_messages_token": "tok-far",
+            "token_expiry_timestamp": YEAR_262142}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let r = http
+        .get(format!("{}/v1/recipients/{psid}", gateway.base))
+        .bearer_auth(client_token("auditor", Role::Compliance))
+        .send()
+        .await
+        .expect("the recipient is read, the connection stays");
+    assert_eq!(r.status().as_u16(), 200);
+    let recipient: serde_json::Value = r.json().await.expect("json");
+    let last = recipient["window"]["last_user_interaction_at"]
+        .as_str()
+        .expect("an interaction");
+    let last = crate::helpers::at(last);
+    assert!(
+        last >= before - chrono::TimeDelta::seconds(1) && last <= chrono::Utc::now(),
+        "taken as the receive time: {recipient}"
+    );
+    assert_eq!(recipient["window"]["open"], true);
+    assert_eq!(
+        recipient["marketing_token"]["expires_at"], "9999-12-31T23:59:59Z",
+        "a token expiry past year 9999 is clamped there: {recipient}"
+    );
+
+    let r = http
+        .post(format!("{}/v1/messages", gateway.base))
+        .bearer_auth(backend_token())
+        .json(&json!({"recipient": {"psid": psid}, "category": "response",
+            "message": {"text": "Hello, present day"}}))
+        .send()
+        .await
+        .expect("the send is answered, the connection stays");
+    assert_eq!(r.status().as_u16(), 202);
+
+    let metrics = http
+        .get(format!("{}/metrics", gateway.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        r#"herald_webhook_moments_out_of_range_total{field="timestamp"} 2"#,
+        r#"herald_webhook_moments_out_of_range_total{field="token_expiry_timestamp"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+
+    // Another page's event is logged (at debug, as this gateway logs) without the person.
+    let stranger = "4109876543210";
+    let status = post_signed(
+        &http,
+        &gateway.base,
+        &envelope(
+            "999999999999999",
+            json!({
+        "sender": {"id": stranger}, "recipient": {"id": "999999999999999"},
+        "timestamp": chrono::Utc::now().timestamp_millis(),
+        "message": {"mid": "m_other_page", "text": "hi"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("not in [messenger.pages] ignored"), "{text}");
+    assert!(
+        !text.contains(stranger),
+        "the PSID stays out of the log:\n{text}"
+    );
+}
+
+/// A far date that reached the store before the edge bounded them must not fail a read.
+#[tokio::test]
+async fn a_far_date_already_stored_does_not_fail_the_recipients_view() {
+    let app = spawn_app().await;
+    app.consent("4102", "transactional", None).await;
+    let far = chrono::DateTime::from_timestamp_millis(YEAR_262142).expect("a chrono date");
+    app.handle()
+        .herald
+        .store
+        .update_recipient(
+            "4102",
+            None,
+            Box::new(move |r| {
+                r.last_user_interaction_at = Some(far);
+                Vec::new()
+            }),
+        )
+        .await
+        .expect("stored");
+    let (status, recipient) = app.recipient("4102").await;
+    assert_eq!(status, 200, "{recipient}");
+    assert_eq!(recipient["window"]["open"], true);
+}
+
+#[tokio::test]
+async fn events_for_a_page_that_is_not_configured_record_nothing_and_are_counted() {
+    let app = spawn_app().await;
+    let page = crate::helpers::PAGE_ID;
+    let other = "999999999999999";
+    let message = |psid: &str, mid: &str, to: &str| {
+        json!({"sender": {"id": psid}, "recipient": {"id": to},
+            "timestamp": app.now().timestamp_millis(), "message": {"mid": mid, "text": "hi"}})
+    };
+    // Another page's entry; and our page's entry naming another page as the recipient.
+    for (entry, to, psid) in [(other, other, "4201"), (page, other, "4202")] {
+        let status = post_signed(
+            &app.http,
+            &app.address,
+            &envelope(entry, message(psid, psid, to)),
+        )
+        .await;
+        assert_eq!(status, 200, "Messenger is not made to redeliver");
+        let (status, body) = app.recipient(psid).await;
+        assert_eq!(status, 404, "nothing recorded for {psid}: {body}");
+    }
+    let status = post_signed(
+        &app.http,
+        &app.address,
+        &envelope(
+            other,
+            json!({"sender": {"id": "4201"}, "recipient": {"id": other},
+            "timestamp": app.now().timestamp_millis(),
+            "optin": {"type": "notification_messages", "notification_messages_token": "t"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.recipient("4201").await.0,
+        404,
+        "no marketing opt-in either"
+    );
+
+    // The same event for the configured page is applied.
+    let status = post_signed(
+        &app.http,
+        &app.address,
+        &envelope(page, message("4203", "m3", page)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, recipient) = app.recipient("4203").await;
+    assert_eq!((status, &recipient["window"]["open"]), (200, &json!(true)));
+
+    let text = app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    for line in [
+        r#"herald_webhook_events_ignored_total{reason="unknown_page",type="message"} 2"#,
+        r#"herald_webhook_events_ignored_total{reason="unknown_page",type="optin"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_full_width_or_zero_width_stop_keyword_opts_out_of_marketing() {
+    let app = spawn_app().await;
+    let page = crate::helpers::PAGE_ID;
+    for (psid, text) in [
+        ("4301", "ＳＴＯＰ"),
+        ("4302", "S\u{200B}TOP"),
+        ("4303", "\u{FEFF}ｓｔｏｐ\u{2060}"),
+    ] {
+        app.consent(psid, "marketing", None).await;
+        let event = json!({"sender": {"id": psid}, "recipient": {"id": page},
+            "timestamp": app.now().timestamp_millis(),
+            "message": {"mid": format!("m_{psid}"), "text": text}});
+        assert_eq!(
+            post_signed(&app.http, &app.address, &envelope(page, event)).await,
+            200
+        );
+        let (_, recipient) = app.recipient(psid).await;
+        assert_eq!(
+            (
+                &recipient["opt_outs"]["marketing"],
+                &recipient["consent"]["marketing"]
+            ),
+            (&json!(true), &json!(false)),
+            "{text:?} is a stop keyword: {recipient}"
+        );
+    }
+}

@@ -34,6 +34,8 @@ async function main() {
     headless: true,
     viewport: { width: 1366, height: 900 },
     acceptDownloads: true,
+    // A viewer away from UTC, at a half hour: times must be shown in their zone.
+    timezoneId: 'Asia/Kolkata',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
@@ -93,6 +95,25 @@ async function compliance(context) {
     url: page.url().replace(HERALD, ''),
     token_kept: await page.evaluate(() => Boolean(sessionStorage.getItem('herald.token'))),
   };
+
+  // Before any search, the page shows the latest entries, newest first; each time to the
+  // second in the viewer's zone, the exact value on hover.
+  await page.locator('[data-latest]').waitFor();
+  const opened = page.locator('table[data-table=audit] tbody tr');
+  const seqs = (await opened.locator('td:nth-child(1)').allTextContents()).map(Number);
+  const at = opened.first().locator('td:nth-child(2) time');
+  const raw = await at.getAttribute('title');
+  result.audit_on_open = {
+    rows: seqs.length,
+    first_seq: seqs[0],
+    newest_first: seqs.every((seq, i) => i === 0 || seqs[i - 1] > seq),
+    at_shown: (await at.textContent()).trim(),
+    at_title: raw,
+    // Asia/Kolkata is UTC+5:30, all year.
+    at_expected: new Date(Date.parse(raw.replace(/(\.\d{3})\d+/, '$1')) + 5.5 * 3600e3)
+      .toISOString().slice(0, 19).replace('T', ' '),
+  };
+  await shot(page, '00-audit-latest');
 
   // Audit search with a filter, two entries a page, then the next page.
   await page.getByRole('heading', { name: 'Audit log' }).waitFor();

@@ -754,6 +754,24 @@ impl Store for PgStore {
         self.erase_personal(key).await
     }
 
+    async fn erase_idempotency_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError> {
+        let ids: Vec<&str> = messages.iter().map(MessageId::as_str).collect();
+        let db = self.client().await?;
+        // One statement: atomic, and the rows it changes no longer hold the marker, so asking
+        // again finds nothing left to do. Only rows holding a template are parsed.
+        let n = db
+            .exec(
+                "UPDATE idempotency
+                 SET record = (record::jsonb #- '{answer,decision,utility_template}')::text
+                 WHERE strpos(record, $2) > 0
+                   AND coalesce(record::jsonb #>> '{answer,id}',
+                                record::jsonb #>> '{answer,message_id}') = ANY($1)",
+                &[&ids, &crate::store::PERSONAL_IN_ANSWER],
+            )
+            .await?;
+        Ok(n)
+    }
+
     async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
         self.prune(before).await
     }

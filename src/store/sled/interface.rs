@@ -245,6 +245,10 @@ impl Store for SledStore {
         self.erase_personal(key).await
     }
 
+    async fn erase_idempotency_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError> {
+        self.erase_answers(messages).await
+    }
+
     async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
         self.prune(before).await
     }

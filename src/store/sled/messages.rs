@@ -3,11 +3,16 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{encode, joined, millis, SledStore, StoreError, Tx, TxResult, T};
+use std::collections::HashSet;
+
+use super::{decode, encode, joined, millis, SledStore, StoreError, Tx, TxResult, T};
 use crate::domain::lifecycle::{Effects, OutboxChange};
 use crate::domain::{IdempotencyRecord, MessageId, MessageRecord};
 use crate::policy::TraceStep;
-use crate::store::{Accepted, NewMessage};
+use crate::store::{answered_message, erase_answer, Accepted, NewMessage, PERSONAL_IN_ANSWER};
+
+/// Idempotency records rewritten per transaction by an erasure.
+const ERASE_CHUNK: usize = 500;
 
 /// A trace encoded for the `traces` tree, under its sha256.
 pub(super) struct EncodedTrace {
@@ -193,6 +198,41 @@ impl SledStore {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.read(T::Idempotency, &joined(client, key.as_bytes()))
+    }
+
+    /// See [`crate::store::Store::erase_idempotency_answers`]. Every record is looked at (they
+    /// are keyed by client and key, not by person), but only those holding a template are read.
+    pub(super) async fn erase_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError> {
+        let ids: HashSet<&MessageId> = messages.iter().collect();
+        let marker = PERSONAL_IN_ANSWER.as_bytes();
+        let mut keys = Vec::new();
+        for item in self.tree(T::Idempotency).iter() {
+            let (key, value) = item?;
+            if !value.windows(marker.len()).any(|w| w == marker) {
+                continue;
+            }
+            let record: IdempotencyRecord = decode(T::Idempotency, &value)?;
+            if ids.contains(answered_message(&record.answer)) {
+                keys.push(key);
+            }
+        }
+        let mut erased = 0;
+        for chunk in keys.chunks(ERASE_CHUNK) {
+            erased += self.commit(|tx| {
+                let mut n = 0;
+                for key in chunk {
+                    if let Some(mut record) = tx.get::<IdempotencyRecord>(T::Idempotency, key)? {
+                        if erase_answer(&mut record.answer) {
+                            tx.put(T::Idempotency, key, &record)?;
+                            n += 1;
+                        }
+                    }
+                }
+                Ok(n)
+            })?;
+        }
+        self.durable().await?;
+        Ok(erased)
     }
 
     /// The trace of the message's latest decision (empty if none was kept).
