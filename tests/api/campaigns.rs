@@ -192,33 +192,44 @@ async fn a_rollout_sends_to_its_first_part_then_holds() {
     assert_eq!(done["status"], "completed");
 }
 
-#[tokio::test]
-async fn the_guard_pauses_a_campaign_whose_recipients_write_stop() {
-    let app = spawn_app().await;
-    let psids: Vec<String> = (0..10).map(|i| format!("93{i:02}")).collect();
+/// A campaign of ten subscribers (PSIDs `{prefix}00`…) at one a second, guarded at 40 % from
+/// two sends, paused by its guard after everyone it reached wrote STOP: its id, the audience and
+/// who it reached.
+async fn paused_by_its_guard(app: &TestApp, prefix: &str) -> (String, Vec<String>, Vec<String>) {
+    let psids: Vec<String> = (0..10).map(|i| format!("{prefix}{i:02}")).collect();
     for p in &psids {
-        subscriber(&app, p, "Europe/Berlin").await;
+        subscriber(app, p, "Europe/Berlin").await;
     }
     let mut body = offer(&psids.iter().map(String::as_str).collect::<Vec<_>>());
     body["rate_per_second"] = json!(1);
     body["guard"] = json!({"max_opt_out_percent": 40, "min_sends": 2});
-    let id = create(&app, body).await["id"]
+    let id = create(app, body).await["id"]
         .as_str()
         .expect("id")
         .to_owned();
-    step(&app, &id).await;
+    step(app, &id).await;
     app.set_time(app.now() + Duration::seconds(1));
-    let started = step(&app, &id).await;
-    let reached: Vec<&String> = psids.iter().filter(|p| !app.inbox(p).is_empty()).collect();
+    let started = step(app, &id).await;
+    let reached: Vec<String> = psids
+        .iter()
+        .filter(|p| !app.inbox(p).is_empty())
+        .cloned()
+        .collect();
     assert!(reached.len() >= 2 && reached.len() < 10, "{started}");
-
     for p in &reached {
         app.user_writes(p, "STOP", None).await;
     }
-    let paused = step(&app, &id).await;
+    let paused = step(app, &id).await;
     assert_eq!(paused["status"], "paused", "{paused}");
     assert_eq!(paused["paused_reason"], "opt_out_rate");
     assert_eq!(paused["counts"]["opt_outs"], reached.len());
+    (id, psids, reached)
+}
+
+#[tokio::test]
+async fn the_guard_pauses_a_campaign_whose_recipients_write_stop() {
+    let app = spawn_app().await;
+    let (id, psids, _) = paused_by_its_guard(&app, "93").await;
     let sent_when_paused = psids.iter().filter(|p| !app.inbox(p).is_empty()).count();
     app.set_time(app.now() + Duration::minutes(5));
     step(&app, &id).await;
@@ -232,29 +243,7 @@ async fn the_guard_pauses_a_campaign_whose_recipients_write_stop() {
 #[tokio::test]
 async fn resuming_a_campaign_its_guard_paused_counts_the_guard_afresh_and_says_so() {
     let app = spawn_app().await;
-    let psids: Vec<String> = (0..10).map(|i| format!("95{i:02}")).collect();
-    for p in &psids {
-        subscriber(&app, p, "Europe/Berlin").await;
-    }
-    let mut body = offer(&psids.iter().map(String::as_str).collect::<Vec<_>>());
-    body["rate_per_second"] = json!(1);
-    body["guard"] = json!({"max_opt_out_percent": 40, "min_sends": 2});
-    let id = create(&app, body).await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    step(&app, &id).await;
-    app.set_time(app.now() + Duration::seconds(1));
-    step(&app, &id).await;
-    let reached: Vec<String> = psids
-        .iter()
-        .filter(|p| !app.inbox(p).is_empty())
-        .cloned()
-        .collect();
-    for p in &reached {
-        app.user_writes(p, "STOP", None).await;
-    }
-    assert_eq!(step(&app, &id).await["paused_reason"], "opt_out_rate");
+    let (id, psids, reached) = paused_by_its_guard(&app, "95").await;
 
     // The marketer looked and goes on: the opt-outs so far no longer trip the guard.
     let (status, resumed) = control(&app, &id, "resume").await;

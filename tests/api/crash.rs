@@ -169,6 +169,45 @@ pub(crate) async fn start(config: &Path, log: &Path) -> Gateway {
     }
 }
 
+/// A gateway binary beside a Messenger stand-in on the wall clock, in a directory of its own.
+pub(crate) struct Launched {
+    pub dir: tempfile::TempDir,
+    pub sandbox: herald::sandbox::Sandbox,
+    pub gateway: Gateway,
+    pub log: std::path::PathBuf,
+}
+
+/// Starts the stand-in, then `herald serve` (on PostgreSQL when the suite runs there) for the
+/// test page, with the policy files in `policy` and `delivery` as more `[delivery]` lines.
+pub(crate) async fn launch(policy: &Path, delivery: &str) -> Launched {
+    let dir = tempfile::tempdir().expect("dir");
+    let sandbox = start_sandbox(
+        TcpListener::bind("127.0.0.1:0").expect("bind"),
+        None,
+        SystemClock::shared(),
+    )
+    .await;
+    let config = dir.path().join("herald.toml");
+    TestGateway {
+        database: crate::helpers::test_database().await.as_deref(),
+        store: &dir.path().join("store"),
+        sandbox_url: &sandbox.base_url(),
+        listen: "127.0.0.1:0",
+        policy,
+        pages: &[crate::helpers::PAGE_ID],
+        delivery,
+    }
+    .write(&config);
+    let log = dir.path().join("herald.log");
+    let gateway = start(&config, &log).await;
+    Launched {
+        dir,
+        sandbox,
+        gateway,
+        log,
+    }
+}
+
 fn sigkill(gateway: &mut Gateway) {
     // std's Child::kill sends SIGKILL on Unix: no shutdown code runs.
     gateway.child.kill().expect("kill -9");

@@ -253,6 +253,40 @@ pub fn test_settings(store: &std::path::Path, graph_base_url: &str) -> Settings 
     s
 }
 
+/// `GET /metrics` of the gateway at `base`, as text.
+pub async fn metrics_text(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// The value of one series of `GET /metrics` (`name{labels}`), 0 when it is absent.
+pub async fn metric(http: &reqwest::Client, base: &str, series: &str) -> f64 {
+    metrics_text(http, base)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The version of the policy the gateway at `base` runs (`GET /v1/policy`, as `token`).
+pub async fn policy_version(http: &reqwest::Client, base: &str, token: &str) -> String {
+    let body: Value = http
+        .get(format!("{base}/v1/policy"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("policy")
+        .json()
+        .await
+        .expect("json");
+    body["version"].as_str().unwrap_or_default().to_owned()
+}
+
 /// The Messenger stand-in for the test page, posting webhooks to `webhook_url`.
 pub async fn start_sandbox(
     listener: TcpListener,

@@ -1065,18 +1065,7 @@ async fn a_policy_reload_on_one_instance_reaches_every_instance() {
             app.address.clone(),
             app.token(Role::Admin),
         );
-        async move {
-            let body: Value = http
-                .get(format!("{base}/v1/policy"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("policy")
-                .json()
-                .await
-                .expect("json");
-            body["version"].as_str().unwrap_or_default().to_owned()
-        }
+        async move { crate::helpers::policy_version(&http, &base, &token).await }
     };
     let before = version(&gateways[1]).await;
 

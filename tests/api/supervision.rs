@@ -3,16 +3,14 @@
 //! pause after Messenger's rate limit outlives a restart; and what Messenger or a policy file
 //! sends cannot stop the real binary.
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
-use herald::clock::SystemClock;
 use herald::domain::Role;
 use serde_json::{json, Value};
 
-use crate::crash::{accept_shipping_update, backend_token, client_token, start, TestGateway};
-use crate::helpers::{policy_copy, spawn_app, spawn_app_with, start_sandbox, TestOptions};
+use crate::crash::{accept_shipping_update, backend_token, client_token, launch, Launched};
+use crate::helpers::{metric, policy_copy, policy_version, spawn_app, spawn_app_with, TestOptions};
 
 /// Polls `check` every 20 ms until it holds; fails after `within`, saying `what`.
 async fn until<F, Fut>(within: Duration, what: &str, mut check: F)
@@ -35,21 +33,6 @@ async fn readyz(http: &reqwest::Client, base: &str) -> (u16, Value) {
         .await
         .expect("readyz");
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
-/// The value of one series in `GET /metrics`, 0 when it is absent.
-async fn metric(http: &reqwest::Client, base: &str, series: &str) -> f64 {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test]
@@ -199,27 +182,14 @@ async fn a_pages_pause_after_a_rate_limit_outlives_a_restart() {
 
 #[tokio::test]
 async fn hostile_answers_and_policy_files_do_not_stop_the_real_binary() {
-    let dir = tempfile::tempdir().expect("dir");
-    let sandbox = start_sandbox(
-        TcpListener::bind("127.0.0.1:0").expect("bind"),
-        None,
-        SystemClock::shared(),
-    )
-    .await;
     let policy = policy_copy(|text| text.to_owned());
-    let config = dir.path().join("herald.toml");
-    TestGateway {
-        database: crate::helpers::test_database().await.as_deref(),
-        store: &dir.path().join("store"),
-        sandbox_url: &sandbox.base_url(),
-        listen: "127.0.0.1:0",
-        policy: policy.path(),
-        pages: &[crate::helpers::PAGE_ID],
-        delivery: "",
-    }
-    .write(&config);
-    let log = dir.path().join("herald.log");
-    let gateway = start(&config, &log).await;
+    // The directory (the store, the log) lives as long as the test.
+    let Launched {
+        dir: _dir,
+        sandbox,
+        gateway,
+        log,
+    } = launch(policy.path(), "").await;
     let http = reqwest::Client::new();
     let token = backend_token();
     let base = gateway.base.clone();
@@ -255,19 +225,8 @@ async fn hostile_answers_and_policy_files_do_not_stop_the_real_binary() {
     }
 
     // A policy file the reader once panicked on, then a good one: SIGHUP reloads still work.
-    let version = |http: reqwest::Client, base: String| async move {
-        let body: Value = http
-            .get(format!("{base}/v1/policy"))
-            .bearer_auth(client_token("ops", Role::Admin))
-            .send()
-            .await
-            .expect("policy")
-            .json()
-            .await
-            .expect("json");
-        body["version"].as_str().unwrap_or_default().to_owned()
-    };
-    let before = version(http.clone(), base.clone()).await;
+    let admin = client_token("ops", Role::Admin);
+    let before = policy_version(&http, &base, &admin).await;
     let default = policy.path().join("default.toml");
     let good = std::fs::read_to_string(&default).expect("policy");
     std::fs::write(
@@ -298,10 +257,7 @@ async fn hostile_answers_and_policy_files_do_not_stop_the_real_binary() {
     until(
         Duration::from_secs(10),
         "SIGHUP no longer reloads the policy",
-        || {
-            let (http, base, before) = (http.clone(), base.clone(), before.clone());
-            async move { version(http, base).await != before }
-        },
+        || async { policy_version(&http, &base, &admin).await != before },
     )
     .await;
     let (status, body) = readyz(&http, &base).await;

@@ -222,22 +222,15 @@ const YEAR_262142: i64 = 8_210_266_876_799_999;
 /// send to them panic (the connection dropped), in the real binary.
 #[tokio::test]
 async fn a_webhook_from_the_year_262142_is_taken_as_received_and_the_person_stays_reachable() {
-    use crate::crash::{backend_token, client_token, start, write_config};
+    use crate::crash::{backend_token, client_token, launch, Launched};
     use herald::domain::Role;
-    let dir = tempfile::tempdir().expect("dir");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let sandbox =
-        crate::helpers::start_sandbox(listener, None, herald::clock::SystemClock::shared()).await;
-    let database = crate::helpers::test_database().await;
-    let config = write_config(
-        database.as_deref(),
-        dir.path(),
-        &sandbox.base_url(),
-        "127.0.0.1:0",
-        &crate::helpers::policy_dir(),
-    );
-    let log = dir.path().join("herald.log");
-    let gateway = start(&config, &log).await;
+    // The directory (the store, the log) lives as long as the test.
+    let Launched {
+        dir: _dir,
+        sandbox,
+        gateway,
+        log,
+    } = launch(&crate::helpers::policy_dir(), "").await;
     let http = reqwest::Client::new();
     let psid = "4101";
     http.post(format!("{}/sandbox/users", sandbox.base_url()))
@@ -305,14 +298,7 @@ async fn a_webhook_from_the_year_262142_is_taken_as_received_and_the_person_stay
         .expect("the send is answered, the connection stays");
     assert_eq!(r.status().as_u16(), 202);
 
-    let metrics = http
-        .get(format!("{}/metrics", gateway.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = crate::helpers::metrics_text(&http, &gateway.base).await;
     for line in [
         r#"herald_webhook_moments_out_of_range_total{field="timestamp"} 2"#,
         r#"herald_webhook_moments_out_of_range_total{field="token_expiry_timestamp"} 1"#,
