@@ -291,7 +291,7 @@ pub(crate) async fn accept_shipping_update(
 }
 
 /// Polls the (separate-process) gateway until message `id` is sent; a lost message fails at once.
-async fn until_sent(
+pub(crate) async fn until_sent(
     http: &reqwest::Client,
     gateway: &Gateway,
     token: &str,

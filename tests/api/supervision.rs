@@ -9,7 +9,9 @@ use chrono::TimeDelta;
 use herald::domain::Role;
 use serde_json::{json, Value};
 
-use crate::crash::{accept_shipping_update, backend_token, client_token, launch, Launched};
+use crate::crash::{
+    accept_shipping_update, backend_token, client_token, launch, until_sent, Launched,
+};
 use crate::helpers::{metric, policy_copy, policy_version, spawn_app, spawn_app_with, TestOptions};
 
 /// Polls `check` every 20 ms until it holds; fails after `within`, saying `what`.
@@ -205,23 +207,8 @@ async fn hostile_answers_and_policy_files_do_not_stop_the_real_binary() {
         let psid = format!("720{i}");
         let id =
             accept_shipping_update(&http, &sandbox.base_url(), &base, &token, &psid, "S-1").await;
-        until(
-            Duration::from_secs(20),
-            "a message Messenger asked to wait for decades never went",
-            || async {
-                let m: Value = http
-                    .get(format!("{base}/v1/messages/{id}"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .expect("get")
-                    .json()
-                    .await
-                    .expect("json");
-                m["status"] == "sent" || m["status"] == "delivered"
-            },
-        )
-        .await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        until_sent(&http, &gateway, &token, &id, deadline).await;
     }
 
     // A policy file the reader once panicked on, then a good one: SIGHUP reloads still work.
