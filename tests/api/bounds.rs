@@ -66,7 +66,14 @@ fn fields(answer: &Value) -> Vec<String> {
 
 /// What a case is about, the path, the role, the body, the status expected and the field a 400
 /// names.
-type Case = (&'static str, &'static str, Role, Value, u16, Option<&'static str>);
+type Case = (
+    &'static str,
+    &'static str,
+    Role,
+    Value,
+    u16,
+    Option<&'static str>,
+);
 
 #[tokio::test]
 async fn every_bounded_value_is_taken_at_its_edge_and_refused_just_past_it() {

@@ -231,7 +231,7 @@ fn endpoints() -> Vec<(&'static str, Role, Value)> {
             "/v1/campaigns",
             Role::Marketer,
             json!({"name": "n", "message": {"text": "hi"}, "audience": {"psids": ["4242"]},
-                "send_at": "2030-01-01T00:00:00Z"}),
+                "send_at": "2027-01-01T00:00:00Z"}),
         ),
         (
             "/v1/policy/evaluate",
