@@ -495,3 +495,96 @@ async fn receipt_amounts_beyond_a_decimal_are_refused_and_the_rest_go_out_as_pla
         "no exponent notation: {sent}"
     );
 }
+
+/// The real binary: a far date or hold is refused at the edge, and a campaign at the edge of its
+/// bounds is scheduled, held and left running without a background task dying (a hold of a
+/// million years used to be taken, and the scheduler then panicked on it).
+#[tokio::test]
+async fn the_real_gateway_refuses_a_million_year_hold_and_keeps_its_scheduler_alive() {
+    use std::net::TcpListener;
+
+    use herald::clock::SystemClock;
+
+    use crate::crash::{client_token, start, write_config};
+    use crate::helpers::{policy_dir, start_sandbox};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let sandbox = start_sandbox(
+        TcpListener::bind("127.0.0.1:0").expect("bind"),
+        None,
+        SystemClock::shared(),
+    )
+    .await;
+    let database = crate::helpers::test_database().await;
+    let config = write_config(
+        database.as_deref(),
+        dir.path(),
+        &sandbox.base_url(),
+        "127.0.0.1:0",
+        &policy_dir(),
+    );
+    let mut gateway = start(&config, &dir.path().join("herald.log")).await;
+    let http = reqwest::Client::new();
+    let marketer = client_token("marketing", Role::Marketer);
+    let create = |body: Value| {
+        http.post(format!("{}/v1/campaigns", gateway.base))
+            .bearer_auth(&marketer)
+            .json(&body)
+            .send()
+    };
+    let far = campaign(json!({"rollout": {"first_percent": 1, "hold": "1000000y"},
+        "send_at": "9999-12-31T23:59:59Z"}));
+    let r = create(far).await.expect("post");
+    assert_eq!(r.status().as_u16(), 400);
+    let problem: Value = r.json().await.expect("problem");
+    let mut named = fields(&problem);
+    named.sort();
+    assert_eq!(named, ["rollout.hold", "send_at"], "{problem}");
+
+    let edge = json!({"name": "Teas", "message": {"text": "20% off"}, "rate_per_second": 300,
+        "audience": {"psids": ["8301", "8302", "8303"]},
+        "rollout": {"first_percent": 1, "hold": "30days"}});
+    let r = create(edge).await.expect("post");
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = r.json().await.expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+    // The scheduler takes the first part (refused: nobody opted in) and holds the rest.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let view: Value = http
+            .get(format!("{}/v1/campaigns/{id}", gateway.base))
+            .bearer_auth(&marketer)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        let decided: u64 = view["counts"]["denied"]
+            .as_object()
+            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
+        if decided >= 1 {
+            assert_eq!(view["status"], "running", "{view}");
+            assert_eq!(
+                view["counts"]["pending"], 2,
+                "the rest waits 30 days: {view}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first part was never decided: {view}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ready = http
+        .get(format!("{}/readyz", gateway.base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status().as_u16(), 200, "every background task runs");
+    assert!(
+        gateway.child.try_wait().expect("wait").is_none(),
+        "the gateway is alive"
+    );
+}
