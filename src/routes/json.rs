@@ -74,6 +74,15 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, ApiError> {
     }
 }
 
+/// The path of the first key that `bytes`, read as JSON, names twice in one object; `None` when
+/// there is none or `bytes` is not JSON (which its reader reports in its own way).
+pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    match parse_strict(bytes) {
+        Err(ApiError::Invalid(errors)) => errors.into_iter().next().map(|e| e.field),
+        _ => None,
+    }
+}
+
 /// Builds a `Value` as serde_json does, noting the path of the first duplicate key.
 struct StrictValue<'a> {
     path: String,

@@ -472,6 +472,24 @@ async fn a_key_named_twice_is_refused_at_any_depth_naming_the_key() {
         let problem: Value = r.json().await.expect("problem");
         assert_eq!(problem["errors"][0]["field"], field, "{path}: {problem}");
     }
+    // The Graph-compatible endpoint answers in Graph's shape, naming the key.
+    let r = app
+        .http
+        .post(format!("{}/graph/v21.0/me/messages", app.address))
+        .bearer_auth(app.token(Role::Backend))
+        .header("content-type", "application/json")
+        .body(r#"{"recipient": {"id": "4242", "id": "4243"}, "message": {"text": "hi"}}"#)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 400);
+    let error: Value = r.json().await.expect("graph error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("recipient")),
+        "{error}"
+    );
     // A webhook is Messenger's, signed; a duplicate there is refused the same way.
     let body = br#"{"object": "page", "object": "user", "entry": []}"#.to_vec();
     let status = post_raw(&app, "/webhooks/messenger", Role::Backend, body)
