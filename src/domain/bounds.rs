@@ -79,8 +79,15 @@ pub fn delta(by: std::time::Duration) -> TimeDelta {
     TimeDelta::from_std(by).unwrap_or(TimeDelta::MAX)
 }
 
-/// `send_at` lies at most [`SEND_AT_AHEAD`] after `now` (an earlier one means now).
+/// `send_at` lies at most [`SEND_AT_AHEAD`] after `now`. One in the past means now, but not one
+/// before [`earliest_event`]: a year 0 is a bug in the caller, not a schedule.
 pub fn check_send_at(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
+    if at < earliest_event() {
+        return Err(format!(
+            "must not be before {} (leave it out to send now)",
+            earliest_event().format("%Y-%m-%d")
+        ));
+    }
     if at > later(now, SEND_AT_AHEAD) {
         return Err(format!(
             "must be at most {} days ahead",
@@ -170,6 +177,8 @@ mod tests {
         let second = TimeDelta::seconds(1);
         assert!(check_send_at(later(now, SEND_AT_AHEAD), now).is_ok());
         assert!(check_send_at(later(now, SEND_AT_AHEAD + second), now).is_err());
+        assert!(check_send_at(earliest_event(), now).is_ok());
+        assert!(check_send_at(DateTime::<Utc>::MIN_UTC, now).is_err());
         assert!(check_expires_at(later(now, EXPIRES_WITHIN), now, None).is_ok());
         assert!(check_expires_at(later(now, EXPIRES_WITHIN + second), now, None).is_err());
         assert!(check_expires_at(now, now, None).is_err());

@@ -74,24 +74,23 @@ impl FilterQuery {
             }
         }
         let limit = self.limit.as_deref().and_then(|text| {
-            match text.trim().parse::<usize>().map_err(|_| ()).and_then(|n| {
-                bounds::check_range(n, &bounds::AUDIT_LIMIT).map_err(|_| ())?;
-                Ok(n)
-            }) {
-                Ok(n) => Some(n),
-                Err(()) => {
-                    let range = &bounds::AUDIT_LIMIT;
-                    v.push(
-                        "limit",
-                        format!(
-                            "must be a whole number from {} to {}",
-                            range.start(),
-                            range.end()
-                        ),
-                    );
-                    None
-                }
+            let n = text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| bounds::AUDIT_LIMIT.contains(n));
+            if n.is_none() {
+                let range = &bounds::AUDIT_LIMIT;
+                v.push(
+                    "limit",
+                    format!(
+                        "must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
             }
+            n
         });
         let category = self.category.as_deref().and_then(|c| {
             c.parse::<Category>()

@@ -107,6 +107,14 @@ async fn every_bounded_value_is_taken_at_its_edge_and_refused_just_past_it() {
             Some("send_at"),
         ),
         (
+            "send_at in the year 0",
+            "/v1/messages",
+            backend,
+            response(json!({"send_at": "0000-01-01T00:00:00Z"})),
+            400,
+            Some("send_at"),
+        ),
+        (
             "send_at in 9999",
             "/v1/messages",
             backend,
