@@ -57,7 +57,7 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, ApiError> {
     let duplicate = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = StrictValue {
-        path: String::new(),
+        at: Step::Root,
         duplicate: &duplicate,
     }
     .deserialize(&mut de)
@@ -83,21 +83,40 @@ pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
     }
 }
 
-/// Builds a `Value` as serde_json does, noting the path of the first duplicate key.
+/// Builds a `Value` as serde_json does, noting the path of the first duplicate key. The path is
+/// kept as borrowed steps and spelled out only for a duplicate, so a large body costs no string
+/// per value.
 struct StrictValue<'a> {
-    path: String,
+    at: Step<'a>,
     duplicate: &'a RefCell<Option<String>>,
 }
 
-impl StrictValue<'_> {
-    fn child(&self, step: impl fmt::Display, index: bool) -> StrictValue<'_> {
-        let path = match (self.path.is_empty(), index) {
-            (_, true) => format!("{}[{step}]", self.path),
-            (true, false) => step.to_string(),
-            (false, false) => format!("{}.{step}", self.path),
-        };
+/// Where a value sits: the root, a key of an object, or an index of an array.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Root,
+    Key(&'a Step<'a>, &'a str),
+    Index(&'a Step<'a>, usize),
+}
+
+impl fmt::Display for Step<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Root => Ok(()),
+            Step::Key(Step::Root, key) => write!(f, "{key}"),
+            Step::Key(parent, key) => write!(f, "{parent}.{key}"),
+            Step::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+impl<'a> StrictValue<'a> {
+    fn child<'b>(&'b self, at: Step<'b>) -> StrictValue<'b>
+    where
+        'a: 'b,
+    {
         StrictValue {
-            path,
+            at,
             duplicate: self.duplicate,
         }
     }
@@ -152,22 +171,26 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(self.child(items.len(), true))? {
-            items.push(item);
+        loop {
+            let at = Step::Index(&self.at, items.len());
+            match seq.next_element_seed(self.child(at))? {
+                Some(item) => items.push(item),
+                None => return Ok(Value::Array(items)),
+            }
         }
-        Ok(Value::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let child = self.child(&key, false);
+            let at = Step::Key(&self.at, &key);
             if object.contains_key(&key) {
-                let message = format!("the key {} appears twice", child.path);
-                *self.duplicate.borrow_mut() = Some(child.path);
+                let path = at.to_string();
+                let message = format!("the key {path} appears twice");
+                *self.duplicate.borrow_mut() = Some(path);
                 return Err(A::Error::custom(message));
             }
-            let value = map.next_value_seed(child)?;
+            let value = map.next_value_seed(self.child(at))?;
             object.insert(key, value);
         }
         Ok(Value::Object(object))
