@@ -543,8 +543,8 @@ mod tests {
             let end = have >= bytes.len();
             match next_record(&bytes[start..have.min(bytes.len())], end).expect("csv") {
                 Some((consumed, fields)) => {
+                    out.push((line, fields));
                     line += line_ends(&bytes[start..start + consumed]);
-                    out.push((line - line_ends(&bytes[start..start + consumed]), fields));
                     start += consumed;
                 }
                 None if end => return out,
