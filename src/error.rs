@@ -38,6 +38,9 @@ pub enum ApiError {
     /// The body is over the configured limit (`[server] max_body_bytes`).
     #[error("{0}")]
     TooLarge(String),
+    /// The body is not in a format the route reads (a JSON route given `text/plain`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("the store is unavailable; nothing was written")]
@@ -107,6 +110,7 @@ impl ApiError {
             ApiError::Conflict(_) | ApiError::MessageConflict { .. } => "conflict",
             ApiError::Denied { .. } => "policy_denied",
             ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Internal(_) => "internal",
@@ -123,6 +127,7 @@ impl ApiError {
             ApiError::Conflict(_) | ApiError::MessageConflict { .. } => "Conflict",
             ApiError::Denied { .. } => "Denied by policy",
             ApiError::TooLarge(_) => "Payload too large",
+            ApiError::UnsupportedMediaType(_) => "Unsupported media type",
             ApiError::TooManyRequests { .. } => "Too many requests",
             ApiError::StoreUnavailable(_) => "Store unavailable",
             ApiError::Internal(_) => "Internal server error",
@@ -183,6 +188,7 @@ impl ResponseError for ApiError {
             }
             ApiError::Denied { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

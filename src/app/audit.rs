@@ -141,6 +141,17 @@ fn csv_row(e: &AuditEntry) -> [String; 28] {
     ]
 }
 
+/// A cell a spreadsheet would read as a formula (`=HYPERLINK(…)` in a campaign's name, a
+/// client's or a person's text) starts with a single quote instead, as OWASP recommends for CSV
+/// injection: the export is opened by compliance officers, in spreadsheets.
+fn neutralised(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
 /// One chunk of an export, encoded; the CSV header goes with the first.
 fn encode(
     entries: &[AuditEntry],
@@ -167,7 +178,8 @@ fn encode(
                 w.write_record(CSV_COLUMNS).map_err(csv_error)?;
             }
             for e in entries {
-                w.write_record(csv_row(e)).map_err(csv_error)?;
+                w.write_record(csv_row(e).map(neutralised))
+                    .map_err(csv_error)?;
             }
             w.into_inner()
                 .map_err(|e| encoding(serde::ser::Error::custom(e.to_string())))

@@ -38,6 +38,10 @@ pub const EVENT_CLOCK_SKEW: TimeDelta = TimeDelta::minutes(5);
 /// `estimated_time_to_regain_access`), whatever it asks: a day.
 pub const GRAPH_WAIT_MAX: TimeDelta = TimeDelta::days(1);
 
+/// How far ahead of now a moment a client asks about may lie: a policy evaluation's `at`, an
+/// audit query's `from` and `to`. Nothing can be sent later than `send_at` allows.
+pub const QUERY_AHEAD: TimeDelta = SEND_AT_AHEAD;
+
 /// The earliest moment an event from Messenger can carry (the platform is younger).
 pub fn earliest_event() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2011, 1, 1, 0, 0, 0)
@@ -83,6 +87,79 @@ pub fn delta(by: std::time::Duration) -> TimeDelta {
     TimeDelta::from_std(by).unwrap_or(TimeDelta::MAX)
 }
 
+/// `send_at` lies at most [`SEND_AT_AHEAD`] after `now`. One in the past means now, but not one
+/// before [`earliest_event`]: a year 0 is a bug in the caller, not a schedule.
+pub fn check_send_at(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
+    if at < earliest_event() {
+        return Err(format!(
+            "must not be before {} (leave it out to send now)",
+            earliest_event().format("%Y-%m-%d")
+        ));
+    }
+    if at > later(now, SEND_AT_AHEAD) {
+        return Err(format!(
+            "must be at most {} days ahead",
+            SEND_AT_AHEAD.num_days()
+        ));
+    }
+    Ok(())
+}
+
+/// `expires_at` lies after now and at most [`EXPIRES_WITHIN`] after the moment the message is
+/// due: `send_at` when that is later than now (as the default time-to-live counts).
+pub fn check_expires_at(
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    send_at: Option<DateTime<Utc>>,
+) -> Result<(), String> {
+    let due = send_at.filter(|s| *s > now).unwrap_or(now);
+    if at <= now {
+        return Err("must be later than now".into());
+    }
+    if at > later(due, EXPIRES_WITHIN) {
+        return Err(format!(
+            "must be at most {} days after the message is due",
+            EXPIRES_WITHIN.num_days()
+        ));
+    }
+    Ok(())
+}
+
+/// A moment a client asks about (`at`, `from`, `to`) lies between [`earliest_event`] and
+/// [`QUERY_AHEAD`] after now.
+pub fn check_moment(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
+    if at < earliest_event() || at > later(now, QUERY_AHEAD) {
+        return Err(format!(
+            "must lie between {} and {} days from now",
+            earliest_event().format("%Y-%m-%d"),
+            QUERY_AHEAD.num_days()
+        ));
+    }
+    Ok(())
+}
+
+/// A rollout's `hold` is at most [`ROLLOUT_HOLD_MAX`].
+pub fn check_hold(hold: std::time::Duration) -> Result<(), String> {
+    if delta(hold) > ROLLOUT_HOLD_MAX {
+        return Err(format!(
+            "must be at most {} days",
+            ROLLOUT_HOLD_MAX.num_days()
+        ));
+    }
+    Ok(())
+}
+
+/// A number within one of the ranges above.
+pub fn check_range<T: PartialOrd + std::fmt::Display>(
+    value: T,
+    range: &RangeInclusive<T>,
+) -> Result<(), String> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(format!("must be from {} to {}", range.start(), range.end()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +177,29 @@ mod tests {
         );
         assert_eq!(later(now, TimeDelta::hours(1)), now + TimeDelta::hours(1));
         assert_eq!(earlier(now, TimeDelta::hours(1)), now - TimeDelta::hours(1));
+    }
+
+    #[test]
+    fn each_bound_takes_its_edge_and_refuses_one_past_it() {
+        let now = Utc::now();
+        let second = TimeDelta::seconds(1);
+        assert!(check_send_at(later(now, SEND_AT_AHEAD), now).is_ok());
+        assert!(check_send_at(later(now, SEND_AT_AHEAD + second), now).is_err());
+        assert!(check_send_at(earliest_event(), now).is_ok());
+        assert!(check_send_at(DateTime::<Utc>::MIN_UTC, now).is_err());
+        assert!(check_expires_at(later(now, EXPIRES_WITHIN), now, None).is_ok());
+        assert!(check_expires_at(later(now, EXPIRES_WITHIN + second), now, None).is_err());
+        assert!(check_expires_at(now, now, None).is_err());
+        let due = later(now, TimeDelta::days(100));
+        assert!(check_expires_at(later(due, EXPIRES_WITHIN), now, Some(due)).is_ok());
+        assert!(check_hold(std::time::Duration::from_secs(30 * 86_400)).is_ok());
+        assert!(check_hold(std::time::Duration::from_secs(30 * 86_400 + 1)).is_err());
+        assert!(check_hold(std::time::Duration::MAX).is_err());
+        assert!(check_range(300, &CAMPAIGN_RATE).is_ok());
+        assert!(check_range(0, &CAMPAIGN_RATE).is_err());
+        assert!(check_moment(earliest_event(), now).is_ok());
+        assert!(check_moment(earlier(earliest_event(), second), now).is_err());
+        assert!(check_moment(DateTime::<Utc>::MAX_UTC, now).is_err());
     }
 
     #[test]

@@ -4,6 +4,10 @@ use serde_json::{Map, Number, Value};
 
 use super::Violations;
 
+/// The largest amount a receipt may carry, either way: far beyond any order, and far inside
+/// what a decimal (or an `f64`, exactly to the cent) can carry.
+pub const MAX_AMOUNT: f64 = 1e12;
+
 /// Reads the fields of one JSON object, recording each problem under its full path.
 pub(crate) struct Fields<'a> {
     obj: Option<&'a Map<String, Value>>,
@@ -71,21 +75,33 @@ impl<'a> Fields<'a> {
         self.opt_amount(name, v).unwrap_or_else(|| Number::from(0))
     }
 
+    /// An optional decimal amount, at most [`MAX_AMOUNT`] either way and kept to four decimal
+    /// places, so that it always renders as plain digits (`1000000000000`, `0.0001`), never as
+    /// `1e29` or `1e-7`, and fits any decimal type downstream.
     pub fn opt_amount(&self, name: &str, v: &mut Violations) -> Option<Number> {
-        let parsed = match self.get(name)? {
-            Value::Number(n) => Some(n.clone()),
-            Value::String(s) => s
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .and_then(Number::from_f64),
+        let value = self.get(name)?;
+        let parsed = match value {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok(),
             _ => None,
-        };
-        if parsed.is_none() {
-            v.push(self.path(name), "must be a decimal number");
         }
-        parsed
+        .filter(|f| f.is_finite());
+        let Some(amount) = parsed else {
+            v.push(self.path(name), "must be a decimal number");
+            return None;
+        };
+        if amount.abs() > MAX_AMOUNT {
+            v.push(
+                self.path(name),
+                "must be at most 1000000000000 (10^12) either way",
+            );
+            return None;
+        }
+        match value {
+            // A whole number is kept as written: exact, and rendered without a fraction.
+            Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.clone()),
+            _ => Number::from_f64((amount * 10_000.0).round() / 10_000.0),
+        }
     }
 
     pub fn opt_u32(&self, name: &str, v: &mut Violations) -> Option<u32> {

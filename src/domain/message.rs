@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::bounds;
 use super::fields::Fields;
 use super::receipt::check_url;
 use super::{
@@ -143,7 +144,29 @@ const COMMON_FIELDS: [&str; 4] = ["page_id", "recipient", "send_at", "expires_at
 impl OutboundMessage {
     /// Parses a send body, naming every bad field. Unknown top-level fields are refused so that a
     /// typo (`utility_templat`) does not silently change what is sent.
+    ///
+    /// Dates are checked only against each other: a route parses with
+    /// [`OutboundMessage::parse_at`], which bounds them too.
     pub fn parse(body: &Value, kind: SendKind) -> Result<OutboundMessage, Vec<FieldError>> {
+        Self::parse_bounded(body, kind, None)
+    }
+
+    /// [`OutboundMessage::parse`], with `send_at` and `expires_at` held to the contract's
+    /// bounds measured from `now` (Herald's clock): a date far out is a 400 naming it, never a
+    /// task that overflows on it later.
+    pub fn parse_at(
+        body: &Value,
+        kind: SendKind,
+        now: DateTime<Utc>,
+    ) -> Result<OutboundMessage, Vec<FieldError>> {
+        Self::parse_bounded(body, kind, Some(now))
+    }
+
+    fn parse_bounded(
+        body: &Value,
+        kind: SendKind,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<OutboundMessage, Vec<FieldError>> {
         let mut v = Violations::default();
         let f = Fields::of(body, "", &mut v);
         let allowed: &[&str] = match kind {
@@ -194,6 +217,14 @@ impl OutboundMessage {
         if let (Some(send_at), Some(expires_at)) = (send_at, expires_at) {
             if expires_at <= send_at {
                 v.push("expires_at", "must be later than send_at");
+            }
+        }
+        if let Some(now) = now {
+            if let Some(Err(e)) = send_at.map(|at| bounds::check_send_at(at, now)) {
+                v.push("send_at", e);
+            }
+            if let Some(Err(e)) = expires_at.map(|at| bounds::check_expires_at(at, now, send_at)) {
+                v.push("expires_at", e);
             }
         }
         let (category, content, utility_template) = match kind {
@@ -271,9 +302,33 @@ impl OutboundMessage {
     }
 }
 
-/// `{"psid": "…"}`, `{"id": "…"}` (Graph spelling) or `{"user_ref": "…"}`: exactly one.
+/// `{"psid": "…"}`, `{"id": "…"}` (Graph spelling) or `{"user_ref": "…"}`: exactly one, and
+/// nothing else. Two ways of naming a person, or a key Herald does not know, would leave it to
+/// guess who is meant.
 pub fn parse_recipient(value: &Value, path: &str, v: &mut Violations) -> Option<Recipient> {
     let f = Fields::of(value, path, v);
+    if let Some(obj) = value.as_object() {
+        let unknown: Vec<&str> = obj
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !RECIPIENT_KEYS.contains(k))
+            .collect();
+        if !unknown.is_empty() {
+            v.push(
+                path,
+                format!(
+                    "has unknown keys ({}): give exactly one of psid, id or user_ref",
+                    unknown.join(", ")
+                ),
+            );
+            return None;
+        }
+        let named = RECIPIENT_KEYS.iter().filter(|k| f.has(k)).count();
+        if named > 1 {
+            v.push(path, "must have one of psid, id or user_ref, not several");
+            return None;
+        }
+    }
     let psid = f.get("psid").or_else(|| f.get("id"));
     let user_ref = f.get("user_ref");
     match (psid, user_ref) {
@@ -309,6 +364,9 @@ pub fn parse_recipient(value: &Value, path: &str, v: &mut Violations) -> Option<
         }
     }
 }
+
+/// The keys a recipient object may have (exactly one of them).
+const RECIPIENT_KEYS: [&str; 3] = ["psid", "id", "user_ref"];
 
 /// An RFC 3339 timestamp.
 pub fn parse_time(value: &Value, path: &str, v: &mut Violations) -> Option<DateTime<Utc>> {

@@ -77,6 +77,8 @@ pub struct ReceiptElement {
 /// Messenger renders at most this many line items.
 pub const MAX_ELEMENTS: usize = 100;
 const SHORT: usize = 80;
+/// 9999-12-31T23:59:59Z: the last moment a receipt's `timestamp` can name.
+const LAST_TIMESTAMP: u64 = 253_402_300_799;
 const LONG: usize = 640;
 
 impl Receipt {
@@ -119,11 +121,12 @@ fn timestamp(f: &Fields<'_>, v: &mut Violations) -> Option<String> {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.parse::<u64>().ok(),
         _ => None,
-    };
+    }
+    .filter(|s| *s <= LAST_TIMESTAMP);
     if seconds.is_none() {
         v.push(
             f.path("timestamp"),
-            "must be the order time in Unix seconds",
+            "must be the order time in Unix seconds, before the year 10000",
         );
     }
     seconds.map(|s| s.to_string())
@@ -272,6 +275,44 @@ mod tests {
         let mut o = order();
         o["elements"] = Value::Array(vec![json!({"title": "x", "price": 1}); 101]);
         assert_eq!(errors(&o), ["order.elements"]);
+    }
+
+    #[test]
+    fn amounts_beyond_a_decimal_are_refused_and_the_rest_render_as_plain_digits() {
+        for (amount, refused) in [
+            (json!(1e29), true),
+            (json!("1e29"), true),
+            (json!("NaN"), true),
+            (json!("inf"), true),
+            (json!(u64::MAX), true),
+            (json!(i64::MIN), true),
+            (json!(-1e308), true),
+            (json!(1_000_000_000_001_u64), true),
+            (json!(1e12), false),
+            (json!(-1e12), false),
+            (json!("42.50"), false),
+            (json!(0.000_000_1), false),
+        ] {
+            let mut o = order();
+            o["summary"]["total_cost"] = amount.clone();
+            let got = errors(&o);
+            assert_eq!(!got.is_empty(), refused, "{amount}: {got:?}");
+            if !refused {
+                let mut v = Violations::default();
+                let r = Receipt::parse(&o, "order", &mut v).expect("parsed");
+                let shown = serde_json::to_string(&r.summary.total_cost).expect("json");
+                assert!(!shown.contains(['e', 'E']), "{amount} renders as {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_timestamp_past_the_year_9999_is_refused() {
+        let mut o = order();
+        o["timestamp"] = json!("253402300799");
+        assert!(errors(&o).is_empty());
+        o["timestamp"] = json!(253_402_300_800_u64);
+        assert_eq!(errors(&o), ["order.timestamp"]);
     }
 
     #[test]

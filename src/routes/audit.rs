@@ -1,6 +1,7 @@
 //! The audit log (roles compliance and admin): query, export, verify, checkpoint.
 
 use actix_web::{get, web, HttpResponse};
+use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
@@ -12,7 +13,7 @@ use super::AppState;
 use crate::app::{export_audit, verify_audit, ExportFormat};
 use crate::auth::Client;
 use crate::domain::audit::{AuditKind, ChainHead, ChainPoint};
-use crate::domain::{parse_time, Category, FieldError, Role, Violations};
+use crate::domain::{bounds, parse_time, Category, FieldError, Role, Violations};
 use crate::error::ApiError;
 use crate::store::{AuditCursor, AuditFilter};
 
@@ -41,23 +42,56 @@ struct FilterQuery {
     kind: Option<String>,
     from: Option<String>,
     to: Option<String>,
-    limit: Option<usize>,
+    /// From 1 to 1000 entries a page.
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
     cursor: Option<String>,
     format: Option<String>,
 }
 
 impl FilterQuery {
-    /// The filter, naming every bad parameter.
-    fn filter(&self) -> Result<AuditFilter, ApiError> {
+    /// The filter and the page size, naming every bad parameter; `from` and `to` are bounded
+    /// from `now`.
+    fn filter(&self, now: DateTime<Utc>) -> Result<(AuditFilter, Option<usize>), ApiError> {
         let mut v = Violations::default();
-        let from = self
-            .from
-            .as_ref()
-            .and_then(|t| parse_time(&serde_json::Value::String(t.clone()), "from", &mut v));
-        let to = self
-            .to
-            .as_ref()
-            .and_then(|t| parse_time(&serde_json::Value::String(t.clone()), "to", &mut v));
+        let mut moment = |name: &str, text: &Option<String>| {
+            let at = text
+                .as_ref()
+                .and_then(|t| parse_time(&serde_json::Value::String(t.clone()), name, &mut v))?;
+            match bounds::check_moment(at, now) {
+                Ok(()) => Some(at),
+                Err(e) => {
+                    v.push(name, e);
+                    None
+                }
+            }
+        };
+        let from = moment("from", &self.from);
+        let to = moment("to", &self.to);
+        if let (Some(from), Some(to)) = (from, to) {
+            if from > to {
+                v.push("from", "must not be later than to");
+            }
+        }
+        let limit = self.limit.as_deref().and_then(|text| {
+            let n = text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| bounds::AUDIT_LIMIT.contains(n));
+            if n.is_none() {
+                let range = &bounds::AUDIT_LIMIT;
+                v.push(
+                    "limit",
+                    format!(
+                        "must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+            }
+            n
+        });
         let category = self.category.as_deref().and_then(|c| {
             c.parse::<Category>()
                 .map_err(|e| v.push("category", e))
@@ -70,7 +104,7 @@ impl FilterQuery {
         if !v.is_empty() {
             return Err(ApiError::Invalid(v.into_inner()));
         }
-        Ok(AuditFilter {
+        let filter = AuditFilter {
             recipient: self.recipient.clone(),
             page_id: self.page_id.clone(),
             category,
@@ -81,7 +115,8 @@ impl FilterQuery {
             kind,
             from,
             to,
-        })
+        };
+        Ok((filter, limit))
     }
 }
 
@@ -102,12 +137,9 @@ async fn get_audit(
     query: web::Query<FilterQuery>,
 ) -> Result<HttpResponse, ApiError> {
     client.require(AUDIT_ROLES)?;
-    let filter = query.filter()?;
+    let (filter, limit) = query.filter(state.herald.clock.now())?;
     let cursor = query.cursor.clone().map(AuditCursor);
-    let page = state
-        .herald
-        .audit(&filter, cursor.as_ref(), query.limit)
-        .await?;
+    let page = state.herald.audit(&filter, cursor.as_ref(), limit).await?;
     let entries: Vec<_> = page.entries.iter().map(|e| e.view()).collect();
     Ok(HttpResponse::Ok().json(json!({
         "entries": entries,
@@ -128,7 +160,7 @@ async fn get_export(
     query: web::Query<FilterQuery>,
 ) -> Result<HttpResponse, ApiError> {
     client.require(AUDIT_ROLES)?;
-    let filter = query.filter()?;
+    let (filter, _) = query.filter(state.herald.clock.now())?;
     let format = query
         .format
         .as_deref()
@@ -152,32 +184,83 @@ async fn get_export(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct VerifyQuery {
-    checkpoint_seq: Option<u64>,
+    /// The checkpoint's `seq`: 1 or more, at most the log's head.
+    #[param(value_type = Option<u64>)]
+    checkpoint_seq: Option<String>,
+    /// The checkpoint's `head`: 64 hex characters, either case.
     checkpoint_head: Option<String>,
     /// On PostgreSQL: the checkpoint's chain heads, `chain:seq:hash` separated by commas.
     checkpoint_chains: Option<String>,
 }
 
+impl VerifyQuery {
+    /// The checkpoint to verify against, if one is given, naming each bad parameter. A
+    /// malformed checkpoint is the caller's mistake, not evidence that the log was rewritten.
+    fn point(&self) -> Result<Option<ChainPoint>, ApiError> {
+        let (seq, head) = match (&self.checkpoint_seq, &self.checkpoint_head) {
+            (Some(seq), Some(head)) => (seq, head),
+            (None, None) if self.checkpoint_chains.is_none() => return Ok(None),
+            _ => {
+                return Err(ApiError::Invalid(vec![FieldError::new(
+                    "checkpoint_seq",
+                    "checkpoint_seq and checkpoint_head go together",
+                )]))
+            }
+        };
+        let mut v = Violations::default();
+        let seq = match seq.trim().parse::<u64>() {
+            Ok(0) => {
+                v.push("checkpoint_seq", "must be 1 or more: the log starts at 1");
+                None
+            }
+            Ok(seq) => Some(seq),
+            Err(_) => {
+                v.push("checkpoint_seq", "must be a whole number");
+                None
+            }
+        };
+        let hash = hash_hex(head);
+        if hash.is_none() {
+            v.push("checkpoint_head", "must be 64 hexadecimal characters");
+        }
+        let chains = chain_heads(self.checkpoint_chains.as_deref().unwrap_or_default())
+            .map_err(|e| v.push("checkpoint_chains", e))
+            .ok();
+        match (seq, hash, chains) {
+            (Some(seq), Some(hash), Some(chains)) if v.is_empty() => {
+                Ok(Some(ChainPoint { seq, hash, chains }))
+            }
+            _ => Err(ApiError::Invalid(v.into_inner())),
+        }
+    }
+}
+
+/// A sha256 in hex as the log writes it (lowercase), from either case; `None` if it is not one.
+fn hash_hex(text: &str) -> Option<String> {
+    let text = text.trim();
+    (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| text.to_ascii_lowercase())
+}
+
 /// `chain:seq:hash,…` as chain heads.
-fn chain_heads(text: &str) -> Result<Vec<ChainHead>, ApiError> {
-    let bad = || {
-        ApiError::Invalid(vec![FieldError::new(
-            "checkpoint_chains",
-            "must be chain:seq:hash entries separated by commas",
-        )])
+fn chain_heads(text: &str) -> Result<Vec<ChainHead>, String> {
+    let bad = |part: &str| {
+        format!(
+            "must be chain:seq:hash entries separated by commas, each hash 64 hexadecimal \
+             characters; {part:?} is not"
+        )
     };
     text.split(',')
         .filter(|part| !part.trim().is_empty())
         .map(|part| {
             let mut fields = part.trim().splitn(3, ':');
-            let chain = fields.next().and_then(|c| c.parse().ok()).ok_or_else(bad)?;
-            let seq = fields.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-            let hash = fields.next().filter(|h| !h.is_empty()).ok_or_else(bad)?;
-            Ok(ChainHead {
-                chain,
-                seq,
-                hash: hash.to_owned(),
-            })
+            let chain = fields.next().and_then(|c| c.parse().ok());
+            let seq = fields.next().and_then(|s| s.parse().ok());
+            let hash = fields.next().and_then(hash_hex);
+            match (chain, seq, hash) {
+                (Some(chain), Some(seq), Some(hash)) => Ok(ChainHead { chain, seq, hash }),
+                _ => Err(bad(part.trim())),
+            }
         })
         .collect()
 }
@@ -195,20 +278,23 @@ async fn get_verify(
     query: web::Query<VerifyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     client.require(AUDIT_ROLES)?;
-    let point = match (query.checkpoint_seq, query.checkpoint_head.clone()) {
-        (Some(seq), Some(hash)) => Some(ChainPoint {
-            seq,
-            hash,
-            chains: chain_heads(query.checkpoint_chains.as_deref().unwrap_or_default())?,
-        }),
-        (None, None) => None,
-        _ => {
+    let point = query.point()?;
+    if let Some(point) = &point {
+        // A checkpoint past the head names no entry of this log: either it is another log's,
+        // or this one lost its tail. Said as such, not as a rewrite (an entry rewritten in place
+        // keeps the head where it was and still answers `ok: false`).
+        let head = state.herald.store.audit_head().await?;
+        if point.seq > head.seq {
             return Err(ApiError::Invalid(vec![FieldError::new(
                 "checkpoint_seq",
-                "checkpoint_seq and checkpoint_head go together",
-            )]))
+                format!(
+                    "is {}, beyond the log's head at {}: the checkpoint is not this log's, or \
+                     the entries after {} are gone",
+                    point.seq, head.seq, head.seq
+                ),
+            )]));
         }
-    };
+    }
     let verification = verify_audit(state.herald.store.as_ref(), point.as_ref()).await?;
     Ok(HttpResponse::Ok().json(verification))
 }

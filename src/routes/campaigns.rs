@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
 use futures_util::{stream, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -17,7 +18,7 @@ use crate::app::{Audience, CampaignView, ListKind, NewCampaign};
 use crate::auth::Client;
 use crate::domain::campaign::{Guard, Rollout};
 use crate::domain::{
-    parse_time, validate_message_object, FieldError, PageId, Psid, Role, Violations,
+    bounds, parse_time, validate_message_object, FieldError, PageId, Psid, Role, Violations,
 };
 use crate::error::ApiError;
 
@@ -71,7 +72,7 @@ async fn create(
                 "comes from the CSV body, not a parameter",
             ));
         }
-        let new = body.into_campaign()?;
+        let new = body.into_campaign(state.herald.clock.now())?;
         let members = csv_members(payload);
         let audience = Audience::Listed {
             members: Box::pin(members),
@@ -79,6 +80,8 @@ async fn create(
         };
         state.herald.create_campaign(&client, new, audience).await?
     } else {
+        // Refused before the body is read: an upload of the wrong type costs nothing.
+        super::json::require_json(&req)?;
         let bytes = payload
             .to_bytes_limited(MAX_JSON_BODY)
             .await
@@ -88,9 +91,9 @@ async fn create(
                 )
             })?
             .map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
-        let mut body = CampaignBody::parse(json_body(&bytes)?)?;
+        let mut body = CampaignBody::parse(json_body(&req, &bytes)?)?;
         let audience = body.audience.take();
-        let new = body.into_campaign()?;
+        let new = body.into_campaign(state.herald.clock.now())?;
         match audience {
             Some(AudienceBody { psids: Some(psids), segment: None }) => {
                 let members = stream::iter(psids.into_iter().enumerate().map(|(i, p)| {
@@ -212,7 +215,7 @@ struct AudienceBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RolloutBody {
-    first_percent: u8,
+    first_percent: u32,
     /// How long to wait after the first part, e.g. `"2h"`.
     hold: String,
 }
@@ -233,8 +236,8 @@ impl CampaignBody {
         })
     }
 
-    /// Checks every field and names each bad one.
-    fn into_campaign(self) -> Result<NewCampaign, ApiError> {
+    /// Checks every field and names each bad one; dates are bounded from `now`.
+    fn into_campaign(self, now: DateTime<Utc>) -> Result<NewCampaign, ApiError> {
         let mut v = Violations::default();
         let name = self.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 200 {
@@ -255,15 +258,35 @@ impl CampaignBody {
             .send_at
             .as_ref()
             .and_then(|s| parse_time(s, "send_at", &mut v));
+        if let Some(Err(e)) = send_at.map(|at| bounds::check_send_at(at, now)) {
+            v.push("send_at", e);
+        }
+        if let Some(Err(e)) = self
+            .rate_per_second
+            .map(|rate| bounds::check_range(rate, &bounds::CAMPAIGN_RATE))
+        {
+            v.push("rate_per_second", e);
+        }
         let rollout = self.rollout.and_then(|r| {
-            if !(1..=99).contains(&r.first_percent) {
-                v.push("rollout.first_percent", "must be from 1 to 99");
-            }
+            let first_percent = match bounds::check_range(r.first_percent, &bounds::FIRST_PERCENT)
+                .and_then(|()| u8::try_from(r.first_percent).map_err(|e| e.to_string()))
+            {
+                Ok(percent) => Some(percent),
+                Err(e) => {
+                    v.push("rollout.first_percent", e);
+                    None
+                }
+            };
             match humantime::parse_duration(&r.hold) {
-                Ok(hold) => Some(Rollout {
-                    first_percent: r.first_percent,
-                    hold_seconds: i64::try_from(hold.as_secs()).unwrap_or(i64::MAX),
-                }),
+                Ok(hold) => {
+                    if let Err(e) = bounds::check_hold(hold) {
+                        v.push("rollout.hold", e);
+                    }
+                    Some(Rollout {
+                        first_percent: first_percent?,
+                        hold_seconds: i64::try_from(hold.as_secs()).unwrap_or(i64::MAX),
+                    })
+                }
                 Err(_) => {
                     v.push(
                         "rollout.hold",
@@ -324,14 +347,16 @@ fn query_as_json(query: &HashMap<String, String>) -> Result<Value, ApiError> {
     Ok(Value::Object(body))
 }
 
-/// The PSIDs of a CSV upload as they arrive, line by line: the first line names the columns
-/// (one of them `psid`); a line that is malformed or holds no PSID is an error naming it.
+/// The PSIDs of a CSV upload as they arrive, record by record: the first record names the
+/// columns (one of them `psid`); a record that is malformed or holds no PSID is an error naming
+/// the line it starts on. The `csv` crate reads each record, so quoted fields may hold commas,
+/// quotes and line breaks, and lines may end in LF, CRLF or a lone CR.
 fn csv_members(payload: web::Payload) -> impl Stream<Item = Result<Psid, FieldError>> {
-    let reader = CsvLines {
+    let reader = CsvRecords {
         payload,
         buffer: Vec::new(),
         start: 0,
-        line: 0,
+        line: 1,
         psid_column: None,
         blank_since: None,
         done: false,
@@ -343,101 +368,97 @@ fn csv_members(payload: web::Payload) -> impl Stream<Item = Result<Psid, FieldEr
     })
 }
 
-/// Reads a CSV body line by line from the request's stream, keeping one partial line in memory.
-struct CsvLines {
+/// Reads a CSV body record by record from the request's stream, keeping at most one partial
+/// record in memory.
+struct CsvRecords {
     payload: web::Payload,
     buffer: Vec<u8>,
     /// Where the unread part of `buffer` starts.
     start: usize,
-    /// The number of the last line read (the header is line 1).
+    /// The line the next record starts on (the header is line 1).
     line: u64,
     psid_column: Option<usize>,
     /// A blank line, allowed only at the end.
     blank_since: Option<u64>,
     /// The body has been read to its end.
     done: bool,
-    /// A line was refused: the stream ends there.
+    /// A record was refused: the stream ends there.
     failed: bool,
 }
 
-impl CsvLines {
+impl CsvRecords {
     async fn next(&mut self) -> Option<Result<Psid, FieldError>> {
         if self.failed {
             return None;
         }
+        let item = self.next_psid().await;
+        if matches!(item, Some(Err(_))) {
+            self.failed = true;
+        }
+        item
+    }
+
+    async fn next_psid(&mut self) -> Option<Result<Psid, FieldError>> {
         loop {
-            let text = match self.next_line().await {
-                Ok(Some(text)) => text,
+            let (fields, line) = match self.next_record().await {
+                Ok(Some(record)) => record,
                 Ok(None) => return None,
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(e));
-                }
+                Err(e) => return Some(Err(e)),
             };
-            self.line += 1;
-            let place = format!("line {}", self.line);
-            if text.trim().is_empty() {
-                self.blank_since.get_or_insert(self.line);
+            let place = format!("line {line}");
+            if fields.iter().all(|f| f.trim().is_empty()) {
+                self.blank_since.get_or_insert(line);
                 continue;
             }
             if let Some(blank) = self.blank_since {
-                self.failed = true;
                 return Some(Err(FieldError::new(format!("line {blank}"), "is empty")));
             }
-            let fields = match parse_csv_line(&text) {
-                Ok(fields) => fields,
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(FieldError::new(place, e)));
-                }
-            };
             let Some(column) = self.psid_column else {
                 match fields
                     .iter()
-                    .position(|f| f.trim().eq_ignore_ascii_case("psid"))
-                {
+                    // A spreadsheet's "CSV UTF-8" starts with a byte order mark.
+                    .position(|f| {
+                        f.trim_start_matches('\u{feff}')
+                            .trim()
+                            .eq_ignore_ascii_case("psid")
+                    }) {
                     Some(i) => self.psid_column = Some(i),
                     None => {
-                        self.failed = true;
-                        return Some(Err(FieldError::new(place, "the header has no psid column")));
+                        return Some(Err(FieldError::new(place, "the header has no psid column")))
                     }
                 }
                 continue;
             };
             let psid = fields.get(column).map(|f| f.trim()).unwrap_or_default();
-            return Some(Psid::parse(psid).map_err(|e| {
-                self.failed = true;
-                FieldError::new(place, e)
-            }));
+            return Some(Psid::parse(psid).map_err(|e| FieldError::new(place, e)));
         }
     }
 
-    /// The next line of text, without its line break; `None` at the end.
-    async fn next_line(&mut self) -> Result<Option<String>, FieldError> {
+    /// The next record's fields (none for a blank line) and the line it starts on; `None` at
+    /// the end.
+    async fn next_record(&mut self) -> Result<Option<(Vec<String>, u64)>, FieldError> {
         loop {
-            if let Some(at) = self.buffer[self.start..].iter().position(|b| *b == b'\n') {
-                let end = self.start + at;
-                let line = self.buffer[self.start..end].to_vec();
-                self.start = end + 1;
-                return utf8(line, self.line + 1).map(Some);
+            let line = self.line;
+            let unread = &self.buffer[self.start..];
+            if let Some((consumed, fields)) = next_record(unread, self.done)
+                .map_err(|e| FieldError::new(format!("line {line}"), e))?
+            {
+                self.line += line_ends(&unread[..consumed]);
+                self.start += consumed;
+                return Ok(Some((fields, line)));
             }
             if self.done {
-                if self.start == self.buffer.len() {
-                    return Ok(None);
-                }
-                let line = self.buffer[self.start..].to_vec();
-                self.start = self.buffer.len();
-                return utf8(line, self.line + 1).map(Some);
+                return Ok(None);
             }
-            if self.buffer.len() - self.start > MAX_CSV_LINE {
+            if unread.len() > MAX_CSV_RECORD {
                 self.done = true;
                 return Err(FieldError::new(
-                    format!("line {}", self.line + 1),
-                    "is longer than 64 KiB",
+                    format!("line {line}"),
+                    "starts a record longer than 64 KiB",
                 ));
             }
             // What was read is gone from the buffer before more is read: memory holds a chunk
-            // and a partial line, whatever the size of the upload.
+            // and a partial record, whatever the size of the upload.
             self.buffer.drain(..self.start);
             self.start = 0;
             match self.payload.next().await {
@@ -452,41 +473,109 @@ impl CsvLines {
     }
 }
 
-/// The longest CSV line Herald reads.
-const MAX_CSV_LINE: usize = 64 * 1024;
+/// The longest CSV record Herald reads.
+const MAX_CSV_RECORD: usize = 64 * 1024;
 
-fn utf8(mut line: Vec<u8>, number: u64) -> Result<String, FieldError> {
-    if line.last() == Some(&b'\r') {
-        line.pop();
+/// The first record of `unread` and how many bytes it took with its line end, or `None` when
+/// more input is needed (or, at the `end` of the body, there is none). A blank line is a record
+/// with no fields: the `csv` crate would skip it, and Herald refuses one before the last record.
+/// A record is taken only once something follows it: the next chunk could still extend it.
+fn next_record(unread: &[u8], end: bool) -> Result<Option<(usize, Vec<String>)>, String> {
+    let blank = match unread {
+        [b'\r', b'\n', ..] => Some(2),
+        [b'\r'] if !end => return Ok(None),
+        [b'\n' | b'\r', ..] => Some(1),
+        [] => return Ok(None),
+        _ => None,
+    };
+    if let Some(consumed) = blank {
+        return Ok(Some((consumed, Vec::new())));
     }
-    String::from_utf8(line).map_err(|_| FieldError::new(format!("line {number}"), "is not UTF-8"))
-}
-
-/// One CSV line's fields, with CSV's quoting (a quoted field may hold commas and quotes).
-fn parse_csv_line(text: &str) -> Result<Vec<String>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
-        .from_reader(text.as_bytes());
-    match reader.records().next() {
-        Some(Ok(record)) => Ok(record.iter().map(str::to_owned).collect()),
-        Some(Err(e)) => Err(format!("is not valid CSV: {e}")),
-        None => Ok(Vec::new()),
+        .flexible(true)
+        .from_reader(unread);
+    let mut record = csv::ByteRecord::new();
+    match reader.read_byte_record(&mut record) {
+        Ok(true) => {}
+        Ok(false) => return Ok(None),
+        Err(e) => return Err(format!("is not valid CSV: {e}")),
     }
+    let mut consumed = usize::try_from(reader.position().byte()).unwrap_or(usize::MAX);
+    if consumed >= unread.len() && !end {
+        return Ok(None);
+    }
+    consumed = consumed.min(unread.len());
+    if unread[..consumed].ends_with(b"\r") && unread.get(consumed) == Some(&b'\n') {
+        consumed += 1;
+    }
+    let fields = record
+        .iter()
+        .map(|f| String::from_utf8(f.to_vec()).map_err(|_| "is not UTF-8".to_owned()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some((consumed, fields)))
+}
+
+/// How many lines `text` ends: LF, CRLF and a lone CR each end one.
+fn line_ends(text: &[u8]) -> u64 {
+    let mut ends = 0;
+    let mut bytes = text.iter().peekable();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\n' => ends += 1,
+            b'\r' if bytes.peek() != Some(&&b'\n') => ends += 1,
+            _ => {}
+        }
+    }
+    ends
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Every record of `text` read as the stream reads it, one chunk of `chunk` bytes at a
+    /// time: the fields and the line each starts on.
+    fn records(text: &str, chunk: usize) -> Vec<(u64, Vec<String>)> {
+        let bytes = text.as_bytes();
+        let (mut out, mut start, mut line, mut have) = (Vec::new(), 0, 1, 0);
+        loop {
+            let end = have >= bytes.len();
+            match next_record(&bytes[start..have.min(bytes.len())], end).expect("csv") {
+                Some((consumed, fields)) => {
+                    out.push((line, fields));
+                    line += line_ends(&bytes[start..start + consumed]);
+                    start += consumed;
+                }
+                None if end => return out,
+                None => have += chunk,
+            }
+        }
+    }
+
+    fn fields(row: &[&str]) -> Vec<String> {
+        row.iter().map(|s| (*s).to_owned()).collect()
+    }
+
     #[test]
-    fn csv_lines_keep_quoted_commas_together() {
-        assert_eq!(
-            parse_csv_line(r#"4242,"Lovelace, Ada""#).expect("csv"),
-            ["4242", "Lovelace, Ada"]
-        );
-        assert!(
-            parse_csv_line(r#"4242,"unclosed"#).is_ok(),
-            "csv reads to the end of the line"
-        );
+    fn records_keep_quoted_commas_quotes_and_line_breaks_in_any_chunking() {
+        let text =
+            "psid,name\r\n4242,\"Lovelace, Ada\"\r4243,\"two\nlines \"\"quoted\"\"\"\n4244,x";
+        let expected = vec![
+            (1, fields(&["psid", "name"])),
+            (2, fields(&["4242", "Lovelace, Ada"])),
+            (3, fields(&["4243", "two\nlines \"quoted\""])),
+            (5, fields(&["4244", "x"])),
+        ];
+        for chunk in [1, 2, 3, 7, 64] {
+            assert_eq!(records(text, chunk), expected, "in chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn blank_lines_are_records_without_fields() {
+        let got = records("psid\r\n\r\n\n\r9701\n", 1);
+        let lines: Vec<(u64, usize)> = got.iter().map(|(l, f)| (*l, f.len())).collect();
+        assert_eq!(lines, [(1, 1), (2, 0), (3, 0), (4, 0), (5, 1)]);
     }
 }

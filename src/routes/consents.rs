@@ -1,6 +1,6 @@
 //! Consents and opt-outs (roles backend and admin).
 
-use actix_web::{delete, post, web, HttpResponse};
+use actix_web::{delete, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -32,10 +32,11 @@ const CONSENT_ROLES: &[Role] = &[Role::Backend];
 async fn post_consent(
     state: web::Data<AppState>,
     client: Client,
+    req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     client.require(CONSENT_ROLES)?;
-    let body: ConsentBody = serde_json::from_value(json_body(&body)?)
+    let body: ConsentBody = serde_json::from_value(json_body(&req, &body)?)
         .map_err(|e| ApiError::BadRequest(format!("the body is not a consent: {e}")))?;
     let command = ConsentCommand::try_from(body).map_err(ApiError::Invalid)?;
     let recorded = state.herald.record_consent(&client, command).await?;

@@ -72,6 +72,15 @@ async fn send(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
+    // A JSON body that names a key twice is refused here, as on every JSON route; form bodies
+    // are Graph's own format and read as they always were.
+    if let Some(path) = super::json::duplicate_key(&body) {
+        return Err(SendApiError::from_fields(&[FieldError::new(
+            path,
+            "appears more than once in its object",
+        )])
+        .into());
+    }
     let params = decode_params(req.query_string(), content_type, &body)?;
     let client = client(&keys, &req, &params)?;
     if let Some(wait) = state.quota_wait(&client.name) {

@@ -83,7 +83,7 @@ async fn send(
     kind: SendKind,
 ) -> Result<HttpResponse, ApiError> {
     state.check_quota(&client.name)?;
-    let body = json_body(body)?;
+    let body = json_body(req, body)?;
     let idempotency = match idempotency_key(req)? {
         // Bound to the endpoint and the body's canonical JSON (object keys sorted).
         Some(key) => {
@@ -96,7 +96,8 @@ async fn send(
         }
         None => None,
     };
-    let message = OutboundMessage::parse(&body, kind).map_err(ApiError::Invalid)?;
+    let now = state.herald.clock.now();
+    let message = OutboundMessage::parse_at(&body, kind, now).map_err(ApiError::Invalid)?;
     // The request's span (telemetry::around_request) names the recipient by pseudonym only.
     let span = tracing::Span::current();
     span.record(

@@ -10,6 +10,7 @@ mod console;
 mod graph;
 mod graph_error;
 mod health;
+mod json;
 mod messages;
 mod metrics;
 pub mod openapi;
@@ -22,6 +23,7 @@ mod webhooks;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use actix_web::HttpRequest;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -80,10 +82,11 @@ impl AppState {
     }
 }
 
-/// Reads a JSON body, answering 400 (problem+json) when it is not JSON.
-pub fn json_body(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+/// Reads a JSON body: 415 unless the request says it is JSON, 400 (problem+json) when it is
+/// not JSON or names a key twice.
+pub fn json_body(req: &HttpRequest, bytes: &[u8]) -> Result<Value, ApiError> {
+    json::require_json(req)?;
+    json::parse_strict(bytes)
 }
 
 /// Every route of the gateway. Registering through `utoipa-actix-web` is what documents a

@@ -73,6 +73,7 @@ const UNAUTHORIZED: (u16, &str) = (401, "missing, expired or invalid token");
 const FORBIDDEN: (u16, &str) = (403, "the token's role may not do this");
 const INVALID: (u16, &str) = (400, "invalid body or parameter, naming each bad field");
 const NOT_FOUND: (u16, &str) = (404, "no such resource, or not the caller's");
+const UNSUPPORTED: (u16, &str) = (415, "the body is not `application/json`");
 const UNAVAILABLE: (u16, &str) = (503, "the store is unavailable; nothing was written");
 
 /// What any authenticated route may answer.
@@ -96,6 +97,7 @@ impl IntoResponses for CommandProblems {
             NOT_FOUND,
             (409, "the resource is not in a state that allows this"),
             (413, "the body is larger than `[server] max_body_bytes`"),
+            UNSUPPORTED,
             UNAVAILABLE,
         ])
     }
@@ -115,6 +117,7 @@ impl IntoResponses for SendProblems {
             ),
             (409, "the Idempotency-Key was used with another body"),
             (413, "the body is larger than `[server] max_body_bytes`"),
+            UNSUPPORTED,
             (
                 422,
                 "the policy denied the message: reason, rule and message_id",

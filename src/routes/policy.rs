@@ -1,6 +1,6 @@
 //! The policy: evaluate a send without making it, read the rules in force, reload them.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -9,7 +9,7 @@ use super::openapi::{AuthProblems, CommandProblems};
 use super::schemas::{EvaluateRequest, PolicyReloaded};
 use super::{json_body, AppState};
 use crate::auth::Client;
-use crate::domain::{parse_time, OutboundMessage, Role, SendKind, Violations};
+use crate::domain::{bounds, parse_time, OutboundMessage, Role, SendKind, Violations};
 use crate::error::ApiError;
 use crate::policy::Decision;
 
@@ -29,19 +29,28 @@ pub fn configure(cfg: &mut ServiceConfig) {
 async fn evaluate(
     state: web::Data<AppState>,
     client: Client,
+    req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let mut body = json_body(&body)?;
+    let mut body = json_body(&req, &body)?;
     let asked_role = body.as_object_mut().and_then(|o| o.remove("role"));
+    let now = state.herald.clock.now();
     let at = match body.as_object_mut().and_then(|o| o.remove("at")) {
         Some(at) => {
             let mut v = Violations::default();
             let parsed = parse_time(&at, "at", &mut v);
-            Some(parsed.ok_or_else(|| ApiError::Invalid(v.into_inner()))?)
+            if let Some(Err(e)) = parsed.map(|at| bounds::check_moment(at, now)) {
+                v.push("at", e);
+            }
+            match parsed {
+                Some(at) if v.is_empty() => Some(at),
+                _ => return Err(ApiError::Invalid(v.into_inner())),
+            }
         }
         None => None,
     };
-    let message = OutboundMessage::parse(&body, SendKind::Message).map_err(ApiError::Invalid)?;
+    let message =
+        OutboundMessage::parse_at(&body, SendKind::Message, now).map_err(ApiError::Invalid)?;
     let role = match asked_role.as_ref().and_then(Value::as_str) {
         Some(r) if matches!(client.role, Role::Compliance | Role::Admin) => {
             r.parse().map_err(ApiError::BadRequest)?

@@ -36,9 +36,10 @@ pub struct SendMessageRequest {
     pub message: Value,
     /// The utility template to use outside the window, when the policy asks for one.
     pub utility_template: Option<UtilityTemplate>,
-    /// Not before this moment.
+    /// Not before this moment; at most 365 days ahead.
     pub send_at: Option<DateTime<Utc>>,
-    /// Not after this moment: unsent by then, the message is `expired`.
+    /// Not after this moment: unsent by then, the message is `expired`. After now, and at most
+    /// 30 days after the message is due.
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -86,7 +87,8 @@ pub struct EvaluateRequest {
     pub utility_template: Option<UtilityTemplate>,
     pub send_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
-    /// Evaluate under the rules in force at this moment (default now).
+    /// Evaluate under the rules in force at this moment (default now): from 2011-01-01 to 365
+    /// days ahead.
     pub at: Option<DateTime<Utc>>,
     /// Evaluate on behalf of a sender with this role (compliance and admin only).
     pub role: Option<Role>,
@@ -130,7 +132,9 @@ pub struct AudienceRequest {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct RolloutRequest {
+    /// 1 to 99.
     pub first_percent: u8,
+    /// At most 30 days.
     pub hold: String,
 }
 
@@ -152,7 +156,9 @@ pub struct CampaignRequest {
     #[schema(value_type = Object)]
     pub message: Value,
     pub audience: AudienceRequest,
+    /// At most 365 days ahead.
     pub send_at: Option<DateTime<Utc>>,
+    /// 1 to 300 (Messenger's page limit), and at most the page's `[send_rate] per_page`.
     pub rate_per_second: Option<u32>,
     /// Default true.
     pub respect_quiet_hours: Option<bool>,

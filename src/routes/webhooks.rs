@@ -6,7 +6,7 @@ use subtle::ConstantTimeEq;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{json_body, AppState};
+use super::{json, AppState};
 use crate::error::ApiError;
 use crate::messenger::verify_signature;
 
@@ -79,7 +79,8 @@ async fn receive(
             "missing or wrong X-Hub-Signature-256".into(),
         ));
     }
-    let payload = json_body(&body)?;
+    // Messenger's own body, signed: read whatever content type it came with, but strictly.
+    let payload = json::parse_strict(&body)?;
     let outcome = state.herald.apply_webhook(&payload).await?;
     tracing::debug!(?outcome, "webhook applied");
     Ok(HttpResponse::Ok()

@@ -648,11 +648,13 @@ async fn retention_prunes_behind_a_recorded_start_and_verify_says_where_the_chai
         true,
         "the checkpoint at the start"
     );
+    // A well-formed hash (64 hex characters), of an entry pruned since.
+    let gone = "abc0".repeat(16);
     let pruned_away = verify(
         &app,
         &format!(
-            "?checkpoint_seq=3&checkpoint_head=abc{}",
-            chains(Some(3), Some("abc"))
+            "?checkpoint_seq=3&checkpoint_head={gone}{}",
+            chains(Some(3), Some(&gone))
         ),
     )
     .await;
@@ -908,4 +910,180 @@ async fn erasure_reaches_the_answer_kept_for_an_idempotency_key_and_every_other_
     assert_eq!(r.status().as_u16(), 200);
     let again: Value = send().await.expect("replay").json().await.expect("json");
     assert_eq!(again, replay);
+}
+
+#[tokio::test]
+async fn a_csv_export_never_starts_a_cell_with_a_formula() {
+    let app = spawn_app().await;
+    let name = "=HYPERLINK(\"https://evil.example\",\"click\")";
+    let (status, created) = app
+        .call(
+            Role::Marketer,
+            "/v1/campaigns",
+            json!({"name": name, "message": {"text": "hi"}, "audience": {"psids": ["4242"]}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let hostile = ["+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1)", "\t=1", "\r=1"];
+    let entries = hostile
+        .iter()
+        .map(|detail| AuditEntry {
+            at: app.now(),
+            kind: AuditKind::Decision,
+            detail: Some((*detail).to_owned()),
+            client: Some((*detail).to_owned()),
+            ..AuditEntry::default()
+        })
+        .collect();
+    app.handle()
+        .herald
+        .store
+        .append_audit(entries)
+        .await
+        .expect("append");
+    let text = app
+        .get(
+            "/v1/audit/export?format=csv",
+            Some(&app.token(Role::Compliance)),
+        )
+        .await
+        .text()
+        .await
+        .expect("csv");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    let col = |name: &str| CSV_COLUMNS.iter().position(|c| *c == name).expect("column");
+    let details: Vec<&str> = rows.iter().map(|r| &r[col("detail")]).collect();
+    assert!(
+        details.iter().any(|d| d.starts_with("'=HYPERLINK(")),
+        "the campaign's name is kept, made inert: {details:?}"
+    );
+    for detail in hostile {
+        assert!(
+            details.contains(&format!("'{detail}").as_str()),
+            "{details:?}"
+        );
+    }
+    for row in &rows {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a cell a spreadsheet would run: {cell:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_checkpoint_is_a_400_naming_the_parameter_and_a_head_in_capitals_verifies() {
+    let (app, _) = seeded().await;
+    let (_, cp) = app.read(Role::Compliance, "/v1/audit/checkpoint").await;
+    let (seq, head) = (
+        cp["seq"].as_u64().expect("seq"),
+        cp["head"].as_str().expect("head"),
+    );
+    let chains = |upper: bool| -> String {
+        let heads: Vec<String> = cp["chains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let hash = c["hash"].as_str().expect("hash");
+                let hash = if upper {
+                    hash.to_uppercase()
+                } else {
+                    hash.to_owned()
+                };
+                format!("{}:{}:{hash}", c["chain"], c["seq"])
+            })
+            .collect();
+        if heads.is_empty() {
+            String::new()
+        } else {
+            format!("&checkpoint_chains={}", heads.join(","))
+        }
+    };
+    let upper = verify(
+        &app,
+        &format!(
+            "?checkpoint_seq={seq}&checkpoint_head={}{}",
+            head.to_uppercase(),
+            chains(true)
+        ),
+    )
+    .await;
+    assert_eq!(
+        (&upper["ok"], &upper["checkpoint"]["ok"]),
+        (&json!(true), &json!(true)),
+        "{upper}"
+    );
+    let good = "ab".repeat(32);
+    let cases = [
+        (
+            format!("checkpoint_seq=0&checkpoint_head={head}"),
+            "checkpoint_seq",
+        ),
+        (
+            format!("checkpoint_seq=-1&checkpoint_head={head}"),
+            "checkpoint_seq",
+        ),
+        (
+            format!("checkpoint_seq=many&checkpoint_head={head}"),
+            "checkpoint_seq",
+        ),
+        (
+            format!("checkpoint_seq={}&checkpoint_head={head}", seq + 1),
+            "checkpoint_seq",
+        ),
+        (
+            format!("checkpoint_seq={}&checkpoint_head={good}", u64::MAX),
+            "checkpoint_seq",
+        ),
+        (
+            format!("checkpoint_seq={seq}&checkpoint_head=abc"),
+            "checkpoint_head",
+        ),
+        (
+            format!("checkpoint_seq={seq}&checkpoint_head={}", "g".repeat(64)),
+            "checkpoint_head",
+        ),
+        (
+            format!("checkpoint_seq={seq}&checkpoint_head={good}0"),
+            "checkpoint_head",
+        ),
+        (format!("checkpoint_head={head}"), "checkpoint_seq"),
+        (
+            format!("checkpoint_seq={seq}&checkpoint_head={head}&checkpoint_chains=1:2"),
+            "checkpoint_chains",
+        ),
+        (
+            format!("checkpoint_seq={seq}&checkpoint_head={head}&checkpoint_chains=1:2:abc"),
+            "checkpoint_chains",
+        ),
+        (
+            format!("checkpoint_seq={seq}&checkpoint_head={head}&checkpoint_chains=x:2:{good}"),
+            "checkpoint_chains",
+        ),
+    ];
+    for (query, field) in cases {
+        let (status, answer) = app
+            .read(Role::Compliance, &format!("/v1/audit/verify?{query}"))
+            .await;
+        assert_eq!(status, 400, "{query}: {answer}");
+        assert_eq!(answer["errors"][0]["field"], field, "{query}: {answer}");
+        assert!(
+            !answer.to_string().contains("rewritten"),
+            "a bad checkpoint is not evidence of a rewrite: {answer}"
+        );
+    }
+    // A well-formed checkpoint that the log does not hold is still caught.
+    let other = verify(
+        &app,
+        &format!(
+            "?checkpoint_seq={seq}&checkpoint_head={good}{}",
+            chains(false)
+        ),
+    )
+    .await;
+    assert_eq!(other["ok"], false, "{other}");
 }

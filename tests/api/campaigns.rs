@@ -615,3 +615,47 @@ async fn campaign_watch_follows_a_campaign_until_it_completes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
 }
+
+#[tokio::test]
+async fn a_csv_audience_reads_any_line_ending_and_quoted_line_breaks_and_names_the_bad_line() {
+    let app = spawn_app().await;
+    let token = app.token(Role::Marketer);
+    let upload = |csv: &'static str| {
+        app.http
+            .post(format!(
+                "{}/v1/campaigns?name=Teas&message=%7B%22text%22%3A%22hi%22%7D",
+                app.address
+            ))
+            .bearer_auth(&token)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+    };
+    let good = [
+        ("psid,name\r9701,Ada\r9702,Bob\r", 2),
+        ("psid,name\r\n9701,Ada\r\n9702,Bob", 2),
+        (
+            "name,psid\n\"Lovelace,\nAda\",9701\n\"Bob \"\"B\"\"\",9702\n",
+            2,
+        ),
+        ("\u{feff}psid\n9701\n", 1),
+    ];
+    for (csv, members) in good {
+        let r = upload(csv).await.expect("upload");
+        let status = r.status().as_u16();
+        let created: Value = r.json().await.expect("json");
+        assert_eq!(status, 201, "{csv:?}: {created}");
+        assert_eq!(created["counts"]["audience"], members, "{csv:?}: {created}");
+    }
+    let bad = [
+        ("psid,name\r9701,Ada\rnot a psid,Bob\r", "line 3"),
+        ("name,psid\n\"two\nlines\",9701\nBob,not a psid\n", "line 4"),
+        ("psid\r9701\r\r9702\r", "line 3"),
+    ];
+    for (csv, field) in bad {
+        let r = upload(csv).await.expect("upload");
+        assert_eq!(r.status().as_u16(), 400, "{csv:?}");
+        let problem: Value = r.json().await.expect("json");
+        assert_eq!(problem["errors"][0]["field"], field, "{csv:?}: {problem}");
+    }
+}

@@ -85,8 +85,26 @@ fn any_json() -> impl Strategy<Value = Value> {
             Just("1e400"),
             Just("-1"),
             Just(""),
+            // Dates at and past the ends of what a date type holds.
+            Just("+262142-01-01T00:00:00Z"),
+            Just("9999-12-31T23:59:59Z"),
+            Just("0000-01-01T00:00:00Z"),
+            Just("1000000y"),
+            Just("NaN"),
         ]
         .prop_map(Value::from),
+        // Numbers at the ends of each type: epochs far out either way, amounts no decimal holds.
+        prop_oneof![
+            Just(json!(1e308)),
+            Just(json!(-1e308)),
+            Just(json!(1e29)),
+            Just(json!(u64::MAX)),
+            Just(json!(i64::MIN)),
+            Just(json!(i64::MAX)),
+            Just(json!(-62_135_596_800_i64)),
+            Just(json!(253_402_300_800_000_i64)),
+            Just(json!(0)),
+        ],
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
@@ -213,7 +231,7 @@ fn endpoints() -> Vec<(&'static str, Role, Value)> {
             "/v1/campaigns",
             Role::Marketer,
             json!({"name": "n", "message": {"text": "hi"}, "audience": {"psids": ["4242"]},
-                "send_at": "2030-01-01T00:00:00Z"}),
+                "send_at": "2027-01-01T00:00:00Z"}),
         ),
         (
             "/v1/policy/evaluate",
@@ -307,4 +325,175 @@ async fn deeply_nested_json_is_refused_with_400() {
             .expect("a problem, not a 5xx");
         assert_eq!(status, 400, "{path}");
     }
+}
+
+#[tokio::test]
+async fn a_json_route_refuses_another_content_type_with_415() {
+    let app = spawn_app().await;
+    let body = json!({"recipient": {"psid": "4242"}, "category": "response",
+        "message": {"text": "hi"}})
+    .to_string();
+    for (path, role) in [
+        ("/v1/messages", Role::Backend),
+        ("/v1/receipts", Role::Backend),
+        ("/v1/shipping-updates", Role::Backend),
+        ("/v1/consents", Role::Backend),
+        ("/v1/policy/evaluate", Role::Backend),
+        ("/v1/campaigns", Role::Marketer),
+    ] {
+        for content_type in [
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            None,
+        ] {
+            let mut req = app
+                .http
+                .post(format!("{}{path}", app.address))
+                .bearer_auth(app.token(role))
+                .body(body.clone());
+            if let Some(ct) = content_type {
+                req = req.header("content-type", ct);
+            }
+            let r = req.send().await.expect("request");
+            assert_eq!(r.status().as_u16(), 415, "{path} {content_type:?}");
+            assert_eq!(
+                r.headers()["content-type"],
+                "application/problem+json",
+                "{path} {content_type:?}"
+            );
+            let problem: Value = r.json().await.expect("problem");
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("application/json")),
+                "{path}: {problem}"
+            );
+        }
+    }
+    // JSON with a charset, or a +json type, is JSON.
+    app.user_writes("4242", "hi", None).await;
+    for content_type in [
+        "application/json; charset=utf-8",
+        "application/merge-patch+json",
+    ] {
+        let r = app
+            .http
+            .post(format!("{}/v1/messages", app.address))
+            .bearer_auth(app.token(Role::Backend))
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status().as_u16(), 202, "{content_type}");
+    }
+    app.drain().await;
+}
+
+#[tokio::test]
+async fn the_graph_endpoint_still_takes_form_bodies() {
+    let app = spawn_app().await;
+    app.user_writes("4243", "hi", None).await;
+    let r = app
+        .http
+        .post(format!("{}/graph/v21.0/me/messages", app.address))
+        .form(&[
+            ("access_token", app.token(Role::Backend)),
+            ("recipient", r#"{"id":"4243"}"#.to_owned()),
+            ("message", r#"{"text":"hello"}"#.to_owned()),
+        ])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+    app.drain().await;
+    assert_eq!(app.inbox("4243").len(), 1);
+}
+
+#[tokio::test]
+async fn a_key_named_twice_is_refused_at_any_depth_naming_the_key() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            "/v1/messages",
+            Role::Backend,
+            r#"{"recipient": {"psid": "4242"}, "category": "response", "category": "marketing",
+                "message": {"text": "hi"}}"#,
+            "category",
+        ),
+        (
+            "/v1/messages",
+            Role::Backend,
+            r#"{"recipient": {"psid": "4242", "psid": "4243"}, "category": "response",
+                "message": {"text": "hi"}}"#,
+            "recipient.psid",
+        ),
+        (
+            "/v1/receipts",
+            Role::Backend,
+            r#"{"recipient": {"psid": "4242"}, "order": {"order_number": "A-1", "currency": "EUR",
+                "payment_method": "Visa", "recipient_name": "Ada", "summary": {"total_cost": 1},
+                "elements": [{"title": "Tea", "price": 1, "price": 100}]}}"#,
+            "order.elements[0].price",
+        ),
+        (
+            "/v1/consents",
+            Role::Backend,
+            r#"{"recipient": {"psid": "4242"}, "scope": "transactional", "scope": "marketing",
+                "source": "checkout", "evidence": {}}"#,
+            "scope",
+        ),
+        (
+            "/v1/campaigns",
+            Role::Marketer,
+            r#"{"name": "n", "message": {"text": "hi"}, "audience": {"psids": ["4242"]},
+                "rate_per_second": 1, "rate_per_second": 300}"#,
+            "rate_per_second",
+        ),
+        (
+            "/v1/policy/evaluate",
+            Role::Backend,
+            r#"{"recipient": {"psid": "4242"}, "category": "response", "message": {"text": "x"},
+                "at": "2026-03-01T12:00:00Z", "at": "2026-03-02T12:00:00Z"}"#,
+            "at",
+        ),
+    ];
+    for (path, role, body, field) in cases {
+        let r = app
+            .http
+            .post(format!("{}{path}", app.address))
+            .bearer_auth(app.token(role))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status().as_u16(), 400, "{path}: {body}");
+        let problem: Value = r.json().await.expect("problem");
+        assert_eq!(problem["errors"][0]["field"], field, "{path}: {problem}");
+    }
+    // The Graph-compatible endpoint answers in Graph's shape, naming the key.
+    let r = app
+        .http
+        .post(format!("{}/graph/v21.0/me/messages", app.address))
+        .bearer_auth(app.token(Role::Backend))
+        .header("content-type", "application/json")
+        .body(r#"{"recipient": {"id": "4242", "id": "4243"}, "message": {"text": "hi"}}"#)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 400);
+    let error: Value = r.json().await.expect("graph error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("recipient")),
+        "{error}"
+    );
+    // A webhook is Messenger's, signed; a duplicate there is refused the same way.
+    let body = br#"{"object": "page", "object": "user", "entry": []}"#.to_vec();
+    let status = post_raw(&app, "/webhooks/messenger", Role::Backend, body)
+        .await
+        .expect("a problem, not a 5xx");
+    assert_eq!(status, 400);
 }

@@ -7,6 +7,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod bounds;
 mod campaigns;
 mod cli;
 mod clients;

@@ -241,3 +241,70 @@ async fn a_message_with_send_at_waits_and_then_goes() {
     assert!(sent_at >= at, "not before send_at: {sent_at} < {at}");
     app.assert_no_rejections();
 }
+
+#[tokio::test]
+async fn a_recipient_named_two_ways_or_with_unknown_keys_is_refused_naming_recipient() {
+    let app = spawn_app().await;
+    let recipients = [
+        json!({"psid": "1006", "id": "1007"}),
+        json!({"psid": "1006", "user_ref": "ref-1"}),
+        json!({"id": "1006", "user_ref": "ref-1"}),
+        json!({"psid": "1006", "phone_number": "+15551234567"}),
+        json!({"psid": "1006", "name": {"first_name": "Ada"}}),
+        json!({}),
+    ];
+    for recipient in recipients {
+        for (path, body) in [
+            (
+                "/v1/messages",
+                json!({"recipient": recipient, "category": "response", "message": {"text": "x"}}),
+            ),
+            (
+                "/v1/shipping-updates",
+                json!({"recipient": recipient, "order_number": "A", "status": "shipped"}),
+            ),
+            (
+                "/v1/consents",
+                json!({"recipient": recipient, "scope": "transactional", "source": "checkout",
+                       "evidence": {"order": "A-1"}}),
+            ),
+        ] {
+            let (status, answer) = app.call(Role::Backend, path, body).await;
+            assert_eq!(status, 400, "{path} {recipient}: {answer}");
+            let fields: Vec<&str> = answer["errors"]
+                .as_array()
+                .expect("errors")
+                .iter()
+                .filter_map(|e| e["field"].as_str())
+                .collect();
+            assert_eq!(fields, ["recipient"], "{path} {recipient}: {answer}");
+        }
+    }
+    // Unknown top-level keys are refused by name on every body, as unknown parameters are.
+    for (path, body) in [
+        (
+            "/v1/messages",
+            json!({"recipient": {"psid": "1006"}, "category": "response",
+                   "message": {"text": "x"}, "priority": "high"}),
+        ),
+        (
+            "/v1/consents",
+            json!({"recipient": {"psid": "1006"}, "scope": "transactional", "source": "checkout",
+                   "evidence": {"order": "A-1"}, "priority": "high"}),
+        ),
+        (
+            "/v1/policy/evaluate",
+            json!({"recipient": {"psid": "1006"}, "category": "response",
+                   "message": {"text": "x"}, "priority": "high"}),
+        ),
+    ] {
+        let (status, answer) = app.call(Role::Backend, path, body).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(
+            answer["errors"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["field"] == "priority")),
+            "{path}: {answer}"
+        );
+    }
+}

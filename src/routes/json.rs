@@ -1,0 +1,242 @@
+//! Reading a JSON body strictly: only `application/json` (or a `+json` type), and never an
+//! object that names a key twice. serde_json keeps the last of two equal keys, so
+//! `{"category": "receipt", "category": "marketing"}` would mean whatever the last proxy or
+//! parser in the path decided; Herald refuses it instead, naming the key.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+use crate::domain::FieldError;
+use crate::error::ApiError;
+
+/// Whether the request says its body is JSON: `application/json` or `application/…+json`,
+/// with any parameters (`; charset=utf-8`).
+pub fn is_json(req: &HttpRequest) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
+}
+
+/// 415 unless the request's content type is JSON.
+pub fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
+    if is_json(req) {
+        return Ok(());
+    }
+    let given = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    Err(ApiError::UnsupportedMediaType(match given {
+        Some(given) => format!("the body must be application/json, not {given:?}"),
+        None => "the body must be application/json: the content-type header is missing".into(),
+    }))
+}
+
+/// Parses `bytes` as JSON, refusing a key that appears twice in one object (400 naming it by
+/// its path, `recipient.psid`) and anything that is not JSON (400).
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, ApiError> {
+    let duplicate = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = StrictValue {
+        at: Step::Root,
+        duplicate: &duplicate,
+    }
+    .deserialize(&mut de)
+    .and_then(|value| de.end().map(|()| value));
+    match (parsed, duplicate.into_inner()) {
+        (Ok(value), _) => Ok(value),
+        (Err(_), Some(path)) => Err(ApiError::Invalid(vec![FieldError::new(
+            path,
+            "appears more than once in its object",
+        )])),
+        (Err(e), None) => Err(ApiError::BadRequest(format!(
+            "the body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+/// The path of the first key that `bytes`, read as JSON, names twice in one object; `None` when
+/// there is none or `bytes` is not JSON (which its reader reports in its own way).
+pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    match parse_strict(bytes) {
+        Err(ApiError::Invalid(errors)) => errors.into_iter().next().map(|e| e.field),
+        _ => None,
+    }
+}
+
+/// Builds a `Value` as serde_json does, noting the path of the first duplicate key. The path is
+/// kept as borrowed steps and spelled out only for a duplicate, so a large body costs no string
+/// per value.
+struct StrictValue<'a> {
+    at: Step<'a>,
+    duplicate: &'a RefCell<Option<String>>,
+}
+
+/// Where a value sits: the root, a key of an object, or an index of an array.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Root,
+    Key(&'a Step<'a>, &'a str),
+    Index(&'a Step<'a>, usize),
+}
+
+impl fmt::Display for Step<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Root => Ok(()),
+            Step::Key(Step::Root, key) => write!(f, "{key}"),
+            Step::Key(parent, key) => write!(f, "{parent}.{key}"),
+            Step::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+impl<'a> StrictValue<'a> {
+    fn child<'b>(&'b self, at: Step<'b>) -> StrictValue<'b>
+    where
+        'a: 'b,
+    {
+        StrictValue {
+            at,
+            duplicate: self.duplicate,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            let at = Step::Index(&self.at, items.len());
+            match seq.next_element_seed(self.child(at))? {
+                Some(item) => items.push(item),
+                None => return Ok(Value::Array(items)),
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let at = Step::Key(&self.at, &key);
+            if object.contains_key(&key) {
+                let path = at.to_string();
+                let message = format!("the key {path} appears twice");
+                *self.duplicate.borrow_mut() = Some(path);
+                return Err(A::Error::custom(message));
+            }
+            let value = map.next_value_seed(self.child(at))?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn duplicate(text: &str) -> Option<String> {
+        match parse_strict(text.as_bytes()) {
+            Err(ApiError::Invalid(errors)) => errors.first().map(|e| e.field.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_key_named_twice_is_refused_by_its_path_at_any_depth() {
+        assert_eq!(
+            duplicate(r#"{"category": "a", "category": "b"}"#).as_deref(),
+            Some("category")
+        );
+        assert_eq!(
+            duplicate(r#"{"recipient": {"psid": "1", "psid": "2"}}"#).as_deref(),
+            Some("recipient.psid")
+        );
+        assert_eq!(
+            duplicate(r#"{"order": {"elements": [{}, {"price": 1, "price": 2}]}}"#).as_deref(),
+            Some("order.elements[1].price")
+        );
+    }
+
+    #[test]
+    fn json_without_duplicates_reads_as_serde_json_reads_it() {
+        let text = r#"{"a": [1, -2, 2.5, "x", null, true, {"b": {}}], "c": 18446744073709551615}"#;
+        let strict = parse_strict(text.as_bytes()).expect("valid");
+        let plain: Value = serde_json::from_str(text).expect("valid");
+        assert_eq!(strict, plain);
+        assert!(matches!(
+            parse_strict(b"{\"a\": 1} trailing"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_strict(b"{\"a\": 1e400}"),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+}
