@@ -523,6 +523,7 @@ impl Settings {
                 ));
             }
         }
+        self.check_bounds()?;
         if self.delivery.max_attempts == 0 || self.delivery.concurrency == 0 {
             return Err(ConfigError::key(
                 "delivery",
@@ -581,6 +582,55 @@ impl Settings {
                 "messenger.pages",
                 "configure at least one page: [messenger.pages.\"PAGE_ID\"] access_token = \"…\"",
             ));
+        }
+        Ok(())
+    }
+}
+
+/// The longest value each duration setting may have: past these, nothing useful happens, and a
+/// large enough one would overflow the date arithmetic of the task that uses it.
+const RETAIN_DAYS_MAX: u32 = 36_500;
+const RETRY_MAX_MS_MAX: u64 = 24 * 3_600_000;
+const REQUEST_TIMEOUT_MS_MAX: u64 = 600_000;
+const LEASE_MS_MAX: u64 = 3_600_000;
+
+impl Settings {
+    /// Every duration setting within its range (bounded values, as requests are).
+    fn check_bounds(&self) -> Result<(), ConfigError> {
+        let too_long =
+            |key: &str, most: String| Err(ConfigError::key(key, format!("must be at most {most}")));
+        if self.audit.retain_days > RETAIN_DAYS_MAX {
+            return too_long("audit.retain_days", RETAIN_DAYS_MAX.to_string());
+        }
+        let delivery = &self.delivery;
+        if delivery.retry_max_ms > RETRY_MAX_MS_MAX {
+            return too_long(
+                "delivery.retry_max_ms",
+                format!("{RETRY_MAX_MS_MAX} (a day)"),
+            );
+        }
+        if delivery.retry_base_ms > delivery.retry_max_ms {
+            return too_long("delivery.retry_base_ms", "delivery.retry_max_ms".to_owned());
+        }
+        if delivery.request_timeout_ms > REQUEST_TIMEOUT_MS_MAX {
+            return too_long(
+                "delivery.request_timeout_ms",
+                format!("{REQUEST_TIMEOUT_MS_MAX} (ten minutes)"),
+            );
+        }
+        if self.storage.lease_ms > LEASE_MS_MAX {
+            return too_long("storage.lease_ms", format!("{LEASE_MS_MAX} (an hour)"));
+        }
+        let most = crate::domain::bounds::EXPIRES_WITHIN
+            .to_std()
+            .unwrap_or(Duration::MAX);
+        for category in Category::ALL {
+            if delivery.ttl.of(category) > most {
+                return too_long(
+                    &format!("delivery.ttl.{}", category.as_str()),
+                    "30 days (a message's expires_at may lie at most that far ahead)".to_owned(),
+                );
+            }
         }
         Ok(())
     }
@@ -708,6 +758,38 @@ region = "EU"
             .to_string();
         assert!(err.contains("auth.jwt_secret"), "{err}");
         assert!(err.contains("HERALD_AUTH__JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn a_duration_setting_past_its_range_is_refused_naming_the_key() {
+        for (text, key) in [
+            ("[audit]\nretain_days = 4000000000\n", "audit.retain_days"),
+            (
+                "[delivery]\nretry_max_ms = 100000000000\n",
+                "delivery.retry_max_ms",
+            ),
+            (
+                "[delivery]\nretry_base_ms = 5000\nretry_max_ms = 1000\n",
+                "delivery.retry_base_ms",
+            ),
+            (
+                "[delivery]\nrequest_timeout_ms = 99999999999\n",
+                "delivery.request_timeout_ms",
+            ),
+            ("[storage]\nlease_ms = 99999999999\n", "storage.lease_ms"),
+            (
+                "[delivery.ttl]\nmarketing = \"1000000y\"\n",
+                "delivery.ttl.marketing",
+            ),
+        ] {
+            let f = file(text);
+            let err = Settings::load(f.path(), true, vec![], Mode::Sandbox)
+                .expect_err(key)
+                .to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let f = file("[audit]\nretain_days = 3650\n[delivery.ttl]\nreceipt = \"30d\"\n");
+        assert!(Settings::load(f.path(), true, vec![], Mode::Sandbox).is_ok());
     }
 
     #[test]
