@@ -205,7 +205,10 @@ fn postgres(c: &mut Criterion) {
         let store = PgStore::open(&options, herald::domain::audit::Pseudonyms::new(b"bench"))
             .await
             .expect("open");
-        (store as Arc<dyn Store>, url.to_string())
+        let store = store as Arc<dyn Store>;
+        // The lease rounds a gateway would run: without them the leases run out mid-bench.
+        let _ = herald::store::spawn_upkeep(Arc::clone(&store));
+        (store, url.to_string())
     });
     let mut g = c.benchmark_group("postgres");
     accept_benches(&mut g, &rt, Arc::clone(&store), "batched");

@@ -175,6 +175,10 @@ impl Application {
         .disable_signals()
         .run();
         let stop = CancellationToken::new();
+        herald
+            .join_cluster()
+            .await
+            .context("cannot read the policy the other instances run")?;
         // Each background task is supervised: a panic is logged, counted and the task started
         // again (see `supervisor`), so that one bad value cannot silently stop sending.
         let tasks = &herald.tasks;
@@ -190,10 +194,6 @@ impl Application {
             let (herald, stop) = (Arc::clone(&herald), stop.clone());
             move || run_campaigns(Arc::clone(&herald), stop.clone())
         });
-        herald
-            .join_cluster()
-            .await
-            .context("cannot read the policy the other instances run")?;
         let maintenance = herald.store.maintenance_every().map(|every| {
             tasks.spawn(TASK_LEASES, stop.clone(), {
                 let (herald, stop) = (Arc::clone(&herald), stop.clone());
@@ -247,6 +247,9 @@ impl Application {
         if let Some(maintenance) = self.maintenance {
             let _ = maintenance.await;
         }
+        // The worker's loop waits for its sends when it stops; a loop that was waiting to be
+        // restarted did not, so wait here (each send ends within the request timeout).
+        self.handle.worker.wait_idle().await;
         self.handle.herald.store.close().await?;
         tracing::info!("store flushed; bye");
         Ok(())

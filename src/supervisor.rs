@@ -53,8 +53,9 @@ pub struct TaskHealth {
     pub state: &'static str,
     /// How often it was restarted since the gateway started.
     pub restarts: u64,
-    /// The message of its last panic, if it ever panicked.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The message of its last panic, if it ever panicked. Logged, never served: a panic's
+    /// message may quote whatever text it failed on, and `/readyz` needs no token.
+    #[serde(skip)]
     pub last_panic: Option<String>,
 }
 

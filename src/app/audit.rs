@@ -378,6 +378,19 @@ impl Herald {
         Ok(Some(retention))
     }
 
+    /// Drops the parked webhook events (kept for a retry) sent by or to `psid`.
+    async fn forget_parked_events(&self, psid: &str) -> Result<(), StoreError> {
+        /// Parked events are few (events whose first application failed): one read covers them.
+        const PARKED_READ: usize = 100_000;
+        for (id, parked) in self.store.parked_events(PARKED_READ).await? {
+            let party = |side: &str| parked["event"][side]["id"].as_str() == Some(psid);
+            if party("sender") || party("recipient") {
+                self.store.unpark_event(id).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Erases the person's personal data: consent evidence, email, time zone, locale, tokens,
     /// message content (also in the answers kept for `Idempotency-Key` replays), and the
     /// erasable values of their audit entries. Their consents no
@@ -425,6 +438,9 @@ impl Herald {
             .await?;
         // A replay of a send must not hand back what was just erased from the message.
         self.store.erase_idempotency_answers(&ids).await?;
+        // Webhook events of theirs kept for a retry (their words, their ids) go: applied later,
+        // they would write the person back.
+        self.forget_parked_events(psid.as_str()).await?;
         let audit_entries = self.store.erase_audit_personal(&key).await?;
         Ok(ErasureReport {
             psid: psid.clone(),
@@ -438,6 +454,7 @@ impl Herald {
                 "referral_refs",
                 "message_content",
                 "idempotency_answers",
+                "parked_webhook_events",
                 "audit_personal_values",
             ],
             consents: record.consents.len(),

@@ -33,16 +33,42 @@ impl Herald {
     /// published a reload this one has not acted on.
     pub async fn maintain(&self) -> Result<(), CommandError> {
         self.store.maintain().await?;
+        self.publish_pending().await?;
         if let Some((generation, version)) = self.store.published_policy().await? {
-            if generation > self.policy_generation.load(Ordering::SeqCst) {
-                self.policy_generation.store(generation, Ordering::SeqCst);
-                if version != self.policy().version() {
-                    self.follow_reload(&version).await;
-                }
+            let seen = self
+                .policy_generation
+                .fetch_max(generation, Ordering::SeqCst);
+            if generation > seen && version != self.policy().version() {
+                self.follow_reload(&version).await;
             }
         }
         self.store.report_policy(self.policy().version()).await?;
         Ok(())
+    }
+
+    /// Tells the other instances of a reload made here, now or, when the store could not be
+    /// reached then, at a later round.
+    pub(super) async fn publish_reload(&self, version: &str) {
+        *self.unpublished.lock() = Some(version.to_owned());
+        if let Err(e) = self.publish_pending().await {
+            tracing::warn!(error = %crate::error::error_chain(&e), "the other instances will hear of the policy reload at a later round");
+        }
+    }
+
+    async fn publish_pending(&self) -> Result<(), StoreError> {
+        let Some(version) = self.unpublished.lock().clone() else {
+            return Ok(());
+        };
+        let generation = self.store.publish_policy(&version).await?;
+        self.policy_generation
+            .fetch_max(generation, Ordering::SeqCst);
+        {
+            let mut unpublished = self.unpublished.lock();
+            if unpublished.as_deref() == Some(version.as_str()) {
+                *unpublished = None;
+            }
+        }
+        self.store.report_policy(&version).await
     }
 
     /// Another instance reloaded its policy: reload ours from our files.

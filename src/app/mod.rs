@@ -82,6 +82,8 @@ pub struct Herald {
     pub tasks: Supervisor,
     /// The last policy reload published through the store that this instance acted on.
     policy_generation: std::sync::atomic::AtomicI64,
+    /// A reload made here that the other instances have not been told of yet.
+    unpublished: parking_lot::Mutex<Option<String>>,
     /// Keys the recipient pseudonyms in logs; random per process, so a log line cannot be
     /// turned back into a PSID by hashing candidate PSIDs.
     log_key: [u8; 32],
@@ -141,6 +143,7 @@ impl Herald {
         Herald {
             tasks,
             policy_generation: std::sync::atomic::AtomicI64::new(0),
+            unpublished: parking_lot::Mutex::new(None),
             store,
             clock,
             policy: RwLock::new(Arc::new(policy)),
@@ -175,15 +178,12 @@ impl Herald {
     }
 
     /// Loads the policy files anew and puts them in force, recording which and who asked in
-    /// the audit log; a bad file keeps the old policy. Returns the new version.
-    /// Loads the policy files anew (audited under `client`), and tells the other instances
-    /// sharing the store to do the same.
+    /// the audit log; a bad file keeps the old policy. Returns the new version. The other
+    /// instances sharing the store are told to do the same (now, or at a later round when the
+    /// store cannot be reached now: the reload here has happened either way).
     pub async fn reload_policy(&self, client: &Client) -> Result<String, CommandError> {
         let version = self.load_policy(client).await?;
-        let generation = self.store.publish_policy(&version).await?;
-        self.policy_generation
-            .fetch_max(generation, std::sync::atomic::Ordering::SeqCst);
-        self.store.report_policy(&version).await?;
+        self.publish_reload(&version).await;
         Ok(version)
     }
 

@@ -71,6 +71,9 @@ const PAUSED_CAMPAIGN_RECHECK_SECONDS: i64 = 5;
 /// How long a message whose delivery panicked waits before it is tried again.
 const PANICKED_RETRY_SECONDS: i64 = 60;
 
+/// After this many panics a message's delivery fails for good.
+const MAX_PANICS: u32 = 3;
+
 /// How long the worker holds a claimed message: far longer than one send takes, so that only a
 /// worker that died lets go of it this way.
 const CLAIM_LEASE_SECONDS: i64 = 300;
@@ -104,6 +107,9 @@ pub struct Worker {
     pacer: Pacer,
     permits: Arc<Semaphore>,
     in_flight_count: watch::Sender<usize>,
+    /// Messages whose delivery panicked, and how often (kept until they fail or the process
+    /// ends).
+    panics: Mutex<HashMap<MessageId, u32>>,
     /// The messages this worker's tasks hold.
     held: Mutex<std::collections::HashSet<MessageId>>,
     /// A claim may be held in the store that no task holds: a claim's answer or a release was
@@ -179,6 +185,7 @@ impl Worker {
             pacer,
             in_flight_count: watch::channel(0).0,
             held: Mutex::new(std::collections::HashSet::new()),
+            panics: Mutex::new(HashMap::new()),
             claims_unsure: std::sync::atomic::AtomicBool::new(false),
             claiming: tokio::sync::Mutex::new(()),
             paused_pages: Mutex::new(PausedPages::default()),
@@ -232,10 +239,15 @@ impl Worker {
             return Ok(0);
         }
         let claiming = self.claiming.lock().await;
-        if self.claims_unsure.load(Ordering::SeqCst) {
+        if self.claims_unsure.swap(false, Ordering::SeqCst) {
             let held: Vec<MessageId> = self.held.lock().iter().cloned().collect();
-            let released = self.herald.store.release_others(&held).await?;
-            self.claims_unsure.store(false, Ordering::SeqCst);
+            let released = match self.herald.store.release_others(&held).await {
+                Ok(released) => released,
+                Err(e) => {
+                    self.claims_unsure.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+            };
             if released > 0 {
                 tracing::info!(
                     released,
@@ -262,7 +274,6 @@ impl Worker {
         drop(claiming);
         for (in_flight, id) in tasks {
             let permit = Arc::clone(&self.permits).acquire_owned().await;
-            let worker = Arc::clone(self);
             // One span per delivery; `process` adds the page and the recipient's pseudonym.
             let span = tracing::info_span!(
                 "delivery",
@@ -270,56 +281,108 @@ impl Worker {
                 page = tracing::field::Empty,
                 recipient = tracing::field::Empty,
             );
-            tokio::spawn(async move {
-                let processing = {
-                    let (worker, id) = (Arc::clone(&worker), id.clone());
-                    tokio::spawn(async move { worker.process(&id).instrument(span).await })
-                };
-                match processing.await {
-                    Ok(Ok(_)) => {}
-                    // The entry stays in the outbox and is tried again.
-                    Ok(Err(e)) => {
-                        worker.claims_unsure.store(true, Ordering::SeqCst);
-                        tracing::error!(message_id = %id, error = %crate::error::error_chain(&e), "delivery bookkeeping failed");
-                    }
-                    // A bug met by one message: it stays in the outbox and is tried again after
-                    // a while (not at once, where it would likely panic again), and the others
-                    // go on.
-                    Err(e) => {
-                        let message = e
-                            .try_into_panic()
-                            .map(|p| crate::supervisor::panic_message(p.as_ref()))
-                            .unwrap_or_else(|_| "cancelled".to_owned());
-                        tracing::error!(message_id = %id, panic = %message, "a delivery panicked");
-                        worker
-                            .herald
-                            .metrics
-                            .task_restarts
-                            .with_label_values(&[TASK_DELIVERY])
-                            .inc();
-                        let later = crate::domain::bounds::later(
-                            worker.now(),
-                            chrono::Duration::seconds(PANICKED_RETRY_SECONDS),
-                        );
-                        if let Err(e) = worker
-                            .change(&id, Event::Postpone(later), worker.now())
-                            .await
-                        {
-                            // Left claimed: the claim runs out and the message is tried then.
-                            tracing::error!(message_id = %id, error = %e, "postponing a delivery that panicked failed");
-                            return;
-                        }
-                    }
-                }
-                if let Err(e) = worker.herald.store.release(&id).await {
-                    worker.claims_unsure.store(true, Ordering::SeqCst);
-                    tracing::error!(message_id = %id, error = %e, "releasing a claim failed");
-                }
-                drop(permit);
-                drop(in_flight);
-            });
+            tokio::spawn(Arc::clone(self).deliver(id, span, permit.ok(), in_flight));
         }
         Ok(started)
+    }
+
+    /// One claimed message's delivery, in a task of its own: processed in an inner task so that
+    /// a panic is caught here, then the claim is let go of.
+    async fn deliver(
+        self: Arc<Self>,
+        id: MessageId,
+        span: tracing::Span,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        in_flight: InFlight,
+    ) {
+        let processing = {
+            let (worker, id) = (Arc::clone(&self), id.clone());
+            tokio::spawn(async move { worker.process(&id).instrument(span).await })
+        };
+        let (mut release, mut unsure) = (true, false);
+        match processing.await {
+            Ok(Ok(_)) => {}
+            // The entry stays in the outbox and is tried again.
+            Ok(Err(e)) => {
+                unsure = true;
+                tracing::error!(message_id = %id, error = %crate::error::error_chain(&e), "delivery bookkeeping failed");
+            }
+            Err(e) => release = self.after_panic(&id, e).await,
+        }
+        if release {
+            if let Err(e) = self.herald.store.release(&id).await {
+                unsure = true;
+                tracing::error!(message_id = %id, error = %e, "releasing a claim failed");
+            }
+        }
+        drop(permit);
+        drop(in_flight);
+        // Only once the message has left `held`: the next dispatch then lets go of its claim
+        // if the store still has it.
+        if unsure {
+            self.claims_unsure.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A bug met by one message: it is tried again after a while (not at once, where it would
+    /// likely panic again) while the others go on, and fails after [`MAX_PANICS`] panics, so
+    /// that a panic after Graph took the message cannot send it again and again. Returns
+    /// whether its claim may be let go of.
+    async fn after_panic(&self, id: &MessageId, e: tokio::task::JoinError) -> bool {
+        let message = e
+            .try_into_panic()
+            .map(|p| crate::supervisor::panic_message(p.as_ref()))
+            .unwrap_or_else(|_| "cancelled".to_owned());
+        tracing::error!(message_id = %id, panic = %message, "a delivery panicked");
+        self.herald
+            .metrics
+            .task_restarts
+            .with_label_values(&[TASK_DELIVERY])
+            .inc();
+        let panics = {
+            let mut panics = self.panics.lock();
+            let n = panics.entry(id.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let now = self.now();
+        let done = if panics >= MAX_PANICS {
+            self.panics.lock().remove(id);
+            self.give_up(id, panics, now).await
+        } else {
+            let later = crate::domain::bounds::later(
+                now,
+                chrono::Duration::seconds(PANICKED_RETRY_SECONDS),
+            );
+            self.change(id, Event::Postpone(later), now)
+                .await
+                .map(|_| ())
+        };
+        match done {
+            Ok(()) => true,
+            Err(e) => {
+                // Left claimed: the claim runs out and the message is tried then.
+                tracing::error!(message_id = %id, error = %e, "recording a delivery that panicked failed");
+                false
+            }
+        }
+    }
+
+    /// Fails a message whose delivery panicked [`MAX_PANICS`] times.
+    async fn give_up(
+        &self,
+        id: &MessageId,
+        panics: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(record) = self.herald.store.message(id).await? else {
+            return Ok(());
+        };
+        if !record.status.is_pending() {
+            return Ok(());
+        }
+        let why = format!("Herald failed {panics} times while sending this message (a bug, logged); it is not tried again");
+        self.fail(&record, now, &why).await.map(|_| ())
     }
 
     /// Reads the pages' pauses from the store when the copy in memory is older than

@@ -72,6 +72,22 @@ pub enum StoreError {
     Fenced { partition: u32, epoch: i64 },
 }
 
+/// Runs the store's upkeep ([`Store::maintain`], every [`Store::maintenance_every`]) on the
+/// current runtime until the handle is aborted, for a program that opens a store taking part in
+/// running the outbox without being a gateway (a benchmark, a test playing another instance).
+/// A gateway runs it as a supervised task instead, with the policy's upkeep.
+pub fn spawn_upkeep(store: Arc<dyn Store>) -> Option<tokio::task::JoinHandle<()>> {
+    let every = store.maintenance_every()?;
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = store.maintain().await {
+                tracing::warn!(error = %e, "the store's upkeep failed");
+            }
+        }
+    }))
+}
+
 /// One instance sharing the store, as `GET /v1/status` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InstanceState {
@@ -534,9 +550,14 @@ pub(crate) fn erase_answer(answer: &mut SendAnswer) -> bool {
         SendAnswer::Accepted(acceptance) => &mut acceptance.decision,
         SendAnswer::Denied { decision, .. } => decision,
     };
-    decision.utility_template.take().is_some()
+    // The trace's details can name the person's time zone ("22:10 in Europe/Berlin").
+    let trace = !decision.trace.is_empty();
+    decision.trace.clear();
+    decision.utility_template.take().is_some() || trace
 }
 
-/// What an answer kept under an `Idempotency-Key` holds of a person is found by this text in
-/// its stored form: answers without it are skipped unread.
+/// What an answer kept under an `Idempotency-Key` holds of a person is found by these texts in
+/// its stored form (a filled-in template, a decision's trace): answers without them are
+/// skipped unread.
 pub(crate) const PERSONAL_IN_ANSWER: &str = "\"utility_template\"";
+pub(crate) const TRACE_IN_ANSWER: &str = "\"trace\":[{";

@@ -829,6 +829,14 @@ async fn erasure_reaches_the_answer_kept_for_an_idempotency_key_and_every_other_
     app.drain().await;
     assert_eq!(app.inbox(psid).len(), 1);
     assert_eq!(app.inbox("4344").len(), 1);
+    // Webhook events kept for a retry: the person's, and another's.
+    let store = &app.handle().herald.store;
+    for (who, text) in [(psid, "SECRETNAME wrote this"), ("4344", "someone else")] {
+        let event = json!({"page_id": crate::helpers::PAGE_ID, "event": {
+            "sender": {"id": who}, "recipient": {"id": crate::helpers::PAGE_ID},
+            "timestamp": 1_764_000_000_000_i64, "message": {"mid": format!("m.{who}"), "text": text}}});
+        store.park_event(&event).await.expect("park");
+    }
 
     let r = app
         .http
@@ -838,6 +846,10 @@ async fn erasure_reaches_the_answer_kept_for_an_idempotency_key_and_every_other_
         .await
         .expect("erase");
     assert_eq!(r.status().as_u16(), 200);
+
+    let parked = store.parked_events(100).await.expect("parked");
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert!(!format!("{parked:?}").contains("SECRETNAME"), "{parked:?}");
 
     let replay = send().await.expect("replay");
     assert_eq!(
@@ -849,6 +861,11 @@ async fn erasure_reaches_the_answer_kept_for_an_idempotency_key_and_every_other_
     assert_eq!(replay["id"], first["id"], "{replay}");
     assert_eq!(replay["status"], first["status"]);
     assert!(replay["decision"]["utility_template"].is_null(), "{replay}");
+    assert_eq!(
+        replay["decision"]["trace"],
+        json!([]),
+        "a trace can name the person's time zone: {replay}"
+    );
     app.drain().await;
     assert_eq!(app.inbox(psid).len(), 1, "the replay sent nothing");
     let other_replay: Value = send_other()

@@ -57,7 +57,11 @@ impl PgStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(generation.parse().unwrap_or_default())
+        generation.parse().map_err(|_| {
+            StoreError::Engine(std::sync::Arc::new(std::io::Error::other(format!(
+                "herald_meta's policy_generation is not a number: {generation}"
+            ))))
+        })
     }
 
     pub(super) async fn published(&self) -> Result<Option<(i64, String)>, StoreError> {

@@ -762,11 +762,16 @@ impl Store for PgStore {
         let n = db
             .exec(
                 "UPDATE idempotency
-                 SET record = (record::jsonb #- '{answer,decision,utility_template}')::text
-                 WHERE strpos(record, $2) > 0
+                 SET record = jsonb_set(record::jsonb #- '{answer,decision,utility_template}',
+                                        '{answer,decision,trace}', '[]')::text
+                 WHERE (strpos(record, $2) > 0 OR strpos(record, $3) > 0)
                    AND coalesce(record::jsonb #>> '{answer,id}',
                                 record::jsonb #>> '{answer,message_id}') = ANY($1)",
-                &[&ids, &crate::store::PERSONAL_IN_ANSWER],
+                &[
+                    &ids,
+                    &crate::store::PERSONAL_IN_ANSWER,
+                    &crate::store::TRACE_IN_ANSWER,
+                ],
             )
             .await?;
         Ok(n)

@@ -9,7 +9,9 @@ use super::{decode, encode, joined, millis, SledStore, StoreError, Tx, TxResult,
 use crate::domain::lifecycle::{Effects, OutboxChange};
 use crate::domain::{IdempotencyRecord, MessageId, MessageRecord};
 use crate::policy::TraceStep;
-use crate::store::{answered_message, erase_answer, Accepted, NewMessage, PERSONAL_IN_ANSWER};
+use crate::store::{
+    answered_message, erase_answer, Accepted, NewMessage, PERSONAL_IN_ANSWER, TRACE_IN_ANSWER,
+};
 
 /// Idempotency records rewritten per transaction by an erasure.
 const ERASE_CHUNK: usize = 500;
@@ -204,11 +206,12 @@ impl SledStore {
     /// are keyed by client and key, not by person), but only those holding a template are read.
     pub(super) async fn erase_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError> {
         let ids: HashSet<&MessageId> = messages.iter().collect();
-        let marker = PERSONAL_IN_ANSWER.as_bytes();
+        let markers = [PERSONAL_IN_ANSWER.as_bytes(), TRACE_IN_ANSWER.as_bytes()];
         let mut keys = Vec::new();
         for item in self.tree(T::Idempotency).iter() {
             let (key, value) = item?;
-            if !value.windows(marker.len()).any(|w| w == marker) {
+            let holds = |marker: &[u8]| value.windows(marker.len()).any(|w| w == marker);
+            if !markers.into_iter().any(holds) {
                 continue;
             }
             let record: IdempotencyRecord = decode(T::Idempotency, &value)?;
