@@ -452,8 +452,7 @@ async fn a_partition_is_handed_over_only_once_its_send_in_flight_is_recorded() {
         .await
         .expect("a second gateway's store");
     // Its lease rounds, as a gateway runs them.
-    let _rounds =
-        herald::store::spawn_upkeep(std::sync::Arc::clone(&second)).map(|task| AbortOnDrop(task));
+    let _rounds = herald::store::spawn_upkeep(std::sync::Arc::clone(&second)).map(AbortOnDrop);
     let deadline = Instant::now() + Duration::from_secs(10);
     while owners(&database).await != 2 {
         assert!(
