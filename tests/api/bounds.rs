@@ -591,6 +591,11 @@ async fn the_real_gateway_refuses_a_million_year_hold_and_keeps_its_scheduler_al
         .await
         .expect("readyz");
     assert_eq!(ready.status().as_u16(), 200, "every background task runs");
+    let ready: Value = ready.json().await.expect("json");
+    assert_eq!(
+        ready["tasks"]["campaigns"]["restarts"], 0,
+        "the scheduler never panicked: {ready}"
+    );
     assert!(
         gateway.child.try_wait().expect("wait").is_none(),
         "the gateway is alive"
