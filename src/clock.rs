@@ -73,7 +73,7 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         let (at, since) = *self.state.lock();
-        at + Duration::from_std(since.elapsed()).unwrap_or_default()
+        crate::domain::bounds::later_std(at, since.elapsed())
     }
 }
 

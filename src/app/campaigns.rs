@@ -692,7 +692,7 @@ impl Herald {
     /// blocked the page): it counts against the campaign that reached them last, if one did
     /// within a week.
     pub(crate) async fn note_opt_out(&self, key: &str) -> Result<(), StoreError> {
-        let since = self.clock.now() - Duration::days(OPT_OUT_ATTRIBUTION_DAYS);
+        let since = bounds::earlier(self.clock.now(), Duration::days(OPT_OUT_ATTRIBUTION_DAYS));
         for id in self.store.recent_message_ids(key, RECENT).await? {
             let Some(message) = self.store.message(&id).await? else {
                 continue;

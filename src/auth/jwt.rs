@@ -75,7 +75,7 @@ impl JwtKeys {
         let claims = Claims {
             sub: sub.to_owned(),
             role,
-            exp: now + ttl.as_secs(),
+            exp: now.saturating_add(ttl.as_secs()),
             iat: Some(now),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),

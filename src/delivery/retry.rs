@@ -20,7 +20,7 @@ pub fn retry_delay(
     // to zero.
     let half = ceiling / 2;
     let jitter = rand::thread_rng().gen_range(0..=half.as_millis().max(1) as u64);
-    let delay = half + Duration::from_millis(jitter);
+    let delay = half.saturating_add(Duration::from_millis(jitter));
     delay.max(retry_after.unwrap_or_default()).min(max)
 }
 

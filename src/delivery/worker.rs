@@ -433,7 +433,7 @@ impl Worker {
     /// with short backoff), then returns once nothing is in flight. Tests use it in place of
     /// sleeping.
     pub async fn drain(self: &Arc<Self>, horizon: Duration) -> Result<(), StoreError> {
-        let until = self.now() + chrono::Duration::from_std(horizon).unwrap_or_default();
+        let until = crate::domain::bounds::later_std(self.now(), horizon);
         loop {
             self.dispatch_due().await?;
             self.wait_idle().await;

@@ -207,4 +207,51 @@ mod tests {
         assert!(earliest_event() < Utc::now());
         assert_eq!(earliest_event().timestamp(), 1_293_840_000);
     }
+
+    /// The lint for this module's rule: date arithmetic with a duration written in place goes
+    /// through [`later`] and [`earlier`], never `+`/`-` (which panic on overflow). Test code is
+    /// exempt; so is this file.
+    #[test]
+    fn no_unchecked_date_arithmetic_outside_tests() {
+        let patterns = [
+            "+ Duration::",
+            "- Duration::",
+            "+ chrono::Duration::",
+            "- chrono::Duration::",
+            "+ TimeDelta::",
+            "- TimeDelta::",
+        ];
+        let mut found = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("src") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                if !name.ends_with(".rs") || ["bounds.rs", "tests.rs", "hostile.rs"].contains(&name)
+                {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("read");
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                for (n, line) in code.lines().enumerate() {
+                    let line = line.split("//").next().unwrap_or_default();
+                    if patterns.iter().any(|p| line.contains(p)) {
+                        found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "use bounds::later / earlier:\n{}",
+            found.join("\n")
+        );
+    }
 }

@@ -99,7 +99,9 @@ pub fn check_window(
     last_interaction: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<(), GraphError> {
-    let within = |window: Duration| last_interaction.is_some_and(|at| now < at + window);
+    let within = |window: Duration| {
+        last_interaction.is_some_and(|at| now < crate::domain::bounds::later(at, window))
+    };
     match purpose {
         Purpose::Utility => Ok(()),
         Purpose::Tagged(tag) if tag.is_retired_business_tag() => {

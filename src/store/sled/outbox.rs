@@ -34,7 +34,7 @@ impl SledStore {
             return Ok(Vec::new());
         }
         // Every key due at or before `now` sorts before the first key of the next millisecond.
-        let end = millis(now + Duration::milliseconds(1)).to_vec();
+        let end = millis(crate::domain::bounds::later(now, Duration::milliseconds(1))).to_vec();
         // Continue after the previous scan instead of rescanning entries already held: under
         // load the front of the outbox is all held, and every accept and every finished send
         // asks for more.
