@@ -1,4 +1,5 @@
-//! When to try again: exponential backoff with full jitter, never sooner than the Graph API asked.
+//! When to try again: exponential backoff with equal jitter (half the step fixed, half random), never
+//! sooner than the Graph API asked, never later than the longest delay.
 
 use std::time::Duration;
 
