@@ -303,18 +303,16 @@ pub struct Retention {
 }
 
 impl Herald {
-    /// A page of the audit log.
+    /// A page of the audit log, in `order`.
     pub async fn audit(
         &self,
         filter: &AuditFilter,
+        order: AuditOrder,
         cursor: Option<&AuditCursor>,
         limit: Option<usize>,
     ) -> Result<AuditPage, CommandError> {
         let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-        Ok(self
-            .store
-            .audit_query(filter, AuditOrder::OldestFirst, cursor, limit)
-            .await?)
+        Ok(self.store.audit_query(filter, order, cursor, limit).await?)
     }
 
     /// The chain's head, signed.

@@ -15,7 +15,7 @@ use crate::auth::Client;
 use crate::domain::audit::{AuditKind, ChainHead, ChainPoint};
 use crate::domain::{bounds, parse_time, Category, FieldError, Role, Violations};
 use crate::error::ApiError;
-use crate::store::{AuditCursor, AuditFilter};
+use crate::store::{AuditCursor, AuditFilter, AuditOrder};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_audit)
@@ -46,6 +46,9 @@ struct FilterQuery {
     #[param(value_type = Option<u32>)]
     limit: Option<String>,
     cursor: Option<String>,
+    /// `oldest` (the default: log order) or `newest` (the latest first; the cursor then pages
+    /// back in time).
+    order: Option<String>,
     format: Option<String>,
 }
 
@@ -138,8 +141,21 @@ async fn get_audit(
 ) -> Result<HttpResponse, ApiError> {
     client.require(AUDIT_ROLES)?;
     let (filter, limit) = query.filter(state.herald.clock.now())?;
+    let order = match query.order.as_deref() {
+        None | Some("oldest") => AuditOrder::OldestFirst,
+        Some("newest") => AuditOrder::NewestFirst,
+        Some(_) => {
+            return Err(ApiError::Invalid(vec![FieldError::new(
+                "order",
+                "must be oldest or newest",
+            )]))
+        }
+    };
     let cursor = query.cursor.clone().map(AuditCursor);
-    let page = state.herald.audit(&filter, cursor.as_ref(), limit).await?;
+    let page = state
+        .herald
+        .audit(&filter, order, cursor.as_ref(), limit)
+        .await?;
     let entries: Vec<_> = page.entries.iter().map(|e| e.view()).collect();
     Ok(HttpResponse::Ok().json(json!({
         "entries": entries,

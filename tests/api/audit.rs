@@ -1108,3 +1108,41 @@ async fn a_malformed_checkpoint_is_a_400_naming_the_parameter_and_a_head_in_capi
         assert_eq!(beyond["ok"], false, "{past}: {beyond}");
     }
 }
+
+#[tokio::test]
+async fn the_latest_entries_come_first_with_order_newest_and_page_back_in_time() {
+    let (app, _) = seeded().await;
+    let seqs = |page: &Value| -> Vec<u64> {
+        page["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter_map(|e| e["seq"].as_u64())
+            .collect()
+    };
+    let (status, first) = app
+        .read(Role::Compliance, "/v1/audit?order=newest&limit=25")
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let first_seqs = seqs(&first);
+    assert_eq!(first_seqs.len(), 25);
+    assert_eq!(first_seqs[0], app.audit_head().await, "the newest first");
+    assert!(first_seqs.windows(2).all(|w| w[0] > w[1]), "{first_seqs:?}");
+    let cursor = first["next_cursor"].as_str().expect("more, further back");
+    let (_, second) = app
+        .read(
+            Role::Compliance,
+            &format!("/v1/audit?order=newest&limit=25&cursor={cursor}"),
+        )
+        .await;
+    let second_seqs = seqs(&second);
+    assert_eq!(
+        second_seqs[0] + 1,
+        first_seqs[24],
+        "the next page goes on back in time"
+    );
+
+    let (status, problem) = app.read(Role::Compliance, "/v1/audit?order=sideways").await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "order", "{problem}");
+}
