@@ -105,8 +105,7 @@ async function compliance(context) {
   const raw = await at.getAttribute('title');
   result.audit_on_open = {
     rows: seqs.length,
-    first_seq: seqs[0],
-    newest_first: seqs.every((seq, i) => i === 0 || seqs[i - 1] > seq),
+    seqs,
     at_shown: (await at.textContent()).trim(),
     at_title: raw,
     // Asia/Kolkata is UTC+5:30, all year.
