@@ -173,7 +173,7 @@ fn rows() -> Vec<Row> {
         Row { what: "an agent reply three days on carries HUMAN_AGENT", now: NOW, role: Role::Backend, category: AgentReply, content: text, setup: long_ago,
               outcome: Outcome::Allow, reason: Reason::Ok, rule: "agent_reply.outside_window", messaging_type: Some(M::MessageTag), tag: Some(Tag::HumanAgent), not_before: None },
         Row { what: "an agent reply exactly seven days on is too late", now: NOW, role: Role::Backend, category: AgentReply, content: text,
-              setup: |f, _| { f.transactional_consent = true; f.last_user_interaction_at = Some(f.now - Duration::days(7)); },
+              setup: |f, _| { f.transactional_consent = true; f.last_user_interaction_at = Some(crate::domain::bounds::earlier(f.now, Duration::days(7))); },
               outcome: Outcome::Deny, reason: Reason::HumanAgentWindowExpired, rule: "window.human_agent", messaging_type: None, tag: None, not_before: None },
         // ---- window: marketing and tokens
         Row { what: "marketing outside the window without a token is denied", now: NOW, role: Role::Marketer, category: Marketing, content: text,
@@ -202,7 +202,7 @@ fn rows() -> Vec<Row> {
               outcome: Outcome::Defer, reason: Reason::MarketingTokenCooldown, rule: "marketing.token_cooldown", messaging_type: None, tag: None, not_before: Some("2025-09-01T18:00:00Z") },
         // ---- frequency
         Row { what: "the 21st transactional message in an hour is denied", now: NOW, role: Role::Backend, category: Response, content: text,
-              setup: |f, m| { recently(f, m); f.recent_sends = (1..=20).map(|i| RecentSend { at: f.now - Duration::minutes(i), category: Category::Receipt }).collect(); },
+              setup: |f, m| { recently(f, m); f.recent_sends = (1..=20).map(|i| RecentSend { at: crate::domain::bounds::earlier(f.now, Duration::minutes(i)), category: Category::Receipt }).collect(); },
               outcome: Outcome::Deny, reason: Reason::FrequencyCap, rule: "transactional.frequency", messaging_type: None, tag: None, not_before: None },
         Row { what: "a second marketing message in 48h waits", now: NOW, role: Role::Marketer, category: Marketing, content: text,
               setup: |f, m| { marketing_recently(f, m); f.recent_sends = vec![RecentSend { at: f.now - h(40), category: Category::Marketing }]; },

@@ -885,31 +885,23 @@ async fn erasure_reaches_the_answer_kept_for_an_idempotency_key_and_every_other_
         ("replay", replay.to_string()),
         ("message", app.message(&id).await.to_string()),
         ("recipient", app.recipient(psid).await.1.to_string()),
-        (
-            "audit",
-            app.get(&format!("/v1/audit?recipient={psid}"), Some(&token))
-                .await
-                .text()
-                .await
-                .expect("text"),
-        ),
-        (
-            "export jsonl",
-            app.get("/v1/audit/export?format=jsonl", Some(&token))
-                .await
-                .text()
-                .await
-                .expect("text"),
-        ),
-        (
-            "export csv",
-            app.get("/v1/audit/export?format=csv", Some(&token))
-                .await
-                .text()
-                .await
-                .expect("text"),
-        ),
     ] {
+        assert!(
+            !text.contains("SECRETNAME"),
+            "{path} shows the name: {text}"
+        );
+    }
+    for path in [
+        format!("/v1/audit?recipient={psid}"),
+        "/v1/audit/export?format=jsonl".to_owned(),
+        "/v1/audit/export?format=csv".to_owned(),
+    ] {
+        let text = app
+            .get(&path, Some(&token))
+            .await
+            .text()
+            .await
+            .expect("text");
         assert!(
             !text.contains("SECRETNAME"),
             "{path} shows the name: {text}"

@@ -509,29 +509,15 @@ async fn receipt_amounts_beyond_a_decimal_are_refused_and_the_rest_go_out_as_pla
 /// million years used to be taken, and the scheduler then panicked on it).
 #[tokio::test]
 async fn the_real_gateway_refuses_a_million_year_hold_and_keeps_its_scheduler_alive() {
-    use std::net::TcpListener;
+    use crate::crash::{client_token, launch, Launched};
 
-    use herald::clock::SystemClock;
-
-    use crate::crash::{client_token, start, write_config};
-    use crate::helpers::{policy_dir, start_sandbox};
-
-    let dir = tempfile::tempdir().expect("dir");
-    let sandbox = start_sandbox(
-        TcpListener::bind("127.0.0.1:0").expect("bind"),
-        None,
-        SystemClock::shared(),
-    )
-    .await;
-    let database = crate::helpers::test_database().await;
-    let config = write_config(
-        database.as_deref(),
-        dir.path(),
-        &sandbox.base_url(),
-        "127.0.0.1:0",
-        &policy_dir(),
-    );
-    let mut gateway = start(&config, &dir.path().join("herald.log")).await;
+    // The directory and the stand-in live as long as the test.
+    let Launched {
+        dir: _dir,
+        sandbox: _sandbox,
+        mut gateway,
+        ..
+    } = launch(&crate::helpers::policy_dir(), "").await;
     let http = reqwest::Client::new();
     let marketer = client_token("marketing", Role::Marketer);
     let create = |body: Value| {
