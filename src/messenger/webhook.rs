@@ -178,19 +178,7 @@ impl Moments {
         field: &'static str,
         out_of_range: &mut Vec<&'static str>,
     ) -> Option<DateTime<Utc>> {
-        let ms = raw_millis(v)?;
-        let at = DateTime::from_timestamp_millis(ms);
-        Some(match at {
-            Some(at) if (bounds::earliest_event()..=self.latest).contains(&at) => at,
-            _ => {
-                out_of_range.push(field);
-                if ms < bounds::earliest_event().timestamp_millis() {
-                    bounds::earliest_event()
-                } else {
-                    self.received_at
-                }
-            }
-        })
+        Self::bounded(v, field, out_of_range, self.latest, self.received_at)
     }
 
     /// When a token expires: may lie far ahead, but within [`bounds::latest_expiry`] (past it,
@@ -201,16 +189,29 @@ impl Moments {
         field: &'static str,
         out_of_range: &mut Vec<&'static str>,
     ) -> Option<DateTime<Utc>> {
+        let latest = bounds::latest_expiry();
+        Self::bounded(v, field, out_of_range, latest, latest)
+    }
+
+    /// The moment `v` names (milliseconds), between Messenger's start and `latest`; out of that
+    /// range, noted in `out_of_range` and taken as Messenger's start (too early) or `past`.
+    fn bounded(
+        v: Option<&Value>,
+        field: &'static str,
+        out_of_range: &mut Vec<&'static str>,
+        latest: DateTime<Utc>,
+        past: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         let ms = raw_millis(v)?;
-        let at = DateTime::from_timestamp_millis(ms);
-        Some(match at {
-            Some(at) if (bounds::earliest_event()..=bounds::latest_expiry()).contains(&at) => at,
+        let earliest = bounds::earliest_event();
+        Some(match DateTime::from_timestamp_millis(ms) {
+            Some(at) if (earliest..=latest).contains(&at) => at,
             _ => {
                 out_of_range.push(field);
-                if ms < bounds::earliest_event().timestamp_millis() {
-                    bounds::earliest_event()
+                if ms < earliest.timestamp_millis() {
+                    earliest
                 } else {
-                    bounds::latest_expiry()
+                    past
                 }
             }
         })
