@@ -696,14 +696,8 @@ async fn compliance_and_admin_read_the_audit_log_and_others_may_not() {
             assert_eq!(got, status, "{role} GET {path}");
         }
     }
-    let r = app
-        .http
-        .delete(format!("{}/v1/recipients/9999", app.address))
-        .bearer_auth(app.token(Role::Admin))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status().as_u16(), 404, "an unknown recipient");
+    let (status, _) = app.erase("9999").await;
+    assert_eq!(status, 404, "an unknown recipient");
 }
 
 #[tokio::test]
@@ -838,14 +832,8 @@ async fn erasure_reaches_the_answer_kept_for_an_idempotency_key_and_every_other_
         store.park_event(&event).await.expect("park");
     }
 
-    let r = app
-        .http
-        .delete(format!("{}/v1/recipients/{psid}", app.address))
-        .bearer_auth(app.token(Role::Admin))
-        .send()
-        .await
-        .expect("erase");
-    assert_eq!(r.status().as_u16(), 200);
+    let (status, _) = app.erase(psid).await;
+    assert_eq!(status, 200);
 
     let parked = store.parked_events(100).await.expect("parked");
     assert_eq!(parked.len(), 1, "{parked:?}");
@@ -909,14 +897,8 @@ async fn erasure_reaches_the_answer_kept_for_an_idempotency_key_and_every_other_
     }
 
     // Asking again finds nothing left and changes nothing.
-    let r = app
-        .http
-        .delete(format!("{}/v1/recipients/{psid}", app.address))
-        .bearer_auth(app.token(Role::Admin))
-        .send()
-        .await
-        .expect("erase again");
-    assert_eq!(r.status().as_u16(), 200);
+    let (status, _) = app.erase(psid).await;
+    assert_eq!(status, 200);
     let again: Value = send().await.expect("replay").json().await.expect("json");
     assert_eq!(again, replay);
 }

@@ -509,7 +509,7 @@ async fn receipt_amounts_beyond_a_decimal_are_refused_and_the_rest_go_out_as_pla
 /// million years used to be taken, and the scheduler then panicked on it).
 #[tokio::test]
 async fn the_real_gateway_refuses_a_million_year_hold_and_keeps_its_scheduler_alive() {
-    use crate::crash::{client_token, launch, Launched};
+    use crate::crash::{campaign_until, client_token, launch, Launched};
 
     // The directory and the stand-in live as long as the test.
     let Launched {
@@ -543,34 +543,25 @@ async fn the_real_gateway_refuses_a_million_year_hold_and_keeps_its_scheduler_al
     let created: Value = r.json().await.expect("json");
     let id = created["id"].as_str().expect("id").to_owned();
     // The scheduler takes the first part (refused: nobody opted in) and holds the rest.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let view: Value = http
-            .get(format!("{}/v1/campaigns/{id}", gateway.base))
-            .bearer_auth(&marketer)
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
-        let decided: u64 = view["counts"]["denied"]
+    let decided = |view: &Value| -> u64 {
+        view["counts"]["denied"]
             .as_object()
-            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
-        if decided >= 1 {
-            assert_eq!(view["status"], "running", "{view}");
-            assert_eq!(
-                view["counts"]["pending"], 2,
-                "the rest waits 30 days: {view}"
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first part was never decided: {view}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum())
+    };
+    let view = campaign_until(
+        &http,
+        &gateway,
+        &marketer,
+        &id,
+        "its first part decided",
+        |v| decided(v) >= 1,
+    )
+    .await;
+    assert_eq!(view["status"], "running", "{view}");
+    assert_eq!(
+        view["counts"]["pending"], 2,
+        "the rest waits 30 days: {view}"
+    );
     let ready = http
         .get(format!("{}/readyz", gateway.base))
         .send()

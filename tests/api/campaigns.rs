@@ -388,21 +388,28 @@ async fn the_campaign_keeps_its_pace_within_five_percent() {
     );
 }
 
+/// A campaign whose audience is `csv`, uploaded as `token`.
+fn upload_csv(
+    app: &TestApp,
+    token: &str,
+    csv: &'static str,
+) -> impl std::future::Future<Output = reqwest::Result<reqwest::Response>> {
+    app.http
+        .post(format!(
+            "{}/v1/campaigns?name=Teas&message=%7B%22text%22%3A%22hi%22%7D",
+            app.address
+        ))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+}
+
 #[tokio::test]
 async fn bad_audiences_are_refused_naming_the_line() {
     let app = spawn_app().await;
     let token = app.token(Role::Marketer);
-    let upload = |csv: &'static str| {
-        app.http
-            .post(format!(
-                "{}/v1/campaigns?name=Teas&message=%7B%22text%22%3A%22hi%22%7D",
-                app.address
-            ))
-            .bearer_auth(&token)
-            .header("content-type", "text/csv")
-            .body(csv)
-            .send()
-    };
+    let upload = |csv: &'static str| upload_csv(&app, &token, csv);
     let cases = [
         ("name,email\nAda,ada@example.com\n", "line 1"),
         ("psid,name\n9701,Ada\nnot a psid,Bob\n", "line 3"),
@@ -620,17 +627,7 @@ async fn campaign_watch_follows_a_campaign_until_it_completes() {
 async fn a_csv_audience_reads_any_line_ending_and_quoted_line_breaks_and_names_the_bad_line() {
     let app = spawn_app().await;
     let token = app.token(Role::Marketer);
-    let upload = |csv: &'static str| {
-        app.http
-            .post(format!(
-                "{}/v1/campaigns?name=Teas&message=%7B%22text%22%3A%22hi%22%7D",
-                app.address
-            ))
-            .bearer_auth(&token)
-            .header("content-type", "text/csv")
-            .body(csv)
-            .send()
-    };
+    let upload = |csv: &'static str| upload_csv(&app, &token, csv);
     let good = [
         ("psid,name\r9701,Ada\r9702,Bob\r", 2),
         ("psid,name\r\n9701,Ada\r\n9702,Bob", 2),

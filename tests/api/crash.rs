@@ -169,6 +169,38 @@ pub(crate) async fn start(config: &Path, log: &Path) -> Gateway {
     }
 }
 
+/// Reads campaign `id` from the (separate-process) gateway every 50 ms until `done` holds of
+/// it, and returns it; fails after a minute, saying it never got `what`.
+pub(crate) async fn campaign_until(
+    http: &reqwest::Client,
+    gateway: &Gateway,
+    token: &str,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let c: Value = http
+            .get(format!("{}/v1/campaigns/{id}", gateway.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if done(&c) {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the campaign never got {what}: {c}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A gateway binary beside a Messenger stand-in on the wall clock, in a directory of its own.
 pub(crate) struct Launched {
     pub dir: tempfile::TempDir,
@@ -615,26 +647,10 @@ async fn kill_dash_nine_mid_campaign_resumes_where_it_stopped_and_sends_no_one_t
     };
 
     let gateway = start(&config, &log).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let done = loop {
-        let c: Value = http
-            .get(format!("{}/v1/campaigns/{id}", gateway.base))
-            .bearer_auth(&marketer)
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
-        if c["status"] == "completed" {
-            break c;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the campaign never completed: {c}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let done = campaign_until(&http, &gateway, &marketer, &id, "completed", |c| {
+        c["status"] == "completed"
+    })
+    .await;
     assert_eq!(done["counts"]["sent"], N, "{done}");
     let twice: Vec<&String> = psids
         .iter()

@@ -618,6 +618,18 @@ impl TestApp {
     }
 
     /// Plays the user: `POST /sandbox/...` on the stand-in, which signs and sends the webhook.
+    /// `DELETE /v1/recipients/{psid}` as an admin.
+    pub async fn erase(&self, psid: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .delete(format!("{}/v1/recipients/{psid}", self.address))
+            .bearer_auth(self.token(Role::Admin))
+            .send()
+            .await
+            .expect("erase");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn sandbox_post(&self, path: &str, body: Value) -> Value {
         let r = self
             .http
