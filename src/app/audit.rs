@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use super::{CommandError, Herald};
 use crate::auth::Client;
-use crate::domain::audit::{AuditEntry, AuditKind, ChainPoint, Personal, Verification};
+use crate::domain::audit::{AuditEntry, AuditKind, ChainPoint, Verification};
 use crate::domain::checkpoint::{Checkpoint, CheckpointSigner};
 use crate::domain::lifecycle;
+use crate::domain::recipient::{self, Change};
 use crate::domain::{MessageId, Psid};
 use crate::store::{AuditCursor, AuditFilter, AuditOrder, AuditPage, Store, StoreError};
 
@@ -407,24 +408,10 @@ impl Herald {
             .ok_or_else(|| CommandError::NotFound(format!("no recipient {psid}")))?;
         let now = self.clock.now();
         // First the consents: from here on nothing is decided to go to them.
-        let client_name = client.name.clone();
-        let entry_key = key.clone();
-        self.store
-            .update_recipient(
-                &key,
-                None,
-                Box::new(move |r| {
-                    r.erase(now);
-                    vec![AuditEntry {
-                        at: now,
-                        kind: AuditKind::Erasure,
-                        client: Some(client_name),
-                        detail: Some("personal data erased".into()),
-                        personal: Some(Personal::of(entry_key)),
-                        ..AuditEntry::default()
-                    }]
-                }),
-            )
+        let erased = recipient::Event::Erased {
+            client: client.name.clone(),
+        };
+        self.change_recipient(Change::of(key.as_str(), now, erased), None)
             .await?;
         let ids = self.message_ids_of(&key).await?;
         let messages = ids.len();

@@ -6,12 +6,13 @@ use serde_json::{json, Value};
 
 use super::{CommandError, Herald};
 use crate::auth::Client;
-use crate::domain::audit::{AuditEntry, AuditKind, Personal};
+use crate::domain::recipient::{self, Change};
 use crate::domain::{bounds, Category};
 use crate::domain::{
     Attribution, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, MessageId,
-    MessageStatus, Psid, Recipient, RecipientRecord, TokenStatus,
+    MessageStatus, Psid, Recipient, TokenStatus,
 };
+use crate::store::{SeenMid, StoreError};
 
 /// `POST /v1/consents`, parsed: a consent a client records with its evidence.
 #[derive(Debug, Clone)]
@@ -123,49 +124,21 @@ pub struct RecentMessage {
 /// How many of the last messages the recipient view shows.
 const LAST_MESSAGES: usize = 10;
 
-/// The audit entry for a consent event.
-pub(super) fn consent_entry(
-    recipient: &str,
-    event: &ConsentEvent,
-    page_id: Option<&str>,
-) -> AuditEntry {
-    AuditEntry {
-        at: event.at,
-        kind: AuditKind::Consent,
-        page_id: page_id.map(str::to_owned),
-        consent_id: Some(event.id.clone()),
-        consent_source: Some(event.source.as_str().to_owned()),
-        personal: Some(Personal {
-            consent_evidence: Some(event.evidence.clone()),
-            ..Personal::of(recipient)
-        }),
-        client: event.client.clone(),
-        outcome: Some(
-            match event.action {
-                ConsentAction::Grant => "grant",
-                ConsentAction::OptOut => "opt_out",
-            }
-            .to_owned(),
-        ),
-        reason: Some(event.scope.as_str().to_owned()),
-        detail: Some(event.source.as_str().to_owned()),
-        ..AuditEntry::default()
-    }
-}
-
-/// Appends `event` to `record` and returns its audit entry.
-pub(crate) fn push_consent(
-    record: &mut RecipientRecord,
-    key: &str,
-    event: ConsentEvent,
-    page_id: Option<&str>,
-) -> AuditEntry {
-    let entry = consent_entry(key, &event, page_id);
-    record.consents.push(event);
-    entry
-}
-
 impl Herald {
+    /// Changes what Herald knows about a person by `change` (see `domain::recipient`), with
+    /// the audit entries it produces, in one durable transaction. With `seen`, a webhook event
+    /// applied before changes nothing and `false` is returned.
+    pub(crate) async fn change_recipient(
+        &self,
+        change: Change,
+        seen: Option<SeenMid<'_>>,
+    ) -> Result<bool, StoreError> {
+        let key = change.key.clone();
+        self.store
+            .update_recipient(&key, seen, Box::new(move |r| change.apply(r)))
+            .await
+    }
+
     /// Records a consent given through the API.
     pub async fn record_consent(
         &self,
@@ -183,30 +156,13 @@ impl Herald {
             at: now,
             client: Some(client.name.clone()),
         };
-        let (timezone, locale, email) =
-            (cmd.timezone.clone(), cmd.locale.clone(), cmd.email.clone());
-        let by_user_ref = cmd.recipient.psid().is_none();
-        let entry_key = key.clone();
-        self.store
-            .update_recipient(
-                &key,
-                None,
-                Box::new(move |r| {
-                    if timezone.is_some() {
-                        r.timezone = timezone;
-                    }
-                    if locale.is_some() {
-                        r.locale = locale;
-                    }
-                    if email.is_some() {
-                        r.email = email;
-                    }
-                    if by_user_ref && r.user_ref_optin_at.is_none() {
-                        r.user_ref_optin_at = Some(now);
-                    }
-                    vec![push_consent(r, &entry_key, event, None)]
-                }),
-            )
+        let granted = recipient::Event::Granted {
+            consent: event,
+            timezone: cmd.timezone.clone(),
+            locale: cmd.locale.clone(),
+            email: cmd.email.clone(),
+        };
+        self.change_recipient(Change::of(key, now, granted), None)
             .await?;
         Ok(ConsentView {
             recipient: cmd.recipient,
@@ -230,33 +186,21 @@ impl Herald {
         scope: OptOutScope,
     ) -> Result<RecipientView, CommandError> {
         let now = self.clock.now();
-        let key = psid.as_str().to_owned();
-        let entry_key = key.clone();
-        let client_name = client.name.clone();
-        self.store
-            .update_recipient(
-                &key,
-                None,
-                Box::new(move |r| {
-                    scope
-                        .scopes()
-                        .iter()
-                        .map(|s| {
-                            let event = ConsentEvent {
-                                id: ConsentEvent::new_id(),
-                                scope: *s,
-                                action: ConsentAction::OptOut,
-                                source: ConsentSource::Api,
-                                evidence: json!({"request": "DELETE /v1/consents"}),
-                                at: now,
-                                client: Some(client_name.clone()),
-                            };
-                            push_consent(r, &entry_key, event, None)
-                        })
-                        .collect()
-                }),
-            )
-            .await?;
+        let consents = scope
+            .scopes()
+            .iter()
+            .map(|s| ConsentEvent {
+                id: ConsentEvent::new_id(),
+                scope: *s,
+                action: ConsentAction::OptOut,
+                source: ConsentSource::Api,
+                evidence: json!({"request": "DELETE /v1/consents"}),
+                at: now,
+                client: Some(client.name.clone()),
+            })
+            .collect();
+        let change = Change::of(psid.as_str(), now, recipient::Event::OptedOut(consents));
+        self.change_recipient(change, None).await?;
         self.recipient(psid).await
     }
 

@@ -36,7 +36,6 @@ pub use audit::{
 };
 pub use campaigns::{Audience, CampaignView, ListKind, NewCampaign};
 pub use cluster::CLUSTER_CLIENT;
-pub(crate) use consent::push_consent;
 pub use consent::{ConsentCommand, ConsentView, OptOutScope, RecipientView};
 pub use errors::{CommandError, SendError, WebhookError};
 pub use messages::MessageView;

@@ -1,18 +1,12 @@
 //! Applying Messenger webhook events to what Herald knows about recipients and messages.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::consent::push_consent;
 use super::{Herald, WebhookError};
-use crate::domain::audit::AuditEntry;
 use crate::domain::lifecycle::{self, Event as LifecycleEvent, MessageStatus, Receipt};
-use crate::domain::{
-    Attribution, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, PageId, Psid,
-    RecipientRecord, TokenRecord, TokenStatus,
-};
+use crate::domain::recipient::{self, Change};
+use crate::domain::{Attribution, ConsentSource, PageId, Psid};
 use crate::messenger::{
     keyword_form, parse_envelope, Event, EventKind, NotificationStatus, Optin, Referral,
 };
@@ -30,35 +24,6 @@ pub struct WebhookOutcome {
     pub skipped: usize,
     /// Failed to apply, kept for a retry.
     pub parked: usize,
-}
-
-fn grant(
-    scope: ConsentScope,
-    source: ConsentSource,
-    evidence: Value,
-    at: DateTime<Utc>,
-) -> ConsentEvent {
-    ConsentEvent {
-        id: ConsentEvent::new_id(),
-        scope,
-        action: ConsentAction::Grant,
-        source,
-        evidence,
-        at,
-        client: None,
-    }
-}
-
-fn opt_out(
-    scope: ConsentScope,
-    source: ConsentSource,
-    evidence: Value,
-    at: DateTime<Utc>,
-) -> ConsentEvent {
-    ConsentEvent {
-        action: ConsentAction::OptOut,
-        ..grant(scope, source, evidence, at)
-    }
 }
 
 fn attribution(r: &Referral, at: DateTime<Utc>) -> Attribution {
@@ -162,31 +127,19 @@ impl Herald {
             return Ok(false);
         }
         let at = event.timestamp;
-        let page = Some(event.page_id.as_str());
+        let page = Some(event.page_id.clone());
         if let EventKind::Optin(Optin::Checkbox {
             user_ref,
             reference,
         }) = &event.kind
         {
-            let key = format!("user_ref:{user_ref}");
             let evidence = json!({"ref": reference, "user_ref": user_ref});
-            let (entry_key, page) = (key.clone(), page.map(str::to_owned));
-            self.store
-                .update_recipient(
-                    &key,
-                    None,
-                    Box::new(move |r| {
-                        r.user_ref_optin_at = Some(r.user_ref_optin_at.map_or(at, |t| t.max(at)));
-                        let e = grant(
-                            ConsentScope::Transactional,
-                            ConsentSource::Plugin,
-                            evidence,
-                            at,
-                        );
-                        vec![push_consent(r, &entry_key, e, page.as_deref())]
-                    }),
-                )
-                .await?;
+            let change = Change::of(
+                format!("user_ref:{user_ref}"),
+                at,
+                recipient::Event::CheckboxOptin { evidence },
+            );
+            self.change_recipient(change.on_page(page), None).await?;
             return Ok(true);
         }
         let Some(psid) = event.sender.as_deref().and_then(|s| Psid::parse(s).ok()) else {
@@ -220,18 +173,11 @@ impl Herald {
                     mid,
                     at: self.clock.now(),
                 });
-                let (entry_key, kind, page) =
-                    (key.to_owned(), kind.clone(), page.map(str::to_owned));
-                let applied = self
-                    .store
-                    .update_recipient(
-                        key,
-                        seen,
-                        Box::new(move |r| {
-                            user_event(r, &entry_key, &kind, at, page.as_deref(), &policy)
-                        }),
-                    )
-                    .await?;
+                let change = Change {
+                    events: person_events(kind, at, &policy),
+                    ..Change::new(key, at).on_page(page)
+                };
+                let applied = self.change_recipient(change, seen).await?;
                 if applied && opts_out {
                     // Counts against the campaign that reached them, for its opt-out guard.
                     self.note_opt_out(key).await?;
@@ -263,35 +209,19 @@ impl Herald {
     }
 }
 
-/// How a user's own action changes their record; returns the audit entries it produces.
-fn user_event(
-    r: &mut RecipientRecord,
-    key: &str,
-    kind: &EventKind,
-    at: DateTime<Utc>,
-    page: Option<&str>,
-    policy: &Arc<PolicySet>,
-) -> Vec<AuditEntry> {
-    let mut entries = Vec::new();
+/// What a user's own action is, for their record: the events it makes happen to them.
+fn person_events(kind: &EventKind, at: DateTime<Utc>, policy: &PolicySet) -> Vec<recipient::Event> {
+    let mut events = Vec::new();
     if kind.opens_window() {
-        // Measured from Messenger's own timestamp; an older, late event never moves it back.
-        r.last_user_interaction_at = Some(r.last_user_interaction_at.map_or(at, |t| t.max(at)));
-        r.unreachable_since = None;
-        if !r.has_consent(ConsentScope::Transactional) && !r.opted_out(ConsentScope::Transactional)
-        {
-            let source = match kind {
-                EventKind::Optin(_) => ConsentSource::Plugin,
-                EventKind::Referral(_) => ConsentSource::Referral,
-                _ => ConsentSource::UserMessage,
-            };
-            let e = grant(
-                ConsentScope::Transactional,
-                source,
-                json!({"event": event_name(kind)}),
-                at,
-            );
-            entries.push(push_consent(r, key, e, page));
-        }
+        let source = match kind {
+            EventKind::Optin(_) => ConsentSource::Plugin,
+            EventKind::Referral(_) => ConsentSource::Referral,
+            _ => ConsentSource::UserMessage,
+        };
+        events.push(recipient::Event::Acted {
+            source,
+            what: event_name(kind),
+        });
     }
     match kind {
         EventKind::Message {
@@ -299,42 +229,23 @@ fn user_event(
             referral,
             mid,
         } => {
-            let keyword = text.as_deref().map(keyword_form);
-            let keyword = keyword.as_deref();
-            if let Some(text) = text
-                .as_deref()
-                .filter(|_| keyword.is_some_and(|k| policy.is_stop_keyword(k)))
-            {
-                let e = opt_out(
-                    ConsentScope::Marketing,
-                    ConsentSource::StopKeyword,
-                    json!({"keyword": text.trim(), "mid": mid}),
-                    at,
-                );
-                entries.push(push_consent(r, key, e, page));
-            }
-            let resumes = keyword.is_some_and(|k| policy.is_resume_keyword(k));
-            // A resume keyword lifts an opt-out made by a stop keyword, and only that: it does
-            // not invent a marketing consent that was never given.
-            let stopped_by_keyword = r
-                .consents
-                .iter()
-                .rev()
-                .find(|c| c.scope == ConsentScope::Marketing)
-                .is_some_and(|c| {
-                    c.action == ConsentAction::OptOut && c.source == ConsentSource::StopKeyword
-                });
-            if resumes && stopped_by_keyword && r.ever_granted(ConsentScope::Marketing) {
-                let e = grant(
-                    ConsentScope::Marketing,
-                    ConsentSource::StopKeyword,
-                    json!({"resume_keyword": text.as_deref().map(str::trim), "mid": mid}),
-                    at,
-                );
-                entries.push(push_consent(r, key, e, page));
+            if let Some(text) = text {
+                let keyword = keyword_form(text);
+                if policy.is_stop_keyword(&keyword) {
+                    events.push(recipient::Event::StopKeyword {
+                        text: text.clone(),
+                        mid: mid.clone(),
+                    });
+                }
+                if policy.is_resume_keyword(&keyword) {
+                    events.push(recipient::Event::ResumeKeyword {
+                        text: text.clone(),
+                        mid: mid.clone(),
+                    });
+                }
             }
             if let Some(referral) = referral {
-                r.attributions.push(attribution(referral, at));
+                events.push(recipient::Event::Attributed(attribution(referral, at)));
             }
         }
         EventKind::Postback {
@@ -342,7 +253,7 @@ fn user_event(
             ..
         }
         | EventKind::Referral(referral) => {
-            r.attributions.push(attribution(referral, at));
+            events.push(recipient::Event::Attributed(attribution(referral, at)));
         }
         EventKind::Optin(Optin::Marketing {
             token,
@@ -353,58 +264,26 @@ fn user_event(
             title,
             payload,
         }) => {
-            if let Some(tz) = timezone
-                .as_ref()
-                .filter(|tz| tz.parse::<chrono_tz::Tz>().is_ok())
-            {
-                r.timezone = Some(tz.clone());
-            }
             let evidence = json!({"title": title, "payload": payload, "status": status.map(|s| format!("{s:?}"))});
-            match status {
-                Some(status) => {
-                    let (token_status, action) = match status {
-                        NotificationStatus::Stop => (TokenStatus::Stopped, ConsentAction::OptOut),
-                        NotificationStatus::Resume => (TokenStatus::Active, ConsentAction::Grant),
-                    };
-                    if let Some(t) = r.marketing_token.as_mut() {
-                        t.status = token_status;
-                    }
-                    let e = ConsentEvent {
-                        action,
-                        ..grant(
-                            ConsentScope::Marketing,
-                            ConsentSource::NotificationSettings,
-                            evidence,
-                            at,
-                        )
-                    };
-                    entries.push(push_consent(r, key, e, page));
-                }
-                None => {
-                    if let Some(token) = token {
-                        r.marketing_token = Some(TokenRecord {
-                            token: token.clone(),
-                            status: TokenStatus::Active,
-                            page_id: page.unwrap_or_default().to_owned(),
-                            created_at: at,
-                            expires_at: *expires_at,
-                            frequency: frequency.clone(),
-                            last_sent_at: None,
-                        });
-                    }
-                    let e = grant(
-                        ConsentScope::Marketing,
-                        ConsentSource::MarketingOptin,
-                        evidence,
-                        at,
-                    );
-                    entries.push(push_consent(r, key, e, page));
-                }
-            }
+            let timezone = timezone.clone();
+            events.push(match status {
+                Some(status) => recipient::Event::Notifications {
+                    stop: *status == NotificationStatus::Stop,
+                    timezone,
+                    evidence,
+                },
+                None => recipient::Event::MarketingOptin {
+                    token: token.clone(),
+                    expires_at: *expires_at,
+                    frequency: frequency.clone(),
+                    timezone,
+                    evidence,
+                },
+            });
         }
         _ => {}
     }
-    entries
+    events
 }
 
 /// A stop keyword, or "Stop notifications" on a Marketing Messages token.

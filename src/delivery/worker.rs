@@ -36,9 +36,9 @@ use crate::app::Herald;
 use crate::configuration::DeliverySettings;
 use crate::domain::campaign::{CampaignId, CampaignStatus};
 use crate::domain::lifecycle::{self, Event, MessageStatus};
+use crate::domain::recipient::{self, Change};
 use crate::domain::{
-    Attempt, AttemptOutcome, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, MessageId,
-    MessageRecord, OutboundMessage, PageId, TokenStatus,
+    Attempt, AttemptOutcome, MessageId, MessageRecord, OutboundMessage, PageId, TokenStatus,
 };
 use crate::messenger::{render, ErrorClass, RenderTarget};
 use crate::policy::{Decision, Outcome, Via};
@@ -629,19 +629,8 @@ impl Worker {
         self.change(&record.id, event, now).await?;
         self.herald.metrics.delivery("sent", None);
         if via_token {
-            self.herald
-                .store
-                .update_recipient(
-                    &record.recipient.key(),
-                    None,
-                    Box::new(move |r| {
-                        if let Some(t) = r.marketing_token.as_mut() {
-                            t.last_sent_at = Some(now);
-                        }
-                        Vec::new()
-                    }),
-                )
-                .await?;
+            let used = Change::of(record.recipient.key(), now, recipient::Event::TokenUsed);
+            self.herald.change_recipient(used, None).await?;
         }
         Ok(Processed::Sent)
     }
@@ -730,17 +719,8 @@ impl Worker {
         let key = record.recipient.key();
         match class {
             ErrorClass::Unreachable => {
-                self.herald
-                    .store
-                    .update_recipient(
-                        &key,
-                        None,
-                        Box::new(move |r| {
-                            r.unreachable_since = Some(now);
-                            Vec::new()
-                        }),
-                    )
-                    .await?;
+                let unreachable = Change::of(key.as_str(), now, recipient::Event::Unreachable);
+                self.herald.change_recipient(unreachable, None).await?;
                 // A block counts against a campaign's opt-out guard: this message's, or the
                 // one that reached the person last.
                 match record.campaign.as_deref().and_then(CampaignId::parse) {
@@ -749,34 +729,11 @@ impl Worker {
                 }
             }
             ErrorClass::TokenStopped => {
-                let event = ConsentEvent {
-                    id: ConsentEvent::new_id(),
-                    scope: ConsentScope::Marketing,
-                    action: ConsentAction::OptOut,
-                    source: ConsentSource::NotificationSettings,
+                let stopped = recipient::Event::TokenStopped {
                     evidence: json!({"graph_error": "10/1893015", "message_id": record.id}),
-                    at: now,
-                    client: None,
                 };
-                let (entry_key, page_id) = (key.clone(), record.page_id.clone());
-                self.herald
-                    .store
-                    .update_recipient(
-                        &key,
-                        None,
-                        Box::new(move |r| {
-                            if let Some(t) = r.marketing_token.as_mut() {
-                                t.status = TokenStatus::Stopped;
-                            }
-                            vec![crate::app::push_consent(
-                                r,
-                                &entry_key,
-                                event,
-                                Some(&page_id),
-                            )]
-                        }),
-                    )
-                    .await?;
+                let change = Change::of(key, now, stopped).on_page(Some(record.page_id.clone()));
+                self.herald.change_recipient(change, None).await?;
             }
             _ => {}
         }

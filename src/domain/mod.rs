@@ -11,7 +11,7 @@ mod ids;
 pub mod lifecycle;
 mod message;
 mod receipt;
-mod recipient;
+pub mod recipient;
 mod records;
 mod shipping;
 
