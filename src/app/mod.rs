@@ -15,6 +15,7 @@ mod campaigns;
 mod cluster;
 mod consent;
 mod decide;
+mod deliver;
 mod errors;
 mod messages;
 mod pages;
@@ -37,6 +38,8 @@ pub use audit::{
 pub use campaigns::{Audience, CampaignView, ListKind, NewCampaign};
 pub use cluster::CLUSTER_CLIENT;
 pub use consent::{ConsentCommand, ConsentView, OptOutScope, RecipientView};
+pub(crate) use deliver::Prepared;
+pub use deliver::Processed;
 pub use errors::{CommandError, SendError, WebhookError};
 pub use messages::MessageView;
 pub use pages::{Page, Pages};

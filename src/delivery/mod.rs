@@ -4,6 +4,7 @@ mod graph_client;
 mod retry;
 mod worker;
 
+pub use crate::app::Processed;
 pub use graph_client::{ActionSent, GraphClient, SendFailure, Sent};
 pub use retry::retry_delay;
-pub use worker::{Processed, Worker};
+pub use worker::Worker;

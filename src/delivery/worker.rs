@@ -1,17 +1,18 @@
-//! The delivery worker.
+//! The delivery worker: it claims due work, paces each page and calls the Graph API. Whether
+//! and what to send, and what an answer changes, are the core's (`app/deliver.rs`).
 //!
 //! ```text
 //!   outbox ──claim_due()──► dispatch ──► N tasks in flight (semaphore), each holding its claim
 //!                                              │
-//!                   expired? ── yes ──► expired (lifecycle), never sent
-//!                                              ▼
-//!        deferred? decide again under the policy in force (Herald::decide)
+//!        core: prepare_delivery — settled? expired? campaign paused? deferred: decide again
+//!              under the policy in force; the token and the rendered body
 //!                                              ▼
 //!                   page paused? ── yes ──► postponed to the pause's end
 //!                                              ▼
 //!        pace the page (governor, the policy's per_page) ─► Graph Send API (reqwest)
 //!                                              ▼
-//!   store.update_message(lifecycle::apply(event)): status + attempt + audit + outbox, durable
+//!   core: sent / retry_later / settle_failure — lifecycle::apply (status + attempt + audit +
+//!         outbox, durable) and what the answer says about the person (domain::recipient)
 //! ```
 //!
 //! Delivery is at-least-once: a message leaves the outbox only in the transaction that records
@@ -26,47 +27,21 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
-use serde_json::json;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{retry_delay, GraphClient, SendFailure, Sent};
-use crate::app::Herald;
+use super::{retry_delay, GraphClient, SendFailure};
+use crate::app::{Herald, Prepared, Processed};
 use crate::configuration::DeliverySettings;
-use crate::domain::campaign::{CampaignId, CampaignStatus};
-use crate::domain::lifecycle::{self, Event, MessageStatus};
-use crate::domain::recipient::{self, Change};
-use crate::domain::{
-    Attempt, AttemptOutcome, MessageId, MessageRecord, OutboundMessage, PageId, TokenStatus,
-};
-use crate::messenger::{render, ErrorClass, RenderTarget};
-use crate::policy::{Decision, Outcome, Via};
+use crate::domain::lifecycle::Event;
+use crate::domain::{Attempt, AttemptOutcome, MessageId, MessageRecord};
+use crate::messenger::ErrorClass;
 use crate::store::StoreError;
 use crate::supervisor::{TASK_DELIVERY, TASK_WORKER};
 
-/// What processing one outbox entry did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Processed {
-    Sent,
-    /// A transient failure or a paused page: back in the outbox for later.
-    Retrying,
-    Failed,
-    /// Decided again and deferred again.
-    Deferred,
-    /// Decided again and denied.
-    Denied,
-    /// Its time ran out before it could be sent.
-    Expired,
-    /// Nothing to do (already handled, or gone).
-    Skipped,
-}
-
 /// How long a campaign's message steps back when its page has no capacity free.
 const CAMPAIGN_BACKOFF_MS: i64 = 50;
-
-/// How often a message of a paused campaign is looked at again.
-const PAUSED_CAMPAIGN_RECHECK_SECONDS: i64 = 5;
 
 /// How long a message whose delivery panicked waits before it is tried again.
 const PANICKED_RETRY_SECONDS: i64 = 60;
@@ -382,7 +357,7 @@ impl Worker {
             return Ok(());
         }
         let why = format!("Herald failed {panics} times while sending this message (a bug, logged); it is not tried again");
-        self.fail(&record, now, &why).await.map(|_| ())
+        self.herald.fail_for(&record, now, &why).await.map(|_| ())
     }
 
     /// Reads the pages' pauses from the store when the copy in memory is older than
@@ -447,99 +422,21 @@ impl Worker {
         }
     }
 
-    /// Handles one outbox entry, which the caller holds.
+    /// Handles one outbox entry, which the caller holds: the core says whether and what to
+    /// send; the worker holds it back while its page is paused, paces the page, calls the
+    /// Graph API and reports the answer to the core.
     pub async fn process(&self, id: &MessageId) -> Result<Processed, StoreError> {
         self.herald.tasks.checkpoint(TASK_DELIVERY);
-        let store = &self.herald.store;
-        let Some(record) = store.message(id).await? else {
-            return Ok(Processed::Skipped);
-        };
-        let span = tracing::Span::current();
-        span.record("page", record.page_id.as_str());
-        span.record(
-            "recipient",
-            self.herald.pseudonym(&record.recipient).as_str(),
-        );
-        if !record.status.is_pending() {
-            // Already settled: only the outbox entry is left to tidy.
-            store
-                .update_message(id, Box::new(|r| lifecycle::tidy(r)))
-                .await?;
-            return Ok(Processed::Skipped);
-        }
         let now = self.now();
-        if lifecycle::is_expired(&record, now) {
-            self.change(id, Event::Expire, now).await?;
-            self.herald.metrics.delivery("expired", None);
-            return Ok(Processed::Expired);
-        }
-        let mut respect_quiet_hours = true;
-        if let Some(campaign) = record.campaign.as_deref().and_then(CampaignId::parse) {
-            match store.campaign(&campaign).await? {
-                Some(c) if c.status == CampaignStatus::Cancelled => {
-                    self.change(id, Event::Cancel, now).await?;
-                    return Ok(Processed::Skipped);
-                }
-                Some(c) if c.status == CampaignStatus::Paused => {
-                    let later = crate::domain::bounds::later(
-                        now,
-                        chrono::Duration::seconds(PAUSED_CAMPAIGN_RECHECK_SECONDS),
-                    );
-                    self.change(id, Event::Postpone(later), now).await?;
-                    return Ok(Processed::Retrying);
-                }
-                Some(c) => respect_quiet_hours = c.respect_quiet_hours,
-                None => {}
-            }
-        }
-        let page = PageId::parse(&record.page_id)
-            .ok()
-            .and_then(|p| self.herald.pages.get(&p));
-        let Some(page) = page else {
-            return self
-                .fail(&record, now, "the page is no longer configured")
-                .await;
+        let ready = match self.herald.prepare_delivery(id, now).await? {
+            Prepared::Send(ready) => ready,
+            Prepared::Done(processed) => return Ok(processed),
         };
-        let decision = if record.status == MessageStatus::Deferred {
-            match self
-                .decide_again(&record, page, respect_quiet_hours, now)
-                .await?
-            {
-                Ok(decision) => decision,
-                Err(processed) => return Ok(processed),
-            }
-        } else {
-            record.decision.clone()
-        };
+        let record = &ready.record;
         let paused_until = self.paused_pages.lock().until.get(&record.page_id).copied();
         if let Some(until) = paused_until.filter(|u| *u > now) {
-            self.change(id, Event::Postpone(until), now).await?;
-            return Ok(Processed::Retrying);
+            return self.herald.postpone(id, until, now).await;
         }
-        let token = match decision.via {
-            Via::Recipient => None,
-            Via::MarketingToken => {
-                let token = store
-                    .recipient(&record.recipient.key())
-                    .await?
-                    .and_then(|r| r.marketing_token)
-                    .filter(|t| t.status == TokenStatus::Active)
-                    .map(|t| t.token);
-                match token {
-                    Some(t) => Some(t),
-                    None => {
-                        return self
-                            .fail(&record, now, "no active Marketing Messages token")
-                            .await
-                    }
-                }
-            }
-        };
-        let target = match &token {
-            Some(t) => RenderTarget::MarketingToken(t),
-            None => RenderTarget::Recipient(&record.recipient),
-        };
-        let body = render(&record.content, &decision, target);
         let per_second = self.herald.policy().page_rate_per_second();
         let limiter = self.pacer.limiter(per_second);
         if record.campaign.is_some() {
@@ -551,8 +448,7 @@ impl Worker {
                     now,
                     chrono::Duration::milliseconds(CAMPAIGN_BACKOFF_MS),
                 );
-                self.change(id, Event::Postpone(later), now).await?;
-                return Ok(Processed::Retrying);
+                return self.herald.postpone(id, later, now).await;
             }
         } else if limiter.check_key(&record.page_id).is_err() {
             // Counted only when the page is at its rate: a free slot is taken by the check.
@@ -561,11 +457,11 @@ impl Worker {
         }
         match self
             .graph
-            .send(&record.page_id, &page.access_token, &body)
+            .send(&record.page_id, &ready.access_token, &ready.body)
             .await
         {
-            Ok(sent) => self.sent(&record, sent, token.is_some()).await,
-            Err(failure) => self.failed(&record, failure).await,
+            Ok(sent) => self.herald.sent(&ready, sent.message_id, self.now()).await,
+            Err(failure) => self.failed(record, failure).await,
         }
     }
 
@@ -576,65 +472,11 @@ impl Worker {
         event: Event,
         at: DateTime<Utc>,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        self.herald
-            .store
-            .update_message(id, Box::new(move |r| lifecycle::apply(r, event, at).ok()))
-            .await
+        self.herald.change_message(id, event, at).await
     }
 
-    /// A deferred message's moment has come: the policy decides again with today's facts.
-    /// `Ok(Ok(decision))` means go ahead and send.
-    async fn decide_again(
-        &self,
-        record: &MessageRecord,
-        page: &crate::app::Page,
-        respect_quiet_hours: bool,
-        now: DateTime<Utc>,
-    ) -> Result<Result<Decision, Processed>, StoreError> {
-        let message = OutboundMessage {
-            page_id: Some(page.id.clone()),
-            recipient: record.recipient.clone(),
-            category: record.category,
-            content: record.content.clone(),
-            utility_template: record.utility_template.clone(),
-            send_at: None,
-            expires_at: record.expires_at,
-            respect_quiet_hours,
-        };
-        let decision = self.herald.decide(&message, page, record.role, now).await?;
-        let outcome = decision.outcome;
-        let Some(updated) = self
-            .change(&record.id, Event::Decided(decision), now)
-            .await?
-        else {
-            return Ok(Err(Processed::Skipped));
-        };
-        Ok(match outcome {
-            Outcome::Allow => Ok(updated.decision),
-            Outcome::Deny => Err(Processed::Denied),
-            Outcome::Defer => Err(Processed::Deferred),
-        })
-    }
-
-    async fn sent(
-        &self,
-        record: &MessageRecord,
-        sent: Sent,
-        via_token: bool,
-    ) -> Result<Processed, StoreError> {
-        let now = self.now();
-        let event = Event::Sent {
-            graph_message_id: sent.message_id,
-        };
-        self.change(&record.id, event, now).await?;
-        self.herald.metrics.delivery("sent", None);
-        if via_token {
-            let used = Change::of(record.recipient.key(), now, recipient::Event::TokenUsed);
-            self.herald.change_recipient(used, None).await?;
-        }
-        Ok(Processed::Sent)
-    }
-
+    /// A try failed: when (and whether) to try again is the delivery settings' and the
+    /// answer's (`Retry-After`); a rate limit holds the whole page back.
     async fn failed(
         &self,
         record: &MessageRecord,
@@ -672,72 +514,11 @@ impl Worker {
             next_attempt_at: retry_at,
         };
         if retry_at.is_some() {
-            self.change(&record.id, Event::AttemptFailed(attempt), now)
-                .await?;
-            let code = failure.graph_error.as_ref().map(|e| e.record().code);
-            self.herald.metrics.delivery("retry", code);
-            self.herald.metrics.retries.inc();
-            return Ok(Processed::Retrying);
+            return self.herald.retry_later(record, attempt).await;
         }
-        self.settle_failure(record, attempt, failure.class).await
-    }
-
-    /// Fails a message for a reason of Herald's own (no Graph call was made).
-    async fn fail(
-        &self,
-        record: &MessageRecord,
-        now: DateTime<Utc>,
-        why: &str,
-    ) -> Result<Processed, StoreError> {
-        let attempt = Attempt {
-            at: now,
-            outcome: AttemptOutcome::Failed,
-            http_status: None,
-            graph_error: None,
-            error: Some(why.to_owned()),
-            next_attempt_at: None,
-        };
-        self.settle_failure(record, attempt, ErrorClass::Permanent)
+        self.herald
+            .settle_failure(record, attempt, failure.class)
             .await
-    }
-
-    /// Marks the message failed, and learns what the error says about the recipient.
-    async fn settle_failure(
-        &self,
-        record: &MessageRecord,
-        attempt: Attempt,
-        class: ErrorClass,
-    ) -> Result<Processed, StoreError> {
-        let now = attempt.at;
-        if class == ErrorClass::Auth {
-            tracing::error!(page = %record.page_id, error = ?attempt.error, "the Graph API refused the page's credentials or permissions");
-        }
-        let code = attempt.graph_error.as_ref().map(|e| e.code);
-        self.change(&record.id, Event::AttemptFailed(attempt), now)
-            .await?;
-        self.herald.metrics.delivery("failed", code);
-        let key = record.recipient.key();
-        match class {
-            ErrorClass::Unreachable => {
-                let unreachable = Change::of(key.as_str(), now, recipient::Event::Unreachable);
-                self.herald.change_recipient(unreachable, None).await?;
-                // A block counts against a campaign's opt-out guard: this message's, or the
-                // one that reached the person last.
-                match record.campaign.as_deref().and_then(CampaignId::parse) {
-                    Some(campaign) => self.herald.count_opt_out(&campaign).await?,
-                    None => self.herald.note_opt_out(&key).await?,
-                }
-            }
-            ErrorClass::TokenStopped => {
-                let stopped = recipient::Event::TokenStopped {
-                    evidence: json!({"graph_error": "10/1893015", "message_id": record.id}),
-                };
-                let change = Change::of(key, now, stopped).on_page(Some(record.page_id.clone()));
-                self.herald.change_recipient(change, None).await?;
-            }
-            _ => {}
-        }
-        Ok(Processed::Failed)
     }
 }
 

@@ -1,0 +1,289 @@
+//! The core's side of delivering one message. The delivery worker paces pages and calls the
+//! Graph API; what it sends and everything that changes state is decided here: before a send,
+//! whether the message still goes (settled, expired, its campaign cancelled or paused, its page
+//! gone, decided again if it was deferred) and what exactly goes (the decision, the token, the
+//! rendered body); after it, what the answer means for the message (`domain::lifecycle`), for
+//! the person (`domain::recipient`) and for the campaign's opt-out guard.
+//!
+//! ```text
+//!   worker ── prepare_delivery ──► Ready (record, body, token) ──► pace, Graph API
+//!     │                                                              │
+//!     └── sent / retry_later / settle_failure ◄──────────────────────┘
+//! ```
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+use super::Herald;
+use crate::domain::campaign::{CampaignId, CampaignStatus};
+use crate::domain::lifecycle::{self, Event};
+use crate::domain::recipient::{self, Change};
+use crate::domain::{
+    bounds, Attempt, AttemptOutcome, MessageId, MessageRecord, MessageStatus, OutboundMessage,
+    PageId, TokenStatus,
+};
+use crate::messenger::{render, ErrorClass, RenderTarget};
+use crate::policy::{Outcome, Via};
+use crate::store::StoreError;
+
+/// What processing one outbox entry did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processed {
+    Sent,
+    /// A transient failure or a paused page: back in the outbox for later.
+    Retrying,
+    Failed,
+    /// Decided again and deferred again.
+    Deferred,
+    /// Decided again and denied.
+    Denied,
+    /// Its time ran out before it could be sent.
+    Expired,
+    /// Nothing to do (already handled, or gone).
+    Skipped,
+}
+
+/// How often a message of a paused campaign is looked at again.
+const PAUSED_CAMPAIGN_RECHECK_SECONDS: i64 = 5;
+
+/// A message ready to be handed to the Graph API.
+pub struct Ready {
+    pub record: MessageRecord,
+    /// The page's access token.
+    pub access_token: SecretString,
+    /// The Send API request body.
+    pub body: Value,
+    /// Sent on the person's Marketing Messages token, not to their PSID.
+    pub via_token: bool,
+}
+
+/// What the worker does with a claimed message.
+pub enum Prepared {
+    Send(Box<Ready>),
+    /// Nothing to send: what became of it.
+    Done(Processed),
+}
+
+impl Herald {
+    /// Applies a lifecycle event to the stored message, durably; `None` when the message is
+    /// unknown or the event does not apply to it.
+    pub(crate) async fn change_message(
+        &self,
+        id: &MessageId,
+        event: Event,
+        at: DateTime<Utc>,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        self.store
+            .update_message(id, Box::new(move |r| lifecycle::apply(r, event, at).ok()))
+            .await
+    }
+
+    /// Whether and what to send of the claimed message `id`, as of `now`.
+    pub(crate) async fn prepare_delivery(
+        &self,
+        id: &MessageId,
+        now: DateTime<Utc>,
+    ) -> Result<Prepared, StoreError> {
+        let Some(record) = self.store.message(id).await? else {
+            return Ok(Prepared::Done(Processed::Skipped));
+        };
+        let span = tracing::Span::current();
+        span.record("page", record.page_id.as_str());
+        span.record("recipient", self.pseudonym(&record.recipient).as_str());
+        if !record.status.is_pending() {
+            // Already settled: only the outbox entry is left to tidy.
+            self.store
+                .update_message(id, Box::new(|r| lifecycle::tidy(r)))
+                .await?;
+            return Ok(Prepared::Done(Processed::Skipped));
+        }
+        if lifecycle::is_expired(&record, now) {
+            self.change_message(id, Event::Expire, now).await?;
+            self.metrics.delivery("expired", None);
+            return Ok(Prepared::Done(Processed::Expired));
+        }
+        let mut respect_quiet_hours = true;
+        if let Some(campaign) = record.campaign.as_deref().and_then(CampaignId::parse) {
+            match self.store.campaign(&campaign).await? {
+                Some(c) if c.status == CampaignStatus::Cancelled => {
+                    self.change_message(id, Event::Cancel, now).await?;
+                    return Ok(Prepared::Done(Processed::Skipped));
+                }
+                Some(c) if c.status == CampaignStatus::Paused => {
+                    let seconds = chrono::Duration::seconds(PAUSED_CAMPAIGN_RECHECK_SECONDS);
+                    let later = bounds::later(now, seconds);
+                    return self.postpone(id, later, now).await.map(Prepared::Done);
+                }
+                Some(c) => respect_quiet_hours = c.respect_quiet_hours,
+                None => {}
+            }
+        }
+        let page = PageId::parse(&record.page_id)
+            .ok()
+            .and_then(|p| self.pages.get(&p));
+        let Some(page) = page else {
+            let failed = self.fail_for(&record, now, "the page is no longer configured");
+            return failed.await.map(Prepared::Done);
+        };
+        let decision = if record.status == MessageStatus::Deferred {
+            // Its moment has come: the policy decides again with today's facts.
+            let message = OutboundMessage {
+                page_id: Some(page.id.clone()),
+                recipient: record.recipient.clone(),
+                category: record.category,
+                content: record.content.clone(),
+                utility_template: record.utility_template.clone(),
+                send_at: None,
+                expires_at: record.expires_at,
+                respect_quiet_hours,
+            };
+            let decision = self.decide(&message, page, record.role, now).await?;
+            let outcome = decision.outcome;
+            let decided = self.change_message(id, Event::Decided(decision), now);
+            let Some(updated) = decided.await? else {
+                return Ok(Prepared::Done(Processed::Skipped));
+            };
+            match outcome {
+                Outcome::Allow => updated.decision,
+                Outcome::Deny => return Ok(Prepared::Done(Processed::Denied)),
+                Outcome::Defer => return Ok(Prepared::Done(Processed::Deferred)),
+            }
+        } else {
+            record.decision.clone()
+        };
+        let token = match decision.via {
+            Via::Recipient => None,
+            Via::MarketingToken => {
+                let token = self
+                    .store
+                    .recipient(&record.recipient.key())
+                    .await?
+                    .and_then(|r| r.marketing_token)
+                    .filter(|t| t.status == TokenStatus::Active)
+                    .map(|t| t.token);
+                if token.is_none() {
+                    let failed = self.fail_for(&record, now, "no active Marketing Messages token");
+                    return failed.await.map(Prepared::Done);
+                }
+                token
+            }
+        };
+        let target = match &token {
+            Some(t) => RenderTarget::MarketingToken(t),
+            None => RenderTarget::Recipient(&record.recipient),
+        };
+        let body = render(&record.content, &decision, target);
+        Ok(Prepared::Send(Box::new(Ready {
+            access_token: page.access_token.clone(),
+            body,
+            via_token: token.is_some(),
+            record,
+        })))
+    }
+
+    /// Not now (the page is paused or busy, the campaign is paused): looked at again `until`.
+    pub(crate) async fn postpone(
+        &self,
+        id: &MessageId,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Processed, StoreError> {
+        self.change_message(id, Event::Postpone(until), now).await?;
+        Ok(Processed::Retrying)
+    }
+
+    /// The Graph API took the message.
+    pub(crate) async fn sent(
+        &self,
+        ready: &Ready,
+        graph_message_id: String,
+        now: DateTime<Utc>,
+    ) -> Result<Processed, StoreError> {
+        let record = &ready.record;
+        let event = Event::Sent { graph_message_id };
+        self.change_message(&record.id, event, now).await?;
+        self.metrics.delivery("sent", None);
+        if ready.via_token {
+            let used = Change::of(record.recipient.key(), now, recipient::Event::TokenUsed);
+            self.change_recipient(used, None).await?;
+        }
+        Ok(Processed::Sent)
+    }
+
+    /// A try failed and will be made again at `attempt.next_attempt_at`.
+    pub(crate) async fn retry_later(
+        &self,
+        record: &MessageRecord,
+        attempt: Attempt,
+    ) -> Result<Processed, StoreError> {
+        let code = attempt.graph_error.as_ref().map(|e| e.code);
+        self.change_message(
+            &record.id,
+            Event::AttemptFailed(attempt.clone()),
+            attempt.at,
+        )
+        .await?;
+        self.metrics.delivery("retry", code);
+        self.metrics.retries.inc();
+        Ok(Processed::Retrying)
+    }
+
+    /// Fails a message for a reason of Herald's own (no Graph call was made).
+    pub(crate) async fn fail_for(
+        &self,
+        record: &MessageRecord,
+        now: DateTime<Utc>,
+        why: &str,
+    ) -> Result<Processed, StoreError> {
+        let attempt = Attempt {
+            at: now,
+            outcome: AttemptOutcome::Failed,
+            http_status: None,
+            graph_error: None,
+            error: Some(why.to_owned()),
+            next_attempt_at: None,
+        };
+        self.settle_failure(record, attempt, ErrorClass::Permanent)
+            .await
+    }
+
+    /// Marks the message failed, and learns what the error says about the recipient.
+    pub(crate) async fn settle_failure(
+        &self,
+        record: &MessageRecord,
+        attempt: Attempt,
+        class: ErrorClass,
+    ) -> Result<Processed, StoreError> {
+        let now = attempt.at;
+        if class == ErrorClass::Auth {
+            tracing::error!(page = %record.page_id, error = ?attempt.error, "the Graph API refused the page's credentials or permissions");
+        }
+        let code = attempt.graph_error.as_ref().map(|e| e.code);
+        self.change_message(&record.id, Event::AttemptFailed(attempt), now)
+            .await?;
+        self.metrics.delivery("failed", code);
+        let key = record.recipient.key();
+        match class {
+            ErrorClass::Unreachable => {
+                let unreachable = Change::of(key.as_str(), now, recipient::Event::Unreachable);
+                self.change_recipient(unreachable, None).await?;
+                // A block counts against a campaign's opt-out guard: this message's, or the
+                // one that reached the person last.
+                match record.campaign.as_deref().and_then(CampaignId::parse) {
+                    Some(campaign) => self.count_opt_out(&campaign).await?,
+                    None => self.note_opt_out(&key).await?,
+                }
+            }
+            ErrorClass::TokenStopped => {
+                let stopped = recipient::Event::TokenStopped {
+                    evidence: json!({"graph_error": "10/1893015", "message_id": record.id}),
+                };
+                let change = Change::of(key, now, stopped).on_page(Some(record.page_id.clone()));
+                self.change_recipient(change, None).await?;
+            }
+            _ => {}
+        }
+        Ok(Processed::Failed)
+    }
+}
