@@ -37,7 +37,7 @@ fn record(i: usize) -> MessageRecord {
         created_at: now,
         client: "bench".into(),
         role: Role::Backend,
-        page_id: "100000000000001".into(),
+        page_id: herald::domain::PageId::parse("100000000000001").expect("a page id"),
         recipient: Recipient::Psid(
             Psid::parse(&format!("{}", 1_000_000 + i % 5000)).expect("psid"),
         ),

@@ -703,9 +703,7 @@ impl Herald {
             if sent_at < since {
                 return Ok(());
             }
-            if let Some(campaign) = CampaignId::parse(&campaign) {
-                self.count_opt_out(&campaign).await?;
-            }
+            self.count_opt_out(&campaign).await?;
             return Ok(());
         }
         Ok(())

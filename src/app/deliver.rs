@@ -16,12 +16,12 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use super::Herald;
-use crate::domain::campaign::{CampaignId, CampaignStatus};
+use crate::domain::campaign::CampaignStatus;
 use crate::domain::lifecycle::{self, Event};
 use crate::domain::recipient::{self, Change};
 use crate::domain::{
     bounds, Attempt, AttemptOutcome, MessageId, MessageRecord, MessageStatus, OutboundMessage,
-    PageId, TokenStatus,
+    TokenStatus,
 };
 use crate::messenger::{render, ErrorClass, RenderTarget};
 use crate::policy::{Outcome, Via};
@@ -104,8 +104,8 @@ impl Herald {
             return Ok(Prepared::Done(Processed::Expired));
         }
         let mut respect_quiet_hours = true;
-        if let Some(campaign) = record.campaign.as_deref().and_then(CampaignId::parse) {
-            match self.store.campaign(&campaign).await? {
+        if let Some(campaign) = &record.campaign {
+            match self.store.campaign(campaign).await? {
                 Some(c) if c.status == CampaignStatus::Cancelled => {
                     self.change_message(id, Event::Cancel, now).await?;
                     return Ok(Prepared::Done(Processed::Skipped));
@@ -119,10 +119,7 @@ impl Herald {
                 None => {}
             }
         }
-        let page = PageId::parse(&record.page_id)
-            .ok()
-            .and_then(|p| self.pages.get(&p));
-        let Some(page) = page else {
+        let Some(page) = self.pages.get(&record.page_id) else {
             let failed = self.fail_for(&record, now, "the page is no longer configured");
             return failed.await.map(Prepared::Done);
         };
@@ -270,8 +267,8 @@ impl Herald {
                 self.change_recipient(unreachable, None).await?;
                 // A block counts against a campaign's opt-out guard: this message's, or the
                 // one that reached the person last.
-                match record.campaign.as_deref().and_then(CampaignId::parse) {
-                    Some(campaign) => self.count_opt_out(&campaign).await?,
+                match &record.campaign {
+                    Some(campaign) => self.count_opt_out(campaign).await?,
                     None => self.note_opt_out(&key).await?,
                 }
             }
@@ -279,7 +276,8 @@ impl Herald {
                 let stopped = recipient::Event::TokenStopped {
                     evidence: json!({"graph_error": "10/1893015", "message_id": record.id}),
                 };
-                let change = Change::of(key, now, stopped).on_page(Some(record.page_id.clone()));
+                let change =
+                    Change::of(key, now, stopped).on_page(Some(record.page_id.to_string()));
                 self.change_recipient(change, None).await?;
             }
             _ => {}

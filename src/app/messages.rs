@@ -111,7 +111,7 @@ impl Herald {
             not_before: record.not_before.filter(|_| record.status.is_pending()),
             id: record.id,
             category: record.category,
-            page_id: record.page_id,
+            page_id: record.page_id.into(),
             recipient: record.recipient,
             created_at: record.created_at,
             expires_at: record.expires_at,

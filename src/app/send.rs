@@ -116,7 +116,7 @@ impl Herald {
             }
         }
         let mut record = new_record(&cmd.client, cmd.message, page, decision, expires_at, now)?;
-        record.campaign = cmd.campaign.as_ref().map(CampaignId::to_string);
+        record.campaign = cmd.campaign.clone();
         let effects = lifecycle::accepted(&mut record);
         let answer = answer(&record, effects.trace.as_deref());
         let enqueued = record.status.is_pending();
@@ -212,7 +212,7 @@ fn new_record(
         created_at: now,
         client: client.name.clone(),
         role: client.role,
-        page_id: page.id.as_str().to_owned(),
+        page_id: page.id.clone(),
         content_sha256: content_sha256(&message.content)?,
         recipient: message.recipient,
         category: message.category,

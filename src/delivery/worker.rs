@@ -113,7 +113,7 @@ const PAUSES_REFRESH: Duration = Duration::from_secs(1);
 /// Each page's pace, following the policy in force: when `[send_rate] per_page` changes (a
 /// policy reload), the limiter is built anew at the new rate.
 struct Pacer {
-    current: Mutex<(u32, Arc<DefaultKeyedRateLimiter<String>>)>,
+    current: Mutex<(u32, Arc<DefaultKeyedRateLimiter<crate::domain::PageId>>)>,
 }
 
 impl Pacer {
@@ -127,7 +127,7 @@ impl Pacer {
     }
 
     /// The limiter for `per_second`, the rate the policy in force asks for.
-    fn limiter(&self, per_second: u32) -> Arc<DefaultKeyedRateLimiter<String>> {
+    fn limiter(&self, per_second: u32) -> Arc<DefaultKeyedRateLimiter<crate::domain::PageId>> {
         let mut current = self.current.lock();
         if current.0 != per_second {
             tracing::info!(per_second, "page send rate changed");
@@ -433,7 +433,12 @@ impl Worker {
             Prepared::Done(processed) => return Ok(processed),
         };
         let record = &ready.record;
-        let paused_until = self.paused_pages.lock().until.get(&record.page_id).copied();
+        let paused_until = self
+            .paused_pages
+            .lock()
+            .until
+            .get(record.page_id.as_str())
+            .copied();
         if let Some(until) = paused_until.filter(|u| *u > now) {
             return self.herald.postpone(id, until, now).await;
         }
@@ -457,7 +462,7 @@ impl Worker {
         }
         match self
             .graph
-            .send(&record.page_id, &ready.access_token, &ready.body)
+            .send(record.page_id.as_str(), &ready.access_token, &ready.body)
             .await
         {
             Ok(sent) => self.herald.sent(&ready, sent.message_id, self.now()).await,
@@ -499,7 +504,7 @@ impl Worker {
         });
         if let (Some(until), ErrorClass::RateLimited) = (retry_at, failure.class) {
             // The limit is the page's, not this message's: hold back every send to it.
-            self.pause_page(&record.page_id, until).await;
+            self.pause_page(record.page_id.as_str(), until).await;
         }
         let attempt = Attempt {
             at: now,
@@ -544,7 +549,7 @@ mod tests {
             "same rate, same limiter"
         );
         let slower = pacer.limiter(20);
-        let page = "1".to_owned();
+        let page = crate::domain::PageId::parse("1").expect("a page id");
         let at_once = (0..20).filter(|_| slower.check_key(&page).is_ok()).count();
         assert_eq!(at_once, 2, "a burst of a tenth of the new rate");
     }

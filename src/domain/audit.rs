@@ -215,10 +215,10 @@ impl AuditEntry {
             at,
             kind,
             message_id: Some(message.id.to_string()),
-            page_id: Some(message.page_id.clone()),
+            page_id: Some(message.page_id.to_string()),
             client: Some(message.client.clone()),
             category: Some(message.category),
-            campaign: message.campaign.clone(),
+            campaign: message.campaign.as_ref().map(ToString::to_string),
             content_sha256: Some(message.content_sha256.clone()),
             personal: Some(Personal::of(message.recipient.key())),
             ..AuditEntry::default()

@@ -444,7 +444,7 @@ mod tests {
             created_at: now,
             client: "shop".into(),
             role: Role::Backend,
-            page_id: "1".into(),
+            page_id: crate::domain::PageId::parse("1").expect("a page id"),
             recipient: Recipient::Psid(Psid::parse("42").expect("psid")),
             category: Category::Response,
             content: Content::Message(serde_json::json!({"text": "hi"})),

@@ -4,9 +4,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::campaign::CampaignId;
 use super::lifecycle::MessageStatus;
 use super::{
-    Category, ConsentScope, ConsentSource, Content, MessageId, Recipient, Role, UtilityTemplate,
+    Category, ConsentScope, ConsentSource, Content, MessageId, PageId, Recipient, Role,
+    UtilityTemplate,
 };
 use crate::policy::Decision;
 
@@ -73,7 +75,7 @@ pub struct MessageRecord {
     pub client: String,
     /// The client's role, for decisions taken again at send time.
     pub role: Role,
-    pub page_id: String,
+    pub page_id: PageId,
     pub recipient: Recipient,
     pub category: Category,
     pub content: Content,
@@ -95,7 +97,7 @@ pub struct MessageRecord {
     pub sent_at: Option<DateTime<Utc>>,
     pub history: Vec<StatusChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub campaign: Option<String>,
+    pub campaign: Option<CampaignId>,
     /// sha256 of the content as accepted.
     pub content_sha256: String,
     /// sha256 of the latest decision's trace: its key in the store's `traces` tree, where

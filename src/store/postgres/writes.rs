@@ -112,7 +112,8 @@ impl Rows {
                 self.outbox_remove.push(id.clone());
             }
             OutboxChange::Schedule(due) => {
-                let partition = i32::try_from(store.partition_of(&record.page_id)).unwrap_or(0);
+                let partition =
+                    i32::try_from(store.partition_of(record.page_id.as_str())).unwrap_or(0);
                 self.outbox_put.insert(id.clone(), (partition, due));
             }
         }
@@ -129,7 +130,11 @@ impl Rows {
 
     /// Moves a campaign message's count from the label it had to the one it has.
     fn recount(&mut self, before: Option<&MessageRecord>, after: &MessageRecord) {
-        let Some(campaign) = after.campaign.as_deref() else {
+        let Some(campaign) = after
+            .campaign
+            .as_ref()
+            .map(crate::domain::campaign::CampaignId::as_str)
+        else {
             return;
         };
         let (old, new) = (before.map(count_label), count_label(after));

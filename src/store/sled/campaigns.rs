@@ -16,7 +16,7 @@ impl Tx<'_> {
         before: Option<&MessageRecord>,
         after: &MessageRecord,
     ) -> TxResult<()> {
-        let Some(campaign) = after.campaign.as_deref() else {
+        let Some(campaign) = after.campaign.as_ref().map(CampaignId::as_str) else {
             return Ok(());
         };
         let (old, new) = (before.map(count_label), count_label(after));

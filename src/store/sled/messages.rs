@@ -292,7 +292,7 @@ pub(crate) mod tests {
             created_at: due,
             client: "shop".into(),
             role: crate::domain::Role::Backend,
-            page_id: "1".into(),
+            page_id: crate::domain::PageId::parse("1").expect("a page id"),
             recipient: Recipient::Psid(Psid::parse(psid).expect("psid")),
             category: Category::Response,
             content: Content::Message(serde_json::json!({"text": "hi"})),
