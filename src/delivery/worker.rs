@@ -16,6 +16,14 @@
 //!
 //! Delivery is at-least-once: a message leaves the outbox only in the transaction that records
 //! its outcome, so a crash between the Graph call and that write sends it again on restart.
+//!
+//! Messages to one person (from one page: a lane, see `domain::lifecycle`) reach Messenger in
+//! order: a claim hands out at most one message per lane, and none of a lane whose message is
+//! in flight or waits for its retry — so the tasks in flight are all for different people, and
+//! Messenger's answers to them may overtake each other harmlessly. Everything that puts a
+//! claimed message back (a retry, a page's pause, pacing a campaign, a panic) keeps its lane
+//! until it is tried again; only a paused campaign's message steps aside
+//! (`Event::SetAside`), as a deferred message does.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -485,7 +493,8 @@ impl Worker {
                         now,
                         chrono::Duration::seconds(PAUSED_CAMPAIGN_RECHECK_SECONDS),
                     );
-                    self.change(id, Event::Postpone(later), now).await?;
+                    // Not its turn: the person's other messages go meanwhile.
+                    self.change(id, Event::SetAside(later), now).await?;
                     return Ok(Processed::Retrying);
                 }
                 Some(c) => respect_quiet_hours = c.respect_quiet_hours,
