@@ -82,6 +82,10 @@ const PANICKED_RETRY_SECONDS: i64 = 60;
 /// After this many panics a message's delivery fails for good.
 const MAX_PANICS: u32 = 3;
 
+/// How often a drain looks again at due messages passed over behind their person's message
+/// that waits for a retry.
+const PASSED_OVER_RECHECK: Duration = Duration::from_millis(5);
+
 /// How long the worker holds a claimed message: far longer than one send takes, so that only a
 /// worker that died lets go of it this way.
 const CLAIM_LEASE_SECONDS: i64 = 300;
@@ -126,6 +130,10 @@ pub struct Worker {
     /// One dispatch at a time claims and registers what it claimed, so that letting go of
     /// unheld claims never takes one that is being registered.
     claiming: tokio::sync::Mutex<()>,
+    /// When the messages this worker put back (a retry, a pause) are due again. A message
+    /// passed over behind one of them (its person's next) is due already, so the outbox's
+    /// earliest entry no longer tells the loop when to look again: these do.
+    comebacks: Mutex<std::collections::BTreeSet<DateTime<Utc>>>,
     /// Pages Messenger asked to wait (a 613), as last read from the store, where they are
     /// kept so that a restart or another instance taking the page over waits too.
     paused_pages: Mutex<PausedPages>,
@@ -196,6 +204,7 @@ impl Worker {
             panics: Mutex::new(HashMap::new()),
             claims_unsure: std::sync::atomic::AtomicBool::new(false),
             claiming: tokio::sync::Mutex::new(()),
+            comebacks: Mutex::new(std::collections::BTreeSet::new()),
             paused_pages: Mutex::new(PausedPages::default()),
             task_done: Notify::new(),
         })
@@ -228,6 +237,9 @@ impl Worker {
                 } else if dispatched > 0 {
                     continue;
                 }
+            }
+            if let Some(comeback) = self.next_comeback(now) {
+                wait = wait.min(comeback);
             }
             tokio::select! {
                 () = wake.notified() => {}
@@ -443,16 +455,43 @@ impl Worker {
     pub async fn drain(self: &Arc<Self>, horizon: Duration) -> Result<(), StoreError> {
         let until = crate::domain::bounds::later_std(self.now(), horizon);
         loop {
-            self.dispatch_due().await?;
+            let started = self.dispatch_due().await?;
             self.wait_idle().await;
+            let now = self.now();
             match self.herald.store.next_due().await? {
+                // Due, yet nothing could be claimed: passed over behind its person's message
+                // that waits for a retry. Looked at again when that one is due (or shortly,
+                // if this worker did not put it back), until the horizon passes.
+                Some(next) if next <= now && started == 0 => {
+                    if now > until {
+                        return Ok(());
+                    }
+                    let wait = self.next_comeback(now).unwrap_or(PASSED_OVER_RECHECK);
+                    let left = (until - now).to_std().unwrap_or_default();
+                    tokio::time::sleep(wait.min(left).saturating_add(Duration::from_millis(1)))
+                        .await;
+                }
                 Some(next) if next <= until => {
-                    let wait = (next - self.now()).to_std().unwrap_or_default();
+                    let wait = (next - now).to_std().unwrap_or_default();
                     tokio::time::sleep(wait).await;
                 }
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// Remembers that a message this worker put back is due again at `at`.
+    fn expect_back(&self, at: DateTime<Utc>) {
+        self.comebacks.lock().insert(at);
+    }
+
+    /// How long until the soonest message put back is due again; forgets those due already.
+    fn next_comeback(&self, now: DateTime<Utc>) -> Option<Duration> {
+        let mut comebacks = self.comebacks.lock();
+        let later = comebacks.split_off(&now);
+        *comebacks = later;
+        let soonest = comebacks.first()?;
+        Some((*soonest - now).to_std().unwrap_or_default())
     }
 
     /// Handles one outbox entry, which the caller holds.
@@ -585,6 +624,15 @@ impl Worker {
         event: Event,
         at: DateTime<Utc>,
     ) -> Result<Option<MessageRecord>, StoreError> {
+        match &event {
+            Event::Postpone(until) => self.expect_back(*until),
+            Event::AttemptFailed(attempt) => {
+                if let Some(next) = attempt.next_attempt_at {
+                    self.expect_back(next);
+                }
+            }
+            _ => {}
+        }
         self.herald
             .store
             .update_message(id, Box::new(move |r| lifecycle::apply(r, event, at).ok()))
