@@ -273,7 +273,11 @@ impl Store for PgStore {
         // Order per person: a row waits while another of its lane is claimed or holds the lane
         // (two holders, which no claim makes, would not wait for each other for ever: the one
         // accepted first goes); of the rows picked, only each lane's first is claimed. A lane
-        // is in one partition (partitions are by page), so one instance runs it.
+        // is in one partition (partitions are by page), so one instance runs it. The lane's
+        // rows are looked up per row walked, through `outbox_person` (`OFFSET 0` keeps the
+        // planner from making an anti join of it, which, counting on the few rows claimed or
+        // holding, scanned the whole outbox once per claim: 30-50 ms on 200,000 rows, against
+        // 1.5-2 ms for 100 claims this way and 0.5 ms before lanes).
         let rows = client
             .rows(
                 "WITH picked AS (
@@ -286,7 +290,8 @@ impl Store for PgStore {
                            WHERE w.person = o.person AND w.message_id <> o.message_id
                              AND (w.claimed_until > $3
                                   OR (w.holds AND NOT (o.holds AND o.message_id COLLATE \"C\"
-                                                                   < w.message_id COLLATE \"C\"))))
+                                                                   < w.message_id COLLATE \"C\")))
+                           OFFSET 0)
                      ORDER BY o.due, o.message_id COLLATE \"C\" LIMIT $4
                      FOR UPDATE OF o SKIP LOCKED),
                  chosen AS (
