@@ -130,9 +130,9 @@ pub struct Worker {
     /// One dispatch at a time claims and registers what it claimed, so that letting go of
     /// unheld claims never takes one that is being registered.
     claiming: tokio::sync::Mutex<()>,
-    /// When the messages this worker put back (a retry, a pause) are due again. A message
-    /// passed over behind one of them (its person's next) is due already, so the outbox's
-    /// earliest entry no longer tells the loop when to look again: these do.
+    /// When the retries this worker scheduled fall due. A message passed over behind one of
+    /// them (its person's next) is due already, so the outbox's earliest entry no longer tells
+    /// the loop when to look again: these do.
     comebacks: Mutex<std::collections::BTreeSet<DateTime<Utc>>>,
     /// Pages Messenger asked to wait (a 613), as last read from the store, where they are
     /// kept so that a restart or another instance taking the page over waits too.
@@ -460,8 +460,8 @@ impl Worker {
             let now = self.now();
             match self.herald.store.next_due().await? {
                 // Due, yet nothing could be claimed: passed over behind its person's message
-                // that waits for a retry. Looked at again when that one is due (or shortly,
-                // if this worker did not put it back), until the horizon passes.
+                // that waits for a retry (or a page's pause). Looked at again when the retry
+                // is due, or shortly, until the horizon passes.
                 Some(next) if next <= now && started == 0 => {
                     if now > until {
                         return Ok(());
@@ -480,12 +480,12 @@ impl Worker {
         }
     }
 
-    /// Remembers that a message this worker put back is due again at `at`.
+    /// Remembers that a message this worker put back is due again at `at` (a retry).
     fn expect_back(&self, at: DateTime<Utc>) {
         self.comebacks.lock().insert(at);
     }
 
-    /// How long until the soonest message put back is due again; forgets those due already.
+    /// How long until the soonest retry falls due; forgets those due already.
     fn next_comeback(&self, now: DateTime<Utc>) -> Option<Duration> {
         let mut comebacks = self.comebacks.lock();
         let later = comebacks.split_off(&now);
@@ -624,14 +624,13 @@ impl Worker {
         event: Event,
         at: DateTime<Utc>,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        match &event {
-            Event::Postpone(until) => self.expect_back(*until),
-            Event::AttemptFailed(attempt) => {
-                if let Some(next) = attempt.next_attempt_at {
-                    self.expect_back(next);
-                }
+        // Only retries: a campaign's message stepping back from a full page is looked at again
+        // with the next finished send, as before, so that it does not contend for the page's
+        // capacity with the transactional sends waiting for it; a page's pause is long.
+        if let Event::AttemptFailed(attempt) = &event {
+            if let Some(next) = attempt.next_attempt_at {
+                self.expect_back(next);
             }
-            _ => {}
         }
         self.herald
             .store
