@@ -113,7 +113,9 @@ impl Herald {
                 Some(c) if c.status == CampaignStatus::Paused => {
                     let seconds = chrono::Duration::seconds(PAUSED_CAMPAIGN_RECHECK_SECONDS);
                     let later = bounds::later(now, seconds);
-                    return self.postpone(id, later, now).await.map(Prepared::Done);
+                    // Not its turn: the person's other messages go meanwhile.
+                    self.change_message(id, Event::SetAside(later), now).await?;
+                    return Ok(Prepared::Done(Processed::Retrying));
                 }
                 Some(c) => respect_quiet_hours = c.respect_quiet_hours,
                 None => {}

@@ -17,6 +17,14 @@
 //!
 //! Delivery is at-least-once: a message leaves the outbox only in the transaction that records
 //! its outcome, so a crash between the Graph call and that write sends it again on restart.
+//!
+//! Messages to one person (from one page: a lane, see `domain::lifecycle`) reach Messenger in
+//! order: a claim hands out at most one message per lane, and none of a lane whose message is
+//! in flight or waits for its retry — so the tasks in flight are all for different people, and
+//! Messenger's answers to them may overtake each other harmlessly. Everything that puts a
+//! claimed message back (a retry, a page's pause, pacing a campaign, a panic) keeps its lane
+//! until it is tried again; only a paused campaign's message steps aside
+//! (`Event::SetAside`), as a deferred message does.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -48,6 +56,10 @@ const PANICKED_RETRY_SECONDS: i64 = 60;
 
 /// After this many panics a message's delivery fails for good.
 const MAX_PANICS: u32 = 3;
+
+/// How often a drain looks again at due messages passed over behind their person's message
+/// that waits for a retry.
+const PASSED_OVER_RECHECK: Duration = Duration::from_millis(5);
 
 /// How long the worker holds a claimed message: far longer than one send takes, so that only a
 /// worker that died lets go of it this way.
@@ -93,6 +105,10 @@ pub struct Worker {
     /// One dispatch at a time claims and registers what it claimed, so that letting go of
     /// unheld claims never takes one that is being registered.
     claiming: tokio::sync::Mutex<()>,
+    /// When the retries this worker scheduled fall due. A message passed over behind one of
+    /// them (its person's next) is due already, so the outbox's earliest entry no longer tells
+    /// the loop when to look again: these do.
+    comebacks: Mutex<std::collections::BTreeSet<DateTime<Utc>>>,
     /// Pages Messenger asked to wait (a 613), as last read from the store, where they are
     /// kept so that a restart or another instance taking the page over waits too.
     paused_pages: Mutex<PausedPages>,
@@ -163,6 +179,7 @@ impl Worker {
             panics: Mutex::new(HashMap::new()),
             claims_unsure: std::sync::atomic::AtomicBool::new(false),
             claiming: tokio::sync::Mutex::new(()),
+            comebacks: Mutex::new(std::collections::BTreeSet::new()),
             paused_pages: Mutex::new(PausedPages::default()),
             task_done: Notify::new(),
         })
@@ -195,6 +212,9 @@ impl Worker {
                 } else if dispatched > 0 {
                     continue;
                 }
+            }
+            if let Some(comeback) = self.next_comeback(now) {
+                wait = wait.min(comeback);
             }
             tokio::select! {
                 () = wake.notified() => {}
@@ -410,16 +430,43 @@ impl Worker {
     pub async fn drain(self: &Arc<Self>, horizon: Duration) -> Result<(), StoreError> {
         let until = crate::domain::bounds::later_std(self.now(), horizon);
         loop {
-            self.dispatch_due().await?;
+            let started = self.dispatch_due().await?;
             self.wait_idle().await;
+            let now = self.now();
             match self.herald.store.next_due().await? {
+                // Due, yet nothing could be claimed: passed over behind its person's message
+                // that waits for a retry (or a page's pause). Looked at again when the retry
+                // is due, or shortly, until the horizon passes.
+                Some(next) if next <= now && started == 0 => {
+                    if now > until {
+                        return Ok(());
+                    }
+                    let wait = self.next_comeback(now).unwrap_or(PASSED_OVER_RECHECK);
+                    let left = (until - now).to_std().unwrap_or_default();
+                    tokio::time::sleep(wait.min(left).saturating_add(Duration::from_millis(1)))
+                        .await;
+                }
                 Some(next) if next <= until => {
-                    let wait = (next - self.now()).to_std().unwrap_or_default();
+                    let wait = (next - now).to_std().unwrap_or_default();
                     tokio::time::sleep(wait).await;
                 }
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// Remembers that a message this worker put back is due again at `at` (a retry).
+    fn expect_back(&self, at: DateTime<Utc>) {
+        self.comebacks.lock().insert(at);
+    }
+
+    /// How long until the soonest retry falls due; forgets those due already.
+    fn next_comeback(&self, now: DateTime<Utc>) -> Option<Duration> {
+        let mut comebacks = self.comebacks.lock();
+        let later = comebacks.split_off(&now);
+        *comebacks = later;
+        let soonest = comebacks.first()?;
+        Some((*soonest - now).to_std().unwrap_or_default())
     }
 
     /// Handles one outbox entry, which the caller holds: the core says whether and what to
@@ -518,7 +565,12 @@ impl Worker {
             error: Some(format!("{}: {}", failure.class.as_str(), failure.detail)),
             next_attempt_at: retry_at,
         };
-        if retry_at.is_some() {
+        if let Some(next) = retry_at {
+            // Only retries wake the loop at their time: a campaign's message stepping back
+            // from a full page is looked at again with the next finished send, so that it does
+            // not contend for the page's capacity with the transactional sends waiting for it;
+            // a page's pause is long.
+            self.expect_back(next);
             return self.herald.retry_later(record, attempt).await;
         }
         self.herald

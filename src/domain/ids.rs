@@ -2,7 +2,22 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// An id Herald makes: a prefix and a ULID, so ids sort by creation time.
+/// The ULIDs of this process, made in order: two made in the same millisecond sort as they were
+/// made (a plain `Ulid::new()` draws its random part afresh, so they would sort by chance). A
+/// person's messages due at the same moment go in the order of their ids.
+static ULIDS: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+
+/// The next ULID of this process, later than every one before it.
+fn next_ulid() -> ulid::Ulid {
+    let mut generator = ULIDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Fails only when 2^80 ids were made in one millisecond.
+    generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
+}
+
+/// An id Herald makes: a prefix and a ULID, so ids sort by creation time (within a process,
+/// strictly: see [`next_ulid`]).
 macro_rules! prefixed_id {
     ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
         $(#[$meta])*
@@ -17,7 +32,7 @@ macro_rules! prefixed_id {
             const PREFIX: &'static str = $prefix;
 
             pub fn generate() -> Self {
-                Self(format!("{}{}", Self::PREFIX, ulid::Ulid::new()))
+                Self(format!("{}{}", Self::PREFIX, next_ulid()))
             }
 
             /// Accepts only ids this process could have generated.
@@ -124,6 +139,15 @@ mod tests {
         assert_eq!(MessageId::parse(a.as_str()), Some(a));
         assert_eq!(MessageId::parse("msg_nope"), None);
         assert_eq!(MessageId::parse("cmp_01J0000000000000000000000"), None);
+    }
+
+    #[test]
+    fn ids_made_in_the_same_millisecond_sort_as_they_were_made() {
+        let ids: Vec<MessageId> = (0..1000).map(|_| MessageId::generate()).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "made in order, sorted in order"
+        );
     }
 
     #[test]

@@ -16,6 +16,14 @@
 //!
 //! `sending` is never stored: it is how a queued message that the worker holds right now is
 //! shown ([`shown_status`]).
+//!
+//! **Order per person.** Messages to one person from one page — a *lane* ([`lane`]) — go to
+//! Messenger one at a time, in the order they were accepted among those due. The stores' claims
+//! hand out at most one message per lane and none while another of its messages is being sent;
+//! and a queued message that had its turn but did not go (a transient error waiting for its
+//! retry, a page paused by Messenger) *holds* its lane ([`Effects::holds_lane`]) until it leaves
+//! that state, so that the person's later messages do not overtake it. A deferred message waits
+//! for its own time and holds nothing back.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -88,6 +96,10 @@ pub struct Effects {
     pub counts_as_send: Option<DateTime<Utc>>,
     /// A new decision's trace, kept apart from the record (see the store's `trace`).
     pub trace: Option<Vec<TraceStep>>,
+    /// With [`OutboxChange::Schedule`]: the message keeps its lane (its person's later
+    /// messages) waiting until it is claimed again — it had its turn and waits for a retry or
+    /// the end of a page's pause. Any other outbox change lets go of a lane it held.
+    pub holds_lane: bool,
 }
 
 impl Effects {
@@ -97,8 +109,23 @@ impl Effects {
             outbox,
             counts_as_send: None,
             trace: None,
+            holds_lane: false,
         }
     }
+
+    /// Back in the outbox at `due`, holding its lane meanwhile when it is `queued` (a deferred
+    /// message holds nothing back).
+    fn retry_at(record: &MessageRecord, due: DateTime<Utc>) -> Effects {
+        let mut effects = Effects::new(OutboxChange::Schedule(due_by_expiry(record, due)));
+        effects.holds_lane = record.status == MessageStatus::Queued;
+        effects
+    }
+}
+
+/// The lane a message goes in: its page and its person. A lane's messages are sent one at a
+/// time, in order (see the module's comment).
+pub fn lane(record: &MessageRecord) -> String {
+    format!("{}/{}", record.page_id, record.recipient.key())
 }
 
 /// A delivery or read receipt from the webhook.
@@ -117,8 +144,13 @@ pub struct Receipt {
 pub enum Event {
     /// A deferred message's moment came and the policy decided again.
     Decided(Decision),
-    /// Not now (the page is paused by a rate limit): look again at this time.
+    /// Not now, although it is this message's turn (the page is paused by a rate limit, or is
+    /// at its pace; a delivery that panicked): look again at this time. A queued message holds
+    /// its lane meanwhile.
     Postpone(DateTime<Utc>),
+    /// Not now, and not its turn (its campaign is paused): look again at this time, holding
+    /// nothing back, as a deferred message does.
+    SetAside(DateTime<Utc>),
     /// The Graph API took the message.
     Sent { graph_message_id: String },
     /// A try at the Graph API failed: `Retry` attempts come back, `Failed` ones settle it.
@@ -246,6 +278,12 @@ pub fn apply(
             if !from.is_pending() {
                 return refuse("postponed");
             }
+            Ok(Effects::retry_at(record, until))
+        }
+        Event::SetAside(until) => {
+            if !from.is_pending() {
+                return refuse("set aside");
+            }
             Ok(Effects::new(OutboxChange::Schedule(due_by_expiry(
                 record, until,
             ))))
@@ -277,8 +315,7 @@ pub fn apply(
             let entry = attempt_entry(record, &attempt);
             match (attempt.outcome, attempt.next_attempt_at) {
                 (AttemptOutcome::Retry, Some(next)) => {
-                    let mut effects =
-                        Effects::new(OutboxChange::Schedule(due_by_expiry(record, next)));
+                    let mut effects = Effects::retry_at(record, next);
                     effects.audit.push(entry);
                     record.attempts.push(attempt);
                     Ok(effects)
@@ -646,6 +683,82 @@ mod tests {
         assert_eq!(m.attempts.len(), 2);
         let status_entry = effects.audit.last().expect("status entry");
         assert_eq!(status_entry.graph_error.as_ref().map(|e| e.code), Some(2));
+    }
+
+    #[test]
+    fn a_message_waiting_for_its_retry_or_a_pause_holds_its_lane_until_it_leaves_the_outbox() {
+        let now = at("2026-11-30T10:00:00Z");
+        let soon = now + Duration::seconds(5);
+        let mut m = message(Outcome::Allow, now);
+        assert!(!accepted(&mut m).holds_lane, "a new message holds nothing");
+        let retry = Attempt {
+            at: now,
+            outcome: AttemptOutcome::Retry,
+            http_status: Some(500),
+            graph_error: None,
+            error: Some("transient".into()),
+            next_attempt_at: Some(soon),
+        };
+        let effects = apply(&mut m, Event::AttemptFailed(retry), now).expect("retry");
+        assert!(
+            effects.holds_lane,
+            "a retry holds the person's later messages"
+        );
+        let effects = apply(&mut m, Event::Postpone(soon), now).expect("postpone");
+        assert!(effects.holds_lane, "a page's pause holds them too");
+        let effects = apply(&mut m, Event::SetAside(soon), now).expect("set aside");
+        assert!(
+            !effects.holds_lane,
+            "a paused campaign's message holds nothing back"
+        );
+        let sent = Event::Sent {
+            graph_message_id: "m_1".into(),
+        };
+        let effects = apply(&mut m, sent, now).expect("sent");
+        assert_eq!(
+            (effects.outbox, effects.holds_lane),
+            (OutboxChange::Remove, false),
+            "sent: the lane is free"
+        );
+
+        for (what, event) in [("cancelled", Event::Cancel), ("expired", Event::Expire)] {
+            let mut m = message(Outcome::Allow, now);
+            m.expires_at = Some(now);
+            apply(&mut m, Event::Postpone(soon), now).expect("postpone");
+            let effects = apply(&mut m, event, now).expect(what);
+            assert_eq!(
+                (effects.outbox, effects.holds_lane),
+                (OutboxChange::Remove, false),
+                "{what}: the lane is free"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deferred_message_holds_nothing_back() {
+        let now = at("2026-11-30T22:00:00Z");
+        let morning = at("2026-12-01T08:00:00Z");
+        let mut m = message(Outcome::Defer, now);
+        assert!(!accepted(&mut m).holds_lane);
+        let effects = apply(&mut m, Event::Postpone(morning), now).expect("postpone");
+        assert!(!effects.holds_lane, "postponed, but still deferred");
+        let effects = apply(
+            &mut m,
+            Event::Decided(decision(Outcome::Defer, Some(morning))),
+            now,
+        )
+        .expect("decided");
+        assert!(!effects.holds_lane, "deferred again");
+    }
+
+    #[test]
+    fn a_lane_is_a_page_and_a_person() {
+        let now = at("2026-11-30T10:00:00Z");
+        let a = message(Outcome::Allow, now);
+        let mut other_page = message(Outcome::Allow, now);
+        other_page.page_id = crate::domain::PageId::parse("2").expect("a page id");
+        assert_eq!(lane(&a), lane(&message(Outcome::Allow, now)));
+        assert_ne!(lane(&a), lane(&other_page));
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
                     .route(web::post().to(add_fault))
                     .route(web::delete().to(clear_faults)),
             )
+            .route("/latency", web::post().to(set_latency))
             .route("/stats", web::get().to(stats)),
     );
 }
@@ -490,6 +491,28 @@ async fn add_fault(body: web::Bytes, shared: web::Data<Shared>) -> Reply {
 async fn clear_faults(shared: web::Data<Shared>) -> Reply {
     let cleared = shared.state().clear_faults();
     Ok(HttpResponse::Ok().json(json!({ "cleared": cleared })))
+}
+
+/// The longest latency `POST /sandbox/latency` takes: ten seconds.
+const MAX_LATENCY_MS: u64 = 10_000;
+
+/// `POST /sandbox/latency {"max_ms"}` → 200 with it: each later send waits a random time up to
+/// `max_ms` before Messenger takes it (0: none), so that sends made side by side land out of
+/// order and their answers overtake each other, as they may on the real network.
+async fn set_latency(body: web::Bytes, shared: web::Data<Shared>) -> Reply {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Latency {
+        max_ms: u64,
+    }
+    let latency: Latency = parse_body(&body)?;
+    if latency.max_ms > MAX_LATENCY_MS {
+        return Err(Problem::bad_request(
+            "max_ms must be at most 10000 (ten seconds)",
+        ));
+    }
+    shared.state().set_latency(latency.max_ms);
+    Ok(HttpResponse::Ok().json(json!({ "max_ms": latency.max_ms })))
 }
 
 /// `GET /sandbox/stats` → [`super::SandboxStats`].

@@ -2,7 +2,8 @@
 //! `POST /{version}/{page_id}/messages` (MESSENGER.md §1, §5, §10).
 //!
 //! A send goes: decode → page token (190) → `appsecret_proof` → pacing (613) → shape (100)
-//! → injected fault → the recipient's rules (2018001, 551, window, tags, tokens) → 200.
+//! → latency (`POST /sandbox/latency`) → injected fault → the recipient's rules (2018001, 551,
+//! window, tags, tokens) → 200.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -53,6 +54,12 @@ async fn send(
     };
     for credential in CREDENTIAL_PARAMS {
         params.remove(credential);
+    }
+    let latency = shared.state().latency_ms();
+    if latency > 0 {
+        // The network and Messenger's servers: sends made side by side land in any order.
+        let wait = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=latency);
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
     }
     let outcome = shared
         .state()

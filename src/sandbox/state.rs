@@ -170,6 +170,9 @@ pub(crate) struct State {
     rejected: u64,
     injected_faults: u64,
     rejections: VecDeque<Rejection>,
+    /// Each send waits up to this long (at random) before Messenger takes it, so that sends
+    /// made side by side arrive out of order and their answers overtake each other.
+    latency_ms: u64,
 }
 
 impl State {
@@ -258,6 +261,16 @@ impl State {
         if fault.count > 0 {
             self.faults.push(fault);
         }
+    }
+
+    /// Sets the longest wait before a send is taken ([`State::latency_ms`]); 0: none.
+    pub fn set_latency(&mut self, max_ms: u64) {
+        self.latency_ms = max_ms;
+    }
+
+    /// The longest wait before a send is taken, in milliseconds.
+    pub fn latency_ms(&self) -> u64 {
+        self.latency_ms
     }
 
     /// Drops every fault not yet used; returns how many sends they would still have failed.

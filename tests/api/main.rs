@@ -20,6 +20,7 @@ mod hostile;
 mod lifecycle;
 mod marketing;
 mod operations;
+mod ordering;
 mod policy;
 mod postgres;
 mod sandbox;

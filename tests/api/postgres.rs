@@ -679,6 +679,84 @@ async fn on_database_with(
     .await
 }
 
+#[tokio::test]
+async fn a_claim_takes_one_message_per_person_and_none_while_one_is_in_flight_or_waits_for_a_retry()
+{
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let app = on_database(&database).await;
+    // Due an hour ahead, on the test's clock: the gateway's own worker leaves them be.
+    let later = app.now() + chrono::Duration::hours(1);
+    let page = crate::helpers::PAGE_ID;
+    let a1 = shipping_update_at(&app, page, "7301", later).await;
+    let a2 = shipping_update_at(&app, page, "7301", later).await;
+    let a3 = shipping_update_at(&app, page, "7301", later).await;
+    let b1 = shipping_update_at(&app, page, "7302", later).await;
+    let store = &app.handle().herald.store;
+    let lease = chrono::Duration::minutes(5);
+    let claim = |now: DateTime<Utc>, limit: usize| async move {
+        store.claim_due(now, limit, lease).await.expect("claim")
+    };
+    assert_eq!(
+        claim(later, 10).await,
+        vec![a1.clone(), b1.clone()],
+        "one per person, the earliest"
+    );
+    assert!(claim(later, 10).await.is_empty(), "a1 is in flight");
+
+    // a1's send fails for now: it waits for its retry, and holds 7301's later messages back.
+    let retry_at = later + chrono::Duration::minutes(1);
+    store
+        .update_message(
+            &a1,
+            Box::new(move |r| {
+                r.status = herald::domain::MessageStatus::Queued;
+                let attempt = herald::domain::Attempt {
+                    at: later,
+                    outcome: herald::domain::AttemptOutcome::Retry,
+                    http_status: Some(500),
+                    graph_error: None,
+                    error: Some("transient".into()),
+                    next_attempt_at: Some(retry_at),
+                };
+                lifecycle::apply(r, Event::AttemptFailed(attempt), later).ok()
+            }),
+        )
+        .await
+        .expect("retry")
+        .expect("changed");
+    store.release(&a1).await.expect("release");
+    assert!(claim(later, 10).await.is_empty(), "a2 waits for a1's retry");
+    assert_eq!(claim(retry_at, 10).await, vec![a1.clone()]);
+    let sent = Event::Sent {
+        graph_message_id: "m_a1".into(),
+    };
+    store
+        .update_message(
+            &a1,
+            Box::new(move |r| lifecycle::apply(r, sent, retry_at).ok()),
+        )
+        .await
+        .expect("sent")
+        .expect("changed");
+    store.release(&a1).await.expect("release");
+    // a2 and a3 are deferred messages (`send_at`): each is claimed on its own.
+    assert_eq!(claim(retry_at, 10).await, vec![a2.clone()]);
+    store.release(&a2).await.expect("release");
+    assert_eq!(
+        claim(retry_at, 1).await,
+        vec![a2.clone()],
+        "let go of without an outcome: a2 is still first"
+    );
+    assert!(
+        claim(retry_at, 10).await.is_empty(),
+        "a3 waits for a2, in flight"
+    );
+    drop(a3);
+}
+
 /// A shipping update from `page` to a consenting `psid`, due at `at`: its id.
 async fn shipping_update_at(app: &TestApp, page: &str, psid: &str, at: DateTime<Utc>) -> MessageId {
     app.consent(psid, "transactional", None).await;
@@ -786,7 +864,7 @@ async fn migrations_applied_twice_are_a_no_op() {
     );
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "applied migrations: 1, 2"
+        "applied migrations: 1, 2, 3"
     );
     let tables = sql(
         &database,
@@ -848,7 +926,7 @@ async fn the_database_is_reached_over_tls_and_its_certificate_is_checked() {
     );
     assert_eq!(
         String::from_utf8_lossy(&trusted.stdout).trim(),
-        "applied migrations: 1, 2"
+        "applied migrations: 1, 2, 3"
     );
 }
 

@@ -270,18 +270,36 @@ impl Store for PgStore {
         // One table walked in due order (the partitions and their epochs are arrays, not a
         // join: with a join the planner, misled by a queue's fast-moving statistics, sorted
         // every due row); each row picked is claimed only while the partition is still ours.
+        // Order per person: a row waits while another of its lane is claimed or holds the lane
+        // (two holders, which no claim makes, would not wait for each other for ever: the one
+        // accepted first goes); of the rows picked, only each lane's first is claimed. A lane
+        // is in one partition (partitions are by page), so one instance runs it. The lane's
+        // rows are looked up per row walked, through `outbox_person` (`OFFSET 0` keeps the
+        // planner from making an anti join of it, which, counting on the few rows claimed or
+        // holding, scanned the whole outbox once per claim: 30-50 ms on 200,000 rows, against
+        // 1.5-2 ms for 100 claims this way and 0.5 ms before lanes).
         let rows = client
             .rows(
                 "WITH picked AS (
-                     SELECT o.message_id FROM outbox o
+                     SELECT o.message_id, o.person, o.due FROM outbox o
                      WHERE o.due <= $3 AND o.partition = ANY($1)
                        AND (o.claimed_until IS NULL OR o.claimed_until <= $3
                             OR o.claim_epoch < ($2::bigint[])[array_position($1, o.partition)])
-                     ORDER BY o.due LIMIT $4
-                     FOR UPDATE SKIP LOCKED)
+                       AND NOT EXISTS (
+                           SELECT 1 FROM outbox w
+                           WHERE w.person = o.person AND w.message_id <> o.message_id
+                             AND (w.claimed_until > $3
+                                  OR (w.holds AND NOT (o.holds AND o.message_id COLLATE \"C\"
+                                                                   < w.message_id COLLATE \"C\")))
+                           OFFSET 0)
+                     ORDER BY o.due, o.message_id COLLATE \"C\" LIMIT $4
+                     FOR UPDATE OF o SKIP LOCKED),
+                 chosen AS (
+                     SELECT DISTINCT ON (coalesce(person, message_id)) message_id FROM picked
+                     ORDER BY coalesce(person, message_id), due, message_id COLLATE \"C\")
                  UPDATE outbox o SET claimed_until = $6, claimed_by = $5,
                      claim_epoch = ($2::bigint[])[array_position($1, o.partition)]
-                 FROM picked WHERE o.message_id = picked.message_id
+                 FROM chosen WHERE o.message_id = chosen.message_id
                    AND EXISTS (SELECT 1 FROM partitions p WHERE p.partition = o.partition
                                AND p.owner = $5 AND p.lease_until > now())
                  RETURNING o.message_id, o.due",

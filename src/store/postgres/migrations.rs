@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "pages and policy",
         include_str!("migrations/0002_pages_and_policy.sql"),
     ),
+    (
+        3,
+        "order per person",
+        include_str!("migrations/0003_order_per_person.sql"),
+    ),
 ];
 
 /// The advisory lock Herald's schema changes take (any number, the same everywhere).

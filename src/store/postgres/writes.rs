@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{encode, uint, PgStore, Prepared, StoreError};
 use crate::domain::audit::{fresh_salt, AuditEntry};
-use crate::domain::lifecycle::{Effects, OutboxChange};
+use crate::domain::lifecycle::{self, Effects, OutboxChange};
 use crate::domain::{IdempotencyRecord, MessageRecord};
 use crate::policy::TraceStep;
 use crate::store::{count_label, Accepted, MessageChange, NewMessage};
@@ -37,8 +37,8 @@ pub(super) struct Rows {
     messages: BTreeMap<String, String>,
     /// sha256 → trace (JSON), kept once.
     traces: BTreeMap<String, String>,
-    /// id → (partition, due): put in the outbox or moved in it.
-    outbox_put: BTreeMap<String, (i32, DateTime<Utc>)>,
+    /// id → where it goes in the outbox: put there or moved in it.
+    outbox_put: BTreeMap<String, OutboxRow>,
     outbox_remove: Vec<String>,
     /// (recipient, at, message id, category)
     sends: Vec<(String, DateTime<Utc>, String, String)>,
@@ -47,6 +47,16 @@ pub(super) struct Rows {
     /// (campaign, label) → change of its count.
     counts: BTreeMap<(String, String), i64>,
     audit: Vec<AuditEntry>,
+}
+
+/// An outbox row as a change writes it.
+struct OutboxRow {
+    partition: i32,
+    due: DateTime<Utc>,
+    /// The message's lane ([`lifecycle::lane`]), which claims take one message at a time from.
+    person: String,
+    /// It holds its lane ([`Effects::holds_lane`]).
+    holds: bool,
 }
 
 /// A trace's sha256 (hex) and JSON.
@@ -112,9 +122,14 @@ impl Rows {
                 self.outbox_remove.push(id.clone());
             }
             OutboxChange::Schedule(due) => {
-                let partition =
-                    i32::try_from(store.partition_of(record.page_id.as_str())).unwrap_or(0);
-                self.outbox_put.insert(id.clone(), (partition, due));
+                let row = OutboxRow {
+                    partition: i32::try_from(store.partition_of(record.page_id.as_str()))
+                        .unwrap_or(0),
+                    due,
+                    person: lifecycle::lane(record),
+                    holds: effects.holds_lane,
+                };
+                self.outbox_put.insert(id.clone(), row);
             }
         }
         if let Some(at) = effects.counts_as_send {
@@ -189,16 +204,22 @@ impl Rows {
             let mut ids = Vec::with_capacity(self.outbox_put.len());
             let mut partitions = Vec::with_capacity(self.outbox_put.len());
             let mut dues = Vec::with_capacity(self.outbox_put.len());
-            for (id, (partition, due)) in self.outbox_put {
+            let mut persons = Vec::with_capacity(self.outbox_put.len());
+            let mut holds = Vec::with_capacity(self.outbox_put.len());
+            for (id, row) in self.outbox_put {
                 ids.push(id);
-                partitions.push(partition);
-                dues.push(due);
+                partitions.push(row.partition);
+                dues.push(row.due);
+                persons.push(row.person);
+                holds.push(row.holds);
             }
             tx.exec(
-                "INSERT INTO outbox (message_id, partition, due)
-                 SELECT * FROM UNNEST($1::text[], $2::integer[], $3::timestamptz[])
-                 ON CONFLICT (message_id) DO UPDATE SET due = EXCLUDED.due",
-                &[&ids, &partitions, &dues],
+                "INSERT INTO outbox (message_id, partition, due, person, holds)
+                 SELECT * FROM UNNEST($1::text[], $2::integer[], $3::timestamptz[], $4::text[],
+                                      $5::boolean[])
+                 ON CONFLICT (message_id) DO UPDATE
+                     SET due = EXCLUDED.due, person = EXCLUDED.person, holds = EXCLUDED.holds",
+                &[&ids, &partitions, &dues, &persons, &holds],
             )
             .await?;
         }

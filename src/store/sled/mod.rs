@@ -50,7 +50,8 @@ impl From<sled::Error> for StoreError {
 enum T {
     /// message id → [`MessageRecord`]
     Messages,
-    /// due time (ms, big-endian) ++ message id → ()
+    /// due time (ms, big-endian) ++ message id → the message's lane (see
+    /// [`crate::domain::lifecycle::lane`]; empty in entries written before lanes were kept)
     Outbox,
     /// seq (big-endian) → [`AuditEntry`]
     Audit,
@@ -87,10 +88,13 @@ enum T {
     /// Secondary indexes of the audit log, written with each entry: one key per field it can
     /// be found by, `field tag ++ value ++ 0 ++ seq`, or `t ++ time (ms) ++ seq` (see `audit.rs`).
     AuditIndex,
+    /// lane → the outbox key of the queued message that holds it (waiting for its retry or
+    /// a page's pause): the lane's other messages wait for it (see [`outbox`]).
+    Lanes,
 }
 
 impl T {
-    const ALL: [T; 17] = [
+    const ALL: [T; 18] = [
         T::Messages,
         T::Outbox,
         T::Audit,
@@ -108,6 +112,7 @@ impl T {
         T::MarketingTokens,
         T::AuditPersonal,
         T::AuditIndex,
+        T::Lanes,
     ];
 
     /// What the tree holds, for errors.
@@ -130,6 +135,7 @@ impl T {
             T::MarketingTokens => "marketing token owner",
             T::AuditPersonal => "audit entry's personal values",
             T::AuditIndex => "audit index key",
+            T::Lanes => "lane holder",
         }
     }
 
@@ -152,6 +158,7 @@ impl T {
             T::MarketingTokens => "marketing_tokens",
             T::AuditPersonal => "audit_personal",
             T::AuditIndex => "audit_index",
+            T::Lanes => "lanes",
         }
     }
 }
