@@ -656,3 +656,48 @@ async fn a_csv_audience_reads_any_line_ending_and_quoted_line_breaks_and_names_t
         assert_eq!(problem["errors"][0]["field"], field, "{csv:?}: {problem}");
     }
 }
+
+#[tokio::test]
+async fn one_tick_hands_its_recipients_over_together_each_with_its_own_decision() {
+    let app = spawn_app().await;
+    let subscribed = ["9301", "9302", "9303"];
+    for psid in subscribed {
+        subscriber(&app, psid, "Europe/Berlin").await;
+    }
+    // 40 recipients at 50/s: every slot within the scheduler's look-ahead, so one tick takes
+    // them all, accepted side by side; 37 never opted in and are each refused on record.
+    let audience: Vec<String> = (0..40).map(|i| format!("{}", 9301 + i)).collect();
+    let psids: Vec<&str> = audience.iter().map(String::as_str).collect();
+    let created = create(&app, offer(&psids)).await;
+    let id = created["id"].as_str().expect("id");
+    app.tick().await;
+    app.tick().await;
+
+    let entries = app
+        .handle()
+        .herald
+        .store
+        .audit_entries(1, 10_000)
+        .await
+        .expect("audit");
+    let mut decided: Vec<String> = entries
+        .iter()
+        .filter_map(|item| match item {
+            herald::domain::audit::ChainItem::Entry(e) => Some(e),
+            _ => None,
+        })
+        .filter(|e| e.campaign.as_deref() == Some(id))
+        .filter(|e| e.kind == herald::domain::audit::AuditKind::Decision)
+        .filter_map(|e| e.recipient().map(str::to_owned))
+        .collect();
+    decided.sort();
+    assert_eq!(decided, audience, "each recipient decided once, none twice");
+    let counts = campaign(&app, id).await["counts"].clone();
+    assert_eq!(counts["pending"], 3, "the opted-in, queued: {counts}");
+    assert_eq!(counts["denied"], json!({"no_consent": 37}), "{counts}");
+    let done = run(&app, id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    for psid in subscribed {
+        assert_eq!(app.inbox(psid).len(), 1, "{psid}");
+    }
+}
