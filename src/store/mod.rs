@@ -359,6 +359,20 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<MessageId>, StoreError>;
 
+    /// What a decision reads about a recipient, in one call: the record by key
+    /// ([`Store::recipient`]) and its sends at or after `since` ([`Store::recent_sends`]). An
+    /// engine that pays a round trip per read answers both with one.
+    async fn recipient_with_sends(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(Option<RecipientRecord>, Vec<RecentSend>), StoreError> {
+        Ok((
+            self.recipient(key).await?,
+            self.recent_sends(key, since).await?,
+        ))
+    }
+
     // ----- webhook events that failed to apply -----
 
     /// Keeps a webhook event that could not be applied, so that it is retried, not lost.

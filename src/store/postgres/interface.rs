@@ -481,6 +481,42 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn recipient_with_sends(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(Option<RecipientRecord>, Vec<RecentSend>), StoreError> {
+        let client = self.client().await?;
+        // One statement, one round trip: the record, and the sends as two arrays in the order
+        // `recent_sends` gives (an aggregate without GROUP BY is one row, NULL when none).
+        let row = client
+            .one(
+                "SELECT (SELECT record::text FROM recipients WHERE key = $1),
+                        array_agg(at ORDER BY at DESC, message_id DESC),
+                        array_agg(category ORDER BY at DESC, message_id DESC)
+                 FROM sends WHERE recipient = $1 AND at >= $2",
+                &[&key, &since],
+            )
+            .await?;
+        let record = row
+            .get::<_, Option<String>>(0)
+            .map(|r| decode("recipient", &r))
+            .transpose()?;
+        let ats: Vec<DateTime<Utc>> = row.get::<_, Option<_>>(1).unwrap_or_default();
+        let categories: Vec<String> = row.get::<_, Option<_>>(2).unwrap_or_default();
+        let sends = ats
+            .into_iter()
+            .zip(categories)
+            .filter_map(|(at, category)| {
+                Some(RecentSend {
+                    at,
+                    category: category.parse::<Category>().ok()?,
+                })
+            })
+            .collect();
+        Ok((record, sends))
+    }
+
     async fn recent_message_ids(
         &self,
         key: &str,
