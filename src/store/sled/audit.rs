@@ -18,6 +18,7 @@
 //!
 //! A query walks the one index that narrows it most (or the chain itself) and checks the other
 //! fields on each entry it reads. A cursor is the last key walked, in hex.
+
 use std::ops::Bound;
 
 use super::{decode, millis, SledStore, StoreError, Tx, TxResult, AUDIT_START, T};
