@@ -301,6 +301,8 @@ impl Worker {
         };
         let (mut release, mut unsure) = (true, false);
         match processing.await {
+            // The send's record let go of the claim in the same write.
+            Ok(Ok(Processed::Sent)) => release = false,
             Ok(Ok(_)) => {}
             // The entry stays in the outbox and is tried again.
             Ok(Err(e)) => {
@@ -626,7 +628,14 @@ impl Worker {
         let event = Event::Sent {
             graph_message_id: sent.message_id,
         };
-        self.change(&record.id, event, now).await?;
+        // The claim goes with the record of the send (see `deliver`).
+        self.herald
+            .store
+            .update_and_release(
+                &record.id,
+                Box::new(move |r| lifecycle::apply(r, event, now).ok()),
+            )
+            .await?;
         self.herald.metrics.delivery("sent", None);
         if via_token {
             self.herald

@@ -327,6 +327,20 @@ pub trait Store: Send + Sync + 'static {
     /// Messages waiting in the outbox.
     async fn outbox_len(&self) -> Result<u64, StoreError>;
 
+    /// Changes a message the caller holds (as [`Store::update_message`]) and lets go of it
+    /// (as [`Store::release`]) in the same write: the worker's last step of a send. By default
+    /// the two one after the other; PostgreSQL folds the release into the update's batch (no
+    /// statement at all when the change takes the message out of the outbox).
+    async fn update_and_release(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let changed = self.update_message(id, change).await;
+        self.release(id).await?;
+        changed
+    }
+
     // ----- recipients -----
 
     /// A recipient by key (`Recipient::key`).

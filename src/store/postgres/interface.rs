@@ -142,6 +142,26 @@ impl PgStore {
         Ok(changed)
     }
 
+    /// Queues a change for the update batcher; with `release`, the caller's claim on the
+    /// message goes with it (see [`Store::update_and_release`]).
+    async fn batched_update(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+        release: bool,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.updates
+            .send(UpdateJob {
+                id: id.to_string(),
+                change,
+                release,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     async fn read_json<V: serde::de::DeserializeOwned>(
         &self,
         what: &'static str,
@@ -210,15 +230,7 @@ impl Store for PgStore {
         change: MessageChange,
     ) -> Result<Option<MessageRecord>, StoreError> {
         // Batched with the other changes waiting: the worker records its sends this way.
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.updates
-            .send(UpdateJob {
-                id: id.to_string(),
-                change,
-                reply,
-            })
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.batched_update(id, change, false).await
     }
 
     async fn update_messages(
@@ -384,6 +396,14 @@ impl Store for PgStore {
         let client = self.client().await?;
         let n: i64 = client.one("SELECT count(*) FROM outbox", &[]).await?.get(0);
         Ok(uint(n))
+    }
+
+    async fn update_and_release(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        self.batched_update(id, change, true).await
     }
 
     async fn recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError> {
