@@ -102,6 +102,8 @@ const AUDIENCE_PART: usize = 1_000;
 const LOOKAHEAD_MS: i64 = 1_000;
 /// The most recipients one campaign hands over in one tick.
 const PER_TICK: usize = 2_000;
+/// The most accepts of one tick in flight together (the writer commits them as one batch).
+const TICK_BATCH: usize = 64;
 /// How many of a recipient's latest messages are searched for the campaign that reached them.
 const RECENT: usize = 20;
 /// An opt-out counts against a campaign that reached the person within this many days.
@@ -605,13 +607,32 @@ impl Herald {
             .store
             .audience(&c.id, index, PER_TICK.min((end - index) as usize))
             .await?;
+        let mut due = Vec::with_capacity(members.len());
         for psid in members {
             let slot = c.slot(index);
             if slot > horizon {
                 break;
             }
-            self.send_one(&c, psid, slot, now).await?;
+            due.push((psid, slot));
             index += 1;
+        }
+        // The tick's recipients go to the core side by side, so that the store's writer takes
+        // their accepts as one batch: one transaction and one flush for the tick, not one
+        // each (issue 18: 355–473 µs of CPU a recipient, one at a time). Each is still its own
+        // accept under its own idempotency key; if one fails the cursor stays, and the next
+        // tick replays the part, the accepted ones answered from their keys.
+        let mut accepts = futures_util::stream::iter(due)
+            .map(|(psid, slot)| self.send_one(&c, psid, slot, now))
+            .buffered(TICK_BATCH);
+        let mut failed = None;
+        while let Some(result) = accepts.next().await {
+            if let Err(e) = result {
+                failed.get_or_insert(e);
+            }
+        }
+        drop(accepts);
+        if let Some(e) = failed {
+            return Err(e);
         }
         if index > c.cursor {
             self.store

@@ -201,7 +201,13 @@ impl Herald {
     ) -> Result<Processed, StoreError> {
         let record = &ready.record;
         let event = Event::Sent { graph_message_id };
-        self.change_message(&record.id, event, now).await?;
+        // The claim goes with the record of the send: the worker does not release it after.
+        self.store
+            .update_and_release(
+                &record.id,
+                Box::new(move |r| lifecycle::apply(r, event, now).ok()),
+            )
+            .await?;
         self.metrics.delivery("sent", None);
         if ready.via_token {
             let used = Change::of(record.recipient.key(), now, recipient::Event::TokenUsed);

@@ -296,6 +296,8 @@ impl Worker {
         };
         let (mut release, mut unsure) = (true, false);
         match processing.await {
+            // The send's record let go of the claim in the same write.
+            Ok(Ok(Processed::Sent)) => release = false,
             Ok(Ok(_)) => {}
             // The entry stays in the outbox and is tried again.
             Ok(Err(e)) => {

@@ -327,6 +327,20 @@ pub trait Store: Send + Sync + 'static {
     /// Messages waiting in the outbox.
     async fn outbox_len(&self) -> Result<u64, StoreError>;
 
+    /// Changes a message the caller holds (as [`Store::update_message`]) and lets go of it
+    /// (as [`Store::release`]) in the same write: the worker's last step of a send. By default
+    /// the two one after the other; PostgreSQL folds the release into the update's batch (no
+    /// statement at all when the change takes the message out of the outbox).
+    async fn update_and_release(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let changed = self.update_message(id, change).await;
+        self.release(id).await?;
+        changed
+    }
+
     // ----- recipients -----
 
     /// A recipient by key (`Recipient::key`).
@@ -358,6 +372,20 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         limit: usize,
     ) -> Result<Vec<MessageId>, StoreError>;
+
+    /// What a decision reads about a recipient, in one call: the record by key
+    /// ([`Store::recipient`]) and its sends at or after `since` ([`Store::recent_sends`]). An
+    /// engine that pays a round trip per read answers both with one.
+    async fn recipient_with_sends(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(Option<RecipientRecord>, Vec<RecentSend>), StoreError> {
+        Ok((
+            self.recipient(key).await?,
+            self.recent_sends(key, since).await?,
+        ))
+    }
 
     // ----- webhook events that failed to apply -----
 

@@ -656,3 +656,54 @@ async fn a_csv_audience_reads_any_line_ending_and_quoted_line_breaks_and_names_t
         assert_eq!(problem["errors"][0]["field"], field, "{csv:?}: {problem}");
     }
 }
+
+#[tokio::test]
+async fn one_tick_hands_its_recipients_over_together_each_with_its_own_decision() {
+    let app = spawn_app().await;
+    let subscribed = ["9301", "9302", "9303"];
+    for psid in subscribed {
+        subscriber(&app, psid, "Europe/Berlin").await;
+    }
+    // 40 recipients at 50/s: every slot within the scheduler's look-ahead, so one tick takes
+    // them all, accepted side by side; 37 never opted in and are each refused on record.
+    let audience: Vec<String> = (0..40).map(|i| format!("{}", 9301 + i)).collect();
+    let psids: Vec<&str> = audience.iter().map(String::as_str).collect();
+    let created = create(&app, offer(&psids)).await;
+    let id = created["id"].as_str().expect("id");
+    app.tick().await;
+    app.tick().await;
+
+    let (status, audit) = app
+        .read(
+            Role::Compliance,
+            &format!("/v1/audit?campaign={id}&kind=decision&limit=100"),
+        )
+        .await;
+    assert_eq!(status, 200, "{audit}");
+    // A recipient whose slot is still ahead is deferred to it and decided again then: one
+    // message each, with one decision or two.
+    let messages: std::collections::BTreeSet<(String, String)> = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["recipient"].as_str()?.into(),
+                e["message_id"].as_str()?.into(),
+            ))
+        })
+        .collect();
+    let decided: Vec<String> = messages.into_iter().map(|(r, _)| r).collect();
+    assert_eq!(
+        decided, audience,
+        "one message for each recipient, none twice"
+    );
+    let counts = campaign(&app, id).await["counts"].clone();
+    assert_eq!(counts["denied"], json!({"no_consent": 37}), "{counts}");
+    let done = run(&app, id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["counts"]["sent"], 3, "{done}");
+    for psid in subscribed {
+        assert_eq!(app.inbox(psid).len(), 1, "{psid}");
+    }
+}

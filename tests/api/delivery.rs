@@ -100,3 +100,58 @@ async fn a_permanent_graph_error_fails_the_message_without_retrying() {
         "decision, consent, attempt and status entries: {v:?}"
     );
 }
+
+#[tokio::test]
+async fn a_change_that_lets_go_of_its_claim_leaves_the_message_free_for_the_next_claim() {
+    use chrono::Duration;
+    use herald::domain::lifecycle::{apply, Event};
+    use herald::domain::MessageId;
+
+    let app = spawn_app().await;
+    app.user_writes("5004", "hi", None).await;
+    let later = app.now() + Duration::hours(1);
+    let (status, body) = app
+        .send(
+            json!({"recipient": {"psid": "5004"}, "category": "response",
+                     "message": {"text": "later"}, "send_at": later.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = MessageId::parse(body["id"].as_str().expect("id")).expect("message id");
+    let store = &app.handle().herald.store;
+    // Claimed as the worker would an hour from now, then postponed: it stays in the outbox,
+    // and the claim goes with the change.
+    let (then, lease) = (later + Duration::minutes(1), Duration::minutes(5));
+    assert_eq!(
+        store.claim_due(then, 10, lease).await.expect("claim"),
+        std::slice::from_ref(&id)
+    );
+    assert!(store.is_claimed(&id, then).await.expect("held"));
+    let until = later + Duration::hours(1);
+    let changed = store
+        .update_and_release(
+            &id,
+            Box::new(move |r| apply(r, Event::Postpone(until), then).ok()),
+        )
+        .await
+        .expect("update and release");
+    assert!(changed.is_some(), "postponed");
+    assert!(
+        !store.is_claimed(&id, then).await.expect("held"),
+        "released with the change"
+    );
+    assert!(
+        store
+            .claim_due(then, 10, lease)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "not due before its new moment"
+    );
+    let after = until + Duration::minutes(1);
+    assert_eq!(
+        store.claim_due(after, 10, lease).await.expect("claim"),
+        [id],
+        "free for the next claim at its new moment"
+    );
+}

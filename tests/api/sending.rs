@@ -308,3 +308,41 @@ async fn a_recipient_named_two_ways_or_with_unknown_keys_is_refused_naming_recip
         );
     }
 }
+
+#[tokio::test]
+async fn the_decisions_one_read_of_a_recipient_gives_its_record_and_its_recent_sends() {
+    let app = spawn_app().await;
+    app.create_user("4242").await;
+    app.consent("4242", "transactional", Some("Europe/Berlin"))
+        .await;
+    app.user_writes("4242", "hi", None).await;
+    for text in ["one", "two"] {
+        let (status, body) = app.respond("4242", text).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let store = &app.handle().herald.store;
+    let since = app.now() - chrono::Duration::hours(1);
+    let (record, sends) = store
+        .recipient_with_sends("4242", since)
+        .await
+        .expect("one read");
+    let alone = store.recipient("4242").await.expect("recipient");
+    assert!(record.is_some(), "the record is read");
+    assert_eq!(
+        serde_json::to_value(&record).expect("json"),
+        serde_json::to_value(&alone).expect("json"),
+        "the same record as read alone"
+    );
+    assert_eq!(
+        sends,
+        store.recent_sends("4242", since).await.expect("sends"),
+        "the same sends, newest first"
+    );
+    assert_eq!(sends.len(), 2, "{sends:?}");
+
+    let (nobody, none) = store
+        .recipient_with_sends("5555", since)
+        .await
+        .expect("one read");
+    assert!(nobody.is_none() && none.is_empty(), "an unknown recipient");
+}

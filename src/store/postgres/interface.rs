@@ -142,6 +142,26 @@ impl PgStore {
         Ok(changed)
     }
 
+    /// Queues a change for the update batcher; with `release`, the caller's claim on the
+    /// message goes with it (see [`Store::update_and_release`]).
+    async fn batched_update(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+        release: bool,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.updates
+            .send(UpdateJob {
+                id: id.to_string(),
+                change,
+                release,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     async fn read_json<V: serde::de::DeserializeOwned>(
         &self,
         what: &'static str,
@@ -210,15 +230,7 @@ impl Store for PgStore {
         change: MessageChange,
     ) -> Result<Option<MessageRecord>, StoreError> {
         // Batched with the other changes waiting: the worker records its sends this way.
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.updates
-            .send(UpdateJob {
-                id: id.to_string(),
-                change,
-                reply,
-            })
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.batched_update(id, change, false).await
     }
 
     async fn update_messages(
@@ -404,6 +416,14 @@ impl Store for PgStore {
         Ok(uint(n))
     }
 
+    async fn update_and_release(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        self.batched_update(id, change, true).await
+    }
+
     async fn recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError> {
         self.read_json(
             "recipient",
@@ -497,6 +517,42 @@ impl Store for PgStore {
                 })
             })
             .collect())
+    }
+
+    async fn recipient_with_sends(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(Option<RecipientRecord>, Vec<RecentSend>), StoreError> {
+        let client = self.client().await?;
+        // One statement, one round trip: the record, and the sends as two arrays in the order
+        // `recent_sends` gives (an aggregate without GROUP BY is one row, NULL when none).
+        let row = client
+            .one(
+                "SELECT (SELECT record::text FROM recipients WHERE key = $1),
+                        array_agg(at ORDER BY at DESC, message_id DESC),
+                        array_agg(category ORDER BY at DESC, message_id DESC)
+                 FROM sends WHERE recipient = $1 AND at >= $2",
+                &[&key, &since],
+            )
+            .await?;
+        let record = row
+            .get::<_, Option<String>>(0)
+            .map(|r| decode("recipient", &r))
+            .transpose()?;
+        let ats: Vec<DateTime<Utc>> = row.get::<_, Option<_>>(1).unwrap_or_default();
+        let categories: Vec<String> = row.get::<_, Option<_>>(2).unwrap_or_default();
+        let sends = ats
+            .into_iter()
+            .zip(categories)
+            .filter_map(|(at, category)| {
+                Some(RecentSend {
+                    at,
+                    category: category.parse::<Category>().ok()?,
+                })
+            })
+            .collect();
+        Ok((record, sends))
     }
 
     async fn recent_message_ids(

@@ -467,11 +467,13 @@ impl Job for AcceptJob {
 pub(super) struct UpdateJob {
     pub id: String,
     pub change: MessageChange,
+    /// Let go of this instance's claim on the message with the change.
+    pub release: bool,
     pub reply: oneshot::Sender<Result<Option<MessageRecord>, StoreError>>,
 }
 
 impl Job for UpdateJob {
-    type Input = (String, MessageChange);
+    type Input = (String, MessageChange, bool);
     /// The changed record; `None` when the message is unknown or the change left it alone.
     type Outcome = Option<MessageRecord>;
 
@@ -481,7 +483,7 @@ impl Job for UpdateJob {
         Self::Input,
         oneshot::Sender<Result<Option<MessageRecord>, StoreError>>,
     ) {
-        ((self.id, self.change), self.reply)
+        ((self.id, self.change, self.release), self.reply)
     }
 
     async fn write(
@@ -538,14 +540,18 @@ pub(super) async fn run_batcher<J: Job>(
 /// Writes a batch of message changes in one transaction: the messages are locked in id order,
 /// each change runs on the record as the changes before it in the batch left it, and a change
 /// that finishes a send claimed under an epoch that has passed is refused alone.
+///
+/// The claims of the changes that let go of theirs are released in the same round: none needs
+/// a statement when its change took the message out of the outbox (a send), the others one
+/// statement for the batch once it is committed.
 async fn update_batch(
     store: &PgStore,
-    inputs: Vec<(String, MessageChange)>,
+    inputs: Vec<(String, MessageChange, bool)>,
 ) -> Result<Results<Option<MessageRecord>>, StoreError> {
     let _timer = store.commit.start_timer();
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
-    let mut ids: Vec<String> = inputs.iter().map(|(id, _)| id.clone()).collect();
+    let mut ids: Vec<String> = inputs.iter().map(|(id, _, _)| id.clone()).collect();
     ids.sort();
     ids.dedup();
     let locked = store.lock_messages(&tx, &ids).await?;
@@ -557,7 +563,11 @@ async fn update_batch(
     let mut rows = Rows::default();
     let mut results = Vec::with_capacity(inputs.len());
     let mut changed_any = false;
-    for (id, change) in inputs {
+    let mut release = Vec::new();
+    for (id, change, let_go) in inputs {
+        if let_go {
+            release.push((results.len(), id.clone()));
+        }
         if let Some(refused) = fenced.get(&id) {
             results.push(Err(refused.clone()));
             continue;
@@ -577,9 +587,31 @@ async fn update_batch(
         changed_any = true;
         results.push(Ok(Some(record.clone())));
     }
+    // A message this batch takes out of the outbox takes its claim with it.
+    release.retain(|(_, id)| !rows.outbox_remove.contains(id));
     if changed_any {
         rows.write(&tx, store).await?;
         store.finish(tx).await?;
+    } else {
+        drop(tx);
+    }
+    if !release.is_empty() {
+        let ids: Vec<&str> = release.iter().map(|(_, id)| id.as_str()).collect();
+        let released = client
+            .exec(
+                "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, claim_epoch = NULL
+                 WHERE message_id = ANY($1) AND claimed_by = $2",
+                &[&ids, &store.instance],
+            )
+            .await;
+        // The changes are written: only the callers whose claim may still be held hear of it.
+        if let Err(e) = released {
+            for (i, _) in release {
+                if let Some(result) = results.get_mut(i) {
+                    *result = Err(e.clone());
+                }
+            }
+        }
     }
     Ok(results)
 }

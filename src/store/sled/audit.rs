@@ -1,17 +1,23 @@
 //! Reading the audit chain back: queries through the secondary indexes, verification from where
 //! the chain starts, retention and erasure; and entries that belong to no other write.
 //!
-//! Index keys (tree `audit_index`), one per field an entry can be found by, all written in the
-//! transaction that appends the entry:
+//! Index keys (tree `audit_index`), written in the transaction that appends the entry: the
+//! recipient (a compliance officer's question, and erasure's walk), the campaign and the time,
+//! the three that narrow a query to a small part of the log:
 //!
 //! ```text
-//!   r ++ pseudonym ++ 0 ++ seq     p ++ page id ++ 0 ++ seq      c ++ category ++ 0 ++ seq
-//!   o ++ outcome ++ 0 ++ seq       e ++ reason ++ 0 ++ seq       m ++ campaign ++ 0 ++ seq
-//!   l ++ client ++ 0 ++ seq        t ++ time (ms) ++ seq
+//!   r ++ pseudonym ++ 0 ++ seq     m ++ campaign ++ 0 ++ seq     t ++ time (ms) ++ seq
 //! ```
 //!
-//! A query walks the one index that narrows it most (or the chain itself, with no filter) and
-//! checks the other fields on each entry it reads. A cursor is the last key walked, in hex.
+//! Entries written before issue 18 also have `p` (page), `c` (category), `o` (outcome), `e`
+//! (reason) and `l` (client) keys. They cost five keys an entry, a third of every message's
+//! writes, for fields a handful of values share (a page, a client, `allow`), where walking the
+//! index reads nearly as much as walking the chain. A query no longer walks them (they stay
+//! until retention prunes their entry): a query by those fields walks the chain and skips, from
+//! the stored bytes, every entry that cannot match before decoding it ([`Needles`]).
+//!
+//! A query walks the one index that narrows it most (or the chain itself) and checks the other
+//! fields on each entry it reads. A cursor is the last key walked, in hex.
 
 use std::ops::Bound;
 
@@ -42,28 +48,81 @@ fn with_seq(mut prefix: Vec<u8>, seq: u64) -> Vec<u8> {
 }
 
 /// The fields an entry is indexed by, as (tag, value).
-fn indexed_fields(entry: &AuditEntry) -> [(u8, Option<&str>); 7] {
+fn indexed_fields(entry: &AuditEntry) -> [(u8, Option<&str>); 2] {
     [
         (b'r', entry.recipient_pseudonym.as_deref()),
+        (b'm', entry.campaign.as_deref()),
+    ]
+}
+
+/// The fields entries written before issue 18 were also indexed by (see the module's
+/// documentation): their keys are no longer written nor walked, only removed with their entry.
+fn legacy_fields(entry: &AuditEntry) -> [(u8, Option<&str>); 5] {
+    [
         (b'p', entry.page_id.as_deref()),
         (b'c', entry.category.map(|c| c.as_str())),
         (b'o', entry.outcome.as_deref()),
         (b'e', entry.reason.as_deref()),
-        (b'm', entry.campaign.as_deref()),
         (b'l', entry.client.as_deref()),
     ]
 }
 
+fn field_keys<const N: usize>(fields: [(u8, Option<&str>); N], seq: u64) -> Vec<Vec<u8>> {
+    fields
+        .into_iter()
+        .filter_map(|(tag, value)| value.map(|v| with_seq(tagged(tag, v), seq)))
+        .collect()
+}
+
 /// Every index key of a sealed entry.
 pub(super) fn index_keys(entry: &AuditEntry) -> Vec<Vec<u8>> {
-    let mut keys: Vec<Vec<u8>> = indexed_fields(entry)
-        .into_iter()
-        .filter_map(|(tag, value)| value.map(|v| with_seq(tagged(tag, v), entry.seq)))
-        .collect();
+    let mut keys = field_keys(indexed_fields(entry), entry.seq);
     let mut time = vec![b't'];
     time.extend_from_slice(&millis(entry.at));
     keys.push(with_seq(time, entry.seq));
     keys
+}
+
+/// Every index key an entry may have, whichever version wrote it: what pruning it removes.
+fn all_index_keys(entry: &AuditEntry) -> Vec<Vec<u8>> {
+    let mut keys = index_keys(entry);
+    keys.extend(field_keys(legacy_fields(entry), entry.seq));
+    keys
+}
+
+/// What an entry's stored JSON must contain to match a filter's fields that no index narrows:
+/// `"field":value` as the sealed entry encodes it. The stored JSON is serde's encoding of the
+/// entry ([`AuditEntry::seal`]), whose keys are unique and whose strings escape every quote, so
+/// an entry without one of these byte strings cannot match, and is skipped undecoded; one with
+/// them all is decoded and checked field by field ([`matches`]).
+struct Needles(Vec<memchr::memmem::Finder<'static>>);
+
+impl Needles {
+    fn of(f: &AuditFilter) -> Needles {
+        let fields: [(&str, Option<&str>); 6] = [
+            ("page_id", f.page_id.as_deref()),
+            ("category", f.category.map(|c| c.as_str())),
+            ("outcome", f.outcome.as_deref()),
+            ("reason", f.reason.as_deref()),
+            ("client", f.client.as_deref()),
+            ("kind", f.kind.map(|k| k.as_str())),
+        ];
+        Needles(
+            fields
+                .into_iter()
+                .filter_map(|(name, value)| {
+                    let value = serde_json::to_string(value?).ok()?;
+                    let needle = format!("\"{name}\":{value}");
+                    Some(memchr::memmem::Finder::new(needle.as_bytes()).into_owned())
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether the stored entry may match.
+    fn admit(&self, stored: &[u8]) -> bool {
+        self.0.iter().all(|n| n.find(stored).is_some())
+    }
 }
 
 fn seq_of(key: &[u8]) -> Option<u64> {
@@ -144,8 +203,14 @@ impl SledStore {
         Ok(decode::<AuditEntry>(T::Audit, &bytes).ok().map(|e| e.hash))
     }
 
-    /// An entry by seq, with its personal values if they are still kept.
-    fn entry(&self, seq: u64, bytes: Option<&[u8]>) -> Result<Option<AuditEntry>, StoreError> {
+    /// An entry by seq, with its personal values if they are still kept; `None` when there is
+    /// none, or when its stored bytes show that it cannot match (`needles`).
+    fn entry(
+        &self,
+        seq: u64,
+        bytes: Option<&[u8]>,
+        needles: &Needles,
+    ) -> Result<Option<AuditEntry>, StoreError> {
         let owned;
         let bytes = match bytes {
             Some(b) => b,
@@ -157,6 +222,9 @@ impl SledStore {
                 None => return Ok(None),
             },
         };
+        if !needles.admit(bytes) {
+            return Ok(None);
+        }
         let mut entry: AuditEntry = decode(T::Audit, bytes)?;
         if entry.personal_sha256.is_some() {
             entry.personal = self.read::<Personal>(T::AuditPersonal, &seq.to_be_bytes())?;
@@ -167,15 +235,7 @@ impl SledStore {
     /// The index (or the chain) that narrows `filter` most.
     fn walk_for(&self, f: &AuditFilter) -> Walk {
         let pseudonym = f.recipient.as_deref().map(|r| self.pseudonyms.of(r));
-        let by_field = [
-            (b'r', pseudonym.as_deref()),
-            (b'm', f.campaign.as_deref()),
-            (b'l', f.client.as_deref()),
-            (b'e', f.reason.as_deref()),
-            (b'p', f.page_id.as_deref()),
-            (b'c', f.category.map(|c| c.as_str())),
-            (b'o', f.outcome.as_deref()),
-        ];
+        let by_field = [(b'r', pseudonym.as_deref()), (b'm', f.campaign.as_deref())];
         if let Some((tag, Some(value))) = by_field.into_iter().find(|(_, v)| v.is_some()) {
             let low = tagged(tag, value);
             let mut high = low.clone();
@@ -216,6 +276,7 @@ impl SledStore {
         limit: usize,
     ) -> Result<AuditPage, StoreError> {
         let walk = self.walk_for(filter);
+        let needles = Needles::of(filter);
         let after = cursor
             .map(|c| hex::decode(&c.0).map_err(|_| StoreError::BadCursor))
             .transpose()?;
@@ -245,7 +306,7 @@ impl SledStore {
             let (key, value) = item?;
             let Some(seq) = seq_of(&key) else { continue };
             let chained = (walk.tree == T::Audit).then_some(value.as_ref());
-            if let Some(entry) = self.entry(seq, chained)? {
+            if let Some(entry) = self.entry(seq, chained, &needles)? {
                 if matches(filter, &entry, &self.pseudonyms) {
                     page.entries.push(entry);
                 }
@@ -323,7 +384,7 @@ impl Tx<'_> {
             }
             self.remove(T::Audit, &key)?;
             self.remove(T::AuditPersonal, &key)?;
-            for index in index_keys(&entry) {
+            for index in all_index_keys(&entry) {
                 self.remove(T::AuditIndex, &index)?;
             }
             n += 1;
@@ -370,5 +431,167 @@ fn chain_item(key: &[u8], value: &[u8]) -> ChainItem {
     match decode::<AuditEntry>(T::Audit, value) {
         Ok(entry) => ChainItem::Entry(entry),
         Err(_) => ChainItem::Undecodable { seq },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, Utc};
+
+    use super::*;
+    use crate::domain::audit::{AuditKind, Personal};
+    use crate::domain::Category;
+
+    fn entry(i: i64, client: &str, kind: AuditKind) -> AuditEntry {
+        AuditEntry {
+            at: Utc::now() - Duration::hours(10 - i),
+            kind,
+            message_id: Some(format!("msg_{i}")),
+            page_id: Some(format!("p{}", i % 2)),
+            category: Some(Category::Receipt),
+            outcome: Some(["allow", "sent"][(i % 2) as usize].into()),
+            client: Some(client.into()),
+            campaign: (i == 2).then(|| "cmp_1".to_owned()),
+            // Text that holds what a needle looks for, inside a string: no match by itself.
+            detail: Some(r#""page_id":"p9","kind":"consent""#.into()),
+            personal: Some(Personal::of("4242")),
+            ..AuditEntry::default()
+        }
+    }
+
+    fn index_len(store: &SledStore) -> usize {
+        store.tree(T::AuditIndex).len()
+    }
+
+    async fn found(store: &SledStore, filter: AuditFilter) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store
+                .query(&filter, AuditOrder::OldestFirst, cursor.as_ref(), 1)
+                .expect("query");
+            seqs.extend(page.entries.iter().map(|e| e.seq));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return seqs,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn entries_written_with_the_old_index_keys_still_read_verify_and_prune_whole() {
+        let store = crate::store::sled::temporary().await;
+        // Entry 1 as a version before issue 18 wrote it: the same stored entry, with its page,
+        // category, outcome, reason and client keys besides.
+        store
+            .append(vec![entry(0, "shop", AuditKind::Decision)])
+            .await
+            .expect("append");
+        let old = store.entry(1, None, &Needles(Vec::new())).expect("read");
+        let old = old.expect("entry 1");
+        let legacy = field_keys(legacy_fields(&old), old.seq);
+        assert_eq!(legacy.len(), 4, "page, category, outcome, client");
+        store
+            .commit(|tx| {
+                for key in &legacy {
+                    tx.put_raw(T::AuditIndex, key, &[])?;
+                }
+                Ok(())
+            })
+            .expect("old keys");
+        assert_eq!(index_len(&store), 2 + 4, "r and t, and the old keys");
+
+        let before = index_len(&store);
+        store
+            .append(vec![
+                entry(1, "shop \"é\", ltd", AuditKind::Attempt),
+                entry(2, "shop", AuditKind::Decision),
+            ])
+            .await
+            .expect("append");
+        assert_eq!(
+            index_len(&store) - before,
+            2 + 3,
+            "new entries: recipient and time, and the campaign when they have one"
+        );
+
+        let v = store.verify().expect("verify");
+        assert_eq!((v.ok, v.entries), (true, 3), "{v:?}");
+        let by = |f: AuditFilter| found(&store, f);
+        assert_eq!(
+            by(AuditFilter {
+                recipient: Some("4242".into()),
+                ..AuditFilter::default()
+            })
+            .await,
+            [1, 2, 3]
+        );
+        assert_eq!(
+            by(AuditFilter {
+                page_id: Some("p0".into()),
+                ..AuditFilter::default()
+            })
+            .await,
+            [1, 3]
+        );
+        assert!(
+            by(AuditFilter {
+                page_id: Some("p9".into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .is_empty(),
+            "a needle inside a string value is no match"
+        );
+        assert_eq!(
+            by(AuditFilter {
+                client: Some("shop \"é\", ltd".into()),
+                ..AuditFilter::default()
+            })
+            .await,
+            [2],
+            "a value JSON escapes"
+        );
+        assert_eq!(
+            by(AuditFilter {
+                outcome: Some("allow".into()),
+                kind: Some(AuditKind::Decision),
+                ..AuditFilter::default()
+            })
+            .await,
+            [1, 3]
+        );
+        assert_eq!(
+            by(AuditFilter {
+                campaign: Some("cmp_1".into()),
+                client: Some("shop".into()),
+                ..AuditFilter::default()
+            })
+            .await,
+            [3]
+        );
+        assert_eq!(
+            by(AuditFilter {
+                from: Some(old.at + Duration::minutes(30)),
+                category: Some(Category::Receipt),
+                ..AuditFilter::default()
+            })
+            .await,
+            [2, 3]
+        );
+
+        // Pruning the old entry takes its old keys with it; the newest is never pruned.
+        let pruned = store
+            .prune(Utc::now() + Duration::hours(1))
+            .await
+            .expect("prune")
+            .expect("pruned");
+        assert_eq!(pruned.entries, 2);
+        assert_eq!(
+            index_len(&store),
+            3,
+            "only the newest entry's keys are left"
+        );
+        assert!(store.verify().expect("verify").ok);
     }
 }
