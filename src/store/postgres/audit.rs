@@ -30,26 +30,6 @@ fn chain_col(chain: u32) -> i32 {
 }
 
 impl PgStore {
-    /// The chains that hold entries.
-    async fn chains(&self) -> Result<Vec<ChainRow>, StoreError> {
-        let client = self.client().await?;
-        Ok(client
-            .rows(
-                "SELECT chain, seq, hash, start_seq, start_hash FROM audit_chains
-                 WHERE seq > 0 ORDER BY chain",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|row| ChainRow {
-                chain: u32::try_from(row.get::<_, i32>(0)).unwrap_or_default(),
-                seq: uint(row.get(1)),
-                hash: row.get(2),
-                start: AuditHead::at(uint(row.get(3)), row.get(4)),
-            })
-            .collect())
-    }
-
     /// The combined head of every chain that holds entries.
     pub(super) async fn head(&self) -> Result<AuditHead, StoreError> {
         let chains = self.chains().await?;
@@ -87,38 +67,6 @@ impl PgStore {
             );
         }
         Ok(Verification::combine(walked))
-    }
-
-    /// Walks one chain a chunk at a time, each chunk checked from where the one before it
-    /// ended: memory stays at one chunk however long the chain.
-    async fn verify_chain(&self, chain: &ChainRow) -> Result<Verification, StoreError> {
-        let client = self.client().await?;
-        let mut head = chain.start.clone();
-        let mut entries = 0;
-        loop {
-            let rows = client
-                .rows(
-                    "SELECT seq, entry FROM audit WHERE chain = $1 AND seq > $2
-                     ORDER BY seq LIMIT $3",
-                    &[&chain_col(chain.chain), &int8(head.seq), &VERIFY_CHUNK],
-                )
-                .await?;
-            let full = i64::try_from(rows.len()).unwrap_or_default() == VERIFY_CHUNK;
-            let items = rows.into_iter().map(|row| {
-                Ok::<_, StoreError>(ChainItem::Sealed {
-                    seq: uint(row.get(0)),
-                    bytes: row.get::<_, String>(1).into_bytes(),
-                })
-            });
-            let mut v = verify_chain(head, items)?;
-            entries += v.entries;
-            head = AuditHead::at(v.head_seq, v.head.clone());
-            if !v.ok || !full {
-                v.entries = entries;
-                v.first_seq = chain.start.seq + 1;
-                return Ok(v);
-            }
-        }
     }
 
     /// See [`crate::store::Store::audit_hash_at`]: the combined hash of each chain's entry at
@@ -355,6 +303,60 @@ impl PgStore {
             entries,
             through: AuditHead::combined(starts),
         }))
+    }
+}
+
+impl PgStore {
+    /// The chains that hold entries.
+    async fn chains(&self) -> Result<Vec<ChainRow>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .rows(
+                "SELECT chain, seq, hash, start_seq, start_hash FROM audit_chains
+                 WHERE seq > 0 ORDER BY chain",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| ChainRow {
+                chain: u32::try_from(row.get::<_, i32>(0)).unwrap_or_default(),
+                seq: uint(row.get(1)),
+                hash: row.get(2),
+                start: AuditHead::at(uint(row.get(3)), row.get(4)),
+            })
+            .collect())
+    }
+
+    /// Walks one chain a chunk at a time, each chunk checked from where the one before it
+    /// ended: memory stays at one chunk however long the chain.
+    async fn verify_chain(&self, chain: &ChainRow) -> Result<Verification, StoreError> {
+        let client = self.client().await?;
+        let mut head = chain.start.clone();
+        let mut entries = 0;
+        loop {
+            let rows = client
+                .rows(
+                    "SELECT seq, entry FROM audit WHERE chain = $1 AND seq > $2
+                     ORDER BY seq LIMIT $3",
+                    &[&chain_col(chain.chain), &int8(head.seq), &VERIFY_CHUNK],
+                )
+                .await?;
+            let full = i64::try_from(rows.len()).unwrap_or_default() == VERIFY_CHUNK;
+            let items = rows.into_iter().map(|row| {
+                Ok::<_, StoreError>(ChainItem::Sealed {
+                    seq: uint(row.get(0)),
+                    bytes: row.get::<_, String>(1).into_bytes(),
+                })
+            });
+            let mut v = verify_chain(head, items)?;
+            entries += v.entries;
+            head = AuditHead::at(v.head_seq, v.head.clone());
+            if !v.ok || !full {
+                v.entries = entries;
+                v.first_seq = chain.start.seq + 1;
+                return Ok(v);
+            }
+        }
     }
 }
 

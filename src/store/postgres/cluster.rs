@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{PgStore, Prepared, StoreError};
+use super::{leases, PgStore, Prepared, StoreError};
 use crate::store::InstanceState;
 
 impl PgStore {
@@ -113,5 +113,19 @@ impl PgStore {
                 policy_version: r.get(2),
             })
             .collect())
+    }
+
+    /// Stops the background tasks and lets go of this instance's partitions.
+    pub(super) async fn shut(&self) -> Result<(), StoreError> {
+        self.stop.cancel();
+        let tasks: Vec<_> = self.tasks.lock().drain(..).collect();
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        if self.leases.enabled() {
+            leases::release_all(self).await?;
+        }
+        Ok(())
     }
 }

@@ -247,6 +247,29 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn erase_idempotency_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError> {
+        let ids: Vec<&str> = messages.iter().map(MessageId::as_str).collect();
+        let db = self.client().await?;
+        // One statement: atomic, and the rows it changes no longer hold the marker, so asking
+        // again finds nothing left to do. Only rows holding a template are parsed.
+        let n = db
+            .exec(
+                "UPDATE idempotency
+                 SET record = jsonb_set(record::jsonb #- '{answer,decision,utility_template}',
+                                        '{answer,decision,trace}', '[]')::text
+                 WHERE (strpos(record, $2) > 0 OR strpos(record, $3) > 0)
+                   AND coalesce(record::jsonb #>> '{answer,id}',
+                                record::jsonb #>> '{answer,message_id}') = ANY($1)",
+                &[
+                    &ids,
+                    &crate::store::PERSONAL_IN_ANSWER,
+                    &crate::store::TRACE_IN_ANSWER,
+                ],
+            )
+            .await?;
+        Ok(n)
+    }
+
     async fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -500,6 +523,25 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn recipients_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, RecipientRecord)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .rows(
+                "SELECT key, record::text FROM recipients
+                 WHERE $1::text IS NULL OR key COLLATE \"C\" > $1
+                 ORDER BY key COLLATE \"C\" LIMIT $2",
+                &[&after, &int8(limit as u64)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.get(0), decode("recipient", row.get::<_, &str>(1))?)))
+            .collect()
+    }
+
     async fn park_event(&self, event: &Value) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
@@ -559,23 +601,26 @@ impl Store for PgStore {
         self.verify().await
     }
 
-    async fn recipients_after(
+    async fn audit_hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
+        self.hash_at(point).await
+    }
+
+    async fn audit_query(
         &self,
-        after: Option<&str>,
+        filter: &AuditFilter,
+        order: AuditOrder,
+        cursor: Option<&AuditCursor>,
         limit: usize,
-    ) -> Result<Vec<(String, RecipientRecord)>, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .rows(
-                "SELECT key, record::text FROM recipients
-                 WHERE $1::text IS NULL OR key COLLATE \"C\" > $1
-                 ORDER BY key COLLATE \"C\" LIMIT $2",
-                &[&after, &int8(limit as u64)],
-            )
-            .await?;
-        rows.iter()
-            .map(|row| Ok((row.get(0), decode("recipient", row.get::<_, &str>(1))?)))
-            .collect()
+    ) -> Result<AuditPage, StoreError> {
+        self.query(filter, order, cursor, limit).await
+    }
+
+    async fn erase_audit_personal(&self, key: &str) -> Result<u64, StoreError> {
+        self.erase_personal(key).await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
+        self.prune(before).await
     }
 
     async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
@@ -734,51 +779,6 @@ impl Store for PgStore {
             .iter()
             .map(|row| (row.get(0), uint(row.get(1))))
             .collect())
-    }
-
-    async fn audit_hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
-        self.hash_at(point).await
-    }
-
-    async fn audit_query(
-        &self,
-        filter: &AuditFilter,
-        order: AuditOrder,
-        cursor: Option<&AuditCursor>,
-        limit: usize,
-    ) -> Result<AuditPage, StoreError> {
-        self.query(filter, order, cursor, limit).await
-    }
-
-    async fn erase_audit_personal(&self, key: &str) -> Result<u64, StoreError> {
-        self.erase_personal(key).await
-    }
-
-    async fn erase_idempotency_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError> {
-        let ids: Vec<&str> = messages.iter().map(MessageId::as_str).collect();
-        let db = self.client().await?;
-        // One statement: atomic, and the rows it changes no longer hold the marker, so asking
-        // again finds nothing left to do. Only rows holding a template are parsed.
-        let n = db
-            .exec(
-                "UPDATE idempotency
-                 SET record = jsonb_set(record::jsonb #- '{answer,decision,utility_template}',
-                                        '{answer,decision,trace}', '[]')::text
-                 WHERE (strpos(record, $2) > 0 OR strpos(record, $3) > 0)
-                   AND coalesce(record::jsonb #>> '{answer,id}',
-                                record::jsonb #>> '{answer,message_id}') = ANY($1)",
-                &[
-                    &ids,
-                    &crate::store::PERSONAL_IN_ANSWER,
-                    &crate::store::TRACE_IN_ANSWER,
-                ],
-            )
-            .await?;
-        Ok(n)
-    }
-
-    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
-        self.prune(before).await
     }
 
     async fn pause_page(&self, page_id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {

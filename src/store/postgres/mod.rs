@@ -320,20 +320,6 @@ impl PgStore {
     fn chain_of(&self, page_id: Option<&str>) -> u32 {
         page_id.map_or(0, |p| self.partition_of(p))
     }
-
-    /// Stops the background tasks and lets go of this instance's partitions.
-    async fn shut(&self) -> Result<(), StoreError> {
-        self.stop.cancel();
-        let tasks: Vec<_> = self.tasks.lock().drain(..).collect();
-        for task in tasks {
-            task.abort();
-            let _ = task.await;
-        }
-        if self.leases.enabled() {
-            leases::release_all(self).await?;
-        }
-        Ok(())
-    }
 }
 
 /// Statements run prepared, each prepared once per connection and kept: one round trip per

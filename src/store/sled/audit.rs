@@ -91,6 +91,11 @@ impl SledStore {
         self.durable().await
     }
 
+    /// The current end of the audit chain.
+    pub(super) fn head(&self) -> AuditHead {
+        self.head.lock().clone()
+    }
+
     /// Up to `limit` entries from `from_seq` on, in order. Bytes that do not decode are
     /// reported as such (the chain breaks there); a read that fails is an error.
     pub(super) fn audit_page(
@@ -106,11 +111,6 @@ impl SledStore {
                     .map(|(k, v)| chain_item(&k, &v))
             })
             .collect()
-    }
-
-    /// The last entry pruned (the genesis if none was).
-    pub(super) fn audit_start(&self) -> Result<AuditHead, StoreError> {
-        Ok(self.read(T::Meta, AUDIT_START)?.unwrap_or_default())
     }
 
     /// Walks the whole chain from where it starts.
@@ -142,69 +142,6 @@ impl SledStore {
         };
         // Bytes that are no entry have no hash: the checkpoint does not hold.
         Ok(decode::<AuditEntry>(T::Audit, &bytes).ok().map(|e| e.hash))
-    }
-
-    /// An entry by seq, with its personal values if they are still kept.
-    fn entry(&self, seq: u64, bytes: Option<&[u8]>) -> Result<Option<AuditEntry>, StoreError> {
-        let owned;
-        let bytes = match bytes {
-            Some(b) => b,
-            None => match self.tree(T::Audit).get(seq.to_be_bytes())? {
-                Some(b) => {
-                    owned = b;
-                    &owned
-                }
-                None => return Ok(None),
-            },
-        };
-        let mut entry: AuditEntry = decode(T::Audit, bytes)?;
-        if entry.personal_sha256.is_some() {
-            entry.personal = self.read::<Personal>(T::AuditPersonal, &seq.to_be_bytes())?;
-        }
-        Ok(Some(entry))
-    }
-
-    /// The index (or the chain) that narrows `filter` most.
-    fn walk_for(&self, f: &AuditFilter) -> Walk {
-        let pseudonym = f.recipient.as_deref().map(|r| self.pseudonyms.of(r));
-        let by_field = [
-            (b'r', pseudonym.as_deref()),
-            (b'm', f.campaign.as_deref()),
-            (b'l', f.client.as_deref()),
-            (b'e', f.reason.as_deref()),
-            (b'p', f.page_id.as_deref()),
-            (b'c', f.category.map(|c| c.as_str())),
-            (b'o', f.outcome.as_deref()),
-        ];
-        if let Some((tag, Some(value))) = by_field.into_iter().find(|(_, v)| v.is_some()) {
-            let low = tagged(tag, value);
-            let mut high = low.clone();
-            if let Some(last) = high.last_mut() {
-                *last = 1;
-            }
-            return Walk {
-                tree: T::AuditIndex,
-                low,
-                high: Some(high),
-            };
-        }
-        if f.from.is_some() || f.to.is_some() {
-            let bound = |at: Option<chrono::DateTime<chrono::Utc>>, or: [u8; 8]| {
-                let mut key = vec![b't'];
-                key.extend_from_slice(&at.map_or(or, millis));
-                key
-            };
-            return Walk {
-                tree: T::AuditIndex,
-                low: bound(f.from, [0; 8]),
-                high: Some(bound(f.to, [0xff; 8])),
-            };
-        }
-        Walk {
-            tree: T::Audit,
-            low: Vec::new(),
-            high: None,
-        }
     }
 
     /// See [`crate::store::Store::audit_query`].
@@ -300,6 +237,76 @@ impl SledStore {
             self.durable().await?;
         }
         Ok(pruned)
+    }
+}
+
+impl SledStore {
+    /// The last entry pruned (the genesis if none was).
+    pub(super) fn audit_start(&self) -> Result<AuditHead, StoreError> {
+        Ok(self.read(T::Meta, AUDIT_START)?.unwrap_or_default())
+    }
+
+    /// An entry by seq, with its personal values if they are still kept.
+    fn entry(&self, seq: u64, bytes: Option<&[u8]>) -> Result<Option<AuditEntry>, StoreError> {
+        let owned;
+        let bytes = match bytes {
+            Some(b) => b,
+            None => match self.tree(T::Audit).get(seq.to_be_bytes())? {
+                Some(b) => {
+                    owned = b;
+                    &owned
+                }
+                None => return Ok(None),
+            },
+        };
+        let mut entry: AuditEntry = decode(T::Audit, bytes)?;
+        if entry.personal_sha256.is_some() {
+            entry.personal = self.read::<Personal>(T::AuditPersonal, &seq.to_be_bytes())?;
+        }
+        Ok(Some(entry))
+    }
+
+    /// The index (or the chain) that narrows `filter` most.
+    fn walk_for(&self, f: &AuditFilter) -> Walk {
+        let pseudonym = f.recipient.as_deref().map(|r| self.pseudonyms.of(r));
+        let by_field = [
+            (b'r', pseudonym.as_deref()),
+            (b'm', f.campaign.as_deref()),
+            (b'l', f.client.as_deref()),
+            (b'e', f.reason.as_deref()),
+            (b'p', f.page_id.as_deref()),
+            (b'c', f.category.map(|c| c.as_str())),
+            (b'o', f.outcome.as_deref()),
+        ];
+        if let Some((tag, Some(value))) = by_field.into_iter().find(|(_, v)| v.is_some()) {
+            let low = tagged(tag, value);
+            let mut high = low.clone();
+            if let Some(last) = high.last_mut() {
+                *last = 1;
+            }
+            return Walk {
+                tree: T::AuditIndex,
+                low,
+                high: Some(high),
+            };
+        }
+        if f.from.is_some() || f.to.is_some() {
+            let bound = |at: Option<chrono::DateTime<chrono::Utc>>, or: [u8; 8]| {
+                let mut key = vec![b't'];
+                key.extend_from_slice(&at.map_or(or, millis));
+                key
+            };
+            return Walk {
+                tree: T::AuditIndex,
+                low: bound(f.from, [0; 8]),
+                high: Some(bound(f.to, [0xff; 8])),
+            };
+        }
+        Walk {
+            tree: T::Audit,
+            low: Vec::new(),
+            high: None,
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::{decode, joined, SledStore, StoreError, Tx, TxResult, T};
 use crate::domain::campaign::{Campaign, CampaignId};
-use crate::domain::{MessageRecord, Psid, RecipientRecord};
+use crate::domain::{MessageRecord, Psid};
 use crate::store::{count_label, CampaignChange};
 
 fn count_key(campaign: &str, label: &str) -> Vec<u8> {
@@ -173,30 +173,6 @@ impl SledStore {
                     .map(u64::from_be_bytes)
                     .unwrap_or_default();
                 Ok((label, n))
-            })
-            .collect()
-    }
-
-    pub(super) fn recipients_after(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, RecipientRecord)>, StoreError> {
-        let range = match after {
-            Some(after) => self.tree(T::Recipients).range::<&[u8], _>((
-                std::ops::Bound::Excluded(after.as_bytes()),
-                std::ops::Bound::Unbounded,
-            )),
-            None => self.tree(T::Recipients).iter(),
-        };
-        range
-            .take(limit)
-            .map(|item| {
-                let (key, value) = item?;
-                Ok((
-                    String::from_utf8_lossy(&key).into_owned(),
-                    decode(T::Recipients, &value)?,
-                ))
             })
             .collect()
     }

@@ -417,11 +417,6 @@ impl SledStore {
         self.group_commit.durable().await
     }
 
-    /// The current end of the audit chain.
-    fn head(&self) -> AuditHead {
-        self.head.lock().clone()
-    }
-
     /// Stops the group-commit task and flushes everything to disk.
     async fn shut(&self) -> Result<(), StoreError> {
         self.stop.cancel();

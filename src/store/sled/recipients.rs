@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{joined, millis, SledStore, StoreError, T};
+use super::{decode, joined, millis, SledStore, StoreError, T};
 use crate::domain::{Category, MessageId, RecipientRecord};
 use crate::policy::RecentSend;
 use crate::store::{ParkedId, RecipientChange, SeenMid};
@@ -64,32 +64,6 @@ impl SledStore {
         })?;
         self.durable().await?;
         Ok(applied)
-    }
-
-    /// Builds the token → recipient index for a store written before the index existed (it is
-    /// kept in step with every recipient change since). Runs at open, when the index is empty.
-    pub(super) fn index_marketing_tokens(&self) -> Result<(), StoreError> {
-        if !self.tree(T::MarketingTokens).is_empty() {
-            return Ok(());
-        }
-        let mut found = Vec::new();
-        for item in self.tree(T::Recipients).iter() {
-            let (key, value) = item?;
-            let record: RecipientRecord = super::decode(T::Recipients, &value)?;
-            if let Some(token) = record.marketing_token {
-                found.push((token.token, key));
-            }
-        }
-        if found.is_empty() {
-            return Ok(());
-        }
-        self.commit(|tx| {
-            for (token, key) in &found {
-                tx.put_raw(T::MarketingTokens, token.as_bytes(), key)?;
-            }
-            Ok(())
-        })?;
-        self.flush()
     }
 
     /// The key of the recipient whose Marketing Messages token is `token`.
@@ -170,6 +144,58 @@ impl SledStore {
     pub(super) async fn unpark(&self, id: ParkedId) -> Result<(), StoreError> {
         self.commit(|tx| tx.remove(T::ParkedEvents, &id.0.to_be_bytes()))?;
         self.durable().await
+    }
+
+    pub(super) fn recipients_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, RecipientRecord)>, StoreError> {
+        let range = match after {
+            Some(after) => self.tree(T::Recipients).range::<&[u8], _>((
+                std::ops::Bound::Excluded(after.as_bytes()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.tree(T::Recipients).iter(),
+        };
+        range
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((
+                    String::from_utf8_lossy(&key).into_owned(),
+                    decode(T::Recipients, &value)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+impl SledStore {
+    /// Builds the token → recipient index for a store written before the index existed (it is
+    /// kept in step with every recipient change since). Runs at open, when the index is empty.
+    pub(super) fn index_marketing_tokens(&self) -> Result<(), StoreError> {
+        if !self.tree(T::MarketingTokens).is_empty() {
+            return Ok(());
+        }
+        let mut found = Vec::new();
+        for item in self.tree(T::Recipients).iter() {
+            let (key, value) = item?;
+            let record: RecipientRecord = super::decode(T::Recipients, &value)?;
+            if let Some(token) = record.marketing_token {
+                found.push((token.token, key));
+            }
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        self.commit(|tx| {
+            for (token, key) in &found {
+                tx.put_raw(T::MarketingTokens, token.as_bytes(), key)?;
+            }
+            Ok(())
+        })?;
+        self.flush()
     }
 }
 
