@@ -188,6 +188,7 @@ impl Herald {
         let by_user_ref = cmd.recipient.psid().is_none();
         let entry_key = key.clone();
         self.store
+            .recipients
             .update_recipient(
                 &key,
                 None,
@@ -234,6 +235,7 @@ impl Herald {
         let entry_key = key.clone();
         let client_name = client.name.clone();
         self.store
+            .recipients
             .update_recipient(
                 &key,
                 None,
@@ -265,12 +267,18 @@ impl Herald {
         let key = psid.as_str();
         let record = self
             .store
+            .recipients
             .recipient(key)
             .await?
             .ok_or_else(|| CommandError::NotFound(format!("no recipient {psid}")))?;
         let mut last_messages = Vec::new();
-        for id in self.store.recent_message_ids(key, LAST_MESSAGES).await? {
-            if let Some(m) = self.store.message(&id).await? {
+        for id in self
+            .store
+            .recipients
+            .recent_message_ids(key, LAST_MESSAGES)
+            .await?
+        {
+            if let Some(m) = self.store.messages.message(&id).await? {
                 last_messages.push(RecentMessage {
                     id: m.id,
                     category: m.category,

@@ -50,9 +50,14 @@ impl Herald {
         at: DateTime<Utc>,
     ) -> Result<(Facts, RecipientRecord), StoreError> {
         let key = recipient.key();
-        let record = self.store.recipient(&key).await?.unwrap_or_default();
+        let record = self
+            .store
+            .recipients
+            .recipient(&key)
+            .await?
+            .unwrap_or_default();
         let since = crate::domain::bounds::earlier(at, policy.longest_frequency_window());
-        let recent_sends = self.store.recent_sends(&key, since).await?;
+        let recent_sends = self.store.recipients.recent_sends(&key, since).await?;
         let facts = facts_from(&record, recent_sends, page.region.as_deref(), role, at);
         Ok((facts, record))
     }

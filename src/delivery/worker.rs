@@ -11,7 +11,7 @@
 //!                                              ▼
 //!        pace the page (governor, the policy's per_page) ─► Graph Send API (reqwest)
 //!                                              ▼
-//!   store.update_message(lifecycle::apply(event)): status + attempt + audit + outbox, durable
+//!   store.messages.update_message(lifecycle::apply(event)): status + attempt + audit + outbox, durable
 //! ```
 //!
 //! Delivery is at-least-once: a message leaves the outbox only in the transaction that records
@@ -210,7 +210,7 @@ impl Worker {
                 }
             };
             let now = self.now();
-            let next = self.herald.store.next_due().await.ok().flatten();
+            let next = self.herald.store.outbox.next_due().await.ok().flatten();
             // Sleep until the next entry is due, but never past a second, so that a clock jump
             // or a missed wake-up costs at most that.
             let mut wait = Duration::from_secs(1);
@@ -241,7 +241,7 @@ impl Worker {
         let claiming = self.claiming.lock().await;
         if self.claims_unsure.swap(false, Ordering::SeqCst) {
             let held: Vec<MessageId> = self.held.lock().iter().cloned().collect();
-            let released = match self.herald.store.release_others(&held).await {
+            let released = match self.herald.store.outbox.release_others(&held).await {
                 Ok(released) => released,
                 Err(e) => {
                     self.claims_unsure.store(true, Ordering::SeqCst);
@@ -257,7 +257,13 @@ impl Worker {
         }
         self.read_pauses().await;
         let lease = chrono::Duration::seconds(CLAIM_LEASE_SECONDS);
-        let ids = match self.herald.store.claim_due(self.now(), free, lease).await {
+        let ids = match self
+            .herald
+            .store
+            .outbox
+            .claim_due(self.now(), free, lease)
+            .await
+        {
             Ok(ids) => ids,
             Err(e) => {
                 self.claims_unsure.store(true, Ordering::SeqCst);
@@ -310,7 +316,7 @@ impl Worker {
             Err(e) => release = self.after_panic(&id, e).await,
         }
         if release {
-            if let Err(e) = self.herald.store.release(&id).await {
+            if let Err(e) = self.herald.store.outbox.release(&id).await {
                 unsure = true;
                 tracing::error!(message_id = %id, error = %e, "releasing a claim failed");
             }
@@ -375,7 +381,7 @@ impl Worker {
         panics: u32,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let Some(record) = self.herald.store.message(id).await? else {
+        let Some(record) = self.herald.store.messages.message(id).await? else {
             return Ok(());
         };
         if !record.status.is_pending() {
@@ -396,7 +402,7 @@ impl Worker {
         if !stale {
             return;
         }
-        match self.herald.store.paused_pages(self.now()).await {
+        match self.herald.store.pauses.paused_pages(self.now()).await {
             Ok(pauses) => {
                 let mut paused = self.paused_pages.lock();
                 for (page, until) in pauses {
@@ -416,7 +422,7 @@ impl Worker {
             let held = paused.until.entry(page.to_owned()).or_insert(until);
             *held = (*held).max(until);
         }
-        if let Err(e) = self.herald.store.pause_page(page, until).await {
+        if let Err(e) = self.herald.store.pauses.pause_page(page, until).await {
             // This instance still holds the page back; only a restart would forget it.
             tracing::warn!(page, error = %e, "storing a page's pause failed");
         }
@@ -437,7 +443,7 @@ impl Worker {
         loop {
             self.dispatch_due().await?;
             self.wait_idle().await;
-            match self.herald.store.next_due().await? {
+            match self.herald.store.outbox.next_due().await? {
                 Some(next) if next <= until => {
                     let wait = (next - self.now()).to_std().unwrap_or_default();
                     tokio::time::sleep(wait).await;
@@ -451,7 +457,7 @@ impl Worker {
     pub async fn process(&self, id: &MessageId) -> Result<Processed, StoreError> {
         self.herald.tasks.checkpoint(TASK_DELIVERY);
         let store = &self.herald.store;
-        let Some(record) = store.message(id).await? else {
+        let Some(record) = store.messages.message(id).await? else {
             return Ok(Processed::Skipped);
         };
         let span = tracing::Span::current();
@@ -463,6 +469,7 @@ impl Worker {
         if !record.status.is_pending() {
             // Already settled: only the outbox entry is left to tidy.
             store
+                .messages
                 .update_message(id, Box::new(|r| lifecycle::tidy(r)))
                 .await?;
             return Ok(Processed::Skipped);
@@ -475,7 +482,7 @@ impl Worker {
         }
         let mut respect_quiet_hours = true;
         if let Some(campaign) = record.campaign.as_deref().and_then(CampaignId::parse) {
-            match store.campaign(&campaign).await? {
+            match store.campaigns.campaign(&campaign).await? {
                 Some(c) if c.status == CampaignStatus::Cancelled => {
                     self.change(id, Event::Cancel, now).await?;
                     return Ok(Processed::Skipped);
@@ -520,6 +527,7 @@ impl Worker {
             Via::Recipient => None,
             Via::MarketingToken => {
                 let token = store
+                    .recipients
                     .recipient(&record.recipient.key())
                     .await?
                     .and_then(|r| r.marketing_token)
@@ -578,6 +586,7 @@ impl Worker {
     ) -> Result<Option<MessageRecord>, StoreError> {
         self.herald
             .store
+            .messages
             .update_message(id, Box::new(move |r| lifecycle::apply(r, event, at).ok()))
             .await
     }
@@ -631,6 +640,7 @@ impl Worker {
         if via_token {
             self.herald
                 .store
+                .recipients
                 .update_recipient(
                     &record.recipient.key(),
                     None,
@@ -732,6 +742,7 @@ impl Worker {
             ErrorClass::Unreachable => {
                 self.herald
                     .store
+                    .recipients
                     .update_recipient(
                         &key,
                         None,
@@ -761,6 +772,7 @@ impl Worker {
                 let (entry_key, page_id) = (key.clone(), record.page_id.clone());
                 self.herald
                     .store
+                    .recipients
                     .update_recipient(
                         &key,
                         None,

@@ -91,7 +91,8 @@ async fn a_permanent_graph_error_fails_the_message_without_retrying() {
         .handle()
         .herald
         .store
-        .verify_audit()
+        .audit
+        .verify()
         .await
         .expect("verify");
     assert!(v.ok, "{v:?}");

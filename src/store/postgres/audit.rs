@@ -4,15 +4,17 @@
 //! The log is read in `id` order (the order entries were written in, across chains); each
 //! chain is verified in its own `seq` order from where it starts.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 
+use super::writes::{write_alone, Rows};
 use super::{decode, int8, uint, PgStore, Prepared, StoreError};
 use crate::domain::audit::{
     verify_chain, AuditEntry, AuditHead, ChainHead, ChainItem, ChainPoint, Personal, Verification,
     GENESIS,
 };
-use crate::store::{AuditCursor, AuditFilter, AuditOrder, AuditPage, Pruned};
+use crate::store::{AuditCursor, AuditFilter, AuditLog, AuditOrder, AuditPage, Pruned};
 
 /// Entries read per round trip while a chain is verified.
 const VERIFY_CHUNK: i64 = 10_000;
@@ -29,9 +31,16 @@ fn chain_col(chain: u32) -> i32 {
     i32::try_from(chain).unwrap_or(i32::MAX)
 }
 
-impl PgStore {
+#[async_trait]
+impl AuditLog for PgStore {
+    async fn append(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+        let mut rows = Rows::default();
+        rows.audit(entries);
+        write_alone(self, rows).await
+    }
+
     /// The combined head of every chain that holds entries.
-    pub(super) async fn head(&self) -> Result<AuditHead, StoreError> {
+    async fn head(&self) -> Result<AuditHead, StoreError> {
         let chains = self.chains().await?;
         if chains.is_empty() {
             return Ok(AuditHead::default());
@@ -50,7 +59,7 @@ impl PgStore {
 
     /// Walks every chain from where it starts; a chain whose entries end before its recorded
     /// head lost its last entries.
-    pub(super) async fn verify(&self) -> Result<Verification, StoreError> {
+    async fn verify(&self) -> Result<Verification, StoreError> {
         let mut walked = Vec::new();
         for chain in self.chains().await? {
             let mut v = self.verify_chain(&chain).await?;
@@ -69,9 +78,8 @@ impl PgStore {
         Ok(Verification::combine(walked))
     }
 
-    /// See [`crate::store::Store::audit_hash_at`]: the combined hash of each chain's entry at
-    /// the point's seqs.
-    pub(super) async fn hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
+    /// The combined hash of each chain's entry at the point's seqs.
+    async fn hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
         if point.chains.is_empty() {
             return Ok(None);
         }
@@ -110,11 +118,7 @@ impl PgStore {
     }
 
     /// Up to `limit` entries, in the order they were written, from position `from` (an `id`).
-    pub(super) async fn entries(
-        &self,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<ChainItem>, StoreError> {
+    async fn entries(&self, from: u64, limit: usize) -> Result<Vec<ChainItem>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .rows(
@@ -136,8 +140,8 @@ impl PgStore {
             .collect())
     }
 
-    /// See [`crate::store::Store::audit_query`]: one statement, the filter as conditions.
-    pub(super) async fn query(
+    /// One statement, the filter as conditions.
+    async fn query(
         &self,
         filter: &AuditFilter,
         order: AuditOrder,
@@ -217,8 +221,7 @@ impl PgStore {
         Ok(page)
     }
 
-    /// See [`crate::store::Store::erase_audit_personal`].
-    pub(super) async fn erase_personal(&self, key: &str) -> Result<u64, StoreError> {
+    async fn erase_personal(&self, key: &str) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let n = client
             .exec(
@@ -230,10 +233,10 @@ impl PgStore {
         Ok(n)
     }
 
-    /// See [`crate::store::Store::prune_audit`]: each chain loses its entries made before
+    /// Each chain loses its entries made before
     /// `before`, oldest first and as long as they are, never its newest; where it now starts
     /// is recorded in the same transaction.
-    pub(super) async fn prune(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
+    async fn prune(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
         let mut client = self.client().await?;
         let mut entries = 0u64;
         for chain in self.chains().await? {

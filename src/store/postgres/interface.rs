@@ -1,4 +1,4 @@
-//! [`PgStore`] behind the [`Store`] interface.
+//! [`PgStore`] behind the store's interfaces.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration as StdDuration, Instant};
@@ -8,15 +8,14 @@ use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::Transaction;
 use serde_json::Value;
 
-use super::writes::{write_alone, AcceptJob, Rows, UpdateJob};
-use super::{decode, encode, int8, leases, uint, PgStore, Prepared, StoreError};
-use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, ChainPoint, Verification};
+use super::writes::{AcceptJob, Rows, UpdateJob};
+use super::{decode, encode, int8, uint, PgStore, Prepared, StoreError};
 use crate::domain::campaign::{Campaign, CampaignId};
 use crate::domain::{Category, IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord};
 use crate::policy::{RecentSend, TraceStep};
 use crate::store::{
-    Accepted, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange, InstanceState,
-    MessageChange, MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid, Store,
+    Accepted, CampaignChange, Campaigns, MessageChange, Messages, MessagesChange, NewMessage,
+    Outbox, ParkedId, RecipientChange, Recipients, SeenMid,
 };
 
 /// The longest a claim waits for a newly taken partition's pacing gap.
@@ -156,7 +155,7 @@ impl PgStore {
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl Messages for PgStore {
     async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.accepts
@@ -269,7 +268,10 @@ impl Store for PgStore {
             .await?;
         Ok(n)
     }
+}
 
+#[async_trait]
+impl Outbox for PgStore {
     async fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -408,7 +410,10 @@ impl Store for PgStore {
         let n: i64 = client.one("SELECT count(*) FROM outbox", &[]).await?.get(0);
         Ok(uint(n))
     }
+}
 
+#[async_trait]
+impl Recipients for PgStore {
     async fn recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError> {
         self.read_json(
             "recipient",
@@ -578,52 +583,11 @@ impl Store for PgStore {
             .await?;
         Ok(())
     }
+}
 
-    async fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
-        let mut rows = Rows::default();
-        rows.audit(entries);
-        write_alone(self, rows).await
-    }
-
-    async fn audit_head(&self) -> Result<AuditHead, StoreError> {
-        self.head().await
-    }
-
-    async fn audit_entries(
-        &self,
-        from_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<ChainItem>, StoreError> {
-        self.entries(from_seq, limit).await
-    }
-
-    async fn verify_audit(&self) -> Result<Verification, StoreError> {
-        self.verify().await
-    }
-
-    async fn audit_hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
-        self.hash_at(point).await
-    }
-
-    async fn audit_query(
-        &self,
-        filter: &AuditFilter,
-        order: AuditOrder,
-        cursor: Option<&AuditCursor>,
-        limit: usize,
-    ) -> Result<AuditPage, StoreError> {
-        self.query(filter, order, cursor, limit).await
-    }
-
-    async fn erase_audit_personal(&self, key: &str) -> Result<u64, StoreError> {
-        self.erase_personal(key).await
-    }
-
-    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
-        self.prune(before).await
-    }
-
-    async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
+#[async_trait]
+impl Campaigns for PgStore {
+    async fn create(&self, campaign: &Campaign) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
             .exec(
@@ -709,7 +673,7 @@ impl Store for PgStore {
         .await
     }
 
-    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+    async fn all(&self) -> Result<Vec<Campaign>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .rows(
@@ -722,7 +686,7 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn update_campaign(
+    async fn update(
         &self,
         id: &CampaignId,
         change: CampaignChange,
@@ -766,7 +730,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn campaign_counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .rows(
@@ -779,62 +743,5 @@ impl Store for PgStore {
             .iter()
             .map(|row| (row.get(0), uint(row.get(1))))
             .collect())
-    }
-
-    async fn pause_page(&self, page_id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
-        self.pause(page_id, until).await
-    }
-
-    async fn paused_pages(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
-        self.pauses(now).await
-    }
-
-    async fn publish_policy(&self, version: &str) -> Result<i64, StoreError> {
-        self.publish(version).await
-    }
-
-    async fn published_policy(&self) -> Result<Option<(i64, String)>, StoreError> {
-        self.published().await
-    }
-
-    async fn report_policy(&self, version: &str) -> Result<(), StoreError> {
-        self.report(version).await
-    }
-
-    async fn instances(&self) -> Result<Vec<InstanceState>, StoreError> {
-        self.alive().await
-    }
-
-    fn maintenance_every(&self) -> Option<std::time::Duration> {
-        self.lease_every
-    }
-
-    async fn maintain(&self) -> Result<(), StoreError> {
-        leases::round(self).await
-    }
-
-    fn runs_page(&self, page_id: &str) -> bool {
-        self.leases
-            .holds(self.partition_of(page_id), Instant::now())
-    }
-
-    async fn size_on_disk(&self) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let n: i64 = client
-            .one("SELECT pg_database_size(current_database())", &[])
-            .await?
-            .get(0);
-        Ok(uint(n))
-    }
-
-    async fn close(&self) -> Result<(), StoreError> {
-        self.shut().await
-    }
-
-    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        vec![Box::new(self.commit.clone()), Box::new(self.flush.clone())]
     }
 }

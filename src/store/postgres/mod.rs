@@ -293,7 +293,7 @@ impl PgStore {
         let update_batcher =
             tokio::spawn(writes::run_batcher(Arc::downgrade(&store), update_queue));
         store.tasks.lock().extend([batcher, update_batcher]);
-        // The later rounds are the gateway's to run (`Store::maintain`), as a supervised task.
+        // The later rounds are the gateway's to run (`Engine::maintain`), as a supervised task.
         if lease.is_some() {
             leases::round(&store).await.map_err(unusable)?;
         }
@@ -319,6 +319,11 @@ impl PgStore {
     /// The chain an audit entry goes to: its page's partition, or 0 for entries about no page.
     fn chain_of(&self, page_id: Option<&str>) -> u32 {
         page_id.map_or(0, |p| self.partition_of(p))
+    }
+
+    /// The store's own metrics (commit and flush latencies), for `GET /metrics`.
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![Box::new(self.commit.clone()), Box::new(self.flush.clone())]
     }
 }
 

@@ -15,11 +15,13 @@
 
 use std::ops::Bound;
 
+use async_trait::async_trait;
+
 use super::{decode, millis, SledStore, StoreError, Tx, TxResult, AUDIT_START, T};
 use crate::domain::audit::{
-    verify_chain, AuditEntry, AuditHead, ChainItem, Personal, Verification,
+    verify_chain, AuditEntry, AuditHead, ChainItem, ChainPoint, Personal, Verification,
 };
-use crate::store::{AuditCursor, AuditFilter, AuditOrder, AuditPage, Pruned};
+use crate::store::{AuditCursor, AuditFilter, AuditLog, AuditOrder, AuditPage, Pruned};
 
 /// The most keys one query page walks before it answers with what it has and a cursor: a
 /// filter that matches little cannot make one request walk the whole log.
@@ -79,9 +81,10 @@ struct Walk {
     high: Option<Vec<u8>>,
 }
 
-impl SledStore {
+#[async_trait]
+impl AuditLog for SledStore {
     /// Appends entries in a transaction of their own and waits until they are durable.
-    pub(super) async fn append(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+    async fn append(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
         self.commit(|tx| {
             for e in entries {
                 tx.audit(e)?;
@@ -92,17 +95,13 @@ impl SledStore {
     }
 
     /// The current end of the audit chain.
-    pub(super) fn head(&self) -> AuditHead {
-        self.head.lock().clone()
+    async fn head(&self) -> Result<AuditHead, StoreError> {
+        Ok(self.head.lock().clone())
     }
 
     /// Up to `limit` entries from `from_seq` on, in order. Bytes that do not decode are
     /// reported as such (the chain breaks there); a read that fails is an error.
-    pub(super) fn audit_page(
-        &self,
-        from_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<ChainItem>, StoreError> {
+    async fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<ChainItem>, StoreError> {
         self.tree(T::Audit)
             .range(from_seq.to_be_bytes()..)
             .take(limit)
@@ -114,7 +113,7 @@ impl SledStore {
     }
 
     /// Walks the whole chain from where it starts.
-    pub(super) fn verify(&self) -> Result<Verification, StoreError> {
+    async fn verify(&self) -> Result<Verification, StoreError> {
         let start = self.audit_start()?;
         let from = (start.seq + 1).to_be_bytes();
         // Each entry is checked as stored, without decoding it: verification is a hash over
@@ -131,8 +130,8 @@ impl SledStore {
         )
     }
 
-    /// See [`crate::store::Store::audit_hash_at`].
-    pub(super) fn hash_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
+    async fn hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
+        let seq = point.seq;
         let start = self.audit_start()?;
         if seq == start.seq {
             return Ok(Some(start.hash));
@@ -144,8 +143,7 @@ impl SledStore {
         Ok(decode::<AuditEntry>(T::Audit, &bytes).ok().map(|e| e.hash))
     }
 
-    /// See [`crate::store::Store::audit_query`].
-    pub(super) fn query(
+    async fn query(
         &self,
         filter: &AuditFilter,
         order: AuditOrder,
@@ -192,8 +190,7 @@ impl SledStore {
         Ok(page)
     }
 
-    /// See [`crate::store::Store::erase_audit_personal`].
-    pub(super) async fn erase_personal(&self, recipient: &str) -> Result<u64, StoreError> {
+    async fn erase_personal(&self, recipient: &str) -> Result<u64, StoreError> {
         let prefix = tagged(b'r', &self.pseudonyms.of(recipient));
         let mut erased = 0;
         let mut keys = self.tree(T::AuditIndex).scan_prefix(&prefix).peekable();
@@ -219,8 +216,7 @@ impl SledStore {
         Ok(erased)
     }
 
-    /// See [`crate::store::Store::prune_audit`].
-    pub(super) async fn prune(
+    async fn prune(
         &self,
         before: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<Pruned>, StoreError> {

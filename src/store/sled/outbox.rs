@@ -7,11 +7,13 @@
 use std::collections::HashMap;
 use std::ops::Bound;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::Mutex;
 
 use super::{millis, SledStore, StoreError, T};
 use crate::domain::MessageId;
+use crate::store::Outbox;
 
 /// Claims on outbox entries, and where the next scan for due work starts.
 #[derive(Default)]
@@ -22,9 +24,9 @@ pub(super) struct Claims {
     cursor: Mutex<Option<Vec<u8>>>,
 }
 
-impl SledStore {
-    /// See [`crate::store::Store::claim_due`].
-    pub(super) fn claim(
+#[async_trait]
+impl Outbox for SledStore {
+    async fn claim_due(
         &self,
         now: DateTime<Utc>,
         limit: usize,
@@ -69,30 +71,35 @@ impl SledStore {
         Ok(claimed)
     }
 
-    /// See [`crate::store::Store::try_claim`].
-    pub(super) fn claim_one(&self, id: &MessageId, now: DateTime<Utc>, lease: Duration) -> bool {
+    async fn try_claim(
+        &self,
+        id: &MessageId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
         let mut held = self.claims.held.lock();
         if held.get(id).is_some_and(|until| *until > now) {
-            return false;
+            return Ok(false);
         }
         held.insert(id.clone(), now + lease);
-        true
+        Ok(true)
     }
 
-    pub(super) fn unclaim(&self, id: &MessageId) {
+    async fn release(&self, id: &MessageId) -> Result<(), StoreError> {
         self.claims.held.lock().remove(id);
+        Ok(())
     }
 
-    pub(super) fn held(&self, id: &MessageId, now: DateTime<Utc>) -> bool {
-        self.claims
+    async fn is_claimed(&self, id: &MessageId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(self
+            .claims
             .held
             .lock()
             .get(id)
-            .is_some_and(|until| *until > now)
+            .is_some_and(|until| *until > now))
     }
 
-    /// When the earliest outbox entry is due.
-    pub(super) fn first_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let Some((key, _)) = self.tree(T::Outbox).first()? else {
             return Ok(None);
         };
@@ -105,7 +112,7 @@ impl SledStore {
         Ok(DateTime::from_timestamp_millis(ms))
     }
 
-    pub(super) fn outbox_count(&self) -> u64 {
-        self.tree(T::Outbox).len() as u64
+    async fn outbox_len(&self) -> Result<u64, StoreError> {
+        Ok(self.tree(T::Outbox).len() as u64)
     }
 }
