@@ -24,10 +24,13 @@
 //! ```
 
 mod audit;
+mod campaigns;
 mod cluster;
-mod interface;
 mod leases;
+mod messages;
 mod migrations;
+mod outbox;
+mod recipients;
 mod writes;
 
 use std::sync::Arc;
@@ -309,6 +312,18 @@ impl PgStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         Ok(self.pool.get().await?)
+    }
+
+    async fn read_json<V: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        sql: &str,
+        key: &(dyn tokio_postgres::types::ToSql + Sync),
+    ) -> Result<Option<V>, StoreError> {
+        let client = self.client().await?;
+        let row = client.opt(sql, &[key]).await?;
+        row.map(|row| decode(what, &row.get::<_, String>(0)))
+            .transpose()
     }
 
     /// The partition `page_id` hashes into.
