@@ -1,5 +1,6 @@
-//! What the instances sharing the database tell each other besides leases: pages Messenger
-//! asked to wait (a 613), and the policy every instance should run.
+//! What the instances sharing the database tell each other besides leases — pages Messenger
+//! asked to wait (a 613), the policy every instance should run — and the engine's own part in
+//! sharing it: the lease rounds, which pages this instance runs, letting go when it closes.
 
 use std::time::Instant;
 

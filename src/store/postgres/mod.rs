@@ -17,10 +17,16 @@
 //!   in order under its row's lock, `(chain, seq)` unique; verification walks each and reports
 //!   their combined head, which checkpoints sign.
 //!
+//! Each of the store's interfaces is implemented in the file that does its work:
+//!
 //! ```text
-//!   interface.rs (impl Store) ─┬─► writes.rs (Rows: one transaction's writes; the batcher)
-//!                              ├─► leases.rs (partitions, epochs)
-//!                              └─► audit.rs (queries, verify, prune, erase)
+//!   impl Messages    messages.rs ─┬─► writes.rs (Rows: one transaction's writes; the batchers)
+//!   impl Recipients  recipients.rs│
+//!   impl Campaigns   campaigns.rs ┘
+//!   impl Outbox      outbox.rs ─────► leases.rs (partitions, epochs)
+//!   impl AuditLog    audit.rs    (append, queries, verify, prune, erase)
+//!   impl Pauses      cluster.rs  (pages' pauses, shared by every instance)
+//!   impl Engine      cluster.rs  (policy published and reported, instances, lease rounds, close)
 //! ```
 
 mod audit;

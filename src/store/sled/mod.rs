@@ -8,10 +8,16 @@
 //! one writer thread that flushes each batch itself ([`writer`]); other writers that must be
 //! durable wait for a group commit ([`group_commit`]).
 //!
+//! Each of the store's interfaces is implemented in the file that does its work:
+//!
 //! ```text
-//!   interface.rs (impl Store) ─┬─► writer.rs ──► messages.rs ─┐
-//!                              ├─► messages.rs, recipients.rs ├─► mod.rs (Tx, trees, codec)
-//!                              └─► outbox.rs, audit.rs ───────┘
+//!   impl Messages    messages.rs ──► writer.rs (accepts, message changes) ─┐
+//!   impl Outbox      outbox.rs   (claims in memory)                        │
+//!   impl Recipients  recipients.rs                                         │
+//!   impl AuditLog    audit.rs    (the chain, its indexes, prune, erase)    ├─► mod.rs (Tx, trees,
+//!   impl Campaigns   campaigns.rs                                          │    codec, commit)
+//!   impl Pauses      pages.rs                                              │
+//!   impl Engine      mod.rs      (close, size on disk) ────────────────────┘
 //! ```
 
 mod audit;
