@@ -14,7 +14,7 @@ use herald::domain::{
     Category, Content, MessageId, MessageRecord, MessageStatus, Psid, Recipient, Role,
 };
 use herald::policy::{Decision, Outcome, Reason, Via};
-use herald::store::{LeaseSettings, NewMessage, PgOptions, PgStore, SledStore, Store};
+use herald::store::{LeaseSettings, Messages, NewMessage, PgOptions, PgStore, SledStore, Stores};
 use serde_json::json;
 
 fn record(i: usize) -> MessageRecord {
@@ -58,7 +58,7 @@ fn record(i: usize) -> MessageRecord {
     }
 }
 
-async fn accept(store: &dyn Store, mut record: MessageRecord) {
+async fn accept(store: &dyn Messages, mut record: MessageRecord) {
     let effects = lifecycle::accepted(&mut record);
     let new = NewMessage {
         record,
@@ -72,7 +72,7 @@ async fn accept(store: &dyn Store, mut record: MessageRecord) {
 fn accept_benches(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     rt: &tokio::runtime::Runtime,
-    store: Arc<dyn Store>,
+    store: Arc<dyn Messages>,
     together: &str,
 ) {
     g.sample_size(20);
@@ -117,20 +117,17 @@ fn bench(c: &mut Criterion) {
         .expect("runtime");
     let dir = tempfile::tempdir().expect("dir");
     let store = rt.block_on(async {
-        SledStore::open(
-            &dir.path().join("store"),
-            herald::domain::audit::Pseudonyms::new(b"bench"),
+        Stores::of(
+            SledStore::open(
+                &dir.path().join("store"),
+                herald::domain::audit::Pseudonyms::new(b"bench"),
+            )
+            .expect("store"),
         )
-        .expect("store")
     });
 
     let mut g = c.benchmark_group("store");
-    accept_benches(
-        &mut g,
-        &rt,
-        Arc::clone(&store) as Arc<dyn Store>,
-        "group commit",
-    );
+    accept_benches(&mut g, &rt, Arc::clone(&store.messages), "group commit");
     g.finish();
 
     // The audit log: 100,000 entries, then reads from its middle and a full verification.
@@ -144,16 +141,16 @@ fn bench(c: &mut Criterion) {
                     ..AuditEntry::default()
                 })
                 .collect();
-            store.append_audit(entries).await.expect("append");
+            store.audit.append(entries).await.expect("append");
         }
     });
-    let head = rt.block_on(store.audit_head()).expect("head").seq;
+    let head = rt.block_on(store.audit.head()).expect("head").seq;
     let middle = head / 2;
     let mut g = c.benchmark_group("audit");
     g.throughput(Throughput::Elements(100));
     g.bench_function("read 100 entries from the middle", |b| {
         b.iter(|| {
-            rt.block_on(store.audit_entries(middle, 100))
+            rt.block_on(store.audit.entries(middle, 100))
                 .expect("read")
                 .len()
         })
@@ -161,7 +158,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(head));
     g.sample_size(10);
     g.bench_function("verify the whole chain", |b| {
-        b.iter(|| rt.block_on(store.verify_audit()).expect("verify"))
+        b.iter(|| rt.block_on(store.audit.verify()).expect("verify"))
     });
     g.finish();
 }
@@ -178,7 +175,7 @@ fn postgres(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (store, database): (Arc<dyn Store>, String) = rt.block_on(async {
+    let (store, database): (Stores, String) = rt.block_on(async {
         let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
             .await
             .expect("connect");
@@ -205,20 +202,20 @@ fn postgres(c: &mut Criterion) {
         let store = PgStore::open(&options, herald::domain::audit::Pseudonyms::new(b"bench"))
             .await
             .expect("open");
-        let store = store as Arc<dyn Store>;
+        let store = Stores::of(store);
         // The lease rounds a gateway would run: without them the leases run out mid-bench.
-        let _ = herald::store::spawn_upkeep(Arc::clone(&store));
+        let _ = herald::store::spawn_upkeep(Arc::clone(&store.engine));
         (store, url.to_string())
     });
     let mut g = c.benchmark_group("postgres");
-    accept_benches(&mut g, &rt, Arc::clone(&store), "batched");
+    accept_benches(&mut g, &rt, Arc::clone(&store.messages), "batched");
     // Claims: 10,000 more due messages (and whatever the runs above left); each call claims
     // 100 and the claims are let go of, untimed, before the next.
     rt.block_on(async {
         for _ in 0..100 {
             let tasks: Vec<_> = (0..100)
                 .map(|i| {
-                    let store = Arc::clone(&store);
+                    let store = Arc::clone(&store.messages);
                     tokio::spawn(async move { accept(store.as_ref(), record(i)).await })
                 })
                 .collect();
@@ -229,7 +226,7 @@ fn postgres(c: &mut Criterion) {
     });
     g.throughput(Throughput::Elements(100));
     g.bench_function("claim 100 due messages", |b| {
-        let (store, database) = (Arc::clone(&store), database.clone());
+        let (store, database) = (Arc::clone(&store.outbox), database.clone());
         b.to_async(&rt).iter_custom(move |iters| {
             let (store, database) = (Arc::clone(&store), database.clone());
             async move {
@@ -262,7 +259,7 @@ fn postgres(c: &mut Criterion) {
         })
     });
     g.finish();
-    rt.block_on(store.close()).expect("close");
+    rt.block_on(store.engine.close()).expect("close");
 }
 
 /// The engine's floor: sled 0.34 by itself, with no encoding, hashing or bookkeeping, writing

@@ -34,7 +34,7 @@ use herald::clock::SystemClock;
 use herald::domain::audit::{AuditEntry, AuditKind, Personal};
 use herald::domain::Role;
 use herald::sandbox::{Sandbox, SandboxConfig, SandboxPage};
-use herald::store::{SledStore, Store};
+use herald::store::{AuditLog, Engine, SledStore};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -1011,7 +1011,7 @@ async fn coldstart(o: &Options) -> Vec<Row> {
                         ..AuditEntry::default()
                     })
                     .collect();
-                store.append_audit(list).await.expect("append");
+                store.append(list).await.expect("append");
             }
             store.close().await.expect("close");
         }
@@ -1069,7 +1069,7 @@ async fn audit(o: &Options) -> Vec<Row> {
                     ..AuditEntry::default()
                 })
                 .collect();
-            store.append_audit(list).await.expect("append");
+            store.append(list).await.expect("append");
         }
         store.close().await.expect("close");
     }

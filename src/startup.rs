@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::routes::openapi::{ApiDoc, ApiDocument};
 use crate::routes::{self, AppState};
-use crate::store::{LeaseSettings, PgOptions, PgStore, SledStore, Store};
+use crate::store::{LeaseSettings, PgOptions, PgStore, SledStore, Stores};
 use crate::supervisor::{TASK_BACKGROUND, TASK_CAMPAIGNS, TASK_LEASES, TASK_RELOAD, TASK_WORKER};
 
 /// A built application: bound to its port, store open, worker ready.
@@ -66,7 +66,15 @@ pub struct Dependencies {
     /// The clock every part of the gateway reads.
     pub clock: Option<SharedClock>,
     /// The store, already open.
-    pub store: Option<Arc<dyn Store>>,
+    pub store: Option<OpenedStore>,
+}
+
+/// A store as opened: its interfaces, and the engine's own metrics (commit and flush
+/// latencies), which `GET /metrics` exports. The metrics travel beside the interfaces, not
+/// through them, so that a wrapper around the interfaces cannot lose them.
+pub struct OpenedStore {
+    pub store: Stores,
+    pub metrics: Vec<Box<dyn prometheus::core::Collector>>,
 }
 
 impl Application {
@@ -100,13 +108,12 @@ impl Application {
             signer: settings.audit.signer()?,
             retention: settings.audit.retention(),
         };
-        let store: Arc<dyn Store> = match deps.store {
-            Some(store) => store,
+        let OpenedStore { store, metrics } = match deps.store {
+            Some(opened) => opened,
             None => open_store(settings, pseudonyms(settings)?, true).await?,
         };
         let clock = deps.clock.unwrap_or_else(SystemClock::shared);
-        let metrics =
-            Arc::new(Metrics::new(store.collectors()).context("cannot build the metrics")?);
+        let metrics = Arc::new(Metrics::new(metrics).context("cannot build the metrics")?);
         let pages = Pages::from_settings(&settings.messenger);
         let graph = GraphClient::new(
             &settings.messenger.graph_base_url,
@@ -194,7 +201,7 @@ impl Application {
             let (herald, stop) = (Arc::clone(&herald), stop.clone());
             move || run_campaigns(Arc::clone(&herald), stop.clone())
         });
-        let maintenance = herald.store.maintenance_every().map(|every| {
+        let maintenance = herald.store.engine.maintenance_every().map(|every| {
             tasks.spawn(TASK_LEASES, stop.clone(), {
                 let (herald, stop) = (Arc::clone(&herald), stop.clone());
                 move || maintain(Arc::clone(&herald), every, stop.clone())
@@ -250,7 +257,7 @@ impl Application {
         // The worker's loop waits for its sends when it stops; a loop that was waiting to be
         // restarted did not, so wait here (each send ends within the request timeout).
         self.handle.worker.wait_idle().await;
-        self.handle.herald.store.close().await?;
+        self.handle.herald.store.engine.close().await?;
         tracing::info!("store flushed; bye");
         Ok(())
     }
@@ -368,13 +375,16 @@ pub async fn open_store(
     settings: &Settings,
     pseudonyms: Pseudonyms,
     gateway: bool,
-) -> anyhow::Result<Arc<dyn Store>> {
+) -> anyhow::Result<OpenedStore> {
     let storage = &settings.storage;
     match storage.backend {
         Backend::Sled => {
             let store = SledStore::open(&storage.path, pseudonyms)
                 .with_context(|| format!("cannot open the store at {}", storage.path.display()))?;
-            Ok(store)
+            Ok(OpenedStore {
+                metrics: store.collectors(),
+                store: Stores::of(store),
+            })
         }
         Backend::Postgres => {
             let options = pg_options(settings, gateway)?;
@@ -382,7 +392,10 @@ pub async fn open_store(
             let store = PgStore::open(&options, pseudonyms)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok(store)
+            Ok(OpenedStore {
+                metrics: store.collectors(),
+                store: Stores::of(store),
+            })
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::domain::checkpoint::{Checkpoint, CheckpointSigner};
 use crate::domain::lifecycle;
 use crate::domain::recipient::{self, Change};
 use crate::domain::{MessageId, Psid};
-use crate::store::{AuditCursor, AuditFilter, AuditOrder, AuditPage, Store, StoreError};
+use crate::store::{AuditCursor, AuditFilter, AuditLog, AuditOrder, AuditPage, StoreError};
 
 /// Entries per page when none is asked for, and the most one page may hold.
 pub const DEFAULT_PAGE: usize = 100;
@@ -191,19 +191,19 @@ fn encode(
 /// The entries matching `filter`, oldest first, as a stream of encoded chunks: one page is read
 /// from the store per chunk, so memory stays flat however long the log.
 pub fn export(
-    store: Arc<dyn Store>,
+    log: Arc<dyn AuditLog>,
     filter: AuditFilter,
     format: ExportFormat,
 ) -> impl Stream<Item = Result<Vec<u8>, StoreError>> {
     struct State {
-        store: Arc<dyn Store>,
+        log: Arc<dyn AuditLog>,
         filter: AuditFilter,
         cursor: Option<AuditCursor>,
         first: bool,
         done: bool,
     }
     let state = State {
-        store,
+        log,
         filter,
         cursor: None,
         first: true,
@@ -213,8 +213,8 @@ pub fn export(
         // A page may come back empty with a cursor (the walk's budget ran out): read on.
         while !s.done {
             let page = s
-                .store
-                .audit_query(
+                .log
+                .query(
                     &s.filter,
                     AuditOrder::OldestFirst,
                     s.cursor.as_ref(),
@@ -235,12 +235,12 @@ pub fn export(
 
 /// Walks the chain; with `point`, also checks that the log still extends it.
 pub async fn verify(
-    store: &dyn Store,
+    log: &dyn AuditLog,
     point: Option<&ChainPoint>,
 ) -> Result<Verification, StoreError> {
-    let mut v = store.verify_audit().await?;
+    let mut v = log.verify().await?;
     if let Some(point) = point {
-        let found = store.audit_hash_at(point).await?;
+        let found = log.hash_at(point).await?;
         v.against(point, found.as_deref());
     }
     Ok(v)
@@ -313,7 +313,7 @@ impl Herald {
         limit: Option<usize>,
     ) -> Result<AuditPage, CommandError> {
         let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-        Ok(self.store.audit_query(filter, order, cursor, limit).await?)
+        Ok(self.store.audit.query(filter, order, cursor, limit).await?)
     }
 
     /// The chain's head, signed.
@@ -321,7 +321,7 @@ impl Herald {
         let signer = self.audit.signer.as_ref().ok_or_else(|| {
             CommandError::NotConfigured("audit.signing_key is not configured".into())
         })?;
-        let head = self.store.audit_head().await?;
+        let head = self.store.audit.head().await?;
         Ok(signer.sign(&head, self.clock.now()))
     }
 
@@ -337,7 +337,8 @@ impl Herald {
         };
         let page = self
             .store
-            .audit_query(&filter, AuditOrder::NewestFirst, None, LAST_DECISIONS)
+            .audit
+            .query(&filter, AuditOrder::NewestFirst, None, LAST_DECISIONS)
             .await?;
         Ok(page
             .entries
@@ -353,7 +354,7 @@ impl Herald {
             return Ok(None);
         };
         let now = self.clock.now();
-        let Some(pruned) = self.store.prune_audit(now - keep).await? else {
+        let Some(pruned) = self.store.audit.prune(now - keep).await? else {
             return Ok(None);
         };
         let retention = Retention {
@@ -373,7 +374,7 @@ impl Herald {
             )),
             ..AuditEntry::default()
         };
-        self.store.append_audit(vec![entry]).await?;
+        self.store.audit.append(vec![entry]).await?;
         Ok(Some(retention))
     }
 
@@ -381,10 +382,10 @@ impl Herald {
     async fn forget_parked_events(&self, psid: &str) -> Result<(), StoreError> {
         /// Parked events are few (events whose first application failed): one read covers them.
         const PARKED_READ: usize = 100_000;
-        for (id, parked) in self.store.parked_events(PARKED_READ).await? {
+        for (id, parked) in self.store.recipients.parked_events(PARKED_READ).await? {
             let party = |side: &str| parked["event"][side]["id"].as_str() == Some(psid);
             if party("sender") || party("recipient") {
-                self.store.unpark_event(id).await?;
+                self.store.recipients.unpark_event(id).await?;
             }
         }
         Ok(())
@@ -403,6 +404,7 @@ impl Herald {
         let key = psid.as_str().to_owned();
         let record = self
             .store
+            .recipients
             .recipient(&key)
             .await?
             .ok_or_else(|| CommandError::NotFound(format!("no recipient {psid}")))?;
@@ -416,17 +418,18 @@ impl Herald {
         let ids = self.message_ids_of(&key).await?;
         let messages = ids.len();
         self.store
+            .messages
             .update_messages(
                 ids.clone(),
                 Box::new(move |m| Some(lifecycle::erase(m, now))),
             )
             .await?;
         // A replay of a send must not hand back what was just erased from the message.
-        self.store.erase_idempotency_answers(&ids).await?;
+        self.store.messages.erase_idempotency_answers(&ids).await?;
         // Webhook events of theirs kept for a retry (their words, their ids) go: applied later,
         // they would write the person back.
         self.forget_parked_events(psid.as_str()).await?;
-        let audit_entries = self.store.erase_audit_personal(&key).await?;
+        let audit_entries = self.store.audit.erase_personal(&key).await?;
         Ok(ErasureReport {
             psid: psid.clone(),
             erased_at: now,
@@ -459,7 +462,8 @@ impl Herald {
         loop {
             let page = self
                 .store
-                .audit_query(&filter, AuditOrder::OldestFirst, cursor.as_ref(), MAX_PAGE)
+                .audit
+                .query(&filter, AuditOrder::OldestFirst, cursor.as_ref(), MAX_PAGE)
                 .await?;
             ids.extend(
                 page.entries

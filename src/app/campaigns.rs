@@ -170,7 +170,7 @@ impl Herald {
             finished_at: None,
             guard_from: None,
         };
-        self.store.create_campaign(&campaign).await?;
+        self.store.campaigns.create(&campaign).await?;
         let stored = match audience {
             Audience::Listed { members, kind } => {
                 self.store_listed(&campaign.id, members, kind).await
@@ -184,7 +184,7 @@ impl Herald {
         let size = match size {
             Ok(size) => size,
             Err(e) => {
-                self.store.drop_draft(&campaign.id).await?;
+                self.store.campaigns.drop_draft(&campaign.id).await?;
                 return Err(e);
             }
         };
@@ -235,12 +235,18 @@ impl Herald {
             }
             part.push(psid);
             if part.len() == AUDIENCE_PART {
-                self.store.append_audience(id, stored, &part).await?;
+                self.store
+                    .campaigns
+                    .append_audience(id, stored, &part)
+                    .await?;
                 stored += part.len() as u64;
                 part.clear();
             }
         }
-        self.store.append_audience(id, stored, &part).await?;
+        self.store
+            .campaigns
+            .append_audience(id, stored, &part)
+            .await?;
         Ok(stored + part.len() as u64)
     }
 
@@ -253,7 +259,11 @@ impl Herald {
     ) -> Result<Option<u64>, StoreError> {
         let mut from = 0;
         while from < stored {
-            let page = self.store.audience(id, from, AUDIENCE_PART).await?;
+            let page = self
+                .store
+                .campaigns
+                .audience(id, from, AUDIENCE_PART)
+                .await?;
             if page.is_empty() {
                 break;
             }
@@ -272,6 +282,7 @@ impl Herald {
         loop {
             let page = self
                 .store
+                .recipients
                 .recipients_after(after.as_deref(), AUDIENCE_PART)
                 .await?;
             let Some((last, _)) = page.last() else {
@@ -286,7 +297,10 @@ impl Herald {
                 .filter_map(|(key, _)| Psid::parse(key).ok())
                 .collect();
             // Recipients are one record each: no PSID comes twice.
-            self.store.append_audience(id, stored, &part).await?;
+            self.store
+                .campaigns
+                .append_audience(id, stored, &part)
+                .await?;
             stored += part.len() as u64;
         }
     }
@@ -294,7 +308,7 @@ impl Herald {
     /// Every campaign but drafts, newest first.
     pub async fn campaigns(&self) -> Result<Vec<CampaignView>, CommandError> {
         let mut out = Vec::new();
-        for c in self.store.campaigns().await? {
+        for c in self.store.campaigns.all().await? {
             if c.status != CampaignStatus::Draft {
                 out.push(self.campaign_view(c).await?);
             }
@@ -417,7 +431,8 @@ impl Herald {
     ) -> Result<Option<Campaign>, StoreError> {
         let client = client.map(str::to_owned);
         self.store
-            .update_campaign(
+            .campaigns
+            .update(
                 id,
                 Box::new(move |c| c.apply(event, at, client.as_deref()).map(|e| vec![e])),
             )
@@ -427,7 +442,7 @@ impl Herald {
     async fn find(&self, id: &str) -> Result<Campaign, CommandError> {
         let not_found = || CommandError::NotFound(format!("no campaign {id}"));
         let id = CampaignId::parse(id).ok_or_else(not_found)?;
-        match self.store.campaign(&id).await? {
+        match self.store.campaigns.campaign(&id).await? {
             Some(c) if c.status != CampaignStatus::Draft => Ok(c),
             _ => Err(not_found()),
         }
@@ -461,7 +476,7 @@ impl Herald {
             opt_outs: c.opt_outs,
             ..CampaignCounts::default()
         };
-        for (label, n) in self.store.campaign_counts(&c.id).await? {
+        for (label, n) in self.store.campaigns.counts(&c.id).await? {
             match label.as_str() {
                 // Queued messages are still pending (below).
                 "queued" | "sending" => {}
@@ -499,10 +514,10 @@ impl Herald {
     /// 100 ms; tests call it in place of waiting.
     pub async fn campaigns_tick(&self) -> Result<(), CommandError> {
         let _one_at_a_time = self.campaign_ticks.lock().await;
-        for campaign in self.store.campaigns().await? {
+        for campaign in self.store.campaigns.all().await? {
             // With several instances, a campaign is moved along by the owner of its page's
             // partition only: one pace, one scheduler.
-            if !self.store.runs_page(&campaign.page_id) {
+            if !self.store.engine.runs_page(&campaign.page_id) {
                 continue;
             }
             match campaign.status {
@@ -527,7 +542,7 @@ impl Herald {
             self.transition(&id, CampaignEvent::Started, now, None)
                 .await?;
         }
-        let Some(campaign) = self.store.campaign(&id).await? else {
+        let Some(campaign) = self.store.campaigns.campaign(&id).await? else {
             return Ok(());
         };
         if campaign.status != CampaignStatus::Running {
@@ -605,6 +620,7 @@ impl Herald {
         let mut index = c.cursor;
         let members = self
             .store
+            .campaigns
             .audience(&c.id, index, PER_TICK.min((end - index) as usize))
             .await?;
         let mut due = Vec::with_capacity(members.len());
@@ -636,7 +652,8 @@ impl Herald {
         }
         if index > c.cursor {
             self.store
-                .update_campaign(
+                .campaigns
+                .update(
                     &c.id,
                     Box::new(move |c| {
                         (index > c.cursor).then(|| {
@@ -663,6 +680,7 @@ impl Herald {
             Some(c) => Ok(c),
             None => self
                 .store
+                .campaigns
                 .campaign(id)
                 .await?
                 .ok_or_else(|| CommandError::NotFound(format!("no campaign {id}"))),
@@ -714,8 +732,13 @@ impl Herald {
     /// within a week.
     pub(crate) async fn note_opt_out(&self, key: &str) -> Result<(), StoreError> {
         let since = bounds::earlier(self.clock.now(), Duration::days(OPT_OUT_ATTRIBUTION_DAYS));
-        for id in self.store.recent_message_ids(key, RECENT).await? {
-            let Some(message) = self.store.message(&id).await? else {
+        for id in self
+            .store
+            .recipients
+            .recent_message_ids(key, RECENT)
+            .await?
+        {
+            let Some(message) = self.store.messages.message(&id).await? else {
                 continue;
             };
             let (Some(campaign), Some(sent_at)) = (message.campaign, message.sent_at) else {
@@ -733,7 +756,8 @@ impl Herald {
     /// One more of the campaign's recipients opted out.
     pub(crate) async fn count_opt_out(&self, campaign: &CampaignId) -> Result<(), StoreError> {
         self.store
-            .update_campaign(
+            .campaigns
+            .update(
                 campaign,
                 Box::new(|c| {
                     c.opt_outs += 1;

@@ -4,7 +4,7 @@
 //! on, and reports the version it runs (`GET /v1/status` lists them).
 //!
 //! ```text
-//!   reload (API or SIGHUP) on A ──► store.publish_policy(version) → generation g
+//!   reload (API or SIGHUP) on A ──► store.engine.publish_policy(version) → generation g
 //!   every lease round on B: published generation > the one B acted on?
 //!        └─ yes: B reloads its files (audited as the client "cluster"), reports its version
 //! ```
@@ -23,18 +23,21 @@ impl Herald {
     /// At start: the reloads published so far are behind this instance (it has just read its
     /// files), and it says which version it runs.
     pub async fn join_cluster(&self) -> Result<(), StoreError> {
-        if let Some((generation, _)) = self.store.published_policy().await? {
+        if let Some((generation, _)) = self.store.engine.published_policy().await? {
             self.policy_generation.store(generation, Ordering::SeqCst);
         }
-        self.store.report_policy(self.policy().version()).await
+        self.store
+            .engine
+            .report_policy(self.policy().version())
+            .await
     }
 
     /// One round of the engine's upkeep, then the policy: reloads when another instance
     /// published a reload this one has not acted on.
     pub async fn maintain(&self) -> Result<(), CommandError> {
-        self.store.maintain().await?;
+        self.store.engine.maintain().await?;
         self.publish_pending().await?;
-        if let Some((generation, version)) = self.store.published_policy().await? {
+        if let Some((generation, version)) = self.store.engine.published_policy().await? {
             let seen = self
                 .policy_generation
                 .fetch_max(generation, Ordering::SeqCst);
@@ -42,7 +45,10 @@ impl Herald {
                 self.follow_reload(&version).await;
             }
         }
-        self.store.report_policy(self.policy().version()).await?;
+        self.store
+            .engine
+            .report_policy(self.policy().version())
+            .await?;
         Ok(())
     }
 
@@ -59,7 +65,7 @@ impl Herald {
         let Some(version) = self.unpublished.lock().clone() else {
             return Ok(());
         };
-        let generation = self.store.publish_policy(&version).await?;
+        let generation = self.store.engine.publish_policy(&version).await?;
         self.policy_generation
             .fetch_max(generation, Ordering::SeqCst);
         {
@@ -68,7 +74,7 @@ impl Herald {
                 *unpublished = None;
             }
         }
-        self.store.report_policy(&version).await
+        self.store.engine.report_policy(&version).await
     }
 
     /// Another instance reloaded its policy: reload ours from our files.
@@ -95,7 +101,7 @@ impl Herald {
     /// The instances sharing the store and the policy each runs; with one instance (sled), this
     /// one.
     pub async fn instances(&self) -> Result<Vec<InstanceState>, StoreError> {
-        let alive = self.store.instances().await?;
+        let alive = self.store.engine.instances().await?;
         Ok(if alive.is_empty() {
             vec![InstanceState {
                 id: "local".to_owned(),

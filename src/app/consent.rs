@@ -135,6 +135,7 @@ impl Herald {
     ) -> Result<bool, StoreError> {
         let key = change.key.clone();
         self.store
+            .recipients
             .update_recipient(&key, seen, Box::new(move |r| change.apply(r)))
             .await
     }
@@ -209,12 +210,18 @@ impl Herald {
         let key = psid.as_str();
         let record = self
             .store
+            .recipients
             .recipient(key)
             .await?
             .ok_or_else(|| CommandError::NotFound(format!("no recipient {psid}")))?;
         let mut last_messages = Vec::new();
-        for id in self.store.recent_message_ids(key, LAST_MESSAGES).await? {
-            if let Some(m) = self.store.message(&id).await? {
+        for id in self
+            .store
+            .recipients
+            .recent_message_ids(key, LAST_MESSAGES)
+            .await?
+        {
+            if let Some(m) = self.store.messages.message(&id).await? {
                 last_messages.push(RecentMessage {
                     id: m.id,
                     category: m.category,

@@ -51,7 +51,11 @@ impl Herald {
     ) -> Result<(Facts, RecipientRecord), StoreError> {
         let key = recipient.key();
         let since = crate::domain::bounds::earlier(at, policy.longest_frequency_window());
-        let (record, recent_sends) = self.store.recipient_with_sends(&key, since).await?;
+        let (record, recent_sends) = self
+            .store
+            .recipients
+            .recipient_with_sends(&key, since)
+            .await?;
         let record = record.unwrap_or_default();
         let facts = facts_from(&record, recent_sends, page.region.as_deref(), role, at);
         Ok((facts, record))

@@ -75,6 +75,7 @@ impl Herald {
         at: DateTime<Utc>,
     ) -> Result<Option<MessageRecord>, StoreError> {
         self.store
+            .messages
             .update_message(id, Box::new(move |r| lifecycle::apply(r, event, at).ok()))
             .await
     }
@@ -85,7 +86,7 @@ impl Herald {
         id: &MessageId,
         now: DateTime<Utc>,
     ) -> Result<Prepared, StoreError> {
-        let Some(record) = self.store.message(id).await? else {
+        let Some(record) = self.store.messages.message(id).await? else {
             return Ok(Prepared::Done(Processed::Skipped));
         };
         let span = tracing::Span::current();
@@ -94,6 +95,7 @@ impl Herald {
         if !record.status.is_pending() {
             // Already settled: only the outbox entry is left to tidy.
             self.store
+                .messages
                 .update_message(id, Box::new(|r| lifecycle::tidy(r)))
                 .await?;
             return Ok(Prepared::Done(Processed::Skipped));
@@ -105,7 +107,7 @@ impl Herald {
         }
         let mut respect_quiet_hours = true;
         if let Some(campaign) = &record.campaign {
-            match self.store.campaign(campaign).await? {
+            match self.store.campaigns.campaign(campaign).await? {
                 Some(c) if c.status == CampaignStatus::Cancelled => {
                     self.change_message(id, Event::Cancel, now).await?;
                     return Ok(Prepared::Done(Processed::Skipped));
@@ -156,6 +158,7 @@ impl Herald {
             Via::MarketingToken => {
                 let token = self
                     .store
+                    .recipients
                     .recipient(&record.recipient.key())
                     .await?
                     .and_then(|r| r.marketing_token)
@@ -203,6 +206,7 @@ impl Herald {
         let event = Event::Sent { graph_message_id };
         // The claim goes with the record of the send: the worker does not release it after.
         self.store
+            .messages
             .update_and_release(
                 &record.id,
                 Box::new(move |r| lifecycle::apply(r, event, now).ok()),

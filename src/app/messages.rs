@@ -37,7 +37,7 @@ impl Herald {
     /// see all; anyone else is told it does not exist.
     pub async fn message(&self, client: &Client, id: &str) -> Result<MessageView, CommandError> {
         let (id, record) = self.visible(client, id).await?;
-        let in_flight = self.store.is_claimed(&id, self.clock.now()).await?;
+        let in_flight = self.store.outbox.is_claimed(&id, self.clock.now()).await?;
         self.view(record, in_flight).await
     }
 
@@ -55,6 +55,7 @@ impl Herald {
         // if the worker holds it already, it is being sent.
         if !self
             .store
+            .outbox
             .try_claim(&id, now, Duration::seconds(CANCEL_LEASE_SECONDS))
             .await?
         {
@@ -65,17 +66,19 @@ impl Herald {
         }
         let cancelled = self
             .store
+            .messages
             .update_message(
                 &id,
                 Box::new(move |r| lifecycle::apply(r, Event::Cancel, now).ok()),
             )
             .await;
-        self.store.release(&id).await?;
+        self.store.outbox.release(&id).await?;
         match cancelled? {
             Some(record) => self.view(record, false).await,
             None => {
                 let status = self
                     .store
+                    .messages
                     .message(&id)
                     .await?
                     .map_or(record.status, |r| r.status);
@@ -91,7 +94,12 @@ impl Herald {
     ) -> Result<(MessageId, MessageRecord), CommandError> {
         let not_found = || CommandError::NotFound(format!("no message {id}"));
         let id = MessageId::parse(id).ok_or_else(not_found)?;
-        let record = self.store.message(&id).await?.ok_or_else(not_found)?;
+        let record = self
+            .store
+            .messages
+            .message(&id)
+            .await?
+            .ok_or_else(not_found)?;
         let own = record.client == client.name;
         if !own && !matches!(client.role, Role::Compliance | Role::Admin) {
             return Err(not_found());
@@ -105,7 +113,7 @@ impl Herald {
         in_flight: bool,
     ) -> Result<MessageView, CommandError> {
         let mut decision = record.decision.clone();
-        decision.trace = self.store.trace(&record).await?;
+        decision.trace = self.store.messages.trace(&record).await?;
         Ok(MessageView {
             status: lifecycle::shown_status(record.status, in_flight),
             not_before: record.not_before.filter(|_| record.status.is_pending()),

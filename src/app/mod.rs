@@ -5,7 +5,7 @@
 //! [`Herald::opt_out`], [`Herald::apply_webhook`], [`Herald::evaluate`],
 //! [`Herald::sender_action`]. The core gathers facts, asks the policy engine (once, in
 //! [`Herald::decide`]), moves messages through their lifecycle (`domain::lifecycle`) and writes
-//! through the [`Store`] interface. Its errors are domain errors
+//! through the store's interfaces ([`Stores`]). Its errors are domain errors
 //! ([`SendError`], [`CommandError`], [`WebhookError`]); only `routes/` and `error.rs` turn them
 //! into status codes.
 
@@ -54,12 +54,13 @@ use crate::delivery::GraphClient;
 use crate::domain::audit::{AuditEntry, AuditKind};
 use crate::metrics::Metrics;
 use crate::policy::PolicySet;
-use crate::store::{Store, StoreError};
+use crate::store::{StoreError, Stores};
 use crate::supervisor::{Supervisor, TaskHealth};
 
 /// Shared state of a running Herald.
 pub struct Herald {
-    pub store: Arc<dyn Store>,
+    /// The store, one interface per kind of use.
+    pub store: Stores,
     pub clock: SharedClock,
     policy: RwLock<Arc<PolicySet>>,
     pub pages: Pages,
@@ -127,12 +128,7 @@ pub struct CoreParts {
 }
 
 impl Herald {
-    pub fn new(
-        store: Arc<dyn Store>,
-        clock: SharedClock,
-        policy: PolicySet,
-        parts: CoreParts,
-    ) -> Herald {
+    pub fn new(store: Stores, clock: SharedClock, policy: PolicySet, parts: CoreParts) -> Herald {
         let CoreParts {
             policy_dir,
             pages,
@@ -201,7 +197,7 @@ impl Herald {
             detail: Some(format!("reloaded from {}", self.policy_dir.display())),
             ..AuditEntry::default()
         };
-        self.store.append_audit(vec![entry]).await?;
+        self.store.audit.append(vec![entry]).await?;
         *self.policy.write() = Arc::new(policy);
         Ok(version)
     }
@@ -217,8 +213,8 @@ impl Herald {
             },
             tasks: self.tasks.health(),
             policy_version: self.policy().version().to_owned(),
-            audit_entries: self.store.audit_head().await?.seq,
-            outbox: self.store.outbox_len().await?,
+            audit_entries: self.store.audit.head().await?.seq,
+            outbox: self.store.outbox.outbox_len().await?,
         })
     }
 }

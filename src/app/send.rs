@@ -89,7 +89,7 @@ impl Herald {
     /// The PSID whose current Marketing Messages token is `token`: how a Send API request
     /// addressed by token (`recipient.notification_messages_token`) finds its person.
     pub async fn marketing_token_owner(&self, token: &str) -> Result<Option<Psid>, StoreError> {
-        let key = self.store.marketing_token_owner(token).await?;
+        let key = self.store.recipients.marketing_token_owner(token).await?;
         Ok(key.and_then(|k| Psid::parse(&k).ok()))
     }
 
@@ -98,7 +98,12 @@ impl Herald {
     /// comes back as [`SendError::Denied`].
     pub async fn accept(&self, cmd: SendCommand) -> Result<Acceptance, SendError> {
         if let Some(key) = &cmd.idempotency {
-            if let Some(first) = self.store.idempotency(&cmd.client.name, &key.key).await? {
+            if let Some(first) = self
+                .store
+                .messages
+                .idempotency(&cmd.client.name, &key.key)
+                .await?
+            {
                 return replay(first.answer, &first.request_sha256, key);
             }
         }
@@ -128,6 +133,7 @@ impl Herald {
         });
         let stored = self
             .store
+            .messages
             .accept(NewMessage {
                 record,
                 effects,

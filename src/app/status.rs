@@ -66,7 +66,7 @@ impl Herald {
     /// The figures of the operator's status page.
     pub async fn operator_status(&self) -> Result<OperatorStatus, CommandError> {
         let now = self.clock.now();
-        let oldest_due_at = self.store.next_due().await?;
+        let oldest_due_at = self.store.outbox.next_due().await?;
         let behind = oldest_due_at.map_or(0.0, |due| {
             ((now - due).num_milliseconds().max(0) as f64) / 1000.0
         });
@@ -74,9 +74,9 @@ impl Herald {
             at: now,
             policy_version: self.policy().version().to_owned(),
             instances: self.instances().await?,
-            audit_entries: self.store.audit_head().await?.seq,
+            audit_entries: self.store.audit.head().await?.seq,
             outbox: OutboxStatus {
-                depth: self.store.outbox_len().await?,
+                depth: self.store.outbox.outbox_len().await?,
                 oldest_due_at,
                 behind_seconds: behind,
             },
@@ -108,7 +108,8 @@ impl Herald {
         loop {
             let page = self
                 .store
-                .audit_query(
+                .audit
+                .query(
                     &filter,
                     AuditOrder::OldestFirst,
                     cursor.as_ref(),

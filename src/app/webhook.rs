@@ -65,7 +65,7 @@ impl Herald {
                 Err(e) => {
                     tracing::warn!(error = %e, page = %event.page_id, "webhook event parked for retry");
                     let parked = json!({"page_id": event.page_id, "event": event.raw});
-                    self.store.park_event(&parked).await?;
+                    self.store.recipients.park_event(&parked).await?;
                     outcome.parked += 1;
                 }
             }
@@ -76,14 +76,14 @@ impl Herald {
     /// Retries parked events; returns how many applied.
     pub async fn retry_parked_events(&self) -> Result<usize, StoreError> {
         let mut applied = 0;
-        for (id, parked) in self.store.parked_events(100).await? {
+        for (id, parked) in self.store.recipients.parked_events(100).await? {
             let page_id = parked
                 .get("page_id")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let body = json!({"object": "page", "entry": [{"id": page_id, "messaging": [parked["event"]]}]});
             let Ok(events) = parse_envelope(&body, self.clock.now()) else {
-                self.store.unpark_event(id).await?;
+                self.store.recipients.unpark_event(id).await?;
                 continue;
             };
             let mut ok = true;
@@ -91,7 +91,7 @@ impl Herald {
                 ok &= self.apply_event(event).await.is_ok();
             }
             if ok {
-                self.store.unpark_event(id).await?;
+                self.store.recipients.unpark_event(id).await?;
                 applied += 1;
             }
         }
@@ -192,13 +192,20 @@ impl Herald {
     async fn apply_receipt(&self, key: &str, receipt: Receipt) -> Result<usize, StoreError> {
         let mut candidates = self
             .store
+            .recipients
             .recent_message_ids(key, RECEIPT_CANDIDATES)
             .await?;
-        candidates.extend(self.store.messages_by_graph_ids(&receipt.mids).await?);
+        candidates.extend(
+            self.store
+                .messages
+                .messages_by_graph_ids(&receipt.mids)
+                .await?,
+        );
         candidates.sort();
         candidates.dedup();
         let at = self.clock.now();
         self.store
+            .messages
             .update_messages(
                 candidates,
                 Box::new(move |record| {

@@ -18,7 +18,7 @@ use crate::configuration::{Mode, Settings};
 use crate::domain::audit::{AuditKind, Pseudonyms};
 use crate::domain::checkpoint::{Checkpoint, CheckpointSigner};
 use crate::domain::Category;
-use crate::store::{AuditFilter, SledStore, Store};
+use crate::store::{AuditFilter, SledStore, Stores};
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -133,7 +133,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// The settings (a missing default file is fine) and the store they, or `--data`, name.
-async fn open(args: &StoreArgs, need_key: bool) -> anyhow::Result<(Settings, Arc<dyn Store>)> {
+async fn open(args: &StoreArgs, need_key: bool) -> anyhow::Result<(Settings, Stores)> {
     let settings = Settings::load(
         &args.config,
         args.config != Path::new("herald.toml"),
@@ -149,8 +149,8 @@ async fn open(args: &StoreArgs, need_key: bool) -> anyhow::Result<(Settings, Arc
         ),
     };
     if settings.storage.backend == Backend::Postgres && args.data.is_none() {
-        let store = crate::startup::open_store(&settings, pseudonyms, false).await?;
-        return Ok((settings, store));
+        let opened = crate::startup::open_store(&settings, pseudonyms, false).await?;
+        return Ok((settings, opened.store));
     }
     let path = args.data.clone().unwrap_or(settings.storage.path.clone());
     if !path.exists() {
@@ -162,7 +162,7 @@ async fn open(args: &StoreArgs, need_key: bool) -> anyhow::Result<(Settings, Arc
             path.display()
         )
     })?;
-    Ok((settings, store))
+    Ok((settings, Stores::of(store)))
 }
 
 async fn verify(args: StoreArgs, checkpoint: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -181,14 +181,14 @@ async fn verify(args: StoreArgs, checkpoint: Option<&Path>) -> anyhow::Result<Ex
             None => cp.check_signature(),
         };
         if let Err(e) = signed {
-            store.close().await?;
+            store.engine.close().await?;
             eprintln!("herald: the checkpoint does not hold: {e}");
             return Ok(ExitCode::FAILURE);
         }
     }
     let point = checkpoint.as_ref().map(Checkpoint::point);
-    let verification = verify_audit(store.as_ref(), point.as_ref()).await;
-    store.close().await?;
+    let verification = verify_audit(store.audit.as_ref(), point.as_ref()).await;
+    store.engine.close().await?;
     // A read error is an error, said as one — never reported as tampering.
     let verification = verification.context("the audit log could not be read")?;
     println!("{}", serde_json::to_string_pretty(&verification)?);
@@ -212,7 +212,7 @@ async fn export(
         .map_err(|e: String| anyhow::anyhow!("--format {e}"))?;
     let filter = filters.filter()?;
     let (_, store) = open(&args, filter.recipient.is_some()).await?;
-    let mut chunks = std::pin::pin!(export_audit(Arc::clone(&store), filter, format));
+    let mut chunks = std::pin::pin!(export_audit(Arc::clone(&store.audit), filter, format));
     let mut out = std::io::stdout().lock();
     let mut result = Ok(());
     while let Some(chunk) = chunks.next().await {
@@ -228,7 +228,7 @@ async fn export(
         }
     }
     let flushed = out.flush();
-    store.close().await?;
+    store.engine.close().await?;
     match result.and(flushed.map_err(anyhow::Error::from)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         // `herald audit export | head` closes the pipe early: that is no failure.
@@ -248,8 +248,8 @@ async fn checkpoint(args: StoreArgs) -> anyhow::Result<ExitCode> {
         .audit
         .signer()?
         .context("audit.signing_key is required to sign checkpoints")?;
-    let head = store.audit_head().await;
-    store.close().await?;
+    let head = store.audit.head().await;
+    store.engine.close().await?;
     let cp = signer.sign(&head?, SystemClock.now());
     println!("{}", serde_json::to_string_pretty(&cp)?);
     Ok(ExitCode::SUCCESS)

@@ -202,7 +202,7 @@ impl Worker {
                 }
             };
             let now = self.now();
-            let next = self.herald.store.next_due().await.ok().flatten();
+            let next = self.herald.store.outbox.next_due().await.ok().flatten();
             // Sleep until the next entry is due, but never past a second, so that a clock jump
             // or a missed wake-up costs at most that.
             let mut wait = Duration::from_secs(1);
@@ -236,7 +236,7 @@ impl Worker {
         let claiming = self.claiming.lock().await;
         if self.claims_unsure.swap(false, Ordering::SeqCst) {
             let held: Vec<MessageId> = self.held.lock().iter().cloned().collect();
-            let released = match self.herald.store.release_others(&held).await {
+            let released = match self.herald.store.outbox.release_others(&held).await {
                 Ok(released) => released,
                 Err(e) => {
                     self.claims_unsure.store(true, Ordering::SeqCst);
@@ -252,7 +252,13 @@ impl Worker {
         }
         self.read_pauses().await;
         let lease = chrono::Duration::seconds(CLAIM_LEASE_SECONDS);
-        let ids = match self.herald.store.claim_due(self.now(), free, lease).await {
+        let ids = match self
+            .herald
+            .store
+            .outbox
+            .claim_due(self.now(), free, lease)
+            .await
+        {
             Ok(ids) => ids,
             Err(e) => {
                 self.claims_unsure.store(true, Ordering::SeqCst);
@@ -307,7 +313,7 @@ impl Worker {
             Err(e) => release = self.after_panic(&id, e).await,
         }
         if release {
-            if let Err(e) = self.herald.store.release(&id).await {
+            if let Err(e) = self.herald.store.outbox.release(&id).await {
                 unsure = true;
                 tracing::error!(message_id = %id, error = %e, "releasing a claim failed");
             }
@@ -372,7 +378,7 @@ impl Worker {
         panics: u32,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let Some(record) = self.herald.store.message(id).await? else {
+        let Some(record) = self.herald.store.messages.message(id).await? else {
             return Ok(());
         };
         if !record.status.is_pending() {
@@ -393,7 +399,7 @@ impl Worker {
         if !stale {
             return;
         }
-        match self.herald.store.paused_pages(self.now()).await {
+        match self.herald.store.pauses.paused_pages(self.now()).await {
             Ok(pauses) => {
                 let mut paused = self.paused_pages.lock();
                 for (page, until) in pauses {
@@ -413,7 +419,7 @@ impl Worker {
             let held = paused.until.entry(page.to_owned()).or_insert(until);
             *held = (*held).max(until);
         }
-        if let Err(e) = self.herald.store.pause_page(page, until).await {
+        if let Err(e) = self.herald.store.pauses.pause_page(page, until).await {
             // This instance still holds the page back; only a restart would forget it.
             tracing::warn!(page, error = %e, "storing a page's pause failed");
         }
@@ -435,7 +441,7 @@ impl Worker {
             let started = self.dispatch_due().await?;
             self.wait_idle().await;
             let now = self.now();
-            match self.herald.store.next_due().await? {
+            match self.herald.store.outbox.next_due().await? {
                 // Due, yet nothing could be claimed: passed over behind its person's message
                 // that waits for a retry (or a page's pause). Looked at again when the retry
                 // is due, or shortly, until the horizon passes.

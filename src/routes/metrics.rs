@@ -27,12 +27,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let herald = &state.herald;
     let now = herald.clock.now();
-    let oldest_due_seconds = match herald.store.next_due().await? {
+    let oldest_due_seconds = match herald.store.outbox.next_due().await? {
         Some(due) if due < now => (now - due).num_milliseconds() as f64 / 1000.0,
         _ => 0.0,
     };
     let stored = StoredState {
-        outbox_depth: herald.store.outbox_len().await?,
+        outbox_depth: herald.store.outbox.outbox_len().await?,
         oldest_due_seconds,
         campaigns: herald.campaign_progress().await?,
     };

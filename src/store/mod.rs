@@ -1,21 +1,30 @@
-//! The store: everything Herald keeps, behind one interface in domain operations.
+//! The store: everything Herald keeps, behind small interfaces in domain operations.
 //!
-//! The application core speaks to [`Store`] only: accept a message, change a message or a
-//! recipient by a rule it passes in, claim the outbox's due work, append and read the audit log.
-//! Nothing in the interface names an engine: no sled type, raw key or live iterator, and no
-//! business rule — what a change does is decided by the caller (the message lifecycle, the
-//! consent rules) and handed over as a closure that runs inside the store's transaction.
+//! The application core speaks to the store through one interface per kind of caller, held
+//! together in [`Stores`]: [`Messages`] (accept a message, change it by a rule it passes in),
+//! [`Outbox`] (claim the due work), [`Recipients`], [`AuditLog`], [`Campaigns`], [`Pauses`]
+//! (pages Messenger asked to wait) and [`Engine`] (upkeep, the instances sharing the store,
+//! closing). Nothing in them names an engine: no sled type, raw key or live iterator, no
+//! metrics type, and no business rule — what a change does is decided by the caller (the
+//! message lifecycle, the consent rules) and handed over as a closure that runs inside the
+//! store's transaction.
 //!
 //! ```text
-//!   app (core) ──► Store (this trait) ──► sled/      the embedded default: one process
-//!                                    └─► postgres/  several instances on one database
+//!   app (core), worker, routes ──► Stores { messages, outbox, recipients, audit,
+//!                                           campaigns, pauses, engine }
+//!                                      │  each an Arc<dyn …> onto one engine (Stores::of)
+//!                                      ├─► sled/      the embedded default: one process
+//!                                      └─► postgres/  several instances on one database
 //! ```
 //!
-//! Every method is async; [`Store::accept`] is one transaction that concurrent callers may
-//! share (one flush for many); [`Store::claim_due`] hands out due work under a lease so that two
-//! workers never hold the same message; a change closure runs against the freshly read record
-//! inside the transaction. `src/store/sled/` is the only code that touches sled, and
-//! `src/store/postgres/` the only code that speaks SQL.
+//! An engine implements each interface directly, in the module that does the work (sled's
+//! `outbox.rs` is `impl Outbox for SledStore`); a wrapper, such as a test's store that fails
+//! its writes, replaces only the interfaces it changes. Every method is async;
+//! [`Messages::accept`] is one transaction that concurrent callers may share (one flush for
+//! many); [`Outbox::claim_due`] hands out due work under a lease so that two workers never hold
+//! the same message; a change closure runs against the freshly read record inside the
+//! transaction. `src/store/sled/` is the only code that touches sled, and `src/store/postgres/`
+//! the only code that speaks SQL.
 
 mod postgres;
 mod sled;
@@ -72,16 +81,16 @@ pub enum StoreError {
     Fenced { partition: u32, epoch: i64 },
 }
 
-/// Runs the store's upkeep ([`Store::maintain`], every [`Store::maintenance_every`]) on the
+/// Runs the store's upkeep ([`Engine::maintain`], every [`Engine::maintenance_every`]) on the
 /// current runtime until the handle is aborted, for a program that opens a store taking part in
 /// running the outbox without being a gateway (a benchmark, a test playing another instance).
 /// A gateway runs it as a supervised task instead, with the policy's upkeep.
-pub fn spawn_upkeep(store: Arc<dyn Store>) -> Option<tokio::task::JoinHandle<()>> {
-    let every = store.maintenance_every()?;
+pub fn spawn_upkeep(engine: Arc<dyn Engine>) -> Option<tokio::task::JoinHandle<()>> {
+    let every = engine.maintenance_every()?;
     Some(tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            if let Err(e) = store.maintain().await {
+            if let Err(e) = engine.maintain().await {
                 tracing::warn!(error = %e, "the store's upkeep failed");
             }
         }
@@ -208,7 +217,7 @@ pub struct SeenMid<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParkedId(pub u64);
 
-/// What a campaign's message counts as in its campaign's counts ([`Store::campaign_counts`]):
+/// What a campaign's message counts as in its campaign's counts ([`Campaigns::counts`]):
 /// its status, or `denied:<reason>`.
 pub(crate) fn count_label(record: &MessageRecord) -> String {
     match record.status {
@@ -246,11 +255,42 @@ pub(crate) fn take_audience(
     Ok(out.len() >= limit)
 }
 
-/// Everything Herald keeps. See the module documentation for the contract.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // ----- messages -----
+/// The interfaces of one store, each shared by the parts of Herald that use it. Built from one
+/// engine ([`Stores::of`]); a wrapper (a test injecting faults) replaces the interfaces it
+/// changes and keeps the others as they are.
+#[derive(Clone)]
+pub struct Stores {
+    pub messages: Arc<dyn Messages>,
+    pub outbox: Arc<dyn Outbox>,
+    pub recipients: Arc<dyn Recipients>,
+    pub audit: Arc<dyn AuditLog>,
+    pub campaigns: Arc<dyn Campaigns>,
+    pub pauses: Arc<dyn Pauses>,
+    pub engine: Arc<dyn Engine>,
+}
 
+impl Stores {
+    /// Every interface served by `engine`.
+    pub fn of<E>(engine: Arc<E>) -> Stores
+    where
+        E: Messages + Outbox + Recipients + AuditLog + Campaigns + Pauses + Engine,
+    {
+        Stores {
+            messages: engine.clone(),
+            outbox: engine.clone(),
+            recipients: engine.clone(),
+            audit: engine.clone(),
+            campaigns: engine.clone(),
+            pauses: engine.clone(),
+            engine,
+        }
+    }
+}
+
+/// Messages and their idempotency records: the accept path, the worker's record of each send,
+/// cancelling, webhook receipts and erasure. See the module documentation for the contract.
+#[async_trait]
+pub trait Messages: Send + Sync + 'static {
     /// Writes an accepted (or denied) message, its effects and its idempotency record in one
     /// transaction, and returns once that is durable. The idempotency key is checked inside the
     /// transaction, so two concurrent requests with one key store one message.
@@ -287,10 +327,28 @@ pub trait Store: Send + Sync + 'static {
     /// The messages Messenger knows by these Graph message ids.
     async fn messages_by_graph_ids(&self, mids: &[String]) -> Result<Vec<MessageId>, StoreError>;
 
-    // ----- the outbox -----
+    /// Removes the personal values (the filled-in template) from the answers kept under an
+    /// `Idempotency-Key` for any of `messages`. The answers themselves stay: a replay still
+    /// names the message and sends nothing twice. Can run again; returns how many changed.
+    async fn erase_idempotency_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError>;
 
+    /// Changes a message the caller holds (as [`Messages::update_message`]) and lets go of its
+    /// claim (as [`Outbox::release`]) with the same write: the worker's last step of a send.
+    /// PostgreSQL folds the release into the update's batch (no statement at all when the change
+    /// takes the message out of the outbox); sled lets go of its claim, kept in memory, once the
+    /// update is written.
+    async fn update_and_release(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError>;
+}
+
+/// The outbox's due work and who holds it: the delivery worker, cancelling, the status page.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
     /// Up to `limit` messages due at or before `now`, earliest first, that no one holds; each
-    /// is held by the caller until [`Store::release`] or until `lease` has passed.
+    /// is held by the caller until [`Outbox::release`] or until `lease` has passed.
     async fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -326,23 +384,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Messages waiting in the outbox.
     async fn outbox_len(&self) -> Result<u64, StoreError>;
+}
 
-    /// Changes a message the caller holds (as [`Store::update_message`]) and lets go of it
-    /// (as [`Store::release`]) in the same write: the worker's last step of a send. By default
-    /// the two one after the other; PostgreSQL folds the release into the update's batch (no
-    /// statement at all when the change takes the message out of the outbox).
-    async fn update_and_release(
-        &self,
-        id: &MessageId,
-        change: MessageChange,
-    ) -> Result<Option<MessageRecord>, StoreError> {
-        let changed = self.update_message(id, change).await;
-        self.release(id).await?;
-        changed
-    }
-
-    // ----- recipients -----
-
+/// Recipients — consent, window, tokens, send history — and the webhook events that failed to
+/// apply to them: the policy's facts, consent, webhooks, the worker, erasure, audiences.
+#[async_trait]
+pub trait Recipients: Send + Sync + 'static {
     /// A recipient by key (`Recipient::key`).
     async fn recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError>;
 
@@ -373,9 +420,17 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<MessageId>, StoreError>;
 
+    /// Up to `limit` recipients by key, after `after` (from the first when `None`).
+    async fn recipients_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, RecipientRecord)>, StoreError>;
+
     /// What a decision reads about a recipient, in one call: the record by key
-    /// ([`Store::recipient`]) and its sends at or after `since` ([`Store::recent_sends`]). An
-    /// engine that pays a round trip per read answers both with one.
+    /// ([`Recipients::recipient`]) and its sends at or after `since`
+    /// ([`Recipients::recent_sends`]). An engine that pays a round trip per read answers both
+    /// with one.
     async fn recipient_with_sends(
         &self,
         key: &str,
@@ -387,8 +442,6 @@ pub trait Store: Send + Sync + 'static {
         ))
     }
 
-    // ----- webhook events that failed to apply -----
-
     /// Keeps a webhook event that could not be applied, so that it is retried, not lost.
     async fn park_event(&self, event: &Value) -> Result<(), StoreError>;
 
@@ -397,36 +450,57 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets a parked event once it has been applied.
     async fn unpark_event(&self, id: ParkedId) -> Result<(), StoreError>;
+}
 
-    // ----- the audit log -----
-
+/// The audit log: appended to by the core, read back by queries, exports, verification and
+/// checkpoints, pruned by retention and emptied of a person's values by erasure. (Most entries
+/// are written by the other interfaces, in the transaction of the change they record.)
+#[async_trait]
+pub trait AuditLog: Send + Sync + 'static {
     /// Appends entries that belong to no other write (policy reloads, campaign changes).
-    async fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError>;
+    async fn append(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError>;
 
     /// The current end of the audit chain.
-    async fn audit_head(&self) -> Result<AuditHead, StoreError>;
+    async fn head(&self) -> Result<AuditHead, StoreError>;
 
     /// Up to `limit` entries from `from_seq` on, in order.
-    async fn audit_entries(
+    async fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<ChainItem>, StoreError>;
+
+    /// Walks the whole audit chain, from where it starts (see [`AuditLog::prune`]).
+    async fn verify(&self) -> Result<Verification, StoreError>;
+
+    /// The hash the log has now at `point`: of entry `point.seq`, or of the last entry pruned
+    /// when `point.seq` is that one; with several chains, the combination of each chain's hash
+    /// at `point.chains`. `None` when there is no such entry (any more).
+    async fn hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError>;
+
+    /// Entries matching `filter`, `limit` at most, in `order`, after `cursor`. Found through
+    /// indexes written with each entry, so a recipient's history is read without a scan of
+    /// the log. A page may hold fewer than `limit` entries and still have a `next`.
+    async fn query(
         &self,
-        from_seq: u64,
+        filter: &AuditFilter,
+        order: AuditOrder,
+        cursor: Option<&AuditCursor>,
         limit: usize,
-    ) -> Result<Vec<ChainItem>, StoreError>;
+    ) -> Result<AuditPage, StoreError>;
 
-    /// Walks the whole audit chain, from where it starts (see [`Store::prune_audit`]).
-    async fn verify_audit(&self) -> Result<Verification, StoreError>;
+    /// Removes the erasable values of every entry about the recipient `key` (their hashes and
+    /// the recipient's pseudonym stay in the chain, which still verifies). Returns how many
+    /// entries lost values.
+    async fn erase_personal(&self, key: &str) -> Result<u64, StoreError>;
 
-    /// Up to `limit` recipients by key, after `after` (from the first when `None`).
-    async fn recipients_after(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, RecipientRecord)>, StoreError>;
+    /// Prunes entries made before `before`, oldest first, as long as they are; records the
+    /// last one pruned as where the chain now starts, in the same transaction. `None` when
+    /// nothing was old enough.
+    async fn prune(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError>;
+}
 
-    // ----- campaigns -----
-
+/// Campaigns, their audiences and their counts: the campaign API and scheduler.
+#[async_trait]
+pub trait Campaigns: Send + Sync + 'static {
     /// Stores a new campaign (as a draft, until its audience is stored whole).
-    async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError>;
+    async fn create(&self, campaign: &Campaign) -> Result<(), StoreError>;
 
     /// Stores the next part of a campaign's audience, from position `from`, in one durable
     /// write. (The core makes sure no PSID comes twice.)
@@ -445,13 +519,14 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Psid>, StoreError>;
 
+    /// A campaign by id.
     async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError>;
 
     /// Every campaign, drafts included.
-    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError>;
+    async fn all(&self) -> Result<Vec<Campaign>, StoreError>;
 
     /// Changes a campaign by `change` with the audit entries it returns, durably.
-    async fn update_campaign(
+    async fn update(
         &self,
         id: &CampaignId,
         change: CampaignChange,
@@ -462,43 +537,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many of the campaign's messages are in each status (`denied:<reason>` for denials),
     /// kept up to date in the transactions that move them.
-    async fn campaign_counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError>;
-    /// The hash the log has now at `point`: of entry `point.seq`, or of the last entry pruned
-    /// when `point.seq` is that one; with several chains, the combination of each chain's hash
-    /// at `point.chains`. `None` when there is no such entry (any more).
-    async fn audit_hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError>;
+    async fn counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError>;
+}
 
-    /// Entries matching `filter`, `limit` at most, in `order`, after `cursor`. Found through
-    /// indexes written with each entry, so a recipient's history is read without a scan of
-    /// the log. A page may hold fewer than `limit` entries and still have a `next`.
-    async fn audit_query(
-        &self,
-        filter: &AuditFilter,
-        order: AuditOrder,
-        cursor: Option<&AuditCursor>,
-        limit: usize,
-    ) -> Result<AuditPage, StoreError>;
-
-    /// Removes the erasable values of every entry about the recipient `key` (their hashes and
-    /// the recipient's pseudonym stay in the chain, which still verifies). Returns how many
-    /// entries lost values.
-    async fn erase_audit_personal(&self, key: &str) -> Result<u64, StoreError>;
-
-    /// Removes the personal values (the filled-in template) from the answers kept under an
-    /// `Idempotency-Key` for any of `messages`. The answers themselves stay: a replay still
-    /// names the message and sends nothing twice. Can run again; returns how many changed.
-    async fn erase_idempotency_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError>;
-
-    /// Prunes entries made before `before`, oldest first, as long as they are; records the
-    /// last one pruned as where the chain now starts, in the same transaction. `None` when
-    /// nothing was old enough.
-    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError>;
-
-    // ----- the pages and the instances sharing the store -----
-
-    /// Holds every send to `page_id` back until `until` (Messenger's rate limit: a 613), for
-    /// whichever instance runs the page, now, after a restart and after a failover. A later
-    /// `until` replaces an earlier one; an earlier one leaves a later one in place.
+/// Pages held back after Messenger's rate limit (a 613): the delivery worker's pacing.
+#[async_trait]
+pub trait Pauses: Send + Sync + 'static {
+    /// Holds every send to `page_id` back until `until`, for whichever instance runs the page,
+    /// now, after a restart and after a failover. A later `until` replaces an earlier one; an
+    /// earlier one leaves a later one in place.
     async fn pause_page(&self, page_id: &str, until: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// The pages held back past `now`, each with the moment its pause ends.
@@ -506,7 +553,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
+}
 
+/// The engine itself and the instances sharing it: upkeep, which instance runs which page,
+/// the policy every instance should run, closing. The defaults are those of an engine that
+/// serves one process (sled).
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
     /// Makes `version` the policy every instance sharing the store should run: a reload on one
     /// instance bumps the returned generation, and each instance reloads its policy files when
     /// it sees a generation it has not acted on. With one instance (sled) there is nobody to
@@ -531,9 +584,7 @@ pub trait Store: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
-    // ----- the engine -----
-
-    /// How often [`Store::maintain`] must run: PostgreSQL's lease rounds (heartbeat, leases,
+    /// How often [`Engine::maintain`] must run: PostgreSQL's lease rounds (heartbeat, leases,
     /// the fair share of partitions). `None`: the engine needs no upkeep.
     fn maintenance_every(&self) -> Option<std::time::Duration> {
         None
@@ -555,12 +606,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes everything to disk and lets go of the engine.
     async fn close(&self) -> Result<(), StoreError>;
-
-    /// The store's own metrics (commit and flush latencies), for `GET /metrics`; none by
-    /// default.
-    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        Vec::new()
-    }
 }
 
 /// The message an answer kept under an `Idempotency-Key` names.

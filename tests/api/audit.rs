@@ -53,7 +53,8 @@ async fn seeded() -> (TestApp, DateTime<Utc>) {
     app.handle()
         .herald
         .store
-        .append_audit(entries)
+        .audit
+        .append(entries)
         .await
         .expect("append");
     (app, base)
@@ -590,9 +591,9 @@ async fn retention_prunes_behind_a_recorded_start_and_verify_says_where_the_chai
     let old: Vec<AuditEntry> = (0..12).map(|i| synthetic(i, base)).collect();
     let recent: Vec<AuditEntry> = (12..20).map(|i| synthetic(i, app.now())).collect();
     let store = &app.handle().herald.store;
-    store.append_audit(old).await.expect("append");
+    store.audit.append(old).await.expect("append");
     let (_, cp) = app.read(Role::Compliance, "/v1/audit/checkpoint").await;
-    store.append_audit(recent).await.expect("append");
+    store.audit.append(recent).await.expect("append");
 
     let retention = app
         .handle()
@@ -829,13 +830,13 @@ async fn erasure_reaches_the_answer_kept_for_an_idempotency_key_and_every_other_
         let event = json!({"page_id": crate::helpers::PAGE_ID, "event": {
             "sender": {"id": who}, "recipient": {"id": crate::helpers::PAGE_ID},
             "timestamp": 1_764_000_000_000_i64, "message": {"mid": format!("m.{who}"), "text": text}}});
-        store.park_event(&event).await.expect("park");
+        store.recipients.park_event(&event).await.expect("park");
     }
 
     let (status, _) = app.erase(psid).await;
     assert_eq!(status, 200);
 
-    let parked = store.parked_events(100).await.expect("parked");
+    let parked = store.recipients.parked_events(100).await.expect("parked");
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert!(!format!("{parked:?}").contains("SECRETNAME"), "{parked:?}");
 
@@ -929,7 +930,8 @@ async fn a_csv_export_never_starts_a_cell_with_a_formula() {
     app.handle()
         .herald
         .store
-        .append_audit(entries)
+        .audit
+        .append(entries)
         .await
         .expect("append");
     let text = app

@@ -109,7 +109,8 @@ async fn only_the_opted_in_recipient_gets_the_campaign_and_each_refusal_is_count
         .handle()
         .herald
         .store
-        .audit_entries(1, 10_000)
+        .audit
+        .entries(1, 10_000)
         .await
         .expect("audit");
     let decisions = entries

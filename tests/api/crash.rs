@@ -289,15 +289,13 @@ pub(crate) async fn customer(
 
 /// The store a stopped gateway left in `dir` or `database` (see `write_config`), opened in
 /// this process.
-pub(crate) async fn stopped_store(
-    dir: &Path,
-    database: Option<&str>,
-) -> std::sync::Arc<dyn herald::store::Store> {
+pub(crate) async fn stopped_store(dir: &Path, database: Option<&str>) -> herald::store::Stores {
     let mut settings = crate::helpers::test_settings(&dir.join("store"), "http://127.0.0.1:1");
     crate::helpers::use_database(&mut settings, database);
     herald::startup::open_store(&settings, crate::helpers::test_pseudonyms(), false)
         .await
         .expect("open the store")
+        .store
 }
 
 /// A customer of `scope` "transactional" sent a shipping update: the id of the accepted message.
@@ -524,10 +522,10 @@ async fn sighup_reloads_the_policy_audited_and_a_bad_file_keeps_the_old_one() {
 
     sigkill(&mut gateway);
     let store = stopped_store(dir.path(), database.as_deref()).await;
-    let head = herald::store::Store::audit_head(store.as_ref())
-        .await
-        .expect("head");
-    let entries = herald::store::Store::audit_entries(store.as_ref(), 0, head.seq as usize + 1)
+    let head = store.audit.head().await.expect("head");
+    let entries = store
+        .audit
+        .entries(0, head.seq as usize + 1)
         .await
         .expect("entries");
     let reloads: Vec<_> = entries
@@ -637,8 +635,8 @@ async fn kill_dash_nine_mid_campaign_resumes_where_it_stopped_and_sends_no_one_t
     let recorded = {
         let store = stopped_store(dir.path(), database.as_deref()).await;
         let campaign = herald::domain::campaign::CampaignId::parse(&id).expect("campaign id");
-        let counts = store.campaign_counts(&campaign).await.expect("counts");
-        store.close().await.expect("close");
+        let counts = store.campaigns.counts(&campaign).await.expect("counts");
+        store.engine.close().await.expect("close");
         counts
             .iter()
             .filter(|(status, _)| ["sent", "delivered", "read"].contains(&status.as_str()))
@@ -788,9 +786,7 @@ async fn crash_loop(kills: usize) {
     }
     sigkill(&mut gateway);
     let store = stopped_store(dir.path(), database.as_deref()).await;
-    let verified = herald::store::Store::verify_audit(store.as_ref())
-        .await
-        .expect("verify");
+    let verified = store.audit.verify().await.expect("verify");
     assert!(
         verified.ok,
         "the audit chain verifies after ten crashes: {verified:?}"

@@ -91,7 +91,8 @@ async fn a_permanent_graph_error_fails_the_message_without_retrying() {
         .handle()
         .herald
         .store
-        .verify_audit()
+        .audit
+        .verify()
         .await
         .expect("verify");
     assert!(v.ok, "{v:?}");
@@ -123,12 +124,17 @@ async fn a_change_that_lets_go_of_its_claim_leaves_the_message_free_for_the_next
     // and the claim goes with the change.
     let (then, lease) = (later + Duration::minutes(1), Duration::minutes(5));
     assert_eq!(
-        store.claim_due(then, 10, lease).await.expect("claim"),
+        store
+            .outbox
+            .claim_due(then, 10, lease)
+            .await
+            .expect("claim"),
         std::slice::from_ref(&id)
     );
-    assert!(store.is_claimed(&id, then).await.expect("held"));
+    assert!(store.outbox.is_claimed(&id, then).await.expect("held"));
     let until = later + Duration::hours(1);
     let changed = store
+        .messages
         .update_and_release(
             &id,
             Box::new(move |r| apply(r, Event::Postpone(until), then).ok()),
@@ -137,11 +143,12 @@ async fn a_change_that_lets_go_of_its_claim_leaves_the_message_free_for_the_next
         .expect("update and release");
     assert!(changed.is_some(), "postponed");
     assert!(
-        !store.is_claimed(&id, then).await.expect("held"),
+        !store.outbox.is_claimed(&id, then).await.expect("held"),
         "released with the change"
     );
     assert!(
         store
+            .outbox
             .claim_due(then, 10, lease)
             .await
             .expect("claim")
@@ -150,7 +157,11 @@ async fn a_change_that_lets_go_of_its_claim_leaves_the_message_free_for_the_next
     );
     let after = until + Duration::minutes(1);
     assert_eq!(
-        store.claim_due(after, 10, lease).await.expect("claim"),
+        store
+            .outbox
+            .claim_due(after, 10, lease)
+            .await
+            .expect("claim"),
         [id],
         "free for the next claim at its new moment"
     );

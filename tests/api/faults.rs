@@ -128,7 +128,8 @@ async fn fault_run(recipients: usize, rounds: usize) {
         .handle()
         .herald
         .store
-        .verify_audit()
+        .audit
+        .verify()
         .await
         .expect("verify");
     assert!(verified.ok, "{verified:?}");

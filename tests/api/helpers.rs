@@ -13,7 +13,7 @@ use herald::configuration::{PageSettings, Settings};
 use herald::domain::Role;
 use herald::sandbox::{ReceivedMessage, Sandbox, SandboxConfig, SandboxPage, SandboxStats};
 use herald::startup::{AppHandle, Application, Dependencies};
-use herald::store::Store;
+use herald::store::Stores;
 use reqwest::Response;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -85,8 +85,9 @@ pub struct TestOptions {
 /// Changes the settings a test gateway starts with.
 pub type ChangeSettings = Box<dyn FnOnce(&mut Settings)>;
 
-/// Wraps the store a test gateway opened (to inject faults).
-pub type WrapStore = Box<dyn FnOnce(Arc<dyn Store>) -> Arc<dyn Store>>;
+/// Wraps the store a test gateway opened (to inject faults): takes its interfaces and returns
+/// them, each wrapped or as it was.
+pub type WrapStore = Box<dyn FnOnce(Stores) -> Stores>;
 
 /// What a stopped gateway leaves: its directory (the sled store under `store/`), and on
 /// PostgreSQL its database.
@@ -349,10 +350,13 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     }
     let store = match options.store {
         Some(wrap) => {
-            let store = herald::startup::open_store(&settings, test_pseudonyms(), true)
+            let opened = herald::startup::open_store(&settings, test_pseudonyms(), true)
                 .await
                 .expect("open the test store");
-            Some(wrap(store))
+            Some(herald::startup::OpenedStore {
+                store: wrap(opened.store),
+                ..opened
+            })
         }
         None => None,
     };
@@ -495,7 +499,8 @@ impl TestApp {
         self.handle()
             .herald
             .store
-            .audit_head()
+            .audit
+            .head()
             .await
             .expect("audit head")
             .seq

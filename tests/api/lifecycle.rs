@@ -90,12 +90,13 @@ async fn a_message_the_worker_holds_is_being_sent_and_cannot_be_cancelled() {
     // Hold it as the worker does while it calls the Graph API.
     let store = &app.handle().herald.store;
     assert!(store
+        .outbox
         .try_claim(&message_id, app.now(), Duration::minutes(1))
         .await
         .expect("claim"));
     let (status, answer) = cancel(&app, Role::Backend, id).await;
     assert_eq!(status, 409, "{answer}");
-    store.release(&message_id).await.expect("release");
+    store.outbox.release(&message_id).await.expect("release");
     let (status, answer) = cancel(&app, Role::Backend, id).await;
     assert_eq!(status, 200, "free again: {answer}");
 }

@@ -14,7 +14,7 @@ use herald::domain::lifecycle::{self, Event};
 use herald::domain::{MessageId, Role};
 use herald::messenger::sign;
 use herald::sandbox::{Sandbox, SandboxConfig, SandboxPage};
-use herald::store::{Store, StoreError};
+use herald::store::{StoreError, Stores};
 use serde_json::{json, Value};
 
 use crate::crash::{backend_token, client_token, customer, start, Gateway, TestGateway};
@@ -87,12 +87,13 @@ fn paced_policy(dir: &Path) {
 }
 
 /// The store on `database`, opened as a tool (it takes no partitions).
-async fn tool_store(database: &str) -> std::sync::Arc<dyn Store> {
+async fn tool_store(database: &str) -> Stores {
     let mut settings = test_settings(Path::new("unused"), "http://127.0.0.1:1");
     use_database(&mut settings, Some(database));
     herald::startup::open_store(&settings, test_pseudonyms(), false)
         .await
         .expect("open the database")
+        .store
 }
 
 async fn sql(database: &str, statement: &str) -> Vec<tokio_postgres::Row> {
@@ -289,13 +290,13 @@ async fn three_gateways_share_the_pages_and_a_kill_dash_nine_loses_nothing() {
 
     drop(gateways);
     let store = tool_store(&fleet.database).await;
-    let verified = store.verify_audit().await.expect("verify");
+    let verified = store.audit.verify().await.expect("verify");
     assert!(verified.ok, "{verified:?}");
     assert!(
         verified.chains.len() > 1,
         "the pages' entries are in several chains: {verified:?}"
     );
-    store.close().await.expect("close");
+    store.engine.close().await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,6 +381,7 @@ async fn a_write_under_a_stale_epoch_is_refused() {
     let id = shipping_update_at(&app, crate::helpers::PAGE_ID, "5001", later).await;
     let store = &app.handle().herald.store;
     let claimed = store
+        .outbox
         .claim_due(later, 10, chrono::Duration::minutes(5))
         .await
         .expect("claim");
@@ -398,20 +400,26 @@ async fn a_write_under_a_stale_epoch_is_refused() {
     // The old owner, unaware, records what its send did (a retry for later).
     let retry_at = later + chrono::Duration::minutes(1);
     let sent = store
+        .messages
         .update_message(&id, retry_later(retry_at, later))
         .await;
     assert!(
         matches!(sent, Err(StoreError::Fenced { .. })),
         "the old owner's write is refused: {sent:?}"
     );
-    let record = store.message(&id).await.expect("read").expect("stored");
+    let record = store
+        .messages
+        .message(&id)
+        .await
+        .expect("read")
+        .expect("stored");
     assert_eq!(
         record.not_before.map(|t| t.timestamp()),
         Some(later.timestamp()),
         "nothing was written"
     );
     assert_eq!(
-        store.outbox_len().await.expect("len"),
+        store.outbox.outbox_len().await.expect("len"),
         1,
         "the message waits for the new owner"
     );
@@ -438,6 +446,7 @@ async fn a_partition_is_handed_over_only_once_its_send_in_flight_is_recorded() {
     let first = &app.handle().herald.store;
     // The first gateway's send is in flight.
     let claimed = first
+        .outbox
         .claim_due(later, 10, chrono::Duration::minutes(5))
         .await
         .expect("claim");
@@ -450,9 +459,11 @@ async fn a_partition_is_handed_over_only_once_its_send_in_flight_is_recorded() {
     settings.storage.partitions = partitions;
     let second = herald::startup::open_store(&settings, test_pseudonyms(), true)
         .await
-        .expect("a second gateway's store");
+        .expect("a second gateway's store")
+        .store;
     // Its lease rounds, as a gateway runs them.
-    let _rounds = herald::store::spawn_upkeep(std::sync::Arc::clone(&second)).map(AbortOnDrop);
+    let _rounds =
+        herald::store::spawn_upkeep(std::sync::Arc::clone(&second.engine)).map(AbortOnDrop);
     let deadline = Instant::now() + Duration::from_secs(10);
     while owners(&database).await != 2 {
         assert!(
@@ -474,26 +485,27 @@ async fn a_partition_is_handed_over_only_once_its_send_in_flight_is_recorded() {
         .get(0);
     until_rounds(&database, &first_id, 3).await;
     assert!(
-        !second.runs_page(crate::helpers::PAGE_ID),
+        !second.engine.runs_page(crate::helpers::PAGE_ID),
         "the partition went over with a send in flight"
     );
 
     // The send is recorded under the first gateway's epoch, then handed over.
     let retry_at = later + chrono::Duration::minutes(1);
     let recorded = first
+        .messages
         .update_message(&id, retry_later(retry_at, later))
         .await;
     assert!(matches!(recorded, Ok(Some(_))), "{recorded:?}");
-    first.release(&id).await.expect("release");
+    first.outbox.release(&id).await.expect("release");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !second.runs_page(crate::helpers::PAGE_ID) {
+    while !second.engine.runs_page(crate::helpers::PAGE_ID) {
         assert!(
             Instant::now() < deadline,
             "the partition was never handed over"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    second.close().await.expect("close");
+    second.engine.close().await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,6 +549,7 @@ async fn in_a_batch_of_recorded_sends_only_those_of_a_taken_over_partition_are_r
     }
     let store = &app.handle().herald.store;
     let claimed = store
+        .outbox
         .claim_due(later, 100, chrono::Duration::minutes(5))
         .await
         .expect("claim");
@@ -552,7 +565,10 @@ async fn in_a_batch_of_recorded_sends_only_those_of_a_taken_over_partition_are_r
     .await;
     let retry_at = later + chrono::Duration::minutes(1);
     let writes = ids.iter().map(|(page, id)| async move {
-        let written = store.update_message(id, retry_later(retry_at, later)).await;
+        let written = store
+            .messages
+            .update_message(id, retry_later(retry_at, later))
+            .await;
         (*page, written)
     });
     for (page, written) in futures_util::future::join_all(writes).await {
@@ -584,12 +600,12 @@ async fn only_the_owner_of_its_pages_partition_moves_a_campaign_along() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let page = crate::helpers::PAGE_ID;
-    let (owner, other) = if one.handle().herald.store.runs_page(page) {
+    let (owner, other) = if one.handle().herald.store.engine.runs_page(page) {
         (&one, &two)
     } else {
         (&two, &one)
     };
-    assert!(!other.handle().herald.store.runs_page(page));
+    assert!(!other.handle().herald.store.engine.runs_page(page));
     subscriber(owner, "9201", "Europe/Berlin").await;
     // Created through the instance that does not own the page, to start in an hour.
     let start = owner.now() + chrono::Duration::hours(1);
@@ -697,7 +713,11 @@ async fn a_claim_takes_one_message_per_person_and_none_while_one_is_in_flight_or
     let store = &app.handle().herald.store;
     let lease = chrono::Duration::minutes(5);
     let claim = |now: DateTime<Utc>, limit: usize| async move {
-        store.claim_due(now, limit, lease).await.expect("claim")
+        store
+            .outbox
+            .claim_due(now, limit, lease)
+            .await
+            .expect("claim")
     };
     assert_eq!(
         claim(later, 10).await,
@@ -709,6 +729,7 @@ async fn a_claim_takes_one_message_per_person_and_none_while_one_is_in_flight_or
     // a1's send fails for now: it waits for its retry, and holds 7301's later messages back.
     let retry_at = later + chrono::Duration::minutes(1);
     store
+        .messages
         .update_message(
             &a1,
             Box::new(move |r| {
@@ -727,13 +748,14 @@ async fn a_claim_takes_one_message_per_person_and_none_while_one_is_in_flight_or
         .await
         .expect("retry")
         .expect("changed");
-    store.release(&a1).await.expect("release");
+    store.outbox.release(&a1).await.expect("release");
     assert!(claim(later, 10).await.is_empty(), "a2 waits for a1's retry");
     assert_eq!(claim(retry_at, 10).await, vec![a1.clone()]);
     let sent = Event::Sent {
         graph_message_id: "m_a1".into(),
     };
     store
+        .messages
         .update_message(
             &a1,
             Box::new(move |r| lifecycle::apply(r, sent, retry_at).ok()),
@@ -741,10 +763,10 @@ async fn a_claim_takes_one_message_per_person_and_none_while_one_is_in_flight_or
         .await
         .expect("sent")
         .expect("changed");
-    store.release(&a1).await.expect("release");
+    store.outbox.release(&a1).await.expect("release");
     // a2 and a3 are deferred messages (`send_at`): each is claimed on its own.
     assert_eq!(claim(retry_at, 10).await, vec![a2.clone()]);
-    store.release(&a2).await.expect("release");
+    store.outbox.release(&a2).await.expect("release");
     assert_eq!(
         claim(retry_at, 1).await,
         vec![a2.clone()],
@@ -1041,7 +1063,7 @@ async fn verify_names_the_chain_and_entry_of_an_altered_row_and_a_checkpoint_cat
     let store = &app.handle().herald.store;
     let cp: herald::domain::checkpoint::Checkpoint =
         serde_json::from_value(checkpoint).expect("checkpoint");
-    let against = herald::app::verify_audit(store.as_ref(), Some(&cp.point()))
+    let against = herald::app::verify_audit(store.audit.as_ref(), Some(&cp.point()))
         .await
         .expect("verify");
     assert!(!against.ok, "{against:?}");
@@ -1069,8 +1091,8 @@ async fn a_chain_longer_than_one_read_verifies_across_its_chunks() {
             ..Default::default()
         })
         .collect();
-    store.append_audit(entries).await.expect("append");
-    let v = store.verify_audit().await.expect("verify");
+    store.audit.append(entries).await.expect("append");
+    let v = store.audit.verify().await.expect("verify");
     assert!(v.ok, "{v:?}");
     assert!(v.entries >= 25_000, "{v:?}");
     let chain0 = v.chains.iter().find(|c| c.chain == 0).expect("chain 0");
@@ -1083,7 +1105,7 @@ async fn a_chain_longer_than_one_read_verifies_across_its_chunks() {
          WHERE chain = 0 AND seq = 15000",
     )
     .await;
-    let bad = store.verify_audit().await.expect("verify");
+    let bad = store.audit.verify().await.expect("verify");
     assert_eq!(
         (bad.ok, bad.first_bad_chain, bad.first_bad_seq),
         (false, Some(0), Some(15_000)),

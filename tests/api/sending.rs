@@ -323,10 +323,11 @@ async fn the_decisions_one_read_of_a_recipient_gives_its_record_and_its_recent_s
     let store = &app.handle().herald.store;
     let since = app.now() - chrono::Duration::hours(1);
     let (record, sends) = store
+        .recipients
         .recipient_with_sends("4242", since)
         .await
         .expect("one read");
-    let alone = store.recipient("4242").await.expect("recipient");
+    let alone = store.recipients.recipient("4242").await.expect("recipient");
     assert!(record.is_some(), "the record is read");
     assert_eq!(
         serde_json::to_value(&record).expect("json"),
@@ -335,12 +336,17 @@ async fn the_decisions_one_read_of_a_recipient_gives_its_record_and_its_recent_s
     );
     assert_eq!(
         sends,
-        store.recent_sends("4242", since).await.expect("sends"),
+        store
+            .recipients
+            .recent_sends("4242", since)
+            .await
+            .expect("sends"),
         "the same sends, newest first"
     );
     assert_eq!(sends.len(), 2, "{sends:?}");
 
     let (nobody, none) = store
+        .recipients
         .recipient_with_sends("5555", since)
         .await
         .expect("one read");

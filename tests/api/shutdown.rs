@@ -93,7 +93,12 @@ async fn sigterm_and_sigint_finish_in_flight_sends_flush_the_store_and_exit_0() 
         let mut settled = 0;
         for (psid, id) in &accepted {
             let id = MessageId::parse(id).expect("message id");
-            let record = store.message(&id).await.expect("read").expect("stored");
+            let record = store
+                .messages
+                .message(&id)
+                .await
+                .expect("read")
+                .expect("stored");
             let inbox: Vec<String> = sandbox
                 .inbox(psid)
                 .into_iter()
@@ -118,8 +123,8 @@ async fn sigterm_and_sigint_finish_in_flight_sends_flush_the_store_and_exit_0() 
             settled > 0,
             "{signal}: the worker was sending when the signal came"
         );
-        let verification = store.verify_audit().await.expect("verify");
+        let verification = store.audit.verify().await.expect("verify");
         assert!(verification.ok, "{signal}: the audit chain verifies");
-        store.close().await.expect("close");
+        store.engine.close().await.expect("close");
     }
 }

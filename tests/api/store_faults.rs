@@ -5,28 +5,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use herald::domain::audit::{AuditEntry, AuditHead, ChainItem, ChainPoint, Verification};
 use herald::domain::campaign::{Campaign, CampaignId};
 use herald::domain::{IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord};
 use herald::policy::{RecentSend, TraceStep};
 use herald::store::{
-    Accepted, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange, MessageChange,
-    MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid, Store, StoreError,
+    Accepted, AuditCursor, AuditFilter, AuditLog, AuditOrder, AuditPage, CampaignChange, Campaigns,
+    MessageChange, Messages, MessagesChange, NewMessage, ParkedId, Pauses, Pruned, RecipientChange,
+    Recipients, SeenMid, StoreError, Stores,
 };
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app_with, TestOptions};
 
-/// The real store (sled, or PostgreSQL), whose writes fail while `failing` is set — as on a full disk.
-struct FaultyStore {
-    inner: Arc<dyn Store>,
-    failing: Arc<AtomicBool>,
-}
+/// A full disk, while its flag is set.
+#[derive(Clone)]
+struct Disk(Arc<AtomicBool>);
 
-impl FaultyStore {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
+impl Disk {
+    /// Fails as a write to a full disk does.
+    fn write(&self) -> Result<(), StoreError> {
+        if self.0.load(Ordering::SeqCst) {
             Err(StoreError::Engine(Arc::new(std::io::Error::other(
                 "No space left on device (injected)",
             ))))
@@ -36,10 +36,37 @@ impl FaultyStore {
     }
 }
 
+/// One of the real store's interfaces (sled, or PostgreSQL), whose writes fail while the disk
+/// is full.
+struct Faulty<T: ?Sized> {
+    inner: Arc<T>,
+    disk: Disk,
+}
+
+fn faulty<T: ?Sized>(inner: Arc<T>, disk: &Disk) -> Arc<Faulty<T>> {
+    Arc::new(Faulty {
+        inner,
+        disk: disk.clone(),
+    })
+}
+
+/// The store on a full disk: every interface that keeps data fails its writes; the outbox's
+/// claims (held in memory on sled, and no data on PostgreSQL) and the engine pass through.
+fn full_disk(store: Stores, disk: Disk) -> Stores {
+    Stores {
+        messages: faulty(store.messages, &disk),
+        recipients: faulty(store.recipients, &disk),
+        audit: faulty(store.audit, &disk),
+        campaigns: faulty(store.campaigns, &disk),
+        pauses: faulty(store.pauses, &disk),
+        ..store
+    }
+}
+
 #[async_trait]
-impl Store for FaultyStore {
+impl Messages for Faulty<dyn Messages> {
     async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
-        self.check()?;
+        self.disk.write()?;
         self.inner.accept(new).await
     }
     async fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
@@ -60,50 +87,41 @@ impl Store for FaultyStore {
         id: &MessageId,
         change: MessageChange,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        self.check()?;
+        self.disk.write()?;
         self.inner.update_message(id, change).await
+    }
+    async fn update_and_release(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        self.disk.write()?;
+        self.inner.update_and_release(id, change).await
     }
     async fn update_messages(
         &self,
         ids: Vec<MessageId>,
         change: MessagesChange,
     ) -> Result<usize, StoreError> {
-        self.check()?;
+        self.disk.write()?;
         self.inner.update_messages(ids, change).await
     }
     async fn messages_by_graph_ids(&self, mids: &[String]) -> Result<Vec<MessageId>, StoreError> {
         self.inner.messages_by_graph_ids(mids).await
     }
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<MessageId>, StoreError> {
-        self.inner.claim_due(now, limit, lease).await
+    async fn erase_idempotency_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError> {
+        self.disk.write()?;
+        self.inner.erase_idempotency_answers(messages).await
     }
-    async fn try_claim(
-        &self,
-        id: &MessageId,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<bool, StoreError> {
-        self.inner.try_claim(id, now, lease).await
-    }
-    async fn release(&self, id: &MessageId) -> Result<(), StoreError> {
-        self.inner.release(id).await
-    }
-    async fn is_claimed(&self, id: &MessageId, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.inner.is_claimed(id, now).await
-    }
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.inner.next_due().await
-    }
-    async fn outbox_len(&self) -> Result<u64, StoreError> {
-        self.inner.outbox_len().await
-    }
+}
+
+#[async_trait]
+impl Recipients for Faulty<dyn Recipients> {
     async fn recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError> {
         self.inner.recipient(key).await
+    }
+    async fn marketing_token_owner(&self, token: &str) -> Result<Option<String>, StoreError> {
+        self.inner.marketing_token_owner(token).await
     }
     async fn update_recipient(
         &self,
@@ -111,7 +129,7 @@ impl Store for FaultyStore {
         seen: Option<SeenMid<'_>>,
         change: RecipientChange,
     ) -> Result<bool, StoreError> {
-        self.check()?;
+        self.disk.write()?;
         self.inner.update_recipient(key, seen, change).await
     }
     async fn recent_sends(
@@ -128,37 +146,6 @@ impl Store for FaultyStore {
     ) -> Result<Vec<MessageId>, StoreError> {
         self.inner.recent_message_ids(key, limit).await
     }
-    async fn park_event(&self, event: &Value) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.park_event(event).await
-    }
-    async fn parked_events(&self, limit: usize) -> Result<Vec<(ParkedId, Value)>, StoreError> {
-        self.inner.parked_events(limit).await
-    }
-    async fn unpark_event(&self, id: ParkedId) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.unpark_event(id).await
-    }
-    async fn append_audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.append_audit(entries).await
-    }
-    async fn audit_head(&self) -> Result<AuditHead, StoreError> {
-        self.inner.audit_head().await
-    }
-    async fn audit_entries(
-        &self,
-        from_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<ChainItem>, StoreError> {
-        self.inner.audit_entries(from_seq, limit).await
-    }
-    async fn verify_audit(&self) -> Result<Verification, StoreError> {
-        self.inner.verify_audit().await
-    }
-    async fn marketing_token_owner(&self, token: &str) -> Result<Option<String>, StoreError> {
-        self.inner.marketing_token_owner(token).await
-    }
     async fn recipients_after(
         &self,
         after: Option<&str>,
@@ -166,9 +153,61 @@ impl Store for FaultyStore {
     ) -> Result<Vec<(String, RecipientRecord)>, StoreError> {
         self.inner.recipients_after(after, limit).await
     }
-    async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.create_campaign(campaign).await
+    async fn park_event(&self, event: &Value) -> Result<(), StoreError> {
+        self.disk.write()?;
+        self.inner.park_event(event).await
+    }
+    async fn parked_events(&self, limit: usize) -> Result<Vec<(ParkedId, Value)>, StoreError> {
+        self.inner.parked_events(limit).await
+    }
+    async fn unpark_event(&self, id: ParkedId) -> Result<(), StoreError> {
+        self.disk.write()?;
+        self.inner.unpark_event(id).await
+    }
+}
+
+#[async_trait]
+impl AuditLog for Faulty<dyn AuditLog> {
+    async fn append(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+        self.disk.write()?;
+        self.inner.append(entries).await
+    }
+    async fn head(&self) -> Result<AuditHead, StoreError> {
+        self.inner.head().await
+    }
+    async fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<ChainItem>, StoreError> {
+        self.inner.entries(from_seq, limit).await
+    }
+    async fn verify(&self) -> Result<Verification, StoreError> {
+        self.inner.verify().await
+    }
+    async fn hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
+        self.inner.hash_at(point).await
+    }
+    async fn query(
+        &self,
+        filter: &AuditFilter,
+        order: AuditOrder,
+        cursor: Option<&AuditCursor>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        self.inner.query(filter, order, cursor, limit).await
+    }
+    async fn erase_personal(&self, key: &str) -> Result<u64, StoreError> {
+        self.disk.write()?;
+        self.inner.erase_personal(key).await
+    }
+    async fn prune(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
+        self.disk.write()?;
+        self.inner.prune(before).await
+    }
+}
+
+#[async_trait]
+impl Campaigns for Faulty<dyn Campaigns> {
+    async fn create(&self, campaign: &Campaign) -> Result<(), StoreError> {
+        self.disk.write()?;
+        self.inner.create(campaign).await
     }
     async fn append_audience(
         &self,
@@ -176,7 +215,7 @@ impl Store for FaultyStore {
         from: u64,
         psids: &[Psid],
     ) -> Result<(), StoreError> {
-        self.check()?;
+        self.disk.write()?;
         self.inner.append_audience(id, from, psids).await
     }
     async fn audience(
@@ -190,67 +229,39 @@ impl Store for FaultyStore {
     async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
         self.inner.campaign(id).await
     }
-    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
-        self.inner.campaigns().await
+    async fn all(&self) -> Result<Vec<Campaign>, StoreError> {
+        self.inner.all().await
     }
-    async fn update_campaign(
+    async fn update(
         &self,
         id: &CampaignId,
         change: CampaignChange,
     ) -> Result<Option<Campaign>, StoreError> {
-        self.check()?;
-        self.inner.update_campaign(id, change).await
+        self.disk.write()?;
+        self.inner.update(id, change).await
     }
     async fn drop_draft(&self, id: &CampaignId) -> Result<(), StoreError> {
-        self.check()?;
+        self.disk.write()?;
         self.inner.drop_draft(id).await
     }
-    async fn campaign_counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
-        self.inner.campaign_counts(id).await
+    async fn counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.counts(id).await
     }
-    async fn audit_hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
-        self.inner.audit_hash_at(point).await
-    }
-    async fn audit_query(
-        &self,
-        filter: &AuditFilter,
-        order: AuditOrder,
-        cursor: Option<&AuditCursor>,
-        limit: usize,
-    ) -> Result<AuditPage, StoreError> {
-        self.inner.audit_query(filter, order, cursor, limit).await
-    }
-    async fn erase_audit_personal(&self, key: &str) -> Result<u64, StoreError> {
-        self.check()?;
-        self.inner.erase_audit_personal(key).await
-    }
-    async fn erase_idempotency_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError> {
-        self.check()?;
-        self.inner.erase_idempotency_answers(messages).await
-    }
-    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
-        self.check()?;
-        self.inner.prune_audit(before).await
-    }
+}
+
+#[async_trait]
+impl Pauses for Faulty<dyn Pauses> {
     async fn pause_page(&self, page_id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
-        self.check()?;
+        self.disk.write()?;
         self.inner.pause_page(page_id, until).await
     }
     async fn paused_pages(
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
-        self.check()?;
+        // Its pauses are not to be read either: the worker keeps the ones it knows.
+        self.disk.write()?;
         self.inner.paused_pages(now).await
-    }
-    async fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.inner.size_on_disk().await
-    }
-    async fn close(&self) -> Result<(), StoreError> {
-        self.inner.close().await
-    }
-    fn runs_page(&self, page_id: &str) -> bool {
-        self.inner.runs_page(page_id)
     }
 }
 
@@ -259,12 +270,7 @@ async fn a_store_that_cannot_write_answers_503_and_nothing_is_half_written() {
     let failing = Arc::new(AtomicBool::new(false));
     let switch = Arc::clone(&failing);
     let app = spawn_app_with(TestOptions {
-        store: Some(Box::new(move |inner| {
-            Arc::new(FaultyStore {
-                inner,
-                failing: switch,
-            })
-        })),
+        store: Some(Box::new(move |store| full_disk(store, Disk(switch)))),
         ..TestOptions::default()
     })
     .await;
@@ -299,7 +305,7 @@ async fn a_store_that_cannot_write_answers_503_and_nothing_is_half_written() {
 
     assert_eq!(app.audit_head().await, audit_before, "nothing was written");
     let store = &app.handle().herald.store;
-    assert_eq!(store.outbox_len().await.expect("outbox"), 0);
+    assert_eq!(store.outbox.outbox_len().await.expect("outbox"), 0);
 
     // The disk has room again: the same request goes through.
     failing.store(false, Ordering::SeqCst);

@@ -124,6 +124,7 @@ async fn a_parked_event_is_applied_when_retried() {
     app.handle()
         .herald
         .store
+        .recipients
         .park_event(&event)
         .await
         .expect("park");
@@ -142,6 +143,7 @@ async fn a_parked_event_is_applied_when_retried() {
         .handle()
         .herald
         .store
+        .recipients
         .parked_events(10)
         .await
         .expect("parked")
@@ -338,6 +340,7 @@ async fn a_far_date_already_stored_does_not_fail_the_recipients_view() {
     app.handle()
         .herald
         .store
+        .recipients
         .update_recipient(
             "4102",
             None,

@@ -4,15 +4,17 @@
 //! The log is read in `id` order (the order entries were written in, across chains); each
 //! chain is verified in its own `seq` order from where it starts.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 
+use super::writes::{write_alone, Rows};
 use super::{decode, int8, uint, PgStore, Prepared, StoreError};
 use crate::domain::audit::{
     verify_chain, AuditEntry, AuditHead, ChainHead, ChainItem, ChainPoint, Personal, Verification,
     GENESIS,
 };
-use crate::store::{AuditCursor, AuditFilter, AuditOrder, AuditPage, Pruned};
+use crate::store::{AuditCursor, AuditFilter, AuditLog, AuditOrder, AuditPage, Pruned};
 
 /// Entries read per round trip while a chain is verified.
 const VERIFY_CHUNK: i64 = 10_000;
@@ -29,29 +31,16 @@ fn chain_col(chain: u32) -> i32 {
     i32::try_from(chain).unwrap_or(i32::MAX)
 }
 
-impl PgStore {
-    /// The chains that hold entries.
-    async fn chains(&self) -> Result<Vec<ChainRow>, StoreError> {
-        let client = self.client().await?;
-        Ok(client
-            .rows(
-                "SELECT chain, seq, hash, start_seq, start_hash FROM audit_chains
-                 WHERE seq > 0 ORDER BY chain",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|row| ChainRow {
-                chain: u32::try_from(row.get::<_, i32>(0)).unwrap_or_default(),
-                seq: uint(row.get(1)),
-                hash: row.get(2),
-                start: AuditHead::at(uint(row.get(3)), row.get(4)),
-            })
-            .collect())
+#[async_trait]
+impl AuditLog for PgStore {
+    async fn append(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+        let mut rows = Rows::default();
+        rows.audit(entries);
+        write_alone(self, rows).await
     }
 
     /// The combined head of every chain that holds entries.
-    pub(super) async fn head(&self) -> Result<AuditHead, StoreError> {
+    async fn head(&self) -> Result<AuditHead, StoreError> {
         let chains = self.chains().await?;
         if chains.is_empty() {
             return Ok(AuditHead::default());
@@ -70,7 +59,7 @@ impl PgStore {
 
     /// Walks every chain from where it starts; a chain whose entries end before its recorded
     /// head lost its last entries.
-    pub(super) async fn verify(&self) -> Result<Verification, StoreError> {
+    async fn verify(&self) -> Result<Verification, StoreError> {
         let mut walked = Vec::new();
         for chain in self.chains().await? {
             let mut v = self.verify_chain(&chain).await?;
@@ -89,41 +78,8 @@ impl PgStore {
         Ok(Verification::combine(walked))
     }
 
-    /// Walks one chain a chunk at a time, each chunk checked from where the one before it
-    /// ended: memory stays at one chunk however long the chain.
-    async fn verify_chain(&self, chain: &ChainRow) -> Result<Verification, StoreError> {
-        let client = self.client().await?;
-        let mut head = chain.start.clone();
-        let mut entries = 0;
-        loop {
-            let rows = client
-                .rows(
-                    "SELECT seq, entry FROM audit WHERE chain = $1 AND seq > $2
-                     ORDER BY seq LIMIT $3",
-                    &[&chain_col(chain.chain), &int8(head.seq), &VERIFY_CHUNK],
-                )
-                .await?;
-            let full = i64::try_from(rows.len()).unwrap_or_default() == VERIFY_CHUNK;
-            let items = rows.into_iter().map(|row| {
-                Ok::<_, StoreError>(ChainItem::Sealed {
-                    seq: uint(row.get(0)),
-                    bytes: row.get::<_, String>(1).into_bytes(),
-                })
-            });
-            let mut v = verify_chain(head, items)?;
-            entries += v.entries;
-            head = AuditHead::at(v.head_seq, v.head.clone());
-            if !v.ok || !full {
-                v.entries = entries;
-                v.first_seq = chain.start.seq + 1;
-                return Ok(v);
-            }
-        }
-    }
-
-    /// See [`crate::store::Store::audit_hash_at`]: the combined hash of each chain's entry at
-    /// the point's seqs.
-    pub(super) async fn hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
+    /// The combined hash of each chain's entry at the point's seqs.
+    async fn hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
         if point.chains.is_empty() {
             return Ok(None);
         }
@@ -162,11 +118,7 @@ impl PgStore {
     }
 
     /// Up to `limit` entries, in the order they were written, from position `from` (an `id`).
-    pub(super) async fn entries(
-        &self,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<ChainItem>, StoreError> {
+    async fn entries(&self, from: u64, limit: usize) -> Result<Vec<ChainItem>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .rows(
@@ -188,8 +140,8 @@ impl PgStore {
             .collect())
     }
 
-    /// See [`crate::store::Store::audit_query`]: one statement, the filter as conditions.
-    pub(super) async fn query(
+    /// One statement, the filter as conditions.
+    async fn query(
         &self,
         filter: &AuditFilter,
         order: AuditOrder,
@@ -269,8 +221,7 @@ impl PgStore {
         Ok(page)
     }
 
-    /// See [`crate::store::Store::erase_audit_personal`].
-    pub(super) async fn erase_personal(&self, key: &str) -> Result<u64, StoreError> {
+    async fn erase_personal(&self, key: &str) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let n = client
             .exec(
@@ -282,10 +233,10 @@ impl PgStore {
         Ok(n)
     }
 
-    /// See [`crate::store::Store::prune_audit`]: each chain loses its entries made before
+    /// Each chain loses its entries made before
     /// `before`, oldest first and as long as they are, never its newest; where it now starts
     /// is recorded in the same transaction.
-    pub(super) async fn prune(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
+    async fn prune(&self, before: DateTime<Utc>) -> Result<Option<Pruned>, StoreError> {
         let mut client = self.client().await?;
         let mut entries = 0u64;
         for chain in self.chains().await? {
@@ -355,6 +306,60 @@ impl PgStore {
             entries,
             through: AuditHead::combined(starts),
         }))
+    }
+}
+
+impl PgStore {
+    /// The chains that hold entries.
+    async fn chains(&self) -> Result<Vec<ChainRow>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .rows(
+                "SELECT chain, seq, hash, start_seq, start_hash FROM audit_chains
+                 WHERE seq > 0 ORDER BY chain",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| ChainRow {
+                chain: u32::try_from(row.get::<_, i32>(0)).unwrap_or_default(),
+                seq: uint(row.get(1)),
+                hash: row.get(2),
+                start: AuditHead::at(uint(row.get(3)), row.get(4)),
+            })
+            .collect())
+    }
+
+    /// Walks one chain a chunk at a time, each chunk checked from where the one before it
+    /// ended: memory stays at one chunk however long the chain.
+    async fn verify_chain(&self, chain: &ChainRow) -> Result<Verification, StoreError> {
+        let client = self.client().await?;
+        let mut head = chain.start.clone();
+        let mut entries = 0;
+        loop {
+            let rows = client
+                .rows(
+                    "SELECT seq, entry FROM audit WHERE chain = $1 AND seq > $2
+                     ORDER BY seq LIMIT $3",
+                    &[&chain_col(chain.chain), &int8(head.seq), &VERIFY_CHUNK],
+                )
+                .await?;
+            let full = i64::try_from(rows.len()).unwrap_or_default() == VERIFY_CHUNK;
+            let items = rows.into_iter().map(|row| {
+                Ok::<_, StoreError>(ChainItem::Sealed {
+                    seq: uint(row.get(0)),
+                    bytes: row.get::<_, String>(1).into_bytes(),
+                })
+            });
+            let mut v = verify_chain(head, items)?;
+            entries += v.entries;
+            head = AuditHead::at(v.head_seq, v.head.clone());
+            if !v.ok || !full {
+                v.entries = entries;
+                v.first_seq = chain.start.seq + 1;
+                return Ok(v);
+            }
+        }
     }
 }
 

@@ -1,17 +1,18 @@
-//! What the instances sharing the database tell each other besides leases: pages Messenger
-//! asked to wait (a 613), and the policy every instance should run.
+//! What the instances sharing the database tell each other besides leases — pages Messenger
+//! asked to wait (a 613), the policy every instance should run — and the engine's own part in
+//! sharing it: the lease rounds, which pages this instance runs, letting go when it closes.
 
+use std::time::Instant;
+
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{PgStore, Prepared, StoreError};
-use crate::store::InstanceState;
+use super::{leases, uint, PgStore, Prepared, StoreError};
+use crate::store::{Engine, InstanceState, Pauses};
 
-impl PgStore {
-    pub(super) async fn pause(
-        &self,
-        page_id: &str,
-        until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+#[async_trait]
+impl Pauses for PgStore {
+    async fn pause_page(&self, page_id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
         self.client()
             .await?
             .exec(
@@ -23,7 +24,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn pauses(
+    async fn paused_pages(
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
@@ -37,8 +38,11 @@ impl PgStore {
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
+}
 
-    pub(super) async fn publish(&self, version: &str) -> Result<i64, StoreError> {
+#[async_trait]
+impl Engine for PgStore {
+    async fn publish_policy(&self, version: &str) -> Result<i64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let generation: String = tx
@@ -64,7 +68,7 @@ impl PgStore {
         })
     }
 
-    pub(super) async fn published(&self) -> Result<Option<(i64, String)>, StoreError> {
+    async fn published_policy(&self) -> Result<Option<(i64, String)>, StoreError> {
         let rows = self
             .client()
             .await?
@@ -84,7 +88,7 @@ impl PgStore {
             .zip(value("policy_version")))
     }
 
-    pub(super) async fn report(&self, version: &str) -> Result<(), StoreError> {
+    async fn report_policy(&self, version: &str) -> Result<(), StoreError> {
         self.client()
             .await?
             .exec(
@@ -95,7 +99,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn alive(&self) -> Result<Vec<InstanceState>, StoreError> {
+    async fn instances(&self) -> Result<Vec<InstanceState>, StoreError> {
         let rows = self
             .client()
             .await?
@@ -113,5 +117,41 @@ impl PgStore {
                 policy_version: r.get(2),
             })
             .collect())
+    }
+
+    fn maintenance_every(&self) -> Option<std::time::Duration> {
+        self.lease_every
+    }
+
+    async fn maintain(&self) -> Result<(), StoreError> {
+        leases::round(self).await
+    }
+
+    fn runs_page(&self, page_id: &str) -> bool {
+        self.leases
+            .holds(self.partition_of(page_id), Instant::now())
+    }
+
+    async fn size_on_disk(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = client
+            .one("SELECT pg_database_size(current_database())", &[])
+            .await?
+            .get(0);
+        Ok(uint(n))
+    }
+
+    /// Stops the background tasks and lets go of this instance's partitions.
+    async fn close(&self) -> Result<(), StoreError> {
+        self.stop.cancel();
+        let tasks: Vec<_> = self.tasks.lock().drain(..).collect();
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        if self.leases.enabled() {
+            leases::release_all(self).await?;
+        }
+        Ok(())
     }
 }

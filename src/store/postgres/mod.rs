@@ -17,17 +17,26 @@
 //!   in order under its row's lock, `(chain, seq)` unique; verification walks each and reports
 //!   their combined head, which checkpoints sign.
 //!
+//! Each of the store's interfaces is implemented in the file that does its work:
+//!
 //! ```text
-//!   interface.rs (impl Store) ─┬─► writes.rs (Rows: one transaction's writes; the batcher)
-//!                              ├─► leases.rs (partitions, epochs)
-//!                              └─► audit.rs (queries, verify, prune, erase)
+//!   impl Messages    messages.rs ─┬─► writes.rs (Rows: one transaction's writes; the batchers)
+//!   impl Recipients  recipients.rs│
+//!   impl Campaigns   campaigns.rs ┘
+//!   impl Outbox      outbox.rs ─────► leases.rs (partitions, epochs)
+//!   impl AuditLog    audit.rs    (append, queries, verify, prune, erase)
+//!   impl Pauses      cluster.rs  (pages' pauses, shared by every instance)
+//!   impl Engine      cluster.rs  (policy published and reported, instances, lease rounds, close)
 //! ```
 
 mod audit;
+mod campaigns;
 mod cluster;
-mod interface;
 mod leases;
+mod messages;
 mod migrations;
+mod outbox;
+mod recipients;
 mod writes;
 
 use std::sync::Arc;
@@ -293,7 +302,7 @@ impl PgStore {
         let update_batcher =
             tokio::spawn(writes::run_batcher(Arc::downgrade(&store), update_queue));
         store.tasks.lock().extend([batcher, update_batcher]);
-        // The later rounds are the gateway's to run (`Store::maintain`), as a supervised task.
+        // The later rounds are the gateway's to run (`Engine::maintain`), as a supervised task.
         if lease.is_some() {
             leases::round(&store).await.map_err(unusable)?;
         }
@@ -311,6 +320,18 @@ impl PgStore {
         Ok(self.pool.get().await?)
     }
 
+    async fn read_json<V: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        sql: &str,
+        key: &(dyn tokio_postgres::types::ToSql + Sync),
+    ) -> Result<Option<V>, StoreError> {
+        let client = self.client().await?;
+        let row = client.opt(sql, &[key]).await?;
+        row.map(|row| decode(what, &row.get::<_, String>(0)))
+            .transpose()
+    }
+
     /// The partition `page_id` hashes into.
     fn partition_of(&self, page_id: &str) -> u32 {
         partition_of(page_id, self.partitions)
@@ -321,18 +342,9 @@ impl PgStore {
         page_id.map_or(0, |p| self.partition_of(p))
     }
 
-    /// Stops the background tasks and lets go of this instance's partitions.
-    async fn shut(&self) -> Result<(), StoreError> {
-        self.stop.cancel();
-        let tasks: Vec<_> = self.tasks.lock().drain(..).collect();
-        for task in tasks {
-            task.abort();
-            let _ = task.await;
-        }
-        if self.leases.enabled() {
-            leases::release_all(self).await?;
-        }
-        Ok(())
+    /// The store's own metrics (commit and flush latencies), for `GET /metrics`.
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![Box::new(self.commit.clone()), Box::new(self.flush.clone())]
     }
 }
 

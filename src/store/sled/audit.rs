@@ -21,11 +21,13 @@
 
 use std::ops::Bound;
 
+use async_trait::async_trait;
+
 use super::{decode, millis, SledStore, StoreError, Tx, TxResult, AUDIT_START, T};
 use crate::domain::audit::{
-    verify_chain, AuditEntry, AuditHead, ChainItem, Personal, Verification,
+    verify_chain, AuditEntry, AuditHead, ChainItem, ChainPoint, Personal, Verification,
 };
-use crate::store::{AuditCursor, AuditFilter, AuditOrder, AuditPage, Pruned};
+use crate::store::{AuditCursor, AuditFilter, AuditLog, AuditOrder, AuditPage, Pruned};
 
 /// The most keys one query page walks before it answers with what it has and a cursor: a
 /// filter that matches little cannot make one request walk the whole log.
@@ -138,9 +140,10 @@ struct Walk {
     high: Option<Vec<u8>>,
 }
 
-impl SledStore {
+#[async_trait]
+impl AuditLog for SledStore {
     /// Appends entries in a transaction of their own and waits until they are durable.
-    pub(super) async fn append(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+    async fn append(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
         self.commit(|tx| {
             for e in entries {
                 tx.audit(e)?;
@@ -150,13 +153,14 @@ impl SledStore {
         self.durable().await
     }
 
+    /// The current end of the audit chain.
+    async fn head(&self) -> Result<AuditHead, StoreError> {
+        Ok(self.head.lock().clone())
+    }
+
     /// Up to `limit` entries from `from_seq` on, in order. Bytes that do not decode are
     /// reported as such (the chain breaks there); a read that fails is an error.
-    pub(super) fn audit_page(
-        &self,
-        from_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<ChainItem>, StoreError> {
+    async fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<ChainItem>, StoreError> {
         self.tree(T::Audit)
             .range(from_seq.to_be_bytes()..)
             .take(limit)
@@ -167,13 +171,8 @@ impl SledStore {
             .collect()
     }
 
-    /// The last entry pruned (the genesis if none was).
-    pub(super) fn audit_start(&self) -> Result<AuditHead, StoreError> {
-        Ok(self.read(T::Meta, AUDIT_START)?.unwrap_or_default())
-    }
-
     /// Walks the whole chain from where it starts.
-    pub(super) fn verify(&self) -> Result<Verification, StoreError> {
+    async fn verify(&self) -> Result<Verification, StoreError> {
         let start = self.audit_start()?;
         let from = (start.seq + 1).to_be_bytes();
         // Each entry is checked as stored, without decoding it: verification is a hash over
@@ -190,8 +189,8 @@ impl SledStore {
         )
     }
 
-    /// See [`crate::store::Store::audit_hash_at`].
-    pub(super) fn hash_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
+    async fn hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
+        let seq = point.seq;
         let start = self.audit_start()?;
         if seq == start.seq {
             return Ok(Some(start.hash));
@@ -201,6 +200,106 @@ impl SledStore {
         };
         // Bytes that are no entry have no hash: the checkpoint does not hold.
         Ok(decode::<AuditEntry>(T::Audit, &bytes).ok().map(|e| e.hash))
+    }
+
+    async fn query(
+        &self,
+        filter: &AuditFilter,
+        order: AuditOrder,
+        cursor: Option<&AuditCursor>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        let walk = self.walk_for(filter);
+        let needles = Needles::of(filter);
+        let after = cursor
+            .map(|c| hex::decode(&c.0).map_err(|_| StoreError::BadCursor))
+            .transpose()?;
+        let (mut low, mut high) = (
+            Bound::Included(walk.low.as_slice()),
+            walk.high
+                .as_deref()
+                .map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        match (&after, order) {
+            (Some(a), AuditOrder::OldestFirst) => low = Bound::Excluded(a.as_slice()),
+            (Some(a), AuditOrder::NewestFirst) => high = Bound::Excluded(a.as_slice()),
+            (None, _) => {}
+        }
+        let range = self.tree(walk.tree).range::<&[u8], _>((low, high));
+        let keys: Box<dyn Iterator<Item = _>> = match order {
+            AuditOrder::OldestFirst => Box::new(range),
+            AuditOrder::NewestFirst => Box::new(range.rev()),
+        };
+        let mut page = AuditPage::default();
+        let mut last = None;
+        for (walked, item) in keys.enumerate() {
+            if walked == SCAN_BUDGET || page.entries.len() == limit {
+                page.next = last.map(|k: sled::IVec| AuditCursor(hex::encode(k)));
+                return Ok(page);
+            }
+            let (key, value) = item?;
+            let Some(seq) = seq_of(&key) else { continue };
+            let chained = (walk.tree == T::Audit).then_some(value.as_ref());
+            if let Some(entry) = self.entry(seq, chained, &needles)? {
+                if matches(filter, &entry, &self.pseudonyms) {
+                    page.entries.push(entry);
+                }
+            }
+            last = Some(key);
+        }
+        Ok(page)
+    }
+
+    async fn erase_personal(&self, recipient: &str) -> Result<u64, StoreError> {
+        let prefix = tagged(b'r', &self.pseudonyms.of(recipient));
+        let mut erased = 0;
+        let mut keys = self.tree(T::AuditIndex).scan_prefix(&prefix).peekable();
+        while keys.peek().is_some() {
+            let chunk = keys
+                .by_ref()
+                .take(PRUNE_CHUNK)
+                .map(|item| item.map(|(k, _)| seq_of(&k)))
+                .collect::<Result<Vec<_>, _>>()?;
+            erased += self.commit(|tx| {
+                let mut n = 0;
+                for seq in chunk.into_iter().flatten() {
+                    let key = seq.to_be_bytes();
+                    if tx.contains(T::AuditPersonal, &key)? {
+                        tx.remove(T::AuditPersonal, &key)?;
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })?;
+        }
+        self.durable().await?;
+        Ok(erased)
+    }
+
+    async fn prune(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Pruned>, StoreError> {
+        let mut pruned: Option<Pruned> = None;
+        loop {
+            let chunk = self.commit(|tx| tx.prune_chunk(before))?;
+            let Some(chunk) = chunk else { break };
+            pruned = Some(Pruned {
+                entries: pruned.as_ref().map_or(0, |p| p.entries) + chunk.entries,
+                through: chunk.through,
+            });
+        }
+        if pruned.is_some() {
+            self.durable().await?;
+        }
+        Ok(pruned)
+    }
+}
+
+impl SledStore {
+    /// The last entry pruned (the genesis if none was).
+    pub(super) fn audit_start(&self) -> Result<AuditHead, StoreError> {
+        Ok(self.read(T::Meta, AUDIT_START)?.unwrap_or_default())
     }
 
     /// An entry by seq, with its personal values if they are still kept; `None` when there is
@@ -265,102 +364,6 @@ impl SledStore {
             low: Vec::new(),
             high: None,
         }
-    }
-
-    /// See [`crate::store::Store::audit_query`].
-    pub(super) fn query(
-        &self,
-        filter: &AuditFilter,
-        order: AuditOrder,
-        cursor: Option<&AuditCursor>,
-        limit: usize,
-    ) -> Result<AuditPage, StoreError> {
-        let walk = self.walk_for(filter);
-        let needles = Needles::of(filter);
-        let after = cursor
-            .map(|c| hex::decode(&c.0).map_err(|_| StoreError::BadCursor))
-            .transpose()?;
-        let (mut low, mut high) = (
-            Bound::Included(walk.low.as_slice()),
-            walk.high
-                .as_deref()
-                .map_or(Bound::Unbounded, Bound::Excluded),
-        );
-        match (&after, order) {
-            (Some(a), AuditOrder::OldestFirst) => low = Bound::Excluded(a.as_slice()),
-            (Some(a), AuditOrder::NewestFirst) => high = Bound::Excluded(a.as_slice()),
-            (None, _) => {}
-        }
-        let range = self.tree(walk.tree).range::<&[u8], _>((low, high));
-        let keys: Box<dyn Iterator<Item = _>> = match order {
-            AuditOrder::OldestFirst => Box::new(range),
-            AuditOrder::NewestFirst => Box::new(range.rev()),
-        };
-        let mut page = AuditPage::default();
-        let mut last = None;
-        for (walked, item) in keys.enumerate() {
-            if walked == SCAN_BUDGET || page.entries.len() == limit {
-                page.next = last.map(|k: sled::IVec| AuditCursor(hex::encode(k)));
-                return Ok(page);
-            }
-            let (key, value) = item?;
-            let Some(seq) = seq_of(&key) else { continue };
-            let chained = (walk.tree == T::Audit).then_some(value.as_ref());
-            if let Some(entry) = self.entry(seq, chained, &needles)? {
-                if matches(filter, &entry, &self.pseudonyms) {
-                    page.entries.push(entry);
-                }
-            }
-            last = Some(key);
-        }
-        Ok(page)
-    }
-
-    /// See [`crate::store::Store::erase_audit_personal`].
-    pub(super) async fn erase_personal(&self, recipient: &str) -> Result<u64, StoreError> {
-        let prefix = tagged(b'r', &self.pseudonyms.of(recipient));
-        let mut erased = 0;
-        let mut keys = self.tree(T::AuditIndex).scan_prefix(&prefix).peekable();
-        while keys.peek().is_some() {
-            let chunk = keys
-                .by_ref()
-                .take(PRUNE_CHUNK)
-                .map(|item| item.map(|(k, _)| seq_of(&k)))
-                .collect::<Result<Vec<_>, _>>()?;
-            erased += self.commit(|tx| {
-                let mut n = 0;
-                for seq in chunk.into_iter().flatten() {
-                    let key = seq.to_be_bytes();
-                    if tx.contains(T::AuditPersonal, &key)? {
-                        tx.remove(T::AuditPersonal, &key)?;
-                        n += 1;
-                    }
-                }
-                Ok(n)
-            })?;
-        }
-        self.durable().await?;
-        Ok(erased)
-    }
-
-    /// See [`crate::store::Store::prune_audit`].
-    pub(super) async fn prune(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<Pruned>, StoreError> {
-        let mut pruned: Option<Pruned> = None;
-        loop {
-            let chunk = self.commit(|tx| tx.prune_chunk(before))?;
-            let Some(chunk) = chunk else { break };
-            pruned = Some(Pruned {
-                entries: pruned.as_ref().map_or(0, |p| p.entries) + chunk.entries,
-                through: chunk.through,
-            });
-        }
-        if pruned.is_some() {
-            self.durable().await?;
-        }
-        Ok(pruned)
     }
 }
 
@@ -469,6 +472,7 @@ mod tests {
         loop {
             let page = store
                 .query(&filter, AuditOrder::OldestFirst, cursor.as_ref(), 1)
+                .await
                 .expect("query");
             seqs.extend(page.entries.iter().map(|e| e.seq));
             match page.next {
@@ -515,7 +519,7 @@ mod tests {
             "new entries: recipient and time, and the campaign when they have one"
         );
 
-        let v = store.verify().expect("verify");
+        let v = store.verify().await.expect("verify");
         assert_eq!((v.ok, v.entries), (true, 3), "{v:?}");
         let by = |f: AuditFilter| found(&store, f);
         assert_eq!(
@@ -592,6 +596,6 @@ mod tests {
             3,
             "only the newest entry's keys are left"
         );
-        assert!(store.verify().expect("verify").ok);
+        assert!(store.verify().await.expect("verify").ok);
     }
 }

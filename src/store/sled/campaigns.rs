@@ -1,9 +1,11 @@
 //! Campaigns, their audiences, and how many of each campaign's messages stand where.
 
+use async_trait::async_trait;
+
 use super::{decode, joined, SledStore, StoreError, Tx, TxResult, T};
 use crate::domain::campaign::{Campaign, CampaignId};
-use crate::domain::{MessageRecord, Psid, RecipientRecord};
-use crate::store::{count_label, CampaignChange};
+use crate::domain::{MessageRecord, Psid};
+use crate::store::{count_label, CampaignChange, Campaigns};
 
 fn count_key(campaign: &str, label: &str) -> Vec<u8> {
     joined(campaign, label.as_bytes())
@@ -43,15 +45,16 @@ fn position_key(id: &CampaignId, index: u64) -> Vec<u8> {
     joined(id.as_str(), &index.to_be_bytes())
 }
 
-impl SledStore {
-    pub(super) async fn create(&self, campaign: &Campaign) -> Result<(), StoreError> {
+#[async_trait]
+impl Campaigns for SledStore {
+    async fn create(&self, campaign: &Campaign) -> Result<(), StoreError> {
         self.commit(|tx| tx.put(T::Campaigns, campaign.id.as_str().as_bytes(), campaign))?;
         self.durable().await
     }
 
-    /// See [`crate::store::Store::append_audience`]: a part is one key, its PSIDs one per line,
+    /// A part is one key, its PSIDs one per line,
     /// so that a million recipients are a thousand keys, not a million.
-    pub(super) async fn extend_audience(
+    async fn append_audience(
         &self,
         id: &CampaignId,
         from: u64,
@@ -69,7 +72,7 @@ impl SledStore {
         self.durable().await
     }
 
-    pub(super) fn audience_page(
+    async fn audience(
         &self,
         id: &CampaignId,
         from: u64,
@@ -106,11 +109,11 @@ impl SledStore {
         Ok(out)
     }
 
-    pub(super) fn read_campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
+    async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
         self.read(T::Campaigns, id.as_str().as_bytes())
     }
 
-    pub(super) fn all_campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+    async fn all(&self) -> Result<Vec<Campaign>, StoreError> {
         self.tree(T::Campaigns)
             .iter()
             .map(|item| {
@@ -120,7 +123,7 @@ impl SledStore {
             .collect()
     }
 
-    pub(super) async fn change_campaign(
+    async fn update(
         &self,
         id: &CampaignId,
         change: CampaignChange,
@@ -146,7 +149,7 @@ impl SledStore {
     }
 
     /// Forgets a draft whose audience could not be stored whole.
-    pub(super) async fn drop_draft(&self, id: &CampaignId) -> Result<(), StoreError> {
+    async fn drop_draft(&self, id: &CampaignId) -> Result<(), StoreError> {
         let prefix = joined(id.as_str(), &[]);
         let parts: Vec<_> = self
             .tree(T::Audience)
@@ -162,7 +165,7 @@ impl SledStore {
         self.durable().await
     }
 
-    pub(super) fn counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError> {
         let prefix = joined(id.as_str(), &[]);
         self.tree(T::CampaignCounts)
             .scan_prefix(&prefix)
@@ -173,30 +176,6 @@ impl SledStore {
                     .map(u64::from_be_bytes)
                     .unwrap_or_default();
                 Ok((label, n))
-            })
-            .collect()
-    }
-
-    pub(super) fn recipients_after(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, RecipientRecord)>, StoreError> {
-        let range = match after {
-            Some(after) => self.tree(T::Recipients).range::<&[u8], _>((
-                std::ops::Bound::Excluded(after.as_bytes()),
-                std::ops::Bound::Unbounded,
-            )),
-            None => self.tree(T::Recipients).iter(),
-        };
-        range
-            .take(limit)
-            .map(|item| {
-                let (key, value) = item?;
-                Ok((
-                    String::from_utf8_lossy(&key).into_owned(),
-                    decode(T::Recipients, &value)?,
-                ))
             })
             .collect()
     }
@@ -215,23 +194,23 @@ mod tests {
             .map(|i| Psid::parse(&format!("10{i}")).expect("psid"))
             .collect();
         store
-            .extend_audience(&id, 0, &psids[..3])
+            .append_audience(&id, 0, &psids[..3])
             .await
             .expect("part");
         store
-            .extend_audience(&id, 3, &psids[3..])
+            .append_audience(&id, 3, &psids[3..])
             .await
             .expect("part");
         store
-            .extend_audience(&other, 0, &psids[..1])
+            .append_audience(&other, 0, &psids[..1])
             .await
             .expect("part");
-        assert_eq!(store.audience_page(&id, 0, 10).expect("read"), psids);
-        assert_eq!(store.audience_page(&id, 2, 2).expect("read"), psids[2..4]);
-        assert_eq!(store.audience_page(&id, 4, 10).expect("read"), psids[4..]);
-        assert!(store.audience_page(&id, 5, 10).expect("read").is_empty());
+        assert_eq!(store.audience(&id, 0, 10).await.expect("read"), psids);
+        assert_eq!(store.audience(&id, 2, 2).await.expect("read"), psids[2..4]);
+        assert_eq!(store.audience(&id, 4, 10).await.expect("read"), psids[4..]);
+        assert!(store.audience(&id, 5, 10).await.expect("read").is_empty());
         assert_eq!(
-            store.audience_page(&other, 0, 10).expect("read"),
+            store.audience(&other, 0, 10).await.expect("read"),
             psids[..1]
         );
     }

@@ -1,16 +1,19 @@
 //! Messages, the outbox index and idempotency records, as one transaction sees them.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use std::collections::HashSet;
 
+use super::writer::Job;
 use super::{decode, encode, joined, millis, SledStore, StoreError, Tx, TxResult, T};
 use crate::domain::lifecycle::{self, Effects, OutboxChange};
 use crate::domain::{IdempotencyRecord, MessageId, MessageRecord};
 use crate::policy::TraceStep;
 use crate::store::{
-    answered_message, erase_answer, Accepted, NewMessage, PERSONAL_IN_ANSWER, TRACE_IN_ANSWER,
+    answered_message, erase_answer, Accepted, MessageChange, Messages, MessagesChange, NewMessage,
+    PERSONAL_IN_ANSWER, TRACE_IN_ANSWER,
 };
 
 /// Idempotency records rewritten per transaction by an erasure.
@@ -211,12 +214,18 @@ impl Tx<'_> {
     }
 }
 
-impl SledStore {
-    pub(super) fn read_message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
+#[async_trait]
+impl Messages for SledStore {
+    async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
+        let new = self.encode_new(new)?;
+        self.submit(|reply| Job::Accept { new, reply }).await
+    }
+
+    async fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
         self.read(T::Messages, id.as_str().as_bytes())
     }
 
-    pub(super) fn read_idempotency(
+    async fn idempotency(
         &self,
         client: &str,
         key: &str,
@@ -224,9 +233,9 @@ impl SledStore {
         self.read(T::Idempotency, &joined(client, key.as_bytes()))
     }
 
-    /// See [`crate::store::Store::erase_idempotency_answers`]. Every record is looked at (they
-    /// are keyed by client and key, not by person), but only those holding a template are read.
-    pub(super) async fn erase_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError> {
+    /// Every record is looked at (they are keyed by client and key, not by person), but only
+    /// those holding a template are read.
+    async fn erase_idempotency_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError> {
         let ids: HashSet<&MessageId> = messages.iter().collect();
         let markers = [PERSONAL_IN_ANSWER.as_bytes(), TRACE_IN_ANSWER.as_bytes()];
         let mut keys = Vec::new();
@@ -261,7 +270,7 @@ impl SledStore {
     }
 
     /// The trace of the message's latest decision (empty if none was kept).
-    pub(super) fn read_trace(&self, record: &MessageRecord) -> Result<Vec<TraceStep>, StoreError> {
+    async fn trace(&self, record: &MessageRecord) -> Result<Vec<TraceStep>, StoreError> {
         let Some(key) = record
             .trace_sha256
             .as_deref()
@@ -272,6 +281,55 @@ impl SledStore {
         Ok(self.read(T::Traces, &key)?.unwrap_or_default())
     }
 
+    async fn update_message(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        self.submit(|reply| Job::Update {
+            id: id.clone(),
+            change: Some(change),
+            reply,
+        })
+        .await
+    }
+
+    async fn update_messages(
+        &self,
+        ids: Vec<MessageId>,
+        change: MessagesChange,
+    ) -> Result<usize, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.submit(|reply| Job::UpdateMany { ids, change, reply })
+            .await
+    }
+
+    async fn update_and_release(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let changed = self.update_message(id, change).await;
+        // Claims live in this process: let go of it whether or not the write went through
+        // (a failed one leaves the message in the outbox, tried again).
+        self.unclaim(id);
+        changed
+    }
+
+    async fn messages_by_graph_ids(&self, mids: &[String]) -> Result<Vec<MessageId>, StoreError> {
+        let mut ids = Vec::new();
+        for mid in mids {
+            if let Some(id) = self.message_by_graph_id(mid)? {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+}
+
+impl SledStore {
     /// The message Messenger knows as `graph_id`.
     pub(super) fn message_by_graph_id(
         &self,
@@ -301,7 +359,7 @@ pub(crate) mod tests {
         Acceptance, Category, Content, MessageStatus, Psid, Recipient, SendAnswer,
     };
     use crate::policy::{Decision, Outcome, Reason, Via};
-    use crate::store::{IdempotencyWrite, Store};
+    use crate::store::{AuditLog, Engine, IdempotencyWrite, Outbox};
 
     fn record(due: DateTime<Utc>) -> MessageRecord {
         record_for("42", due)
@@ -475,16 +533,16 @@ pub(crate) mod tests {
                 SledStore::open(&path, crate::domain::audit::Pseudonyms::new(b"k")).expect("open");
             put(&store, &r).await;
             store.close().await.expect("close");
-            store.audit_head().await.expect("head")
+            store.head().await.expect("head")
         };
         let store = SledStore::open(&path, crate::domain::audit::Pseudonyms::new(b"k"))
             .expect("reopen: the file lock was released");
-        assert_eq!(store.audit_head().await.expect("head"), head);
+        assert_eq!(store.head().await.expect("head"), head);
         assert_eq!(
             store.message(&r.id).await.expect("read").map(|m| m.id),
             Some(r.id)
         );
-        assert!(store.verify_audit().await.expect("verify").ok);
+        assert!(store.verify().await.expect("verify").ok);
     }
 
     #[tokio::test]
@@ -493,10 +551,10 @@ pub(crate) mod tests {
         for _ in 0..3 {
             put(&store, &record(Utc::now())).await;
         }
-        let v = store.verify_audit().await.expect("verify");
+        let v = store.verify().await.expect("verify");
         assert!(v.ok, "{v:?}");
         assert_eq!(v.entries, 3);
-        assert_eq!(store.audit_head().await.expect("head").seq, 3);
+        assert_eq!(store.head().await.expect("head").seq, 3);
     }
 
     #[tokio::test]
@@ -509,10 +567,7 @@ pub(crate) mod tests {
             .tree(T::Audit)
             .insert(2u64.to_be_bytes(), b"{not an entry".to_vec())
             .expect("tamper");
-        let v = store
-            .verify_audit()
-            .await
-            .expect("a read that works is no error");
+        let v = store.verify().await.expect("a read that works is no error");
         assert_eq!((v.ok, v.first_bad_seq), (false, Some(2)));
     }
 
@@ -555,7 +610,7 @@ pub(crate) mod tests {
             "one message for one key, however the batches fall"
         );
         assert_eq!(store.outbox_len().await.expect("len"), 1);
-        assert_eq!(store.verify_audit().await.expect("verify").entries, 1);
+        assert_eq!(store.verify().await.expect("verify").entries, 1);
     }
 
     #[tokio::test]

@@ -8,16 +8,21 @@
 //! one writer thread that flushes each batch itself ([`writer`]); other writers that must be
 //! durable wait for a group commit ([`group_commit`]).
 //!
+//! Each of the store's interfaces is implemented in the file that does its work:
+//!
 //! ```text
-//!   interface.rs (impl Store) ─┬─► writer.rs ──► messages.rs ─┐
-//!                              ├─► messages.rs, recipients.rs ├─► mod.rs (Tx, trees, codec)
-//!                              └─► outbox.rs, audit.rs ───────┘
+//!   impl Messages    messages.rs ──► writer.rs (accepts, message changes) ─┐
+//!   impl Outbox      outbox.rs   (claims in memory)                        │
+//!   impl Recipients  recipients.rs                                         │
+//!   impl AuditLog    audit.rs    (the chain, its indexes, prune, erase)    ├─► mod.rs (Tx, trees,
+//!   impl Campaigns   campaigns.rs                                          │    codec, commit)
+//!   impl Pauses      pages.rs                                              │
+//!   impl Engine      mod.rs      (close, size on disk) ────────────────────┘
 //! ```
 
 mod audit;
 mod campaigns;
 mod group_commit;
-mod interface;
 mod messages;
 mod outbox;
 mod pages;
@@ -28,6 +33,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -35,7 +41,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{IVec, Transactional};
 use tokio_util::sync::CancellationToken;
 
-use super::StoreError;
+use super::{Engine, StoreError};
 use crate::domain::audit::{fresh_salt, AuditEntry, AuditHead, Pseudonyms};
 use group_commit::GroupCommit;
 
@@ -424,13 +430,23 @@ impl SledStore {
         self.group_commit.durable().await
     }
 
-    /// The current end of the audit chain.
-    fn head(&self) -> AuditHead {
-        self.head.lock().clone()
+    /// The store's own metrics (commit and flush latencies), for `GET /metrics`.
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.latency.commit.clone()),
+            Box::new(self.latency.flush.clone()),
+        ]
+    }
+}
+
+#[async_trait]
+impl Engine for SledStore {
+    async fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
     }
 
     /// Stops the group-commit task and flushes everything to disk.
-    async fn shut(&self) -> Result<(), StoreError> {
+    async fn close(&self) -> Result<(), StoreError> {
         self.stop.cancel();
         let flusher = self.flusher.lock().take();
         if let Some(task) = flusher {

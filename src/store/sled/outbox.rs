@@ -13,12 +13,14 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::Mutex;
 
 use super::{millis, SledStore, StoreError, T};
 use crate::domain::lifecycle;
-use crate::domain::MessageId;
+use crate::domain::{MessageId, MessageRecord};
+use crate::store::Outbox;
 
 /// Claims on outbox entries, and where the next scan for due work starts.
 #[derive(Default)]
@@ -67,9 +69,9 @@ impl ClaimState {
     }
 }
 
-impl SledStore {
-    /// See [`crate::store::Store::claim_due`].
-    pub(super) fn claim(
+#[async_trait]
+impl Outbox for SledStore {
+    async fn claim_due(
         &self,
         now: DateTime<Utc>,
         limit: usize,
@@ -109,7 +111,7 @@ impl SledStore {
             }
             let lane = match value.is_empty() {
                 false => value.to_vec(),
-                true => match self.read_message(&id)? {
+                true => match self.read::<MessageRecord>(T::Messages, id.as_str().as_bytes())? {
                     Some(record) => lifecycle::lane(&record).into_bytes(),
                     None => continue,
                 },
@@ -144,6 +146,53 @@ impl SledStore {
         Ok(claimed)
     }
 
+    async fn try_claim(
+        &self,
+        id: &MessageId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.claims.state.lock();
+        if state.is_held(id, now) {
+            return Ok(false);
+        }
+        let held = Held {
+            until: now + lease,
+            lane: None,
+        };
+        state.held.insert(id.clone(), held);
+        Ok(true)
+    }
+
+    async fn release(&self, id: &MessageId) -> Result<(), StoreError> {
+        self.unclaim(id);
+        Ok(())
+    }
+
+    async fn is_claimed(&self, id: &MessageId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(self.claims.state.lock().is_held(id, now))
+    }
+
+    /// When the earliest outbox entry is due.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let Some((key, _)) = self.tree(T::Outbox).first()? else {
+            return Ok(None);
+        };
+        let ms = key
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+            .and_then(|ms| i64::try_from(ms).ok())
+            .unwrap_or(0);
+        Ok(DateTime::from_timestamp_millis(ms))
+    }
+
+    async fn outbox_len(&self) -> Result<u64, StoreError> {
+        Ok(self.tree(T::Outbox).len() as u64)
+    }
+}
+
+impl SledStore {
     /// Whether the lane is held by a message other than the one at `key` that still waits.
     fn held_by_another(&self, lane: &[u8], key: &[u8]) -> Result<bool, StoreError> {
         match self.tree(T::Lanes).get(lane)? {
@@ -152,20 +201,6 @@ impl SledStore {
             }
             _ => Ok(false),
         }
-    }
-
-    /// See [`crate::store::Store::try_claim`].
-    pub(super) fn claim_one(&self, id: &MessageId, now: DateTime<Utc>, lease: Duration) -> bool {
-        let mut state = self.claims.state.lock();
-        if state.is_held(id, now) {
-            return false;
-        }
-        let held = Held {
-            until: now + lease,
-            lane: None,
-        };
-        state.held.insert(id.clone(), held);
-        true
     }
 
     /// Lets go of a claim. An entry let go of without an outcome (it is still where it was
@@ -183,28 +218,6 @@ impl SledStore {
             state.rewind_to(&key);
         }
     }
-
-    pub(super) fn held(&self, id: &MessageId, now: DateTime<Utc>) -> bool {
-        self.claims.state.lock().is_held(id, now)
-    }
-
-    /// When the earliest outbox entry is due.
-    pub(super) fn first_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let Some((key, _)) = self.tree(T::Outbox).first()? else {
-            return Ok(None);
-        };
-        let ms = key
-            .get(..8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_be_bytes)
-            .and_then(|ms| i64::try_from(ms).ok())
-            .unwrap_or(0);
-        Ok(DateTime::from_timestamp_millis(ms))
-    }
-
-    pub(super) fn outbox_count(&self) -> u64 {
-        self.tree(T::Outbox).len() as u64
-    }
 }
 
 #[cfg(test)]
@@ -215,7 +228,7 @@ mod tests {
     use super::super::{SledStore, T};
     use crate::domain::lifecycle::{self, Event};
     use crate::domain::{Attempt, AttemptOutcome, MessageId, MessageRecord, MessageStatus};
-    use crate::store::Store;
+    use crate::store::{Engine, Messages, Outbox};
 
     const LEASE: i64 = 5;
 

@@ -2,10 +2,11 @@
 //! tree → the pause's end. Kept on disk so that a restart does not send into a page Messenger
 //! asked to wait.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{SledStore, T};
-use crate::store::StoreError;
+use crate::store::{Pauses, StoreError};
 
 const PREFIX: &[u8] = b"page_pause\0";
 
@@ -13,12 +14,9 @@ fn key(page_id: &str) -> Vec<u8> {
     [PREFIX, page_id.as_bytes()].concat()
 }
 
-impl SledStore {
-    pub(super) async fn pause(
-        &self,
-        page_id: &str,
-        until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+#[async_trait]
+impl Pauses for SledStore {
+    async fn pause_page(&self, page_id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
         let key = key(page_id);
         self.commit(|tx| {
             let current: Option<DateTime<Utc>> = tx.get(T::Meta, &key)?;
@@ -30,7 +28,7 @@ impl SledStore {
         self.durable().await
     }
 
-    pub(super) fn pauses(
+    async fn paused_pages(
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {

@@ -1,12 +1,13 @@
 //! Recipients: consents, window, tokens, send history; and webhook bookkeeping.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{joined, millis, SledStore, StoreError, T};
+use super::{decode, joined, millis, SledStore, StoreError, T};
 use crate::domain::{Category, MessageId, RecipientRecord};
 use crate::policy::RecentSend;
-use crate::store::{ParkedId, RecipientChange, SeenMid};
+use crate::store::{ParkedId, RecipientChange, Recipients, SeenMid};
 
 /// Parses a `Sends` key's tail: time (8 bytes) ++ message id.
 fn parse_send_key(prefix_len: usize, key: &[u8]) -> Option<(DateTime<Utc>, MessageId)> {
@@ -21,13 +22,13 @@ fn token_of(record: &RecipientRecord) -> Option<String> {
     record.marketing_token.as_ref().map(|t| t.token.clone())
 }
 
-impl SledStore {
-    pub(super) fn read_recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError> {
+#[async_trait]
+impl Recipients for SledStore {
+    async fn recipient(&self, key: &str) -> Result<Option<RecipientRecord>, StoreError> {
         self.read(T::Recipients, key.as_bytes())
     }
 
-    /// See [`crate::store::Store::update_recipient`].
-    pub(super) async fn change_recipient(
+    async fn update_recipient(
         &self,
         key: &str,
         seen: Option<SeenMid<'_>>,
@@ -66,34 +67,8 @@ impl SledStore {
         Ok(applied)
     }
 
-    /// Builds the token → recipient index for a store written before the index existed (it is
-    /// kept in step with every recipient change since). Runs at open, when the index is empty.
-    pub(super) fn index_marketing_tokens(&self) -> Result<(), StoreError> {
-        if !self.tree(T::MarketingTokens).is_empty() {
-            return Ok(());
-        }
-        let mut found = Vec::new();
-        for item in self.tree(T::Recipients).iter() {
-            let (key, value) = item?;
-            let record: RecipientRecord = super::decode(T::Recipients, &value)?;
-            if let Some(token) = record.marketing_token {
-                found.push((token.token, key));
-            }
-        }
-        if found.is_empty() {
-            return Ok(());
-        }
-        self.commit(|tx| {
-            for (token, key) in &found {
-                tx.put_raw(T::MarketingTokens, token.as_bytes(), key)?;
-            }
-            Ok(())
-        })?;
-        self.flush()
-    }
-
     /// The key of the recipient whose Marketing Messages token is `token`.
-    pub(super) fn marketing_token_owner(&self, token: &str) -> Result<Option<String>, StoreError> {
+    async fn marketing_token_owner(&self, token: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .tree(T::MarketingTokens)
             .get(token.as_bytes())?
@@ -101,7 +76,7 @@ impl SledStore {
     }
 
     /// Sends allowed to `recipient_key` at or after `since`, newest first.
-    pub(super) fn recent_sends(
+    async fn recent_sends(
         &self,
         recipient_key: &str,
         since: DateTime<Utc>,
@@ -128,7 +103,7 @@ impl SledStore {
     }
 
     /// The ids of the last `limit` messages allowed to `recipient_key`, newest first.
-    pub(super) fn recent_send_ids(
+    async fn recent_message_ids(
         &self,
         recipient_key: &str,
         limit: usize,
@@ -145,14 +120,14 @@ impl SledStore {
     }
 
     /// Keeps a webhook event that could not be applied, so it can be retried, not lost.
-    pub(super) async fn park(&self, event: &Value) -> Result<(), StoreError> {
+    async fn park_event(&self, event: &Value) -> Result<(), StoreError> {
         let id = self.db.generate_id()?;
         self.commit(|tx| tx.put(T::ParkedEvents, &id.to_be_bytes(), event))?;
         self.durable().await
     }
 
     /// Parked webhook events, oldest first, with their ids.
-    pub(super) fn parked(&self, limit: usize) -> Result<Vec<(ParkedId, Value)>, StoreError> {
+    async fn parked_events(&self, limit: usize) -> Result<Vec<(ParkedId, Value)>, StoreError> {
         let mut out = Vec::new();
         for item in self.tree(T::ParkedEvents).iter().take(limit) {
             let (key, value) = item?;
@@ -167,9 +142,61 @@ impl SledStore {
     }
 
     /// Forgets a parked event once it has been applied.
-    pub(super) async fn unpark(&self, id: ParkedId) -> Result<(), StoreError> {
+    async fn unpark_event(&self, id: ParkedId) -> Result<(), StoreError> {
         self.commit(|tx| tx.remove(T::ParkedEvents, &id.0.to_be_bytes()))?;
         self.durable().await
+    }
+
+    async fn recipients_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, RecipientRecord)>, StoreError> {
+        let range = match after {
+            Some(after) => self.tree(T::Recipients).range::<&[u8], _>((
+                std::ops::Bound::Excluded(after.as_bytes()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.tree(T::Recipients).iter(),
+        };
+        range
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((
+                    String::from_utf8_lossy(&key).into_owned(),
+                    decode(T::Recipients, &value)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+impl SledStore {
+    /// Builds the token → recipient index for a store written before the index existed (it is
+    /// kept in step with every recipient change since). Runs at open, when the index is empty.
+    pub(super) fn index_marketing_tokens(&self) -> Result<(), StoreError> {
+        if !self.tree(T::MarketingTokens).is_empty() {
+            return Ok(());
+        }
+        let mut found = Vec::new();
+        for item in self.tree(T::Recipients).iter() {
+            let (key, value) = item?;
+            let record: RecipientRecord = super::decode(T::Recipients, &value)?;
+            if let Some(token) = record.marketing_token {
+                found.push((token.token, key));
+            }
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        self.commit(|tx| {
+            for (token, key) in &found {
+                tx.put_raw(T::MarketingTokens, token.as_bytes(), key)?;
+            }
+            Ok(())
+        })?;
+        self.flush()
     }
 }
 
@@ -179,7 +206,7 @@ mod tests {
 
     use super::*;
     use crate::store::sled::messages::tests::{new_message, record_for};
-    use crate::store::Store;
+    use crate::store::Messages;
 
     #[tokio::test]
     async fn send_history_stays_within_one_recipient() {
@@ -195,18 +222,21 @@ mod tests {
         let since = now - Duration::hours(1);
         assert_eq!(
             SledStore::recent_sends(&store, "12", since)
+                .await
                 .expect("sends")
                 .len(),
             2
         );
         assert_eq!(
             SledStore::recent_sends(&store, "123", since)
+                .await
                 .expect("sends")
                 .len(),
             3
         );
         assert_eq!(
             SledStore::recent_sends(&store, "1", since)
+                .await
                 .expect("sends")
                 .len(),
             1
@@ -214,11 +244,14 @@ mod tests {
         assert_eq!(
             store
                 .recent_sends("1", now + Duration::minutes(1))
+                .await
                 .expect("sends")
                 .len(),
             0
         );
-        let newest_first = SledStore::recent_sends(&store, "123", since).expect("sends");
+        let newest_first = SledStore::recent_sends(&store, "123", since)
+            .await
+            .expect("sends");
         assert!(newest_first.windows(2).all(|w| w[0].at >= w[1].at));
     }
 
@@ -242,11 +275,15 @@ mod tests {
             .tree(T::Recipients)
             .insert("4242", serde_json::to_vec(&record).expect("json"))
             .expect("insert");
-        assert_eq!(store.marketing_token_owner("tok-old").expect("read"), None);
+        assert_eq!(
+            store.marketing_token_owner("tok-old").await.expect("read"),
+            None
+        );
         store.index_marketing_tokens().expect("index");
         assert_eq!(
             store
                 .marketing_token_owner("tok-old")
+                .await
                 .expect("read")
                 .as_deref(),
             Some("4242")

@@ -1,0 +1,267 @@
+//! Messages and their idempotency records: reads, locking and fencing for a change, and changes
+//! to several messages at once. Accepts and single changes queue for the batcher (`writes.rs`).
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use deadpool_postgres::Transaction;
+
+use super::writes::{AcceptJob, Rows, UpdateJob};
+use super::{decode, PgStore, Prepared, StoreError};
+use crate::domain::{IdempotencyRecord, MessageId, MessageRecord};
+use crate::policy::TraceStep;
+use crate::store::{Accepted, MessageChange, Messages, MessagesChange, NewMessage};
+
+/// A message row read for a change, locked until the transaction ends.
+pub(super) struct Locked {
+    pub record: MessageRecord,
+    /// The outbox claim on it: (partition, claimed by, under epoch).
+    pub claim: Option<(i32, Option<String>, Option<i64>)>,
+}
+
+impl PgStore {
+    /// Queues a change for the update batcher; with `release`, the caller's claim on the
+    /// message goes with it (see [`Messages::update_and_release`]).
+    async fn batched_update(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+        release: bool,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.updates
+            .send(UpdateJob {
+                id: id.to_string(),
+                change,
+                release,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Reads and locks messages for a change, in id order.
+    pub(super) async fn lock_messages(
+        &self,
+        tx: &Transaction<'_>,
+        ids: &[String],
+    ) -> Result<Vec<Locked>, StoreError> {
+        let rows = tx
+            .rows(
+                "SELECT m.record, o.partition, o.claimed_by, o.claim_epoch
+                 FROM messages m LEFT JOIN outbox o ON o.message_id = m.id
+                 WHERE m.id = ANY($1) ORDER BY m.id FOR UPDATE OF m",
+                &[&ids],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row.get(0);
+                let partition: Option<i32> = row.get(1);
+                Ok(Locked {
+                    record: decode("message", &text)?,
+                    claim: partition.map(|p| (p, row.get(2), row.get(3))),
+                })
+            })
+            .collect()
+    }
+
+    /// The locked messages whose change must be refused: this instance claimed them to send
+    /// under an epoch that has passed, so the partition was taken over and the new owner has
+    /// them now (fencing). `FOR SHARE` holds the partitions' rows until commit: no takeover in
+    /// between.
+    pub(super) async fn fenced(
+        &self,
+        tx: &Transaction<'_>,
+        locked: &[Locked],
+    ) -> Result<HashMap<String, StoreError>, StoreError> {
+        let mine: Vec<(String, i32, i64)> = locked
+            .iter()
+            .filter_map(|l| match &l.claim {
+                Some((partition, Some(by), Some(epoch))) if *by == self.instance => {
+                    Some((l.record.id.to_string(), *partition, *epoch))
+                }
+                _ => None,
+            })
+            .collect();
+        if mine.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let partitions: Vec<i32> = mine.iter().map(|m| m.1).collect();
+        let epochs: Vec<i64> = mine.iter().map(|m| m.2).collect();
+        let current: HashSet<(i32, i64)> = tx
+            .rows(
+                "SELECT p.partition, p.epoch FROM partitions p
+                     JOIN UNNEST($1::integer[], $2::bigint[]) AS c(partition, epoch)
+                       ON p.partition = c.partition AND p.epoch = c.epoch
+                     ORDER BY p.partition FOR SHARE OF p",
+                &[&partitions, &epochs],
+            )
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        Ok(mine
+            .into_iter()
+            .filter(|(_, partition, epoch)| !current.contains(&(*partition, *epoch)))
+            .map(|(id, partition, epoch)| {
+                let refused = StoreError::Fenced {
+                    partition: u32::try_from(partition).unwrap_or_default(),
+                    epoch,
+                };
+                (id, refused)
+            })
+            .collect())
+    }
+
+    /// Changes the messages `ids` by `change` in one transaction; the changed records.
+    async fn change_messages(
+        &self,
+        mut ids: Vec<String>,
+        change: &mut (dyn FnMut(&mut MessageRecord) -> Option<crate::domain::lifecycle::Effects>
+                  + Send),
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        ids.sort();
+        ids.dedup();
+        let _timer = self.commit.start_timer();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut rows = Rows::default();
+        let mut changed = Vec::new();
+        let locked = self.lock_messages(&tx, &ids).await?;
+        let mut fenced = self.fenced(&tx, &locked).await?;
+        for locked in locked {
+            let mut record = locked.record.clone();
+            let Some(effects) = change(&mut record) else {
+                continue;
+            };
+            if let Some(refused) = fenced.remove(&record.id.to_string()) {
+                return Err(refused);
+            }
+            rows.update(self, &locked.record, &mut record, effects)?;
+            changed.push(record);
+        }
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        rows.write(&tx, self).await?;
+        self.finish(tx).await?;
+        Ok(changed)
+    }
+}
+
+#[async_trait]
+impl Messages for PgStore {
+    async fn accept(&self, new: NewMessage) -> Result<Accepted, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.accepts
+            .send(AcceptJob { new, reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
+        self.read_json(
+            "message",
+            "SELECT record FROM messages WHERE id = $1",
+            &id.as_str(),
+        )
+        .await
+    }
+
+    async fn trace(&self, record: &MessageRecord) -> Result<Vec<TraceStep>, StoreError> {
+        let Some(sha) = record.trace_sha256.as_deref() else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .read_json(
+                "decision trace",
+                "SELECT trace FROM traces WHERE sha256 = $1",
+                &sha,
+            )
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn idempotency(
+        &self,
+        client: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let db = self.client().await?;
+        let row = db
+            .opt(
+                "SELECT record FROM idempotency WHERE client = $1 AND key = $2",
+                &[&client, &key],
+            )
+            .await?;
+        row.map(|row| decode("idempotency record", &row.get::<_, String>(0)))
+            .transpose()
+    }
+
+    async fn update_message(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        // Batched with the other changes waiting: the worker records its sends this way.
+        self.batched_update(id, change, false).await
+    }
+
+    async fn update_and_release(
+        &self,
+        id: &MessageId,
+        change: MessageChange,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        self.batched_update(id, change, true).await
+    }
+
+    async fn update_messages(
+        &self,
+        ids: Vec<MessageId>,
+        mut change: MessagesChange,
+    ) -> Result<usize, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids = ids.iter().map(ToString::to_string).collect();
+        Ok(self.change_messages(ids, &mut *change).await?.len())
+    }
+
+    async fn messages_by_graph_ids(&self, mids: &[String]) -> Result<Vec<MessageId>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .rows(
+                "SELECT message_id FROM graph_ids WHERE graph_id = ANY($1)",
+                &[&mids],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| MessageId::parse(row.get::<_, &str>(0)))
+            .collect())
+    }
+
+    async fn erase_idempotency_answers(&self, messages: &[MessageId]) -> Result<u64, StoreError> {
+        let ids: Vec<&str> = messages.iter().map(MessageId::as_str).collect();
+        let db = self.client().await?;
+        // One statement: atomic, and the rows it changes no longer hold the marker, so asking
+        // again finds nothing left to do. Only rows holding a template are parsed.
+        let n = db
+            .exec(
+                "UPDATE idempotency
+                 SET record = jsonb_set(record::jsonb #- '{answer,decision,utility_template}',
+                                        '{answer,decision,trace}', '[]')::text
+                 WHERE (strpos(record, $2) > 0 OR strpos(record, $3) > 0)
+                   AND coalesce(record::jsonb #>> '{answer,id}',
+                                record::jsonb #>> '{answer,message_id}') = ANY($1)",
+                &[
+                    &ids,
+                    &crate::store::PERSONAL_IN_ANSWER,
+                    &crate::store::TRACE_IN_ANSWER,
+                ],
+            )
+            .await?;
+        Ok(n)
+    }
+}
