@@ -427,6 +427,14 @@ mod tests {
         }
     }
 
+    fn api_opt_out(scope: ConsentScope, minutes: i64) -> Event {
+        let consent = grant(scope, ConsentSource::Api, json!(1), at(minutes));
+        Event::OptedOut(vec![ConsentEvent {
+            action: ConsentAction::OptOut,
+            ..consent
+        }])
+    }
+
     #[test]
     fn a_first_message_opens_the_window_and_counts_as_transactional_consent_once() {
         let mut r = RecipientRecord::default();
@@ -455,20 +463,7 @@ mod tests {
     #[test]
     fn acting_after_an_opt_out_grants_nothing() {
         let mut r = RecipientRecord::default();
-        let out = grant(
-            ConsentScope::Transactional,
-            ConsentSource::Api,
-            json!(1),
-            at(0),
-        );
-        happen(
-            &mut r,
-            0,
-            Event::OptedOut(vec![ConsentEvent {
-                action: ConsentAction::OptOut,
-                ..out
-            }]),
-        );
+        happen(&mut r, 0, api_opt_out(ConsentScope::Transactional, 0));
         assert!(happen(&mut r, 1, wrote()).is_empty());
         assert!(r.opted_out(ConsentScope::Transactional));
     }
@@ -500,15 +495,7 @@ mod tests {
         assert_eq!(happen(&mut r, 2, resume()).len(), 1);
         assert!(r.has_consent(ConsentScope::Marketing));
         // An opt-out through the API is not lifted by a keyword.
-        let out = grant(ConsentScope::Marketing, ConsentSource::Api, json!(1), at(3));
-        happen(
-            &mut r,
-            3,
-            Event::OptedOut(vec![ConsentEvent {
-                action: ConsentAction::OptOut,
-                ..out
-            }]),
-        );
+        happen(&mut r, 3, api_opt_out(ConsentScope::Marketing, 3));
         assert!(happen(&mut r, 4, resume()).is_empty());
         assert!(r.opted_out(ConsentScope::Marketing));
     }
