@@ -177,8 +177,9 @@ impl Tx<'_> {
             (OutboxChange::Schedule(due), old) => {
                 let key = outbox_key(due, id);
                 let lane = lifecycle::lane(record);
-                self.put_raw(T::Outbox, &key, lane.as_bytes())?;
                 if let Some(old) = old {
+                    // Removed before the new key is put: due again in the same millisecond, the
+                    // two keys are one, and the entry must stay.
                     self.remove(T::Outbox, &outbox_key(old, id))?;
                     if effects.holds_lane {
                         self.put_raw(T::Lanes, lane.as_bytes(), &key)?;
@@ -186,6 +187,7 @@ impl Tx<'_> {
                         self.let_go_of_lane(record)?;
                     }
                 }
+                self.put_raw(T::Outbox, &key, lane.as_bytes())?;
             }
         }
         if let Some(at) = effects.counts_as_send {

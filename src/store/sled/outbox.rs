@@ -367,6 +367,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_retry_due_in_the_same_millisecond_keeps_its_outbox_entry() {
+        let store = super::super::temporary().await;
+        let now = Utc::now();
+        let m = accept(&store, "1", now).await;
+        assert_eq!(claim(&store, now, 10).await, vec![m.id.clone()]);
+        // A retry with next to no delay: the new key is the old one.
+        change(&store, &m.id, retry(now, now), now).await;
+        store.release(&m.id).await.expect("release");
+        assert_eq!(store.outbox_len().await.expect("len"), 1, "still waiting");
+        assert_eq!(
+            claim(&store, now, 10).await,
+            vec![m.id.clone()],
+            "and claimed again"
+        );
+    }
+
+    #[tokio::test]
     async fn a_deferred_message_holds_nothing_back() {
         let store = super::super::temporary().await;
         let now = Utc::now();
