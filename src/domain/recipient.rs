@@ -176,15 +176,13 @@ impl Cx<'_> {
                 }
             }
             Event::StopKeyword { text, mid } => {
-                let e = ConsentEvent {
-                    action: ConsentAction::OptOut,
-                    ..grant(
-                        ConsentScope::Marketing,
-                        ConsentSource::StopKeyword,
-                        json!({"keyword": text.trim(), "mid": mid}),
-                        at,
-                    )
-                };
+                let e = consent_event(
+                    ConsentScope::Marketing,
+                    ConsentAction::OptOut,
+                    ConsentSource::StopKeyword,
+                    json!({"keyword": text.trim(), "mid": mid}),
+                    at,
+                );
                 entries.push(self.consent(r, e));
             }
             Event::ResumeKeyword { text, mid } => {
@@ -258,15 +256,8 @@ impl Cx<'_> {
                 if let Some(t) = r.marketing_token.as_mut() {
                     t.status = status;
                 }
-                let e = ConsentEvent {
-                    action,
-                    ..grant(
-                        ConsentScope::Marketing,
-                        ConsentSource::NotificationSettings,
-                        evidence,
-                        at,
-                    )
-                };
+                let source = ConsentSource::NotificationSettings;
+                let e = consent_event(ConsentScope::Marketing, action, source, evidence, at);
                 entries.push(self.consent(r, e));
             }
             Event::Granted {
@@ -304,15 +295,9 @@ impl Cx<'_> {
                 if let Some(t) = r.marketing_token.as_mut() {
                     t.status = TokenStatus::Stopped;
                 }
-                let e = ConsentEvent {
-                    action: ConsentAction::OptOut,
-                    ..grant(
-                        ConsentScope::Marketing,
-                        ConsentSource::NotificationSettings,
-                        evidence,
-                        at,
-                    )
-                };
+                let source = ConsentSource::NotificationSettings;
+                let action = ConsentAction::OptOut;
+                let e = consent_event(ConsentScope::Marketing, action, source, evidence, at);
                 entries.push(self.consent(r, e));
             }
             Event::Unreachable => r.unreachable_since = Some(at),
@@ -345,9 +330,20 @@ fn set_timezone(r: &mut RecipientRecord, timezone: Option<String>) {
     }
 }
 
-/// A fresh grant of `scope` (`..grant(…)` with another action makes an opt-out).
+/// A fresh grant of `scope`.
 pub fn grant(
     scope: ConsentScope,
+    source: ConsentSource,
+    evidence: Value,
+    at: DateTime<Utc>,
+) -> ConsentEvent {
+    consent_event(scope, ConsentAction::Grant, source, evidence, at)
+}
+
+/// A fresh consent event (a grant or an opt-out), with a new id and no client.
+pub fn consent_event(
+    scope: ConsentScope,
+    action: ConsentAction,
     source: ConsentSource,
     evidence: Value,
     at: DateTime<Utc>,
@@ -355,7 +351,7 @@ pub fn grant(
     ConsentEvent {
         id: ConsentEvent::new_id(),
         scope,
-        action: ConsentAction::Grant,
+        action,
         source,
         evidence,
         at,
@@ -428,11 +424,9 @@ mod tests {
     }
 
     fn api_opt_out(scope: ConsentScope, minutes: i64) -> Event {
-        let consent = grant(scope, ConsentSource::Api, json!(1), at(minutes));
-        Event::OptedOut(vec![ConsentEvent {
-            action: ConsentAction::OptOut,
-            ..consent
-        }])
+        let source = ConsentSource::Api;
+        let out = consent_event(scope, ConsentAction::OptOut, source, json!(1), at(minutes));
+        Event::OptedOut(vec![out])
     }
 
     #[test]
