@@ -42,7 +42,6 @@ use tracing::Instrument;
 use super::{retry_delay, GraphClient, SendFailure};
 use crate::app::{Herald, Prepared, Processed};
 use crate::configuration::DeliverySettings;
-use crate::domain::lifecycle::Event;
 use crate::domain::{Attempt, AttemptOutcome, MessageId, MessageRecord};
 use crate::messenger::ErrorClass;
 use crate::store::StoreError;
@@ -357,9 +356,7 @@ impl Worker {
                 now,
                 chrono::Duration::seconds(PANICKED_RETRY_SECONDS),
             );
-            self.change(id, Event::Postpone(later), now)
-                .await
-                .map(|_| ())
+            self.herald.postpone(id, later, now).await.map(|_| ())
         };
         match done {
             Ok(()) => true,
@@ -523,16 +520,6 @@ impl Worker {
             Ok(sent) => self.herald.sent(&ready, sent.message_id, self.now()).await,
             Err(failure) => self.failed(record, failure).await,
         }
-    }
-
-    /// Applies a lifecycle event to the stored message.
-    async fn change(
-        &self,
-        id: &MessageId,
-        event: Event,
-        at: DateTime<Utc>,
-    ) -> Result<Option<MessageRecord>, StoreError> {
-        self.herald.change_message(id, event, at).await
     }
 
     /// A try failed: when (and whether) to try again is the delivery settings' and the
