@@ -44,6 +44,13 @@ pub enum AuditKind {
     Retention,
     /// A person's data was erased (`DELETE /v1/recipients/{psid}`).
     Erasure,
+    /// Something the person did that Messenger told Herald of: a message, a postback, a
+    /// reaction, a referral (outcome names which; what it carried is an erasable value).
+    Inbound,
+    /// A change in what Herald knows of a person outside consent: unreachable.
+    Recipient,
+    /// An event endpoint created, changed, deleted, given a new secret or disabled.
+    Endpoint,
 }
 
 impl AuditKind {
@@ -57,6 +64,9 @@ impl AuditKind {
             AuditKind::Policy => "policy",
             AuditKind::Retention => "retention",
             AuditKind::Erasure => "erasure",
+            AuditKind::Inbound => "inbound",
+            AuditKind::Recipient => "recipient",
+            AuditKind::Endpoint => "endpoint",
         }
     }
 }
@@ -73,6 +83,9 @@ impl std::str::FromStr for AuditKind {
             AuditKind::Policy,
             AuditKind::Retention,
             AuditKind::Erasure,
+            AuditKind::Inbound,
+            AuditKind::Recipient,
+            AuditKind::Endpoint,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -89,6 +102,10 @@ pub struct Personal {
     /// A consent's evidence: the client's, the webhook's ref, the keyword written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent_evidence: Option<Value>,
+    /// What an inbound event carried (its `mid`, text, attachments, payload, `ref`, and for
+    /// `format: "messenger"` endpoints the body Messenger posted and its signature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Value>,
     /// Random, given when the entry is sealed: without it the sha256 of a short value (a PSID)
     /// would give the value away once it is erased.
     #[serde(default)]

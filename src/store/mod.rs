@@ -466,6 +466,21 @@ pub trait AuditLog: Send + Sync + 'static {
     /// Up to `limit` entries from `from_seq` on, in order.
     async fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<ChainItem>, StoreError>;
 
+    /// The chains the log keeps, each with the seq of its last entry: `[(0, head)]` for a store
+    /// with one chain, one per partition of pages on PostgreSQL.
+    async fn chains(&self) -> Result<Vec<(u32, u64)>, StoreError>;
+
+    /// Up to `limit` entries of `chain` after its entry `after`, in seq order, with their
+    /// erasable values unless erased: how events are read (`domain::event`). Within a chain,
+    /// an entry is readable only once every entry before it is, so a reader that remembers the
+    /// last seq it read misses nothing.
+    async fn read_chain(
+        &self,
+        chain: u32,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+
     /// Walks the whole audit chain, from where it starts (see [`AuditLog::prune`]).
     async fn verify(&self) -> Result<Verification, StoreError>;
 

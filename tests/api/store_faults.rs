@@ -178,6 +178,17 @@ impl AuditLog for Faulty<dyn AuditLog> {
     async fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<ChainItem>, StoreError> {
         self.inner.entries(from_seq, limit).await
     }
+    async fn chains(&self) -> Result<Vec<(u32, u64)>, StoreError> {
+        self.inner.chains().await
+    }
+    async fn read_chain(
+        &self,
+        chain: u32,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.read_chain(chain, after, limit).await
+    }
     async fn verify(&self) -> Result<Verification, StoreError> {
         self.inner.verify().await
     }

@@ -140,6 +140,45 @@ impl AuditLog for PgStore {
             .collect())
     }
 
+    async fn chains(&self) -> Result<Vec<(u32, u64)>, StoreError> {
+        Ok(self
+            .chains()
+            .await?
+            .iter()
+            .map(|c| (c.chain, c.seq))
+            .collect())
+    }
+
+    /// Entries of one chain are appended under the chain's row lock, held to the commit, so
+    /// they become visible in seq order.
+    async fn read_chain(
+        &self,
+        chain: u32,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .rows(
+                "SELECT a.entry, p.personal FROM audit a
+                 LEFT JOIN audit_personal p ON p.chain = a.chain AND p.seq = a.seq
+                 WHERE a.chain = $1 AND a.seq > $2 ORDER BY a.seq LIMIT $3",
+                &[&chain_col(chain), &int8(after), &int8(limit as u64)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row.get(0);
+                let mut entry: AuditEntry = decode("audit entry", &text)?;
+                let personal: Option<String> = row.get(1);
+                if let Some(p) = personal.filter(|_| entry.personal_sha256.is_some()) {
+                    entry.personal = Some(decode::<Personal>("audit entry's personal values", &p)?);
+                }
+                Ok(entry)
+            })
+            .collect()
+    }
+
     /// One statement, the filter as conditions.
     async fn query(
         &self,

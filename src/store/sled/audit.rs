@@ -171,6 +171,34 @@ impl AuditLog for SledStore {
             .collect()
     }
 
+    async fn chains(&self) -> Result<Vec<(u32, u64)>, StoreError> {
+        Ok(vec![(0, self.head().await?.seq)])
+    }
+
+    /// One chain (0): the writer appends in seq order, one transaction at a time.
+    async fn read_chain(
+        &self,
+        chain: u32,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        if chain != 0 {
+            return Ok(Vec::new());
+        }
+        let all = Needles(Vec::new());
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in self
+            .tree(T::Audit)
+            .range(after.saturating_add(1).to_be_bytes()..)
+            .take(limit)
+        {
+            let (key, bytes) = item?;
+            let seq = seq_of(&key).unwrap_or_default();
+            out.extend(self.entry(seq, Some(&bytes), &all)?);
+        }
+        Ok(out)
+    }
+
     /// Walks the whole chain from where it starts.
     async fn verify(&self) -> Result<Verification, StoreError> {
         let start = self.audit_start()?;
@@ -597,5 +625,26 @@ mod tests {
             "only the newest entry's keys are left"
         );
         assert!(store.verify().await.expect("verify").ok);
+    }
+
+    #[tokio::test]
+    async fn a_chain_is_read_after_a_seq_with_its_personal_values_until_erased() {
+        let store = crate::store::sled::temporary().await;
+        let mut entries: Vec<_> = (0..3)
+            .map(|i| entry(i, "shop", AuditKind::Status))
+            .collect();
+        for e in &mut entries {
+            e.personal = Some(Personal::of("5551"));
+        }
+        store.append(entries).await.expect("append");
+        assert_eq!(store.chains().await.expect("chains"), vec![(0, 3)]);
+        let read = store.read_chain(0, 1, 10).await.expect("read");
+        assert_eq!(read.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(read[0].recipient(), Some("5551"));
+        assert!(store.read_chain(1, 0, 10).await.expect("read").is_empty());
+        store.erase_personal("5551").await.expect("erase");
+        let read = store.read_chain(0, 0, 2).await.expect("read");
+        assert_eq!(read.len(), 2);
+        assert!(read.iter().all(|e| e.erased() && e.recipient().is_none()));
     }
 }
