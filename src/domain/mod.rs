@@ -6,6 +6,7 @@ pub mod campaign;
 mod category;
 pub mod checkpoint;
 mod consent;
+pub mod endpoint;
 pub mod event;
 mod fields;
 mod ids;

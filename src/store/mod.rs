@@ -37,6 +37,9 @@ use serde_json::Value;
 
 use crate::domain::audit::{AuditEntry, AuditHead, AuditKind, ChainItem, ChainPoint, Verification};
 use crate::domain::campaign::{Campaign, CampaignId};
+use crate::domain::endpoint::{
+    AttemptStatus, DeliveryAttempt, DeliveryRound, EndpointRecord, PendingDelivery,
+};
 use crate::domain::lifecycle::Effects;
 use crate::domain::{
     Category, IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord, SendAnswer,
@@ -555,6 +558,76 @@ pub trait Campaigns: Send + Sync + 'static {
     async fn counts(&self, id: &CampaignId) -> Result<Vec<(String, u64)>, StoreError>;
 }
 
+/// A change to one event endpoint; returns the audit entries it produces, or `None` to leave
+/// it alone. It runs once, inside the transaction.
+pub type EndpointChange = Box<dyn FnOnce(&mut EndpointRecord) -> Option<Vec<AuditEntry>> + Send>;
+
+/// Event endpoints and the delivery of events to them: the events API and the event
+/// dispatcher (`domain::endpoint`). Events themselves are read from the audit log
+/// ([`AuditLog::read_chain`]); this keeps who hears them and how far each has heard.
+#[async_trait]
+pub trait EventEndpoints: Send + Sync + 'static {
+    /// Stores a new endpoint with its audit entries, in one durable transaction. Its delivery
+    /// starts after `start`: each chain's last seq when it was made ([`AuditLog::chains`]), so
+    /// that it hears events from its creation on (a replay reaches further back).
+    async fn create_endpoint(
+        &self,
+        endpoint: &EndpointRecord,
+        start: &[(u32, u64)],
+        audit: Vec<AuditEntry>,
+    ) -> Result<(), StoreError>;
+
+    /// An endpoint by id.
+    async fn endpoint(&self, id: &str) -> Result<Option<EndpointRecord>, StoreError>;
+
+    /// Every endpoint, oldest first.
+    async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError>;
+
+    /// Changes an endpoint by `change`, with the audit entries it returns, durably. `None` when
+    /// the endpoint is unknown or `change` left it alone.
+    async fn update_endpoint(
+        &self,
+        id: &str,
+        change: EndpointChange,
+    ) -> Result<Option<EndpointRecord>, StoreError>;
+
+    /// Deletes an endpoint, its cursors, its pending deliveries and its attempts, with the audit
+    /// entries, durably; `false` when there was no such endpoint.
+    async fn delete_endpoint(&self, id: &str, audit: Vec<AuditEntry>) -> Result<bool, StoreError>;
+
+    /// The last seq of `chain` handed over to the endpoint (delivered, or pending).
+    async fn cursor(&self, id: &str, chain: u32) -> Result<u64, StoreError>;
+
+    /// Up to `limit` of the endpoint's pending deliveries due at or before `now`, earliest
+    /// first, in chains this instance runs ([`Engine::runs_chain`]).
+    async fn due_deliveries(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PendingDelivery>, StoreError>;
+
+    /// When the endpoint's earliest pending delivery (in chains this instance runs) is due.
+    async fn next_delivery_due(&self, id: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Records one round of the endpoint's delivery in one durable transaction: its attempts,
+    /// pending deliveries added or replaced, those done, and its cursor moved. With several
+    /// instances, the owner of a chain's partition alone moves that chain's cursor and
+    /// deliveries: a round touching a chain whose partition this instance no longer owns is
+    /// refused whole ([`StoreError::Fenced`]).
+    async fn record_deliveries(&self, id: &str, round: DeliveryRound) -> Result<(), StoreError>;
+
+    /// Up to `limit` of the endpoint's attempts, newest first, before the attempt id `before`;
+    /// only those with `status` when it is given.
+    async fn attempts(
+        &self,
+        id: &str,
+        status: Option<AttemptStatus>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError>;
+}
+
 /// Pages held back after Messenger's rate limit (a 613): the delivery worker's pacing.
 #[async_trait]
 pub trait Pauses: Send + Sync + 'static {
@@ -613,6 +686,13 @@ pub trait Engine: Send + Sync + 'static {
     /// Whether this instance runs the page's scheduled work (campaigns). With one instance
     /// (sled), always; with several, only the owner of the page's partition.
     fn runs_page(&self, _page_id: &str) -> bool {
+        true
+    }
+
+    /// Whether this instance delivers the events of audit chain `chain` (see
+    /// [`EventEndpoints`]). With one instance (sled), always; with several, only the owner of
+    /// the chain's partition.
+    fn runs_chain(&self, _chain: u32) -> bool {
         true
     }
 

@@ -132,6 +132,11 @@ impl Engine for PgStore {
             .holds(self.partition_of(page_id), Instant::now())
     }
 
+    /// A chain is a partition's (entries without a page go to chain 0).
+    fn runs_chain(&self, chain: u32) -> bool {
+        self.leases.holds(chain, Instant::now())
+    }
+
     async fn size_on_disk(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let n: i64 = client
