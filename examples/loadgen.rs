@@ -11,6 +11,7 @@
 //! cargo run --release --example loadgen -- coldstart      # start-up with 0 and 1,000,000 audit entries
 //! cargo run --release --example loadgen -- campaign       # a CSV audience of 10,000 and of 1,000,000
 //! cargo run --release --example loadgen -- audit          # query, export, verify on 1,000,000 entries
+//! cargo run --release --example loadgen -- events         # events to an endpoint, against posting them directly
 //! ```
 //! Options: `--clients N` (64), `--requests N` (100000), `--rate N` (5000), `--pages N` (200),
 //! `--audit-entries N` (1000000), `--audience N` (1000000, the campaign run's larger audience).
@@ -316,6 +317,9 @@ verify_token = "loadgen-verify-token"
 
 [policy]
 dir = "{policies}"
+
+[events]
+allow_private_networks = true
 "#,
         store = dir.join("store").display(),
         policies = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -639,6 +643,150 @@ async fn e2e(o: &Options) -> Vec<Row> {
     let ceiling = ceiling(o, &rig.sandbox, &rig.pages, recipients).await;
     herald.note = format!("{}; {}", ratio_note(&herald, &ceiling), herald.note);
     vec![herald, ceiling]
+}
+
+/// Issue 19: events to a business's endpoint. (1) The ceiling: event-sized bodies posted
+/// straight to a fast local receiver by the same generator. (2) End to end without an
+/// endpoint, then (3) with one endpoint subscribed to `message.*` at that receiver: its events
+/// per second (two a message: queued, sent) against the ceiling, and end to end against (2).
+/// (4) The same with a second endpoint that answers in 2 s: the first one's rate beside it.
+async fn events(o: &Options) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let fast = Process::spawn(&["receiver".into(), "0".into()]);
+    let http = client();
+    let body = json!({"id": "evt_0_123456_0", "type": "message.sent", "at": "2026-12-03T12:00:00Z",
+        "data": {"id": "msg_01JE4Y7Q0ZC5M9K3T8W2N6B1XR", "status": "sent", "channel": "messenger",
+                 "recipient": {"id": "7000000001"}, "page_id": page_id(0), "category": "shipping_update",
+                 "graph_message_id": "m_0123456789abcdef0123456789abcdef", "client": "loadgen"}})
+    .to_string();
+    let url = format!("{}/hook", fast.base);
+    let (h2, u2, b2) = (http.clone(), url.clone(), body.clone());
+    let (lat, seconds) = closed_loop(o.clients, o.requests, move |i| {
+        let req = h2
+            .post(&u2)
+            .header("content-type", "application/json")
+            .header("webhook-id", format!("evt_ceiling_{i}"))
+            .body(b2.clone());
+        async move { req.send().await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+    let ceiling = Row {
+        run: "events ceiling: POST to the receiver".into(),
+        count: o.requests,
+        seconds,
+        latencies_us: lat,
+        rss_mb: Some(fast.peak_rss_mb()),
+        note: "the most events any sender delivers to this receiver here".into(),
+    };
+    drop(fast);
+
+    let plain = e2e_with_endpoints(o, &[]).await;
+    let mut with = e2e_with_endpoints(o, &[0]).await;
+    let mut beside_slow = e2e_with_endpoints(o, &[0, 2000]).await;
+    for row in [&mut with[1], &mut beside_slow[1]] {
+        row.note = format!("{}; {}", ratio_note(row, &ceiling), row.note);
+    }
+    with[0].note = format!(
+        "{:.0} % of end to end without an endpoint; {}",
+        100.0 * with[0].per_second() / plain[0].per_second(),
+        with[0].note
+    );
+    beside_slow[1].note = format!(
+        "{:.0} % of the rate without the slow endpoint; {}",
+        100.0 * beside_slow[1].per_second() / with[1].per_second(),
+        beside_slow[1].note
+    );
+    rows.push(ceiling);
+    rows.extend(plain);
+    rows.extend(with);
+    rows.extend(beside_slow);
+    rows
+}
+
+/// End to end with an endpoint for each of `delays_ms` (a receiver answering after that long)
+/// subscribed to `message.*`; returns the end-to-end row and, with endpoints, the first
+/// endpoint's events row (every message's `queued` and `sent`, counted by distinct ids).
+async fn e2e_with_endpoints(o: &Options, delays_ms: &[u64]) -> Vec<Row> {
+    let rig = Rig::start(o.pages, None).await;
+    let recipients = recipients_for(o.requests);
+    consents(&rig, o.clients, recipients).await;
+    sandbox_users(&rig.sandbox, &rig.http, o.clients, recipients).await;
+    let admin = JwtKeys::new(&SecretString::from(JWT_SECRET), None, None)
+        .issue("loadgen-admin", Role::Admin, Duration::from_secs(3600))
+        .expect("token");
+    let receivers: Vec<Process> = delays_ms
+        .iter()
+        .map(|d| Process::spawn(&["receiver".into(), d.to_string()]))
+        .collect();
+    for r in &receivers {
+        let made = rig
+            .http
+            .post(format!("{}/v1/event-endpoints", rig.base()))
+            .bearer_auth(&admin)
+            .json(&json!({"url": format!("{}/hook", r.base), "events": ["message.*"]}))
+            .send()
+            .await
+            .expect("create an endpoint");
+        assert_eq!(made.status().as_u16(), 201, "create an endpoint");
+    }
+    rig.gateway.reset_peak();
+    let before = rig.sandbox.stats().accepted as usize;
+    let start = Instant::now();
+    let job = shipping_job(&rig.http, rig.base(), &rig.token, &rig.pages, recipients);
+    let (accept_lat, _) = closed_loop(o.clients, o.requests, job).await;
+    let seconds = delivered(&rig.sandbox, before + o.requests, start).await;
+    let mut rows = vec![Row {
+        run: format!("end to end, {} endpoint(s)", delays_ms.len()),
+        count: o.requests,
+        seconds,
+        latencies_us: accept_lat,
+        rss_mb: Some(rig.gateway.peak_rss_mb()),
+        note: format!("{} pages; delivered by the sandbox", o.pages),
+    }];
+    if let Some(first) = receivers.first() {
+        let expected = 2 * o.requests;
+        let count = |base: String| {
+            let http = rig.http.clone();
+            async move {
+                let c: serde_json::Value = http
+                    .get(format!("{base}/count"))
+                    .send()
+                    .await
+                    .expect("count")
+                    .json()
+                    .await
+                    .expect("count");
+                (
+                    c["ids"].as_u64().unwrap_or(0) as usize,
+                    c["posts"].as_u64().unwrap_or(0) as usize,
+                )
+            }
+        };
+        let (ids, posts) = loop {
+            let (ids, posts) = count(first.base.clone()).await;
+            if ids >= expected {
+                break (ids, posts);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(900),
+                "events stalled at {ids} of {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        rows.push(Row {
+            run: format!("events to an endpoint, {} beside", delays_ms.len() - 1),
+            count: ids,
+            seconds,
+            latencies_us: Vec::new(),
+            rss_mb: None,
+            note: format!(
+                "message.queued and .sent, from the first accept; {} posts for {ids} ids",
+                posts
+            ),
+        });
+    }
+    rows
 }
 
 /// What any gateway costs on this machine, whatever it does: the same generator against
@@ -1192,6 +1340,54 @@ async fn audit(o: &Options) -> Vec<Row> {
 
 /// The child process of the floors: one route that does what every gateway must (check the
 /// JWT, parse the JSON) and, as a relay, makes the Send API call before answering.
+/// An event endpoint as fast as this machine allows: answers each POST with 204 after `delay`,
+/// counting the deliveries and the distinct `webhook-id`s (`GET /count` → `{"posts", "ids"}`).
+async fn receiver_server(delay: Duration) {
+    #[derive(Default)]
+    struct Seen {
+        posts: AtomicU64,
+        ids: std::sync::Mutex<std::collections::HashSet<String>>,
+    }
+    let seen = web::Data::new(Seen::default());
+    async fn post(
+        req: HttpRequest,
+        seen: web::Data<Seen>,
+        delay: web::Data<Duration>,
+    ) -> HttpResponse {
+        if !delay.is_zero() {
+            tokio::time::sleep(**delay).await;
+        }
+        seen.posts.fetch_add(1, Ordering::Relaxed);
+        if let Some(id) = req
+            .headers()
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            seen.ids.lock().unwrap().insert(id.to_owned());
+        }
+        HttpResponse::NoContent().finish()
+    }
+    async fn count(seen: web::Data<Seen>) -> HttpResponse {
+        let ids = seen.ids.lock().unwrap().len();
+        HttpResponse::Ok().json(json!({"posts": seen.posts.load(Ordering::Relaxed), "ids": ids}))
+    }
+    let delay = web::Data::new(delay);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    eprintln!("port={}", listener.local_addr().expect("addr").port());
+    HttpServer::new(move || {
+        App::new()
+            .app_data(seen.clone())
+            .app_data(delay.clone())
+            .route("/count", web::get().to(count))
+            .route("/{tail:.*}", web::post().to(post))
+    })
+    .listen(listener)
+    .expect("listen")
+    .run()
+    .await
+    .expect("serve");
+}
+
 async fn floor_server(relay_to: Option<String>) {
     let keys = web::Data::new(JwtKeys::new(&SecretString::from(JWT_SECRET), None, None));
     let relay = web::Data::new(relay_to.map(|base| (client(), base)));
@@ -1261,6 +1457,11 @@ async fn main() -> std::process::ExitCode {
             floor_server(args.get(2).cloned()).await;
             return std::process::ExitCode::SUCCESS;
         }
+        Some("receiver") => {
+            let delay = args.get(2).and_then(|d| d.parse().ok()).unwrap_or(0);
+            receiver_server(Duration::from_millis(delay)).await;
+            return std::process::ExitCode::SUCCESS;
+        }
         _ => {}
     }
     let o = options();
@@ -1282,8 +1483,9 @@ async fn main() -> std::process::ExitCode {
             "campaign" => campaign(&o).await,
             "audit" => audit(&o).await,
             "cluster" => cluster(&o).await,
+            "events" => events(&o).await,
             other => panic!(
-                "unknown run {other}: accept, latency, e2e, floors, coldstart, campaign, audit, cluster"
+                "unknown run {other}: accept, latency, e2e, floors, coldstart, campaign, audit, cluster, events"
             ),
         };
         for mut row in rows {

@@ -13,7 +13,7 @@
   const CATEGORIES = ['response', 'receipt', 'shipping_update', 'account_update', 'event_update',
     'agent_reply', 'marketing'];
   const KINDS = ['decision', 'attempt', 'status', 'consent', 'campaign', 'policy', 'retention',
-    'erasure'];
+    'erasure', 'inbound', 'recipient', 'endpoint'];
   const FINISHED = ['completed', 'cancelled'];
 
   // Timers of the page on screen (polling); cleared when another page is shown.
@@ -902,6 +902,125 @@
     if (!FINISHED.includes(status.dataset.status) && !box.textContent) timers.push(setInterval(poll, 1000));
   }
 
+  // ---- event endpoints (admin) -----------------------------------------------------------
+
+  // An endpoint's health in a word: off, failing since a moment, or fine.
+  function health(ep) {
+    if (ep.disabled) return h('span.status', { 'data-health': 'disabled' }, 'disabled');
+    if (ep.failing_since) return h('span.status', { 'data-health': 'failing' }, 'failing since ', when(ep.failing_since));
+    return h('span.status', { 'data-health': 'healthy' }, 'healthy');
+  }
+
+  async function endpointsPage() {
+    const box = problemBox();
+    const body = h('div');
+    show('Event endpoints', h('p.muted', 'Where Herald posts its events (signed Standard Webhooks), and how each is doing.'),
+      h('div.actions', h('a', { href: '#/endpoints/new' }, 'Add an endpoint')), box, body);
+    try {
+      const { endpoints } = await api.get('/v1/event-endpoints');
+      body.replaceChildren(endpoints.length ? table('Oldest first', [
+        { label: 'URL', value: (e) => link('#/endpoint/' + e.id, e.url) },
+        { label: 'Health', value: (e) => health(e) },
+        { label: 'Events', value: (e) => e.events.join(', ') },
+        { label: 'Format', value: (e) => e.format },
+        { label: 'Description', value: (e) => e.description },
+        { label: 'Id', mono: true, value: (e) => e.id },
+      ], endpoints, { name: 'endpoints' }) : h('p.muted', 'No endpoints yet.'));
+    } catch (e) { report(box, e); }
+  }
+
+  function newEndpointPage() {
+    const box = problemBox();
+    const inputs = {
+      url: h('input', { type: 'url', name: 'url', id: 'f-url', required: true, placeholder: 'https://crm.example.com/herald' }),
+      events: text('events', { value: '*' }),
+      format: select('format', ['herald', 'messenger']),
+      description: text('description'),
+    };
+    const secret = h('div', { 'aria-live': 'polite' });
+    const form = h('form.fields', { 'aria-label': 'New endpoint' },
+      field('URL', inputs.url),
+      field('Events', inputs.events, 'Comma-separated: types (message.sent), families (message.*) or * for all.'),
+      field('Format', inputs.format, 'messenger: inbound events as Messenger posted them, for a helpdesk.'),
+      field('Description', inputs.description),
+      h('div.actions', h('button', { type: 'submit' }, 'Add the endpoint')));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      report(box, null);
+      const body = {
+        url: inputs.url.value.trim(),
+        events: inputs.events.value.split(',').map((t) => t.trim()).filter(Boolean),
+        format: inputs.format.value,
+      };
+      if (inputs.description.value.trim()) body.description = inputs.description.value.trim();
+      try {
+        const created = await api.post('/v1/event-endpoints', body);
+        form.remove();
+        secret.replaceChildren(h('p', 'Endpoint ', link('#/endpoint/' + created.id, created.id), ' added.'),
+          h('p', h('strong', 'Its signing secret, shown once: '), h('code#endpoint-secret', created.secret)),
+          h('p.muted', 'Keep it with the receiver; it verifies each delivery\'s webhook-signature.'));
+      } catch (e) { report(box, e); }
+    });
+    show('New event endpoint', h('p', link('#/endpoints', '← Event endpoints')), box, form, secret);
+  }
+
+  async function endpointPage(id) {
+    const box = problemBox();
+    const path = '/v1/event-endpoints/' + encodeURIComponent(id);
+    const details = h('div');
+    const answer = h('div', { 'aria-live': 'polite' });
+    const attempts = h('div');
+    const since = text('since', { placeholder: '2026-12-01T00:00:00Z' });
+    const replay = h('form.fields', { 'aria-label': 'Replay' },
+      field('Replay every event since (RFC 3339)', since),
+      h('div.actions', h('button', { type: 'submit' }, 'Replay')));
+    const toggle = h('button', { type: 'button', 'data-action': 'toggle' }, '…');
+    const buttons = h('div.actions',
+      h('button', { type: 'button', 'data-action': 'test', onclick: () => act(() => api.post(path + '/test', {}), 'A test event was sent.') }, 'Send a test event'),
+      toggle,
+      h('button.danger', { type: 'button', 'data-action': 'rotate', onclick: rotate }, 'Rotate the secret'));
+    show('Event endpoint', h('p', link('#/endpoints', '← Event endpoints')), box, details, buttons, answer,
+      h('h2', 'Replay'), replay, h('h2', 'Recent failed attempts'), attempts);
+
+    async function act(call, done) {
+      report(box, null);
+      try {
+        const r = await call();
+        answer.replaceChildren(h('p.notice', typeof done === 'function' ? done(r) : done));
+        await load();
+      } catch (e) { report(box, e); }
+    }
+    async function rotate() {
+      if (!(await confirmDialog('Rotate the signing secret?', 'A new secret signs every delivery; the old one keeps signing beside it for 24 hours, so the receiver can move over.', 'rotate', 'Rotate'))) return;
+      await act(() => api.post(path + '/rotate-secret', {}),
+        (r) => append(h('span'), ['New secret, shown once: ', h('code#endpoint-secret', r.secret)]));
+    }
+    replay.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      act(() => api.post(path + '/replay', { since: since.value.trim() }), (r) => 'Replaying ' + r.events + ' events.');
+    });
+    async function load() {
+      const [ep, failed] = await Promise.all([api.get(path), api.get(path + '/attempts' + query({ status: 'failed', limit: 20 }))]);
+      main.querySelector('h1').textContent = 'Event endpoint: ' + ep.url;
+      details.replaceChildren(kv([['Id', h('code', ep.id)], ['URL', ep.url], ['Health', health(ep)],
+        ['Events', ep.events.join(', ')], ['Format', ep.format], ['Description', ep.description],
+        ['Created', when(ep.created_at)]]));
+      toggle.textContent = ep.disabled ? 'Enable' : 'Disable';
+      toggle.onclick = () => act(() => request('PATCH', path, { body: { disabled: !ep.disabled } }),
+        ep.disabled ? 'Enabled: deliveries resume.' : 'Disabled: nothing is sent until it is enabled.');
+      const list = failed.attempts || [];
+      attempts.replaceChildren(list.length ? table('Newest first', [
+        { label: 'At', value: (a) => when(a.at) },
+        { label: 'Event', mono: true, value: (a) => a.event_id },
+        { label: 'Type', value: (a) => a.event_type },
+        { label: 'HTTP', num: true, value: (a) => a.http_status },
+        { label: 'Error', value: (a) => a.error },
+        { label: 'Attempt', num: true, value: (a) => a.attempt },
+      ], list, { name: 'failed-attempts' }) : h('p.muted', 'No failed attempts.'));
+    }
+    try { await load(); } catch (e) { report(box, e); }
+  }
+
   // ---- operator status -------------------------------------------------------------------
 
   async function statusPage() {
@@ -961,6 +1080,8 @@
       case 'verify': return verifyPage();
       case 'campaigns': return arg === 'new' ? newCampaignPage() : campaignsPage();
       case 'campaign': return campaignPage(arg);
+      case 'endpoints': return arg === 'new' ? newEndpointPage() : endpointsPage();
+      case 'endpoint': return endpointPage(arg);
       case 'status': return statusPage();
       default: location.replace(home()); return undefined;
     }
