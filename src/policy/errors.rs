@@ -1,4 +1,4 @@
-//! What goes wrong with policy files: every problem, each with the file and line it is on.
+//! What goes wrong with policy files: every problem, each with the file, line and column it is on.
 
 use std::fmt;
 
@@ -10,15 +10,20 @@ pub struct PolicyError {
     pub file: String,
     /// 1-based line, when the problem sits on one.
     pub line: Option<usize>,
+    /// 1-based column (in characters) on that line, when the problem points at a place in it.
+    pub column: Option<usize>,
     /// What is wrong, in words.
     pub message: String,
 }
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => {
+                write!(f, "{}:{line}:{column}: {}", self.file, self.message)
+            }
+            (Some(line), None) => write!(f, "{}:{line}: {}", self.file, self.message),
+            _ => write!(f, "{}: {}", self.file, self.message),
         }
     }
 }
@@ -38,6 +43,7 @@ impl PolicyErrors {
         PolicyErrors(vec![PolicyError {
             file: file.into(),
             line: None,
+            column: None,
             message: message.into(),
         }])
     }

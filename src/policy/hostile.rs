@@ -48,7 +48,7 @@ fn a_multibyte_character_in_a_date_is_an_error_on_its_line_not_a_panic() {
     assert!(
         errors[0]
             .to_string()
-            .starts_with(&format!("policies/default.toml:{line}: `until`:")),
+            .starts_with(&format!("policies/default.toml:{line}:9: `until`:")),
         "{errors:#?}"
     );
 
@@ -534,4 +534,31 @@ fn a_file_that_is_not_utf8_is_refused_naming_the_line_of_its_first_bad_byte() {
             .ends_with("default.toml:3: is not UTF-8 text"),
         "{errors}"
     );
+}
+
+#[test]
+fn an_error_names_the_line_and_the_column_of_what_is_wrong() {
+    // The third line's value, after "standard   = " (13 characters, one of them two bytes wide
+    // in UTF-8 in the comment before it, which must not shift the column).
+    let text = "# politesse: é\n[window]\nstandard   = 24\n";
+    let errors: Vec<_> = PolicySet::from_sources(&[("default.toml", text)])
+        .expect_err("a number is not a duration")
+        .into_iter()
+        .collect();
+    let wrong = errors
+        .iter()
+        .find(|e| e.message.contains("standard") || e.message.contains("duration"))
+        .unwrap_or_else(|| panic!("an error about the window: {errors:#?}"));
+    assert_eq!(
+        (wrong.line, wrong.column),
+        (Some(3), Some(14)),
+        "{errors:#?}"
+    );
+    assert!(wrong.to_string().contains("default.toml:3:14: "), "{wrong}");
+    // A syntax error is placed by the parser's own span.
+    let broken = PolicySet::from_sources(&[("default.toml", "[window]\nstandard = \n")])
+        .expect_err("no value");
+    let first = &broken.errors()[0];
+    assert_eq!(first.line, Some(2), "{broken}");
+    assert!(first.column.is_some_and(|c| c >= 11), "{broken}");
 }

@@ -135,6 +135,7 @@ impl PolicySet {
                         errors.push(PolicyError {
                             file: display,
                             line,
+                            column: None,
                             message: "is not UTF-8 text".to_owned(),
                         })
                     }
@@ -142,6 +143,7 @@ impl PolicySet {
                 Err(e) => errors.push(PolicyError {
                     file: display,
                     line: None,
+                    column: None,
                     message: format!("cannot be read: {e}"),
                 }),
             }
@@ -204,7 +206,7 @@ fn build(dir_label: &str, sources: Vec<Source>) -> Result<PolicySet, PolicyError
             Ok(root) => b.read_file(&mut cx, &root),
             Err((message, span)) => cx.err(span, message.trim_end().replace('\n', " ")),
         }
-        cx.errors[before..].sort_by_key(|e| e.line);
+        cx.errors[before..].sort_by_key(|e| (e.line, e.column));
     }
     let version = version_of(&sources);
     let files = sources.iter().map(|s| s.name.clone()).collect();
@@ -1105,6 +1107,7 @@ impl Builder {
             errors.push(PolicyError {
                 file: dir.to_owned(),
                 line: None,
+                column: None,
                 message: format!("no policy file defines {what}"),
             })
         };
@@ -1157,6 +1160,7 @@ impl Builder {
                 errors.push(PolicyError {
                     file: u.display.clone(),
                     line: u.line,
+                    column: None,
                     message: format!(
                         "`{}` sends {} {}, but Messenger retires that tag on {} ({}); end this entry by then",
                         u.path,
@@ -1180,6 +1184,7 @@ impl Builder {
                 errors.push(PolicyError {
                     file,
                     line,
+                    column: None,
                     message: format!(
                         "`window.human_agent` ({}) is shorter than the standard window ({}); HUMAN_AGENT exists to reach further",
                         fmt_duration(h.length),

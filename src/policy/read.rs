@@ -50,9 +50,11 @@ impl Cx<'_> {
 
     pub fn err(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
         let line = self.line(&span);
+        let column = span.as_ref().map(|s| self.lines.column(s.start));
         self.errors.push(PolicyError {
             file: self.display.to_owned(),
             line,
+            column,
             message: message.into(),
         });
     }

@@ -177,11 +177,12 @@ pub fn run_policy_tests(policy: &PolicySet, tests_dir: &Path) -> Result<TestRepo
             Ok(text) => {
                 let before = errors.len();
                 cases.extend(read_cases(&display, &text, &mut errors));
-                errors[before..].sort_by_key(|e| e.line);
+                errors[before..].sort_by_key(|e| (e.line, e.column));
             }
             Err(e) => errors.push(PolicyError {
                 file: display,
                 line: None,
+                column: None,
                 message: format!("cannot be read: {e}"),
             }),
         }

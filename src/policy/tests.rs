@@ -632,6 +632,17 @@ fn line_of(text: &str, needle: &str) -> usize {
         .unwrap_or_else(|| panic!("{needle:?} not in the policy"))
 }
 
+/// `line:column` (1-based, the column in characters) of the first occurrence of `needle`.
+fn at(text: &str, needle: &str) -> String {
+    let line = line_of(text, needle);
+    let column = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.find(needle).map(|i| l[..i].chars().count() + 1))
+        .unwrap_or_default();
+    format!("{line}:{column}")
+}
+
 fn broken(from: &str, to: &str) -> String {
     assert!(
         DEFAULT.contains(from),
@@ -647,7 +658,7 @@ fn an_unknown_key_is_reported_with_its_file_and_line() {
         "human_agent = \"7d\"\nhuman_agnet = \"8d\"",
     );
     let errors = errors_of(&[("default.toml", &text)]);
-    let line = line_of(&text, "human_agnet");
+    let line = at(&text, "human_agnet");
     assert_eq!(
         errors,
         [format!("policies/default.toml:{line}: unknown key `human_agnet` in [window]; expected one of: standard, user_ref, human_agent")]
@@ -658,7 +669,7 @@ fn an_unknown_key_is_reported_with_its_file_and_line() {
 fn a_bad_date_is_reported_with_its_line() {
     let text = broken("from    = 2026-02-10", "from    = \"2026-02-30\"");
     let errors = errors_of(&[("default.toml", &text)]);
-    let line = line_of(&text, "2026-02-30");
+    let line = at(&text, "\"2026-02-30\"");
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(
         errors[0].starts_with(&format!(
@@ -669,7 +680,7 @@ fn a_bad_date_is_reported_with_its_line() {
 
     let text = broken("from    = 2026-02-10", "from    = 2026-02-30");
     let errors = errors_of(&[("default.toml", &text)]);
-    let line = line_of(&text, "2026-02-30");
+    let line = at(&text, "2026-02-30");
     assert_eq!(
         errors.len(),
         1,
@@ -688,7 +699,7 @@ fn an_unknown_tag_is_reported_with_its_line() {
         "tag            = \"ACCOUNT_UPDATES\"",
     );
     let errors = errors_of(&[("default.toml", &text)]);
-    let line = line_of(&text, "ACCOUNT_UPDATES");
+    let line = at(&text, "\"ACCOUNT_UPDATES\"");
     assert_eq!(
         errors,
         [format!("policies/default.toml:{line}: `tag`: unknown message tag `ACCOUNT_UPDATES`; expected one of: HUMAN_AGENT, POST_PURCHASE_UPDATE, ACCOUNT_UPDATE, CONFIRMED_EVENT_UPDATE")]
@@ -744,7 +755,7 @@ fn every_problem_of_a_file_is_reported_at_once() {
     assert_eq!(errors.len(), expect.len(), "{errors:#?}");
     for ((line, words), got) in expect.iter().zip(&errors) {
         assert!(
-            got.starts_with(&format!("policies/default.toml:{line}: ")) && got.contains(words),
+            got.starts_with(&format!("policies/default.toml:{line}:")) && got.contains(words),
             "expected line {line} with {words:?}, got {got:?}"
         );
     }
@@ -834,7 +845,7 @@ fn a_rule_is_defined_once_across_files_and_the_files_must_cover_every_rule() {
     let first = line_of(DEFAULT, "[marketing.quiet_hours]");
     assert_eq!(
         errors,
-        [format!("policies/extra.toml:1: `marketing.quiet_hours` is already defined at policies/default.toml:{first}; each rule is defined once across the policy files")]
+        [format!("policies/extra.toml:1:12: `marketing.quiet_hours` is already defined at policies/default.toml:{first}; each rule is defined once across the policy files")]
     );
 
     // Split the default policy in two: the quiet hours move to their own file.
@@ -893,7 +904,7 @@ fn load_dir_reads_only_the_toml_files_directly_in_the_directory() {
     let shown = e.to_string();
     assert!(
         shown.starts_with(&format!(
-            "{}:2: `window.standard` is already defined at",
+            "{}:2:1: `window.standard` is already defined at",
             dir.path().join("z.toml").display()
         )),
         "{shown}"
@@ -964,11 +975,11 @@ expect = { outcome = "deny", reason = "no_consent", rule = "consent.response" }
     let lines: Vec<String> = e.errors().iter().map(ToString::to_string).collect();
     assert_eq!(lines.len(), 2, "{lines:#?}");
     assert!(
-        lines[0].starts_with("t.toml:5: `last_user_interaction`"),
+        lines[0].starts_with("t.toml:5:25: `last_user_interaction`"),
         "{lines:#?}"
     );
     assert!(
-        lines[1].starts_with("t.toml:6: `expect.outcome`: `maybe`"),
+        lines[1].starts_with("t.toml:6:22: `expect.outcome`: `maybe`"),
         "{lines:#?}"
     );
 }

@@ -1,23 +1,12 @@
 //! A TOML document as a tree whose every key and value remembers where it was written.
 //!
-//! `toml::Spanned` alone is not enough: it refuses values without a span (dotted keys, implicit
-//! tables) and cannot hold datetimes read through `deserialize_any`. This tree accepts every TOML
-//! document, so the loader can walk it by hand and report *each* problem with its line, instead of
-//! stopping at the first one as a derived `Deserialize` would.
+//! Read with `toml_edit`, the parser behind the `toml` crate, through its public spans (the
+//! byte range of each key, value and table header in the source): this tree accepts every TOML
+//! document — dotted keys, implicit tables, datetimes — so the loader can walk it by hand and
+//! report *each* problem with its line and column, instead of stopping at the first one as a
+//! derived `Deserialize` would.
 
-use std::fmt;
 use std::ops::Range;
-
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-
-// The private names through which the `toml` crate hands out spans (serde_spanned 0.6) and
-// datetimes (toml_datetime 0.6). They are stable within toml 0.8, which Cargo.lock pins.
-const SPANNED_NAME: &str = "$__serde_spanned_private_Spanned";
-const SPANNED_START: &str = "$__serde_spanned_private_start";
-const SPANNED_END: &str = "$__serde_spanned_private_end";
-const SPANNED_VALUE: &str = "$__serde_spanned_private_value";
-const SPANNED_FIELDS: &[&str] = &[SPANNED_START, SPANNED_END, SPANNED_VALUE];
-const DATETIME_FIELD: &str = "$__toml_private_datetime";
 
 /// One TOML value and the bytes of the source it came from (when the parser knows them).
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +22,7 @@ pub(crate) enum Value {
     Integer(i64),
     Float(f64),
     Boolean(bool),
-    Datetime(toml::value::Datetime),
+    Datetime(toml_edit::Datetime),
     Array(Vec<Node>),
     Table(Vec<Entry>),
 }
@@ -92,14 +81,73 @@ impl Entry {
     }
 }
 
-/// Parses a whole document. On a syntax error: the message and the span toml gives for it.
+/// Parses a whole document. On a syntax error: the message and the span the parser gives.
 pub(crate) fn parse(text: &str) -> Result<Node, (String, Option<Range<usize>>)> {
-    toml::from_str::<Node>(text).map_err(|e| (e.message().to_owned(), e.span()))
+    let document = toml_edit::Document::parse(text)
+        .map_err(|e| (e.message().trim_end().to_owned(), e.span()))?;
+    Ok(table(document.as_table()))
 }
 
-/// Byte offsets → 1-based line numbers for one source text.
+fn table(t: &toml_edit::Table) -> Node {
+    let entries = t
+        .iter()
+        .map(|(key, item)| Entry {
+            key: key.to_owned(),
+            key_span: t.key(key).and_then(toml_edit::Key::span),
+            node: item_node(item),
+        })
+        .collect();
+    Node {
+        span: t.span(),
+        value: Value::Table(entries),
+    }
+}
+
+fn item_node(item: &toml_edit::Item) -> Node {
+    match item {
+        toml_edit::Item::Value(v) => value_node(v),
+        toml_edit::Item::Table(t) => table(t),
+        toml_edit::Item::ArrayOfTables(tables) => Node {
+            span: tables.span(),
+            value: Value::Array(tables.iter().map(table).collect()),
+        },
+        // Not produced by parsing; an empty table is the closest harmless reading.
+        toml_edit::Item::None => Node {
+            span: None,
+            value: Value::Table(Vec::new()),
+        },
+    }
+}
+
+fn value_node(v: &toml_edit::Value) -> Node {
+    use toml_edit::Value as V;
+    let value = match v {
+        V::String(s) => Value::String(s.value().clone()),
+        V::Integer(i) => Value::Integer(*i.value()),
+        V::Float(f) => Value::Float(*f.value()),
+        V::Boolean(b) => Value::Boolean(*b.value()),
+        V::Datetime(d) => Value::Datetime(*d.value()),
+        V::Array(items) => Value::Array(items.iter().map(value_node).collect()),
+        V::InlineTable(t) => Value::Table(
+            t.iter()
+                .map(|(key, value)| Entry {
+                    key: key.to_owned(),
+                    key_span: t.key(key).and_then(toml_edit::Key::span),
+                    node: value_node(value),
+                })
+                .collect(),
+        ),
+    };
+    Node {
+        span: v.span(),
+        value,
+    }
+}
+
+/// Byte offsets → 1-based lines and columns for one source text.
 #[derive(Debug, Clone)]
 pub(crate) struct Lines {
+    text: String,
     starts: Vec<usize>,
 }
 
@@ -107,174 +155,24 @@ impl Lines {
     pub fn new(text: &str) -> Lines {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Lines { starts }
+        Lines {
+            text: text.to_owned(),
+            starts,
+        }
     }
 
     /// The 1-based line holding byte `offset`.
     pub fn line(&self, offset: usize) -> usize {
         self.starts.partition_point(|&s| s <= offset).max(1)
     }
-}
 
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Node, D::Error> {
-        deserializer.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, NodeVisitor { spanned: true })
-    }
-}
-
-/// A value without the span wrapper (what sits inside a spanned map's value field).
-struct Bare(Node);
-
-impl<'de> Deserialize<'de> for Bare {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Bare, D::Error> {
-        deserializer
-            .deserialize_any(NodeVisitor { spanned: false })
-            .map(Bare)
-    }
-}
-
-struct NodeVisitor {
-    /// Whether a spanned map (`start`, `end`, `value`) may arrive.
-    spanned: bool,
-}
-
-fn bare(value: Value) -> Node {
-    Node { span: None, value }
-}
-
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any TOML value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
-        Ok(bare(Value::Boolean(v)))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
-        Ok(bare(Value::Integer(v)))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-        i64::try_from(v)
-            .map(|v| bare(Value::Integer(v)))
-            .map_err(|_| E::custom("integer too large"))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
-        Ok(bare(Value::Float(v)))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
-        Ok(bare(Value::String(v.to_owned())))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Node, E> {
-        Ok(bare(Value::String(v)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Node>()? {
-            items.push(item);
-        }
-        Ok(bare(Value::Array(items)))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let Some(first) = map.next_key::<Key>()? else {
-            return Ok(bare(Value::Table(Vec::new())));
-        };
-        if self.spanned && first.name == SPANNED_START {
-            let start: usize = map.next_value()?;
-            let mut end = start;
-            let mut inner = None;
-            while let Some(key) = map.next_key::<Key>()? {
-                match key.name.as_str() {
-                    SPANNED_END => end = map.next_value()?,
-                    SPANNED_VALUE => inner = Some(map.next_value::<Bare>()?.0),
-                    other => return Err(de::Error::unknown_field(other, SPANNED_FIELDS)),
-                }
-            }
-            let mut node = inner.ok_or_else(|| de::Error::missing_field(SPANNED_VALUE))?;
-            node.span = Some(start..end);
-            return Ok(node);
-        }
-        if first.name == DATETIME_FIELD {
-            let text: String = map.next_value()?;
-            let parsed = text
-                .parse::<toml::value::Datetime>()
-                .map_err(de::Error::custom)?;
-            return Ok(bare(Value::Datetime(parsed)));
-        }
-        let mut entries = vec![Entry {
-            key: first.name,
-            key_span: first.span,
-            node: map.next_value()?,
-        }];
-        while let Some(key) = map.next_key::<Key>()? {
-            entries.push(Entry {
-                key: key.name,
-                key_span: key.span,
-                node: map.next_value()?,
-            });
-        }
-        Ok(bare(Value::Table(entries)))
-    }
-}
-
-/// A table key with its span when the parser has one.
-struct Key {
-    name: String,
-    span: Option<Range<usize>>,
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
-        deserializer.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Key;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a table key")
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Key, E> {
-        Ok(Key {
-            name: v.to_owned(),
-            span: None,
-        })
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Key, E> {
-        Ok(Key {
-            name: v,
-            span: None,
-        })
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Key, A::Error> {
-        let (mut start, mut end, mut name) = (None, None, None);
-        while let Some(field) = map.next_key::<String>()? {
-            match field.as_str() {
-                SPANNED_START => start = Some(map.next_value::<usize>()?),
-                SPANNED_END => end = Some(map.next_value::<usize>()?),
-                _ => name = Some(map.next_value::<String>()?),
-            }
-        }
-        let name = name.ok_or_else(|| de::Error::missing_field(SPANNED_VALUE))?;
-        let span = match (start, end) {
-            (Some(s), Some(e)) => Some(s..e),
-            _ => None,
-        };
-        Ok(Key { name, span })
+    /// The 1-based column of byte `offset` in its line, in characters (as an editor counts).
+    pub fn column(&self, offset: usize) -> usize {
+        let start = self.starts[self.line(offset) - 1];
+        let end = offset.min(self.text.len());
+        self.text
+            .get(start..end)
+            .map_or(1, |before| before.chars().count() + 1)
     }
 }
 
@@ -308,6 +206,15 @@ mod tests {
         assert_eq!(line_of(text, e[0].key_span.clone()), 8);
         assert_eq!(e[1].key, "z");
         assert_eq!(line_of(text, e[1].node.best_span()), 9);
+    }
+
+    #[test]
+    fn a_column_counts_characters_from_the_start_of_its_line() {
+        let text = "a = 1\nnamé = \"x\"\n";
+        let lines = Lines::new(text);
+        let value = text.find("\"x").expect("the value");
+        assert_eq!((lines.line(value), lines.column(value)), (2, 8));
+        assert_eq!((lines.line(0), lines.column(0)), (1, 1));
     }
 
     #[test]

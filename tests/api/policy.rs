@@ -141,6 +141,15 @@ fn line_of(text: &str, needle: &str) -> usize {
     text[..at].matches('\n').count() + 1
 }
 
+/// `line:column` of the value of the `key = value` line `needle` (the column in characters).
+fn value_at(text: &str, needle: &str) -> String {
+    let at = text.find(needle).expect("needle in text");
+    let value = at + needle.find("= ").expect("a key = value line") + 2;
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..value].chars().count() + 1;
+    format!("{}:{column}", line_of(text, needle))
+}
+
 /// Edits of `default.toml` that the gateway once took badly, each with the key its refusal
 /// names: a date with a character across its tenth byte (the reader panicked slicing through
 /// it) and a frequency period so long that every marketing decision overflowed.
@@ -171,7 +180,7 @@ fn policy_check_and_test_refuse_a_hostile_date_or_duration_with_exit_1_and_the_f
         let at = format!(
             "{}:{}: {key}",
             dir.path().join("default.toml").display(),
-            line_of(&text, to)
+            value_at(&text, to)
         );
         for command in ["check", "test"] {
             let out = crate::cli::herald(
@@ -208,8 +217,8 @@ async fn a_reload_of_a_hostile_policy_answers_400_with_the_errors_and_keeps_the_
         assert_eq!(status, 400, "{to}: {body}");
         let detail = body["detail"].as_str().unwrap_or_default();
         assert!(
-            detail.contains(&format!("default.toml:{}: {key}", line_of(&text, to))),
-            "{to}: the answer names the file, line and key: {body}"
+            detail.contains(&format!("default.toml:{}: {key}", value_at(&text, to))),
+            "{to}: the answer names the file, line, column and key: {body}"
         );
         let r = app
             .get("/v1/policy", Some(&app.token(Role::Compliance)))
