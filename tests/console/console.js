@@ -5,7 +5,8 @@
 //
 // Environment: HERALD_URL, COMPLIANCE_TOKEN, ADMIN_TOKEN, MARKETER_TOKEN, AUDIT_PSID (a
 // recipient with decisions on record), ERASE_PSID, SUBSCRIBERS (comma-separated PSIDs opted in
-// to marketing), SCREENSHOT_DIR, CHROMIUM (default /usr/bin/chromium).
+// to marketing), FAILING_ENDPOINT (an event endpoint with failed attempts), ENDPOINT_URL (a URL
+// to add an endpoint for), SCREENSHOT_DIR, CHROMIUM (default /usr/bin/chromium).
 'use strict';
 
 const fs = require('fs');
@@ -242,6 +243,30 @@ async function admin(context) {
     disabled_before_typing: disabledBefore,
     notice: (await page.getByText(/^Erased at /).textContent()).trim(),
   };
+
+  // Event endpoints: the list with each one's health, a failing one's attempts, a replay, and a
+  // new endpoint whose secret is shown once.
+  await page.goto(HERALD + '/console#/endpoints');
+  await page.locator('table[data-table=endpoints] tbody tr').first().waitFor();
+  await shot(page, '07b-endpoints');
+  const healths = await page.locator('table[data-table=endpoints] [data-health]').evaluateAll(
+    (els) => els.map((e) => e.dataset.health));
+  await page.goto(HERALD + '/console#/endpoint/' + env('FAILING_ENDPOINT'));
+  await page.locator('table[data-table=failed-attempts] tbody tr').first().waitFor();
+  const failedRows = await page.locator('table[data-table=failed-attempts] tbody tr').count();
+  await page.getByLabel('Replay every event since (RFC 3339)').fill('2000-01-01T00:00:00Z');
+  await page.getByRole('button', { name: 'Replay' }).click();
+  await page.getByText(/^Replaying \d+ events\.$/).waitFor();
+  const replayed = (await page.getByText(/^Replaying \d+ events\.$/).textContent()).trim();
+  await shot(page, '07c-endpoint-failing');
+  await page.goto(HERALD + '/console#/endpoints/new');
+  await page.getByLabel('URL').fill(env('ENDPOINT_URL'));
+  await page.getByLabel('Events', { exact: true }).fill('message.*, consent.opted_out');
+  await page.getByRole('button', { name: 'Add the endpoint' }).click();
+  await page.locator('#endpoint-secret').waitFor();
+  const secret = (await page.locator('#endpoint-secret').textContent()).trim();
+  await shot(page, '07d-endpoint-added');
+  result.endpoints = { healths, failed_rows: failedRows, replayed, secret_shown: secret.startsWith('whsec_') };
   await page.evaluate(() => sessionStorage.clear());
   await page.close();
 }
