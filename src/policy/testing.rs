@@ -528,6 +528,9 @@ impl<'n> Lookup<'n> {
     }
 }
 
+/// A `[[case]]` (with its file's `[defaults]`): its name, the message, the facts about the
+/// recipient and the decision expected. Every problem of the case is reported, in the order its
+/// keys are read.
 fn read_case(cx: &mut Cx<'_>, l: &Lookup<'_>, span: &Option<Range<usize>>) -> Option<Case> {
     let line = cx.line(span);
     let name = required(cx, l.fields, span, "name", "a [[case]]")
@@ -541,6 +544,46 @@ fn read_case(cx: &mut Cx<'_>, l: &Lookup<'_>, span: &Option<Range<usize>>) -> Op
         }
     };
     let now = now?;
+    let moments = read_moments(cx, l, now);
+    let role = match l.get("role") {
+        Some(n) => named::<Role>(cx, n, "role"),
+        None => Some(Role::Backend),
+    };
+    let message = read_message(cx, l, span);
+    let recipient = read_recipient(cx, l, now);
+    let expect = match get(l.fields, "expect") {
+        Some(n) => read_expect(cx, n, now),
+        None => {
+            cx.err(span.clone(), "a [[case]] needs `expect`");
+            None
+        }
+    };
+    let (Some(name), Some(moments), Some(role), Some(message), Some(recipient), Some(expect)) =
+        (name, moments, role, message, recipient, expect)
+    else {
+        return None;
+    };
+    Some(Case {
+        file: cx.display.to_owned(),
+        line,
+        name,
+        check: Check::Decide {
+            message: Box::new(message),
+            facts: Box::new(recipient.into_facts(moments, role)),
+            expect: Box::new(expect),
+        },
+    })
+}
+
+/// A case's moments, relative to its `now`: when to decide (`at`), and when the user last
+/// interacted and opted in by checkbox.
+struct Moments {
+    decide_at: DateTime<Utc>,
+    last_user_interaction_at: Option<DateTime<Utc>>,
+    user_ref_optin_at: Option<DateTime<Utc>>,
+}
+
+fn read_moments(cx: &mut Cx<'_>, l: &Lookup<'_>, now: DateTime<Utc>) -> Option<Moments> {
     let mut ok = true;
     let mut time = |cx: &mut Cx<'_>, key: &str| -> Option<DateTime<Utc>> {
         let n = l.get(key)?;
@@ -548,28 +591,37 @@ fn read_case(cx: &mut Cx<'_>, l: &Lookup<'_>, span: &Option<Range<usize>>) -> Op
         ok &= t.is_some();
         t
     };
-    let decide_at = time(cx, "at").unwrap_or(now);
-    let last_user_interaction_at = time(cx, "last_user_interaction");
-    let user_ref_optin_at = time(cx, "user_ref_optin");
-
-    let role = match l.get("role") {
-        Some(n) => string(cx, n, "`role`").and_then(|s| match s.parse::<Role>() {
-            Ok(r) => Some(r),
-            Err(e) => {
-                cx.err(n.best_span(), format!("`role`: {e}"));
-                None
-            }
-        }),
-        None => Some(Role::Backend),
+    let moments = Moments {
+        decide_at: time(cx, "at").unwrap_or(now),
+        last_user_interaction_at: time(cx, "last_user_interaction"),
+        user_ref_optin_at: time(cx, "user_ref_optin"),
     };
+    ok.then_some(moments)
+}
+
+/// A value written by its name (`role = "marketer"`, `category = "receipt"`).
+fn named<T>(cx: &mut Cx<'_>, n: &Node, key: &str) -> Option<T>
+where
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    string(cx, n, &format!("`{key}`")).and_then(|s| match s.parse::<T>() {
+        Ok(v) => Some(v),
+        Err(e) => {
+            cx.err(n.best_span(), format!("`{key}`: {e}"));
+            None
+        }
+    })
+}
+
+/// The message a case decides on: its category, content, recipient and utility template.
+fn read_message(
+    cx: &mut Cx<'_>,
+    l: &Lookup<'_>,
+    span: &Option<Range<usize>>,
+) -> Option<OutboundMessage> {
     let category = match l.get("category") {
-        Some(n) => string(cx, n, "`category`").and_then(|s| match s.parse::<Category>() {
-            Ok(c) => Some(c),
-            Err(e) => {
-                cx.err(n.best_span(), format!("`category`: {e}"));
-                None
-            }
-        }),
+        Some(n) => named::<Category>(cx, n, "category"),
         None => {
             cx.err(span.clone(), "a [[case]] needs `category`");
             None
@@ -617,34 +669,87 @@ fn read_case(cx: &mut Cx<'_>, l: &Lookup<'_>, span: &Option<Range<usize>>) -> Op
         None => Some(None),
         Some(n) => read_template(cx, n).map(Some),
     };
-    let scopes = |cx: &mut Cx<'_>, key: &str| -> Option<(bool, bool)> {
-        let Some(n) = l.get(key) else {
-            return Some((false, false));
-        };
-        let list = strings(cx, n, &format!("`{key}`"))?;
-        let (mut t, mut m) = (false, false);
-        for s in list {
-            match s {
-                "transactional" => t = true,
-                "marketing" => m = true,
-                other => {
-                    cx.err(
-                        n.best_span(),
-                        format!("`{key}`: `{other}` must be transactional or marketing"),
-                    );
-                    return None;
-                }
+    Some(OutboundMessage {
+        page_id: None,
+        recipient: recipient?,
+        category: category?,
+        content: content?,
+        utility_template: utility_template?,
+        send_at: None,
+        expires_at: None,
+        respect_quiet_hours: true,
+    })
+}
+
+/// What a case says of its recipient besides its moments: consents and opt-outs, reachability,
+/// the Marketing Messages token, the page's region, the time zone and the recent sends.
+struct RecipientFacts {
+    /// Transactional, marketing; and of those, recorded through the API.
+    consents: (bool, bool, bool, bool),
+    /// Transactional, marketing.
+    opted_out: (bool, bool),
+    unreachable: bool,
+    marketing_token: Option<MarketingToken>,
+    page_region: Option<String>,
+    timezone: Option<chrono_tz::Tz>,
+    /// Newest first, as the store hands them over.
+    recent_sends: Vec<RecentSend>,
+}
+
+impl RecipientFacts {
+    fn into_facts(self, moments: Moments, role: Role) -> Facts {
+        let (t, m, t_api, m_api) = self.consents;
+        Facts {
+            now: moments.decide_at,
+            role,
+            transactional_consent: t,
+            marketing_consent: m,
+            transactional_consent_by_api: t_api,
+            marketing_consent_by_api: m_api,
+            transactional_opted_out: self.opted_out.0,
+            marketing_opted_out: self.opted_out.1,
+            unreachable: self.unreachable,
+            last_user_interaction_at: moments.last_user_interaction_at,
+            user_ref_optin_at: moments.user_ref_optin_at,
+            marketing_token: self.marketing_token,
+            page_region: self.page_region,
+            timezone: self.timezone,
+            recent_sends: self.recent_sends,
+        }
+    }
+}
+
+/// `consents = ["transactional", "marketing"]` and the like: which of the two scopes are named.
+fn scopes(cx: &mut Cx<'_>, l: &Lookup<'_>, key: &str) -> Option<(bool, bool)> {
+    let Some(n) = l.get(key) else {
+        return Some((false, false));
+    };
+    let list = strings(cx, n, &format!("`{key}`"))?;
+    let (mut t, mut m) = (false, false);
+    for s in list {
+        match s {
+            "transactional" => t = true,
+            "marketing" => m = true,
+            other => {
+                cx.err(
+                    n.best_span(),
+                    format!("`{key}`: `{other}` must be transactional or marketing"),
+                );
+                return None;
             }
         }
-        Some((t, m))
-    };
+    }
+    Some((t, m))
+}
+
+fn read_recipient(cx: &mut Cx<'_>, l: &Lookup<'_>, now: DateTime<Utc>) -> Option<RecipientFacts> {
     // A consent recorded through the API is a consent too.
-    let consents = scopes(cx, "consents");
-    let api_consents = scopes(cx, "api_consents");
+    let consents = scopes(cx, l, "consents");
+    let api_consents = scopes(cx, l, "api_consents");
     let consents = consents
         .zip(api_consents)
         .map(|((t, m), (at, am))| (t || at, m || am, at, am));
-    let opted_out = scopes(cx, "opted_out");
+    let opted_out = scopes(cx, l, "opted_out");
     let unreachable = match l.get("unreachable") {
         Some(n) => boolean(cx, n, "`unreachable`"),
         None => Some(false),
@@ -661,94 +766,21 @@ fn read_case(cx: &mut Cx<'_>, l: &Lookup<'_>, span: &Option<Range<usize>>) -> Op
         None => Some(None),
         Some(n) => timezone(cx, n, "`timezone`").map(Some),
     };
-    let recent_sends = match l.get("recent_sends") {
+    let mut recent_sends = match l.get("recent_sends") {
         None => Some(Vec::new()),
         Some(n) => read_sends(cx, n, now),
     };
-    let expect = match get(l.fields, "expect") {
-        Some(n) => read_expect(cx, n, now),
-        None => {
-            cx.err(span.clone(), "a [[case]] needs `expect`");
-            None
-        }
-    };
-    let (
-        Some(name),
-        Some(role),
-        Some(category),
-        Some(content),
-        Some(recipient),
-        Some(utility_template),
-        Some((
-            transactional_consent,
-            marketing_consent,
-            transactional_consent_by_api,
-            marketing_consent_by_api,
-        )),
-        Some((transactional_opted_out, marketing_opted_out)),
-        Some(unreachable),
-        Some(marketing_token),
-        Some(page_region),
-        Some(timezone),
-        Some(mut recent_sends),
-        Some(expect),
-        true,
-    ) = (
-        name,
-        role,
-        category,
-        content,
-        recipient,
-        utility_template,
-        consents,
-        opted_out,
-        unreachable,
-        token,
-        region,
-        tz,
-        recent_sends,
-        expect,
-        ok,
-    )
-    else {
-        return None;
-    };
-    // Newest first, as the store hands them over.
-    recent_sends.sort_by_key(|s: &RecentSend| std::cmp::Reverse(s.at));
-    Some(Case {
-        file: cx.display.to_owned(),
-        line,
-        name,
-        check: Check::Decide {
-            message: Box::new(OutboundMessage {
-                page_id: None,
-                recipient,
-                category,
-                content,
-                utility_template,
-                send_at: None,
-                expires_at: None,
-                respect_quiet_hours: true,
-            }),
-            facts: Box::new(Facts {
-                now: decide_at,
-                role,
-                transactional_consent,
-                marketing_consent,
-                transactional_consent_by_api,
-                marketing_consent_by_api,
-                transactional_opted_out,
-                marketing_opted_out,
-                unreachable,
-                last_user_interaction_at,
-                user_ref_optin_at,
-                marketing_token,
-                page_region,
-                timezone,
-                recent_sends,
-            }),
-            expect: Box::new(expect),
-        },
+    if let Some(sends) = recent_sends.as_mut() {
+        sends.sort_by_key(|s: &RecentSend| std::cmp::Reverse(s.at));
+    }
+    Some(RecipientFacts {
+        consents: consents?,
+        opted_out: opted_out?,
+        unreachable: unreachable?,
+        marketing_token: token?,
+        page_region: region?,
+        timezone: tz?,
+        recent_sends: recent_sends?,
     })
 }
 
