@@ -83,6 +83,34 @@ pub(super) fn dated<T>(
         cx.err(node.best_span(), format!("`{path}` has no entries"));
         return None;
     }
+    let mut raw = read_entries(cx, items, path, value_keys, &mut read_value)?;
+    // Sort by start (open start first) and insist that each entry starts where the last ended.
+    raw.sort_by_key(|r| r.from);
+    if !covers_every_moment_once(cx, &raw, path) {
+        return None;
+    }
+    let spans = raw.iter().map(|r| r.span.clone()).collect();
+    let entries = raw
+        .into_iter()
+        .map(|r| DatedEntry {
+            label: dated_label(r.from, r.until, &describe(&r.value)),
+            from: r.from,
+            until: r.until,
+            value: r.value,
+        })
+        .collect();
+    Some((Dated { entries }, spans))
+}
+
+/// Each entry of a dated rule, with its `from` and `until`; `None` when any is wrong (each
+/// problem reported).
+fn read_entries<T>(
+    cx: &mut Cx<'_>,
+    items: Vec<&Node>,
+    path: &str,
+    value_keys: &[&str],
+    read_value: &mut impl FnMut(&mut Cx<'_>, &[Entry], &Option<Range<usize>>) -> Option<T>,
+) -> Option<Vec<RawDated<T>>> {
     let mut allowed = vec!["from", "until"];
     allowed.extend_from_slice(value_keys);
     let mut raw = Vec::new();
@@ -123,11 +151,13 @@ pub(super) fn dated<T>(
             }
         }
     }
-    if !ok {
-        return None;
-    }
-    // Sort by start (open start first) and insist that each entry starts where the last ended.
-    raw.sort_by_key(|r| r.from);
+    ok.then_some(raw)
+}
+
+/// Whether entries sorted by start cover every moment exactly once: the first with no `from`,
+/// each starting where the one before ended, the last with no `until`. Reports each gap and
+/// overlap.
+fn covers_every_moment_once<T>(cx: &mut Cx<'_>, raw: &[RawDated<T>], path: &str) -> bool {
     let mut coverage_ok = true;
     for (i, r) in raw.iter().enumerate() {
         if i == 0 {
@@ -194,20 +224,7 @@ pub(super) fn dated<T>(
             coverage_ok = false;
         }
     }
-    if !coverage_ok {
-        return None;
-    }
-    let spans = raw.iter().map(|r| r.span.clone()).collect();
-    let entries = raw
-        .into_iter()
-        .map(|r| DatedEntry {
-            label: dated_label(r.from, r.until, &describe(&r.value)),
-            from: r.from,
-            until: r.until,
-            value: r.value,
-        })
-        .collect();
-    Some((Dated { entries }, spans))
+    coverage_ok
 }
 
 /// `["sat", "sun"]`: days of the week, by their first three letters; not all seven.

@@ -14,28 +14,34 @@ impl Builder {
     ) -> Option<PolicySet> {
         // A rule refused for a bad value would also show up as missing: only report absent
         // rules when everything that was written is sound.
-        let report_missing = errors.is_empty();
-        let mut missing = |what: String| {
-            if !report_missing {
-                return;
-            }
-            errors.push(PolicyError {
+        if errors.is_empty() {
+            errors.extend(self.missing().into_iter().map(|what| PolicyError {
                 file: dir.to_owned(),
                 line: None,
                 column: None,
                 message: format!("no policy file defines {what}"),
-            })
-        };
+            }));
+        }
+        self.check_across(dir, errors);
+        if !errors.is_empty() {
+            return None;
+        }
+        self.into_set(version, files)
+    }
+
+    /// The rules the engine needs that no file defines, each named with what it is for.
+    fn missing(&self) -> Vec<String> {
+        let mut missing = Vec::new();
         for (role, rule) in Role::ALL.iter().zip(&self.roles) {
             if rule.is_none() {
-                missing(format!(
+                missing.push(format!(
                     "`roles.{role}` (which categories the {role} role may send)"
                 ));
             }
         }
         for (cat, rule) in Category::ALL.iter().zip(&self.consent) {
             if rule.is_none() {
-                missing(format!("`consent.{cat}` (the consent {cat} needs)"));
+                missing.push(format!("`consent.{cat}` (the consent {cat} needs)"));
             }
         }
         for (name, w) in [
@@ -44,29 +50,38 @@ impl Builder {
             ("human_agent", &self.human_agent),
         ] {
             if w.is_none() {
-                missing(format!("`window.{name}`"));
+                missing.push(format!("`window.{name}`"));
             }
         }
         for cat in Category::ALL {
             if self.inside[category_index(cat)].is_none() {
-                missing(format!("`{cat}.inside_window`"));
+                missing.push(format!("`{cat}.inside_window`"));
             }
             if self.outside[category_index(cat)].is_none() {
-                missing(format!("`{cat}.outside_window`"));
+                missing.push(format!("`{cat}.outside_window`"));
             }
         }
         if self.send_rate.is_none() {
-            missing("`send_rate.per_page`".to_owned());
+            missing.push("`send_rate.per_page`".to_owned());
         }
         if !self.token_uses.is_empty() {
             if self.token_regions.is_none() {
-                missing("`marketing.token_regions`, which marketing_token routes need".to_owned());
+                missing.push(
+                    "`marketing.token_regions`, which marketing_token routes need".to_owned(),
+                );
             }
             if self.token_cooldown.is_none() {
-                missing("`marketing.token_cooldown`, which marketing_token routes need".to_owned());
+                missing.push(
+                    "`marketing.token_cooldown`, which marketing_token routes need".to_owned(),
+                );
             }
         }
-        // A route must stop using a tag by the day Messenger retires it.
+        missing
+    }
+
+    /// Checks of rules against each other: a route must stop using a tag by the day Messenger
+    /// retires it; HUMAN_AGENT's window reaches further than the standard one.
+    fn check_across(&self, dir: &str, errors: &mut Vec<PolicyError>) {
         for u in &self.tag_uses {
             let Some(r) = self.retirements.iter().find(|r| r.tag == u.tag) else {
                 continue;
@@ -108,10 +123,10 @@ impl Builder {
                 });
             }
         }
-        if !errors.is_empty() {
-            return None;
-        }
+    }
 
+    /// The set, once every rule is defined and sound (`None` if one is still missing).
+    fn into_set(self, version: String, files: Vec<String>) -> Option<PolicySet> {
         let roles: [RoleRule; 4] = self
             .roles
             .into_iter()
