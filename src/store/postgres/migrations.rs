@@ -5,13 +5,13 @@
 //!
 //! Hand-written on purpose, not `refinery` or an sqlx-style runner: what Herald needs is the
 //! fifty lines of `apply` — SQL embedded with `include_str!`, every missing migration in one
-//! transaction (all of them apply or none), and a transaction-scoped advisory lock that
-//! `prepare`'s partition set-up takes too, which no runner would cover. `refinery` keeps its
-//! history in a table of its own, so existing databases would need their `herald_migrations`
-//! rows moved (a change to stored data), and sqlx's runner brings sqlx, a second PostgreSQL
-//! driver beside `tokio-postgres`. What a runner adds that this lacks is a checksum of each
-//! applied migration; here a released migration is never edited (a change is a new one), and a
-//! test pins the released files' hashes instead of the database.
+//! transaction (all of them apply or none), and a transaction-scoped advisory lock, the same one
+//! `prepare`'s partition set-up takes. `refinery` keeps its history in a table of its own, so
+//! existing databases would need their `herald_migrations` rows moved (a change to stored data),
+//! and sqlx's runner brings sqlx, a second PostgreSQL driver beside `tokio-postgres`. What a
+//! runner adds that this lacks is a checksum of each applied migration; here a released
+//! migration is never edited (a change is a new one), and a test pins the released files'
+//! hashes instead of the database.
 
 use std::collections::HashSet;
 
