@@ -11,6 +11,11 @@ use herald::domain::{OutboundMessage, Role, SendKind};
 use herald::policy::{evaluate, Facts, PolicySet};
 use serde_json::json;
 
+/// jemalloc, as the `herald` binary has: the figures in BENCHMARKS.md (end of session 2) were
+/// measured with it as the library's allocator.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn policy() -> PolicySet {
     PolicySet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).expect("policy")
 }

@@ -17,6 +17,12 @@ use herald::policy::{Decision, Outcome, Reason, Via};
 use herald::store::{LeaseSettings, Messages, NewMessage, PgOptions, PgStore, SledStore, Stores};
 use serde_json::json;
 
+/// jemalloc, as the `herald` binary has: the store's figures in BENCHMARKS.md ("session 2,
+/// jemalloc") were measured with it, and a writer freeing what other threads allocated is what
+/// it changes.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn record(i: usize) -> MessageRecord {
     let now = Utc::now();
     let decision = Decision {

@@ -39,6 +39,11 @@ use herald::store::{AuditLog, Engine, SledStore};
 use secrecy::SecretString;
 use serde_json::json;
 
+/// jemalloc, as the `herald` binary has: this program runs the gateway itself (`loadgen
+/// gateway …`), and the figures in BENCHMARKS.md were measured with it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const JWT_SECRET: &str = "loadgen-jwt-secret-0123456789";
 const APP_SECRET: &str = "loadgen-app-secret-0123456789";
 /// The audit log's checkpoint key (an Ed25519 seed, base64); pseudonyms are derived from it.

@@ -1,11 +1,17 @@
 //! Typed settings: a TOML file, then `HERALD_<SECTION>__<KEY>` environment overrides, validated
 //! once at start-up. Secrets are wrapped so they never print.
+//!
+//! The two layers are merged and read by `figment`. Its own `Env` provider is not used: it
+//! reads the process's environment (start-up passes `std::env::vars()`, tests pass their own)
+//! and guesses each value's type from its text, which made an app secret of digits a number.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use figment::providers::Serialized;
+use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -445,6 +451,44 @@ impl ConfigError {
             message: message.into(),
         }
     }
+
+    /// The first problem figment found, named by its key and worded as serde words it. A
+    /// value of the wrong type is not repeated, only its type: it may be a secret.
+    fn from_figment(e: figment::Error) -> Self {
+        use figment::error::Kind;
+        use serde::de::value::Error as SerdeError;
+        use serde::de::Error as _;
+        let message = match &e.kind {
+            Kind::InvalidType(found, expected) => {
+                format!("invalid type: {}, expected {expected}", type_of(found))
+            }
+            Kind::InvalidValue(found, expected) => {
+                format!("invalid value: {found}, expected {expected}")
+            }
+            Kind::UnknownField(name, expected) => {
+                SerdeError::unknown_field(name, expected).to_string()
+            }
+            Kind::UnknownVariant(name, expected) => {
+                SerdeError::unknown_variant(name, expected).to_string()
+            }
+            kind => kind.to_string(),
+        };
+        ConfigError::key(e.path.join("."), message)
+    }
+}
+
+/// What kind of value `found` is, without the value.
+fn type_of(found: &figment::error::Actual) -> String {
+    use figment::error::Actual;
+    match found {
+        Actual::Bool(_) => "a boolean".into(),
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer".into(),
+        Actual::Float(_) => "a float".into(),
+        Actual::Char(_) | Actual::Str(_) => "a string".into(),
+        Actual::Bytes(_) => "bytes".into(),
+        Actual::Other(_) => "another type".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Whether the settings must be complete for talking to the real Graph API.
@@ -464,28 +508,18 @@ impl Settings {
         env: impl IntoIterator<Item = (String, String)>,
         mode: Mode,
     ) -> Result<Settings, ConfigError> {
-        let shown = path.display().to_string();
-        let mut root = match std::fs::read_to_string(path) {
-            Ok(text) => text
-                .parse::<toml::Table>()
-                .map_err(|e| ConfigError::Syntax {
-                    path: shown.clone(),
-                    message: e.message().to_owned() + &line_of(&text, e.span()),
-                })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => toml::Table::new(),
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: shown,
-                    source,
-                })
-            }
-        };
-        apply_env(&mut root, env);
-        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(root))
-            .map_err(|e| {
-                let key = e.path().to_string();
-                ConfigError::key(key, e.into_inner().message().to_owned())
-            })?;
+        let file = read_file(path, required)?;
+        // The file's values are typed by TOML; the environment's are text, typed by the
+        // setting they land on (`extract_lossy` reads "30" as a number only where a number is
+        // expected), so a secret made of digits stays a string. (A quoted number in the file is
+        // read as that number too.)
+        let settings: Settings = env_overrides(env)
+            .fold(
+                Figment::from(Serialized::defaults(file)),
+                |figment, (key, value)| figment.merge(Serialized::default(&key, value)),
+            )
+            .extract_lossy()
+            .map_err(ConfigError::from_figment)?;
         settings.validate(mode)?;
         Ok(settings)
     }
@@ -636,46 +670,40 @@ impl Settings {
     }
 }
 
-/// `HERALD_AUTH__JWT_SECRET=x` sets `auth.jwt_secret = "x"`. Values that read as TOML numbers or
-/// booleans keep that type; everything else is a string.
-fn apply_env(root: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) {
-    for (name, value) in env {
-        let Some(rest) = name.strip_prefix("HERALD_") else {
-            continue;
-        };
-        let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
-        if path.len() < 2 || path.iter().any(String::is_empty) {
-            continue;
-        }
-        let parsed = if let Ok(i) = value.parse::<i64>() {
-            toml::Value::Integer(i)
-        } else if let Ok(b) = value.parse::<bool>() {
-            toml::Value::Boolean(b)
-        } else {
-            toml::Value::String(value)
-        };
-        set_path(root, &path, parsed);
+/// The file at `path` as a TOML table; a missing one is empty unless `required`.
+fn read_file(path: &Path, required: bool) -> Result<toml::Table, ConfigError> {
+    let shown = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .parse::<toml::Table>()
+            .map_err(|e| ConfigError::Syntax {
+                path: shown,
+                message: e.message().to_owned() + &line_of(&text, e.span()),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(toml::Table::new()),
+        Err(source) => Err(ConfigError::Read {
+            path: shown,
+            source,
+        }),
     }
 }
 
-fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
-    match path {
-        [] => {}
-        [last] => {
-            table.insert(last.clone(), value);
-        }
-        [first, rest @ ..] => {
-            let entry = table
-                .entry(first.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if !entry.is_table() {
-                *entry = toml::Value::Table(toml::Table::new());
-            }
-            if let toml::Value::Table(t) = entry {
-                set_path(t, rest, value);
-            }
-        }
-    }
+/// The settings the environment overrides: `HERALD_AUTH__JWT_SECRET=x` is (`auth.jwt_secret`,
+/// `x`), each level lowercased. A name of one level (`HERALD_TOKEN`, `HERALD_LOG_FORMAT`) is not
+/// a setting: it belongs to the command line or the logger. The value stays text.
+fn env_overrides(
+    env: impl IntoIterator<Item = (String, String)>,
+) -> impl Iterator<Item = (String, String)> {
+    env.into_iter().filter_map(|(name, value)| {
+        let levels: Vec<String> = name
+            .strip_prefix("HERALD_")?
+            .split("__")
+            .map(str::to_lowercase)
+            .collect();
+        // A `.` would make a level of its own in the key path.
+        let setting = levels.len() >= 2 && levels.iter().all(|l| !l.is_empty() && !l.contains('.'));
+        setting.then(|| (levels.join("."), value))
+    })
 }
 
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
@@ -728,6 +756,80 @@ region = "EU"
         let s = Settings::load(f.path(), true, env, Mode::Production).expect("valid");
         assert_eq!(s.server.listen, "127.0.0.1:9999");
         assert_eq!(s.messenger.pages["1001"].region.as_deref(), Some("UK"));
+    }
+
+    #[test]
+    fn a_secret_of_digits_given_through_the_environment_loads_as_that_text() {
+        let f = file("[audit]\nsigning_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n");
+        let env: Vec<(String, String)> = [
+            ("HERALD_AUTH__JWT_SECRET", "0012345678901234567"),
+            (
+                "HERALD_MESSENGER__APP_SECRET",
+                "98765432109876543210987654321",
+            ),
+            ("HERALD_MESSENGER__VERIFY_TOKEN", "4711"),
+            ("HERALD_MESSENGER__PAGES__1001__ACCESS_TOKEN", "000777"),
+            ("HERALD_AUDIT__PSEUDONYM_KEY", "1234567890123456"),
+            // One level: the command line's and the logger's, not settings.
+            ("HERALD_TOKEN", "x"),
+            ("HERALD_LOG_FORMAT", "json"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let s = Settings::load(f.path(), true, env, Mode::Production).expect("valid");
+        let shown =
+            |secret: &Option<SecretString>| secret.as_ref().map(|s| s.expose_secret().to_owned());
+        assert_eq!(
+            shown(&s.auth.jwt_secret).as_deref(),
+            Some("0012345678901234567")
+        );
+        assert_eq!(
+            shown(&s.messenger.app_secret).as_deref(),
+            Some("98765432109876543210987654321")
+        );
+        assert_eq!(shown(&s.messenger.verify_token).as_deref(), Some("4711"));
+        assert_eq!(
+            shown(&s.audit.pseudonym_key).as_deref(),
+            Some("1234567890123456")
+        );
+        assert_eq!(
+            s.messenger.pages["1001"].access_token.expose_secret(),
+            "000777"
+        );
+        let debug = format!("{s:?}");
+        for secret in [
+            "0012345678901234567",
+            "98765432109876543210987654321",
+            "000777",
+        ] {
+            assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+        }
+    }
+
+    #[test]
+    fn a_number_from_the_environment_must_read_as_the_number_its_setting_is() {
+        let env = vec![("HERALD_DELIVERY__MAX_ATTEMPTS".to_owned(), "7".to_owned())];
+        let s = Settings::load(file("").path(), true, env, Mode::Sandbox).expect("valid");
+        assert_eq!(s.delivery.max_attempts, 7);
+        let env = vec![(
+            "HERALD_DELIVERY__MAX_ATTEMPTS".to_owned(),
+            "many".to_owned(),
+        )];
+        let err = Settings::load(file("").path(), true, env, Mode::Sandbox)
+            .expect_err("not a number")
+            .to_string();
+        assert!(err.contains("delivery.max_attempts"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_named_but_not_repeated() {
+        let f = file("[auth]\njwt_secret = 8675309867530986753\n");
+        let err = Settings::load(f.path(), true, vec![], Mode::Sandbox)
+            .expect_err("a number is not a secret string in the file")
+            .to_string();
+        assert!(err.contains("auth.jwt_secret"), "{err}");
+        assert!(!err.contains("8675309867530986753"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
 use crate::app::{CommandError, SendError, WebhookError};
-use crate::domain::{FieldError, MessageId, MessageStatus};
+use crate::domain::{FieldError, Forbidden, MessageId, MessageStatus};
 use crate::policy::{Decision, Reason};
 use crate::store::StoreError;
 
@@ -72,6 +72,12 @@ impl From<SendError> for ApiError {
             e @ SendError::IdempotencyConflict => ApiError::Conflict(e.to_string()),
             SendError::Store(e) => ApiError::StoreUnavailable(e),
         }
+    }
+}
+
+impl From<Forbidden> for ApiError {
+    fn from(e: Forbidden) -> Self {
+        ApiError::Forbidden(e.to_string())
     }
 }
 

@@ -20,8 +20,3 @@ pub mod startup;
 pub mod store;
 pub mod supervisor;
 pub mod telemetry;
-
-/// jemalloc: the writer thread frees what request threads allocated, where glibc's malloc spent
-/// a third of the writer's time (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -1,5 +1,11 @@
 use std::process::ExitCode;
 
+/// jemalloc: the writer thread frees what request threads allocated, where glibc's malloc spent
+/// a third of the writer's time (BENCHMARKS.md). Chosen here, by the binary, so that crates
+/// embedding the library (the fuzz target, the benches) pick their own allocator.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     herald::cli::main().await

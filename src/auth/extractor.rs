@@ -6,30 +6,12 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 
 use super::{JwtKeys, TokenError};
-use crate::domain::Role;
+use crate::domain::Client;
 use crate::error::ApiError;
 
-/// An authenticated client: a handler that takes one has a valid token behind it.
-#[derive(Debug, Clone)]
-pub struct Client {
-    /// The token's `sub`.
-    pub name: String,
-    pub role: Role,
-}
-
+/// How a request's [`Client`] is made: from its verified token (what an HTTP caller is, not
+/// what a role may do, which is the domain's).
 impl Client {
-    /// 403 unless the client has one of `roles` (admin may do everything).
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if self.role == Role::Admin || roles.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "role {} may not do this",
-                self.role
-            )))
-        }
-    }
-
     /// Reads and verifies a bearer token.
     pub fn from_token(keys: &JwtKeys, token: Option<&str>) -> Result<Client, ApiError> {
         let token = token.ok_or(TokenError::Missing).map_err(unauthorized)?;

@@ -3,5 +3,8 @@
 mod extractor;
 mod jwt;
 
-pub use extractor::{bearer, Client};
+/// The caller's identity is the domain's ([`crate::domain::Client`]); named here too, where the
+/// routes and the core have always found it.
+pub use crate::domain::Client;
+pub use extractor::bearer;
 pub use jwt::{Claims, JwtKeys, TokenError};

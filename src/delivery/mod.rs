@@ -6,5 +6,5 @@ mod worker;
 
 pub use crate::app::Processed;
 pub use graph_client::{ActionSent, GraphClient, SendFailure, Sent};
-pub use retry::retry_delay;
+pub use retry::{backoff, retry_delay};
 pub use worker::Worker;

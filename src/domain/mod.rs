@@ -5,6 +5,7 @@ pub mod bounds;
 pub mod campaign;
 mod category;
 pub mod checkpoint;
+mod client;
 mod consent;
 pub mod endpoint;
 pub mod event;
@@ -18,6 +19,7 @@ mod records;
 mod shipping;
 
 pub use category::{Category, Role};
+pub use client::{Client, Forbidden};
 pub use consent::{ConsentScope, ConsentSource};
 pub use ids::{MessageId, PageId, Psid};
 pub use lifecycle::MessageStatus;
