@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::decision::Decision;
 use super::lifecycle::MessageStatus;
 use super::records::{GraphErrorRecord, MessageRecord};
 use super::Category;
-use crate::policy::Decision;
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -29,9 +29,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::audit::{AuditEntry, AuditKind};
+use super::decision::{Decision, Outcome, TraceStep};
 use super::records::{Attempt, AttemptOutcome, MessageRecord, StatusChange};
 use super::Content;
-use crate::policy::{Decision, Outcome, TraceStep};
 
 /// Where a message is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -443,9 +443,9 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
+    use crate::domain::decision::{Reason, Via};
     use crate::domain::records::GraphErrorRecord;
     use crate::domain::{Category, Content, MessageId, Psid, Recipient, Role};
-    use crate::policy::{Reason, Via};
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)

@@ -7,6 +7,7 @@ mod category;
 pub mod checkpoint;
 mod client;
 mod consent;
+pub mod decision;
 pub mod endpoint;
 pub mod event;
 mod fields;

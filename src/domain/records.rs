@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::campaign::CampaignId;
+use super::decision::Decision;
 use super::lifecycle::MessageStatus;
 use super::{
     Category, ConsentScope, ConsentSource, Content, MessageId, PageId, Recipient, Role,
     UtilityTemplate,
 };
-use crate::policy::Decision;
 
 /// One status change of a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

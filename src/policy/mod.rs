@@ -7,8 +7,10 @@
 //!   store ──────────────────────▶ Facts ─────┘
 //!   policies/tests/*.toml ──run_policy_tests──▶ TestReport
 //! ```
+//!
+//! A [`Decision`] is the domain's (`domain::decision`): messages and audit entries keep it, and
+//! the policy depends on the domain, never the other way round.
 
-mod decision;
 mod engine;
 mod errors;
 mod facts;
@@ -22,7 +24,9 @@ mod testing;
 mod tests;
 mod tree;
 
-pub use decision::{Decision, MessagingType, Outcome, Reason, StepResult, Tag, TraceStep, Via};
+pub use crate::domain::decision::{
+    Decision, MessagingType, Outcome, Reason, StepResult, Tag, TraceStep, Via,
+};
 pub use engine::{evaluate, window_open};
 pub use errors::{PolicyError, PolicyErrors};
 pub use facts::{Facts, MarketingToken, RecentSend};

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
-use super::decision::{MessagingType, Tag};
+use crate::domain::decision::{MessagingType, Tag};
 use crate::domain::{Category, Role};
 
 /// A loaded, validated set of policy files. Immutable; share it behind an `Arc` and swap the

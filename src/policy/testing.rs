@@ -14,7 +14,6 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value as Json};
 
-use super::decision::{Decision, MessagingType, Outcome, Reason, Tag, Via};
 use super::engine::evaluate;
 use super::errors::{PolicyError, PolicyErrors};
 use super::facts::{Facts, MarketingToken, RecentSend};
@@ -25,6 +24,7 @@ use super::read::{
 };
 use super::tree::{self, Entry, Lines, Node, Value};
 use crate::domain::bounds::{earlier, later};
+use crate::domain::decision::{Decision, MessagingType, Outcome, Reason, Tag, Via};
 use crate::domain::{
     Category, Content, OutboundMessage, Psid, Receipt, Recipient, Role, ShippingUpdate,
     UtilityTemplate,
@@ -128,9 +128,9 @@ impl fmt::Display for TestReport {
             let trace = c.decision.as_ref().map_or(&[][..], |d| d.trace.as_slice());
             for step in trace {
                 let result = match step.result {
-                    super::decision::StepResult::Pass => "pass",
-                    super::decision::StepResult::Fail => "FAIL",
-                    super::decision::StepResult::Skip => "skip",
+                    crate::domain::decision::StepResult::Pass => "pass",
+                    crate::domain::decision::StepResult::Fail => "FAIL",
+                    crate::domain::decision::StepResult::Skip => "skip",
                 };
                 writeln!(f, "        {result} {}: {}", step.rule, step.detail)?;
             }

@@ -25,7 +25,6 @@ use chrono::{DateTime, Duration, Utc, Weekday};
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
-use super::decision::{MessagingType, Tag};
 use super::errors::{PolicyError, PolicyErrors};
 use super::model::{
     category_index, dated_label, fmt_duration, fmt_moment, role_index, CategorySet, ConsentRule,
@@ -38,6 +37,7 @@ use super::read::{
     string, strings, table, timezone, Cx, FREQUENCY_PER_MAX, TOKEN_COOLDOWN_MAX, WINDOW_MAX,
 };
 use super::tree::{self, Entry, Lines, Node, Value};
+use crate::domain::decision::{MessagingType, Tag};
 use crate::domain::{Category, Role};
 
 mod categories;
