@@ -9,6 +9,8 @@ use crate::domain::{FieldError, Forbidden, MessageId, MessageStatus};
 use crate::policy::{Decision, Reason};
 use crate::store::StoreError;
 
+pub use crate::report::error_chain;
+
 /// Every error a client can see. Each variant has one status and a stable `type`.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -218,16 +220,4 @@ impl ResponseError for ApiError {
         }
         response.body(self.body().to_string())
     }
-}
-
-/// An error and its causes on one line: `outer: middle: root`.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }

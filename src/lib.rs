@@ -14,6 +14,7 @@ pub mod error;
 pub mod messenger;
 pub mod metrics;
 pub mod policy;
+pub mod report;
 pub mod routes;
 pub mod sandbox;
 pub mod startup;

@@ -139,7 +139,7 @@ pub async fn migrate(options: &PgOptions) -> Result<Vec<i32>, OpenError> {
     let pool = connect(options).await?;
     apply(&pool).await.map_err(|e| OpenError::Unusable {
         url: redacted(options.url.expose_secret()),
-        reason: crate::error::error_chain(&e),
+        reason: crate::report::error_chain(&e),
     })
 }
 

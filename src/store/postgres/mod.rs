@@ -264,7 +264,7 @@ impl PgStore {
         let pool = connect(options).await?;
         let unusable = |e: StoreError| OpenError::Unusable {
             url: redacted(options.url.expose_secret()),
-            reason: crate::error::error_chain(&e),
+            reason: crate::report::error_chain(&e),
         };
         migrations::prepare(&pool, options.partitions)
             .await
