@@ -247,59 +247,24 @@ impl<'a> Eval<'a> {
         let p = self.policy;
         let f = self.facts;
         let now = f.now;
-        let cat = self.message.category;
         let w = &p.windows;
-        let routes: &'a Routes = &p.routes[category_index(cat)];
-
         let (by_message, by_optin) = window_ends(p, &self.message.recipient, f);
-        let open = if by_message.is_some_and(|until| until > now) {
-            Some((
+        if by_message.is_some_and(|until| until > now) {
+            self.pass(
                 &w.standard.meta,
                 "open: the user wrote within the standard window",
-            ))
-        } else if by_optin.is_some_and(|until| until > now) {
-            Some((
-                &w.user_ref.meta,
-                "open: the checkbox opt-in is within its window",
-            ))
-        } else {
-            None
-        };
-        let only_template = self
-            .message
-            .utility_template
-            .as_ref()
-            .filter(|_| self.message.content.is_utility_template());
-        if let Some((meta, detail)) = open {
-            self.pass(meta, detail);
-            // A message that is nothing but a utility template has no RESPONSE/UPDATE form;
-            // Messenger takes UTILITY inside the window as well.
-            let (messaging_type, template, detail) = match only_template {
-                Some(t) => (
-                    MessagingType::Utility,
-                    Some(t.clone()),
-                    "inside the window: the message is a utility template, sent as UTILITY",
-                ),
-                None => (
-                    routes.inside,
-                    None,
-                    match routes.inside {
-                        MessagingType::Response => "inside the window: sent as RESPONSE",
-                        _ => "inside the window: sent as UPDATE",
-                    },
-                ),
-            };
-            self.pass(&routes.inside_meta, detail);
-            self.chosen = Some(Chosen {
-                messaging_type: Some(messaging_type),
-                tag: None,
-                template,
-                via: Via::Recipient,
-                rule: &routes.inside_meta.id,
-            });
+            );
+            self.inside_window();
             return Ok(());
         }
-
+        if by_optin.is_some_and(|until| until > now) {
+            self.pass(
+                &w.user_ref.meta,
+                "open: the checkbox opt-in is within its window",
+            );
+            self.inside_window();
+            return Ok(());
+        }
         let closed: Cow<'static, str> = match (f.last_user_interaction_at, by_optin) {
             (Some(t), _) => format!(
                 "closed: the user last wrote at {}, more than {} before now",
@@ -317,9 +282,55 @@ impl<'a> Eval<'a> {
             _ => &w.standard.meta,
         };
         self.step(window_meta, StepResult::Skip, closed);
+        self.outside_window()
+    }
 
+    /// The message when it is nothing but a utility template (which goes as UTILITY).
+    fn only_template(&self) -> Option<&'a UtilityTemplate> {
+        let message = self.message;
+        message
+            .utility_template
+            .as_ref()
+            .filter(|_| message.content.is_utility_template())
+    }
+
+    /// Inside the window: the category's messaging type.
+    fn inside_window(&mut self) {
+        let routes: &'a Routes = &self.policy.routes[category_index(self.message.category)];
+        // A message that is nothing but a utility template has no RESPONSE/UPDATE form;
+        // Messenger takes UTILITY inside the window as well.
+        let (messaging_type, template, detail) = match self.only_template() {
+            Some(t) => (
+                MessagingType::Utility,
+                Some(t.clone()),
+                "inside the window: the message is a utility template, sent as UTILITY",
+            ),
+            None => (
+                routes.inside,
+                None,
+                match routes.inside {
+                    MessagingType::Response => "inside the window: sent as RESPONSE",
+                    _ => "inside the window: sent as UPDATE",
+                },
+            ),
+        };
+        self.pass(&routes.inside_meta, detail);
+        self.chosen = Some(Chosen {
+            messaging_type: Some(messaging_type),
+            tag: None,
+            template,
+            via: Via::Recipient,
+            rule: &routes.inside_meta.id,
+        });
+    }
+
+    /// Outside the window: the category's route in force now — a tag, a utility template, the
+    /// Marketing Messages token, or a denial.
+    fn outside_window(&mut self) -> Result<(), Stop<'a>> {
+        let cat = self.message.category;
+        let routes: &'a Routes = &self.policy.routes[category_index(cat)];
         let outside = &routes.outside_meta;
-        let Some(entry) = routes.outside.at(now) else {
+        let Some(entry) = routes.outside.at(self.facts.now) else {
             return Err(self.deny(
                 outside,
                 outside_reason(cat),
@@ -328,14 +339,16 @@ impl<'a> Eval<'a> {
         };
         match &entry.value {
             Route::Deny => Err(self.deny(outside, outside_reason(cat), entry.label.clone())),
-            Route::Tag(_) | Route::MarketingToken if only_template.is_some() => Err(self.deny(
-                outside,
-                outside_reason(cat),
-                format!(
-                    "{}; this message is a utility template, which this rule does not send",
-                    entry.label
-                ),
-            )),
+            Route::Tag(_) | Route::MarketingToken if self.only_template().is_some() => {
+                Err(self.deny(
+                    outside,
+                    outside_reason(cat),
+                    format!(
+                        "{}; this message is a utility template, which this rule does not send",
+                        entry.label
+                    ),
+                ))
+            }
             Route::Tag(tag) => {
                 self.pass(outside, entry.label.clone());
                 self.chosen = Some(Chosen {
@@ -346,30 +359,7 @@ impl<'a> Eval<'a> {
                     rule: &outside.id,
                 });
                 if *tag == Tag::HumanAgent {
-                    let ha = &w.human_agent;
-                    match f.last_user_interaction_at {
-                        Some(t) if later(t, ha.length) > now => {
-                            self.pass(&ha.meta, "the user wrote within the HUMAN_AGENT window")
-                        }
-                        Some(t) => {
-                            return Err(self.deny(
-                                &ha.meta,
-                                Reason::HumanAgentWindowExpired,
-                                format!(
-                                    "the user last wrote at {}, more than {} before now",
-                                    rfc3339(t),
-                                    fmt_duration(ha.length)
-                                ),
-                            ))
-                        }
-                        None => {
-                            return Err(self.deny(
-                                &ha.meta,
-                                Reason::HumanAgentWindowExpired,
-                                "the user has never written, so no agent may reply",
-                            ))
-                        }
-                    }
+                    self.human_agent_window()?;
                 }
                 Ok(())
             }
@@ -395,6 +385,31 @@ impl<'a> Eval<'a> {
                 )),
             },
             Route::MarketingToken => self.token(outside),
+        }
+    }
+
+    /// HUMAN_AGENT reaches only as far as its own window from the user's last message.
+    fn human_agent_window(&mut self) -> Result<(), Stop<'a>> {
+        let ha = &self.policy.windows.human_agent;
+        match self.facts.last_user_interaction_at {
+            Some(t) if later(t, ha.length) > self.facts.now => {
+                self.pass(&ha.meta, "the user wrote within the HUMAN_AGENT window");
+                Ok(())
+            }
+            Some(t) => Err(self.deny(
+                &ha.meta,
+                Reason::HumanAgentWindowExpired,
+                format!(
+                    "the user last wrote at {}, more than {} before now",
+                    rfc3339(t),
+                    fmt_duration(ha.length)
+                ),
+            )),
+            None => Err(self.deny(
+                &ha.meta,
+                Reason::HumanAgentWindowExpired,
+                "the user has never written, so no agent may reply",
+            )),
         }
     }
 
