@@ -79,65 +79,12 @@ pub(super) fn route_entry(
         return Some(Route::Deny);
     }
     if let Some(n) = get(fields, "via") {
-        let via = string(cx, n, "`via`")?;
-        if via != "marketing_token" {
-            cx.err(
-                n.best_span(),
-                format!("`via`: `{via}` is unknown; the only value is \"marketing_token\""),
-            );
-            return None;
-        }
-        if cat != Category::Marketing {
-            cx.err(
-                n.best_span(),
-                format!("`{path}`: Marketing Messages tokens carry marketing only"),
-            );
-            return None;
-        }
-        if tag.is_some() || template.is_some() {
-            cx.err(
-                span.clone(),
-                format!("an entry of `{path}` with via takes no tag or template"),
-            );
-            return None;
-        }
-        return Some(Route::MarketingToken);
+        return via_route(cx, n, span, cat, path, tag.is_some() || template.is_some());
     }
     let mt_node = get(fields, "messaging_type")?;
     let mt = messaging_type_named(cx, mt_node, "`messaging_type`")?;
     match mt {
-        MessagingType::MessageTag => {
-            if template.is_some() {
-                cx.err(
-                    span.clone(),
-                    "`template` goes with messaging_type = \"UTILITY\", not MESSAGE_TAG",
-                );
-                return None;
-            }
-            let Some(tag_node) = tag else {
-                cx.err(
-                    span.clone(),
-                    format!("an entry of `{path}` with MESSAGE_TAG needs `tag`"),
-                );
-                return None;
-            };
-            let tag = tag_named(cx, tag_node, "`tag`")?;
-            if cat == Category::Marketing {
-                cx.err(
-                    tag_node.best_span(),
-                    "message tags may never carry marketing (MESSENGER.md §2.2)",
-                );
-                return None;
-            }
-            if tag == Tag::HumanAgent && cat != Category::AgentReply {
-                cx.err(
-                    tag_node.best_span(),
-                    format!("HUMAN_AGENT is for replies a person types (agent_reply), not {cat}"),
-                );
-                return None;
-            }
-            Some(Route::Tag(tag))
-        }
+        MessagingType::MessageTag => tag_route(cx, tag, template.is_some(), span, cat, path),
         MessagingType::Utility => {
             if tag.is_some() {
                 cx.err(
@@ -169,6 +116,82 @@ pub(super) fn route_entry(
             None
         }
     }
+}
+
+/// `via = "marketing_token"`: marketing only, and nothing else in the entry.
+fn via_route(
+    cx: &mut Cx<'_>,
+    n: &Node,
+    span: &Option<Range<usize>>,
+    cat: Category,
+    path: &str,
+    more: bool,
+) -> Option<Route> {
+    let via = string(cx, n, "`via`")?;
+    if via != "marketing_token" {
+        cx.err(
+            n.best_span(),
+            format!("`via`: `{via}` is unknown; the only value is \"marketing_token\""),
+        );
+        return None;
+    }
+    if cat != Category::Marketing {
+        cx.err(
+            n.best_span(),
+            format!("`{path}`: Marketing Messages tokens carry marketing only"),
+        );
+        return None;
+    }
+    if more {
+        cx.err(
+            span.clone(),
+            format!("an entry of `{path}` with via takes no tag or template"),
+        );
+        return None;
+    }
+    Some(Route::MarketingToken)
+}
+
+/// `messaging_type = "MESSAGE_TAG"` with its `tag`: never marketing, HUMAN_AGENT for agent
+/// replies only.
+fn tag_route(
+    cx: &mut Cx<'_>,
+    tag: Option<&Node>,
+    template: bool,
+    span: &Option<Range<usize>>,
+    cat: Category,
+    path: &str,
+) -> Option<Route> {
+    if template {
+        cx.err(
+            span.clone(),
+            "`template` goes with messaging_type = \"UTILITY\", not MESSAGE_TAG",
+        );
+        return None;
+    }
+    let Some(tag_node) = tag else {
+        cx.err(
+            span.clone(),
+            format!("an entry of `{path}` with MESSAGE_TAG needs `tag`"),
+        );
+        return None;
+    };
+    let tag = tag_named(cx, tag_node, "`tag`")?;
+    if cat == Category::Marketing {
+        cx.err(
+            tag_node.best_span(),
+            "message tags may never carry marketing (MESSENGER.md §2.2)",
+        );
+        return None;
+    }
+    if tag == Tag::HumanAgent && cat != Category::AgentReply {
+        cx.err(
+            tag_node.best_span(),
+            format!("HUMAN_AGENT is for replies a person types (agent_reply), not {cat}"),
+        );
+        return None;
+    }
+    Some(Route::Tag(tag))
 }
 
 pub(super) fn template_spec(cx: &mut Cx<'_>, node: &Node, cat: Category) -> Option<TemplateSpec> {
