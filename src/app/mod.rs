@@ -45,7 +45,7 @@ pub use messages::MessageView;
 pub use pages::{Page, Pages};
 pub use send::{IdempotencyKey, SendCommand, WhenDeferred};
 pub use status::{OperatorStatus, OutboxStatus, RecentDeliveries};
-pub use webhook::WebhookOutcome;
+pub use webhook::{WebhookOutcome, WebhookPost};
 
 use crate::auth::Client;
 use crate::clock::SharedClock;

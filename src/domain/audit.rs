@@ -276,6 +276,19 @@ impl AuditEntry {
                 .personal
                 .as_ref()
                 .and_then(|p| p.consent_evidence.as_ref()),
+            event: self
+                .personal
+                .as_ref()
+                .and_then(|p| p.event.as_ref())
+                .and_then(Value::as_object)
+                .map(|fields| {
+                    // The POST's bytes and signature are for `format: "messenger"` endpoints.
+                    fields
+                        .iter()
+                        .filter(|(k, _)| !matches!(k.as_str(), "raw" | "signature"))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                }),
             erased: self.erased(),
             entry: self,
         }
@@ -348,6 +361,9 @@ pub struct AuditView<'a> {
     pub recipient: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consent_evidence: Option<&'a Value>,
+    /// What an inbound event carried (kind `inbound`), until it is erased.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Map<String, Value>>,
     /// The entry's personal data was erased; its pseudonym and hash remain.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub erased: bool,
