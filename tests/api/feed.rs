@@ -640,3 +640,112 @@ async fn the_feed_is_in_the_openapi_document_with_its_parameters() {
     assert!(op["responses"]["200"].is_object(), "{op}");
     assert!(op["responses"]["400"].is_object(), "{op}");
 }
+
+/// `herald events tail` against the running test gateway, its stdout read line by line.
+struct Tail {
+    child: std::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Tail {
+    fn start(app: &TestApp, args: &[&str]) -> Tail {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["events", "tail", "--url", &app.address])
+            .args(args)
+            .env("HERALD_TOKEN", app.token(Role::Compliance))
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn herald events tail");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Tail { child, lines }
+    }
+
+    /// The next line printed within `wait`, as JSON.
+    async fn next(&mut self, wait: Duration) -> Option<Value> {
+        let line = tokio::time::timeout(wait, self.lines.recv()).await.ok()??;
+        Some(serde_json::from_str(&line).expect("each line is one JSON event"))
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn herald_events_tail_prints_events_as_they_happen_and_stops_on_ctrl_c() {
+    let app = spawn_app().await;
+    app.user_writes("7015", "before the tail", None).await;
+    let mut tail = Tail::start(&app, &["--type", "inbound.*"]);
+    // It starts at the end of the log: until it has read where that is, what is written may
+    // come before it. Write until something is printed; the first thing is not from before.
+    let mut first = None;
+    for i in 0..100 {
+        app.user_writes("7015", &format!("live {i}"), None).await;
+        if let Some(event) = tail.next(Duration::from_millis(300)).await {
+            first = Some(event);
+            break;
+        }
+    }
+    let first = first.expect("the tail printed a live event");
+    assert_eq!(first["type"], "inbound.message", "{first}");
+    let text = first["data"]["text"].as_str().expect("text").to_owned();
+    assert!(text.starts_with("live "), "{first}");
+    app.user_writes("7015", "one more", None).await;
+    app.consent("7016", "marketing", None).await;
+    app.user_writes("7016", "and another", None).await;
+    let mut texts = Vec::new();
+    while texts.last().map(String::as_str) != Some("and another") {
+        let event = tail
+            .next(Duration::from_secs(10))
+            .await
+            .expect("the tail goes on printing");
+        assert_eq!(event["type"], "inbound.message", "only what --type asks");
+        texts.push(event["data"]["text"].as_str().expect("text").to_owned());
+    }
+    assert_eq!(texts.last().map(String::as_str), Some("and another"));
+    assert!(texts.contains(&"one more".to_owned()), "{texts:?}");
+    assert!(!texts.contains(&"before the tail".to_owned()));
+
+    // Ctrl-C: it stops, successfully.
+    let pid = tail.child.id().to_string();
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupted.success());
+    let status = tokio::task::spawn_blocking(move || {
+        let status = tail.child.wait().expect("wait");
+        drop(tail);
+        status
+    })
+    .await
+    .expect("join");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[tokio::test]
+async fn herald_events_tail_from_start_prints_what_happened_before() {
+    let app = spawn_app().await;
+    app.user_writes("7017", "long ago", None).await;
+    let mut tail = Tail::start(&app, &["--from-start", "--recipient", "7017"]);
+    let event = tail.next(Duration::from_secs(10)).await.expect("a line");
+    assert_eq!(event["type"], "inbound.message");
+    assert_eq!(event["data"]["text"], "long ago");
+    let event = tail.next(Duration::from_secs(10)).await.expect("a line");
+    assert_eq!(event["type"], "consent.granted");
+}
