@@ -13,7 +13,7 @@
   const CATEGORIES = ['response', 'receipt', 'shipping_update', 'account_update', 'event_update',
     'agent_reply', 'marketing'];
   const KINDS = ['decision', 'attempt', 'status', 'consent', 'campaign', 'policy', 'retention',
-    'erasure'];
+    'erasure', 'inbound', 'recipient', 'endpoint'];
   const FINISHED = ['completed', 'cancelled'];
 
   // Timers of the page on screen (polling); cleared when another page is shown.
