@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::domain::bounds;
@@ -151,26 +152,46 @@ impl Event {
             Some(Value::Null) | None => String::new(),
             Some(other) => other.to_string(),
         };
+        // A key of several parts is kept as their digest: as short as a `mid`, however long
+        // what Messenger sent.
+        let digest = |kind: &str, parts: &[&str]| {
+            let mut h = Sha256::new();
+            for part in parts {
+                h.update((part.len() as u64).to_be_bytes());
+                h.update(part.as_bytes());
+            }
+            format!("{kind}:{}", hex::encode(&h.finalize()[..20]))
+        };
         match &self.kind {
             EventKind::Message { mid, .. } | EventKind::Echo { mid } => mid.clone(),
             EventKind::Postback { mid: Some(mid), .. } => Some(mid.clone()),
-            EventKind::Postback { mid: None, .. } => Some(format!(
-                "postback:{}:{sender}:{}:{}",
-                self.page_id,
-                raw_field("/timestamp"),
-                raw_field("/postback/payload")
+            EventKind::Postback { mid: None, .. } => Some(digest(
+                "postback",
+                &[
+                    &self.page_id,
+                    sender,
+                    &raw_field("/timestamp"),
+                    &raw_field("/postback/payload"),
+                ],
             )),
-            EventKind::Reaction { mid, action } => Some(format!(
-                "reaction:{sender}:{}:{action}:{}:{}",
-                mid.as_deref().unwrap_or_default(),
-                raw_field("/reaction/reaction"),
-                raw_field("/timestamp")
+            EventKind::Reaction { mid, action } => Some(digest(
+                "reaction",
+                &[
+                    sender,
+                    mid.as_deref().unwrap_or_default(),
+                    action,
+                    &raw_field("/reaction/reaction"),
+                    &raw_field("/timestamp"),
+                ],
             )),
-            EventKind::Referral(r) => Some(format!(
-                "referral:{}:{sender}:{}:{}",
-                self.page_id,
-                r.reference.as_deref().unwrap_or_default(),
-                raw_field("/timestamp")
+            EventKind::Referral(r) => Some(digest(
+                "referral",
+                &[
+                    &self.page_id,
+                    sender,
+                    r.reference.as_deref().unwrap_or_default(),
+                    &raw_field("/timestamp"),
+                ],
             )),
             _ => None,
         }

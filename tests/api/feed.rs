@@ -749,3 +749,22 @@ async fn herald_events_tail_from_start_prints_what_happened_before() {
     let event = tail.next(Duration::from_secs(10)).await.expect("a line");
     assert_eq!(event["type"], "consent.granted");
 }
+
+#[tokio::test]
+async fn a_parked_event_is_told_once_when_it_finally_applies() {
+    let app = spawn_app().await;
+    let parked = json!({"page_id": PAGE_ID, "event": from_person(
+        &app, "7018", 0, ("message", json!({"mid": "m_parked", "text": "I waited"})))});
+    let recipients = &app.handle().herald.store.recipients;
+    // Parked twice (two instances, or a retry that failed after applying): applied once.
+    recipients.park_event(&parked).await.expect("park");
+    recipients.park_event(&parked).await.expect("park");
+    app.handle()
+        .herald
+        .retry_parked_events()
+        .await
+        .expect("retry");
+    let events = all_events(&app, Role::Compliance, "type=inbound.*", 100).await;
+    assert_eq!(types(&events), ["inbound.message"]);
+    assert_eq!(events[0]["data"]["text"], "I waited");
+}
