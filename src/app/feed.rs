@@ -248,6 +248,8 @@ impl Herald {
     ) -> Result<(Vec<Event>, BTreeMap<u32, u64>), CommandError> {
         let audit = &self.store.audit;
         let chains = audit.chains().await?;
+        // Enough to fill the page from one chain, not many times that from each.
+        let batch_size = limit.clamp(20, READ_BATCH);
         let mut out = Vec::new();
         for _ in 0..READ_ROUNDS {
             // Each chain's next entries; `full`: there may be more after them.
@@ -257,8 +259,8 @@ impl Herald {
                 if after >= last {
                     continue;
                 }
-                let batch = audit.read_chain(chain, after, READ_BATCH).await?;
-                let full = batch.len() == READ_BATCH;
+                let batch = audit.read_chain(chain, after, batch_size).await?;
+                let full = batch.len() == batch_size;
                 heads.push((chain, batch.into(), full));
             }
             if heads.iter().all(|(_, batch, _)| batch.is_empty()) {

@@ -93,6 +93,11 @@ impl std::str::FromStr for AuditKind {
     }
 }
 
+/// What the first inbound entry of a webhook POST keeps of the POST, in [`Personal::event`],
+/// for `format: "messenger"` endpoints only: its body as posted, its `X-Hub-Signature-256`,
+/// the inbound event types it holds. Left out of events and of the API's view of the entry.
+pub const POST_FIELDS: [&str; 3] = ["raw", "signature", "post_types"];
+
 /// The erasable values of one entry, kept beside the chain; the entry holds their sha256.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Personal {
@@ -282,10 +287,9 @@ impl AuditEntry {
                 .and_then(|p| p.event.as_ref())
                 .and_then(Value::as_object)
                 .map(|fields| {
-                    // The POST's bytes and signature are for `format: "messenger"` endpoints.
                     fields
                         .iter()
-                        .filter(|(k, _)| !matches!(k.as_str(), "raw" | "signature"))
+                        .filter(|(k, _)| !POST_FIELDS.contains(&k.as_str()))
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect()
                 }),

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::audit::{AuditEntry, AuditKind};
+use super::audit::{AuditEntry, AuditKind, POST_FIELDS};
 use super::lifecycle::MessageStatus;
 
 /// At most this many events come from one audit entry.
@@ -336,8 +336,7 @@ fn inbound_data(entry: &AuditEntry) -> Value {
     put(&mut map, "at", Some(entry.at));
     if let Some(Value::Object(fields)) = entry.personal.as_ref().and_then(|p| p.event.as_ref()) {
         for (k, v) in fields {
-            // The raw body and its signature are for `format: "messenger"` endpoints only.
-            if k != "raw" && k != "signature" {
+            if !POST_FIELDS.contains(&k.as_str()) {
                 map.insert(k.clone(), v.clone());
             }
         }
@@ -442,6 +441,7 @@ mod tests {
         assert_eq!(event.data["ref"], "spring");
         assert!(event.data.get("raw").is_none());
         assert!(event.data.get("signature").is_none());
+        assert!(event.data.get("post_types").is_none());
         e.personal_sha256 = Some("x".into());
         e.personal = None;
         let erased = &events_of(&e)[0];

@@ -180,7 +180,9 @@ async fn what_a_customer_does_is_told_as_inbound_events_with_what_it_carried() {
     for e in &events {
         assert_eq!(e["data"]["psid"], "7003", "{e}");
         assert_eq!(e["data"]["page_id"], PAGE_ID);
-        assert!(e["data"].get("raw").is_none() && e["data"].get("signature").is_none());
+        for kept_for_messenger_format in ["raw", "signature", "post_types"] {
+            assert!(e["data"].get(kept_for_messenger_format).is_none(), "{e}");
+        }
     }
     assert_eq!(events[0]["data"]["text"], "where is my parcel?");
     assert!(events[0]["data"]["mid"].as_str().is_some());
@@ -207,6 +209,7 @@ async fn what_a_customer_does_is_told_as_inbound_events_with_what_it_carried() {
     assert_eq!(entries[0]["outcome"], "message");
     assert_eq!(entries[0]["event"]["text"], "where is my parcel?");
     assert!(entries[0]["event"].get("raw").is_none(), "{}", entries[0]);
+    assert!(entries[0]["event"].get("post_types").is_none());
     let (status, verify) = app.read(Role::Compliance, "/v1/audit/verify").await;
     assert_eq!((status, &verify["ok"]), (200, &json!(true)), "{verify}");
     let export = app
