@@ -269,14 +269,17 @@ impl Herald {
             tracing::error!(page = %record.page_id, error = ?attempt.error, "the Graph API refused the page's credentials or permissions");
         }
         let code = attempt.graph_error.as_ref().map(|e| e.code);
+        let error = attempt.graph_error.clone();
         self.change_message(&record.id, Event::AttemptFailed(attempt), now)
             .await?;
         self.metrics.delivery("failed", code);
         let key = record.recipient.key();
         match class {
             ErrorClass::Unreachable => {
-                let unreachable = Change::of(key.as_str(), now, recipient::Event::Unreachable);
-                self.change_recipient(unreachable, None).await?;
+                let unreachable = recipient::Event::Unreachable { error };
+                let change = Change::of(key.as_str(), now, unreachable)
+                    .on_page(Some(record.page_id.to_string()));
+                self.change_recipient(change, None).await?;
                 // A block counts against a campaign's opt-out guard: this message's, or the
                 // one that reached the person last.
                 match &record.campaign {

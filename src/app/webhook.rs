@@ -1,7 +1,7 @@
 //! Applying Messenger webhook events to what Herald knows about recipients and messages.
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::{Herald, WebhookError};
 use crate::domain::lifecycle::{self, Event as LifecycleEvent, MessageStatus, Receipt};
@@ -26,6 +26,48 @@ pub struct WebhookOutcome {
     pub parked: usize,
 }
 
+/// A webhook POST as Messenger made it: the body's bytes and its `X-Hub-Signature-256`. The
+/// first inbound entry written for the POST keeps them (with `post_types`, the inbound event
+/// types the POST holds), so that a `format: "messenger"` endpoint is sent the very body
+/// Messenger signed.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookPost<'a> {
+    pub body: &'a [u8],
+    pub signature: Option<&'a str>,
+}
+
+/// What the first inbound entry of a POST carries besides its own event: `raw`, `signature`,
+/// `post_types`. Empty once an entry took it.
+fn post_values(
+    post: WebhookPost<'_>,
+    events: &[Event],
+    for_page: impl Fn(&Event) -> bool,
+) -> Map<String, Value> {
+    let mut types: Vec<String> = Vec::new();
+    for event in events.iter().filter(|e| for_page(e)) {
+        if let Some((what, _)) = event.inbound() {
+            let name = format!("inbound.{}", what.as_str());
+            if !types.contains(&name) {
+                types.push(name);
+            }
+        }
+    }
+    let mut values = Map::new();
+    if types.is_empty() {
+        return values;
+    }
+    // JSON is UTF-8 (the body parsed as JSON before it came here).
+    values.insert(
+        "raw".to_owned(),
+        Value::String(String::from_utf8_lossy(post.body).into_owned()),
+    );
+    if let Some(signature) = post.signature {
+        values.insert("signature".to_owned(), Value::String(signature.to_owned()));
+    }
+    values.insert("post_types".to_owned(), json!(types));
+    values
+}
+
 fn attribution(r: &Referral, at: DateTime<Utc>) -> Attribution {
     Attribution {
         reference: r.reference.clone(),
@@ -38,10 +80,19 @@ fn attribution(r: &Referral, at: DateTime<Utc>) -> Attribution {
 impl Herald {
     /// Applies every event of a verified webhook body. An event that fails to apply is parked
     /// in the store for a retry; only if parking fails too is the whole call an error, so that
-    /// Messenger redelivers.
-    pub async fn apply_webhook(&self, body: &Value) -> Result<WebhookOutcome, WebhookError> {
+    /// Messenger redelivers. Each message, postback, reaction and referral of a person is
+    /// recorded (audit kind `inbound`) in the transaction of what it changes; with `post`, the
+    /// first of them keeps the POST's bytes and signature (see [`WebhookPost`]).
+    pub async fn apply_webhook(
+        &self,
+        body: &Value,
+        post: Option<WebhookPost<'_>>,
+    ) -> Result<WebhookOutcome, WebhookError> {
         let events = parse_envelope(body, self.clock.now())?;
         let mut outcome = WebhookOutcome::default();
+        let mut post = post
+            .map(|p| post_values(p, &events, |e| self.for_configured_page(e)))
+            .filter(|values| !values.is_empty());
         for event in events {
             self.metrics
                 .webhook_events
@@ -59,7 +110,7 @@ impl Herald {
                     "a webhook event reported a moment out of range; bounded (see docs/api.md, webhooks)"
                 );
             }
-            match self.apply_event(&event).await {
+            match self.apply_event(&event, &mut post).await {
                 Ok(true) => outcome.applied += 1,
                 Ok(false) => outcome.skipped += 1,
                 Err(e) => {
@@ -88,7 +139,8 @@ impl Herald {
             };
             let mut ok = true;
             for event in &events {
-                ok &= self.apply_event(event).await.is_ok();
+                // Parked, the POST's bytes are gone: the entry is written without them.
+                ok &= self.apply_event(event, &mut None).await.is_ok();
             }
             if ok {
                 self.store.recipients.unpark_event(id).await?;
@@ -110,8 +162,13 @@ impl Herald {
     }
 
     /// Applies one event; `Ok(false)` when it changed nothing (a redelivery, an echo, an event
-    /// of a page Herald does not serve).
-    async fn apply_event(&self, event: &Event) -> Result<bool, StoreError> {
+    /// of a page Herald does not serve). `post`: what the first inbound entry of the POST
+    /// keeps ([`post_values`]); taken by the entry that keeps it.
+    async fn apply_event(
+        &self,
+        event: &Event,
+        post: &mut Option<Map<String, Value>>,
+    ) -> Result<bool, StoreError> {
         if !self.for_configured_page(event) {
             // Whoever holds the app secret of another page (or a page removed from the
             // configuration) records no consent and opens no window here.
@@ -169,15 +226,29 @@ impl Herald {
             kind => {
                 let policy = self.policy();
                 let opts_out = opts_out_of_marketing(kind, &policy);
-                let seen = kind.mid().map(|mid| SeenMid {
+                let dedup_key = event.dedup_key();
+                let seen = dedup_key.as_deref().map(|mid| SeenMid {
                     mid,
                     at: self.clock.now(),
                 });
+                let mut events = person_events(kind, at, &policy);
+                let mut keeps_post = false;
+                if let Some((what, mut carried)) = event.inbound() {
+                    if let (Some(values), Value::Object(map)) = (post.as_ref(), &mut carried) {
+                        map.extend(values.clone());
+                        keeps_post = true;
+                    }
+                    // What they did first, then what it changed.
+                    events.insert(0, recipient::Event::Inbound { what, carried });
+                }
                 let change = Change {
-                    events: person_events(kind, at, &policy),
+                    events,
                     ..Change::new(key, at).on_page(page)
                 };
                 let applied = self.change_recipient(change, seen).await?;
+                if applied && keeps_post {
+                    *post = None;
+                }
                 if applied && opts_out {
                     // Counts against the campaign that reached them, for its opt-out guard.
                     self.note_opt_out(key).await?;

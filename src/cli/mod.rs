@@ -2,6 +2,7 @@
 
 mod audit;
 mod campaign;
+mod events;
 mod migrate;
 mod policy;
 mod serve;
@@ -68,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: Box<audit::AuditCommand>,
     },
+    /// Watch a running gateway's events (through its HTTP API).
+    Events {
+        #[command(subcommand)]
+        command: events::EventsCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -131,6 +137,7 @@ where
             CampaignCommand::Watch { id, url, token } => campaign::watch(&id, &url, &token).await,
         },
         Command::Audit { command } => audit::run(*command).await,
+        Command::Events { command } => events::run(command).await,
         Command::Migrate { config } => migrate::run(&config).await,
     };
     match result {

@@ -93,6 +93,11 @@ impl std::str::FromStr for AuditKind {
     }
 }
 
+/// What the first inbound entry of a webhook POST keeps of the POST, in [`Personal::event`],
+/// for `format: "messenger"` endpoints only: its body as posted, its `X-Hub-Signature-256`,
+/// the inbound event types it holds. Left out of events and of the API's view of the entry.
+pub const POST_FIELDS: [&str; 3] = ["raw", "signature", "post_types"];
+
 /// The erasable values of one entry, kept beside the chain; the entry holds their sha256.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Personal {
@@ -276,6 +281,18 @@ impl AuditEntry {
                 .personal
                 .as_ref()
                 .and_then(|p| p.consent_evidence.as_ref()),
+            event: self
+                .personal
+                .as_ref()
+                .and_then(|p| p.event.as_ref())
+                .and_then(Value::as_object)
+                .map(|fields| {
+                    fields
+                        .iter()
+                        .filter(|(k, _)| !POST_FIELDS.contains(&k.as_str()))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                }),
             erased: self.erased(),
             entry: self,
         }
@@ -348,6 +365,9 @@ pub struct AuditView<'a> {
     pub recipient: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consent_evidence: Option<&'a Value>,
+    /// What an inbound event carried (kind `inbound`), until it is erased.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Map<String, Value>>,
     /// The entry's personal data was erased; its pseudonym and hash remain.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub erased: bool,

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::audit::{AuditEntry, AuditKind};
+use super::audit::{AuditEntry, AuditKind, POST_FIELDS};
 use super::lifecycle::MessageStatus;
 
 /// At most this many events come from one audit entry.
@@ -216,6 +216,7 @@ fn kinds_and_data(entry: &AuditEntry) -> Vec<(String, Value)> {
         AuditKind::Campaign => campaign_data(entry, outcome),
         AuditKind::Inbound => inbound_data(entry),
         AuditKind::Endpoint => json!({ "id": entry.detail, "reason": entry.reason }),
+        AuditKind::Recipient => recipient_data(entry),
         _ => person_data(entry),
     };
     vec![(kind.to_owned(), data)]
@@ -246,6 +247,21 @@ fn put_person(map: &mut Map<String, Value>, entry: &AuditEntry) {
         None if entry.erased() => put(map, "erased", Some(true)),
         None => {}
     }
+}
+
+/// A person Messenger cannot reach: who, on which page, and the Graph error that said so.
+fn recipient_data(entry: &AuditEntry) -> Value {
+    let mut map = Map::new();
+    put_person(&mut map, entry);
+    put(&mut map, "page_id", entry.page_id.as_deref());
+    put(&mut map, "reason", entry.detail.as_deref());
+    if let Some(e) = &entry.graph_error {
+        map.insert(
+            "error".to_owned(),
+            json!({ "code": e.code, "subcode": e.subcode }),
+        );
+    }
+    Value::Object(map)
 }
 
 /// A message as `GET /v1/messages/{id}` shows it, at the moment of the entry.
@@ -320,8 +336,7 @@ fn inbound_data(entry: &AuditEntry) -> Value {
     put(&mut map, "at", Some(entry.at));
     if let Some(Value::Object(fields)) = entry.personal.as_ref().and_then(|p| p.event.as_ref()) {
         for (k, v) in fields {
-            // The raw body and its signature are for `format: "messenger"` endpoints only.
-            if k != "raw" && k != "signature" {
+            if !POST_FIELDS.contains(&k.as_str()) {
                 map.insert(k.clone(), v.clone());
             }
         }
@@ -405,6 +420,52 @@ mod tests {
         assert_eq!(event.data["source"], "notification_stop");
         assert_eq!(event.data["scope"], "marketing");
         assert_eq!(event.data["psid"], "5551");
+    }
+
+    #[test]
+    fn an_inbound_event_tells_what_it_carried_but_not_the_posts_bytes() {
+        let mut e = entry(AuditKind::Inbound, Some("postback"), None);
+        e.message_id = None;
+        e.personal = Some(Personal {
+            event: Some(
+                json!({"mid": "m1", "payload": "GET_STARTED", "ref": "spring",
+                "raw": "{}", "signature": "sha256=00", "post_types": ["inbound.postback"]}),
+            ),
+            ..Personal::of("5551")
+        });
+        let event = &events_of(&e)[0];
+        assert_eq!(event.kind, "inbound.postback");
+        assert_eq!(event.data["psid"], "5551");
+        assert_eq!(event.data["page_id"], "1234");
+        assert_eq!(event.data["payload"], "GET_STARTED");
+        assert_eq!(event.data["ref"], "spring");
+        assert!(event.data.get("raw").is_none());
+        assert!(event.data.get("signature").is_none());
+        assert!(event.data.get("post_types").is_none());
+        e.personal_sha256 = Some("x".into());
+        e.personal = None;
+        let erased = &events_of(&e)[0];
+        assert!(erased.data.get("psid").is_none() && erased.data.get("payload").is_none());
+        assert_eq!(erased.data["erased"], true);
+    }
+
+    #[test]
+    fn an_unreachable_person_names_the_error_that_said_so() {
+        let mut e = entry(AuditKind::Recipient, Some("unreachable"), None);
+        e.detail = Some("Messenger error 551/1545041".into());
+        e.graph_error = Some(crate::domain::GraphErrorRecord {
+            code: 551,
+            subcode: Some(1_545_041),
+            message: Some("This person isn't available right now.".into()),
+        });
+        let event = &events_of(&e)[0];
+        assert_eq!(event.kind, "recipient.unreachable");
+        assert_eq!(event.data["psid"], "5551");
+        assert_eq!(
+            event.data["error"],
+            json!({"code": 551, "subcode": 1_545_041})
+        );
+        assert_eq!(event.data["reason"], "Messenger error 551/1545041");
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! delivery of a message and erasure all change a person through it.
 //!
 //! ```text
-//!   webhook ── Acted, StopKeyword, ResumeKeyword, Attributed, CheckboxOptin,
-//!              MarketingOptin, Notifications ───────────────────────────────┐
+//!   webhook ── Inbound, Acted, StopKeyword, ResumeKeyword, Attributed,
+//!              CheckboxOptin, MarketingOptin, Notifications ────────────────┐
 //!   consent API ── Granted, OptedOut ───────────────────────────────────────┤
 //!   delivery ── TokenUsed, TokenStopped, Unreachable ───────────────────────┼─► Change::apply
 //!   erasure ── Erased ──────────────────────────────────────────────────────┘    │
@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 
 use super::audit::{AuditEntry, AuditKind, Personal};
 use super::{
-    Attribution, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, Psid, RecipientRecord,
-    TokenRecord, TokenStatus,
+    Attribution, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, GraphErrorRecord, Psid,
+    RecipientRecord, TokenRecord, TokenStatus,
 };
 
 /// Who a message goes to: a PSID, or a checkbox-plugin `user_ref` before the user has one.
@@ -98,10 +98,38 @@ pub enum Event {
     TokenUsed,
     /// Messenger refused their token: they stopped notifications (10/1893015).
     TokenStopped { evidence: Value },
-    /// Messenger cannot reach them (551, or they blocked the page).
-    Unreachable,
+    /// Messenger cannot reach them (551, 200/1545041: they blocked the page, or their account
+    /// is deactivated or held back by Meta; Meta does not say which), as `error` said when a
+    /// send to them failed. The first time (they were reachable until then) it is recorded:
+    /// an entry of kind `recipient`, outcome `unreachable` (the `recipient.unreachable` event).
+    Unreachable { error: Option<GraphErrorRecord> },
+    /// Messenger told Herald of something they did: a message, a postback, a reaction, a
+    /// referral. Recorded as it came (an entry of kind `inbound`, outcome `what`; `carried` —
+    /// its `mid`, text, payload, `ref` — is an erasable value of the entry); what it changes
+    /// for them is told by the other events of the change ([`Event::Acted`]…).
+    Inbound { what: InboundKind, carried: Value },
     /// Their personal data was erased by `client`.
     Erased { client: String },
+}
+
+/// What a person did that Messenger told of, as the audit entry's outcome names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundKind {
+    Message,
+    Postback,
+    Reaction,
+    Referral,
+}
+
+impl InboundKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundKind::Message => "message",
+            InboundKind::Postback => "postback",
+            InboundKind::Reaction => "reaction",
+            InboundKind::Referral => "referral",
+        }
+    }
 }
 
 /// Events that happen to one person at one moment, as one change of their record.
@@ -300,7 +328,38 @@ impl Cx<'_> {
                 let e = consent_event(ConsentScope::Marketing, action, source, evidence, at);
                 entries.push(self.consent(r, e));
             }
-            Event::Unreachable => r.unreachable_since = Some(at),
+            Event::Unreachable { error } => {
+                if r.unreachable_since.is_none() {
+                    entries.push(AuditEntry {
+                        at,
+                        kind: AuditKind::Recipient,
+                        page_id: self.page.map(str::to_owned),
+                        outcome: Some("unreachable".into()),
+                        detail: Some(match &error {
+                            Some(e) => match e.subcode {
+                                Some(sub) => format!("Messenger error {}/{sub}", e.code),
+                                None => format!("Messenger error {}", e.code),
+                            },
+                            None => "Messenger cannot reach them".into(),
+                        }),
+                        graph_error: error,
+                        personal: Some(Personal::of(self.key)),
+                        ..AuditEntry::default()
+                    });
+                }
+                r.unreachable_since = Some(at);
+            }
+            Event::Inbound { what, carried } => entries.push(AuditEntry {
+                at,
+                kind: AuditKind::Inbound,
+                page_id: self.page.map(str::to_owned),
+                outcome: Some(what.as_str().to_owned()),
+                personal: Some(Personal {
+                    event: Some(carried),
+                    ..Personal::of(self.key)
+                }),
+                ..AuditEntry::default()
+            }),
             Event::Erased { client } => {
                 r.erase(at);
                 entries.push(AuditEntry {
@@ -447,7 +506,7 @@ mod tests {
     fn a_late_event_never_moves_the_window_back_and_acting_makes_them_reachable() {
         let mut r = RecipientRecord::default();
         happen(&mut r, 10, wrote());
-        happen(&mut r, 20, Event::Unreachable);
+        happen(&mut r, 20, Event::Unreachable { error: None });
         assert_eq!(r.unreachable_since, Some(at(20)));
         happen(&mut r, 0, wrote());
         assert_eq!(r.last_user_interaction_at, Some(at(10)));
@@ -591,6 +650,66 @@ mod tests {
         assert_eq!(r.consents[0].evidence, Value::Null);
         assert!(!r.has_consent(ConsentScope::Marketing));
         assert_eq!(r.email, None);
+    }
+
+    #[test]
+    fn what_a_person_did_is_recorded_with_what_it_carried_as_an_erasable_value() {
+        let mut r = RecipientRecord::default();
+        let carried = json!({"mid": "m1", "text": "where is my parcel?"});
+        let entries = happen(
+            &mut r,
+            0,
+            Event::Inbound {
+                what: InboundKind::Message,
+                carried: carried.clone(),
+            },
+        );
+        assert_eq!(entries.len(), 1);
+        let e = &entries[0];
+        assert_eq!(e.kind, AuditKind::Inbound);
+        assert_eq!(e.outcome.as_deref(), Some("message"));
+        assert_eq!(e.page_id.as_deref(), Some("P1"));
+        assert_eq!(e.at, at(0));
+        let personal = e.personal.as_ref().expect("personal values");
+        assert_eq!(personal.recipient.as_deref(), Some("4242"));
+        assert_eq!(personal.event.as_ref(), Some(&carried));
+        assert_eq!(
+            r,
+            RecipientRecord::default(),
+            "the record itself is unchanged"
+        );
+    }
+
+    #[test]
+    fn becoming_unreachable_is_recorded_once_until_they_act_again() {
+        let mut r = RecipientRecord::default();
+        let unreachable = || Event::Unreachable {
+            error: Some(GraphErrorRecord {
+                code: 551,
+                subcode: Some(1_545_041),
+                message: None,
+            }),
+        };
+        let entries = happen(&mut r, 0, unreachable());
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].kind, AuditKind::Recipient);
+        assert_eq!(entries[0].outcome.as_deref(), Some("unreachable"));
+        assert_eq!(
+            entries[0].detail.as_deref(),
+            Some("Messenger error 551/1545041")
+        );
+        assert_eq!(entries[0].graph_error.as_ref().map(|g| g.code), Some(551));
+        assert_eq!(entries[0].recipient(), Some("4242"));
+        assert!(
+            happen(&mut r, 1, unreachable()).is_empty(),
+            "already unreachable"
+        );
+        happen(&mut r, 2, wrote());
+        assert_eq!(
+            happen(&mut r, 3, unreachable()).len(),
+            1,
+            "reachable again, then not"
+        );
     }
 
     #[test]

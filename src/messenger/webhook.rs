@@ -1,10 +1,12 @@
 //! Webhook events (MESSENGER.md §7), read from the raw JSON into what Herald acts on.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::domain::bounds;
+use crate::domain::recipient::InboundKind;
 
 /// Where a user came from: an m.me link, an ad, a Messenger code.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -133,6 +135,131 @@ impl EventKind {
             | EventKind::Echo { mid } => mid.as_deref(),
             _ => None,
         }
+    }
+}
+
+impl Event {
+    /// What a redelivery of this event is recognised by (Messenger redelivers a webhook it
+    /// did not see answered; the same event comes again, byte for byte). A message or a
+    /// postback by its `mid`. A reaction's `mid` is the message reacted to, so two reactions
+    /// to one message share it: a reaction is known by the person, that `mid`, what they did
+    /// (`action`, `reaction`) and Messenger's `timestamp` as sent. A referral (no `mid`) by
+    /// the person, the page, its `ref` and `timestamp`. `None`: nothing to recognise it by.
+    pub fn dedup_key(&self) -> Option<String> {
+        let sender = self.sender.as_deref().unwrap_or_default();
+        let raw_field = |pointer: &str| match self.raw.pointer(pointer) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        // A key of several parts is kept as their digest: as short as a `mid`, however long
+        // what Messenger sent.
+        let digest = |kind: &str, parts: &[&str]| {
+            let mut h = Sha256::new();
+            for part in parts {
+                h.update((part.len() as u64).to_be_bytes());
+                h.update(part.as_bytes());
+            }
+            format!("{kind}:{}", hex::encode(&h.finalize()[..20]))
+        };
+        match &self.kind {
+            EventKind::Message { mid, .. } | EventKind::Echo { mid } => mid.clone(),
+            EventKind::Postback { mid: Some(mid), .. } => Some(mid.clone()),
+            EventKind::Postback { mid: None, .. } => Some(digest(
+                "postback",
+                &[
+                    &self.page_id,
+                    sender,
+                    &raw_field("/timestamp"),
+                    &raw_field("/postback/payload"),
+                ],
+            )),
+            EventKind::Reaction { mid, action } => Some(digest(
+                "reaction",
+                &[
+                    sender,
+                    mid.as_deref().unwrap_or_default(),
+                    action,
+                    &raw_field("/reaction/reaction"),
+                    &raw_field("/timestamp"),
+                ],
+            )),
+            EventKind::Referral(r) => Some(digest(
+                "referral",
+                &[
+                    &self.page_id,
+                    sender,
+                    r.reference.as_deref().unwrap_or_default(),
+                    &raw_field("/timestamp"),
+                ],
+            )),
+            _ => None,
+        }
+    }
+
+    /// What a person did that Herald records as an inbound event, with what it carried as
+    /// Messenger gave it: `mid`, `text`, `attachments` (`type`, `url`), a quick reply's
+    /// `quick_reply_payload`, a postback's `title` and `payload`, a reaction's `reaction`,
+    /// `emoji` and `action`, and the `ref`, `source`, `ad_id` of a referral (on its own or
+    /// on a message or postback). `None` for anything else (echoes, receipts, opt-ins).
+    pub fn inbound(&self) -> Option<(InboundKind, Value)> {
+        let raw = &self.raw;
+        let mut carried = Map::new();
+        let mut put = |key: &str, v: Option<String>| {
+            if let Some(v) = v {
+                carried.insert(key.to_owned(), Value::String(v));
+            }
+        };
+        let (what, referral) = match &self.kind {
+            EventKind::Message { mid, text, .. } => {
+                put("mid", mid.clone());
+                put("text", text.clone());
+                put(
+                    "quick_reply_payload",
+                    string(raw, "/message/quick_reply/payload"),
+                );
+                (InboundKind::Message, raw.pointer("/message/referral"))
+            }
+            EventKind::Postback { mid, payload, .. } => {
+                put("mid", mid.clone());
+                put("title", string(raw, "/postback/title"));
+                put("payload", payload.clone());
+                (InboundKind::Postback, raw.pointer("/postback/referral"))
+            }
+            EventKind::Reaction { mid, action } => {
+                put("mid", mid.clone());
+                put("reaction", string(raw, "/reaction/reaction"));
+                put("emoji", string(raw, "/reaction/emoji"));
+                put("action", Some(action.clone()));
+                (InboundKind::Reaction, None)
+            }
+            EventKind::Referral(_) => (InboundKind::Referral, raw.get("referral")),
+            _ => return None,
+        };
+        if let Some(r) = referral {
+            put("ref", string(r, "/ref"));
+            put("source", string(r, "/source"));
+            put("ad_id", string(r, "/ad_id"));
+        }
+        if let Some(list) = raw
+            .pointer("/message/attachments")
+            .and_then(Value::as_array)
+        {
+            let attachments: Vec<Value> = list
+                .iter()
+                .map(|a| {
+                    let mut one = Map::new();
+                    for (key, pointer) in [("type", "/type"), ("url", "/payload/url")] {
+                        if let Some(v) = string(a, pointer) {
+                            one.insert(key.to_owned(), Value::String(v));
+                        }
+                    }
+                    Value::Object(one)
+                })
+                .collect();
+            carried.insert("attachments".to_owned(), Value::Array(attachments));
+        }
+        Some((what, Value::Object(carried)))
     }
 }
 
@@ -602,6 +729,95 @@ mod tests {
             assert_eq!(keyword_form(written), form, "{written:?}");
         }
         assert_ne!(keyword_form("S TOP"), "stop", "a visible space stays");
+    }
+
+    #[test]
+    fn an_inbound_event_carries_what_messenger_gave() {
+        let message = one(
+            json!({"sender": {"id": "U1"}, "recipient": {"id": "P1"}, "timestamp": 5,
+            "message": {"mid": "m1", "text": "hi", "quick_reply": {"payload": "YES"},
+                "attachments": [{"type": "image", "payload": {"url": "https://x/y.png"}}],
+                "referral": {"ref": "ad-7", "source": "ADS", "ad_id": "77"}}}),
+        );
+        let (what, carried) = message.inbound().expect("inbound");
+        assert_eq!(what, InboundKind::Message);
+        assert_eq!(
+            carried,
+            json!({"mid": "m1", "text": "hi", "quick_reply_payload": "YES",
+                "attachments": [{"type": "image", "url": "https://x/y.png"}],
+                "ref": "ad-7", "source": "ADS", "ad_id": "77"})
+        );
+        let postback = one(json!({"sender": {"id": "U1"}, "timestamp": 5,
+            "postback": {"mid": "m2", "title": "Start", "payload": "GET_STARTED",
+                "referral": {"ref": "spring", "source": "SHORTLINK", "type": "OPEN_THREAD"}}}));
+        assert_eq!(
+            postback.inbound(),
+            Some((
+                InboundKind::Postback,
+                json!({"mid": "m2", "title": "Start",
+                "payload": "GET_STARTED", "ref": "spring", "source": "SHORTLINK"})
+            ))
+        );
+        let reaction = one(json!({"sender": {"id": "U1"}, "timestamp": 5,
+            "reaction": {"mid": "m0", "reaction": "love", "emoji": "\u{2764}", "action": "react"}}));
+        assert_eq!(
+            reaction.inbound(),
+            Some((
+                InboundKind::Reaction,
+                json!({"mid": "m0", "reaction": "love",
+                "emoji": "\u{2764}", "action": "react"})
+            ))
+        );
+        let referral = one(json!({"sender": {"id": "U1"}, "timestamp": 5,
+            "referral": {"ref": "summer", "source": "SHORTLINK", "type": "OPEN_THREAD"}}));
+        assert_eq!(
+            referral.inbound(),
+            Some((
+                InboundKind::Referral,
+                json!({"ref": "summer", "source": "SHORTLINK"})
+            ))
+        );
+        let echo = one(json!({"sender": {"id": "P1"}, "timestamp": 5,
+            "message": {"mid": "m3", "is_echo": true, "text": "ours"}}));
+        assert_eq!(echo.inbound(), None);
+    }
+
+    #[test]
+    fn two_reactions_to_one_message_are_two_events_and_a_redelivery_is_one() {
+        let reaction = |reaction: &str, action: &str, ts: i64| {
+            one(json!({"sender": {"id": "U1"}, "timestamp": ts,
+                "reaction": {"mid": "m0", "reaction": reaction, "action": action}}))
+            .dedup_key()
+        };
+        let love = reaction("love", "react", 1_700_000_000_000);
+        assert!(love.is_some());
+        assert_eq!(
+            love,
+            reaction("love", "react", 1_700_000_000_000),
+            "redelivery"
+        );
+        assert_ne!(love, reaction("like", "react", 1_700_000_000_000));
+        assert_ne!(love, reaction("love", "unreact", 1_700_000_000_000));
+        assert_ne!(
+            love,
+            reaction("love", "react", 1_700_000_000_001),
+            "again, later"
+        );
+        assert_ne!(love.as_deref(), Some("m0"), "not the reacted message's mid");
+        let other = one(
+            json!({"sender": {"id": "U2"}, "timestamp": 1_700_000_000_000_i64,
+            "reaction": {"mid": "m0", "reaction": "love", "action": "react"}}),
+        );
+        assert_ne!(love, other.dedup_key(), "another person");
+        let message =
+            one(json!({"sender": {"id": "U1"}, "timestamp": 1, "message": {"mid": "m9"}}));
+        assert_eq!(message.dedup_key().as_deref(), Some("m9"));
+        let referral = |ts: i64| {
+            one(json!({"sender": {"id": "U1"}, "timestamp": ts, "referral": {"ref": "a"}}))
+                .dedup_key()
+        };
+        assert_eq!(referral(1), referral(1));
+        assert_ne!(referral(1), referral(2));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod audit;
 mod campaigns;
 mod consents;
 mod console;
+mod feed;
 mod graph;
 mod graph_error;
 mod health;
@@ -105,6 +106,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(messages::configure)
                 .configure(campaigns::configure)
                 .configure(audit::configure)
+                .configure(feed::configure)
                 .configure(consents::configure)
                 .configure(recipients::configure)
                 .configure(policy::configure)

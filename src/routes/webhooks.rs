@@ -7,6 +7,7 @@ use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{json, AppState};
+use crate::app::WebhookPost;
 use crate::error::ApiError;
 use crate::messenger::verify_signature;
 
@@ -81,7 +82,11 @@ async fn receive(
     }
     // Messenger's own body, signed: read whatever content type it came with, but strictly.
     let payload = json::parse_strict(&body)?;
-    let outcome = state.herald.apply_webhook(&payload).await?;
+    let post = WebhookPost {
+        body: &body,
+        signature,
+    };
+    let outcome = state.herald.apply_webhook(&payload, Some(post)).await?;
     tracing::debug!(?outcome, "webhook applied");
     Ok(HttpResponse::Ok()
         .content_type("text/plain")

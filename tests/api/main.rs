@@ -15,6 +15,7 @@ mod console;
 mod crash;
 mod delivery;
 mod faults;
+mod feed;
 mod graph;
 mod hostile;
 mod lifecycle;
