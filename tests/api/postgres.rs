@@ -96,7 +96,7 @@ async fn tool_store(database: &str) -> Stores {
         .store
 }
 
-async fn sql(database: &str, statement: &str) -> Vec<tokio_postgres::Row> {
+pub(crate) async fn sql(database: &str, statement: &str) -> Vec<tokio_postgres::Row> {
     let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
         .await
         .expect("connect");
@@ -886,7 +886,7 @@ async fn migrations_applied_twice_are_a_no_op() {
     );
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "applied migrations: 1, 2, 3"
+        "applied migrations: 1, 2, 3, 4"
     );
     let tables = sql(
         &database,
@@ -948,7 +948,7 @@ async fn the_database_is_reached_over_tls_and_its_certificate_is_checked() {
     );
     assert_eq!(
         String::from_utf8_lossy(&trusted.stdout).trim(),
-        "applied migrations: 1, 2, 3"
+        "applied migrations: 1, 2, 3, 4"
     );
 }
 
