@@ -23,6 +23,7 @@ mod operations;
 mod ordering;
 mod policy;
 mod postgres;
+mod postgres_events;
 mod sandbox;
 mod security;
 mod sending;
