@@ -72,8 +72,9 @@ struct RoundColumns {
 }
 
 impl RoundColumns {
-    /// A pending delivery that is also done in the same round is done; of one event pending
-    /// twice, the last says when it is due.
+    /// As the sled store applies a round (done, then pending): an event both done and pending
+    /// in one round is pending; of one event pending twice, the last says when it is due. (One
+    /// statement may not touch a row twice.)
     fn of(
         attempts: &[DeliveryAttempt],
         pending: Vec<PendingDelivery>,
@@ -86,15 +87,16 @@ impl RoundColumns {
             c.attempt_at.push(a.at);
             c.attempts.push(encode("delivery attempt", a)?);
         }
-        let done: BTreeSet<EventRefRecord> = done.iter().copied().collect();
+        let pending: BTreeMap<EventRefRecord, PendingDelivery> =
+            pending.into_iter().map(|p| (p.event, p)).collect();
+        let done: BTreeSet<EventRefRecord> = done
+            .iter()
+            .filter(|r| !pending.contains_key(r))
+            .copied()
+            .collect();
         for r in &done {
             c.done.push(r);
         }
-        let pending: BTreeMap<EventRefRecord, PendingDelivery> = pending
-            .into_iter()
-            .filter(|p| !done.contains(&p.event))
-            .map(|p| (p.event, p))
-            .collect();
         for (r, p) in pending {
             c.pending.push(&r);
             c.pending_due.push(p.due);
@@ -415,5 +417,45 @@ impl EventEndpoints for PgStore {
         rows.iter()
             .map(|row| decode("delivery attempt", row.get::<_, &str>(0)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn pending(seq: u64, due: i64) -> PendingDelivery {
+        PendingDelivery {
+            event: EventRefRecord {
+                chain: 1,
+                seq,
+                index: 0,
+            },
+            due: Utc.timestamp_opt(due, 0).single().unwrap_or_default(),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn a_round_touches_each_event_once_and_pending_wins_over_done_as_on_sled() {
+        let c = RoundColumns::of(
+            &[],
+            vec![pending(5, 10), pending(6, 10), pending(5, 20)],
+            &[
+                pending(6, 0).event,
+                pending(7, 0).event,
+                pending(7, 0).event,
+            ],
+        )
+        .expect("columns");
+        assert_eq!(c.pending.seq, [5, 6], "one row per event pending");
+        assert_eq!(
+            c.pending_due.first().map(|d| d.timestamp()),
+            Some(20),
+            "the last says when"
+        );
+        assert_eq!(c.done.seq, [7], "pending in the same round is not done");
     }
 }
