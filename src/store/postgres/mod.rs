@@ -32,6 +32,9 @@
 mod audit;
 mod campaigns;
 mod cluster;
+// TEMPORARY (branch events-delivery): replaced at merge by the PostgreSQL engineer's real
+// endpoints.rs (branch events-pg).
+mod endpoints;
 mod leases;
 mod messages;
 mod migrations;
