@@ -19,7 +19,8 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::event::{EventRef, TypeFilter};
+use super::audit::{AuditEntry, AuditKind};
+use super::event::{events_of, EventRef, TypeFilter};
 
 /// How an endpoint is sent its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -218,7 +219,10 @@ impl EndpointRecord {
     pub fn rotate_secret(&mut self, now: DateTime<Utc>) -> String {
         let fresh = new_secret();
         let old = std::mem::replace(&mut self.secret, fresh.clone());
-        self.previous_secret = Some((old, now + Duration::hours(PREVIOUS_SECRET_HOURS)));
+        self.previous_secret = Some((
+            old,
+            super::bounds::later(now, Duration::hours(PREVIOUS_SECRET_HOURS)),
+        ));
         self.updated_at = now;
         fresh
     }
@@ -241,6 +245,106 @@ pub fn retry_delay(attempt: u32) -> Option<Duration> {
     let millis = step * 1_000;
     let jitter = rand::thread_rng().gen_range(0..=millis / 4);
     Some(Duration::milliseconds(millis + jitter))
+}
+
+/// One event as it goes to one endpoint: its body and, for `format: "messenger"`, Messenger's
+/// own signature of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub reference: EventRef,
+    /// `evt_…`: the `webhook-id`.
+    pub id: String,
+    /// The event's type (for `messenger`, the first inbound type of the POST the filter admits).
+    pub kind: String,
+    pub body: Vec<u8>,
+    /// `X-Hub-Signature-256` as Messenger sent it (`messenger` format only).
+    pub hub_signature: Option<String>,
+}
+
+impl EndpointRecord {
+    /// The events of `entry` this endpoint hears, as they are sent to it: for `herald`, each
+    /// event its filter admits, as JSON; for `messenger`, the body of the Messenger POST the
+    /// entry was the first of (its `Personal.event.raw`), once, if the filter admits any of the
+    /// POST's inbound types.
+    pub fn events_in(&self, entry: &AuditEntry) -> Vec<Outgoing> {
+        match self.format {
+            EndpointFormat::Herald => events_of(entry)
+                .into_iter()
+                .filter(|e| self.events.admits(&e.kind))
+                .filter_map(|e| {
+                    Some(Outgoing {
+                        reference: EventRef::parse(&e.id)?,
+                        body: serde_json::to_vec(&e).ok()?,
+                        id: e.id,
+                        kind: e.kind,
+                        hub_signature: None,
+                    })
+                })
+                .collect(),
+            EndpointFormat::Messenger => self.messenger_post(entry).into_iter().collect(),
+        }
+    }
+
+    /// The one event `reference` names, as it goes to this endpoint.
+    pub fn event_at(&self, entry: &AuditEntry, reference: EventRef) -> Option<Outgoing> {
+        self.events_in(entry)
+            .into_iter()
+            .find(|o| o.reference == reference)
+    }
+
+    fn messenger_post(&self, entry: &AuditEntry) -> Option<Outgoing> {
+        if entry.kind != AuditKind::Inbound {
+            return None;
+        }
+        let event = entry.personal.as_ref()?.event.as_ref()?;
+        let raw = event.get("raw")?.as_str()?;
+        let kind = event
+            .get("post_types")?
+            .as_array()?
+            .iter()
+            .filter_map(|t| t.as_str())
+            .map(|t| match t.contains('.') {
+                true => t.to_owned(),
+                false => format!("inbound.{t}"),
+            })
+            .find(|t| self.events.admits(t))?;
+        let reference = EventRef {
+            chain: entry.chain.unwrap_or(0),
+            seq: entry.seq,
+            index: 0,
+        };
+        Some(Outgoing {
+            id: reference.id(),
+            reference,
+            kind,
+            body: raw.as_bytes().to_vec(),
+            hub_signature: event
+                .get("signature")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned),
+        })
+    }
+
+    /// The headers of one delivery of `outgoing` at `now`: Standard Webhooks 1.0 (`webhook-id`,
+    /// `-timestamp`, `-signature`) for `herald`; `webhook-id` and Messenger's own
+    /// `X-Hub-Signature-256` for `messenger`.
+    pub fn headers(&self, now: DateTime<Utc>, outgoing: &Outgoing) -> Vec<(&'static str, String)> {
+        let mut headers = vec![("webhook-id", outgoing.id.clone())];
+        match self.format {
+            EndpointFormat::Herald => {
+                let timestamp = now.timestamp();
+                let signature = self.signature(now, &outgoing.id, timestamp, &outgoing.body);
+                headers.push(("webhook-timestamp", timestamp.to_string()));
+                headers.push(("webhook-signature", signature));
+            }
+            EndpointFormat::Messenger => {
+                if let Some(signature) = &outgoing.hub_signature {
+                    headers.push(("x-hub-signature-256", signature.clone()));
+                }
+            }
+        }
+        headers
+    }
 }
 
 /// Why an endpoint's URL is refused.
@@ -413,6 +517,36 @@ mod tests {
         }
         assert_eq!(retry_delay(8), None);
         assert_eq!(retry_delay(0), None);
+    }
+
+    #[test]
+    fn a_messenger_endpoint_gets_the_post_as_messenger_sent_it_once() {
+        use crate::domain::audit::Personal;
+        let raw = r#"{"object":"page","entry":[{"id":"1","messaging":[]}]}"#;
+        let entry = AuditEntry {
+            seq: 41,
+            kind: AuditKind::Inbound,
+            outcome: Some("message".into()),
+            personal: Some(Personal {
+                event: Some(serde_json::json!({
+                    "raw": raw, "signature": "sha256=abc", "post_types": ["inbound.message"]
+                })),
+                ..Personal::default()
+            }),
+            ..AuditEntry::default()
+        };
+        let mut r = record();
+        r.format = EndpointFormat::Messenger;
+        r.events = TypeFilter::parse(vec!["inbound.*".into()]).expect("filter");
+        let out = r.events_in(&entry);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].body, raw.as_bytes());
+        assert_eq!(out[0].id, "evt_0_41_0");
+        let headers = r.headers(Utc::now(), &out[0]);
+        assert!(headers.contains(&("x-hub-signature-256", "sha256=abc".to_owned())));
+        assert!(!headers.iter().any(|(n, _)| *n == "webhook-signature"));
+        r.events = TypeFilter::parse(vec!["inbound.postback".into()]).expect("filter");
+        assert!(r.events_in(&entry).is_empty());
     }
 
     #[test]
