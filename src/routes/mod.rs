@@ -7,6 +7,7 @@ mod audit;
 mod campaigns;
 mod consents;
 mod console;
+mod event_endpoints;
 mod graph;
 mod graph_error;
 mod health;
@@ -106,6 +107,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(campaigns::configure)
                 .configure(audit::configure)
                 .configure(consents::configure)
+                .configure(event_endpoints::configure)
                 .configure(recipients::configure)
                 .configure(policy::configure)
                 .configure(status::configure),

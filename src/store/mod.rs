@@ -11,7 +11,7 @@
 //!
 //! ```text
 //!   app (core), worker, routes ──► Stores { messages, outbox, recipients, audit,
-//!                                           campaigns, pauses, engine }
+//!                                           campaigns, pauses, endpoints, engine }
 //!                                      │  each an Arc<dyn …> onto one engine (Stores::of)
 //!                                      ├─► sled/      the embedded default: one process
 //!                                      └─► postgres/  several instances on one database
@@ -269,6 +269,7 @@ pub struct Stores {
     pub audit: Arc<dyn AuditLog>,
     pub campaigns: Arc<dyn Campaigns>,
     pub pauses: Arc<dyn Pauses>,
+    pub endpoints: Arc<dyn EventEndpoints>,
     pub engine: Arc<dyn Engine>,
 }
 
@@ -276,7 +277,7 @@ impl Stores {
     /// Every interface served by `engine`.
     pub fn of<E>(engine: Arc<E>) -> Stores
     where
-        E: Messages + Outbox + Recipients + AuditLog + Campaigns + Pauses + Engine,
+        E: Messages + Outbox + Recipients + AuditLog + Campaigns + Pauses + EventEndpoints + Engine,
     {
         Stores {
             messages: engine.clone(),
@@ -285,6 +286,7 @@ impl Stores {
             audit: engine.clone(),
             campaigns: engine.clone(),
             pauses: engine.clone(),
+            endpoints: engine.clone(),
             engine,
         }
     }
