@@ -3,6 +3,8 @@
 //! (fencing). These tests speak to the store of gateways sharing one database; the whole
 //! delivery across instances, one killed, is `three_gateways_one_killed_deliver_every_event`.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,13 +14,15 @@ use herald::domain::audit::{AuditEntry, AuditKind};
 use herald::domain::endpoint::{
     AttemptStatus, DeliveryAttempt, DeliveryRound, EndpointRecord, EventRefRecord, PendingDelivery,
 };
-use herald::domain::event::TypeFilter;
+use herald::domain::event::{events_of, EventRef, TypeFilter};
+use herald::domain::Role;
 use herald::store::{AuditLog, Engine, EventEndpoints, PgStore, StoreError};
 
+use crate::crash::client_token;
 use crate::helpers::{
     fresh_database, postgres_server, test_pseudonyms, test_settings, use_database,
 };
-use crate::postgres::sql;
+use crate::postgres::{sql, tool_store, Fleet};
 
 /// The partitions (and so audit chains) of the test databases (`use_database`).
 const PARTITIONS: u32 = 8;
@@ -523,4 +527,259 @@ async fn each_instance_retries_only_the_events_of_the_chains_it_runs() {
         matches!(refused, Err(StoreError::Fenced { .. })),
         "{refused:?}"
     );
+}
+
+/// An endpoint's receiver on port 0: answers 200 to every POST, a little slowly (so that a
+/// gateway killed mid-delivery has events in flight), and keeps each one's `webhook-id` and
+/// event type, in the order they came.
+struct Receiver {
+    url: String,
+    got: Arc<parking_lot::Mutex<Vec<(String, String)>>>,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+        let got: Arc<parking_lot::Mutex<Vec<(String, String)>>> = Arc::default();
+        let kept = Arc::clone(&got);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/events", listener.local_addr().expect("addr"));
+        let server = HttpServer::new(move || {
+            let kept = Arc::clone(&kept);
+            App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                let kept = Arc::clone(&kept);
+                async move {
+                    let id = req
+                        .headers()
+                        .get("webhook-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let kind = serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v["type"].as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    kept.lock().push((id, kind));
+                    HttpResponse::Ok().finish()
+                }
+            }))
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen")
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Receiver {
+            url,
+            got,
+            server: handle,
+        }
+    }
+
+    /// How many times each `webhook-id` came.
+    fn counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for (id, _) in self.got.lock().iter() {
+            *counts.entry(id.clone()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        drop(self.server.stop(false));
+    }
+}
+
+/// Each partition's epoch now.
+async fn epochs(database: &str) -> HashMap<i32, i64> {
+    sql(database, "SELECT partition, epoch FROM partitions")
+        .await
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+/// Waits until the partitions are shared by `n` gateways, none holding more than its share and
+/// none being handed over: no rebalance is left to come.
+async fn until_settled(database: &str, n: i64) {
+    let share = (i64::from(PARTITIONS) + n - 1) / n;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = sql(
+            database,
+            "SELECT count(*) FROM partitions WHERE owner IS NOT NULL AND lease_until > now()
+             GROUP BY owner",
+        )
+        .await;
+        let held: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        if held.len() as i64 == n
+            && held.iter().sum::<i64>() == i64::from(PARTITIONS)
+            && held.iter().all(|h| *h <= share)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the partitions never settled over {n} gateways: {held:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The ids of the `message.*` events in the audit log (every chain, every entry).
+async fn message_events(database: &str) -> BTreeSet<String> {
+    let store = tool_store(database).await;
+    let mut ids = BTreeSet::new();
+    for (chain, last) in store.audit.chains().await.expect("chains") {
+        let mut after = 0;
+        while after < last {
+            let entries = store
+                .audit
+                .read_chain(chain, after, 1000)
+                .await
+                .expect("read a chain");
+            let Some(end) = entries.last().map(|e| e.seq) else {
+                break;
+            };
+            for entry in &entries {
+                ids.extend(
+                    events_of(entry)
+                        .into_iter()
+                        .filter(|e| e.kind.starts_with("message."))
+                        .map(|e| e.id),
+                );
+            }
+            after = end;
+        }
+    }
+    store.engine.close().await.expect("close");
+    ids
+}
+
+/// Three gateways on one database deliver the events of messages sent across many pages (so
+/// across the partitions each runs) to one endpoint; one is killed with SIGKILL mid-delivery.
+/// Every event is delivered, and the only ones delivered twice are of chains the killed one ran
+/// (taken over by the others: their epoch moved on): those it may have sent without recording.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_one_killed_deliver_every_event_and_none_twice_but_across_the_kill() {
+    let Some(fleet) = Fleet::new(12).await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let events = "[events]\nallow_private_networks = true\n";
+    let mut gateways = vec![
+        fleet.start_with("a", events).await,
+        fleet.start_with("b", events).await,
+        fleet.start_with("c", events).await,
+    ];
+    until_settled(&fleet.database, 3).await;
+
+    let admin = client_token("ops", Role::Admin);
+    let created = fleet
+        .http
+        .post(format!("{}/v1/event-endpoints", gateways[1].base))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"url": receiver.url, "events": ["message.*"]}))
+        .send()
+        .await
+        .expect("create an endpoint");
+    assert_eq!(created.status().as_u16(), 201, "{:?}", created.text().await);
+
+    // 20 messages a page over 12 pages, accepted by all three: a queued and a sent event each.
+    let psids: Vec<String> = (0..240).map(|i| format!("7000000000{i:04}")).collect();
+    let all: Vec<&crate::crash::Gateway> = gateways.iter().collect();
+    fleet.customers(&all, &psids).await;
+    let ids = fleet.ship_all(&all, &psids).await;
+
+    // Mid-delivery, one gateway dies without a word.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.counts().len() < 100 {
+        assert!(Instant::now() < deadline, "events never started to arrive");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = epochs(&fleet.database).await;
+    let mut killed = gateways.remove(0);
+    killed.child.kill().expect("kill -9");
+    let _ = killed.child.wait();
+    let at_kill = receiver.got.lock().len();
+    fleet
+        .until_sent(&gateways[0], &ids, Duration::from_secs(60))
+        .await;
+
+    // Every message event the audit log holds reaches the endpoint.
+    let expected = message_events(&fleet.database).await;
+    assert!(
+        expected.len() >= 2 * ids.len(),
+        "{} events for {} messages",
+        expected.len(),
+        ids.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let counts = receiver.counts();
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|e| !counts.contains_key(*e))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} events never arrived, such as {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Settle: whatever is still to come, comes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let counts = receiver.counts();
+    let after = epochs(&fleet.database).await;
+    let taken_over: BTreeSet<u32> = after
+        .iter()
+        .filter(|(p, epoch)| before.get(p) != Some(epoch))
+        .map(|(p, _)| u32::try_from(*p).expect("a partition"))
+        .collect();
+    assert!(
+        !taken_over.is_empty(),
+        "the killed gateway's partitions were taken over"
+    );
+    let unexpected: Vec<&String> = counts.keys().filter(|id| !expected.contains(*id)).collect();
+    assert!(
+        unexpected.is_empty(),
+        "events not in the log: {unexpected:?}"
+    );
+    // The others took the killed one's chains up where it had recorded its last round.
+    let taken_up = receiver.got.lock()[at_kill..]
+        .iter()
+        .filter_map(|(id, _)| EventRef::parse(id))
+        .filter(|e| taken_over.contains(&e.chain))
+        .count();
+    assert!(
+        taken_up > 0,
+        "no event of the killed gateway's chains came after the kill: it was not mid-delivery"
+    );
+    let twice: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    for (id, n) in &twice {
+        let event = EventRef::parse(id).expect("an event id");
+        assert!(
+            taken_over.contains(&event.chain),
+            "{id} came {n} times, and its chain was not the killed gateway's ({taken_over:?})"
+        );
+    }
+    eprintln!(
+        "{} events delivered, {} of them more than once; {taken_up} deliveries of the chains \
+         taken over ({taken_over:?}) after the kill",
+        counts.len(),
+        twice.len()
+    );
+    drop(gateways);
 }
