@@ -437,7 +437,7 @@ async fn a_round_touching_a_chain_whose_partition_was_taken_over_is_refused_whol
 
 /// Waits until the partitions are shared by `n` owners, as evenly as they go.
 async fn until_shared(database: &str, n: i64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(40);
     let even = i64::from(PARTITIONS) / n;
     loop {
         let owners = count(
@@ -782,4 +782,24 @@ async fn three_gateways_one_killed_deliver_every_event_and_none_twice_but_across
         twice.len()
     );
     drop(gateways);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_whose_events_were_just_being_delivered_is_handed_over_only_later() {
+    let Some((database, a)) = one_instance().await else {
+        return;
+    };
+    // The first gateway holds every chain, and has just started a delivery round on each.
+    assert!((0..PARTITIONS).all(|c| a.store.runs_chain(c)));
+    let joined = Instant::now();
+    let b = instance(&database).await;
+    // Its rounds could still be in flight: for a while, it hands nothing over.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        (0..PARTITIONS).all(|c| !b.store.runs_chain(c)),
+        "a chain went over while a delivery round on it could be in flight"
+    );
+    // Then it lets go of its surplus (the rounds' 15 s and a margin have passed).
+    until_shared(&database, 2).await;
+    assert!(joined.elapsed() >= Duration::from_secs(15));
 }

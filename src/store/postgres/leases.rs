@@ -34,11 +34,14 @@ pub struct LeaseSettings {
     pub lease: Duration,
 }
 
-/// The longest an event delivery round can be in flight after this instance last said it runs
-/// the round's chain (`Engine::runs_chain`): the receivers' 15 s, and a margin. A partition
+/// How long an event delivery round is taken to be in flight after this instance last said it
+/// runs the round's chain (`Engine::runs_chain`): a receiver's 15 s, and a margin. A partition
 /// being handed over is let go only once this long has passed, so that a round under way is
-/// recorded (its cursor moved) before the next owner reads where the endpoint stands: a
-/// rebalance delivers no event twice.
+/// recorded (its cursor moved) before the next owner reads where the endpoint stands, and a
+/// rebalance delivers nothing twice. The store does not see a round end, so this is a bound
+/// of the usual round, not of every one: a longer round (a slow endpoint and a long batch)
+/// is refused by the fencing once the partition changed hands, and its events go again — at
+/// least once still holds.
 const EVENT_ROUND_LONGEST: Duration = Duration::from_secs(20);
 
 /// A partition this instance holds.
