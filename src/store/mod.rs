@@ -616,7 +616,9 @@ pub trait EventEndpoints: Send + Sync + 'static {
     /// pending deliveries added or replaced, those done, and its cursor moved. With several
     /// instances, the owner of a chain's partition alone moves that chain's cursor and
     /// deliveries: a round touching a chain whose partition this instance no longer owns is
-    /// refused whole ([`StoreError::Fenced`]).
+    /// refused whole ([`StoreError::Fenced`]). A round that only queues deliveries (a replay:
+    /// pending, with nothing attempted, nothing done and no cursor) moves no one's progress,
+    /// and is taken from any instance.
     async fn record_deliveries(&self, id: &str, round: DeliveryRound) -> Result<(), StoreError>;
 
     /// Up to `limit` of the endpoint's attempts, newest first, before the attempt id `before`;

@@ -421,6 +421,26 @@ async fn a_round_touching_a_chain_whose_partition_was_taken_over_is_refused_whol
         "{refused:?}"
     );
 
+    // A replay queues deliveries from any instance: the chain's owner delivers them.
+    store
+        .record_deliveries(
+            "ep_1",
+            DeliveryRound {
+                pending: vec![pending(event(2, 1, 0), at(3))],
+                ..DeliveryRound::default()
+            },
+        )
+        .await
+        .expect("a replay touches no one's progress");
+    assert_eq!(
+        count(
+            &database,
+            "SELECT count(*) FROM event_pending WHERE chain = 2"
+        )
+        .await,
+        1
+    );
+
     // A round on chain 1 alone still goes through.
     store
         .record_deliveries(

@@ -10,6 +10,9 @@
 //! from where the last recorded round left off: an event goes twice only if it was in flight
 //! when its partition changed hands without a handover (a kill).
 //!
+//! A round that only queues deliveries (a replay, asked of any instance) is not fenced: it
+//! moves no one's progress, and each queued event is delivered by its chain's owner.
+//!
 //! ```text
 //!   record_deliveries ── one statement ──► fence (partitions FOR SHARE: owner, epoch)
 //!                                           └─ all ours? ─► attempts, pending, done, cursor
@@ -286,11 +289,15 @@ impl EventEndpoints for PgStore {
         if cursor.is_none() && attempts.is_empty() && pending.is_empty() && done.is_empty() {
             return Ok(());
         }
+        // A replay queues deliveries from whichever instance an administrator reached; the
+        // chains' owners deliver them. Only a round that delivered something is fenced.
+        let queues_only = cursor.is_none() && attempts.is_empty() && done.is_empty();
         let chains: BTreeSet<u32> = cursor
             .iter()
             .map(|(chain, _)| *chain)
             .chain(pending.iter().map(|p| p.event.chain))
             .chain(done.iter().map(|d| d.chain))
+            .filter(|_| !queues_only)
             .collect();
         let mut partitions = Vec::with_capacity(chains.len());
         let mut epochs = Vec::with_capacity(chains.len());
