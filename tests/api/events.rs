@@ -185,43 +185,12 @@ async fn send_json(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-static VENV: Mutex<()> = Mutex::new(());
-
 /// A virtual environment under target/ with the pinned `standardwebhooks`, made once.
 fn install_standardwebhooks() -> PathBuf {
-    let _one = VENV
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let venv = root.join("target/client-venvs/standardwebhooks");
-    let python = venv.join("bin/python");
-    if python.exists() && venv.join("installed").exists() {
-        return python;
-    }
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .expect("python3 -m venv (Python 3 is needed for the standardwebhooks test)");
-    assert!(made.success(), "python3 -m venv failed");
-    let installed = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(root.join("tests/clients/standardwebhooks/requirements.txt"))
-        .status()
-        .expect("pip install");
-    assert!(
-        installed.success(),
-        "pip install of standardwebhooks failed"
-    );
-    std::fs::write(venv.join("installed"), b"").expect("mark the venv ready");
-    python
+    crate::clients::python_venv(
+        "standardwebhooks",
+        "tests/clients/standardwebhooks/requirements.txt",
+    )
 }
 
 /// Whether the official library verifies each delivery under `secret`, at the moment `now`.
@@ -880,6 +849,32 @@ async fn kill_9_with_undelivered_events_then_restart_delivers_every_event() {
         .wait_for(psids.len(), Duration::from_secs(10))
         .await;
     assert_eq!(tried.len(), psids.len(), "{tried:?}");
+    // ... and recorded as waiting for their retry (a kill before that sends them again from
+    // the cursor, which the next lines would not tell apart).
+    let endpoint = created["id"].as_str().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempts: Value = http
+            .get(format!(
+                "{}/v1/event-endpoints/{endpoint}/attempts?status=failed",
+                gateway.base
+            ))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("attempts")
+            .json()
+            .await
+            .expect("json");
+        if attempts["attempts"].as_array().map_or(0, Vec::len) == psids.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "attempts never recorded: {attempts}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     gateway.child.kill().expect("kill -9");
     let _ = gateway.child.wait();
 
