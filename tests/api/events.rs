@@ -905,3 +905,41 @@ async fn kill_9_with_undelivered_events_then_restart_delivers_every_event() {
     );
     drop(sandbox);
 }
+
+#[tokio::test]
+async fn the_address_is_checked_again_at_delivery_so_a_name_turning_internal_is_not_reached() {
+    crate::sled_only!();
+    let receiver = Receiver::start(Answer::Status(200)).await;
+    let port = receiver
+        .url
+        .split(':')
+        .nth(2)
+        .expect("port")
+        .split('/')
+        .next()
+        .expect("port");
+    // Made while internal addresses were allowed; the gateway then restarts without that.
+    let mut app = events_app().await;
+    let (literal, _) = endpoint(&app, &receiver.url, &["*"]).await;
+    let by_name = format!("http://localhost:{port}/by-name");
+    let (named, _) = endpoint(&app, &by_name, &["*"]).await;
+    app.restart().await;
+
+    grant(&app, "7701").await;
+    drain_events(&app).await;
+    assert!(receiver.seen().is_empty(), "{:?}", receiver.seen());
+    for (id, why) in [
+        (&literal, "allow_private_networks"),
+        (&named, "resolves only to internal addresses"),
+    ] {
+        let (_, attempts) = app
+            .read(Role::Admin, &format!("/v1/event-endpoints/{id}/attempts"))
+            .await;
+        let first = &attempts["attempts"][0];
+        assert_eq!(first["status"], "retrying", "{attempts}");
+        assert!(
+            first["error"].as_str().is_some_and(|e| e.contains(why)),
+            "{why}: {attempts}"
+        );
+    }
+}
