@@ -442,14 +442,12 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::event::TypeFilter;
-
-    fn record() -> EndpointRecord {
+impl EndpointRecord {
+    /// An endpoint for unit tests: every event, Herald's format, a fresh secret.
+    pub(crate) fn example(id: &str) -> EndpointRecord {
         let now = Utc::now();
         EndpointRecord {
-            id: "ep_1".into(),
+            id: id.into(),
             url: "https://example.com/hook".into(),
             events: TypeFilter::all(),
             format: EndpointFormat::Herald,
@@ -461,6 +459,15 @@ mod tests {
             created_at: now,
             updated_at: now,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> EndpointRecord {
+        EndpointRecord::example("ep_1")
     }
 
     #[test]

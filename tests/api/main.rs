@@ -14,6 +14,7 @@ mod clients;
 mod console;
 mod crash;
 mod delivery;
+mod events;
 mod faults;
 mod graph;
 mod hostile;

@@ -279,24 +279,9 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::domain::endpoint::{new_secret, EndpointFormat};
-    use crate::domain::event::TypeFilter;
 
     fn endpoint(id: &str) -> EndpointRecord {
-        let now = Utc::now();
-        EndpointRecord {
-            id: id.into(),
-            url: "https://example.com/hook".into(),
-            events: TypeFilter::all(),
-            format: EndpointFormat::Herald,
-            description: None,
-            secret: new_secret(),
-            previous_secret: None,
-            disabled: false,
-            failing_since: None,
-            created_at: now,
-            updated_at: now,
-        }
+        EndpointRecord::example(id)
     }
 
     fn event(seq: u64) -> EventRefRecord {
