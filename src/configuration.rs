@@ -44,6 +44,37 @@ pub struct Settings {
     /// How the delivery worker retries and how many sends it keeps in flight.
     #[serde(default)]
     pub delivery: DeliverySettings,
+    /// Event endpoints: the business's systems Herald tells of what happened.
+    #[serde(default)]
+    pub events: EventsSettings,
+}
+
+/// `[events]`: delivering events to the business's own systems (API.md, "Events for business
+/// systems").
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSettings {
+    /// Allow endpoint URLs on loopback, private, link-local or other internal addresses
+    /// (refused by default: a gateway must not become a way into the private network).
+    /// `serve --sandbox` allows them.
+    #[serde(default)]
+    pub allow_private_networks: bool,
+    /// Requests in flight at once to one endpoint.
+    #[serde(default = "default_events_concurrency")]
+    pub concurrency: usize,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            allow_private_networks: false,
+            concurrency: default_events_concurrency(),
+        }
+    }
+}
+
+fn default_events_concurrency() -> usize {
+    8
 }
 
 #[derive(Debug, Deserialize)]
@@ -562,6 +593,12 @@ impl Settings {
             return Err(ConfigError::key(
                 "delivery",
                 "max_attempts and concurrency must be at least 1",
+            ));
+        }
+        if !(1..=256).contains(&self.events.concurrency) {
+            return Err(ConfigError::key(
+                "events.concurrency",
+                "must be from 1 to 256",
             ));
         }
         if self.storage.backend == Backend::Postgres {

@@ -8,8 +8,8 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric Herald exports.
@@ -38,9 +38,15 @@ pub struct Metrics {
     pub webhook_ignored: IntCounterVec,
     /// Moments webhook events reported out of their sane range (and bounded), by field.
     pub webhook_moments_out_of_range: IntCounterVec,
+    /// Events delivered, by endpoint.
+    pub event_delivered: IntCounterVec,
+    /// Events whose every attempt failed (no retry left), by endpoint.
+    pub event_failed: IntCounterVec,
     outbox_depth: IntGauge,
     oldest_due_age: Gauge,
     campaign_messages: IntGaugeVec,
+    event_retrying: IntGaugeVec,
+    event_oldest_undelivered: GaugeVec,
 }
 
 /// Buckets for request and store latencies: 100 µs to 10 s.
@@ -61,6 +67,9 @@ pub struct StoredState {
     pub oldest_due_seconds: f64,
     /// `(campaign id, state, count)` for each campaign still running or paused.
     pub campaigns: Vec<(String, &'static str, u64)>,
+    /// `(endpoint id, deliveries waiting for a retry, age of the oldest event not delivered
+    /// in seconds)` for each enabled event endpoint.
+    pub endpoints: Vec<(String, u64, f64)>,
 }
 
 impl Metrics {
@@ -145,6 +154,34 @@ impl Metrics {
                 ),
                 &["campaign", "state"],
             )?,
+            event_delivered: IntCounterVec::new(
+                Opts::new(
+                    "herald_event_endpoint_delivered_total",
+                    "events delivered, by endpoint",
+                ),
+                &["endpoint"],
+            )?,
+            event_failed: IntCounterVec::new(
+                Opts::new(
+                    "herald_event_endpoint_failed_total",
+                    "events whose every attempt failed, by endpoint",
+                ),
+                &["endpoint"],
+            )?,
+            event_retrying: IntGaugeVec::new(
+                Opts::new(
+                    "herald_event_endpoint_retrying",
+                    "event deliveries waiting for their retry, by endpoint",
+                ),
+                &["endpoint"],
+            )?,
+            event_oldest_undelivered: GaugeVec::new(
+                Opts::new(
+                    "herald_event_endpoint_oldest_undelivered_age_seconds",
+                    "age of the oldest event not yet delivered, by endpoint (0: none)",
+                ),
+                &["endpoint"],
+            )?,
             registry,
         };
         let own: Vec<Box<dyn Collector>> = vec![
@@ -161,6 +198,10 @@ impl Metrics {
             Box::new(metrics.outbox_depth.clone()),
             Box::new(metrics.oldest_due_age.clone()),
             Box::new(metrics.campaign_messages.clone()),
+            Box::new(metrics.event_delivered.clone()),
+            Box::new(metrics.event_failed.clone()),
+            Box::new(metrics.event_retrying.clone()),
+            Box::new(metrics.event_oldest_undelivered.clone()),
         ];
         for collector in own.into_iter().chain(extra) {
             metrics.registry.register(collector)?;
@@ -190,6 +231,17 @@ impl Metrics {
             self.campaign_messages
                 .with_label_values(&[campaign.as_str(), label])
                 .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        // Endpoints deleted or disabled leave the gauges too.
+        self.event_retrying.reset();
+        self.event_oldest_undelivered.reset();
+        for (endpoint, retrying, oldest) in &state.endpoints {
+            self.event_retrying
+                .with_label_values(&[endpoint.as_str()])
+                .set(i64::try_from(*retrying).unwrap_or(i64::MAX));
+            self.event_oldest_undelivered
+                .with_label_values(&[endpoint.as_str()])
+                .set(*oldest);
         }
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
@@ -224,6 +276,7 @@ mod tests {
                 outbox_depth: 3,
                 oldest_due_seconds: 1.5,
                 campaigns: vec![("cmp_1".into(), "pending", 7)],
+                endpoints: vec![("ep_1".into(), 2, 7.5)],
             })
             .expect("render");
         for line in [
@@ -236,6 +289,8 @@ mod tests {
             "herald_outbox_depth 3",
             "herald_outbox_oldest_due_age_seconds 1.5",
             r#"herald_campaign_messages{campaign="cmp_1",state="pending"} 7"#,
+            r#"herald_event_endpoint_retrying{endpoint="ep_1"} 2"#,
+            r#"herald_event_endpoint_oldest_undelivered_age_seconds{endpoint="ep_1"} 7.5"#,
             "herald_delivery_retries_total 0",
             "herald_pacing_waits_total 0",
         ] {

@@ -20,7 +20,7 @@ use crate::app::{AuditConfig, CoreParts, Herald, Pages};
 use crate::auth::{Client, JwtKeys};
 use crate::clock::{SharedClock, SystemClock};
 use crate::configuration::{Backend, Settings};
-use crate::delivery::{GraphClient, Worker};
+use crate::delivery::{EventDispatcher, GraphClient, WebhookClient, Worker};
 use crate::domain::audit::Pseudonyms;
 use crate::domain::Role;
 use crate::metrics::Metrics;
@@ -28,7 +28,9 @@ use crate::policy::PolicySet;
 use crate::routes::openapi::{ApiDoc, ApiDocument};
 use crate::routes::{self, AppState};
 use crate::store::{LeaseSettings, PgOptions, PgStore, SledStore, Stores};
-use crate::supervisor::{TASK_BACKGROUND, TASK_CAMPAIGNS, TASK_LEASES, TASK_RELOAD, TASK_WORKER};
+use crate::supervisor::{
+    TASK_BACKGROUND, TASK_CAMPAIGNS, TASK_EVENTS, TASK_LEASES, TASK_RELOAD, TASK_WORKER,
+};
 
 /// A built application: bound to its port, store open, worker ready.
 pub struct Application {
@@ -38,6 +40,8 @@ pub struct Application {
     worker_task: JoinHandle<()>,
     background: JoinHandle<()>,
     campaigns: JoinHandle<()>,
+    /// The event dispatcher.
+    events: JoinHandle<()>,
     /// The store's upkeep (PostgreSQL's lease rounds), when it needs any.
     maintenance: Option<JoinHandle<()>>,
 }
@@ -47,6 +51,8 @@ pub struct Application {
 pub struct AppHandle {
     pub herald: Arc<Herald>,
     pub worker: Arc<Worker>,
+    /// Delivers events to the business's endpoints.
+    pub events: Arc<EventDispatcher>,
     stop: CancellationToken,
     server: actix_web::dev::ServerHandle,
 }
@@ -121,6 +127,8 @@ impl Application {
             settings.delivery.request_timeout(),
         )
         .context("cannot build the HTTP client")?;
+        let webhooks = WebhookClient::new(settings.events.allow_private_networks)
+            .context("cannot build the HTTP client for event endpoints")?;
         let herald = Arc::new(Herald::new(
             store,
             clock,
@@ -132,9 +140,11 @@ impl Application {
                 graph: graph.clone(),
                 audit,
                 metrics,
+                webhooks,
             },
         ));
         let worker = Worker::new(Arc::clone(&herald), graph, settings.delivery.clone());
+        let dispatcher = EventDispatcher::new(Arc::clone(&herald), &settings.events);
         let secret = |s: &Option<SecretString>| s.clone().unwrap_or_else(|| SecretString::from(""));
         let keys = Arc::new(JwtKeys::new(
             &settings
@@ -201,6 +211,12 @@ impl Application {
             let (herald, stop) = (Arc::clone(&herald), stop.clone());
             move || run_campaigns(Arc::clone(&herald), stop.clone())
         });
+        // Each endpoint's lane is a task of the dispatcher's, so that a slow endpoint holds back
+        // only itself (see `delivery::events`).
+        let events = tasks.spawn(TASK_EVENTS, stop.clone(), {
+            let (dispatcher, stop) = (Arc::clone(&dispatcher), stop.clone());
+            move || Arc::clone(&dispatcher).run(stop.clone())
+        });
         let maintenance = herald.store.engine.maintenance_every().map(|every| {
             tasks.spawn(TASK_LEASES, stop.clone(), {
                 let (herald, stop) = (Arc::clone(&herald), stop.clone());
@@ -210,6 +226,7 @@ impl Application {
         let handle = AppHandle {
             herald,
             worker,
+            events: dispatcher,
             stop,
             server: server.handle(),
         };
@@ -220,6 +237,7 @@ impl Application {
             worker_task,
             background,
             campaigns,
+            events,
             maintenance,
         })
     }
@@ -251,6 +269,7 @@ impl Application {
         let _ = self.worker_task.await;
         let _ = self.background.await;
         let _ = self.campaigns.await;
+        let _ = self.events.await;
         if let Some(maintenance) = self.maintenance {
             let _ = maintenance.await;
         }

@@ -32,6 +32,8 @@ pub const TASK_CAMPAIGNS: &str = "campaigns";
 pub const TASK_BACKGROUND: &str = "background";
 pub const TASK_RELOAD: &str = "policy_reload";
 pub const TASK_LEASES: &str = "leases";
+/// The event dispatcher (its endpoints' lanes are restarted by it, counted under this name).
+pub const TASK_EVENTS: &str = "events";
 /// Not a long-running task: a single delivery that panicked is counted under this name.
 pub const TASK_DELIVERY: &str = "delivery";
 

@@ -17,6 +17,7 @@ mod consent;
 mod decide;
 mod deliver;
 mod errors;
+mod events;
 mod feed;
 mod messages;
 mod pages;
@@ -42,6 +43,7 @@ pub use consent::{ConsentCommand, ConsentView, OptOutScope, RecipientView};
 pub(crate) use deliver::Prepared;
 pub use deliver::Processed;
 pub use errors::{CommandError, SendError, WebhookError};
+pub use events::{EndpointHealth, EndpointPatch, EndpointView, NewEndpoint, Replay, TEST_EVENT};
 pub use feed::{FeedPage, FeedQuery, FeedStart, FEED_DEFAULT_LIMIT, FEED_MAX_LIMIT};
 pub use messages::MessageView;
 pub use pages::{Page, Pages};
@@ -52,7 +54,7 @@ pub use webhook::{WebhookOutcome, WebhookPost};
 use crate::auth::Client;
 use crate::clock::SharedClock;
 use crate::configuration::TtlSettings;
-use crate::delivery::GraphClient;
+use crate::delivery::{GraphClient, WebhookClient};
 use crate::domain::audit::{AuditEntry, AuditKind};
 use crate::metrics::Metrics;
 use crate::policy::PolicySet;
@@ -72,6 +74,11 @@ pub struct Herald {
     pub outbox_wake: Arc<Notify>,
     /// Woken when a campaign is created or resumed, or an opt-out may trip a guard.
     pub campaigns_wake: Arc<Notify>,
+    /// Woken when an event endpoint is created, changed or given work (a replay): the event
+    /// dispatcher starts, stops or wakes its task.
+    pub events_wake: Arc<Notify>,
+    /// Posts events to the business's endpoints (the dispatcher's and the test route's).
+    pub webhooks: WebhookClient,
     /// One campaign tick at a time (the scheduler's and a test's).
     campaign_ticks: tokio::sync::Mutex<()>,
     /// How long a message of each category may wait before it expires.
@@ -127,6 +134,8 @@ pub struct CoreParts {
     pub audit: AuditConfig,
     /// What `GET /metrics` exports.
     pub metrics: Arc<Metrics>,
+    /// Posts events to the business's endpoints.
+    pub webhooks: WebhookClient,
 }
 
 impl Herald {
@@ -138,6 +147,7 @@ impl Herald {
             graph,
             audit,
             metrics,
+            webhooks,
         } = parts;
         let tasks = Supervisor::new(metrics.task_restarts.clone());
         Herald {
@@ -151,6 +161,8 @@ impl Herald {
             policy_dir,
             outbox_wake: Arc::new(Notify::new()),
             campaigns_wake: Arc::new(Notify::new()),
+            events_wake: Arc::new(Notify::new()),
+            webhooks,
             campaign_ticks: tokio::sync::Mutex::new(()),
             ttl,
             graph,

@@ -65,6 +65,16 @@ prefixed_id!(
     CampaignId,
     "cmp_"
 );
+prefixed_id!(
+    /// An event endpoint's id: `ep_` followed by a ULID.
+    EndpointId,
+    "ep_"
+);
+prefixed_id!(
+    /// One attempt to deliver an event: `att_` followed by a ULID (sorts by time).
+    AttemptId,
+    "att_"
+);
 
 macro_rules! graph_id {
     ($(#[$meta:meta])* $name:ident, $what:literal) => {

@@ -22,7 +22,7 @@ mod shipping;
 pub use category::{Category, Role};
 pub use client::{Client, Forbidden};
 pub use consent::{ConsentScope, ConsentSource};
-pub use ids::{MessageId, PageId, Psid};
+pub use ids::{AttemptId, EndpointId, MessageId, PageId, Psid};
 pub use lifecycle::MessageStatus;
 pub use message::{
     parse_recipient, parse_time, validate_message_object, Content, OutboundMessage, SendKind,

@@ -35,6 +35,12 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         outbox_depth: herald.store.outbox.outbox_len().await?,
         oldest_due_seconds,
         campaigns: herald.campaign_progress().await?,
+        endpoints: herald
+            .endpoint_health()
+            .await?
+            .into_iter()
+            .map(|h| (h.id, h.retrying, h.oldest_undelivered_seconds))
+            .collect(),
     };
     let text = herald
         .metrics

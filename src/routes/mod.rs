@@ -7,6 +7,7 @@ mod audit;
 mod campaigns;
 mod consents;
 mod console;
+mod event_endpoints;
 mod feed;
 mod graph;
 mod graph_error;
@@ -108,6 +109,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(audit::configure)
                 .configure(feed::configure)
                 .configure(consents::configure)
+                .configure(event_endpoints::configure)
                 .configure(recipients::configure)
                 .configure(policy::configure)
                 .configure(status::configure),

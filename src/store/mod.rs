@@ -11,7 +11,7 @@
 //!
 //! ```text
 //!   app (core), worker, routes ──► Stores { messages, outbox, recipients, audit,
-//!                                           campaigns, pauses, engine }
+//!                                           campaigns, pauses, endpoints, engine }
 //!                                      │  each an Arc<dyn …> onto one engine (Stores::of)
 //!                                      ├─► sled/      the embedded default: one process
 //!                                      └─► postgres/  several instances on one database
@@ -269,6 +269,7 @@ pub struct Stores {
     pub audit: Arc<dyn AuditLog>,
     pub campaigns: Arc<dyn Campaigns>,
     pub pauses: Arc<dyn Pauses>,
+    pub endpoints: Arc<dyn EventEndpoints>,
     pub engine: Arc<dyn Engine>,
 }
 
@@ -276,7 +277,7 @@ impl Stores {
     /// Every interface served by `engine`.
     pub fn of<E>(engine: Arc<E>) -> Stores
     where
-        E: Messages + Outbox + Recipients + AuditLog + Campaigns + Pauses + Engine,
+        E: Messages + Outbox + Recipients + AuditLog + Campaigns + Pauses + EventEndpoints + Engine,
     {
         Stores {
             messages: engine.clone(),
@@ -285,6 +286,7 @@ impl Stores {
             audit: engine.clone(),
             campaigns: engine.clone(),
             pauses: engine.clone(),
+            endpoints: engine.clone(),
             engine,
         }
     }
@@ -614,7 +616,9 @@ pub trait EventEndpoints: Send + Sync + 'static {
     /// pending deliveries added or replaced, those done, and its cursor moved. With several
     /// instances, the owner of a chain's partition alone moves that chain's cursor and
     /// deliveries: a round touching a chain whose partition this instance no longer owns is
-    /// refused whole ([`StoreError::Fenced`]).
+    /// refused whole ([`StoreError::Fenced`]). A round that only queues deliveries (a replay:
+    /// pending, with nothing attempted, nothing done and no cursor) moves no one's progress,
+    /// and is taken from any instance.
     async fn record_deliveries(&self, id: &str, round: DeliveryRound) -> Result<(), StoreError>;
 
     /// Up to `limit` of the endpoint's attempts, newest first, before the attempt id `before`;

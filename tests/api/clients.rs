@@ -98,7 +98,20 @@ async fn messaging_api_messenger_sends_through_herald_by_changing_its_origin() {
 
 /// A virtual environment under target/ with the pinned pymessenger, made once.
 fn install_python_client() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/client-venvs/python");
+    python_venv("python", "tests/clients/python/requirements.txt")
+}
+
+/// One venv is made at a time in this process: two tests must not race to make the same one.
+static VENVS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A virtual environment `target/client-venvs/{name}` with the pinned packages of
+/// `requirements` (a path from the repository's root), made once; its Python.
+pub(crate) fn python_venv(name: &str, requirements: &str) -> PathBuf {
+    let _one = VENVS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("target/client-venvs").join(name);
     let python = venv.join("bin/python");
     if python.exists() && venv.join("installed").exists() {
         return python;
@@ -107,10 +120,8 @@ fn install_python_client() -> PathBuf {
         .args(["-m", "venv"])
         .arg(&venv)
         .status()
-        .expect("python3 -m venv (Python 3 is needed for the pymessenger test)");
+        .expect("python3 -m venv (Python 3 is needed for the client-library tests)");
     assert!(made.success(), "python3 -m venv failed");
-    let requirements =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python/requirements.txt");
     let installed = Command::new(&python)
         .args([
             "-m",
@@ -120,10 +131,10 @@ fn install_python_client() -> PathBuf {
             "--disable-pip-version-check",
             "-r",
         ])
-        .arg(requirements)
+        .arg(root.join(requirements))
         .status()
         .expect("pip install");
-    assert!(installed.success(), "pip install of pymessenger failed");
+    assert!(installed.success(), "pip install -r {requirements} failed");
     std::fs::write(venv.join("installed"), b"").expect("mark the venv ready");
     python
 }

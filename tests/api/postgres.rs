@@ -58,7 +58,14 @@ async fn shared_sandbox(pages: &[String]) -> Sandbox {
 }
 
 /// A gateway's configuration on `database`, sending for `pages` at `PER_PAGE` each.
-fn config(dir: &Path, name: &str, database: &str, sandbox: &str, pages: &[String]) -> PathBuf {
+fn config(
+    dir: &Path,
+    name: &str,
+    database: &str,
+    sandbox: &str,
+    pages: &[String],
+    more: &str,
+) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
     TestGateway {
@@ -68,7 +75,7 @@ fn config(dir: &Path, name: &str, database: &str, sandbox: &str, pages: &[String
         listen: "127.0.0.1:0",
         policy: &dir.join("policies"),
         pages: &pages,
-        delivery: &format!("concurrency = {CONCURRENCY}"),
+        delivery: &format!("concurrency = {CONCURRENCY}\n{more}"),
     }
     .write(&path);
     path
@@ -87,7 +94,7 @@ fn paced_policy(dir: &Path) {
 }
 
 /// The store on `database`, opened as a tool (it takes no partitions).
-async fn tool_store(database: &str) -> Stores {
+pub(crate) async fn tool_store(database: &str) -> Stores {
     let mut settings = test_settings(Path::new("unused"), "http://127.0.0.1:1");
     use_database(&mut settings, Some(database));
     herald::startup::open_store(&settings, test_pseudonyms(), false)
@@ -96,7 +103,7 @@ async fn tool_store(database: &str) -> Stores {
         .store
 }
 
-async fn sql(database: &str, statement: &str) -> Vec<tokio_postgres::Row> {
+pub(crate) async fn sql(database: &str, statement: &str) -> Vec<tokio_postgres::Row> {
     let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
         .await
         .expect("connect");
@@ -148,17 +155,17 @@ fn busiest_second(times: &mut [DateTime<Utc>]) -> usize {
 
 /// Gateways as processes of their own on one fresh database, sending for pages paced at
 /// `PER_PAGE` through one Messenger stand-in.
-struct Fleet {
-    database: String,
+pub(crate) struct Fleet {
+    pub(crate) database: String,
     dir: tempfile::TempDir,
-    pages: Vec<String>,
-    sandbox: Sandbox,
-    http: reqwest::Client,
+    pub(crate) pages: Vec<String>,
+    pub(crate) sandbox: Sandbox,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Fleet {
     /// `None` when there is no PostgreSQL server for the tests.
-    async fn new(pages: usize) -> Option<Fleet> {
+    pub(crate) async fn new(pages: usize) -> Option<Fleet> {
         let server = postgres_server()?;
         let dir = tempfile::tempdir().expect("dir");
         paced_policy(dir.path());
@@ -172,19 +179,25 @@ impl Fleet {
         })
     }
 
-    async fn start(&self, name: &str) -> Gateway {
+    pub(crate) async fn start(&self, name: &str) -> Gateway {
+        self.start_with(name, "").await
+    }
+
+    /// A gateway whose configuration ends with `more` (after its `[delivery]` lines).
+    pub(crate) async fn start_with(&self, name: &str, more: &str) -> Gateway {
         let config = config(
             self.dir.path(),
             name,
             &self.database,
             &self.sandbox.base_url(),
             &self.pages,
+            more,
         );
         start(&config, &self.dir.path().join(format!("{name}.log"))).await
     }
 
     /// People the stand-in knows, their consent recorded through the gateways in turn.
-    async fn customers(&self, gateways: &[&Gateway], psids: &[String]) {
+    pub(crate) async fn customers(&self, gateways: &[&Gateway], psids: &[String]) {
         for (i, psid) in psids.iter().enumerate() {
             let gateway = &gateways[i % gateways.len()].base;
             let (sandbox, token) = (self.sandbox.base_url(), backend_token());
@@ -194,7 +207,7 @@ impl Fleet {
 
     /// A shipping update to each of `psids`, all at once, through the gateways and from the
     /// pages in turn: each one's message id.
-    async fn ship_all(&self, gateways: &[&Gateway], psids: &[String]) -> Vec<String> {
+    pub(crate) async fn ship_all(&self, gateways: &[&Gateway], psids: &[String]) -> Vec<String> {
         let sends = psids.iter().enumerate().map(|(i, psid)| {
             let gateway = gateways[i % gateways.len()].base.clone();
             let page = &self.pages[i % self.pages.len()];
@@ -204,7 +217,7 @@ impl Fleet {
     }
 
     /// Waits until every message of `ids` is sent, as `gateway` tells; a lost one fails at once.
-    async fn until_sent(&self, gateway: &Gateway, ids: &[String], within: Duration) {
+    pub(crate) async fn until_sent(&self, gateway: &Gateway, ids: &[String], within: Duration) {
         let deadline = Instant::now() + within;
         for id in ids {
             loop {
@@ -886,7 +899,7 @@ async fn migrations_applied_twice_are_a_no_op() {
     );
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "applied migrations: 1, 2, 3"
+        "applied migrations: 1, 2, 3, 4"
     );
     let tables = sql(
         &database,
@@ -948,7 +961,7 @@ async fn the_database_is_reached_over_tls_and_its_certificate_is_checked() {
     );
     assert_eq!(
         String::from_utf8_lossy(&trusted.stdout).trim(),
-        "applied migrations: 1, 2, 3"
+        "applied migrations: 1, 2, 3, 4"
     );
 }
 

@@ -327,6 +327,10 @@ impl AuditLog for PgStore {
             tx.commit().await?;
             entries += gone;
         }
+        // Attempts to deliver events are kept as long as the entries they told of.
+        client
+            .exec("DELETE FROM event_attempts WHERE at < $1", &[&before])
+            .await?;
         if entries == 0 {
             return Ok(None);
         }

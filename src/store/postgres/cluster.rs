@@ -132,9 +132,10 @@ impl Engine for PgStore {
             .holds(self.partition_of(page_id), Instant::now())
     }
 
-    /// A chain is a partition's (entries without a page go to chain 0).
+    /// A chain is a partition's (entries without a page go to chain 0). Without leases (a tool),
+    /// none.
     fn runs_chain(&self, chain: u32) -> bool {
-        self.leases.holds(chain, Instant::now())
+        self.leases.runs_events(chain, Instant::now())
     }
 
     async fn size_on_disk(&self) -> Result<u64, StoreError> {

@@ -34,6 +34,16 @@ pub struct LeaseSettings {
     pub lease: Duration,
 }
 
+/// How long an event delivery round is taken to be in flight after this instance last said it
+/// runs the round's chain (`Engine::runs_chain`): a receiver's 15 s, and a margin. A partition
+/// being handed over is let go only once this long has passed, so that a round under way is
+/// recorded (its cursor moved) before the next owner reads where the endpoint stands, and a
+/// rebalance delivers nothing twice. The store does not see a round end, so this is a bound
+/// of the usual round, not of every one: a longer round (a slow endpoint and a long batch)
+/// is refused by the fencing once the partition changed hands, and its events go again — at
+/// least once still holds.
+const EVENT_ROUND_LONGEST: Duration = Duration::from_secs(20);
+
 /// A partition this instance holds.
 #[derive(Debug, Clone, Copy)]
 struct Held {
@@ -50,6 +60,8 @@ struct Held {
 pub(super) struct Leases {
     held: Mutex<BTreeMap<u32, Held>>,
     lease: Duration,
+    /// When this instance last said it runs each chain's event delivery.
+    events_run: Mutex<BTreeMap<u32, Instant>>,
 }
 
 /// The partitions whose work may be claimed now.
@@ -65,6 +77,7 @@ impl Leases {
         Leases {
             held: Mutex::new(BTreeMap::new()),
             lease,
+            events_run: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -108,6 +121,41 @@ impl Leases {
             .lock()
             .get(&partition)
             .is_some_and(|h| h.good_until > now && !h.releasing)
+    }
+
+    /// Whether this instance runs the event delivery of chain (partition) `partition` now; a
+    /// `true` is remembered, for a handover to wait for the round it starts.
+    pub(super) fn runs_events(&self, partition: u32, now: Instant) -> bool {
+        let runs = self.holds(partition, now);
+        if runs {
+            self.events_run.lock().insert(partition, now);
+        }
+        runs
+    }
+
+    /// Whether an event delivery round started on `partition` may still be in flight.
+    fn events_in_flight(&self, partition: u32, now: Instant) -> bool {
+        self.events_run
+            .lock()
+            .get(&partition)
+            .is_some_and(|at| now.saturating_duration_since(*at) < EVENT_ROUND_LONGEST)
+    }
+
+    /// The partitions held now and not being handed over: those whose work this instance
+    /// starts (as [`Leases::holds`] says of one).
+    pub(super) fn running(&self, now: Instant) -> Vec<i32> {
+        self.held
+            .lock()
+            .iter()
+            .filter(|(_, h)| h.good_until > now && !h.releasing)
+            .map(|(p, _)| i32::try_from(*p).unwrap_or(i32::MAX))
+            .collect()
+    }
+
+    /// The epoch under which this instance holds `partition`, if it holds it at all (even
+    /// while handing it over, or past its own lease margin: the database has the last word).
+    pub(super) fn epoch_of(&self, partition: u32) -> Option<i64> {
+        self.held.lock().get(&partition).map(|h| h.epoch)
     }
 
     /// The partitions held now.
@@ -271,7 +319,8 @@ pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Lets go of the partitions being handed over that have no send in flight here.
+/// Lets go of the partitions being handed over that have no send and no event delivery round in
+/// flight here.
 async fn hand_over(store: &PgStore, client: &deadpool_postgres::Object) -> Result<(), StoreError> {
     let releasing: Vec<i32> = store
         .leases
@@ -293,9 +342,15 @@ async fn hand_over(store: &PgStore, client: &deadpool_postgres::Object) -> Resul
         .iter()
         .map(|row| row.get(0))
         .collect();
+    let now = Instant::now();
     let idle: Vec<i32> = releasing
         .into_iter()
         .filter(|p| !busy.contains(p))
+        .filter(|p| {
+            !store
+                .leases
+                .events_in_flight(u32::try_from(*p).unwrap_or_default(), now)
+        })
         .collect();
     {
         let mut held = store.leases.held.lock();

@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "order per person",
         include_str!("migrations/0003_order_per_person.sql"),
     ),
+    (
+        4,
+        "event endpoints",
+        include_str!("migrations/0004_event_endpoints.sql"),
+    ),
 ];
 
 /// The advisory lock Herald's schema changes take (any number, the same everywhere).

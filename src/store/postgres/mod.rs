@@ -25,6 +25,7 @@
 //!   impl Campaigns   campaigns.rs ┘
 //!   impl Outbox      outbox.rs ─────► leases.rs (partitions, epochs)
 //!   impl AuditLog    audit.rs    (append, queries, verify, prune, erase)
+//!   impl EventEndpoints endpoints.rs ► leases.rs (a round's writes fenced by the epochs)
 //!   impl Pauses      cluster.rs  (pages' pauses, shared by every instance)
 //!   impl Engine      cluster.rs  (policy published and reported, instances, lease rounds, close)
 //! ```
@@ -32,6 +33,7 @@
 mod audit;
 mod campaigns;
 mod cluster;
+mod endpoints;
 mod leases;
 mod messages;
 mod migrations;

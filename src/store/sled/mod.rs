@@ -22,6 +22,7 @@
 
 mod audit;
 mod campaigns;
+mod endpoints;
 mod group_commit;
 mod messages;
 mod outbox;
@@ -97,10 +98,21 @@ enum T {
     /// lane → the outbox key of the queued message that holds it (waiting for its retry or
     /// a page's pause): the lane's other messages wait for it (see [`outbox`]).
     Lanes,
+    /// endpoint id → [`crate::domain::endpoint::EndpointRecord`]
+    Endpoints,
+    /// endpoint id ++ 0 ++ chain (big-endian) → the last seq handed over (big-endian)
+    EndpointCursors,
+    /// endpoint id ++ 0 ++ due (ms) ++ chain ++ seq ++ index → a pending delivery
+    EndpointPending,
+    /// endpoint id ++ 0 ++ chain ++ seq ++ index → its due (ms): finds a pending delivery by
+    /// its event, to replace or drop it
+    EndpointPendingByEvent,
+    /// endpoint id ++ 0 ++ attempt id → [`crate::domain::endpoint::DeliveryAttempt`]
+    EndpointAttempts,
 }
 
 impl T {
-    const ALL: [T; 18] = [
+    const ALL: [T; 23] = [
         T::Messages,
         T::Outbox,
         T::Audit,
@@ -119,6 +131,11 @@ impl T {
         T::AuditPersonal,
         T::AuditIndex,
         T::Lanes,
+        T::Endpoints,
+        T::EndpointCursors,
+        T::EndpointPending,
+        T::EndpointPendingByEvent,
+        T::EndpointAttempts,
     ];
 
     /// What the tree holds, for errors.
@@ -142,6 +159,11 @@ impl T {
             T::AuditPersonal => "audit entry's personal values",
             T::AuditIndex => "audit index key",
             T::Lanes => "lane holder",
+            T::Endpoints => "event endpoint",
+            T::EndpointCursors => "event endpoint cursor",
+            T::EndpointPending => "pending event delivery",
+            T::EndpointPendingByEvent => "pending event delivery index",
+            T::EndpointAttempts => "event delivery attempt",
         }
     }
 
@@ -165,6 +187,11 @@ impl T {
             T::AuditPersonal => "audit_personal",
             T::AuditIndex => "audit_index",
             T::Lanes => "lanes",
+            T::Endpoints => "endpoints",
+            T::EndpointCursors => "endpoint_cursors",
+            T::EndpointPending => "endpoint_pending",
+            T::EndpointPendingByEvent => "endpoint_pending_by_event",
+            T::EndpointAttempts => "endpoint_attempts",
         }
     }
 }
