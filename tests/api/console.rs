@@ -12,7 +12,7 @@ use std::time::Duration;
 use herald::domain::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, TestOptions};
 
 #[tokio::test]
 async fn the_console_is_served_from_the_binary_with_a_policy_of_this_origin_only() {
@@ -227,7 +227,36 @@ async fn the_console_in_chromium_searches_the_audit_log_and_runs_campaigns_withi
     let chromium = tokio::task::spawn_blocking(install_browser_driver)
         .await
         .expect("install");
-    let app = spawn_app().await;
+    // Event endpoints on this machine are allowed, as `serve --sandbox` allows them.
+    let app = spawn_app_with(TestOptions {
+        settings: Some(Box::new(|s| s.events.allow_private_networks = true)),
+        ..TestOptions::default()
+    })
+    .await;
+    // Two event endpoints: one whose receiver is gone (every delivery fails), one that hears
+    // only what does not happen here.
+    let gone = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!(
+            "http://127.0.0.1:{}/gone",
+            listener.local_addr().expect("addr").port()
+        )
+    };
+    let mut endpoint_ids = Vec::new();
+    for (url, events) in [
+        (gone.as_str(), json!(["*"])),
+        ("http://127.0.0.1:9/quiet", json!(["campaign.cancelled"])),
+    ] {
+        let (status, body) = app
+            .call(
+                Role::Admin,
+                "/v1/event-endpoints",
+                json!({"url": url, "events": events}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        endpoint_ids.push(body["id"].as_str().expect("id").to_owned());
+    }
 
     // Ada: a consent, a reply that was sent, and one that was refused.
     app.user_writes("9801", "where is my teapot?", None).await;
@@ -248,6 +277,7 @@ async fn the_console_in_chromium_searches_the_audit_log_and_runs_campaigns_withi
         .await;
     assert_eq!(status, 403, "a backend may not send marketing");
     app.drain().await;
+    app.handle().events.drain().await.expect("drain events");
     // Someone the admin erases.
     app.user_writes("9802", "forget me", None).await;
     let subscribers = ["9811", "9812", "9813", "9814", "9815"];
@@ -275,6 +305,8 @@ async fn the_console_in_chromium_searches_the_audit_log_and_runs_campaigns_withi
         ("AUDIT_PSID", "9801".to_owned()),
         ("ERASE_PSID", "9802".to_owned()),
         ("SUBSCRIBERS", subscribers.join(",")),
+        ("FAILING_ENDPOINT", endpoint_ids[0].clone()),
+        ("ENDPOINT_URL", "https://crm.example.com/herald".to_owned()),
         ("SCREENSHOT_DIR", screenshots.display().to_string()),
         ("CHROMIUM", chromium.display().to_string()),
     ];
@@ -373,6 +405,37 @@ async fn the_console_in_chromium_searches_the_audit_log_and_runs_campaigns_withi
 
     // The admin erased 9802, after a confirmation.
     assert_eq!(r["erase"]["disabled_before_typing"], true, "{r}");
+
+    // Event endpoints: the failing one and the quiet one with their health, the failing one's
+    // attempts, a replay, and a new endpoint whose secret was shown once and is never listed.
+    assert_eq!(
+        r["endpoints"]["healths"],
+        json!(["failing", "healthy"]),
+        "{r}"
+    );
+    assert!(r["endpoints"]["failed_rows"].as_u64() >= Some(1), "{r}");
+    let replayed = text(&r["endpoints"]["replayed"]);
+    let n: u64 = replayed
+        .trim_start_matches("Replaying ")
+        .trim_end_matches(" events.")
+        .parse()
+        .unwrap_or_else(|_| panic!("a count of events replayed: {r}"));
+    assert!(n >= 3, "the failing endpoint hears every event: {r}");
+    assert_eq!(r["endpoints"]["secret_shown"], true, "{r}");
+    let (_, listed) = app.read(Role::Admin, "/v1/event-endpoints").await;
+    let listed = listed["endpoints"].as_array().expect("endpoints").clone();
+    assert_eq!(listed.len(), 3, "the console added one: {listed:?}");
+    assert!(
+        listed
+            .iter()
+            .any(|e| e["url"] == "https://crm.example.com/herald"
+                && e["events"] == json!(["message.*", "consent.opted_out"])),
+        "{listed:?}"
+    );
+    assert!(
+        !Value::Array(listed).to_string().contains("whsec_"),
+        "no secret is listed"
+    );
     let recipient = app
         .get("/v1/recipients/9802", Some(&app.token(Role::Admin)))
         .await;
