@@ -58,8 +58,9 @@ pub struct Replay {
     pub types: Option<Vec<String>>,
 }
 
-/// An endpoint as the API shows it: never its secret, but in the answer that made it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// An endpoint as the API shows it: never its secret, but in the answer that made it (and
+/// never in its `Debug`).
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct EndpointView {
     /// `ep_…`
     pub id: String,
@@ -85,9 +86,13 @@ pub struct EndpointView {
     pub secret: Option<String>,
 }
 
-impl std::fmt::Display for EndpointView {
+impl std::fmt::Debug for EndpointView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.id, self.url)
+        // The secret is left out; the rest is the endpoint's, whose own `Debug` says it.
+        f.debug_struct("EndpointView")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -600,5 +605,19 @@ impl Herald {
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let entries = self.store.audit.read_chain(chain, after, 1).await?;
         Ok(entries.first().map(|e| e.at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_with_its_secret_does_not_debug_print_it() {
+        let record = EndpointRecord::example("ep_1");
+        let view = EndpointView::with_secret(&record);
+        let bare = record.secret.trim_start_matches("whsec_");
+        assert!(!format!("{view:?}").contains(bare));
+        assert!(!format!("{record:?}").contains(bare));
     }
 }

@@ -805,7 +805,6 @@ async fn the_openapi_document_lists_the_event_endpoint_routes() {
 
 #[tokio::test]
 async fn kill_9_with_undelivered_events_then_restart_delivers_every_event() {
-    crate::sled_only!();
     let receiver = Receiver::start(Answer::Status(503)).await;
     let launched = crate::crash::launch(
         &crate::helpers::policy_dir(),
@@ -908,7 +907,6 @@ async fn kill_9_with_undelivered_events_then_restart_delivers_every_event() {
 
 #[tokio::test]
 async fn the_address_is_checked_again_at_delivery_so_a_name_turning_internal_is_not_reached() {
-    crate::sled_only!();
     let receiver = Receiver::start(Answer::Status(200)).await;
     let port = receiver
         .url

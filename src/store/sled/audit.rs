@@ -171,11 +171,14 @@ impl AuditLog for SledStore {
             .collect()
     }
 
+    /// One chain, up to its last entry on disk (see `read_chain`).
     async fn chains(&self) -> Result<Vec<(u32, u64)>, StoreError> {
-        Ok(vec![(0, self.head().await?.seq)])
+        Ok(vec![(0, self.durable_seq())])
     }
 
-    /// One chain (0): the writer appends in seq order, one transaction at a time.
+    /// One chain (0): the writer appends in seq order, one transaction at a time. Only entries
+    /// on disk are read: one committed but not yet flushed could still be undone by a crash,
+    /// and an event must never tell of a change that did not happen.
     async fn read_chain(
         &self,
         chain: u32,
@@ -187,9 +190,13 @@ impl AuditLog for SledStore {
         }
         let all = Needles(Vec::new());
         let mut out = Vec::with_capacity(limit.min(1024));
+        let (from, through) = (after.saturating_add(1), self.durable_seq());
+        if from > through {
+            return Ok(out);
+        }
         for item in self
             .tree(T::Audit)
-            .range(after.saturating_add(1).to_be_bytes()..)
+            .range(from.to_be_bytes()..=through.to_be_bytes())
             .take(limit)
         {
             let (key, bytes) = item?;

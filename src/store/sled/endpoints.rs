@@ -420,3 +420,26 @@ mod tests {
         assert_eq!(store.endpoints().await.expect("list").len(), 1);
     }
 }
+
+#[cfg(test)]
+mod visibility {
+    use crate::domain::audit::{AuditEntry, AuditKind};
+    use crate::store::AuditLog;
+
+    #[tokio::test]
+    async fn events_are_read_only_from_entries_on_disk() {
+        let store = crate::store::sled::temporary().await;
+        let entry = AuditEntry {
+            kind: AuditKind::Policy,
+            ..AuditEntry::default()
+        };
+        // Committed, not yet flushed: a crash could still undo it.
+        store.commit(|tx| tx.audit(entry)).expect("commit");
+        assert_eq!(store.head().await.expect("head").seq, 1);
+        assert!(store.read_chain(0, 0, 10).await.expect("read").is_empty());
+        assert_eq!(store.chains().await.expect("chains"), [(0, 0)]);
+        store.durable().await.expect("durable");
+        assert_eq!(store.read_chain(0, 0, 10).await.expect("read").len(), 1);
+        assert_eq!(store.chains().await.expect("chains"), [(0, 1)]);
+    }
+}

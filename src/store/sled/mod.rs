@@ -211,6 +211,10 @@ pub struct SledStore {
     /// The end of the audit chain. Held across each transaction, which orders the chain and
     /// keeps transactions from conflicting.
     head: Mutex<AuditHead>,
+    /// The last audit entry known to be on disk. Events are read only up to it
+    /// ([`crate::store::AuditLog::read_chain`]), so that none is told of a change a crash could
+    /// still undo (an entry is visible to readers once committed, before its flush).
+    durable_seq: std::sync::atomic::AtomicU64,
     group_commit: Arc<GroupCommit>,
     /// The group-commit task; [`SledStore::shut`] waits for it, so that afterwards nothing but
     /// this handle keeps the database (and its file lock) open.
@@ -379,6 +383,8 @@ impl SledStore {
         let store = Arc::new(SledStore {
             db,
             trees,
+            // What is read back at opening is on disk.
+            durable_seq: std::sync::atomic::AtomicU64::new(head.seq),
             head: Mutex::new(head),
             group_commit,
             flusher: Mutex::new(Some(flusher)),
@@ -447,14 +453,30 @@ impl SledStore {
 
     /// Writes everything committed so far to disk, on this thread.
     fn flush(&self) -> Result<(), StoreError> {
+        let committed = self.head.lock().seq;
         let _timer = self.latency.flush.start_timer();
         self.db.flush()?;
+        self.mark_durable(committed);
         Ok(())
     }
 
     /// Waits until everything committed so far is on disk (group commit).
     async fn durable(&self) -> Result<(), StoreError> {
-        self.group_commit.durable().await
+        // Read before the ticket is taken: the flush that answers it covers this entry.
+        let committed = self.head.lock().seq;
+        self.group_commit.durable().await?;
+        self.mark_durable(committed);
+        Ok(())
+    }
+
+    fn mark_durable(&self, seq: u64) {
+        self.durable_seq
+            .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The last audit entry known to be on disk.
+    fn durable_seq(&self) -> u64 {
+        self.durable_seq.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The store's own metrics (commit and flush latencies), for `GET /metrics`.
