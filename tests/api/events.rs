@@ -992,3 +992,80 @@ async fn serve_sandbox_allows_endpoints_on_this_machine() {
     let _ = child.wait();
     result.expect("the sandbox answered in time");
 }
+
+/// Posts `bytes` to Herald's Messenger webhook, signed with the app secret as Messenger signs.
+async fn messenger_posts(app: &TestApp, bytes: &[u8]) {
+    let status = app
+        .http
+        .post(format!("{}/webhooks/messenger", app.address))
+        .header("content-type", "application/json")
+        .header(
+            "X-Hub-Signature-256",
+            herald::messenger::sign(crate::helpers::APP_SECRET.as_bytes(), bytes),
+        )
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("webhook")
+        .status();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_messenger_format_endpoint_gets_messengers_own_bytes_and_signature_once_per_post() {
+    let app = events_app().await;
+    let helpdesk = Receiver::start(Answer::Status(200)).await;
+    let postbacks_only = Receiver::start(Answer::Status(200)).await;
+    for (receiver, events) in [
+        (&helpdesk, "inbound.*"),
+        (&postbacks_only, "inbound.postback"),
+    ] {
+        let (status, body) = app
+            .call(
+                Role::Admin,
+                "/v1/event-endpoints",
+                json!({"url": receiver.url, "events": [events], "format": "messenger"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // A POST with a message and a reaction, spaced as Messenger spaces it (not as Herald would
+    // encode it again); then one with only a delivery receipt, which is no inbound event.
+    let at = app.now().timestamp_millis();
+    let page = crate::helpers::PAGE_ID;
+    let event = |ms: i64, what: &str, value: Value| {
+        let mut e =
+            json!({"sender": {"id": "7301"}, "recipient": {"id": page}, "timestamp": at + ms});
+        e[what] = value;
+        e
+    };
+    let first = serde_json::to_vec_pretty(&json!({"object": "page", "entry": [{"id": page, "time": at,
+        "messaging": [event(0, "message", json!({"mid": "m_h1", "text": "Wo ist mein Paket? ✉"})),
+                      event(1, "reaction", json!({"mid": "m_h1", "reaction": "love", "action": "react"}))]}]}))
+    .expect("json");
+    let receipt = serde_json::to_vec(&json!({"object": "page", "entry": [{"id": page, "time": at,
+        "messaging": [event(2, "delivery", json!({"mids": [], "watermark": at}))]}]}))
+    .expect("json");
+    messenger_posts(&app, &first).await;
+    messenger_posts(&app, &receipt).await;
+    // Messenger redelivers the first POST: nothing new happened, nothing is forwarded again.
+    messenger_posts(&app, &first).await;
+    drain_events(&app).await;
+
+    let seen = helpdesk.seen();
+    assert_eq!(seen.len(), 1, "one forward for one POST: {seen:?}");
+    assert_eq!(seen[0].body.as_bytes(), first.as_slice(), "byte for byte");
+    assert_eq!(
+        seen[0]
+            .headers
+            .get("x-hub-signature-256")
+            .map(String::as_str),
+        Some(herald::messenger::sign(crate::helpers::APP_SECRET.as_bytes(), &first).as_str()),
+        "Messenger's own signature, which the helpdesk verifies with the app secret"
+    );
+    assert!(seen[0].id().starts_with("evt_"), "{:?}", seen[0].headers);
+    assert!(
+        postbacks_only.seen().is_empty(),
+        "a POST without a postback is not for an endpoint that hears only postbacks"
+    );
+}
