@@ -6,6 +6,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clients;
 pub mod clock;
 pub mod configuration;
 pub mod delivery;

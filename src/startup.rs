@@ -307,7 +307,7 @@ async fn run_campaigns(herald: Arc<Herald>, stop: CancellationToken) {
     loop {
         herald.tasks.checkpoint(TASK_CAMPAIGNS);
         if let Err(e) = herald.campaigns_tick().await {
-            tracing::warn!(error = %crate::error::error_chain(&e), "moving campaigns along failed");
+            tracing::warn!(error = %crate::report::error_chain(&e), "moving campaigns along failed");
         }
         tokio::select! {
             () = stop.cancelled() => return,
@@ -328,7 +328,7 @@ async fn maintain(herald: Arc<Herald>, every: Duration, stop: CancellationToken)
         }
         herald.tasks.checkpoint(TASK_LEASES);
         if let Err(e) = herald.maintain().await {
-            tracing::error!(error = %crate::error::error_chain(&e), "the store's upkeep (lease round) failed");
+            tracing::error!(error = %crate::report::error_chain(&e), "the store's upkeep (lease round) failed");
         }
     }
 }

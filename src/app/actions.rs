@@ -11,7 +11,7 @@ use std::str::FromStr;
 use serde_json::json;
 
 use super::Herald;
-use crate::auth::Client;
+use crate::domain::Client;
 use crate::domain::{Category, FieldError, PageId, Recipient, Role};
 use crate::messenger::GraphError;
 use crate::policy::window_open;

@@ -11,11 +11,11 @@ use futures_util::stream::{self, Stream};
 use serde::Serialize;
 
 use super::{CommandError, Herald};
-use crate::auth::Client;
 use crate::domain::audit::{AuditEntry, AuditKind, ChainPoint, Verification};
 use crate::domain::checkpoint::{Checkpoint, CheckpointSigner};
 use crate::domain::lifecycle;
 use crate::domain::recipient::{self, Change};
+use crate::domain::Client;
 use crate::domain::{MessageId, Psid};
 use crate::store::{AuditCursor, AuditFilter, AuditLog, AuditOrder, AuditPage, StoreError};
 

@@ -23,12 +23,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{CommandError, Herald, IdempotencyKey, SendCommand, SendError, WhenDeferred};
-use crate::auth::Client;
 use crate::domain::bounds;
 use crate::domain::campaign::{
     Campaign, CampaignCounts, CampaignEvent, CampaignId, CampaignStatus, Guard, GuardBaseline,
     PausedReason, Rollout,
 };
+use crate::domain::Client;
 use crate::domain::{
     Category, ConsentScope, Content, FieldError, OutboundMessage, PageId, Psid, Recipient,
 };
@@ -523,7 +523,7 @@ impl Herald {
             match campaign.status {
                 CampaignStatus::Scheduled | CampaignStatus::Running => {
                     if let Err(e) = self.advance(campaign).await {
-                        tracing::error!(error = %crate::error::error_chain(&e), "a campaign could not advance");
+                        tracing::error!(error = %crate::report::error_chain(&e), "a campaign could not advance");
                     }
                 }
                 _ => {}

@@ -12,7 +12,7 @@
 use std::sync::atomic::Ordering;
 
 use super::{CommandError, Herald};
-use crate::auth::Client;
+use crate::domain::Client;
 use crate::domain::Role;
 use crate::store::{InstanceState, StoreError};
 
@@ -57,7 +57,7 @@ impl Herald {
     pub(super) async fn publish_reload(&self, version: &str) {
         *self.unpublished.lock() = Some(version.to_owned());
         if let Err(e) = self.publish_pending().await {
-            tracing::warn!(error = %crate::error::error_chain(&e), "the other instances will hear of the policy reload at a later round");
+            tracing::warn!(error = %crate::report::error_chain(&e), "the other instances will hear of the policy reload at a later round");
         }
     }
 
@@ -92,7 +92,7 @@ impl Herald {
                 "policy reloaded, but this instance's policy files differ from the instance that published the reload"
             ),
             Err(e) => tracing::error!(
-                error = %crate::error::error_chain(&e),
+                error = %crate::report::error_chain(&e),
                 "another instance reloaded the policy; this instance's files could not be loaded"
             ),
         }

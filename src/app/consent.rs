@@ -5,8 +5,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{CommandError, Herald};
-use crate::auth::Client;
 use crate::domain::recipient::{self, Change};
+use crate::domain::Client;
 use crate::domain::{bounds, Category};
 use crate::domain::{
     Attribution, ConsentAction, ConsentEvent, ConsentScope, ConsentSource, MessageId,

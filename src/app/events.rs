@@ -11,13 +11,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{CommandError, Herald};
-use crate::auth::Client;
 use crate::domain::audit::{AuditEntry, AuditKind};
 use crate::domain::endpoint::{
     check_url, AttemptStatus, DeliveryAttempt, DeliveryRound, EndpointFormat, EndpointRecord,
     EventRefRecord, Outgoing, PendingDelivery, MAX_DESCRIPTION,
 };
 use crate::domain::event::{EventRef, TypeFilter};
+use crate::domain::Client;
 use crate::domain::{AttemptId, EndpointId, FieldError};
 use crate::store::{AuditFilter, AuditOrder, StoreError};
 

@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{CommandError, Herald};
-use crate::auth::Client;
 use crate::domain::audit::AuditEntry;
 use crate::domain::event::{events_of, Event, TypeFilter};
+use crate::domain::Client;
 use crate::domain::{FieldError, Role};
 use crate::store::{AuditCursor, AuditFilter, AuditOrder};
 

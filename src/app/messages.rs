@@ -4,8 +4,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::{CommandError, Herald};
-use crate::auth::Client;
 use crate::domain::lifecycle::{self, Event, MessageStatus};
+use crate::domain::Client;
 use crate::domain::{Attempt, Category, MessageId, MessageRecord, Recipient, Role, StatusChange};
 use crate::policy::Decision;
 

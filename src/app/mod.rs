@@ -51,11 +51,11 @@ pub use send::{IdempotencyKey, SendCommand, WhenDeferred};
 pub use status::{OperatorStatus, OutboxStatus, RecentDeliveries};
 pub use webhook::{WebhookOutcome, WebhookPost};
 
-use crate::auth::Client;
+use crate::clients::{GraphClient, WebhookClient};
 use crate::clock::SharedClock;
 use crate::configuration::TtlSettings;
-use crate::delivery::{GraphClient, WebhookClient};
 use crate::domain::audit::{AuditEntry, AuditKind};
+use crate::domain::Client;
 use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::store::{StoreError, Stores};

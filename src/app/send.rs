@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::{Herald, Page, SendError};
-use crate::auth::Client;
 use crate::domain::campaign::CampaignId;
 use crate::domain::lifecycle::{self, MessageStatus};
+use crate::domain::Client;
 use crate::domain::{
     Acceptance, Content, FieldError, MessageId, MessageRecord, OutboundMessage, PageId, Psid,
     SendAnswer,

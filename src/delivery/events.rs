@@ -118,7 +118,7 @@ impl EventDispatcher {
         while !stop.is_cancelled() {
             self.herald.tasks.checkpoint(TASK_EVENTS);
             if let Err(e) = self.reconcile(&stop).await {
-                tracing::warn!(error = %crate::error::error_chain(&e), "reading the event endpoints failed");
+                tracing::warn!(error = %crate::report::error_chain(&e), "reading the event endpoints failed");
             }
             self.watch_chains().await;
             tokio::select! {
@@ -201,7 +201,7 @@ impl EventDispatcher {
                 Ok(Round::Worked) => continue,
                 Ok(Round::Idle) => self.idle_wait(&id).await,
                 Err(e) => {
-                    tracing::warn!(endpoint = %id, error = %crate::error::error_chain(&e), "an event delivery round failed; tried again");
+                    tracing::warn!(endpoint = %id, error = %crate::report::error_chain(&e), "an event delivery round failed; tried again");
                     AFTER_ERROR
                 }
             };

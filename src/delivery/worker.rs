@@ -196,7 +196,7 @@ impl Worker {
             let dispatched = match self.dispatch_due().await {
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::error!(error = %crate::error::error_chain(&e), "reading the outbox failed");
+                    tracing::error!(error = %crate::report::error_chain(&e), "reading the outbox failed");
                     0
                 }
             };
@@ -307,7 +307,7 @@ impl Worker {
             // The entry stays in the outbox and is tried again.
             Ok(Err(e)) => {
                 unsure = true;
-                tracing::error!(message_id = %id, error = %crate::error::error_chain(&e), "delivery bookkeeping failed");
+                tracing::error!(message_id = %id, error = %crate::report::error_chain(&e), "delivery bookkeeping failed");
             }
             Err(e) => release = self.after_panic(&id, e).await,
         }

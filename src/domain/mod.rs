@@ -10,6 +10,7 @@ mod consent;
 pub mod decision;
 pub mod endpoint;
 pub mod event;
+pub mod facts;
 mod fields;
 mod ids;
 pub mod lifecycle;

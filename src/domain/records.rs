@@ -101,7 +101,7 @@ pub struct MessageRecord {
     /// sha256 of the content as accepted.
     pub content_sha256: String,
     /// sha256 of the latest decision's trace: its key in the store's `traces` tree, where
-    /// each distinct trace is kept once (see [`crate::store::Messages::trace`]).
+    /// each distinct trace is kept once (see the store's `Messages::trace`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_sha256: Option<String>,
 }

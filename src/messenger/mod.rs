@@ -4,16 +4,11 @@
 
 mod errors;
 mod render;
-mod send_api;
 mod signature;
 mod webhook;
 
 pub use errors::{ErrorClass, GraphError};
 pub use render::{render, RenderTarget};
-pub use send_api::{
-    decode_params, GraphCommand, GraphSend, SendApiError, SendApiPayload, SendApiRecipient,
-    SendApiRequest, ATTACHMENTS_SUPPORTED, CREDENTIALS,
-};
 pub use signature::{sign, verify_signature};
 pub use webhook::{
     keyword_form, parse_envelope, EnvelopeError, Event, EventKind, NotificationStatus, Optin,

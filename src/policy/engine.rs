@@ -17,7 +17,6 @@ use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveTime, Offset, TimeZ
 use chrono_tz::Tz;
 use serde_json::{Number, Value};
 
-use super::facts::Facts;
 use super::model::{
     category_index, fmt_duration, role_index, Meta, OptOutKind, PolicySet, Route, Routes,
     TemplateSpec, WhenExceeded,
@@ -26,6 +25,7 @@ use crate::domain::bounds::{earlier, later};
 use crate::domain::decision::{
     Decision, MessagingType, Outcome, Reason, StepResult, Tag, TraceStep, Via,
 };
+use crate::domain::facts::Facts;
 use crate::domain::{
     Category, Content, OutboundMessage, Receipt, Recipient, ShippingStatus, ShippingUpdate,
     UtilityTemplate,

@@ -13,7 +13,7 @@
 
 mod engine;
 mod errors;
-mod facts;
+
 #[cfg(test)]
 mod hostile;
 mod load;
@@ -27,9 +27,9 @@ mod tree;
 pub use crate::domain::decision::{
     Decision, MessagingType, Outcome, Reason, StepResult, Tag, TraceStep, Via,
 };
+pub use crate::domain::facts::{Facts, MarketingToken, RecentSend};
 pub use engine::{evaluate, window_open};
 pub use errors::{PolicyError, PolicyErrors};
-pub use facts::{Facts, MarketingToken, RecentSend};
 pub use load::DEFAULT_POLICY;
 pub use model::PolicySet;
 pub use testing::{run_policy_tests, CaseFailure, CasePass, TestReport};

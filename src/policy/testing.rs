@@ -16,7 +16,6 @@ use serde_json::{json, Value as Json};
 
 use super::engine::evaluate;
 use super::errors::{PolicyError, PolicyErrors};
-use super::facts::{Facts, MarketingToken, RecentSend};
 use super::model::{fmt_duration, PolicySet};
 use super::read::{
     boolean, get, integer, moment, parse_duration, parse_moment, required, string, strings, table,
@@ -25,6 +24,7 @@ use super::read::{
 use super::tree::{self, Entry, Lines, Node, Value};
 use crate::domain::bounds::{earlier, later};
 use crate::domain::decision::{Decision, MessagingType, Outcome, Reason, Tag, Via};
+use crate::domain::facts::{Facts, MarketingToken, RecentSend};
 use crate::domain::{
     Category, Content, OutboundMessage, Psid, Receipt, Recipient, Role, ShippingUpdate,
     UtilityTemplate,

@@ -188,7 +188,7 @@ async fn get_export(
         .map_err(|e| {
             // The status went out with the first chunk; all that is left is to cut the body
             // short, which the client sees as a broken transfer, and to say why here.
-            tracing::error!(error = %crate::error::error_chain(&e), "audit export failed");
+            tracing::error!(error = %crate::report::error_chain(&e), "audit export failed");
             actix_web::error::ErrorInternalServerError("audit export failed")
         });
     Ok(HttpResponse::Ok()

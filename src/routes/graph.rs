@@ -15,14 +15,14 @@ use serde_json::{json, Map, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::graph_error::GraphApiError;
+use super::graph_request::{
+    decode_params, GraphCommand, GraphSend, SendApiError, SendApiRecipient, SendApiRequest,
+    CREDENTIALS,
+};
 use super::schemas::{GraphError, GraphSendAnswer, GraphSendRequest};
 use super::AppState;
 use crate::auth::{bearer, Client, JwtKeys};
 use crate::domain::{Category, FieldError, PageId, Recipient};
-use crate::messenger::{
-    decode_params, GraphCommand, GraphSend, SendApiError, SendApiRecipient, SendApiRequest,
-    CREDENTIALS,
-};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(

@@ -25,11 +25,11 @@ use actix_web::{HttpResponse, ResponseError};
 use rand::distributions::{Alphanumeric, DistString};
 use serde_json::{json, Map, Value};
 
+use super::graph_request::SendApiError;
 use crate::app::{SendError, SenderActionError};
 use crate::domain::Category;
-use crate::error::error_chain;
-use crate::messenger::SendApiError;
 use crate::policy::{Decision, Reason};
+use crate::report::error_chain;
 use crate::store::StoreError;
 
 /// Graph's `error.type` for Send API errors.

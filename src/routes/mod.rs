@@ -11,6 +11,7 @@ mod event_endpoints;
 mod feed;
 mod graph;
 mod graph_error;
+mod graph_request;
 mod health;
 mod json;
 mod messages;

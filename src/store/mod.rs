@@ -37,14 +37,15 @@ use serde_json::Value;
 
 use crate::domain::audit::{AuditEntry, AuditHead, AuditKind, ChainItem, ChainPoint, Verification};
 use crate::domain::campaign::{Campaign, CampaignId};
+use crate::domain::decision::TraceStep;
 use crate::domain::endpoint::{
     AttemptStatus, DeliveryAttempt, DeliveryRound, EndpointRecord, PendingDelivery,
 };
+use crate::domain::facts::RecentSend;
 use crate::domain::lifecycle::Effects;
 use crate::domain::{
     Category, IdempotencyRecord, MessageId, MessageRecord, Psid, RecipientRecord, SendAnswer,
 };
-use crate::policy::{RecentSend, TraceStep};
 
 pub use self::postgres::{
     migrate, partition_of, redacted, LeaseSettings, OpenError, PgOptions, PgStore,

@@ -8,8 +8,8 @@ use deadpool_postgres::Transaction;
 
 use super::writes::{AcceptJob, Rows, UpdateJob};
 use super::{decode, PgStore, Prepared, StoreError};
+use crate::domain::decision::TraceStep;
 use crate::domain::{IdempotencyRecord, MessageId, MessageRecord};
-use crate::policy::TraceStep;
 use crate::store::{Accepted, MessageChange, Messages, MessagesChange, NewMessage};
 
 /// A message row read for a change, locked until the transaction ends.

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::writes::Rows;
 use super::{decode, encode, int8, uint, PgStore, Prepared, StoreError};
+use crate::domain::facts::RecentSend;
 use crate::domain::{Category, MessageId, RecipientRecord};
-use crate::policy::RecentSend;
 use crate::store::{ParkedId, RecipientChange, Recipients, SeenMid};
 
 #[async_trait]

@@ -18,9 +18,9 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{encode, uint, PgStore, Prepared, StoreError};
 use crate::domain::audit::{fresh_salt, AuditEntry};
+use crate::domain::decision::TraceStep;
 use crate::domain::lifecycle::{self, Effects, OutboxChange};
 use crate::domain::{IdempotencyRecord, MessageRecord};
-use crate::policy::TraceStep;
 use crate::store::{count_label, Accepted, MessageChange, NewMessage};
 
 /// Accepts per transaction, at most.

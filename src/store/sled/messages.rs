@@ -8,9 +8,9 @@ use std::collections::HashSet;
 
 use super::writer::Job;
 use super::{decode, encode, joined, millis, SledStore, StoreError, Tx, TxResult, T};
+use crate::domain::decision::TraceStep;
 use crate::domain::lifecycle::{self, Effects, OutboxChange};
 use crate::domain::{IdempotencyRecord, MessageId, MessageRecord};
-use crate::policy::TraceStep;
 use crate::store::{
     answered_message, erase_answer, Accepted, MessageChange, Messages, MessagesChange, NewMessage,
     PERSONAL_IN_ANSWER, TRACE_IN_ANSWER,
@@ -356,11 +356,11 @@ pub(crate) mod tests {
     use chrono::Duration;
 
     use super::*;
+    use crate::domain::decision::{Decision, Outcome, Reason, Via};
     use crate::domain::lifecycle::{self, Event};
     use crate::domain::{
         Acceptance, Category, Content, MessageStatus, Psid, Recipient, SendAnswer,
     };
-    use crate::policy::{Decision, Outcome, Reason, Via};
     use crate::store::{AuditLog, Engine, IdempotencyWrite, Outbox};
 
     fn record(due: DateTime<Utc>) -> MessageRecord {
@@ -430,7 +430,7 @@ pub(crate) mod tests {
     fn step(detail: &'static str) -> TraceStep {
         TraceStep {
             rule: "policies/default.toml#window.standard".into(),
-            result: crate::policy::StepResult::Pass,
+            result: crate::domain::decision::StepResult::Pass,
             detail: detail.into(),
         }
     }

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{decode, joined, millis, SledStore, StoreError, T};
+use crate::domain::facts::RecentSend;
 use crate::domain::{Category, MessageId, RecipientRecord};
-use crate::policy::RecentSend;
 use crate::store::{ParkedId, RecipientChange, Recipients, SeenMid};
 
 /// Parses a `Sends` key's tail: time (8 bytes) ++ message id.
