@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::domain::{Content, Receipt, Recipient, ShippingUpdate, UtilityTemplate};
-use crate::policy::{Decision, MessagingType};
+use crate::domain::decision::{Decision, MessagingType};
 
 /// Who the Send API call addresses.
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +96,7 @@ fn shipping(s: &ShippingUpdate) -> Value {
 mod tests {
     use super::*;
     use crate::domain::{Psid, ShippingStatus};
-    use crate::policy::{Outcome, Reason, Tag, Via};
+    use crate::domain::decision::{Outcome, Reason, Tag, Via};
 
     fn decision(kind: MessagingType, template: Option<UtilityTemplate>) -> Decision {
         Decision {
