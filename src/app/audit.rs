@@ -304,6 +304,24 @@ pub struct Retention {
 }
 
 impl Herald {
+    /// The entries matching `filter`, encoded as `format`, a page at a time (see [`export`]).
+    pub fn export_audit(
+        &self,
+        filter: AuditFilter,
+        format: ExportFormat,
+    ) -> impl Stream<Item = Result<Vec<u8>, StoreError>> {
+        export(Arc::clone(&self.store.audit), filter, format)
+    }
+
+    /// Walks the audit chain, and checks it against a checkpoint when one is given (see
+    /// [`verify`]).
+    pub async fn verify_audit(
+        &self,
+        point: Option<&ChainPoint>,
+    ) -> Result<Verification, StoreError> {
+        verify(self.store.audit.as_ref(), point).await
+    }
+
     /// A page of the audit log, in `order`.
     pub async fn audit(
         &self,

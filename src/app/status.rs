@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{CommandError, Herald};
 use crate::domain::audit::AuditKind;
 use crate::domain::bounds;
+use crate::metrics::StoredState;
 use crate::store::{AuditCursor, AuditFilter, AuditOrder};
 
 /// How far back "the last hour" reaches.
@@ -63,6 +64,26 @@ pub struct RecentDeliveries {
 }
 
 impl Herald {
+    /// What `GET /metrics` reports from the store: the outbox, campaigns, event endpoints.
+    pub async fn stored_state(&self) -> Result<StoredState, CommandError> {
+        let now = self.clock.now();
+        let oldest_due_seconds = match self.store.outbox.next_due().await? {
+            Some(due) if due < now => (now - due).num_milliseconds() as f64 / 1000.0,
+            _ => 0.0,
+        };
+        Ok(StoredState {
+            outbox_depth: self.store.outbox.outbox_len().await?,
+            oldest_due_seconds,
+            campaigns: self.campaign_progress().await?,
+            endpoints: self
+                .endpoint_health()
+                .await?
+                .into_iter()
+                .map(|h| (h.id, h.retrying, h.oldest_undelivered_seconds))
+                .collect(),
+        })
+    }
+
     /// The figures of the operator's status page.
     pub async fn operator_status(&self) -> Result<OperatorStatus, CommandError> {
         let now = self.clock.now();

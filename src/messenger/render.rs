@@ -2,8 +2,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::domain::{Content, Receipt, Recipient, ShippingUpdate, UtilityTemplate};
 use crate::domain::decision::{Decision, MessagingType};
+use crate::domain::{Content, Receipt, Recipient, ShippingUpdate, UtilityTemplate};
 
 /// Who the Send API call addresses.
 #[derive(Debug, Clone, Copy)]
@@ -95,8 +95,8 @@ fn shipping(s: &ShippingUpdate) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Psid, ShippingStatus};
     use crate::domain::decision::{Outcome, Reason, Tag, Via};
+    use crate::domain::{Psid, ShippingStatus};
 
     fn decision(kind: MessagingType, template: Option<UtilityTemplate>) -> Decision {
         Decision {

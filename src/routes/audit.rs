@@ -10,7 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::openapi::CommandProblems;
 use super::AppState;
-use crate::app::{export_audit, verify_audit, ExportFormat};
+use crate::app::ExportFormat;
 use crate::auth::Client;
 use crate::domain::audit::{AuditKind, ChainHead, ChainPoint};
 use crate::domain::{bounds, parse_time, Category, FieldError, Role, Violations};
@@ -183,7 +183,9 @@ async fn get_export(
         .unwrap_or("jsonl")
         .parse::<ExportFormat>()
         .map_err(|e| ApiError::Invalid(vec![FieldError::new("format", e)]))?;
-    let body = export_audit(state.herald.store.audit.clone(), filter, format)
+    let body = state
+        .herald
+        .export_audit(filter, format)
         .map_ok(web::Bytes::from)
         .map_err(|e| {
             // The status went out with the first chunk; all that is left is to cut the body
@@ -297,7 +299,7 @@ async fn get_verify(
     let point = query.point()?;
     // A checkpoint past the head is not refused: a log that lost its tail looks like that, and
     // verify says so (`ok: false`), as it does for an entry rewritten in place.
-    let verification = verify_audit(state.herald.store.audit.as_ref(), point.as_ref()).await?;
+    let verification = state.herald.verify_audit(point.as_ref()).await?;
     Ok(HttpResponse::Ok().json(verification))
 }
 

@@ -7,7 +7,6 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::AppState;
 use crate::error::ApiError;
-use crate::metrics::StoredState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(metrics);
@@ -26,22 +25,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let herald = &state.herald;
-    let now = herald.clock.now();
-    let oldest_due_seconds = match herald.store.outbox.next_due().await? {
-        Some(due) if due < now => (now - due).num_milliseconds() as f64 / 1000.0,
-        _ => 0.0,
-    };
-    let stored = StoredState {
-        outbox_depth: herald.store.outbox.outbox_len().await?,
-        oldest_due_seconds,
-        campaigns: herald.campaign_progress().await?,
-        endpoints: herald
-            .endpoint_health()
-            .await?
-            .into_iter()
-            .map(|h| (h.id, h.retrying, h.oldest_undelivered_seconds))
-            .collect(),
-    };
+    let stored = herald.stored_state().await?;
     let text = herald
         .metrics
         .render(&stored)
