@@ -115,17 +115,26 @@ impl EventDispatcher {
     /// again (at least once).
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let wake = Arc::clone(&self.herald.events_wake);
+        // The core pokes `events_wake` when an endpoint is made, changed or replayed on this
+        // instance: then the endpoints are read again and every lane looks. Otherwise lanes are
+        // woken only by a chain that grew (or their own retry timer), and the endpoints are read
+        // again once a second (another instance may have changed them).
+        let mut poked = true;
+        let mut endpoints_read = tokio::time::Instant::now();
         while !stop.is_cancelled() {
             self.herald.tasks.checkpoint(TASK_EVENTS);
-            if let Err(e) = self.reconcile(&stop).await {
-                tracing::warn!(error = %crate::report::error_chain(&e), "reading the event endpoints failed");
+            if poked || endpoints_read.elapsed() >= MAX_IDLE {
+                endpoints_read = tokio::time::Instant::now();
+                if let Err(e) = self.reconcile(&stop, poked).await {
+                    tracing::warn!(error = %crate::report::error_chain(&e), "reading the event endpoints failed");
+                }
             }
             self.watch_chains().await;
-            tokio::select! {
-                () = stop.cancelled() => {}
-                () = wake.notified() => {}
-                () = tokio::time::sleep(WATCH_EVERY) => {}
-            }
+            poked = tokio::select! {
+                () = stop.cancelled() => false,
+                () = wake.notified() => true,
+                () = tokio::time::sleep(WATCH_EVERY) => false,
+            };
         }
         let lanes: Vec<Lane> = self.lanes.lock().drain().map(|(_, lane)| lane).collect();
         for lane in lanes {
@@ -135,8 +144,12 @@ impl EventDispatcher {
     }
 
     /// Starts a lane for each enabled endpoint without one (again, after a panic), stops
-    /// those of endpoints deleted or disabled, and wakes the others.
-    async fn reconcile(self: &Arc<Self>, stop: &CancellationToken) -> Result<(), StoreError> {
+    /// those of endpoints deleted or disabled, and wakes the others when `wake_all`.
+    async fn reconcile(
+        self: &Arc<Self>,
+        stop: &CancellationToken,
+        wake_all: bool,
+    ) -> Result<(), StoreError> {
         let endpoints = self.herald.store.endpoints.endpoints().await?;
         let mut lanes = self.lanes.lock();
         lanes.retain(|id, lane| {
@@ -149,7 +162,9 @@ impl EventDispatcher {
         for endpoint in endpoints.iter().filter(|e| !e.disabled) {
             if let Some(lane) = lanes.get_mut(&endpoint.id) {
                 if !lane.task.is_finished() {
-                    lane.wake.notify_one();
+                    if wake_all {
+                        lane.wake.notify_one();
+                    }
                     continue;
                 }
                 if let Some(Err(e)) = (&mut lane.task).now_or_never() {
