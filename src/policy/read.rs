@@ -39,7 +39,7 @@ pub(crate) const TEST_OFFSET_MAX: Duration = Duration::days(5 * 366);
 pub(crate) struct Cx<'a> {
     pub display: &'a str,
     pub id_file: &'a str,
-    pub lines: Lines,
+    pub lines: Lines<'a>,
     pub errors: &'a mut Vec<PolicyError>,
 }
 

@@ -146,19 +146,16 @@ fn value_node(v: &toml_edit::Value) -> Node {
 
 /// Byte offsets → 1-based lines and columns for one source text.
 #[derive(Debug, Clone)]
-pub(crate) struct Lines {
-    text: String,
+pub(crate) struct Lines<'t> {
+    text: &'t str,
     starts: Vec<usize>,
 }
 
-impl Lines {
-    pub fn new(text: &str) -> Lines {
+impl<'t> Lines<'t> {
+    pub fn new(text: &'t str) -> Lines<'t> {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Lines {
-            text: text.to_owned(),
-            starts,
-        }
+        Lines { text, starts }
     }
 
     /// The 1-based line holding byte `offset`.
