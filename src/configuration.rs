@@ -47,6 +47,71 @@ pub struct Settings {
     /// Event endpoints: the business's systems Herald tells of what happened.
     #[serde(default)]
     pub events: EventsSettings,
+    /// The email fallback's SMTP server and sender; without it nothing goes by email.
+    #[serde(default)]
+    pub email: Option<EmailSettings>,
+}
+
+/// `[email]`: the fallback channel for transactional messages (API.md, "Email fallback").
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// `smtp://user:password@host:587` (STARTTLS when the server offers it; add `?tls=required`
+    /// to refuse a server that does not) or `smtps://…:465` (implicit TLS). A secret: it holds
+    /// the password.
+    pub smtp_url: SecretString,
+    /// The sender, `Shop <orders@shop.example>` or a bare address.
+    pub from: String,
+    /// Root certificates (PEM) to trust besides the public ones: for a relay inside the
+    /// business's network signed by its own authority.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// A folder whose templates replace the built-in ones, file by file (see `templates/email`).
+    #[serde(default)]
+    pub templates: Option<PathBuf>,
+    /// How long one SMTP conversation may take, in milliseconds.
+    #[serde(default = "default_smtp_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl EmailSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The checks that need no network; the SMTP client reads the URL in full when it is
+    /// built. Never repeats the URL: it holds the password.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = url::Url::parse(self.smtp_url.expose_secret()).map_err(|_| {
+            ConfigError::key(
+                "email.smtp_url",
+                "must be a URL such as smtp://user:password@smtp.example.com:587",
+            )
+        })?;
+        if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none_or(str::is_empty) {
+            return Err(ConfigError::key(
+                "email.smtp_url",
+                "must be smtp://host[:port] (STARTTLS) or smtps://host[:port] (implicit TLS)",
+            ));
+        }
+        if self.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::key(
+                "email.from",
+                "must be an address, such as \"Shop <orders@shop.example>\"",
+            ));
+        }
+        if !(100..=300_000).contains(&self.timeout_ms) {
+            return Err(ConfigError::key(
+                "email.timeout_ms",
+                "must be from 100 to 300000",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_smtp_timeout_ms() -> u64 {
+    15_000
 }
 
 /// `[events]`: delivering events to the business's own systems (API.md, "Events for business
@@ -600,6 +665,9 @@ impl Settings {
                 "events.concurrency",
                 "must be from 1 to 256",
             ));
+        }
+        if let Some(email) = &self.email {
+            email.validate()?;
         }
         if self.storage.backend == Backend::Postgres {
             if self.storage.url.is_none() {

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod configuration;
 pub mod delivery;
 pub mod domain;
+pub mod email;
 pub mod error;
 pub mod messenger;
 pub mod metrics;
