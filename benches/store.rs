@@ -52,6 +52,8 @@ fn record(i: usize) -> MessageRecord {
         utility_template: None,
         decision,
         status: MessageStatus::Queued,
+        channel: Default::default(),
+        fallback: None,
         not_before: Some(now),
         expires_at: None,
         attempts: Vec::new(),

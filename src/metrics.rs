@@ -29,6 +29,9 @@ pub struct Metrics {
     pub retries: IntCounter,
     /// Times the worker waited for a page's send rate.
     pub pacing_waits: IntCounter,
+    /// Pages whose Graph API has failed for `[fallback] outage_after` (their breaker is open),
+    /// as this instance last saw them.
+    pub pages_out: IntGauge,
     /// Webhook events by type (`message`, `postback`, `delivery`, `read`, `optin`, …).
     pub webhook_events: IntCounterVec,
     /// Background tasks restarted after a panic, by task (`worker`, `campaigns`, …).
@@ -114,6 +117,10 @@ impl Metrics {
                 "herald_pacing_waits_total",
                 "times a send waited for its page's send rate",
             )?,
+            pages_out: IntGauge::new(
+                "herald_pages_out",
+                "pages whose Graph API has failed for outage_after: their circuit breaker is open",
+            )?,
             webhook_events: IntCounterVec::new(
                 Opts::new(
                     "herald_webhook_events_total",
@@ -191,6 +198,7 @@ impl Metrics {
             Box::new(metrics.deliveries.clone()),
             Box::new(metrics.retries.clone()),
             Box::new(metrics.pacing_waits.clone()),
+            Box::new(metrics.pages_out.clone()),
             Box::new(metrics.webhook_events.clone()),
             Box::new(metrics.task_restarts.clone()),
             Box::new(metrics.webhook_ignored.clone()),
@@ -293,6 +301,7 @@ mod tests {
             r#"herald_event_endpoint_oldest_undelivered_age_seconds{endpoint="ep_1"} 7.5"#,
             "herald_delivery_retries_total 0",
             "herald_pacing_waits_total 0",
+            "herald_pages_out 0",
         ] {
             assert!(text.contains(line), "{line} in:\n{text}");
         }

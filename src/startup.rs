@@ -16,13 +16,15 @@ use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 
-use crate::app::{AuditConfig, CoreParts, Herald, Pages};
+use crate::app::{AuditConfig, CoreParts, EmailSetup, Herald, Pages};
 use crate::auth::{Client, JwtKeys};
+use crate::clients::Mailer;
 use crate::clock::{SharedClock, SystemClock};
 use crate::configuration::{Backend, Settings};
 use crate::delivery::{EventDispatcher, GraphClient, WebhookClient, Worker};
 use crate::domain::audit::Pseudonyms;
 use crate::domain::Role;
+use crate::email::EmailTemplates;
 use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::routes::openapi::{ApiDoc, ApiDocument};
@@ -129,6 +131,7 @@ impl Application {
         .context("cannot build the HTTP client")?;
         let webhooks = WebhookClient::new(settings.events.allow_private_networks)
             .context("cannot build the HTTP client for event endpoints")?;
+        let (email, mailer) = email_channel(settings)?;
         let herald = Arc::new(Herald::new(
             store,
             clock,
@@ -141,9 +144,15 @@ impl Application {
                 audit,
                 metrics,
                 webhooks,
+                email,
             },
         ));
-        let worker = Worker::new(Arc::clone(&herald), graph, settings.delivery.clone());
+        let worker = Worker::new(
+            Arc::clone(&herald),
+            graph,
+            mailer,
+            settings.delivery.clone(),
+        );
         let dispatcher = EventDispatcher::new(Arc::clone(&herald), &settings.events);
         let secret = |s: &Option<SecretString>| s.clone().unwrap_or_else(|| SecretString::from(""));
         let keys = Arc::new(JwtKeys::new(
@@ -476,4 +485,29 @@ async fn background_work(herald: Arc<Herald>, stop: CancellationToken) {
             Err(e) => tracing::warn!(error = %e, "retrying parked webhook events failed"),
         }
     }
+}
+
+/// The email fallback's parts, when `[email]` is configured: the templates (read and tried
+/// now, so that a broken template stops start-up rather than the first fallback) and the SMTP
+/// client.
+fn email_channel(settings: &Settings) -> anyhow::Result<(Option<EmailSetup>, Option<Mailer>)> {
+    let Some(email) = &settings.email else {
+        return Ok((None, None));
+    };
+    let templates = EmailTemplates::load(email.templates.as_deref())
+        .map_err(|e| anyhow::anyhow!("email.templates: {e}"))?;
+    let sender_name = email
+        .from
+        .parse::<lettre::message::Mailbox>()
+        .ok()
+        .and_then(|m| m.name)
+        .filter(|n| !n.trim().is_empty());
+    let mailer = Mailer::new(email)?;
+    Ok((
+        Some(EmailSetup {
+            templates,
+            sender_name,
+        }),
+        Some(mailer),
+    ))
 }

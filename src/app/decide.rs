@@ -63,7 +63,7 @@ impl Herald {
 }
 
 /// The pure part: a recipient record seen as facts.
-fn facts_from(
+pub(super) fn facts_from(
     record: &RecipientRecord,
     recent_sends: Vec<RecentSend>,
     page_region: Option<&str>,

@@ -9,19 +9,21 @@
 //!   worker ── prepare_delivery ──► Ready (record, body, token) ──► pace, Graph API
 //!     │                                                              │
 //!     └── sent / retry_later / settle_failure ◄──────────────────────┘
+//!                                   └─ Messenger cannot take it: email? (`fallback.rs`)
 //! ```
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
+use super::fallback::ReadyEmail;
 use super::Herald;
 use crate::domain::campaign::CampaignStatus;
 use crate::domain::lifecycle::{self, Event};
 use crate::domain::recipient::{self, Change};
 use crate::domain::{
-    bounds, Attempt, AttemptOutcome, MessageId, MessageRecord, MessageStatus, OutboundMessage,
-    TokenStatus,
+    bounds, Attempt, AttemptOutcome, Channel, MessageId, MessageRecord, MessageStatus,
+    OutboundMessage, TokenStatus,
 };
 use crate::messenger::{render, ErrorClass, RenderTarget};
 use crate::policy::{Outcome, Via};
@@ -61,6 +63,8 @@ pub struct Ready {
 /// What the worker does with a claimed message.
 pub enum Prepared {
     Send(Box<Ready>),
+    /// It goes by email (Messenger could not take it).
+    Email(Box<ReadyEmail>),
     /// Nothing to send: what became of it.
     Done(Processed),
 }
@@ -122,6 +126,9 @@ impl Herald {
                 Some(c) => respect_quiet_hours = c.respect_quiet_hours,
                 None => {}
             }
+        }
+        if record.channel == Channel::Email {
+            return self.prepare_email(record, now).await;
         }
         let Some(page) = self.pages.get(&record.page_id) else {
             let failed = self.fail_for(&record, now, "the page is no longer configured");
@@ -246,18 +253,17 @@ impl Herald {
         why: &str,
     ) -> Result<Processed, StoreError> {
         let attempt = Attempt {
-            at: now,
-            outcome: AttemptOutcome::Failed,
-            http_status: None,
-            graph_error: None,
             error: Some(why.to_owned()),
-            next_attempt_at: None,
+            ..Attempt::by(record.channel, now, AttemptOutcome::Failed)
         };
-        self.settle_failure(record, attempt, ErrorClass::Permanent)
-            .await
+        self.change_message(&record.id, Event::AttemptFailed(attempt), now)
+            .await?;
+        self.metrics.delivery("failed", None);
+        Ok(Processed::Failed)
     }
 
-    /// Marks the message failed, and learns what the error says about the recipient.
+    /// Messenger's answer was final: the message goes by email if the fallback allows it, and
+    /// fails otherwise; either way Herald learns what the error says about the recipient.
     pub(crate) async fn settle_failure(
         &self,
         record: &MessageRecord,
@@ -270,9 +276,10 @@ impl Herald {
         }
         let code = attempt.graph_error.as_ref().map(|e| e.code);
         let error = attempt.graph_error.clone();
-        self.change_message(&record.id, Event::AttemptFailed(attempt), now)
-            .await?;
-        self.metrics.delivery("failed", code);
+        let processed = self.fall_back_or_fail(record, attempt).await?;
+        if processed == Processed::Failed {
+            self.metrics.delivery("failed", code);
+        }
         let key = record.recipient.key();
         match class {
             ErrorClass::Unreachable => {
@@ -297,6 +304,6 @@ impl Herald {
             }
             _ => {}
         }
-        Ok(Processed::Failed)
+        Ok(processed)
     }
 }

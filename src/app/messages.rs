@@ -6,7 +6,9 @@ use serde::Serialize;
 use super::{CommandError, Herald};
 use crate::domain::lifecycle::{self, Event, MessageStatus};
 use crate::domain::Client;
-use crate::domain::{Attempt, Category, MessageId, MessageRecord, Recipient, Role, StatusChange};
+use crate::domain::{
+    Attempt, Category, Channel, MessageId, MessageRecord, Recipient, Role, StatusChange,
+};
 use crate::policy::Decision;
 
 /// A message as its sender, a compliance officer or an admin sees it.
@@ -24,6 +26,12 @@ pub struct MessageView {
     pub expires_at: Option<DateTime<Utc>>,
     /// The latest decision, with its trace.
     pub decision: Decision,
+    /// The way it goes (or went): `messenger`, or `email` when Messenger could not take it.
+    pub channel: Channel,
+    /// The email fallback's decision, with its trace, when Messenger could not take the
+    /// message and `[email]` is configured: `allow` (it goes by email) or `deny` (why not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Decision>,
     pub attempts: Vec<Attempt>,
     pub graph_message_id: Option<String>,
     pub history: Vec<StatusChange>,
@@ -124,6 +132,8 @@ impl Herald {
             created_at: record.created_at,
             expires_at: record.expires_at,
             decision,
+            channel: record.channel,
+            fallback: record.fallback,
             attempts: record.attempts,
             graph_message_id: record.graph_message_id,
             history: record.history,

@@ -18,6 +18,7 @@ mod decide;
 mod deliver;
 mod errors;
 mod events;
+mod fallback;
 mod feed;
 mod messages;
 mod pages;
@@ -44,6 +45,7 @@ pub(crate) use deliver::Prepared;
 pub use deliver::Processed;
 pub use errors::{CommandError, SendError, WebhookError};
 pub use events::{EndpointHealth, EndpointPatch, EndpointView, NewEndpoint, Replay, TEST_EVENT};
+pub use fallback::{EmailSetup, ReadyEmail};
 pub use feed::{FeedPage, FeedQuery, FeedStart, FEED_DEFAULT_LIMIT, FEED_MAX_LIMIT};
 pub use messages::MessageView;
 pub use pages::{Page, Pages};
@@ -96,6 +98,8 @@ pub struct Herald {
     policy_generation: std::sync::atomic::AtomicI64,
     /// A reload made here that the other instances have not been told of yet.
     unpublished: parking_lot::Mutex<Option<String>>,
+    /// The email fallback's templates and sender, when `[email]` is configured.
+    email: Option<EmailSetup>,
     /// Keys the recipient pseudonyms in logs; random per process, so a log line cannot be
     /// turned back into a PSID by hashing candidate PSIDs.
     log_key: [u8; 32],
@@ -136,6 +140,8 @@ pub struct CoreParts {
     pub metrics: Arc<Metrics>,
     /// Posts events to the business's endpoints.
     pub webhooks: WebhookClient,
+    /// The email fallback's templates, when `[email]` is configured.
+    pub email: Option<EmailSetup>,
 }
 
 impl Herald {
@@ -148,6 +154,7 @@ impl Herald {
             audit,
             metrics,
             webhooks,
+            email,
         } = parts;
         let tasks = Supervisor::new(metrics.task_restarts.clone());
         Herald {
@@ -168,6 +175,7 @@ impl Herald {
             graph,
             audit,
             metrics,
+            email,
             log_key: rand::random(),
         }
     }

@@ -226,6 +226,8 @@ fn new_record(
         utility_template: message.utility_template,
         decision,
         status,
+        channel: crate::domain::Channel::Messenger,
+        fallback: None,
         not_before,
         expires_at: Some(expires_at),
         attempts: Vec::new(),

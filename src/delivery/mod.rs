@@ -1,6 +1,8 @@
-//! Delivery: the worker that empties the outbox into the Graph Send API, and the dispatcher
-//! that tells the business's event endpoints what happened.
+//! Delivery: the worker that empties the outbox into the Graph Send API (or, when Messenger
+//! cannot take a message, the SMTP server; each page behind a circuit breaker), and the
+//! dispatcher that tells the business's event endpoints what happened.
 
+mod breaker;
 pub mod events;
 mod retry;
 mod worker;

@@ -39,10 +39,12 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::breaker::{Breakers, Gate};
 use super::{retry_delay, GraphClient, SendFailure};
-use crate::app::{Herald, Prepared, Processed};
+use crate::app::{Herald, Prepared, Processed, ReadyEmail};
+use crate::clients::{Mailer, SmtpFailure};
 use crate::configuration::DeliverySettings;
-use crate::domain::{Attempt, AttemptOutcome, MessageId, MessageRecord};
+use crate::domain::{Attempt, AttemptOutcome, Channel, MessageId, MessageRecord};
 use crate::messenger::ErrorClass;
 use crate::store::StoreError;
 use crate::supervisor::{TASK_DELIVERY, TASK_WORKER};
@@ -89,6 +91,11 @@ impl Drop for InFlight {
 pub struct Worker {
     herald: Arc<Herald>,
     graph: GraphClient,
+    /// The email fallback's SMTP client, when `[email]` is configured.
+    mailer: Option<Mailer>,
+    /// Each page's circuit breaker: a page whose Graph API keeps failing is left alone but
+    /// for a probe now and then.
+    breakers: Breakers,
     settings: DeliverySettings,
     pacer: Pacer,
     permits: Arc<Semaphore>,
@@ -165,11 +172,18 @@ fn page_quota(per_second: u32) -> Quota {
 }
 
 impl Worker {
-    pub fn new(herald: Arc<Herald>, graph: GraphClient, settings: DeliverySettings) -> Arc<Worker> {
+    pub fn new(
+        herald: Arc<Herald>,
+        graph: GraphClient,
+        mailer: Option<Mailer>,
+        settings: DeliverySettings,
+    ) -> Arc<Worker> {
         let pacer = Pacer::new(herald.policy().page_rate_per_second());
         Arc::new(Worker {
             herald,
             graph,
+            mailer,
+            breakers: Breakers::default(),
             permits: Arc::new(Semaphore::new(settings.concurrency)),
             settings,
             pacer,
@@ -482,6 +496,7 @@ impl Worker {
         let now = self.now();
         let ready = match self.herald.prepare_delivery(id, now).await? {
             Prepared::Send(ready) => ready,
+            Prepared::Email(ready) => return self.email(&ready).await,
             Prepared::Done(processed) => return Ok(processed),
         };
         let record = &ready.record;
@@ -493,6 +508,21 @@ impl Worker {
             .copied();
         if let Some(until) = paused_until.filter(|u| *u > now) {
             return self.herald.postpone(id, until, now).await;
+        }
+        let outage_after = self.herald.policy().outage_after();
+        let gate = self.breakers.gate(&record.page_id, now, outage_after);
+        self.count_pages_out(now);
+        if let Gate::Open { since, next_probe } = gate {
+            // The page's Graph API is out: email if the fallback allows it, else wait for the
+            // next probe (holding the person's lane).
+            if self
+                .herald
+                .fall_back_on_outage(record, None, since, now)
+                .await?
+            {
+                return Ok(Processed::Retrying);
+            }
+            return self.herald.postpone(id, next_probe, now).await;
         }
         let per_second = self.herald.policy().page_rate_per_second();
         let limiter = self.pacer.limiter(per_second);
@@ -517,19 +547,100 @@ impl Worker {
             .send(record.page_id.as_str(), &ready.access_token, &ready.body)
             .await
         {
-            Ok(sent) => self.herald.sent(&ready, sent.message_id, self.now()).await,
+            Ok(sent) => {
+                self.graph_answered(record);
+                self.herald.sent(&ready, sent.message_id, self.now()).await
+            }
             Err(failure) => self.failed(record, failure).await,
         }
     }
 
+    /// The Graph API answered a send to the record's page (even with a refusal): it is up.
+    fn graph_answered(&self, record: &MessageRecord) {
+        if self.breakers.answered(&record.page_id) {
+            tracing::info!(page = %record.page_id, "the page's Graph API answers again");
+            self.count_pages_out(self.now());
+        }
+    }
+
+    /// Sets the metric of pages whose breaker is open.
+    fn count_pages_out(&self, now: DateTime<Utc>) {
+        let outage_after = self.herald.policy().outage_after();
+        let out = self.breakers.open_pages(now, outage_after);
+        self.herald
+            .metrics
+            .pages_out
+            .set(i64::try_from(out).unwrap_or(i64::MAX));
+    }
+
+    /// Hands a message on channel email to the SMTP server; a failure is tried again like a
+    /// Graph failure (the delivery settings' back-off and `max_attempts`, counting email tries).
+    async fn email(&self, ready: &ReadyEmail) -> Result<Processed, StoreError> {
+        let failure = match &self.mailer {
+            Some(mailer) => match mailer.send(&ready.email).await {
+                Ok(accepted) => {
+                    return self.herald.emailed(ready, accepted.reply, self.now()).await
+                }
+                Err(failure) => failure,
+            },
+            None => SmtpFailure {
+                transient: false,
+                code: None,
+                detail: "no SMTP server is configured ([email])".into(),
+            },
+        };
+        let now = self.now();
+        let record = &ready.record;
+        let tries = record
+            .attempts
+            .iter()
+            .filter(|a| a.channel == Channel::Email)
+            .count();
+        let tries = u32::try_from(tries).unwrap_or(u32::MAX).saturating_add(1);
+        let retry_at = (failure.transient && tries < self.settings.max_attempts).then(|| {
+            let delay = retry_delay(
+                tries,
+                self.settings.retry_base(),
+                self.settings.retry_max(),
+                None,
+            );
+            crate::domain::bounds::later_std(now, delay)
+        });
+        let code = failure.code.map(|c| format!(" {c}")).unwrap_or_default();
+        let attempt = Attempt {
+            error: Some(format!("smtp{code}: {}", failure.detail)),
+            next_attempt_at: retry_at,
+            ..Attempt::by(
+                Channel::Email,
+                now,
+                if retry_at.is_some() {
+                    AttemptOutcome::Retry
+                } else {
+                    AttemptOutcome::Failed
+                },
+            )
+        };
+        if let Some(next) = retry_at {
+            self.expect_back(next);
+        }
+        tracing::warn!(message_id = %record.id, error = ?attempt.error, "the SMTP server did not take an email");
+        self.herald.email_failed(record, attempt).await
+    }
+
     /// A try failed: when (and whether) to try again is the delivery settings' and the
-    /// answer's (`Retry-After`); a rate limit holds the whole page back.
+    /// answer's (`Retry-After`); a rate limit holds the whole page back; a page that keeps
+    /// failing transiently is out (its breaker), and what may go by email goes by email.
     async fn failed(
         &self,
         record: &MessageRecord,
         failure: SendFailure,
     ) -> Result<Processed, StoreError> {
         let now = self.now();
+        if failure.class == ErrorClass::Transient {
+            self.breakers.failed(&record.page_id, now);
+        } else {
+            self.graph_answered(record);
+        }
         let attempts = u32::try_from(record.attempts.len()).unwrap_or(u32::MAX) + 1;
         let retryable = matches!(
             failure.class,
@@ -559,7 +670,26 @@ impl Worker {
             graph_error: failure.graph_error.as_ref().map(|e| e.record()),
             error: Some(format!("{}: {}", failure.class.as_str(), failure.detail)),
             next_attempt_at: retry_at,
+            channel: crate::domain::Channel::Messenger,
+            reply: None,
         };
+        let outage_after = self.herald.policy().outage_after();
+        let out_since = self.breakers.open_since(&record.page_id, now, outage_after);
+        if let (Some(since), Some(_)) = (out_since, retry_at) {
+            // The page is out: rather than wait for a retry that would likely fail too, the
+            // message goes by email if the fallback allows it.
+            let attempt = Attempt {
+                outcome: AttemptOutcome::Failed,
+                next_attempt_at: None,
+                ..attempt.clone()
+            };
+            let fell_back = self
+                .herald
+                .fall_back_on_outage(record, Some(attempt), since, now);
+            if fell_back.await? {
+                return Ok(Processed::Retrying);
+            }
+        }
         if let Some(next) = retry_at {
             // Only retries wake the loop at their time: a campaign's message stepping back
             // from a full page is looked at again with the next finished send, so that it does

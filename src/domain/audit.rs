@@ -111,6 +111,9 @@ pub struct Personal {
     /// `format: "messenger"` endpoints the body Messenger posted and its signature).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<Value>,
+    /// The address an email try went to (email fallback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     /// Random, given when the entry is sealed: without it the sha256 of a short value (a PSID)
     /// would give the value away once it is erased.
     #[serde(default)]
@@ -215,6 +218,10 @@ pub struct AuditEntry {
     /// That consent's source: `api`, `plugin`, `referral`, `user_message`, …
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consent_source: Option<String>,
+    /// Tries, statuses and decisions about the email fallback: `email` (left out for
+    /// Messenger, as on every entry written before email existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// Free words: the consent's source and scope, the attempt's error, …
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -321,6 +328,7 @@ impl AuditEntry {
         AuditEntry {
             status: Some(status),
             graph_message_id: message.graph_message_id.clone(),
+            channel: (!message.channel.is_messenger()).then(|| message.channel.as_str().to_owned()),
             ..AuditEntry::about(AuditKind::Status, message, at)
         }
     }

@@ -61,6 +61,10 @@ pub enum Reason {
     FrequencyCap,
     /// Outside the sending hours in the recipient's time zone (`defer`).
     QuietHours,
+    /// Email fallback: the policy does not let this category go by email (`[fallback] email`).
+    NotForEmail,
+    /// Email fallback: no email address is on the person's consent.
+    NoEmailAddress,
 }
 
 impl Reason {
@@ -80,6 +84,8 @@ impl Reason {
             Reason::MarketingTokenCooldown => "marketing_token_cooldown",
             Reason::FrequencyCap => "frequency_cap",
             Reason::QuietHours => "quiet_hours",
+            Reason::NotForEmail => "not_for_email",
+            Reason::NoEmailAddress => "no_email_address",
         }
     }
 }

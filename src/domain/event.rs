@@ -164,6 +164,9 @@ pub fn event_at(entry: &AuditEntry, reference: EventRef) -> Option<Event> {
 fn kinds_and_data(entry: &AuditEntry) -> Vec<(String, Value)> {
     let outcome = entry.outcome.as_deref().unwrap_or_default();
     let kind = match entry.kind {
+        // The email fallback's decision is no news of its own: the message was queued before,
+        // and what it leads to is told by `message.sent` (channel email) or `message.failed`.
+        AuditKind::Decision if entry.channel.is_some() => None,
         AuditKind::Decision => match outcome {
             "allow" => Some("message.queued"),
             "deny" => Some("message.denied"),
@@ -270,7 +273,11 @@ fn message_data(entry: &AuditEntry, kind: &str) -> Value {
     let mut map = Map::new();
     put(&mut map, "id", entry.message_id.as_deref());
     put(&mut map, "status", Some(status));
-    put(&mut map, "channel", Some("messenger"));
+    put(
+        &mut map,
+        "channel",
+        Some(entry.channel.as_deref().unwrap_or("messenger")),
+    );
     if let Some(key) = entry.recipient() {
         let recipient = match key.strip_prefix("user_ref:") {
             Some(user_ref) => json!({ "user_ref": user_ref }),
@@ -398,6 +405,20 @@ mod tests {
         assert_eq!(sent.data["status"], "sent");
         assert_eq!(sent.data["recipient"]["id"], "5551");
         assert_eq!(sent.data["channel"], "messenger");
+    }
+
+    #[test]
+    fn a_message_sent_by_email_says_so_and_the_fallback_decision_is_no_event() {
+        let mut e = entry(AuditKind::Status, None, Some(MessageStatus::Sent));
+        e.channel = Some("email".into());
+        let sent = &events_of(&e)[0];
+        assert_eq!(sent.kind, "message.sent");
+        assert_eq!(sent.data["channel"], "email");
+        for outcome in ["allow", "deny"] {
+            let mut decision = entry(AuditKind::Decision, Some(outcome), None);
+            decision.channel = Some("email".into());
+            assert!(events_of(&decision).is_empty(), "{outcome}");
+        }
     }
 
     #[test]

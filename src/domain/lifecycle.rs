@@ -9,7 +9,10 @@
 //!            ├─► queued ◄───────────────────────────────────┘
 //!            │     ├── the Graph API took it ──► sent ── delivery ──► delivered ── read ──► read
 //!            │     ├── transient error: stays queued, tried again later      └──── read ─────┘
-//!            │     └── permanent error, or the last attempt ──► failed
+//!            │     ├── permanent error, or the last attempt ──► failed
+//!            │     └── Messenger cannot take it, the fallback allows email: stays queued,
+//!            │           channel email ── the SMTP server took it ──► sent (no receipts)
+//!            │                          └─ SMTP fails: retried, then failed
 //!            └─► denied
 //!   queued | deferred ── cancel ──► cancelled          queued | deferred ── expired ──► expired
 //! ```
@@ -30,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::{AuditEntry, AuditKind};
 use super::decision::{Decision, Outcome, TraceStep};
-use super::records::{Attempt, AttemptOutcome, MessageRecord, StatusChange};
+use super::records::{Attempt, AttemptOutcome, Channel, MessageRecord, StatusChange};
 use super::Content;
 
 /// Where a message is in its life.
@@ -153,6 +156,23 @@ pub enum Event {
     SetAside(DateTime<Utc>),
     /// The Graph API took the message.
     Sent { graph_message_id: String },
+    /// Messenger cannot take the message and the email fallback allows it to go by email:
+    /// `attempt` is the try at Messenger that said so (none when the page's Graph API is out),
+    /// `decision` the fallback's, with its trace. It stays queued, due now, on channel email.
+    FallBack {
+        attempt: Option<Attempt>,
+        decision: Decision,
+    },
+    /// Messenger cannot take the message and the email fallback does not allow email: the
+    /// try fails the message as [`Event::AttemptFailed`] would, and the fallback's decision is
+    /// kept and audited, saying why not.
+    NoFallback {
+        attempt: Attempt,
+        decision: Decision,
+    },
+    /// The SMTP server took the message (`attempt` holds its reply) for the address `to`, which
+    /// the audit log keeps among the person's erasable values.
+    Emailed { attempt: Attempt, to: String },
     /// A try at the Graph API failed: `Retry` attempts come back, `Failed` ones settle it.
     AttemptFailed(Attempt),
     /// A delivery or read receipt.
@@ -295,15 +315,50 @@ pub fn apply(
             record.graph_message_id = Some(graph_message_id);
             record.sent_at = Some(at);
             let attempt = Attempt {
-                at,
-                outcome: AttemptOutcome::Sent,
                 http_status: Some(200),
-                graph_error: None,
-                error: None,
-                next_attempt_at: None,
+                ..Attempt::messenger(at, AttemptOutcome::Sent)
             };
             let mut effects = Effects::new(OutboxChange::Remove);
             effects.audit.push(attempt_entry(record, &attempt));
+            record.attempts.push(attempt);
+            move_to(record, MessageStatus::Sent, at, &mut effects);
+            Ok(effects)
+        }
+        Event::FallBack { attempt, decision } => {
+            if from != MessageStatus::Queued || record.channel == Channel::Email {
+                return refuse("sent by email");
+            }
+            let mut effects = Effects::retry_at(record, at);
+            if let Some(attempt) = attempt {
+                effects.audit.push(attempt_entry(record, &attempt));
+                record.attempts.push(attempt);
+            }
+            record.channel = Channel::Email;
+            record.not_before = Some(at);
+            effects.audit.push(fallback_entry(record, &decision, at));
+            record.fallback = Some(decision);
+            Ok(effects)
+        }
+        Event::NoFallback { attempt, decision } => {
+            let entry = fallback_entry(record, &decision, at);
+            let mut effects = apply(record, Event::AttemptFailed(attempt), at)?;
+            // Before the status entry: the refusal is why the message failed.
+            let place = effects.audit.len().saturating_sub(1);
+            effects.audit.insert(place, entry);
+            record.fallback = Some(decision);
+            Ok(effects)
+        }
+        Event::Emailed { attempt, to } => {
+            if from != MessageStatus::Queued || record.channel != Channel::Email {
+                return refuse("emailed");
+            }
+            record.sent_at = Some(at);
+            let mut effects = Effects::new(OutboxChange::Remove);
+            let mut entry = attempt_entry(record, &attempt);
+            if let Some(personal) = entry.personal.as_mut() {
+                personal.email = Some(to);
+            }
+            effects.audit.push(entry);
             record.attempts.push(attempt);
             move_to(record, MessageStatus::Sent, at, &mut effects);
             Ok(effects)
@@ -333,6 +388,8 @@ pub fn apply(
                 }
             }
         }
+        // Messenger's receipts speak of Messenger's messages: an email has none.
+        Event::Receipt(_) if record.channel == Channel::Email => refuse("moved by this receipt"),
         Event::Receipt(receipt) => {
             let named = record
                 .graph_message_id
@@ -424,8 +481,32 @@ fn due_by_expiry(record: &MessageRecord, wanted: DateTime<Utc>) -> DateTime<Utc>
     record.expires_at.map_or(wanted, |e| e.min(wanted))
 }
 
+/// The email fallback's decision, audited as a decision on channel email.
+fn fallback_entry(record: &MessageRecord, decision: &Decision, at: DateTime<Utc>) -> AuditEntry {
+    let deciding = decision
+        .trace
+        .iter()
+        .rev()
+        .find(|s| s.rule == decision.rule)
+        .map(|s| s.detail.to_string());
+    AuditEntry {
+        channel: Some(Channel::Email.as_str().to_owned()),
+        detail: deciding,
+        ..AuditEntry::decision(record, decision, at)
+    }
+}
+
 fn attempt_entry(record: &MessageRecord, attempt: &Attempt) -> AuditEntry {
     let decision = &record.decision;
+    if attempt.channel == Channel::Email {
+        return AuditEntry {
+            outcome: Some(attempt.outcome.as_str().to_owned()),
+            policy_version: Some(decision.policy_version.clone()),
+            channel: Some(Channel::Email.as_str().to_owned()),
+            detail: attempt.reply.clone().or_else(|| attempt.error.clone()),
+            ..AuditEntry::about(AuditKind::Attempt, record, attempt.at)
+        };
+    }
     AuditEntry {
         outcome: Some(attempt.outcome.as_str().to_owned()),
         policy_version: Some(decision.policy_version.clone()),
@@ -488,6 +569,8 @@ mod tests {
             utility_template: None,
             decision,
             status,
+            channel: Default::default(),
+            fallback: None,
             not_before,
             expires_at: None,
             attempts: Vec::new(),
@@ -666,6 +749,8 @@ mod tests {
             }),
             error: Some("transient".into()),
             next_attempt_at: Some(now + Duration::seconds(5)),
+            channel: Default::default(),
+            reply: None,
         };
         let effects = apply(&mut m, Event::AttemptFailed(retry.clone()), now).expect("retry");
         assert_eq!(
@@ -676,6 +761,8 @@ mod tests {
         let last = Attempt {
             outcome: AttemptOutcome::Failed,
             next_attempt_at: None,
+            channel: Default::default(),
+            reply: None,
             ..retry
         };
         let effects = apply(&mut m, Event::AttemptFailed(last), now).expect("failed");
@@ -698,6 +785,8 @@ mod tests {
             graph_error: None,
             error: Some("transient".into()),
             next_attempt_at: Some(soon),
+            channel: Default::default(),
+            reply: None,
         };
         let effects = apply(&mut m, Event::AttemptFailed(retry), now).expect("retry");
         assert!(

@@ -32,9 +32,9 @@ pub use message::{
 pub use receipt::{Receipt, ReceiptAddress, ReceiptAdjustment, ReceiptElement, ReceiptSummary};
 pub use recipient::Recipient;
 pub use records::{
-    Acceptance, Attempt, AttemptOutcome, Attribution, ConsentAction, ConsentEvent, ConsentRef,
-    Erasure, GraphErrorRecord, IdempotencyRecord, MessageRecord, RecipientRecord, SendAnswer,
-    StatusChange, TokenRecord, TokenStatus,
+    Acceptance, Attempt, AttemptOutcome, Attribution, Channel, ConsentAction, ConsentEvent,
+    ConsentRef, Erasure, GraphErrorRecord, IdempotencyRecord, MessageRecord, RecipientRecord,
+    SendAnswer, StatusChange, TokenRecord, TokenStatus,
 };
 pub use shipping::{ShippingStatus, ShippingUpdate};
 

@@ -29,6 +29,38 @@ pub struct GraphErrorRecord {
     pub message: Option<String>,
 }
 
+/// The way a message went, or a try was made: Messenger, or email when Messenger could not take
+/// it (API.md, "Email fallback").
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    #[default]
+    Messenger,
+    Email,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Messenger => "messenger",
+            Channel::Email => "email",
+        }
+    }
+
+    /// Messenger, which records leave out (every record written before email existed).
+    pub fn is_messenger(&self) -> bool {
+        *self == Channel::Messenger
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How one try at the Graph API ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -51,10 +83,13 @@ impl AttemptOutcome {
     }
 }
 
-/// One try at handing a message to the Graph API.
+/// One try at handing a message to the Graph API, or to the SMTP server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub at: DateTime<Utc>,
+    /// Which way the try went (left out for Messenger).
+    #[serde(default, skip_serializing_if = "Channel::is_messenger")]
+    pub channel: Channel,
     pub outcome: AttemptOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
@@ -64,6 +99,30 @@ pub struct Attempt {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// An email try: the SMTP server's reply, such as `250 2.0.0 Ok: queued as 4F2A1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+}
+
+impl Attempt {
+    /// A try at Messenger that ended with `outcome`; the caller fills in what the answer said.
+    pub fn messenger(at: DateTime<Utc>, outcome: AttemptOutcome) -> Attempt {
+        Attempt::by(Channel::Messenger, at, outcome)
+    }
+
+    /// A try on `channel` that ended with `outcome`.
+    pub fn by(channel: Channel, at: DateTime<Utc>, outcome: AttemptOutcome) -> Attempt {
+        Attempt {
+            at,
+            channel,
+            outcome,
+            http_status: None,
+            graph_error: None,
+            error: None,
+            next_attempt_at: None,
+            reply: None,
+        }
+    }
 }
 
 /// Everything Herald knows about one message.
@@ -83,6 +142,13 @@ pub struct MessageRecord {
     pub utility_template: Option<UtilityTemplate>,
     pub decision: Decision,
     pub status: MessageStatus,
+    /// The way it goes: Messenger, or email once Messenger could not take it.
+    #[serde(default, skip_serializing_if = "Channel::is_messenger")]
+    pub channel: Channel,
+    /// The email fallback's decision, when Messenger could not take it and `[email]` is
+    /// configured: allowed (it goes by email) or denied (it failed), with its trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Decision>,
     /// When it may go out (for queued and deferred messages).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_before: Option<DateTime<Utc>>,

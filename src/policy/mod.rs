@@ -5,6 +5,7 @@
 //!   policies/*.toml ──load_dir──▶ PolicySet ─┐
 //!                                            ├─ evaluate(&PolicySet, &OutboundMessage, &Facts) ─▶ Decision
 //!   store ──────────────────────▶ Facts ─────┘
+//!   Messenger cannot take it ── evaluate_fallback(&PolicySet, category, &Facts, …) ─▶ Decision (email?)
 //!   policies/tests/*.toml ──run_policy_tests──▶ TestReport
 //! ```
 //!
@@ -13,6 +14,7 @@
 
 mod engine;
 mod errors;
+mod fallback;
 
 #[cfg(test)]
 mod hostile;
@@ -30,6 +32,7 @@ pub use crate::domain::decision::{
 pub use crate::domain::facts::{Facts, MarketingToken, RecentSend};
 pub use engine::{evaluate, window_open};
 pub use errors::{PolicyError, PolicyErrors};
+pub use fallback::{evaluate_fallback, FallbackCause};
 pub use load::DEFAULT_POLICY;
 pub use model::PolicySet;
 pub use testing::{run_policy_tests, CaseFailure, CasePass, TestReport};

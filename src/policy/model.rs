@@ -30,6 +30,7 @@ pub struct PolicySet {
     pub(crate) frequency: Vec<FrequencyRule>,
     pub(crate) quiet_hours: Vec<QuietHoursRule>,
     pub(crate) send_rate: SendRate,
+    pub(crate) fallback: Fallback,
     pub(crate) tag_retirements: Vec<TagRetirement>,
     pub(crate) stop_keywords: Keywords,
     pub(crate) resume_keywords: Keywords,
@@ -288,6 +289,34 @@ pub(crate) struct SendRate {
     pub per_page: u32,
 }
 
+/// `[fallback]`: the categories that may go by email when Messenger cannot take them, and how
+/// long a page's Graph API must fail before it counts as an outage. Optional: without it
+/// nothing goes by email.
+#[derive(Debug, Clone)]
+pub(crate) struct Fallback {
+    /// `fallback.email`, where it is written (none: no category goes by email).
+    pub email_meta: Option<Meta>,
+    pub email: CategorySet,
+    /// `fallback.outage_after`, where it is written (none: the default).
+    pub outage_meta: Option<Meta>,
+    pub outage_after: Duration,
+}
+
+/// How long a page's Graph API fails before Herald treats it as an outage, unless the policy
+/// says otherwise.
+pub(crate) const DEFAULT_OUTAGE_AFTER_MINUTES: i64 = 10;
+
+impl Default for Fallback {
+    fn default() -> Self {
+        Fallback {
+            email_meta: None,
+            email: CategorySet::EMPTY,
+            outage_meta: None,
+            outage_after: Duration::minutes(DEFAULT_OUTAGE_AFTER_MINUTES),
+        }
+    }
+}
+
 /// `[tag_retirements] <TAG> = <date>`.
 #[derive(Debug, Clone)]
 pub(crate) struct TagRetirement {
@@ -464,6 +493,17 @@ impl PolicySet {
     /// How long after the user's last message a `HUMAN_AGENT` reply may go (7 days by default).
     pub fn human_agent_window(&self) -> Duration {
         self.windows.human_agent.length
+    }
+
+    /// How long a page's Graph API must fail before its circuit breaker opens
+    /// (`[fallback] outage_after`).
+    pub fn outage_after(&self) -> Duration {
+        self.fallback.outage_after
+    }
+
+    /// Whether the policy lets `category` go by email when Messenger cannot take it.
+    pub fn may_go_by_email(&self, category: Category) -> bool {
+        self.fallback.email.contains(category)
     }
 
     /// Sends per second per page the delivery worker paces to (`[send_rate] per_page`).
@@ -649,6 +689,26 @@ impl PolicySet {
                 self.send_rate.per_page
             ),
         ));
+        if let Some(meta) = &self.fallback.email_meta {
+            rules.push(rule_json(
+                meta,
+                "fallback",
+                format!(
+                    "when Messenger cannot take them, {} go by email to the address on the person's transactional consent",
+                    self.fallback.email.names().join(", ")
+                ),
+            ));
+        }
+        if let Some(meta) = &self.fallback.outage_meta {
+            rules.push(rule_json(
+                meta,
+                "fallback",
+                format!(
+                    "a page whose Graph API has failed for {} is out: its breaker opens, probes, and closes when it answers",
+                    fmt_duration(self.fallback.outage_after)
+                ),
+            ));
+        }
         let keywords = |k: &Keywords| -> Value {
             k.by_language
                 .iter()

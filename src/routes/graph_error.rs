@@ -144,8 +144,11 @@ impl GraphApiError {
                 "Too many messages to this person; send fewer.",
             ),
             Reason::RoleForbidden => (10, None, "Permission denied."),
-            // Never a refusal; kept total so a new reason cannot slip through unmapped.
-            Reason::Ok | Reason::QuietHours => (1, None, "An unknown error occurred."),
+            // Never a refusal (the fallback's reasons are never a send's); kept total so a new
+            // reason cannot slip through unmapped.
+            Reason::Ok | Reason::QuietHours | Reason::NotForEmail | Reason::NoEmailAddress => {
+                (1, None, "An unknown error occurred.")
+            }
         };
         let herald = format!(
             " Herald: {} by {} (message {message_id}).",

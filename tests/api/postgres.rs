@@ -754,6 +754,8 @@ async fn a_claim_takes_one_message_per_person_and_none_while_one_is_in_flight_or
                     graph_error: None,
                     error: Some("transient".into()),
                     next_attempt_at: Some(retry_at),
+                    channel: Default::default(),
+                    reply: None,
                 };
                 lifecycle::apply(r, Event::AttemptFailed(attempt), later).ok()
             }),

@@ -180,6 +180,7 @@ impl Builder {
             frequency: self.frequency,
             quiet_hours: self.quiet_hours,
             send_rate: self.send_rate?,
+            fallback: self.fallback,
             tag_retirements: retirements,
             stop_keywords: self.stop,
             resume_keywords: self.resume,

@@ -5,8 +5,9 @@
 //! section per stage of the decision (`[roles]`, `[consent]`, `[opt_out.*]`, `[window]`), one per
 //! category (`[receipt]` with `inside_window` and `outside_window`, `[marketing]` with its token
 //! rules, `[<category>.frequency]`, `[<category>.quiet_hours]`), `[transactional]` for limits that
-//! cover every transactional category together, `[send_rate]`, `[tag_retirements]` and the
-//! keyword lists. Rules that change over time are arrays of entries with `from` / `until`.
+//! cover every transactional category together, `[send_rate]`, `[fallback]` (email when Messenger
+//! cannot take a message), `[tag_retirements]` and the keyword lists. Rules that change over time
+//! are arrays of entries with `from` / `until`.
 //!
 //! Several files may share the work, but each rule (`receipt.outside_window`, `roles.backend`)
 //! is defined in exactly one of them, and together they must define every rule the engine needs.
@@ -15,7 +16,8 @@
 //! file to the [`Builder`]; `sections.rs` reads the sections every policy has the same way
 //! (roles, consent, opt-outs, window, tag retirements, send rate, keywords), `categories.rs` a
 //! category's section and its limits, `routes.rs` a route outside the window, `dated.rs` rules
-//! that change over time, and `finish.rs` checks the files against each other and builds the set.
+//! that change over time, `fallback.rs` the email fallback, and `finish.rs` checks the files
+//! against each other and builds the set.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -42,6 +44,7 @@ use crate::domain::{Category, Role};
 
 mod categories;
 mod dated;
+mod fallback;
 mod finish;
 mod routes;
 mod sections;
@@ -238,7 +241,7 @@ fn build(dir_label: &str, sources: Vec<Source>) -> Result<PolicySet, PolicyError
 // The sections.
 // ---------------------------------------------------------------------------------------------
 
-const SECTIONS: &str = "policy, roles, consent, opt_out, window, tag_retirements, response, receipt, shipping_update, account_update, event_update, agent_reply, marketing, transactional, send_rate, stop_keywords, resume_keywords";
+const SECTIONS: &str = "policy, roles, consent, opt_out, window, tag_retirements, response, receipt, shipping_update, account_update, event_update, agent_reply, marketing, transactional, send_rate, fallback, stop_keywords, resume_keywords";
 
 /// A tag used by a route entry, kept for checking against `[tag_retirements]`.
 struct TagUse {
@@ -277,6 +280,7 @@ struct Builder {
     frequency: Vec<FrequencyRule>,
     quiet_hours: Vec<QuietHoursRule>,
     send_rate: Option<SendRate>,
+    fallback: super::model::Fallback,
     retirements: Vec<TagRetirement>,
     stop: Keywords,
     resume: Keywords,
@@ -315,6 +319,7 @@ impl Builder {
                     self.read_limits(cx, e, "transactional", CategorySet::all_transactional())
                 }
                 "send_rate" => self.read_send_rate(cx, e),
+                "fallback" => self.read_fallback(cx, e),
                 "stop_keywords" => self.read_keywords(cx, e, true),
                 "resume_keywords" => self.read_keywords(cx, e, false),
                 other => match other.parse::<Category>() {

@@ -393,6 +393,8 @@ pub(crate) mod tests {
                 trace: vec![],
             },
             status: MessageStatus::Queued,
+            channel: Default::default(),
+            fallback: None,
             not_before: Some(due),
             expires_at: None,
             attempts: vec![],

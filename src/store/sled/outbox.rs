@@ -270,6 +270,8 @@ mod tests {
             graph_error: None,
             error: Some("transient".into()),
             next_attempt_at: Some(next),
+            channel: Default::default(),
+            reply: None,
         })
     }
 
