@@ -481,21 +481,24 @@
         ['Recipient', m.recipient && m.recipient.psid ? link('#/recipient/' + encodeURIComponent(m.recipient.psid), m.recipient.psid) : m.recipient],
         ['Created', when(m.created_at)],
         ['Expires', when(m.expires_at)],
+        ['Channel', h('span.channel', { 'data-channel': m.channel || 'messenger' }, m.channel || 'messenger')],
         ['Graph message id', m.graph_message_id],
         m.campaign ? ['Campaign', link('#/campaign/' + m.campaign, m.campaign)] : null,
       ]),
       decisionSection(m.decision),
-      h('h2', 'Graph outcome: attempts'),
+      m.fallback ? [h('h2', 'Email fallback'), decisionSection(m.fallback).slice(1)] : null,
+      h('h2', 'Attempts'),
       (m.attempts || []).length
-        ? table('Each try at the Graph Send API', [
+        ? table('Each try at the Graph Send API, or at the SMTP server', [
           { label: 'At', value: (a) => when(a.at) },
+          { label: 'Channel', value: (a) => a.channel || 'messenger' },
           { label: 'Outcome', value: (a) => outcomeSpan(a.outcome) },
           { label: 'HTTP', num: true, value: (a) => a.http_status },
           { label: 'Graph error', value: (a) => a.graph_error ? (a.graph_error.code + (a.graph_error.subcode ? '/' + a.graph_error.subcode : '') + (a.graph_error.message ? ' ' + a.graph_error.message : '')) : '—' },
-          { label: 'Error', value: (a) => a.error },
+          { label: 'Error or reply', value: (a) => a.error || a.reply },
           { label: 'Next attempt', value: (a) => when(a.next_attempt_at) },
         ], m.attempts, { name: 'attempts' })
-        : h('p.muted', 'Not handed to the Graph API (yet).'),
+        : h('p.muted', 'Not handed to the Graph API or the SMTP server (yet).'),
       h('h2', 'Status history'),
       table('Statuses', [
         { label: 'Status', value: (x) => x.status },
@@ -528,6 +531,7 @@
         ['Status', entry.status],
         ['Consent id', entry.consent_id], ['Consent source', entry.consent_source],
         ['Consent evidence', entry.consent_evidence],
+        ['Channel', entry.channel || 'messenger'],
         ['Graph message id', entry.graph_message_id],
         ['Graph error', entry.graph_error],
         ['Content sha256', h('code', fmt(entry.content_sha256))],

@@ -67,7 +67,7 @@ impl ExportFormat {
 
 /// The CSV columns, in their fixed order (documented in the README). Values that an entry does
 /// not have are empty; erased values are empty and `erased` is `true`.
-pub const CSV_COLUMNS: [&str; 28] = [
+pub const CSV_COLUMNS: [&str; 29] = [
     "seq",
     "at",
     "kind",
@@ -97,9 +97,11 @@ pub const CSV_COLUMNS: [&str; 28] = [
     "hash",
     // The entry's chain when the store keeps several (PostgreSQL); empty with one.
     "chain",
+    // `email` for the email fallback's decisions, tries and statuses; empty for Messenger.
+    "channel",
 ];
 
-fn csv_row(e: &AuditEntry) -> [String; 28] {
+fn csv_row(e: &AuditEntry) -> [String; 29] {
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
     [
         e.seq.to_string(),
@@ -139,6 +141,7 @@ fn csv_row(e: &AuditEntry) -> [String; 28] {
         e.prev_hash.clone(),
         e.hash.clone(),
         e.chain.map(|c| c.to_string()).unwrap_or_default(),
+        o(&e.channel),
     ]
 }
 

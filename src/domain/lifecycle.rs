@@ -309,8 +309,8 @@ pub fn apply(
             ))))
         }
         Event::Sent { graph_message_id } => {
-            if from != MessageStatus::Queued {
-                return refuse("sent");
+            if from != MessageStatus::Queued || record.channel == Channel::Email {
+                return refuse("sent through Messenger");
             }
             record.graph_message_id = Some(graph_message_id);
             record.sent_at = Some(at);
@@ -882,5 +882,140 @@ mod tests {
             MessageStatus::Queued
         );
         assert_eq!(shown_status(MessageStatus::Sent, true), MessageStatus::Sent);
+    }
+
+    fn failed_for_good(now: DateTime<Utc>) -> Attempt {
+        Attempt {
+            http_status: Some(400),
+            graph_error: Some(GraphErrorRecord {
+                code: 551,
+                subcode: Some(1545041),
+                message: None,
+            }),
+            error: Some("unreachable: This person isn't available right now.".into()),
+            ..Attempt::messenger(now, AttemptOutcome::Failed)
+        }
+    }
+
+    fn fallback(outcome: Outcome) -> Decision {
+        Decision {
+            rule: "policies/default.toml#fallback.email".into(),
+            trace: vec![TraceStep {
+                rule: "policies/default.toml#fallback.email".into(),
+                result: crate::domain::decision::StepResult::Pass,
+                detail: "Messenger cannot take it: 551".into(),
+            }],
+            ..decision(outcome, None)
+        }
+    }
+
+    #[test]
+    fn a_message_messenger_cannot_take_goes_by_email_once_and_is_sent_without_receipts() {
+        let now = at("2026-11-30T10:00:00Z");
+        let mut m = message(Outcome::Allow, now);
+        accepted(&mut m);
+        let event = Event::FallBack {
+            attempt: Some(failed_for_good(now)),
+            decision: fallback(Outcome::Allow),
+        };
+        let effects = apply(&mut m, event, now).expect("falls back");
+        assert_eq!(
+            (m.status, m.channel),
+            (MessageStatus::Queued, Channel::Email)
+        );
+        assert_eq!(effects.outbox, OutboxChange::Schedule(now), "due at once");
+        assert!(
+            effects.holds_lane,
+            "the person's later messages wait for it"
+        );
+        let kinds: Vec<_> = effects.audit.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [AuditKind::Attempt, AuditKind::Decision]);
+        assert_eq!(effects.audit[1].channel.as_deref(), Some("email"));
+        assert_eq!(
+            effects.audit[1].detail.as_deref(),
+            Some("Messenger cannot take it: 551"),
+            "the deciding step's words"
+        );
+        assert!(m.fallback.is_some());
+        let again = Event::FallBack {
+            attempt: None,
+            decision: fallback(Outcome::Allow),
+        };
+        assert!(
+            apply(&mut m, again, now).is_err(),
+            "once on email, it stays"
+        );
+        assert!(
+            apply(
+                &mut m,
+                Event::Sent {
+                    graph_message_id: "m_1".into()
+                },
+                now
+            )
+            .is_err(),
+            "on email, it no longer goes through Messenger"
+        );
+
+        let mut m = message(Outcome::Allow, now);
+        accepted(&mut m);
+        let event = Event::FallBack {
+            attempt: None,
+            decision: fallback(Outcome::Allow),
+        };
+        apply(&mut m, event, now).expect("falls back");
+        let emailed = Event::Emailed {
+            attempt: Attempt {
+                reply: Some("250 2.0.0 Ok: queued as 4F2A1".into()),
+                ..Attempt::by(Channel::Email, now, AttemptOutcome::Sent)
+            },
+            to: "ada@example.com".into(),
+        };
+        let effects = apply(&mut m, emailed, now).expect("emailed");
+        assert_eq!(m.status, MessageStatus::Sent);
+        assert_eq!(effects.outbox, OutboxChange::Remove);
+        let attempt = &effects.audit[0];
+        assert_eq!(
+            attempt.detail.as_deref(),
+            Some("250 2.0.0 Ok: queued as 4F2A1")
+        );
+        assert_eq!(
+            attempt.personal.as_ref().and_then(|p| p.email.as_deref()),
+            Some("ada@example.com"),
+            "the address is among the erasable values"
+        );
+        assert_eq!(effects.audit[1].channel.as_deref(), Some("email"));
+        let read = Event::Receipt(Receipt {
+            status: MessageStatus::Read,
+            mids: Vec::new(),
+            watermark: now + Duration::hours(1),
+        });
+        assert!(
+            apply(&mut m, read, now).is_err(),
+            "a Messenger read receipt says nothing of an email"
+        );
+    }
+
+    #[test]
+    fn a_refused_fallback_fails_the_message_and_says_why_before_the_status() {
+        let now = at("2026-11-30T10:00:00Z");
+        let mut m = message(Outcome::Allow, now);
+        accepted(&mut m);
+        let event = Event::NoFallback {
+            attempt: failed_for_good(now),
+            decision: fallback(Outcome::Deny),
+        };
+        let effects = apply(&mut m, event, now).expect("fails");
+        assert_eq!(
+            (m.status, m.channel),
+            (MessageStatus::Failed, Channel::Messenger)
+        );
+        let kinds: Vec<_> = effects.audit.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [AuditKind::Attempt, AuditKind::Decision, AuditKind::Status]
+        );
+        assert_eq!(effects.audit[1].outcome.as_deref(), Some("deny"));
+        assert_eq!(m.fallback.as_ref().map(|d| d.outcome), Some(Outcome::Deny));
     }
 }
