@@ -93,6 +93,8 @@ impl Mailer {
     ///
     /// The URL and the CA file are read here, once, so that a mistake in them stops start-up
     /// instead of failing every email. Nothing is sent: the server may be down at start-up.
+    /// `timeout_ms` bounds the connection and each wait for a reply (lettre's timeout), so a
+    /// server that stops answering mid-conversation fails the try instead of holding it.
     pub fn new(settings: &EmailSettings) -> Result<Mailer, anyhow::Error> {
         let url = SmtpUrl::read(settings.smtp_url.expose_secret())?;
         let from: Mailbox = settings.from.parse().map_err(|_| {
