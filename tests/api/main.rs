@@ -30,6 +30,7 @@ mod sandbox;
 mod security;
 mod sending;
 mod shutdown;
+mod smtp;
 mod store_faults;
 mod supervision;
 mod webhooks;
