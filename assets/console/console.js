@@ -531,6 +531,7 @@
         ['Status', entry.status],
         ['Consent id', entry.consent_id], ['Consent source', entry.consent_source],
         ['Consent evidence', entry.consent_evidence],
+        entry.email ? ['Email sent to', entry.email] : null,
         ['Channel', entry.channel || 'messenger'],
         ['Graph message id', entry.graph_message_id],
         ['Graph error', entry.graph_error],

@@ -8,15 +8,17 @@
 //!   OutgoingEmail ──▶ lettre Message ──▶ pool ──▶ EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA
 //!                                                   │
 //!                        250 … ──▶ SmtpAccepted { reply }
-//!                        4xx, no answer, TLS ──▶ SmtpFailure { transient: true }
-//!                        5xx, not an address ──▶ SmtpFailure { transient: false }
+//!                        4xx, no answer, TLS, login ──▶ SmtpFailure { transient: true }
+//!                        other 5xx, not an address ──▶ SmtpFailure { transient: false }
 //! ```
 //!
 //! A TLS failure (an untrusted or expired certificate, a server that does not offer STARTTLS
 //! when `?tls=required` asks for it) is transient: it is the relay's or the configuration's
 //! fault, never the message's, and it is mended without touching the message — so the message
 //! should still go once it is, and another try costs one refused handshake. Its detail starts
-//! with "TLS" so that an operator tells it from an outage.
+//! with "TLS" so that an operator tells it from an outage. A refused login (530, 534, 535, 538)
+//! is transient for the same reason: a wrong password is mended in the settings, and every
+//! fallback email failing for good meanwhile would lose them all.
 
 use std::borrow::Cow;
 use std::error::Error as _;
@@ -358,6 +360,9 @@ fn one_line(response: &Response) -> String {
     }
 }
 
+/// The replies that refuse the login (RFC 4954): the settings' fault, not the email's.
+const LOGIN_REFUSED: [u16; 4] = [530, 534, 535, 538];
+
 /// Classified once: a reply code decides when there is one (4xx transient, 5xx permanent);
 /// without one, the fault is in the connection, TLS or the configuration — all mended without
 /// changing the email — so another try is worth it.
@@ -366,7 +371,7 @@ fn classify(e: &lettre::transport::smtp::Error) -> SmtpFailure {
         let code = u16::from(code);
         let text = e.source().map(ToString::to_string).unwrap_or_default();
         return SmtpFailure {
-            transient: !e.is_permanent(),
+            transient: !e.is_permanent() || LOGIN_REFUSED.contains(&code),
             code: Some(code),
             detail: format!("the server answered {code} {text}")
                 .trim_end()

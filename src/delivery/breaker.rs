@@ -94,12 +94,19 @@ impl Breakers {
         (now >= health.failing_since + outage_after).then_some(health.failing_since)
     }
 
-    /// A send to `page` failed transiently at `at`.
-    pub fn failed(&self, page: &PageId, at: DateTime<Utc>) {
-        self.pages.lock().entry(page.clone()).or_insert(Health {
+    /// A send to `page` failed transiently at `at`. While the breaker is open, any send that
+    /// failed (a probe, or one already in flight when it opened) counts as a probe: the next
+    /// waits a probe interval from now.
+    pub fn failed(&self, page: &PageId, at: DateTime<Utc>, outage_after: Duration) {
+        let mut pages = self.pages.lock();
+        let health = pages.entry(page.clone()).or_insert(Health {
             failing_since: at,
             next_probe: None,
         });
+        if at >= health.failing_since + outage_after {
+            let next = at + probe_interval(outage_after);
+            health.next_probe = Some(health.next_probe.map_or(next, |n| n.max(next)));
+        }
     }
 
     /// The Graph API answered a send to `page` with something other than a transient failure:
@@ -148,8 +155,8 @@ mod tests {
         let b = Breakers::default();
         let after = Duration::minutes(10);
         assert_eq!(b.gate(&page(), t(0), after), Gate::Closed);
-        b.failed(&page(), t(0));
-        b.failed(&page(), t(300));
+        b.failed(&page(), t(0), after);
+        b.failed(&page(), t(300), after);
         assert_eq!(b.gate(&page(), t(599), after), Gate::Closed, "not yet");
         assert_eq!(b.open_since(&page(), t(599), after), None);
         assert_eq!(
@@ -168,18 +175,27 @@ mod tests {
         );
         assert_eq!(b.gate(&page(), t(660), after), Gate::Probe);
         assert_eq!(b.open_pages(t(661), after), 1);
+        b.failed(&page(), t(700), after);
+        assert_eq!(
+            b.gate(&page(), t(720), after),
+            Gate::Open {
+                since: t(0),
+                next_probe: t(760)
+            },
+            "a send that fails while it is open counts as a probe"
+        );
     }
 
     #[test]
     fn any_answer_that_is_not_a_transient_failure_closes_it() {
         let b = Breakers::default();
         let after = Duration::seconds(2);
-        b.failed(&page(), t(0));
+        b.failed(&page(), t(0), after);
         assert_eq!(b.gate(&page(), t(2), after), Gate::Probe);
         assert!(b.answered(&page()), "it had been failing");
         assert_eq!(b.gate(&page(), t(3), after), Gate::Closed);
         assert!(!b.answered(&page()), "already closed");
-        b.failed(&page(), t(10));
+        b.failed(&page(), t(10), after);
         assert_eq!(
             b.gate(&page(), t(11), after),
             Gate::Closed,
@@ -191,7 +207,7 @@ mod tests {
     fn other_pages_are_not_held_back() {
         let b = Breakers::default();
         let other = PageId::parse("2").expect("a page id");
-        b.failed(&page(), t(0));
+        b.failed(&page(), t(0), Duration::seconds(1));
         assert_eq!(b.gate(&other, t(100), Duration::seconds(1)), Gate::Closed);
     }
 

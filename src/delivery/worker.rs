@@ -637,7 +637,8 @@ impl Worker {
     ) -> Result<Processed, StoreError> {
         let now = self.now();
         if failure.class == ErrorClass::Transient {
-            self.breakers.failed(&record.page_id, now);
+            let outage_after = self.herald.policy().outage_after();
+            self.breakers.failed(&record.page_id, now, outage_after);
         } else {
             self.graph_answered(record);
         }

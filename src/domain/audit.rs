@@ -8,7 +8,7 @@
 //!
 //! ```text
 //!   chain:   … ─► entry n { recipient_pseudonym, personal_sha256, … , prev_hash, hash } ─► …
-//!   beside:        personal n { recipient, consent_evidence, salt }   (erasable)
+//!   beside:        personal n { recipient, consent_evidence, event, email, salt }   (erasable)
 //! ```
 
 use chrono::{DateTime, Utc};
@@ -288,6 +288,7 @@ impl AuditEntry {
                 .personal
                 .as_ref()
                 .and_then(|p| p.consent_evidence.as_ref()),
+            email: self.personal.as_ref().and_then(|p| p.email.as_deref()),
             event: self
                 .personal
                 .as_ref()
@@ -373,6 +374,9 @@ pub struct AuditView<'a> {
     pub recipient: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consent_evidence: Option<&'a Value>,
+    /// The address an email try went to (email fallback), until it is erased.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<&'a str>,
     /// What an inbound event carried (kind `inbound`), until it is erased.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<serde_json::Map<String, Value>>,

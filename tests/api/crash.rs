@@ -240,7 +240,7 @@ pub(crate) async fn launch(policy: &Path, delivery: &str) -> Launched {
     }
 }
 
-fn sigkill(gateway: &mut Gateway) {
+pub(crate) fn sigkill(gateway: &mut Gateway) {
     // std's Child::kill sends SIGKILL on Unix: no shutdown code runs.
     gateway.child.kill().expect("kill -9");
     let _ = gateway.child.wait();

@@ -15,6 +15,7 @@ mod console;
 mod crash;
 mod delivery;
 mod events;
+mod fallback;
 mod faults;
 mod feed;
 mod graph;

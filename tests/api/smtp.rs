@@ -502,7 +502,7 @@ async fn a_recipient_that_is_not_an_address_is_permanent_and_nothing_is_sent() {
 }
 
 #[tokio::test]
-async fn a_wrong_password_is_a_permanent_failure_with_535() {
+async fn a_wrong_password_is_a_transient_failure_with_535_mended_in_the_settings() {
     let server = SmtpServer::start().await;
     let mut settings = server.settings(FROM);
     settings.smtp_url = SecretString::from(format!(
@@ -514,7 +514,7 @@ async fn a_wrong_password_is_a_permanent_failure_with_535() {
 
     let failure = failure(&mailer, &email("ann@example.com", "msg_1@herald.test")).await;
 
-    assert!(!failure.transient, "{failure:?}");
+    assert!(failure.transient, "{failure:?}");
     assert_eq!(failure.code, Some(535), "{failure:?}");
     assert!(!failure.detail.contains("not-the-password"), "{failure:?}");
     assert!(server.received().is_empty());

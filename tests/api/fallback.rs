@@ -1,0 +1,486 @@
+//! The email fallback (API.md, "Email fallback"): transactional messages Messenger cannot take go
+//! by email, through an SMTP server Herald's authors did not write (aiosmtpd with STARTTLS and
+//! AUTH, see smtp.rs), to the address on the person's consent — never marketing, never after an
+//! opt-out; a page whose Graph API is out is left alone behind its circuit breaker.
+
+use std::time::Duration;
+
+use herald::domain::Role;
+use serde_json::{json, Value};
+
+use crate::helpers::{metric, policy_copy, spawn_app_with, TestApp, TestOptions};
+use crate::smtp::SmtpServer;
+
+const FROM: &str = "Tea Shop <orders@shop.example>";
+
+/// How long an email may take to arrive once Herald has handed it over.
+const ARRIVAL: Duration = Duration::from_secs(10);
+
+/// A gateway whose `[email]` is `smtp`, with the default policy (or `policy`).
+async fn app_with_email(smtp: &SmtpServer, policy: Option<std::path::PathBuf>) -> TestApp {
+    let email = smtp.settings(FROM);
+    spawn_app_with(TestOptions {
+        policy_dir: policy,
+        settings: Some(Box::new(move |s| s.email = Some(email))),
+        ..TestOptions::default()
+    })
+    .await
+}
+
+/// A person who wrote to the page and gave their address with a consent of `scope`.
+async fn customer(app: &TestApp, psid: &str, scope: &str, email: Option<&str>) {
+    app.user_writes(psid, "hello", None).await;
+    let mut body = json!({"recipient": {"psid": psid}, "scope": scope,
+        "source": "checkout", "evidence": {"order": "A-1"}});
+    if let Some(email) = email {
+        body["email"] = json!(email);
+    }
+    let (status, body) = app.call(Role::Admin, "/v1/consents", body).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// The person blocks the page: Messenger answers 551 from now on.
+async fn blocks_the_page(app: &TestApp, psid: &str) {
+    app.sandbox_post(&format!("/users/{psid}/block"), json!({}))
+        .await;
+    app.expect_rejection(551);
+}
+
+/// Every send the stand-in answered: taken, refused or failed on purpose.
+fn graph_calls(app: &TestApp) -> u64 {
+    let stats = app.stats();
+    stats.accepted + stats.rejected + stats.injected_faults
+}
+
+fn id_of(body: &Value) -> String {
+    body["id"].as_str().expect("an id").to_owned()
+}
+
+/// The audit entries of message `id` to `psid`, oldest first.
+async fn audit_of(app: &TestApp, psid: &str, id: &str) -> Vec<Value> {
+    let (status, body) = app
+        .read(
+            Role::Compliance,
+            &format!("/v1/audit?recipient={psid}&limit=200"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let entries = body["entries"].as_array().cloned().unwrap_or_default();
+    entries
+        .into_iter()
+        .filter(|e| e["message_id"] == json!(id))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_receipt_to_a_person_who_blocked_the_page_arrives_by_email_with_its_order_number() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_email(&smtp, None).await;
+    customer(&app, "7001", "transactional", Some("ada@example.com")).await;
+    blocks_the_page(&app, "7001").await;
+    let (status, body) = app.receipt("7001", "A-1001").await;
+    assert_eq!(status, 202, "{body}");
+    let id = id_of(&body);
+    app.drain().await;
+
+    let mail = smtp.wait_for(1, ARRIVAL).await;
+    assert_eq!(mail[0].to, ["ada@example.com"]);
+    assert_eq!(mail[0].header_from.as_deref(), Some("orders@shop.example"));
+    assert!(mail[0].tls, "through STARTTLS");
+    assert_eq!(
+        mail[0].message_id.as_deref(),
+        Some(&*format!("{id}@herald"))
+    );
+    let subject = mail[0].subject.clone().unwrap_or_default();
+    assert!(subject.contains("A-1001"), "{subject}");
+    for part in [&mail[0].text, &mail[0].html] {
+        let part = part.clone().unwrap_or_default();
+        assert!(part.contains("A-1001") && part.contains("Teapot"), "{part}");
+        assert!(part.contains("44.50"), "the total: {part}");
+    }
+
+    let message = app.message(&id).await;
+    assert_eq!(message["status"], "sent", "{message}");
+    assert_eq!(message["channel"], "email");
+    let attempts = message["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 2, "{message}");
+    assert_eq!(attempts[0]["graph_error"]["code"], 551);
+    assert_eq!(attempts[1]["channel"], "email");
+    let reply = attempts[1]["reply"].as_str().unwrap_or_default();
+    assert!(
+        reply.starts_with("250") && reply.contains(&mail[0].queue_id),
+        "the SMTP server's reply with its queue id: {reply}"
+    );
+    assert_eq!(message["fallback"]["outcome"], "allow");
+    assert_eq!(
+        message["fallback"]["rule"],
+        "policies/default.toml#fallback.email"
+    );
+    let trace = message["fallback"]["trace"].to_string();
+    assert!(trace.contains("Messenger cannot take it"), "{trace}");
+
+    let audit = audit_of(&app, "7001", &id).await;
+    let emailed = audit
+        .iter()
+        .find(|e| e["kind"] == "attempt" && e["channel"] == "email")
+        .unwrap_or_else(|| panic!("the email attempt is audited: {audit:?}"));
+    assert!(
+        emailed["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&mail[0].queue_id)),
+        "{emailed}"
+    );
+    let decided = audit
+        .iter()
+        .find(|e| e["kind"] == "decision" && e["channel"] == "email")
+        .unwrap_or_else(|| panic!("the fallback's decision is audited: {audit:?}"));
+    assert_eq!(decided["outcome"], "allow");
+    assert!(
+        decided["consent_id"].is_string(),
+        "it names the consent: {decided}"
+    );
+
+    let (status, events) = app.read(Role::Admin, "/v1/events?type=message.sent").await;
+    assert_eq!(status, 200, "{events}");
+    let sent: Vec<&Value> = events["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["data"]["id"] == json!(id))
+        .collect();
+    assert_eq!(sent.len(), 1, "{events}");
+    assert_eq!(sent[0]["data"]["channel"], "email");
+}
+
+#[tokio::test]
+async fn erasure_removes_the_address_from_the_record_and_the_audit_log() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_email(&smtp, None).await;
+    customer(&app, "7002", "transactional", Some("grace@example.com")).await;
+    blocks_the_page(&app, "7002").await;
+    let (_, body) = app.receipt("7002", "A-1002").await;
+    let id = id_of(&body);
+    app.drain().await;
+    smtp.wait_for(1, ARRIVAL).await;
+    let before = audit_of(&app, "7002", &id).await;
+    assert!(
+        before
+            .iter()
+            .any(|e| e.to_string().contains("grace@example.com")),
+        "the address the email went to is on record until erasure: {before:?}"
+    );
+
+    let (status, body) = app.erase("7002").await;
+    assert_eq!(status, 200, "{body}");
+    let after = audit_of(&app, "7002", &id).await;
+    assert_eq!(after.len(), before.len());
+    assert!(
+        !after
+            .iter()
+            .any(|e| e.to_string().contains("grace@example.com")),
+        "{after:?}"
+    );
+    let (_, person) = app.recipient("7002").await;
+    assert!(
+        !person.to_string().contains("grace@example.com"),
+        "{person}"
+    );
+    let (status, verified) = app.read(Role::Compliance, "/v1/audit/verify").await;
+    assert_eq!((status, &verified["ok"]), (200, &json!(true)), "{verified}");
+}
+
+#[tokio::test]
+async fn marketing_and_people_without_consent_or_address_or_who_opted_out_never_get_email() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_email(&smtp, None).await;
+    let expect_failed = |message: &Value, reason: &str| {
+        assert_eq!(message["status"], "failed", "{message}");
+        assert_eq!(message["channel"], "messenger", "{message}");
+        assert_eq!(message["fallback"]["outcome"], "deny", "{message}");
+        assert_eq!(message["fallback"]["reason"], reason, "{message}");
+    };
+
+    // Marketing, to a person with a marketing consent and an address.
+    customer(&app, "7010", "marketing", Some("m@example.com")).await;
+    blocks_the_page(&app, "7010").await;
+    let (status, body) = app
+        .call(
+            Role::Marketer,
+            "/v1/messages",
+            json!({"recipient": {"psid": "7010"}, "category": "marketing",
+                   "message": {"text": "20% off teapots"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let marketing = id_of(&body);
+
+    // A receipt to a person with a consent but no address.
+    customer(&app, "7011", "transactional", None).await;
+    blocks_the_page(&app, "7011").await;
+    let (_, body) = app.receipt("7011", "A-1011").await;
+    let no_address = id_of(&body);
+
+    // A receipt accepted, then the person opted out of everything before it went.
+    customer(&app, "7012", "transactional", Some("o@example.com")).await;
+    blocks_the_page(&app, "7012").await;
+    let (_, body) = app.receipt("7012", "A-1012").await;
+    let opted_out = id_of(&body);
+    let r = app
+        .http
+        .delete(format!("{}/v1/consents/7012?scope=all", app.address))
+        .bearer_auth(app.token(Role::Admin))
+        .send()
+        .await
+        .expect("opt out");
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+
+    app.drain().await;
+    expect_failed(&app.message(&marketing).await, "not_for_email");
+    expect_failed(&app.message(&no_address).await, "no_email_address");
+    // The worker may have switched it to email before the opt-out came: then the email try
+    // finds the opt-out; or after: then the fallback's decision does. Either way no email.
+    let opted = app.message(&opted_out).await;
+    assert_eq!(opted["status"], "failed", "{opted}");
+    let last_error = opted["attempts"]
+        .as_array()
+        .and_then(|a| a.last())
+        .map(|a| a["error"].to_string())
+        .unwrap_or_default();
+    assert!(
+        opted["fallback"]["reason"] == "opted_out" || last_error.contains("opted out"),
+        "{opted}"
+    );
+    assert!(smtp.received().is_empty(), "{:?}", smtp.received());
+}
+
+#[tokio::test]
+async fn an_smtp_server_that_is_down_then_up_loses_nothing_and_sends_once() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_email(&smtp, None).await;
+    customer(&app, "7020", "transactional", Some("kay@example.com")).await;
+    blocks_the_page(&app, "7020").await;
+    smtp.close().await;
+    let (_, body) = app.receipt("7020", "A-1020").await;
+    let id = id_of(&body);
+    app.drain_now().await;
+    let waiting = app.message(&id).await;
+    assert_eq!(
+        (&waiting["status"], &waiting["channel"]),
+        (&json!("queued"), &json!("email")),
+        "{waiting}"
+    );
+    let tried = waiting["attempts"].as_array().expect("attempts");
+    assert_eq!(tried.last().map(|a| &a["outcome"]), Some(&json!("retry")));
+    assert!(
+        tried
+            .last()
+            .and_then(|a| a["error"].as_str())
+            .is_some_and(|e| e.starts_with("smtp")),
+        "{waiting}"
+    );
+
+    smtp.open().await;
+    app.set_time(app.now() + chrono::Duration::seconds(1));
+    app.drain().await;
+    let mail = smtp.wait_for(1, ARRIVAL).await;
+    assert!(mail[0]
+        .subject
+        .as_deref()
+        .unwrap_or_default()
+        .contains("A-1020"));
+    assert_eq!(app.message(&id).await["status"], "sent");
+    assert_eq!(smtp.received().len(), 1, "once");
+}
+
+#[tokio::test]
+async fn a_graph_outage_longer_than_outage_after_goes_by_email_and_the_breaker_closes_when_graph_answers(
+) {
+    let policy =
+        policy_copy(|text| text.replace("outage_after = \"10m\"", "outage_after = \"2s\""));
+    let smtp = SmtpServer::start().await;
+    let app = app_with_email(&smtp, Some(policy.path().to_path_buf())).await;
+    customer(&app, "7030", "transactional", Some("lin@example.com")).await;
+    customer(&app, "7031", "transactional", Some("max@example.com")).await;
+    app.sandbox_post("/faults", json!({"code": 2, "count": 100_000}))
+        .await;
+
+    // Failing, not yet out: tried again later on Messenger.
+    let (_, body) = app.receipt("7030", "A-1030").await;
+    let first = id_of(&body);
+    app.drain_now().await;
+    assert_eq!(app.message(&first).await["channel"], "messenger");
+    assert!(smtp.received().is_empty());
+
+    // Past outage_after: its retry is the probe, fails, and it goes by email.
+    app.set_time(app.now() + chrono::Duration::seconds(3));
+    app.drain_now().await;
+    let first_message = app.message(&first).await;
+    assert_eq!(first_message["channel"], "email", "{first_message}");
+    assert_eq!(
+        first_message["fallback"]["rule"],
+        "policies/default.toml#fallback.outage_after"
+    );
+    let calls = graph_calls(&app);
+
+    // While the page is out, a receipt goes straight to email and a reply waits: Messenger is
+    // not called.
+    let (_, body) = app.receipt("7031", "A-1031").await;
+    let second = id_of(&body);
+    let (_, body) = app.respond("7030", "we are looking into it").await;
+    let reply = id_of(&body);
+    app.drain_now().await;
+    smtp.wait_for(2, ARRIVAL).await;
+    let second_message = app.message(&second).await;
+    assert_eq!(
+        (&second_message["status"], &second_message["channel"]),
+        (&json!("sent"), &json!("email")),
+        "{second_message}"
+    );
+    assert_eq!(
+        second_message["attempts"]
+            .as_array()
+            .map(|a| a.iter().filter(|a| a["channel"] != "email").count()),
+        Some(0),
+        "no call to an API that is out: {second_message}"
+    );
+    let waiting = app.message(&reply).await;
+    assert_eq!(waiting["status"], "queued", "{waiting}");
+    assert_eq!(waiting["channel"], "messenger");
+    assert_eq!(graph_calls(&app), calls, "Messenger is left alone");
+    assert_eq!(
+        metric(&app.http, &app.address, "herald_pages_out").await,
+        1.0
+    );
+
+    // Messenger recovers: the next probe (the waiting reply) goes through and closes it.
+    let cleared = app
+        .http
+        .delete(format!("{}/sandbox/faults", app.sandbox_url))
+        .send()
+        .await
+        .expect("clear the faults");
+    assert!(cleared.status().is_success());
+    app.set_time(app.now() + chrono::Duration::seconds(2));
+    app.drain_now().await;
+    assert_eq!(app.message(&reply).await["status"], "sent");
+    assert_eq!(
+        metric(&app.http, &app.address, "herald_pages_out").await,
+        0.0
+    );
+    let (_, body) = app.receipt("7031", "A-1032").await;
+    let third = id_of(&body);
+    app.drain().await;
+    let third_message = app.message(&third).await;
+    assert_eq!(
+        (&third_message["status"], &third_message["channel"]),
+        (&json!("sent"), &json!("messenger")),
+        "{third_message}"
+    );
+    assert_eq!(smtp.received().len(), 2, "{:?}", smtp.received());
+}
+
+#[tokio::test]
+async fn kill_dash_nine_between_the_messenger_failure_and_the_email_loses_nothing_and_sends_one_email(
+) {
+    use secrecy::ExposeSecret;
+
+    let smtp = SmtpServer::start().await;
+    smtp.close().await;
+    let settings = smtp.settings(FROM);
+    let email = format!(
+        "[email]\nsmtp_url = \"{}\"\nfrom = \"{FROM}\"\nca_file = \"{}\"\n",
+        settings.smtp_url.expose_secret(),
+        smtp.ca_file().display()
+    );
+    let mut launched = crate::crash::launch(&crate::helpers::policy_dir(), &email).await;
+    let (http, sandbox) = (reqwest::Client::new(), launched.sandbox.base_url());
+    let base = launched.gateway.base.clone();
+    let token = crate::crash::backend_token();
+    http.post(format!("{sandbox}/sandbox/users"))
+        .json(&json!({"psid": "7040"}))
+        .send()
+        .await
+        .expect("user");
+    let consent = http
+        .post(format!("{base}/v1/consents"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"recipient": {"psid": "7040"}, "scope": "transactional",
+                      "source": "checkout", "evidence": "order form", "email": "eve@example.com"}),
+        )
+        .send()
+        .await
+        .expect("consent");
+    assert_eq!(consent.status().as_u16(), 201);
+    http.post(format!("{sandbox}/sandbox/users/7040/block"))
+        .send()
+        .await
+        .expect("block");
+    let sent = http
+        .post(format!("{base}/v1/receipts"))
+        .bearer_auth(&token)
+        .json(&json!({"recipient": {"psid": "7040"}, "order": {
+            "order_number": "K-7040", "currency": "EUR", "payment_method": "Visa 4242",
+            "recipient_name": "Eve", "summary": {"total_cost": 12.5},
+            "elements": [{"title": "Tea towel", "price": 12.5}]}}))
+        .send()
+        .await
+        .expect("receipt");
+    assert_eq!(sent.status().as_u16(), 202);
+    let id = sent.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // Messenger said 551, the message went over to email, and the SMTP server is down: the
+    // email is waiting for its next try when the process dies.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let m: Value = http
+            .get(format!("{base}/v1/messages/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        let tried_email = m["attempts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["channel"] == "email"));
+        if tried_email {
+            assert_eq!(m["status"], "queued", "{m}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never tried by email: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    crate::crash::sigkill(&mut launched.gateway);
+    assert!(smtp.received().is_empty());
+
+    smtp.open().await;
+    let config = launched.dir.path().join("herald.toml");
+    let gateway = crate::crash::start(&config, &launched.log).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    crate::crash::until_sent(&http, &gateway, &token, &id, deadline).await;
+    let mail = smtp.wait_for(1, ARRIVAL).await;
+    assert_eq!(mail[0].to, ["eve@example.com"]);
+    assert_eq!(
+        mail[0].message_id.as_deref(),
+        Some(&*format!("{id}@herald"))
+    );
+    assert_eq!(smtp.received().len(), 1, "one email");
+    let logs = std::fs::read_to_string(&launched.log).expect("log");
+    let encoded =
+        percent_encoding::utf8_percent_encode(smtp.password(), percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
+    for secret in [smtp.password(), encoded.as_str()] {
+        assert!(
+            !logs.contains(secret),
+            "the SMTP password leaked into the logs"
+        );
+    }
+}
