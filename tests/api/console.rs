@@ -374,6 +374,8 @@ async fn the_console_in_chromium_searches_the_audit_log_and_runs_campaigns_withi
         "the first decision was sent: {r}"
     );
     assert_eq!(r["audit"]["message_status"], "sent", "{r}");
+    assert_eq!(r["audit"]["message_channel"], "messenger", "{r}");
+    assert_eq!(r["audit"]["attempt_channels"], json!(["messenger"]), "{r}");
 
     // The exports, downloaded with the bearer header.
     assert!(

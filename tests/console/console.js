@@ -151,6 +151,8 @@ async function compliance(context) {
     trace_first_rule: (await trace.first().locator('td').nth(1).textContent()).trim(),
     attempts: await page.locator('table[data-table=attempts] tbody tr').count(),
     message_status: await page.locator('[data-status]').first().getAttribute('data-status'),
+    message_channel: await page.locator('[data-channel]').first().getAttribute('data-channel'),
+    attempt_channels: await page.locator('table[data-table=attempts] tbody tr td:nth-child(2)').allTextContents(),
   };
   await shot(page, '02-audit-entry');
 
