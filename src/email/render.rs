@@ -1169,6 +1169,12 @@ mod tests {
     }
 
     #[test]
+    fn loaded_templates_can_be_shared_by_the_delivery_tasks() {
+        fn shared<T: Send + Sync + 'static>() {}
+        shared::<EmailTemplates>();
+    }
+
+    #[test]
     fn a_missing_folder_is_an_error_naming_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = dir.path().join("nope");

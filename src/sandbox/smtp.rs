@@ -475,7 +475,8 @@ impl Session {
     }
 
     fn hello(&mut self, client: &str, extended: bool) -> Next {
-        if client.is_empty() {
+        // The name is echoed in the reply: a control character in it could fake a reply line.
+        if client.is_empty() || client.chars().any(char::is_control) {
             let verb = if extended { "EHLO" } else { "HELO" };
             return self.error(&format!("501 5.5.4 Syntax: {verb} your-host-name"));
         }
@@ -969,6 +970,10 @@ mod tests {
                 ],
             ),
             ("EHLO without a name", &[("EHLO", "501 5.5.4")]),
+            (
+                "EHLO with a control character",
+                &[("EHLO a\rb", "501 5.5.4")],
+            ),
             (
                 "MAIL without brackets",
                 &[("HELO c", "250"), ("MAIL FROM:a@b.example", "501 5.5.4")],
