@@ -3,7 +3,7 @@
 use crate::clock::SystemClock;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use secrecy::SecretString;
 
 use crate::auth::JwtKeys;
-use crate::configuration::{Mode, PageSettings, PolicySettings, Settings};
+use crate::configuration::{EmailSettings, Mode, PageSettings, PolicySettings, Settings};
 use crate::domain::checkpoint::CheckpointSigner;
 use crate::domain::Role;
 use crate::policy::DEFAULT_POLICY;
@@ -22,6 +22,9 @@ use crate::startup::Application;
 
 /// The page the sandbox plays.
 pub const SANDBOX_PAGE_ID: &str = "100000000000001";
+
+/// The sender of the email fallback's mail when the sandbox's SMTP stand-in takes it.
+pub const SANDBOX_MAIL_FROM: &str = "Herald Sandbox <sandbox@herald.example>";
 
 fn random_secret() -> String {
     Alphanumeric.sample_string(&mut rand::thread_rng(), 40)
@@ -88,9 +91,10 @@ async fn run_sandbox(config: &Path) -> anyhow::Result<ExitCode> {
     let sandbox_listener = TcpListener::bind("127.0.0.1:0").context("cannot bind the sandbox")?;
     let sandbox_port = sandbox_listener.local_addr()?.port();
     settings.messenger.graph_base_url = format!("http://127.0.0.1:{sandbox_port}");
+    let smtp_listener = sandbox_mail(&mut settings)?;
     let app = Application::build(&settings).await?;
     let herald_url = format!("http://127.0.0.1:{}", app.port());
-    let sandbox = Sandbox::start(
+    let mut sandbox = Sandbox::start(
         SandboxConfig {
             app_secret,
             pages: vec![SandboxPage {
@@ -107,6 +111,10 @@ async fn run_sandbox(config: &Path) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("cannot start the sandbox")?;
+    let smtp = smtp_listener
+        .map(|listener| sandbox.start_smtp(listener))
+        .transpose()
+        .context("cannot start the sandbox's SMTP stand-in")?;
 
     let keys = JwtKeys::new(
         &SecretString::from(jwt_secret),
@@ -116,6 +124,7 @@ async fn run_sandbox(config: &Path) -> anyhow::Result<ExitCode> {
     print_banner(
         &herald_url,
         &sandbox.base_url(),
+        smtp,
         &keys,
         &settings,
         &policy_note,
@@ -123,6 +132,28 @@ async fn run_sandbox(config: &Path) -> anyhow::Result<ExitCode> {
     app.run_until_stopped().await?;
     sandbox.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Unless the configuration names a mail server (`[email]`), the email fallback's mail goes to
+/// the sandbox's SMTP stand-in, to be read at `GET /sandbox/mail`. Binds its listener now so
+/// that the gateway, built before the sandbox starts, has its address; returns it to hand to
+/// [`Sandbox::start_smtp`], or `None` when `[email]` is the user's own.
+fn sandbox_mail(settings: &mut Settings) -> anyhow::Result<Option<TcpListener>> {
+    if settings.email.is_some() {
+        return Ok(None);
+    }
+    let listener =
+        TcpListener::bind("127.0.0.1:0").context("cannot bind the sandbox's SMTP stand-in")?;
+    let port = listener.local_addr()?.port();
+    settings.email = Some(EmailSettings {
+        smtp_url: SecretString::from(format!("smtp://127.0.0.1:{port}")),
+        from: SANDBOX_MAIL_FROM.into(),
+        ca_file: None,
+        templates: None,
+        // `[email] timeout_ms`'s default.
+        timeout_ms: 15_000,
+    });
+    Ok(Some(listener))
 }
 
 /// The sandbox run outside a checkout has no `./policies`: unless a policy directory was
@@ -160,6 +191,7 @@ fn built_in_policy(settings: &mut Settings) -> anyhow::Result<(Option<tempfile::
 fn print_banner(
     herald: &str,
     sandbox: &str,
+    smtp: Option<SocketAddr>,
     keys: &JwtKeys,
     settings: &Settings,
     policy: &str,
@@ -182,6 +214,17 @@ fn print_banner(
         out,
         "  sandbox   {sandbox}   (Messenger stand-in: play a user under /sandbox)"
     );
+    match smtp {
+        Some(smtp) => {
+            let _ = writeln!(
+                out,
+                "  mail      smtp://{smtp}   (SMTP stand-in: the email fallback's mail, from {SANDBOX_MAIL_FROM}, kept at /sandbox/mail)"
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  mail      the [email] server of your configuration");
+        }
+    }
     let _ = writeln!(out, "  page      {SANDBOX_PAGE_ID} (region EU)");
     let _ = writeln!(out, "  store     {}", settings.storage.path.display());
     let _ = writeln!(out, "  policy    {policy}");
@@ -217,6 +260,9 @@ fn print_banner(
         out,
         "       -d '{{\"recipient\":{{\"psid\":\"4242\"}},\"category\":\"response\",\"message\":{{\"text\":\"Hello from Herald\"}}}}'");
     let _ = writeln!(out, "  curl -s $SANDBOX/sandbox/users/4242/inbox");
+    if smtp.is_some() {
+        let _ = writeln!(out, "  curl -s $SANDBOX/sandbox/mail");
+    }
     let _ = writeln!(out);
     // Written at once, and a closed stdout (`herald serve --sandbox | head`) is no reason to
     // stop the gateway.

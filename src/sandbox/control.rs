@@ -6,7 +6,7 @@
 //! window must already be open when it does. Actions wait for Herald's answer and report its
 //! HTTP status as `webhook_status` (`null` when no webhook URL is set or Herald is down).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -49,7 +49,8 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
                     .route(web::delete().to(clear_faults)),
             )
             .route("/latency", web::post().to(set_latency))
-            .route("/stats", web::get().to(stats)),
+            .route("/stats", web::get().to(stats))
+            .route("/mail", web::get().to(mail)),
     );
 }
 
@@ -518,4 +519,18 @@ async fn set_latency(body: web::Bytes, shared: web::Data<Shared>) -> Reply {
 /// `GET /sandbox/stats` → [`super::SandboxStats`].
 async fn stats(shared: web::Data<Shared>) -> Reply {
     Ok(HttpResponse::Ok().json(shared.state().stats()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailQuery {
+    to: Option<String>,
+}
+
+/// `GET /sandbox/mail[?to=address]` → `{data: [email…]}`, what the SMTP stand-in received,
+/// oldest first; with `to`, only emails whose envelope names that recipient.
+async fn mail(request: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    let query = web::Query::<MailQuery>::from_query(request.query_string())
+        .map_err(|error| Problem::bad_request(format!("invalid query: {error}")))?;
+    ok(json!({ "data": shared.mail.list(query.to.as_deref()) }))
 }

@@ -8,6 +8,11 @@ pub(crate) fn message_id() -> String {
     format!("m_{}", ulid::Ulid::new())
 }
 
+/// The id the SMTP stand-in queues an email as: a ULID, so ids sort by arrival.
+pub(crate) fn mail_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
 /// A page-scoped id: 16 digits, never starting with 0.
 pub(crate) fn psid() -> String {
     rand::thread_rng()

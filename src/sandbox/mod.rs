@@ -15,12 +15,16 @@
 //! person: each action updates the sandbox's state, then posts the webhook Messenger would
 //! send and reports Herald's answer. Rules take an explicit `now` (see `rules.rs`), and events
 //! take an `at`, so tests can place a person's last message 25 hours or 8 days in the past.
+//!
+//! With [`Sandbox::start_smtp`] it also stands in for the business's mail relay (`smtp.rs`):
+//! the email fallback's mail is kept, and `GET /sandbox/mail` shows it.
 
 mod control;
 mod error;
 mod graph;
 mod ids;
 mod rules;
+mod smtp;
 mod state;
 mod validate;
 mod webhooks;
@@ -28,6 +32,7 @@ mod webhooks;
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -43,9 +48,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use self::error::{GraphError, Problem};
+use self::smtp::MailStore;
 use self::state::State;
 use self::webhooks::WebhookClient;
 use crate::clock::SharedClock;
+
+pub use self::smtp::{ReceivedEmail, KEPT_EMAILS};
 
 /// Messenger's Send API limit for text messages: 300 calls per second per page (§6).
 pub const DEFAULT_RATE_PER_PAGE_PER_SECOND: u32 = 300;
@@ -184,7 +192,9 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     limiter: DefaultKeyedRateLimiter<String>,
     webhooks: WebhookClient,
-    /// Cancelled on stop, ending pending auto-receipt tasks.
+    /// What the SMTP stand-in received; empty unless it was started.
+    mail: Arc<MailStore>,
+    /// Cancelled on stop, ending pending auto-receipt tasks and the SMTP stand-in.
     shutdown: CancellationToken,
     /// The runtime that started the sandbox, for background tasks.
     runtime: Handle,
@@ -246,6 +256,8 @@ pub struct Sandbox {
     shared: Arc<Shared>,
     server: ServerHandle,
     task: JoinHandle<io::Result<()>>,
+    /// The SMTP stand-in's address and task, once started.
+    smtp: Option<(SocketAddr, JoinHandle<()>)>,
 }
 
 impl Sandbox {
@@ -270,6 +282,7 @@ impl Sandbox {
             state: Mutex::new(State::default()),
             limiter: RateLimiter::keyed(Quota::per_second(rate)),
             webhooks,
+            mail: Arc::default(),
             shutdown: CancellationToken::new(),
             runtime,
         });
@@ -294,7 +307,49 @@ impl Sandbox {
             shared,
             server: handle,
             task,
+            smtp: None,
         })
+    }
+
+    /// Starts the SMTP stand-in on an already-bound listener (loopback: it speaks plain text
+    /// and takes mail from anyone) and returns its address. Mail sent to it is kept, never
+    /// delivered, and shown by `GET /sandbox/mail` and [`Sandbox::mail`]. It stops with the
+    /// sandbox.
+    ///
+    /// The listener is bound by the caller so that its port can go into Herald's `[email]`
+    /// settings before the gateway, and so the sandbox, is started.
+    pub fn start_smtp(&mut self, listener: std::net::TcpListener) -> io::Result<SocketAddr> {
+        if self.smtp.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "sandbox: the SMTP stand-in is already running",
+            ));
+        }
+        let address = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        // Registering with the reactor needs the runtime the sandbox runs on.
+        let _runtime = self.shared.runtime.enter();
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let task = self.shared.runtime.spawn(smtp::serve(
+            listener,
+            Arc::clone(&self.shared.mail),
+            self.shared.config.clock.clone(),
+            self.shared.shutdown.clone(),
+        ));
+        tracing::info!(%address, "sandbox SMTP stand-in listening");
+        self.smtp = Some((address, task));
+        Ok(address)
+    }
+
+    /// Where the SMTP stand-in listens, once started.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp.as_ref().map(|(address, _)| *address)
+    }
+
+    /// The same data as `GET /sandbox/mail[?to=address]`: the emails received, oldest first
+    /// (the last [`KEPT_EMAILS`]).
+    pub fn mail(&self, to: Option<&str>) -> Vec<ReceivedEmail> {
+        self.shared.mail.list(to)
     }
 
     /// Where Herald should send Graph calls, e.g. `http://127.0.0.1:PORT`.
@@ -313,10 +368,15 @@ impl Sandbox {
     }
 
     /// Stops accepting connections, lets in-flight requests finish, and cancels pending
-    /// auto receipts.
+    /// auto receipts and SMTP conversations.
     pub async fn stop(mut self) {
         self.shared.shutdown.cancel();
         self.server.stop(true).await;
+        if let Some((_, smtp)) = self.smtp.take() {
+            if let Err(error) = smtp.await {
+                tracing::warn!(error = %error, "sandbox SMTP task failed");
+            }
+        }
         match (&mut self.task).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
@@ -344,5 +404,116 @@ async fn unknown_route(request: HttpRequest) -> HttpResponse {
         ))
     } else {
         graph::unknown_path(request.path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lettre::message::MultiPart;
+    use lettre::transport::smtp::client::Tls;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    use super::*;
+    use crate::clock::SystemClock;
+
+    async fn sandbox() -> Sandbox {
+        let config = SandboxConfig {
+            app_secret: "secret".into(),
+            pages: vec![SandboxPage {
+                id: "1001".into(),
+                access_token: "token".into(),
+                region: None,
+            }],
+            webhook_url: None,
+            auto_receipts: false,
+            rate_per_page_per_second: DEFAULT_RATE_PER_PAGE_PER_SECOND,
+            clock: SystemClock::shared(),
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        Sandbox::start(config, listener)
+            .await
+            .expect("the sandbox starts")
+    }
+
+    async fn get(url: String) -> (u16, serde_json::Value) {
+        let response = reqwest::get(url).await.expect("the sandbox answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON"))
+    }
+
+    #[tokio::test]
+    async fn mail_sent_to_the_smtp_stand_in_shows_at_get_sandbox_mail() {
+        let mut sandbox = sandbox().await;
+        assert_eq!(sandbox.smtp_addr(), None);
+        let (status, body) = get(format!("{}/sandbox/mail", sandbox.base_url())).await;
+        assert_eq!(
+            (status, body),
+            (200, json!({"data": []})),
+            "empty before it starts"
+        );
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = sandbox.start_smtp(listener).expect("the stand-in starts");
+        assert_eq!(sandbox.smtp_addr(), Some(address));
+        let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(address.port())
+            .tls(Tls::None)
+            .build();
+        for to in ["ada@example.com", "bob@example.com"] {
+            let email = Message::builder()
+                .from("Shop <orders@shop.example>".parse().expect("from"))
+                .to(to.parse().expect("to"))
+                .subject(format!("For {to}"))
+                .multipart(MultiPart::alternative_plain_html(
+                    "text".to_owned(),
+                    "<p>html</p>".to_owned(),
+                ))
+                .expect("an email");
+            mailer.send(email).await.expect("taken");
+        }
+
+        let (status, all) = get(format!("{}/sandbox/mail", sandbox.base_url())).await;
+        assert_eq!(status, 200);
+        let subjects: Vec<&str> = all["data"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|email| email["subject"].as_str())
+            .collect();
+        assert_eq!(
+            subjects,
+            ["For ada@example.com", "For bob@example.com"],
+            "oldest first"
+        );
+        let first = &all["data"][0];
+        assert_eq!(first["from"], "orders@shop.example");
+        assert_eq!(first["to"], json!(["ada@example.com"]));
+        assert_eq!(first["header_from"], "Shop <orders@shop.example>");
+        assert_eq!(first["text"], "text");
+        assert_eq!(first["html"], "<p>html</p>");
+        assert!(first["received_at"].is_string(), "{first}");
+
+        let (status, bob) = get(format!(
+            "{}/sandbox/mail?to=Bob@Example.com",
+            sandbox.base_url()
+        ))
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(bob["data"].as_array().map(Vec::len), Some(1), "{bob}");
+        assert_eq!(bob["data"][0]["subject"], "For bob@example.com");
+        assert_eq!(sandbox.mail(Some("bob@example.com")).len(), 1);
+
+        let (status, _) = get(format!("{}/sandbox/mail?from=x", sandbox.base_url())).await;
+        assert_eq!(status, 400, "an unknown filter is refused, not ignored");
+        let second = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        assert!(
+            sandbox.start_smtp(second).is_err(),
+            "one stand-in per sandbox"
+        );
+        sandbox.stop().await;
+        assert!(
+            tokio::net::TcpStream::connect(address).await.is_err(),
+            "the stand-in stops with the sandbox"
+        );
     }
 }
