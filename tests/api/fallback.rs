@@ -484,3 +484,128 @@ async fn kill_dash_nine_between_the_messenger_failure_and_the_email_loses_nothin
         );
     }
 }
+
+/// The README's walk-through, step 6, on the real binary: `serve --sandbox` points the fallback
+/// at its SMTP stand-in, and `GET /sandbox/mail` shows the receipt Messenger could not take.
+#[tokio::test]
+async fn serve_sandbox_emails_a_receipt_messenger_cannot_take_to_its_smtp_stand_in() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["serve", "--sandbox", "--config", "no-such-herald.toml"])
+        .env("RUST_LOG", "warn")
+        .env("HERALD_SERVER__LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start herald serve --sandbox");
+    let stdout = child.stdout.take().expect("stdout");
+    // The banner's `export HERALD=… SANDBOX=… TOKEN=…` line.
+    let exports = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let line = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.trim_start().starts_with("export HERALD="));
+        std::thread::spawn(move || lines.for_each(drop));
+        line
+    })
+    .await
+    .expect("banner");
+    let outcome = async {
+        let exports = exports.expect("an export line in the banner");
+        let var = |name: &str| {
+            exports
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .map(str::to_owned)
+                .unwrap_or_else(|| panic!("{name} in {exports}"))
+        };
+        let (herald, sandbox, token) = (var("HERALD"), var("SANDBOX"), var("TOKEN"));
+        let http = reqwest::Client::new();
+        http.post(format!("{sandbox}/sandbox/users"))
+            .json(&json!({"psid": "4242"}))
+            .send()
+            .await
+            .expect("user");
+        let consent = http
+            .post(format!("{herald}/v1/consents"))
+            .bearer_auth(&token)
+            .json(
+                &json!({"recipient": {"psid": "4242"}, "scope": "transactional",
+                "source": "checkout_checkbox", "evidence": {"order": "A-1001"},
+                "email": "ada@example.com"}),
+            )
+            .send()
+            .await
+            .expect("consent");
+        assert_eq!(consent.status().as_u16(), 201);
+        http.post(format!("{sandbox}/sandbox/users/4242/block"))
+            .send()
+            .await
+            .expect("block");
+        let sent = http
+            .post(format!("{herald}/v1/receipts"))
+            .bearer_auth(&token)
+            .json(&json!({"recipient": {"psid": "4242"}, "order": {"order_number": "A-1002",
+                "currency": "EUR", "payment_method": "Visa 4242", "recipient_name": "Ada Lovelace",
+                "summary": {"total_cost": 12.5}, "elements": [{"title": "Tea towel", "price": 12.5}]}}))
+            .send()
+            .await
+            .expect("receipt");
+        assert_eq!(sent.status().as_u16(), 202);
+        let id = sent.json::<Value>().await.expect("json")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        loop {
+            let mail: Value = http
+                .get(format!("{sandbox}/sandbox/mail?to=ada@example.com"))
+                .send()
+                .await
+                .expect("mail")
+                .json()
+                .await
+                .expect("json");
+            if let Some(first) = mail["data"].as_array().and_then(|m| m.first()) {
+                assert!(
+                    first["subject"]
+                        .as_str()
+                        .is_some_and(|s| s.contains("A-1002")),
+                    "{mail}"
+                );
+                assert!(
+                    first["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("Tea towel")),
+                    "{mail}"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The server's 250 comes a moment before Herald records it.
+        loop {
+            let message: Value = http
+                .get(format!("{herald}/v1/messages/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("message")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(message["channel"], "email", "{message}");
+            if message["status"] == "sent" {
+                break;
+            }
+            assert_eq!(message["status"], "sending", "{message}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let result = tokio::time::timeout(Duration::from_secs(30), outcome).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    result.expect("the receipt reached the sandbox's mailbox in time");
+}
