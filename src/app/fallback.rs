@@ -68,9 +68,9 @@ impl Herald {
         let facts = facts_from(&person, Vec::new(), region.as_deref(), record.role, at);
         let policy = self.policy();
         let address = person.email.is_some();
+        // Not counted with the send decisions (`herald_decisions_total`): the deliveries'
+        // `fallback` result counts the switches.
         let mut decision = evaluate_fallback(&policy, record.category, &facts, address, cause);
-        self.metrics
-            .decision(decision.outcome.as_str(), decision.reason.as_str());
         if decision.outcome == Outcome::Allow {
             decision.consent = person
                 .permitting(ConsentScope::Transactional)

@@ -18,13 +18,48 @@ const ARRIVAL: Duration = Duration::from_secs(10);
 
 /// A gateway whose `[email]` is `smtp`, with the default policy (or `policy`).
 async fn app_with_email(smtp: &SmtpServer, policy: Option<std::path::PathBuf>) -> TestApp {
+    app_with_email_and(smtp, policy, |_| {}).await
+}
+
+/// The same, with a change to the rest of the settings.
+async fn app_with_email_and(
+    smtp: &SmtpServer,
+    policy: Option<std::path::PathBuf>,
+    change: impl FnOnce(&mut herald::configuration::Settings) + 'static,
+) -> TestApp {
     let email = smtp.settings(FROM);
     spawn_app_with(TestOptions {
         policy_dir: policy,
-        settings: Some(Box::new(move |s| s.email = Some(email))),
+        settings: Some(Box::new(move |s| {
+            s.email = Some(email);
+            change(s);
+        })),
         ..TestOptions::default()
     })
     .await
+}
+
+/// Message `id` once `done` holds of it, handing over what is due meanwhile (the gateway's own
+/// worker runs beside the test's drains, so a drain alone may return while its work is in flight).
+async fn until_message(
+    app: &TestApp,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        app.drain_now().await;
+        let message = app.message(id).await;
+        if done(&message) {
+            return message;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} never {what}: {message}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// A person who wrote to the page and gave their address with a consent of `scope`.
@@ -99,7 +134,7 @@ async fn a_receipt_to_a_person_who_blocked_the_page_arrives_by_email_with_its_or
         assert!(part.contains("44.50"), "the total: {part}");
     }
 
-    let message = app.message(&id).await;
+    let message = until_message(&app, &id, "was sent", |m| m["status"] == "sent").await;
     assert_eq!(message["status"], "sent", "{message}");
     assert_eq!(message["channel"], "email");
     let attempts = message["attempts"].as_array().expect("attempts");
@@ -160,7 +195,7 @@ async fn erasure_removes_the_address_from_the_record_and_the_audit_log() {
     blocks_the_page(&app, "7002").await;
     let (_, body) = app.receipt("7002", "A-1002").await;
     let id = id_of(&body);
-    app.drain().await;
+    until_message(&app, &id, "was sent", |m| m["status"] == "sent").await;
     smtp.wait_for(1, ARRIVAL).await;
     let before = audit_of(&app, "7002", &id).await;
     assert!(
@@ -234,13 +269,14 @@ async fn marketing_and_people_without_consent_or_address_or_who_opted_out_never_
         .expect("opt out");
     assert!(r.status().is_success(), "{:?}", r.text().await);
 
-    app.drain().await;
-    expect_failed(&app.message(&marketing).await, "not_for_email");
-    expect_failed(&app.message(&no_address).await, "no_email_address");
+    let failed = |m: &Value| m["status"] == "failed";
+    let marketing = until_message(&app, &marketing, "failed", failed).await;
+    expect_failed(&marketing, "not_for_email");
+    let no_address = until_message(&app, &no_address, "failed", failed).await;
+    expect_failed(&no_address, "no_email_address");
     // The worker may have switched it to email before the opt-out came: then the email try
     // finds the opt-out; or after: then the fallback's decision does. Either way no email.
-    let opted = app.message(&opted_out).await;
-    assert_eq!(opted["status"], "failed", "{opted}");
+    let opted = until_message(&app, &opted_out, "failed", failed).await;
     let last_error = opted["attempts"]
         .as_array()
         .and_then(|a| a.last())
@@ -256,14 +292,24 @@ async fn marketing_and_people_without_consent_or_address_or_who_opted_out_never_
 #[tokio::test]
 async fn an_smtp_server_that_is_down_then_up_loses_nothing_and_sends_once() {
     let smtp = SmtpServer::start().await;
-    let app = app_with_email(&smtp, None).await;
+    // A minute between tries (of the test's clock, which runs on): the server stays down for
+    // as long as the test wants, and the message waits.
+    let app = app_with_email_and(&smtp, None, |s| {
+        s.delivery.retry_base_ms = 60_000;
+        s.delivery.retry_max_ms = 60_000;
+    })
+    .await;
     customer(&app, "7020", "transactional", Some("kay@example.com")).await;
     blocks_the_page(&app, "7020").await;
     smtp.close().await;
     let (_, body) = app.receipt("7020", "A-1020").await;
     let id = id_of(&body);
-    app.drain_now().await;
-    let waiting = app.message(&id).await;
+    let waiting = until_message(&app, &id, "was tried by email", |m| {
+        m["attempts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["channel"] == "email"))
+    })
+    .await;
     assert_eq!(
         (&waiting["status"], &waiting["channel"]),
         (&json!("queued"), &json!("email")),
@@ -280,25 +326,30 @@ async fn an_smtp_server_that_is_down_then_up_loses_nothing_and_sends_once() {
     );
 
     smtp.open().await;
-    app.set_time(app.now() + chrono::Duration::seconds(1));
-    app.drain().await;
+    app.set_time(app.now() + chrono::Duration::minutes(2));
+    until_message(&app, &id, "was sent", |m| m["status"] == "sent").await;
     let mail = smtp.wait_for(1, ARRIVAL).await;
     assert!(mail[0]
         .subject
         .as_deref()
         .unwrap_or_default()
         .contains("A-1020"));
-    assert_eq!(app.message(&id).await["status"], "sent");
     assert_eq!(smtp.received().len(), 1, "once");
 }
 
 #[tokio::test]
 async fn a_graph_outage_longer_than_outage_after_goes_by_email_and_the_breaker_closes_when_graph_answers(
 ) {
+    // outage_after 40 s: an open breaker probes every 10 s. Tries a minute apart: nothing is
+    // tried again unless the test moves its clock (which otherwise runs on).
     let policy =
-        policy_copy(|text| text.replace("outage_after = \"10m\"", "outage_after = \"2s\""));
+        policy_copy(|text| text.replace("outage_after = \"10m\"", "outage_after = \"40s\""));
     let smtp = SmtpServer::start().await;
-    let app = app_with_email(&smtp, Some(policy.path().to_path_buf())).await;
+    let app = app_with_email_and(&smtp, Some(policy.path().to_path_buf()), |s| {
+        s.delivery.retry_base_ms = 60_000;
+        s.delivery.retry_max_ms = 60_000;
+    })
+    .await;
     customer(&app, "7030", "transactional", Some("lin@example.com")).await;
     customer(&app, "7031", "transactional", Some("max@example.com")).await;
     app.sandbox_post("/faults", json!({"code": 2, "count": 100_000}))
@@ -307,14 +358,16 @@ async fn a_graph_outage_longer_than_outage_after_goes_by_email_and_the_breaker_c
     // Failing, not yet out: tried again later on Messenger.
     let (_, body) = app.receipt("7030", "A-1030").await;
     let first = id_of(&body);
-    app.drain_now().await;
-    assert_eq!(app.message(&first).await["channel"], "messenger");
-    assert!(smtp.received().is_empty());
+    let tried = until_message(&app, &first, "was tried", |m| {
+        m["attempts"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    assert_eq!(tried["channel"], "messenger", "{tried}");
+    assert_eq!(tried["attempts"][0]["outcome"], "retry", "{tried}");
 
     // Past outage_after: its retry is the probe, fails, and it goes by email.
-    app.set_time(app.now() + chrono::Duration::seconds(3));
-    app.drain_now().await;
-    let first_message = app.message(&first).await;
+    app.set_time(app.now() + chrono::Duration::seconds(61));
+    let first_message = until_message(&app, &first, "was emailed", |m| m["status"] == "sent").await;
     assert_eq!(first_message["channel"], "email", "{first_message}");
     assert_eq!(
         first_message["fallback"]["rule"],
@@ -328,14 +381,9 @@ async fn a_graph_outage_longer_than_outage_after_goes_by_email_and_the_breaker_c
     let second = id_of(&body);
     let (_, body) = app.respond("7030", "we are looking into it").await;
     let reply = id_of(&body);
-    app.drain_now().await;
-    smtp.wait_for(2, ARRIVAL).await;
-    let second_message = app.message(&second).await;
-    assert_eq!(
-        (&second_message["status"], &second_message["channel"]),
-        (&json!("sent"), &json!("email")),
-        "{second_message}"
-    );
+    let second_message =
+        until_message(&app, &second, "was emailed", |m| m["status"] == "sent").await;
+    assert_eq!(second_message["channel"], "email", "{second_message}");
     assert_eq!(
         second_message["attempts"]
             .as_array()
@@ -343,6 +391,8 @@ async fn a_graph_outage_longer_than_outage_after_goes_by_email_and_the_breaker_c
         Some(0),
         "no call to an API that is out: {second_message}"
     );
+    smtp.wait_for(2, ARRIVAL).await;
+    app.drain_now().await;
     let waiting = app.message(&reply).await;
     assert_eq!(waiting["status"], "queued", "{waiting}");
     assert_eq!(waiting["channel"], "messenger");
@@ -360,22 +410,16 @@ async fn a_graph_outage_longer_than_outage_after_goes_by_email_and_the_breaker_c
         .await
         .expect("clear the faults");
     assert!(cleared.status().is_success());
-    app.set_time(app.now() + chrono::Duration::seconds(2));
-    app.drain_now().await;
-    assert_eq!(app.message(&reply).await["status"], "sent");
+    app.set_time(app.now() + chrono::Duration::seconds(11));
+    until_message(&app, &reply, "was sent", |m| m["status"] == "sent").await;
     assert_eq!(
         metric(&app.http, &app.address, "herald_pages_out").await,
         0.0
     );
     let (_, body) = app.receipt("7031", "A-1032").await;
     let third = id_of(&body);
-    app.drain().await;
-    let third_message = app.message(&third).await;
-    assert_eq!(
-        (&third_message["status"], &third_message["channel"]),
-        (&json!("sent"), &json!("messenger")),
-        "{third_message}"
-    );
+    let third_message = until_message(&app, &third, "was sent", |m| m["status"] == "sent").await;
+    assert_eq!(third_message["channel"], "messenger", "{third_message}");
     assert_eq!(smtp.received().len(), 2, "{:?}", smtp.received());
 }
 
