@@ -245,7 +245,7 @@ impl Herald {
         Ok(Processed::Retrying)
     }
 
-    /// Fails a message for a reason of Herald's own (no Graph call was made).
+    /// Fails a message for a reason of Herald's own (nothing was sent), on its channel.
     pub(crate) async fn fail_for(
         &self,
         record: &MessageRecord,

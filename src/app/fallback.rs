@@ -155,7 +155,7 @@ impl Herald {
             _ => None,
         };
         if let Some(why) = why_not {
-            return self.fail_email(&record, now, why).await.map(Prepared::Done);
+            return self.fail_for(&record, now, why).await.map(Prepared::Done);
         }
         let (Some(setup), Some(to)) = (&self.email, person.email) else {
             return Ok(Prepared::Done(Processed::Skipped));
@@ -172,10 +172,7 @@ impl Herald {
             Err(e) => {
                 tracing::error!(message_id = %id, error = %e, "an email template failed");
                 let why = format!("the email could not be written: {e}");
-                return self
-                    .fail_email(&record, now, &why)
-                    .await
-                    .map(Prepared::Done);
+                return self.fail_for(&record, now, &why).await.map(Prepared::Done);
             }
         };
         let email = OutgoingEmail {
@@ -231,19 +228,5 @@ impl Herald {
         } else {
             Processed::Failed
         })
-    }
-
-    /// Fails a message on channel email for a reason of Herald's own (nothing was sent).
-    async fn fail_email(
-        &self,
-        record: &MessageRecord,
-        now: DateTime<Utc>,
-        why: &str,
-    ) -> Result<Processed, StoreError> {
-        let attempt = Attempt {
-            error: Some(why.to_owned()),
-            ..Attempt::by(Channel::Email, now, AttemptOutcome::Failed)
-        };
-        self.email_failed(record, attempt).await
     }
 }

@@ -81,6 +81,59 @@ async fn blocks_the_page(app: &TestApp, psid: &str) {
     app.expect_rejection(551);
 }
 
+/// A gateway in its own process and its Messenger stand-in, as a client reaches them.
+struct Walk<'a> {
+    sandbox: &'a str,
+    herald: &'a str,
+    token: &'a str,
+}
+
+/// The README's walk-through, step 6, over HTTP: `psid` exists in Messenger and consents with
+/// `email`, blocks the page, and is sent a receipt for `order` (one tea towel); its message id.
+async fn blocked_customer_gets_a_receipt(
+    http: &reqwest::Client,
+    at: &Walk<'_>,
+    (psid, email, order): (&str, &str, &str),
+) -> String {
+    let (sandbox, herald) = (at.sandbox, at.herald);
+    http.post(format!("{sandbox}/sandbox/users"))
+        .json(&json!({"psid": psid}))
+        .send()
+        .await
+        .expect("user");
+    let consent = http
+        .post(format!("{herald}/v1/consents"))
+        .bearer_auth(at.token)
+        .json(
+            &json!({"recipient": {"psid": psid}, "scope": "transactional",
+            "source": "checkout_checkbox", "evidence": {"order": order}, "email": email}),
+        )
+        .send()
+        .await
+        .expect("consent");
+    assert_eq!(consent.status().as_u16(), 201);
+    http.post(format!("{sandbox}/sandbox/users/{psid}/block"))
+        .send()
+        .await
+        .expect("block");
+    let sent = http
+        .post(format!("{herald}/v1/receipts"))
+        .bearer_auth(at.token)
+        .json(
+            &json!({"recipient": {"psid": psid}, "order": {"order_number": order,
+            "currency": "EUR", "payment_method": "Visa 4242", "recipient_name": "Ada Lovelace",
+            "summary": {"total_cost": 12.5}, "elements": [{"title": "Tea towel", "price": 12.5}]}}),
+        )
+        .send()
+        .await
+        .expect("receipt");
+    assert_eq!(sent.status().as_u16(), 202);
+    sent.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
 /// Every send the stand-in answered: taken, refused or failed on purpose.
 fn graph_calls(app: &TestApp) -> u64 {
     let stats = app.stats();
@@ -440,41 +493,16 @@ async fn kill_dash_nine_between_the_messenger_failure_and_the_email_loses_nothin
     let (http, sandbox) = (reqwest::Client::new(), launched.sandbox.base_url());
     let base = launched.gateway.base.clone();
     let token = crate::crash::backend_token();
-    http.post(format!("{sandbox}/sandbox/users"))
-        .json(&json!({"psid": "7040"}))
-        .send()
-        .await
-        .expect("user");
-    let consent = http
-        .post(format!("{base}/v1/consents"))
-        .bearer_auth(&token)
-        .json(
-            &json!({"recipient": {"psid": "7040"}, "scope": "transactional",
-                      "source": "checkout", "evidence": "order form", "email": "eve@example.com"}),
-        )
-        .send()
-        .await
-        .expect("consent");
-    assert_eq!(consent.status().as_u16(), 201);
-    http.post(format!("{sandbox}/sandbox/users/7040/block"))
-        .send()
-        .await
-        .expect("block");
-    let sent = http
-        .post(format!("{base}/v1/receipts"))
-        .bearer_auth(&token)
-        .json(&json!({"recipient": {"psid": "7040"}, "order": {
-            "order_number": "K-7040", "currency": "EUR", "payment_method": "Visa 4242",
-            "recipient_name": "Eve", "summary": {"total_cost": 12.5},
-            "elements": [{"title": "Tea towel", "price": 12.5}]}}))
-        .send()
-        .await
-        .expect("receipt");
-    assert_eq!(sent.status().as_u16(), 202);
-    let id = sent.json::<Value>().await.expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = blocked_customer_gets_a_receipt(
+        &http,
+        &Walk {
+            sandbox: &sandbox,
+            herald: &base,
+            token: &token,
+        },
+        ("7040", "eve@example.com", "K-7040"),
+    )
+    .await;
 
     // Messenger said 551, the message went over to email, and the SMTP server is down: the
     // email is waiting for its next try when the process dies.
@@ -568,41 +596,14 @@ async fn serve_sandbox_emails_a_receipt_messenger_cannot_take_to_its_smtp_stand_
         };
         let (herald, sandbox, token) = (var("HERALD"), var("SANDBOX"), var("TOKEN"));
         let http = reqwest::Client::new();
-        http.post(format!("{sandbox}/sandbox/users"))
-            .json(&json!({"psid": "4242"}))
-            .send()
-            .await
-            .expect("user");
-        let consent = http
-            .post(format!("{herald}/v1/consents"))
-            .bearer_auth(&token)
-            .json(
-                &json!({"recipient": {"psid": "4242"}, "scope": "transactional",
-                "source": "checkout_checkbox", "evidence": {"order": "A-1001"},
-                "email": "ada@example.com"}),
-            )
-            .send()
-            .await
-            .expect("consent");
-        assert_eq!(consent.status().as_u16(), 201);
-        http.post(format!("{sandbox}/sandbox/users/4242/block"))
-            .send()
-            .await
-            .expect("block");
-        let sent = http
-            .post(format!("{herald}/v1/receipts"))
-            .bearer_auth(&token)
-            .json(&json!({"recipient": {"psid": "4242"}, "order": {"order_number": "A-1002",
-                "currency": "EUR", "payment_method": "Visa 4242", "recipient_name": "Ada Lovelace",
-                "summary": {"total_cost": 12.5}, "elements": [{"title": "Tea towel", "price": 12.5}]}}))
-            .send()
-            .await
-            .expect("receipt");
-        assert_eq!(sent.status().as_u16(), 202);
-        let id = sent.json::<Value>().await.expect("json")["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
+        let walk = Walk {
+            sandbox: &sandbox,
+            herald: &herald,
+            token: &token,
+        };
+        let id =
+            blocked_customer_gets_a_receipt(&http, &walk, ("4242", "ada@example.com", "A-1002"))
+                .await;
         loop {
             let mail: Value = http
                 .get(format!("{sandbox}/sandbox/mail?to=ada@example.com"))
