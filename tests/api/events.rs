@@ -944,28 +944,8 @@ async fn the_address_is_checked_again_at_delivery_so_a_name_turning_internal_is_
 
 #[tokio::test]
 async fn serve_sandbox_allows_endpoints_on_this_machine() {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["serve", "--sandbox", "--config", "no-such-herald.toml"])
-        .env("RUST_LOG", "warn")
-        .env("HERALD_SERVER__LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start herald serve --sandbox");
-    let stdout = child.stdout.take().expect("stdout");
     // The console link in the banner carries an admin token.
-    let link = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let link = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.contains("/console#token="));
-        std::thread::spawn(move || lines.for_each(drop));
-        link
-    })
-    .await
-    .expect("banner");
+    let (mut child, link) = crate::helpers::serve_sandbox(|l| l.contains("/console#token=")).await;
     let outcome = async {
         let link = link.expect("a console link");
         let (page, token) = link.trim().split_once("#token=").expect("token");

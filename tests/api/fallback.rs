@@ -561,30 +561,9 @@ async fn kill_dash_nine_between_the_messenger_failure_and_the_email_loses_nothin
 /// at its SMTP stand-in, and `GET /sandbox/mail` shows the receipt Messenger could not take.
 #[tokio::test]
 async fn serve_sandbox_emails_a_receipt_messenger_cannot_take_to_its_smtp_stand_in() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["serve", "--sandbox", "--config", "no-such-herald.toml"])
-        .env("RUST_LOG", "warn")
-        .env("HERALD_SERVER__LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start herald serve --sandbox");
-    let stdout = child.stdout.take().expect("stdout");
     // The banner's `export HERALD=… SANDBOX=… TOKEN=…` line.
-    let exports = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let line = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.trim_start().starts_with("export HERALD="));
-        std::thread::spawn(move || lines.for_each(drop));
-        line
-    })
-    .await
-    .expect("banner");
+    let (mut child, exports) =
+        crate::helpers::serve_sandbox(|l| l.trim_start().starts_with("export HERALD=")).await;
     let outcome = async {
         let exports = exports.expect("an export line in the banner");
         let var = |name: &str| {

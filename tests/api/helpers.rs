@@ -715,3 +715,30 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// `herald serve --sandbox` as a user starts it (no configuration file, a port of its own), and
+/// the first line of its banner that `wanted` picks. The caller kills the child.
+pub async fn serve_sandbox(wanted: fn(&str) -> bool) -> (std::process::Child, Option<String>) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["serve", "--sandbox", "--config", "no-such-herald.toml"])
+        .env("RUST_LOG", "warn")
+        .env("HERALD_SERVER__LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start herald serve --sandbox");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let line = lines.by_ref().map_while(Result::ok).find(|l| wanted(l));
+        // The rest of the banner and the logs are read and dropped, so the child never blocks
+        // on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        line
+    })
+    .await
+    .expect("banner");
+    (child, line)
+}
