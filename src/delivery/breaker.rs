@@ -1,6 +1,7 @@
 //! A circuit breaker per page: while a page's Graph API keeps failing (5xx, timeouts, refused
 //! connections, Graph's transient codes), Herald stops hammering it. Pure bookkeeping: the
-//! worker reports each answer and asks before each send; the times come in, no clock is read.
+//! worker reports each answer and asks before each send; the times come in, no clock is read,
+//! and every sum of a time and a duration saturates (`bounds::later`): a far-off time never panics.
 //!
 //! ```text
 //!            transient failure                    failing for outage_after
@@ -22,6 +23,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::Mutex;
 
+use crate::domain::bounds::later;
 use crate::domain::PageId;
 
 /// The shortest and longest time between two probes of an open breaker: a quarter of
@@ -67,7 +69,7 @@ impl Breakers {
         let Some(health) = pages.get_mut(page) else {
             return Gate::Closed;
         };
-        if now < health.failing_since + outage_after {
+        if now < later(health.failing_since, outage_after) {
             return Gate::Closed;
         }
         match health.next_probe {
@@ -76,7 +78,7 @@ impl Breakers {
                 next_probe,
             },
             _ => {
-                health.next_probe = Some(now + probe_interval(outage_after));
+                health.next_probe = Some(later(now, probe_interval(outage_after)));
                 Gate::Probe
             }
         }
@@ -91,7 +93,7 @@ impl Breakers {
     ) -> Option<DateTime<Utc>> {
         let pages = self.pages.lock();
         let health = pages.get(page)?;
-        (now >= health.failing_since + outage_after).then_some(health.failing_since)
+        (now >= later(health.failing_since, outage_after)).then_some(health.failing_since)
     }
 
     /// A send to `page` failed transiently at `at`. While the breaker is open, any send that
@@ -103,8 +105,8 @@ impl Breakers {
             failing_since: at,
             next_probe: None,
         });
-        if at >= health.failing_since + outage_after {
-            let next = at + probe_interval(outage_after);
+        if at >= later(health.failing_since, outage_after) {
+            let next = later(at, probe_interval(outage_after));
             health.next_probe = Some(health.next_probe.map_or(next, |n| n.max(next)));
         }
     }
@@ -124,7 +126,7 @@ impl Breakers {
         self.pages
             .lock()
             .values()
-            .filter(|h| now >= h.failing_since + outage_after)
+            .filter(|h| now >= later(h.failing_since, outage_after))
             .count()
     }
 }
