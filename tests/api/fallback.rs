@@ -521,7 +521,8 @@ async fn kill_dash_nine_between_the_messenger_failure_and_the_email_loses_nothin
             .as_array()
             .is_some_and(|a| a.iter().any(|a| a["channel"] == "email"));
         if tried_email {
-            assert_eq!(m["status"], "queued", "{m}");
+            // Waiting for its next try, or in it (tries come every 100–200 ms here).
+            assert!(m["status"] == "queued" || m["status"] == "sending", "{m}");
             break;
         }
         assert!(
