@@ -18,6 +18,7 @@ mod message;
 mod receipt;
 pub mod recipient;
 mod records;
+mod requests;
 mod shipping;
 
 pub use category::{Category, Role};
@@ -26,8 +27,7 @@ pub use consent::{ConsentScope, ConsentSource};
 pub use ids::{AttemptId, EndpointId, MessageId, PageId, Psid};
 pub use lifecycle::MessageStatus;
 pub use message::{
-    parse_recipient, parse_time, validate_message_object, Content, OutboundMessage, SendKind,
-    UtilityTemplate, MAX_TEXT_CHARS,
+    validate_message_object, Content, OutboundMessage, SendKind, UtilityTemplate, MAX_TEXT_CHARS,
 };
 pub use receipt::{Receipt, ReceiptAddress, ReceiptAdjustment, ReceiptElement, ReceiptSummary};
 pub use recipient::Recipient;
@@ -35,6 +35,10 @@ pub use records::{
     Acceptance, Attempt, AttemptOutcome, Attribution, Channel, ConsentAction, ConsentEvent,
     ConsentRef, Erasure, GraphErrorRecord, IdempotencyRecord, MessageRecord, RecipientRecord,
     SendAnswer, StatusChange, TokenRecord, TokenStatus,
+};
+pub use requests::{
+    parse_recipient, parse_time, Body, ReceiptRequest, RecipientRef, SendMessageRequest,
+    ShippingUpdateRequest,
 };
 pub use shipping::{ShippingStatus, ShippingUpdate};
 

@@ -1,75 +1,15 @@
-//! Schema-only types for `/openapi.json`: the request bodies that the domain parses from raw
+//! Schema-only types for `/openapi.json`: the request bodies that the routes parse from raw
 //! JSON (so that every bad field is named, not only the first), the problem body and the small
 //! answers built inline. Answers that are typed values (`Acceptance`, `MessageView`,
-//! `CampaignView`, `Decision`, …) derive their schema where they are defined; these types are
-//! never constructed.
+//! `CampaignView`, `Decision`, …) and the sends' bodies (`domain::requests`) derive their schema
+//! where they are defined; these types are never constructed.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::app::CampaignView;
-use crate::domain::Role;
-use crate::domain::{Category, Receipt, ShippingStatus, UtilityTemplate};
-
-/// Who a message goes to: exactly one of `psid` (`id` is accepted as Graph spells it) or
-/// `user_ref` (a checkbox-plugin reference, before the person has a PSID).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct RecipientRef {
-    /// A page-scoped id: digits.
-    pub psid: Option<String>,
-    pub user_ref: Option<String>,
-}
-
-/// `POST /v1/messages`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct SendMessageRequest {
-    /// The page to send from (default: the only configured page).
-    pub page_id: Option<String>,
-    pub recipient: RecipientRef,
-    pub category: Category,
-    /// A Messenger message object: `text`, or `attachment` (a template), with optional
-    /// `quick_replies`. `text` must be under 2,000 characters.
-    #[schema(value_type = Object)]
-    pub message: Value,
-    /// The utility template to use outside the window, when the policy asks for one.
-    pub utility_template: Option<UtilityTemplate>,
-    /// Not before this moment; at most 365 days ahead.
-    pub send_at: Option<DateTime<Utc>>,
-    /// Not after this moment: unsent by then, the message is `expired`. After now, and at most
-    /// 30 days after the message is due.
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// `POST /v1/receipts`: rendered as Messenger's receipt template.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ReceiptRequest {
-    pub page_id: Option<String>,
-    pub recipient: RecipientRef,
-    pub order: Receipt,
-    pub send_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// `POST /v1/shipping-updates`: rendered as a message with a tracking button when a URL is
-/// given.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ShippingUpdateRequest {
-    pub page_id: Option<String>,
-    pub recipient: RecipientRef,
-    pub order_number: String,
-    pub status: ShippingStatus,
-    pub carrier: Option<String>,
-    pub tracking_number: Option<String>,
-    pub tracking_url: Option<String>,
-    pub estimated_delivery: Option<String>,
-    pub send_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-}
+use crate::domain::{Category, RecipientRef, Role, UtilityTemplate};
 
 /// `POST /v1/policy/evaluate`: the body of `POST /v1/messages`, plus `at` and (for compliance
 /// and admin) `role`.
