@@ -16,10 +16,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::graph_error::GraphApiError;
 use super::graph_request::{
-    decode_params, GraphCommand, GraphSend, SendApiError, SendApiRecipient, SendApiRequest,
-    CREDENTIALS,
+    decode_params, GraphCommand, GraphSend, GraphSendRequest, SendApiError, SendApiRecipient,
+    SendApiRequest,
 };
-use super::schemas::{GraphError, GraphSendAnswer, GraphSendRequest};
+use super::schemas::{GraphError, GraphSendAnswer};
 use super::AppState;
 use crate::auth::{bearer, Client, JwtKeys};
 use crate::domain::{Category, FieldError, PageId, Recipient};
@@ -138,11 +138,11 @@ fn answer(recipient: &Recipient, message_id: Option<&str>) -> HttpResponse {
 fn client(
     keys: &JwtKeys,
     req: &HttpRequest,
-    params: &Map<String, Value>,
+    params: &GraphSendRequest,
 ) -> Result<Client, GraphApiError> {
-    let [access_token, _appsecret_proof] = CREDENTIALS;
     let token = params
-        .get(access_token)
+        .access_token
+        .as_ref()
         .and_then(Value::as_str)
         .or_else(|| bearer(req));
     Client::from_token(keys, token).map_err(|e| GraphApiError::invalid_token(&e.to_string()))

@@ -1,110 +1,12 @@
-//! Schema-only types for `/openapi.json`: the request bodies that the routes parse from raw
-//! JSON (so that every bad field is named, not only the first), the problem body and the small
-//! answers built inline. Answers that are typed values (`Acceptance`, `MessageView`,
-//! `CampaignView`, `Decision`, …) and the sends' bodies (`domain::requests`) derive their schema
-//! where they are defined; these types are never constructed.
+//! Schema-only types for `/openapi.json`: the problem body and the small answers built inline.
+//! Answers that are typed values (`Acceptance`, `MessageView`, `CampaignView`, `Decision`, …)
+//! and the request bodies derive their schema where they are read or defined; these types are
+//! never constructed.
 
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::app::CampaignView;
-use crate::domain::{Category, RecipientRef, Role, UtilityTemplate};
-
-/// `POST /v1/policy/evaluate`: the body of `POST /v1/messages`, plus `at` and (for compliance
-/// and admin) `role`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct EvaluateRequest {
-    // The fields of `SendMessageRequest`, spelled out: a flattened schema becomes an `allOf`,
-    // from which schema-driven fuzzers (schemathesis) cannot generate bodies.
-    pub page_id: Option<String>,
-    pub recipient: RecipientRef,
-    pub category: Category,
-    /// A Messenger message object, as for `POST /v1/messages`.
-    #[schema(value_type = Object)]
-    pub message: Value,
-    pub utility_template: Option<UtilityTemplate>,
-    pub send_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Evaluate under the rules in force at this moment (default now): from 2011-01-01 to 365
-    /// days ahead.
-    pub at: Option<DateTime<Utc>>,
-    /// Evaluate on behalf of a sender with this role (compliance and admin only).
-    pub role: Option<Role>,
-}
-
-/// The scope of a consent.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum ConsentScopeName {
-    Transactional,
-    Marketing,
-}
-
-/// `POST /v1/consents`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ConsentRequest {
-    pub recipient: RecipientRef,
-    pub scope: ConsentScopeName,
-    /// Where the consent was given, e.g. `checkout_checkbox`.
-    pub source: String,
-    /// What proves it: a non-empty string or object.
-    #[schema(value_type = Object)]
-    pub evidence: Value,
-    pub email: Option<String>,
-    /// An IANA time zone such as `Europe/Berlin`.
-    pub timezone: Option<String>,
-    pub locale: Option<String>,
-}
-
-/// A campaign's audience: listed PSIDs, or a segment (`marketing_opted_in`).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct AudienceRequest {
-    pub psids: Option<Vec<String>>,
-    pub segment: Option<String>,
-}
-
-/// `rollout`: send to `first_percent` first, then wait `hold` (e.g. `"2h"`).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct RolloutRequest {
-    /// 1 to 99.
-    pub first_percent: u8,
-    /// At most 30 days.
-    pub hold: String,
-}
-
-/// `guard`: pause once `min_sends` have gone if opt-outs exceed `max_opt_out_percent`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct GuardRequest {
-    pub max_opt_out_percent: f64,
-    pub min_sends: u64,
-}
-
-/// `POST /v1/campaigns` as JSON. As `text/csv` (a `psid` column), the other fields are query
-/// parameters.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CampaignRequest {
-    pub name: String,
-    pub page_id: Option<String>,
-    #[schema(value_type = Object)]
-    pub message: Value,
-    pub audience: AudienceRequest,
-    /// At most 365 days ahead.
-    pub send_at: Option<DateTime<Utc>>,
-    /// 1 to 300 (Messenger's page limit), and at most the page's `[send_rate] per_page`.
-    pub rate_per_second: Option<u32>,
-    /// Default true.
-    pub respect_quiet_hours: Option<bool>,
-    pub rollout: Option<RolloutRequest>,
-    pub guard: Option<GuardRequest>,
-}
 
 /// `GET /v1/campaigns`.
 #[derive(ToSchema)]
@@ -158,26 +60,6 @@ pub struct PolicyReloaded {
 #[allow(dead_code)]
 pub struct Health {
     pub status: String,
-}
-
-/// The Graph Send API request, as Messenger client libraries send it (JSON, or form fields
-/// holding JSON). `access_token` is the client's Herald JWT.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct GraphSendRequest {
-    /// `{"id"}`, `{"user_ref"}`, `{"notification_messages_token"}`, …
-    #[schema(value_type = Object)]
-    pub recipient: Value,
-    /// `RESPONSE`, `UPDATE`, `MESSAGE_TAG`, `UTILITY`.
-    pub messaging_type: Option<String>,
-    pub tag: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub message: Option<Value>,
-    /// `typing_on`, `typing_off`, `mark_seen`.
-    pub sender_action: Option<String>,
-    pub notification_type: Option<String>,
-    pub access_token: Option<String>,
-    pub appsecret_proof: Option<String>,
 }
 
 /// What the Graph API answers a send.
