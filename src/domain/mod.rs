@@ -42,10 +42,12 @@ pub use requests::{
 };
 pub use shipping::{ShippingStatus, ShippingUpdate};
 
-/// One field that failed validation, named by its JSON path (`order.elements[3].price`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// One field that failed validation, named by its JSON path (`order.elements[3].price`). A
+/// 400's problem lists them as its `errors`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = FieldProblem, description = "One bad field of a request body.")]
 pub struct FieldError {
-    /// JSON path of the offending field.
+    /// Where, e.g. `order.elements[0].price`.
     pub field: String,
     /// What is wrong with it, for a human.
     pub message: String,

@@ -6,13 +6,12 @@ use std::collections::HashMap;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use futures_util::{stream, Stream, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::openapi::CommandProblems;
-use super::schemas::CampaignList;
 use super::{json_body, AppState};
 use crate::app::{Audience, CampaignView, ListKind, NewCampaign};
 use crate::auth::Client;
@@ -133,12 +132,19 @@ async fn create(
 /// A JSON campaign body may list up to about a million PSIDs; larger audiences go as CSV.
 const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 
+/// `GET /v1/campaigns`.
+#[derive(Serialize, ToSchema)]
+struct CampaignList {
+    campaigns: Vec<CampaignView>,
+}
+
 /// Every campaign with its counts.
 #[utoipa::path(tag = "campaigns", responses((status = 200, body = CampaignList), CommandProblems))]
 #[get("/campaigns")]
 async fn list(state: web::Data<AppState>, client: Client) -> Result<HttpResponse, ApiError> {
     client.require(CAMPAIGN_ROLES)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"campaigns": state.herald.campaigns().await?})))
+    let campaigns = state.herald.campaigns().await?;
+    Ok(HttpResponse::Ok().json(CampaignList { campaigns }))
 }
 
 /// A campaign: status and counts.

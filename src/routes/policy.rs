@@ -1,14 +1,13 @@
 //! The policy: evaluate a send without making it, read the rules in force, reload them.
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::json::keep_null;
 use super::openapi::{AuthProblems, CommandProblems};
-use super::schemas::PolicyReloaded;
 use super::{json_body, AppState};
 use crate::auth::Client;
 use crate::domain::{
@@ -128,6 +127,12 @@ async fn get_policy(state: web::Data<AppState>, _client: Client) -> HttpResponse
     HttpResponse::Ok().json(state.herald.policy().summary())
 }
 
+/// `POST /v1/policy/reload`.
+#[derive(Serialize, ToSchema)]
+struct PolicyReloaded {
+    policy_version: String,
+}
+
 /// Loads the policy files anew (admin only); a bad file keeps the old policy.
 #[utoipa::path(
     tag = "policy",
@@ -136,6 +141,6 @@ async fn get_policy(state: web::Data<AppState>, _client: Client) -> HttpResponse
 #[post("/policy/reload")]
 async fn reload(state: web::Data<AppState>, client: Client) -> Result<HttpResponse, ApiError> {
     client.require(&[])?;
-    let version = state.herald.reload_policy(&client).await?;
-    Ok(HttpResponse::Ok().json(json!({"policy_version": version})))
+    let policy_version = state.herald.reload_policy(&client).await?;
+    Ok(HttpResponse::Ok().json(PolicyReloaded { policy_version }))
 }
