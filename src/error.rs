@@ -2,7 +2,8 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::app::{CommandError, SendError, WebhookError};
 use crate::domain::{FieldError, Forbidden, MessageId, MessageStatus};
@@ -143,44 +144,80 @@ impl ApiError {
     }
 
     /// The problem+json body.
-    pub fn body(&self) -> Value {
-        let status = self.status_code().as_u16();
-        let mut body = json!({
-            "type": format!("https://herald.dev/problems/{}", self.kind()),
-            "title": self.title(),
-            "status": status,
-            "detail": self.to_string(),
-        });
+    pub fn problem(&self) -> Problem {
+        let mut problem = Problem {
+            kind: format!("https://herald.dev/problems/{}", self.kind()),
+            title: self.title().to_owned(),
+            status: self.status_code().as_u16(),
+            detail: self.to_string(),
+            errors: None,
+            reason: None,
+            rule: None,
+            message_id: None,
+            decision: None,
+            message_status: None,
+        };
         match self {
             ApiError::Invalid(errors) => {
-                let detail = errors
+                problem.detail = errors
                     .iter()
                     .map(|e| format!("{}: {}", e.field, e.message))
                     .collect::<Vec<_>>()
                     .join("; ");
-                body["detail"] = json!(detail);
-                body["errors"] = json!(errors);
+                problem.errors = Some(errors.clone());
             }
             ApiError::Denied {
                 decision,
                 message_id,
             } => {
-                body["reason"] = json!(decision.reason);
-                body["rule"] = json!(decision.rule);
-                body["message_id"] = json!(message_id);
-                body["decision"] = json!(decision);
+                problem.reason = Some(decision.reason);
+                problem.rule = Some(decision.rule.clone());
+                problem.message_id = Some(message_id.clone());
+                problem.decision = Some(decision.as_ref().clone());
             }
             ApiError::MessageConflict { id, status } => {
-                body["detail"] = json!(format!(
+                problem.detail = format!(
                     "message {id} is {status}: only a queued or deferred message can be cancelled"
-                ));
-                body["message_id"] = json!(id);
-                body["message_status"] = json!(status);
+                );
+                problem.message_id = Some(id.clone());
+                problem.message_status = Some(*status);
             }
             _ => {}
         }
-        body
+        problem
     }
+}
+
+/// Every error: `application/problem+json` (RFC 9457).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// `https://herald.dev/problems/<kind>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Each bad field (400 invalid_request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    /// The decision's reason (422 policy_denied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub reason: Option<Reason>,
+    /// The rule that decided (422).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The audit record of a denied message (422), or the message in conflict (409).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub message_id: Option<MessageId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub decision: Option<Decision>,
+    /// The status of a message that cannot be cancelled (409).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub message_status: Option<MessageStatus>,
 }
 
 impl ResponseError for ApiError {
@@ -218,6 +255,6 @@ impl ResponseError for ApiError {
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response.body(self.body().to_string())
+        response.json(self.problem())
     }
 }

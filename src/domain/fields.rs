@@ -54,16 +54,7 @@ impl<'a> Fields<'a> {
 
     /// An optional string of at most `max` characters.
     pub fn opt_str(&self, name: &str, max: usize, v: &mut Violations) -> Option<String> {
-        match self.get(name)? {
-            Value::String(s) => {
-                super::check_text(v, &self.path(name), s, max);
-                Some(s.clone())
-            }
-            _ => {
-                v.push(self.path(name), "must be a string");
-                None
-            }
-        }
+        text(self.get(name)?, &self.path(name), max, v)
     }
 
     /// A required decimal amount (a JSON number, or a string holding one).
@@ -126,6 +117,36 @@ impl<'a> Fields<'a> {
                 v.push(self.path(name), "must be an array");
                 None
             }
+        }
+    }
+}
+
+/// A field's value as a string of at most `max` characters; `path` names it in a violation.
+pub(crate) fn text(value: &Value, path: &str, max: usize, v: &mut Violations) -> Option<String> {
+    match value {
+        Value::String(s) => {
+            super::check_text(v, path, s, max);
+            Some(s.clone())
+        }
+        _ => {
+            v.push(path, "must be a string");
+            None
+        }
+    }
+}
+
+/// A required field (`path`), a string of at most `max` characters.
+pub(crate) fn required_text(
+    value: Option<&Value>,
+    path: &str,
+    max: usize,
+    v: &mut Violations,
+) -> String {
+    match value {
+        Some(value) => text(value, path, max, v).unwrap_or_default(),
+        None => {
+            v.push(path, "is required");
+            String::new()
         }
     }
 }

@@ -2,11 +2,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::bounds;
 use super::fields::Fields;
 use super::receipt::check_url;
+use super::requests::Addressed;
 use super::{
-    check_text, Category, FieldError, PageId, Psid, Receipt, Recipient, ShippingUpdate, Violations,
+    check_text, Body, Category, FieldError, PageId, Receipt, ReceiptRequest, Recipient,
+    SendMessageRequest, ShippingUpdate, ShippingUpdateRequest, Violations,
 };
 
 /// Messenger's limit on a text message: under 2,000 characters (it answers error 100 to 2,000).
@@ -139,8 +140,6 @@ impl SendKind {
     }
 }
 
-const COMMON_FIELDS: [&str; 4] = ["page_id", "recipient", "send_at", "expires_at"];
-
 impl OutboundMessage {
     /// Parses a send body, naming every bad field. Unknown top-level fields are refused so that a
     /// typo (`utility_templat`) does not silently change what is sent.
@@ -162,225 +161,94 @@ impl OutboundMessage {
         Self::parse_bounded(body, kind, Some(now))
     }
 
+    /// Reads `body` into the request its endpoint documents, then checks that.
     fn parse_bounded(
         body: &Value,
         kind: SendKind,
         now: Option<DateTime<Utc>>,
     ) -> Result<OutboundMessage, Vec<FieldError>> {
-        let mut v = Violations::default();
-        let f = Fields::of(body, "", &mut v);
-        let allowed: &[&str] = match kind {
-            SendKind::Message => &["category", "message", "utility_template"],
-            SendKind::Receipt => &["order"],
-            SendKind::ShippingUpdate => &[
-                "order_number",
-                "status",
-                "carrier",
-                "tracking_number",
-                "tracking_url",
-                "estimated_delivery",
-            ],
-        };
-        if let Some(obj) = body.as_object() {
-            for key in obj.keys() {
-                if !COMMON_FIELDS.contains(&key.as_str()) && !allowed.contains(&key.as_str()) {
-                    v.push(key.clone(), "is not a known field");
-                }
-            }
+        match kind {
+            SendKind::Message => Self::from_message(Body::read(body), now),
+            SendKind::Receipt => Self::from_receipt(Body::read(body), now),
+            SendKind::ShippingUpdate => Self::from_shipping_update(Body::read(body), now),
         }
-        let page_id = f
-            .get("page_id")
-            .and_then(|p| match p.as_str().map(PageId::parse) {
-                Some(Ok(id)) => Some(id),
+    }
+
+    /// `POST /v1/messages` (and the message `POST /v1/policy/evaluate` is asked about): a
+    /// category and a Messenger message object. Dates are bounded from `now` when there is one.
+    pub fn from_message(
+        body: Body<SendMessageRequest>,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<OutboundMessage, Vec<FieldError>> {
+        let (body, mut v) = body.open();
+        let addressed = Addressed::parse(body.addressing(), now, &mut v);
+        let category = match &body.category {
+            None => {
+                v.push("category", "is required");
+                None
+            }
+            Some(c) => match c.as_str().map(str::parse::<Category>) {
+                Some(Ok(c)) => Some(c),
                 Some(Err(e)) => {
-                    v.push("page_id", e);
+                    v.push("category", e);
                     None
                 }
                 None => {
-                    v.push("page_id", "must be a string");
+                    v.push("category", "must be a string");
                     None
                 }
-            });
-        let recipient = match f.get("recipient") {
-            Some(r) => parse_recipient(r, "recipient", &mut v),
+            },
+        };
+        let content = match body.message {
+            Some(m) => {
+                validate_message_object(&m, "message", &mut v);
+                Some(Content::Message(m))
+            }
             None => {
-                v.push("recipient", "is required");
+                v.push("message", "is required");
                 None
             }
         };
-        let send_at = f
-            .get("send_at")
-            .and_then(|s| parse_time(s, "send_at", &mut v));
-        let expires_at = f
-            .get("expires_at")
-            .and_then(|s| parse_time(s, "expires_at", &mut v));
-        if let (Some(send_at), Some(expires_at)) = (send_at, expires_at) {
-            if expires_at <= send_at {
-                v.push("expires_at", "must be later than send_at");
-            }
-        }
-        if let Some(now) = now {
-            if let Some(Err(e)) = send_at.map(|at| bounds::check_send_at(at, now)) {
-                v.push("send_at", e);
-            }
-            if let Some(Err(e)) = expires_at.map(|at| bounds::check_expires_at(at, now, send_at)) {
-                v.push("expires_at", e);
-            }
-        }
-        let (category, content, utility_template) = match kind {
-            SendKind::Message => {
-                let category = match f.get("category") {
-                    None => {
-                        v.push("category", "is required");
-                        None
-                    }
-                    Some(c) => match c.as_str().map(str::parse::<Category>) {
-                        Some(Ok(c)) => Some(c),
-                        Some(Err(e)) => {
-                            v.push("category", e);
-                            None
-                        }
-                        None => {
-                            v.push("category", "must be a string");
-                            None
-                        }
-                    },
-                };
-                let message = match f.get("message") {
-                    Some(m) => {
-                        validate_message_object(m, "message", &mut v);
-                        Some(Content::Message(m.clone()))
-                    }
-                    None => {
-                        v.push("message", "is required");
-                        None
-                    }
-                };
-                let template = f
-                    .get("utility_template")
-                    .map(|t| UtilityTemplate::parse(t, "utility_template", &mut v));
-                if template.is_some() && category == Some(Category::Marketing) {
-                    v.push(
-                        "utility_template",
-                        "utility templates carry transactional updates, never marketing",
-                    );
-                }
-                (category, message, template)
-            }
-            SendKind::Receipt => {
-                let order = match f.get("order") {
-                    Some(o) => {
-                        Receipt::parse(o, "order", &mut v).map(|r| Content::Receipt(Box::new(r)))
-                    }
-                    None => {
-                        v.push("order", "is required");
-                        None
-                    }
-                };
-                (Some(Category::Receipt), order, None)
-            }
-            SendKind::ShippingUpdate => {
-                let update = ShippingUpdate::parse(body, &mut v).map(Content::ShippingUpdate);
-                (Some(Category::ShippingUpdate), update, None)
-            }
-        };
-        match (recipient, category, content) {
-            (Some(recipient), Some(category), Some(content)) if v.is_empty() => {
-                Ok(OutboundMessage {
-                    page_id,
-                    recipient,
-                    category,
-                    content,
-                    utility_template,
-                    send_at,
-                    expires_at,
-                    respect_quiet_hours: true,
-                })
-            }
-            _ => Err(v.into_inner()),
-        }
-    }
-}
-
-/// `{"psid": "…"}`, `{"id": "…"}` (Graph spelling) or `{"user_ref": "…"}`: exactly one, and
-/// nothing else. Two ways of naming a person, or a key Herald does not know, would leave it to
-/// guess who is meant.
-pub fn parse_recipient(value: &Value, path: &str, v: &mut Violations) -> Option<Recipient> {
-    let f = Fields::of(value, path, v);
-    if let Some(obj) = value.as_object() {
-        let unknown: Vec<&str> = obj
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !RECIPIENT_KEYS.contains(k))
-            .collect();
-        if !unknown.is_empty() {
+        let template = body
+            .utility_template
+            .as_ref()
+            .map(|t| UtilityTemplate::parse(t, "utility_template", &mut v));
+        if template.is_some() && category == Some(Category::Marketing) {
             v.push(
-                path,
-                format!(
-                    "has unknown keys ({}): give exactly one of psid, id or user_ref",
-                    unknown.join(", ")
-                ),
+                "utility_template",
+                "utility templates carry transactional updates, never marketing",
             );
-            return None;
         }
-        let named = RECIPIENT_KEYS.iter().filter(|k| f.has(k)).count();
-        if named > 1 {
-            v.push(path, "must have one of psid, id or user_ref, not several");
-            return None;
-        }
+        addressed.message(category, content, template, v)
     }
-    let psid = f.get("psid").or_else(|| f.get("id"));
-    let user_ref = f.get("user_ref");
-    match (psid, user_ref) {
-        (Some(p), None) => match p.as_str().map(Psid::parse) {
-            Some(Ok(p)) => Some(Recipient::Psid(p)),
-            Some(Err(e)) => {
-                v.push(f.path("psid"), e);
-                None
-            }
+
+    /// `POST /v1/receipts`: an order.
+    fn from_receipt(
+        body: Body<ReceiptRequest>,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<OutboundMessage, Vec<FieldError>> {
+        let (body, mut v) = body.open();
+        let addressed = Addressed::parse(body.addressing(), now, &mut v);
+        let order = match &body.order {
+            Some(o) => Receipt::parse(o, "order", &mut v).map(|r| Content::Receipt(Box::new(r))),
             None => {
-                v.push(f.path("psid"), "must be a string");
+                v.push("order", "is required");
                 None
             }
-        },
-        (None, Some(r)) => match r.as_str() {
-            Some(r) if !r.trim().is_empty() && r.len() <= 256 => {
-                Some(Recipient::UserRef(r.to_owned()))
-            }
-            _ => {
-                v.push(f.path("user_ref"), "must be a non-empty string");
-                None
-            }
-        },
-        (Some(_), Some(_)) => {
-            v.push(path, "must have either psid or user_ref, not both");
-            None
-        }
-        (None, None) => {
-            if value.is_object() {
-                v.push(path, "must have psid or user_ref");
-            }
-            None
-        }
+        };
+        addressed.message(Some(Category::Receipt), order, None, v)
     }
-}
 
-/// The keys a recipient object may have (exactly one of them).
-const RECIPIENT_KEYS: [&str; 3] = ["psid", "id", "user_ref"];
-
-/// An RFC 3339 timestamp.
-pub fn parse_time(value: &Value, path: &str, v: &mut Violations) -> Option<DateTime<Utc>> {
-    let parsed = value
-        .as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc));
-    if parsed.is_none() {
-        v.push(
-            path,
-            "must be an RFC 3339 timestamp such as 2026-11-25T09:00:00Z",
-        );
+    /// `POST /v1/shipping-updates`: a shipment's status.
+    fn from_shipping_update(
+        body: Body<ShippingUpdateRequest>,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<OutboundMessage, Vec<FieldError>> {
+        let (body, mut v) = body.open();
+        let addressed = Addressed::parse(body.addressing(), now, &mut v);
+        let update = ShippingUpdate::parse(&body, &mut v).map(Content::ShippingUpdate);
+        addressed.message(Some(Category::ShippingUpdate), update, None, v)
     }
-    parsed
 }
 
 /// Checks a Messenger message object against the Send API's rules (MESSENGER.md §1.4).
@@ -458,6 +326,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::domain::Psid;
 
     fn fields(body: Value, kind: SendKind) -> Vec<String> {
         match OutboundMessage::parse(&body, kind) {

@@ -18,6 +18,7 @@ mod message;
 mod receipt;
 pub mod recipient;
 mod records;
+mod requests;
 mod shipping;
 
 pub use category::{Category, Role};
@@ -26,8 +27,7 @@ pub use consent::{ConsentScope, ConsentSource};
 pub use ids::{AttemptId, EndpointId, MessageId, PageId, Psid};
 pub use lifecycle::MessageStatus;
 pub use message::{
-    parse_recipient, parse_time, validate_message_object, Content, OutboundMessage, SendKind,
-    UtilityTemplate, MAX_TEXT_CHARS,
+    validate_message_object, Content, OutboundMessage, SendKind, UtilityTemplate, MAX_TEXT_CHARS,
 };
 pub use receipt::{Receipt, ReceiptAddress, ReceiptAdjustment, ReceiptElement, ReceiptSummary};
 pub use recipient::Recipient;
@@ -36,12 +36,18 @@ pub use records::{
     ConsentRef, Erasure, GraphErrorRecord, IdempotencyRecord, MessageRecord, RecipientRecord,
     SendAnswer, StatusChange, TokenRecord, TokenStatus,
 };
+pub use requests::{
+    parse_recipient, parse_time, Body, ReceiptRequest, RecipientRef, SendMessageRequest,
+    ShippingUpdateRequest,
+};
 pub use shipping::{ShippingStatus, ShippingUpdate};
 
-/// One field that failed validation, named by its JSON path (`order.elements[3].price`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// One field that failed validation, named by its JSON path (`order.elements[3].price`). A
+/// 400's problem lists them as its `errors`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = FieldProblem, description = "One bad field of a request body.")]
 pub struct FieldError {
-    /// JSON path of the offending field.
+    /// Where, e.g. `order.elements[0].price`.
     pub field: String,
     /// What is wrong with it, for a human.
     pub message: String,

@@ -1,9 +1,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::fields::Fields;
+use super::fields::{required_text, text};
 use super::receipt::check_url;
-use super::Violations;
+use super::{ShippingUpdateRequest, Violations};
 
 /// Where a shipment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -63,11 +63,10 @@ pub struct ShippingUpdate {
 }
 
 impl ShippingUpdate {
-    /// Parses the top-level body of `POST /v1/shipping-updates`.
-    pub fn parse(value: &Value, v: &mut Violations) -> Option<ShippingUpdate> {
+    /// Parses the body of `POST /v1/shipping-updates` (all but the fields every send has).
+    pub fn parse(body: &ShippingUpdateRequest, v: &mut Violations) -> Option<ShippingUpdate> {
         let before = v.is_empty();
-        let f = Fields::of(value, "", v);
-        let status = match f.get("status") {
+        let status = match &body.status {
             None => {
                 v.push("status", "is required");
                 None
@@ -83,13 +82,16 @@ impl ShippingUpdate {
                 parsed
             }
         };
+        let optional = |value: &Option<Value>, path: &str, max: usize, v: &mut Violations| {
+            value.as_ref().and_then(|value| text(value, path, max, v))
+        };
         let update = ShippingUpdate {
-            order_number: f.req_str("order_number", 80, v),
+            order_number: required_text(body.order_number.as_ref(), "order_number", 80, v),
             status: status.unwrap_or(ShippingStatus::Shipped),
-            carrier: f.opt_str("carrier", 80, v),
-            tracking_number: f.opt_str("tracking_number", 80, v),
-            tracking_url: f.opt_str("tracking_url", 2000, v),
-            estimated_delivery: f.opt_str("estimated_delivery", 40, v),
+            carrier: optional(&body.carrier, "carrier", 80, v),
+            tracking_number: optional(&body.tracking_number, "tracking_number", 80, v),
+            tracking_url: optional(&body.tracking_url, "tracking_url", 2000, v),
+            estimated_delivery: optional(&body.estimated_delivery, "estimated_delivery", 40, v),
         };
         if let Some(url) = &update.tracking_url {
             check_url(v, "tracking_url", url);

@@ -6,13 +6,12 @@ use std::collections::HashMap;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use futures_util::{stream, Stream, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-
+use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::openapi::CommandProblems;
-use super::schemas::{CampaignList, CampaignRequest};
 use super::{json_body, AppState};
 use crate::app::{Audience, CampaignView, ListKind, NewCampaign};
 use crate::auth::Client;
@@ -44,7 +43,7 @@ const MARKETING_OPTED_IN: &str = "marketing_opted_in";
     request_body(
         description = "JSON, or `text/csv` with a `psid` column and the other fields as query parameters",
         content(
-            (CampaignRequest = "application/json"),
+            (CampaignBody = "application/json"),
             (String = "text/csv")
         )
     ),
@@ -133,12 +132,19 @@ async fn create(
 /// A JSON campaign body may list up to about a million PSIDs; larger audiences go as CSV.
 const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 
+/// `GET /v1/campaigns`.
+#[derive(Serialize, ToSchema)]
+struct CampaignList {
+    campaigns: Vec<CampaignView>,
+}
+
 /// Every campaign with its counts.
 #[utoipa::path(tag = "campaigns", responses((status = 200, body = CampaignList), CommandProblems))]
 #[get("/campaigns")]
 async fn list(state: web::Data<AppState>, client: Client) -> Result<HttpResponse, ApiError> {
     client.require(CAMPAIGN_ROLES)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"campaigns": state.herald.campaigns().await?})))
+    let campaigns = state.herald.campaigns().await?;
+    Ok(HttpResponse::Ok().json(CampaignList { campaigns }))
 }
 
 /// A campaign: status and counts.
@@ -190,38 +196,60 @@ fn invalid(field: &str, message: &str) -> ApiError {
     ApiError::Invalid(vec![FieldError::new(field, message)])
 }
 
-/// The campaign body as sent; each field is checked in [`CampaignBody::into_campaign`].
-#[derive(Debug, Deserialize)]
+/// `POST /v1/campaigns` as JSON. As `text/csv` (a `psid` column), the other fields are query
+/// parameters.
+// Read by serde (the first bad field is named), then each field is checked in
+// `CampaignBody::into_campaign`. The document has always called these `…Request`; serde's
+// messages name the Rust types.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CampaignRequest)]
 struct CampaignBody {
     name: String,
     page_id: Option<String>,
+    #[schema(value_type = Object)]
     message: Value,
+    // Required in a JSON body; a CSV upload's comes from the body instead.
+    #[schema(value_type = AudienceBody)]
     audience: Option<AudienceBody>,
+    /// At most 365 days ahead.
+    #[schema(value_type = Option<DateTime<Utc>>)]
     send_at: Option<Value>,
+    /// 1 to 300 (Messenger's page limit), and at most the page's `[send_rate] per_page`.
     rate_per_second: Option<u32>,
+    /// Default true.
     respect_quiet_hours: Option<bool>,
     rollout: Option<RolloutBody>,
     guard: Option<GuardBody>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A campaign's audience: listed PSIDs, or a segment (`marketing_opted_in`).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AudienceRequest)]
 struct AudienceBody {
+    #[schema(value_type = Option<Vec<String>>)]
     psids: Option<Vec<Value>>,
     segment: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `rollout`: send to `first_percent` first, then wait `hold` (e.g. `"2h"`).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RolloutRequest)]
 struct RolloutBody {
+    /// 1 to 99.
+    // Read wider than it may be, so that 150 is refused in Herald's words, not serde's.
+    #[schema(value_type = u8)]
     first_percent: u32,
-    /// How long to wait after the first part, e.g. `"2h"`.
+    /// At most 30 days.
     hold: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// `guard`: pause once `min_sends` have gone if opt-outs exceed `max_opt_out_percent`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = GuardRequest)]
 struct GuardBody {
     max_opt_out_percent: f64,
     min_sends: u64,

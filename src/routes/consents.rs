@@ -2,17 +2,17 @@
 
 use actix_web::{delete, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::Value;
-
-use utoipa::IntoParams;
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::openapi::CommandProblems;
-use super::schemas::ConsentRequest;
 use super::{json_body, AppState};
 use crate::app::{ConsentCommand, ConsentView, OptOutScope, RecipientView};
 use crate::auth::Client;
-use crate::domain::{parse_recipient, ConsentScope, FieldError, Psid, Role, Violations};
+use crate::domain::{
+    parse_recipient, ConsentScope, FieldError, Psid, RecipientRef, Role, Violations,
+};
 use crate::error::ApiError;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -25,7 +25,7 @@ const CONSENT_ROLES: &[Role] = &[Role::Backend];
 /// Record a consent with its evidence.
 #[utoipa::path(
     tag = "recipients",
-    request_body = ConsentRequest,
+    request_body = ConsentBody,
     responses((status = 201, description = "the consent as recorded", body = ConsentView), CommandProblems)
 )]
 #[post("/consents")]
@@ -80,20 +80,33 @@ async fn delete_consent(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// `POST /v1/consents`. Every field is read as JSON first, so that each bad one is named in
-/// the 400, not only the first.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/consents`.
+// Every field is read as JSON first, so that each bad one is named in the 400, not only the
+// first (see `domain::requests`); anything else lands in `unknown` and is refused by name. The
+// document has always called it `ConsentRequest`; serde's messages name `ConsentBody`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ConsentRequest)]
 struct ConsentBody {
+    #[schema(value_type = RecipientRef)]
     recipient: Option<Value>,
+    #[schema(value_type = ConsentScope)]
     scope: Option<Value>,
+    /// Where the consent was given, e.g. `checkout_checkbox`.
+    #[schema(value_type = String)]
     source: Option<Value>,
+    /// What proves it: a non-empty string or object.
+    #[schema(value_type = Object)]
     evidence: Option<Value>,
+    #[schema(value_type = Option<String>)]
     email: Option<Value>,
+    /// An IANA time zone such as `Europe/Berlin`.
+    #[schema(value_type = Option<String>)]
     timezone: Option<Value>,
+    #[schema(value_type = Option<String>)]
     locale: Option<Value>,
-    /// Anything else: refused by name.
     #[serde(flatten)]
-    unknown: serde_json::Map<String, Value>,
+    #[schema(ignore)]
+    unknown: Map<String, Value>,
 }
 
 impl TryFrom<ConsentBody> for ConsentCommand {

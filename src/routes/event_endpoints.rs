@@ -3,8 +3,7 @@
 
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -12,7 +11,7 @@ use super::openapi::CommandProblems;
 use super::{json_body, AppState};
 use crate::app::{EndpointPatch, EndpointView, NewEndpoint, Replay};
 use crate::auth::Client;
-use crate::domain::endpoint::{AttemptStatus, EndpointFormat};
+use crate::domain::endpoint::{AttemptStatus, DeliveryAttempt, EndpointFormat};
 use crate::domain::{FieldError, Role};
 use crate::error::ApiError;
 
@@ -74,27 +73,24 @@ pub struct ReplayRequest {
 }
 
 /// The endpoints, oldest first.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
 pub struct EndpointList {
     endpoints: Vec<EndpointView>,
 }
 
 /// A page of attempts, newest first.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
 pub struct AttemptList {
     /// `{ id, event_id, event_type, at, status: succeeded|retrying|failed, http_status?,
     /// error?, duration_ms, attempt, next_attempt_at? }`
     #[schema(value_type = Vec<Object>)]
-    attempts: Vec<Value>,
+    attempts: Vec<DeliveryAttempt>,
     /// Pass as `cursor` for the next page; `null` at the end.
     next_cursor: Option<String>,
 }
 
 /// `{ "events": n }`: how many deliveries a replay queued.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
 pub struct ReplayAnswer {
     events: u64,
 }
@@ -155,7 +151,7 @@ async fn create(
 async fn list(state: web::Data<AppState>, client: Client) -> Result<HttpResponse, ApiError> {
     client.require(ENDPOINT_ROLES)?;
     let endpoints = state.herald.list_endpoints().await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "endpoints": endpoints })))
+    Ok(HttpResponse::Ok().json(EndpointList { endpoints }))
 }
 
 /// One endpoint (never its secret).
@@ -247,7 +243,7 @@ async fn replay(
         types: body.types,
     };
     let events = state.herald.replay_events(&id, replay).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "events": events })))
+    Ok(HttpResponse::Accepted().json(ReplayAnswer { events }))
 }
 
 /// The endpoint's delivery attempts, newest first.
@@ -271,7 +267,7 @@ async fn attempts(
             )]))
         }
     };
-    let (found, next) = state
+    let (attempts, next_cursor) = state
         .herald
         .endpoint_attempts(
             &id,
@@ -280,5 +276,8 @@ async fn attempts(
             query.cursor.as_deref(),
         )
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "attempts": found, "next_cursor": next })))
+    Ok(HttpResponse::Ok().json(AttemptList {
+        attempts,
+        next_cursor,
+    }))
 }

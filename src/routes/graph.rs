@@ -11,15 +11,16 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::graph_error::GraphApiError;
+use super::graph_error::{GraphApiError, GraphError};
 use super::graph_request::{
-    decode_params, GraphCommand, GraphSend, SendApiError, SendApiRecipient, SendApiRequest,
-    CREDENTIALS,
+    decode_params, GraphCommand, GraphSend, GraphSendRequest, SendApiError, SendApiRecipient,
+    SendApiRequest,
 };
-use super::schemas::{GraphError, GraphSendAnswer, GraphSendRequest};
 use super::AppState;
 use crate::auth::{bearer, Client, JwtKeys};
 use crate::domain::{Category, FieldError, PageId, Recipient};
@@ -118,18 +119,29 @@ async fn send(
     }
 }
 
+/// What the Graph API answers a send.
+#[derive(Serialize, ToSchema)]
+struct GraphSendAnswer {
+    /// Absent for a `user_ref`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient_id: Option<String>,
+    /// Herald's message id (`GET /v1/messages/{id}` follows it); absent for a sender action.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<String>,
+}
+
 /// `{"recipient_id", "message_id"}`: no `recipient_id` for a `user_ref` (Messenger leaves it
 /// out), no `message_id` for a sender action. The message id is Herald's: `GET
 /// /v1/messages/{id}` follows it.
 fn answer(recipient: &Recipient, message_id: Option<&str>) -> HttpResponse {
-    let mut body = Map::new();
-    if let Recipient::Psid(p) = recipient {
-        body.insert("recipient_id".into(), json!(p.as_str()));
-    }
-    if let Some(id) = message_id {
-        body.insert("message_id".into(), json!(id));
-    }
-    HttpResponse::Ok().json(Value::Object(body))
+    let recipient_id = match recipient {
+        Recipient::Psid(p) => Some(p.as_str().to_owned()),
+        Recipient::UserRef(_) => None,
+    };
+    HttpResponse::Ok().json(GraphSendAnswer {
+        recipient_id,
+        message_id: message_id.map(str::to_owned),
+    })
 }
 
 /// The client's Herald JWT: the `access_token` parameter (query or form), else `Authorization:
@@ -138,11 +150,11 @@ fn answer(recipient: &Recipient, message_id: Option<&str>) -> HttpResponse {
 fn client(
     keys: &JwtKeys,
     req: &HttpRequest,
-    params: &Map<String, Value>,
+    params: &GraphSendRequest,
 ) -> Result<Client, GraphApiError> {
-    let [access_token, _appsecret_proof] = CREDENTIALS;
     let token = params
-        .get(access_token)
+        .access_token
+        .as_ref()
         .and_then(Value::as_str)
         .or_else(|| bearer(req));
     Client::from_token(keys, token).map_err(|e| GraphApiError::invalid_token(&e.to_string()))

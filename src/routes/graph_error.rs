@@ -23,7 +23,8 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use rand::distributions::{Alphanumeric, DistString};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::graph_request::SendApiError;
 use crate::app::{SendError, SenderActionError};
@@ -162,17 +163,37 @@ impl GraphApiError {
     }
 
     /// The Graph JSON body.
-    pub fn body(&self) -> Value {
-        let mut error = Map::new();
-        error.insert("message".into(), json!(self.message));
-        error.insert("type".into(), json!(OAUTH_EXCEPTION));
-        error.insert("code".into(), json!(self.code));
-        if let Some(subcode) = self.subcode {
-            error.insert("error_subcode".into(), json!(subcode));
+    pub fn body(&self) -> GraphError {
+        GraphError {
+            error: GraphErrorBody {
+                message: self.message.clone(),
+                kind: OAUTH_EXCEPTION,
+                code: self.code,
+                error_subcode: self.subcode,
+                fbtrace_id: self.trace_id.clone(),
+            },
         }
-        error.insert("fbtrace_id".into(), json!(self.trace_id));
-        json!({ "error": error })
     }
+}
+
+/// A Graph-shaped error, with Messenger's own codes where one fits.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GraphError {
+    pub error: GraphErrorBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GraphErrorBody {
+    pub message: String,
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub kind: &'static str,
+    #[schema(value_type = i64)]
+    pub code: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
+    pub error_subcode: Option<u32>,
+    pub fbtrace_id: String,
 }
 
 impl From<SendApiError> for GraphApiError {
@@ -273,14 +294,15 @@ mod tests {
 
     #[test]
     fn the_body_has_graphs_shape() {
+        let json = |e: &GraphApiError| serde_json::to_value(e.body()).expect("serialises");
         let e = GraphApiError::new(100, Some(2018001), "No matching user found");
-        let body = e.body();
+        let body = json(&e);
         assert_eq!(body["error"]["message"], "(#100) No matching user found");
         assert_eq!(body["error"]["type"], "OAuthException");
         assert_eq!(body["error"]["code"], 100);
         assert_eq!(body["error"]["error_subcode"], 2018001);
         assert_eq!(body["error"]["fbtrace_id"].as_str().map(str::len), Some(11));
-        let no_subcode = GraphApiError::invalid_token("missing").body();
+        let no_subcode = json(&GraphApiError::invalid_token("missing"));
         assert!(no_subcode["error"].get("error_subcode").is_none());
     }
 }

@@ -2,9 +2,9 @@
 //! commands: how existing Messenger code adopts Herald by changing a base URL.
 //!
 //! ```text
-//!   query + body (JSON, or form fields holding JSON) ──decode_params──▶ parameters
-//!   parameters ──SendApiRequest::parse──▶ SendApiRequest ──TryFrom<GraphSend>──▶ GraphCommand
-//!                                                                   (Send | SenderAction)
+//!   query + body (JSON, or form fields holding JSON) ──decode_params──▶ GraphSendRequest
+//!   GraphSendRequest ──SendApiRequest::parse──▶ SendApiRequest ──TryFrom<GraphSend>──▶ GraphCommand
+//!                                                                         (Send | SenderAction)
 //! ```
 //!
 //! This reader is Herald's own. The embedded sandbox has another one for the same wire format
@@ -18,8 +18,11 @@
 //! pymessenger sends) → response; `UPDATE` → marketing unless `X-Herald-Category` names a
 //! transactional category.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
+use super::json::keep_null;
 use crate::app::{SendCommand, SenderAction, SenderActionCommand, WhenDeferred};
 use crate::auth::Client;
 use crate::domain::{
@@ -28,19 +31,56 @@ use crate::domain::{
 };
 use crate::policy::{MessagingType, PolicySet, Reason, Tag};
 
-/// Parameters that carry credentials: read by the handler, never part of the request.
-pub const CREDENTIALS: [&str; 2] = ["access_token", "appsecret_proof"];
+/// The Graph Send API request, as Messenger client libraries send it (JSON, or form fields
+/// holding JSON). `access_token` is the client's Herald JWT.
+// Each parameter is kept as it came (see `domain::requests`) for `SendApiRequest::parse` to
+// check, Graph's way: the first problem is the answer. Where Graph refuses a `null`, it is kept
+// as a value. Any other parameter lands in `unknown` and is refused by name.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct GraphSendRequest {
+    /// `{"id"}`, `{"user_ref"}`, `{"notification_messages_token"}`, …
+    #[schema(value_type = Object)]
+    pub recipient: Option<Value>,
+    /// `RESPONSE`, `UPDATE`, `MESSAGE_TAG`, `UTILITY`.
+    #[serde(default, deserialize_with = "keep_null")]
+    #[schema(value_type = Option<String>)]
+    pub messaging_type: Option<Value>,
+    #[serde(default, deserialize_with = "keep_null")]
+    #[schema(value_type = Option<String>)]
+    pub tag: Option<Value>,
+    #[serde(default, deserialize_with = "keep_null")]
+    #[schema(value_type = Option<Object>)]
+    pub message: Option<Value>,
+    /// `typing_on`, `typing_off`, `mark_seen`.
+    #[serde(default, deserialize_with = "keep_null")]
+    #[schema(value_type = Option<String>)]
+    pub sender_action: Option<Value>,
+    // Accepted and passed over: Herald sends every message with Messenger's default
+    // (`REGULAR`).
+    #[serde(rename = "notification_type")]
+    #[schema(value_type = Option<String>)]
+    _notification_type: Option<Value>,
+    // Read by the handler, never part of the request.
+    #[schema(value_type = Option<String>)]
+    pub access_token: Option<Value>,
+    // Accepted and not checked: the JWT is the credential, and the app secret is the client's
+    // to keep, not Herald's.
+    #[serde(rename = "appsecret_proof")]
+    #[schema(value_type = Option<String>)]
+    _appsecret_proof: Option<Value>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Map<String, Value>,
+}
 
-/// Top-level parameters Herald reads. `notification_type` is accepted and passed over: Herald
-/// sends every message with Messenger's default (`REGULAR`).
-const KNOWN: [&str; 6] = [
-    "recipient",
-    "messaging_type",
-    "tag",
-    "message",
-    "sender_action",
-    "notification_type",
-];
+impl GraphSendRequest {
+    /// Decoded parameters, read into the request.
+    pub fn read(params: Map<String, Value>) -> Result<GraphSendRequest, SendApiError> {
+        // Each field is raw JSON and `unknown` takes any other key: parameters always read.
+        serde_json::from_value(Value::Object(params))
+            .map_err(|e| SendApiError::new("body", e.to_string()))
+    }
+}
 
 /// Deferrals a Send API client gets as Messenger's own error rather than a queued message:
 /// Messenger refuses a token send inside its cooldown (4/2018354) and the client's library
@@ -115,7 +155,7 @@ pub fn decode_params(
     query: &str,
     content_type: Option<&str>,
     body: &[u8],
-) -> Result<Map<String, Value>, SendApiError> {
+) -> Result<GraphSendRequest, SendApiError> {
     let mut params = form_fields(query.as_bytes());
     let content_type = content_type
         .unwrap_or("application/json")
@@ -139,7 +179,7 @@ pub fn decode_params(
         }
     };
     params.extend(from_body);
-    Ok(params)
+    GraphSendRequest::read(params)
 }
 
 /// Form (or query) fields; a value that reads as a JSON object or array is that JSON. Graph is
@@ -191,12 +231,9 @@ pub struct SendApiRequest {
 }
 
 impl SendApiRequest {
-    /// Reads decoded parameters (credentials already taken out or not: they are skipped).
-    pub fn parse(params: &Map<String, Value>) -> Result<SendApiRequest, SendApiError> {
-        if let Some(key) = params
-            .keys()
-            .find(|k| !KNOWN.contains(&k.as_str()) && !CREDENTIALS.contains(&k.as_str()))
-        {
+    /// Checks the parameters, the credentials aside (the handler's).
+    pub fn parse(params: &GraphSendRequest) -> Result<SendApiRequest, SendApiError> {
+        if let Some(key) = params.unknown.keys().next() {
             let message = match key.as_str() {
                 "filedata" => return Err(SendApiError::attachment_upload("filedata")),
                 "persona_id" | "reply_to" => "is not supported by Herald",
@@ -204,8 +241,8 @@ impl SendApiRequest {
             };
             return Err(SendApiError::new(key.clone(), message));
         }
-        let recipient = parse_recipient(params.get("recipient"))?;
-        let messaging_type = match params.get("messaging_type") {
+        let recipient = parse_recipient(params.recipient.as_ref())?;
+        let messaging_type = match &params.messaging_type {
             None => None,
             Some(v) => Some(wire_enum::<MessagingType>(v).ok_or_else(|| {
                 SendApiError::new(
@@ -214,7 +251,7 @@ impl SendApiRequest {
                 )
             })?),
         };
-        let tag = match params.get("tag") {
+        let tag = match &params.tag {
             None => None,
             Some(v) => Some(wire_enum::<Tag>(v).ok_or_else(|| {
                 SendApiError::new(
@@ -238,7 +275,7 @@ impl SendApiRequest {
                 ))
             }
         }
-        let payload = match (params.get("message"), params.get("sender_action")) {
+        let payload = match (&params.message, &params.sender_action) {
             (Some(_), Some(_)) => {
                 return Err(SendApiError {
                     subcode: Some(2018014),
@@ -542,7 +579,7 @@ mod tests {
         let Value::Object(params) = params else {
             panic!("params must be an object")
         };
-        let request = SendApiRequest::parse(&params)?;
+        let request = SendApiRequest::parse(&GraphSendRequest::read(params)?)?;
         let policy = policy();
         GraphCommand::try_from(GraphSend {
             request,
@@ -722,9 +759,9 @@ mod tests {
             body,
         )
         .expect("decodes");
-        assert_eq!(params["recipient"], json!({"id": "123"}));
-        assert_eq!(params["message"], json!({"text": "hi"}));
-        assert_eq!(params["access_token"], json!("t"));
+        assert_eq!(params.recipient, Some(json!({"id": "123"})));
+        assert_eq!(params.message, Some(json!({"text": "hi"})));
+        assert_eq!(params.access_token, Some(json!("t")));
         let request = SendApiRequest::parse(&params).expect("parses");
         assert_eq!(request.messaging_type, Some(MessagingType::Response));
     }

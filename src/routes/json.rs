@@ -9,6 +9,7 @@ use std::fmt;
 use actix_web::http::header;
 use actix_web::HttpRequest;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
 use crate::domain::FieldError;
@@ -81,6 +82,13 @@ pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
         Err(ApiError::Invalid(errors)) => errors.into_iter().next().map(|e| e.field),
         _ => None,
     }
+}
+
+/// Reads a raw field (`Option<Value>`) keeping a `null` as a value given, where serde would read
+/// it as an absent field. For `#[serde(default, deserialize_with = "keep_null")]` on the fields
+/// that refuse a `null`: the Graph Send API's parameters, and `at` of `POST /v1/policy/evaluate`.
+pub fn keep_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// Builds a `Value` as serde_json does, noting the path of the first duplicate key. The path is

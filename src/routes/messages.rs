@@ -6,12 +6,14 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::openapi::{CommandProblems, SendProblems};
-use super::schemas::{ReceiptRequest, SendMessageRequest, ShippingUpdateRequest};
 use super::{json_body, AppState};
 use crate::app::MessageView;
 use crate::app::{IdempotencyKey, SendCommand, WhenDeferred};
 use crate::auth::Client;
-use crate::domain::{Acceptance, OutboundMessage, SendKind};
+use crate::domain::{
+    Acceptance, OutboundMessage, ReceiptRequest, SendKind, SendMessageRequest,
+    ShippingUpdateRequest,
+};
 use crate::error::ApiError;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -74,7 +76,8 @@ async fn post_shipping_update(
 }
 
 /// Parse → accept → 202 with the acceptance; a refusal is the core's error, answered by
-/// `ApiError`.
+/// `ApiError`. The parser reads the body into the request its endpoint documents
+/// (`SendMessageRequest`, `ReceiptRequest`, `ShippingUpdateRequest`) and checks each field.
 async fn send(
     state: &AppState,
     client: Client,

@@ -19,7 +19,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     security(()),
     responses(
         (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain; version=0.0.4"),
-        (status = 503, description = "the store does not answer", body = super::schemas::Problem, content_type = "application/problem+json")
+        (status = 503, description = "the store does not answer", body = crate::error::Problem, content_type = "application/problem+json")
     )
 )]
 #[get("/metrics")]

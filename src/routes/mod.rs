@@ -19,7 +19,6 @@ mod metrics;
 pub mod openapi;
 mod policy;
 mod recipients;
-mod schemas;
 mod status;
 mod webhooks;
 

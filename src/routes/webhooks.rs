@@ -57,10 +57,10 @@ async fn handshake(state: web::Data<AppState>, query: web::Query<Handshake>) -> 
     request_body(content = Object, description = "Messenger's webhook payload (`object: page`, `entry[].messaging[]`)"),
     responses(
         (status = 200, description = "EVENT_RECEIVED", body = String, content_type = "text/plain"),
-        (status = 400, description = "not JSON, or not a Messenger payload", body = super::schemas::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "missing or wrong signature", body = super::schemas::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "not JSON, or not a Messenger payload", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "missing or wrong signature", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "the body is larger than `[server] max_body_bytes`"),
-        (status = 503, description = "the store is unavailable", body = super::schemas::Problem, content_type = "application/problem+json")
+        (status = 503, description = "the store is unavailable", body = crate::error::Problem, content_type = "application/problem+json")
     )
 )]
 #[post("/webhooks/messenger")]
