@@ -287,58 +287,21 @@ pub fn apply(
 ) -> Result<Effects, Refused> {
     let from = record.status;
     let refuse = |what| Err(Refused { from, what });
+    let queued = from == MessageStatus::Queued;
+    let on_email = record.channel == Channel::Email;
     match event {
-        Event::Decided(decision) => {
-            if from != MessageStatus::Deferred {
-                return refuse("decided again");
-            }
-            decided_again(record, decision, at)
-        }
-        Event::Postpone(until) => {
-            if !from.is_pending() {
-                return refuse("postponed");
-            }
-            Ok(Effects::retry_at(record, until))
-        }
-        Event::SetAside(until) => {
-            if !from.is_pending() {
-                return refuse("set aside");
-            }
-            Ok(Effects::new(OutboxChange::Schedule(due_by_expiry(
-                record, until,
-            ))))
-        }
-        Event::Sent { graph_message_id } => {
-            if from != MessageStatus::Queued || record.channel == Channel::Email {
-                return refuse("sent through Messenger");
-            }
-            record.graph_message_id = Some(graph_message_id);
-            record.sent_at = Some(at);
-            let attempt = Attempt {
-                http_status: Some(200),
-                ..Attempt::messenger(at, AttemptOutcome::Sent)
-            };
-            let mut effects = Effects::new(OutboxChange::Remove);
-            effects.audit.push(attempt_entry(record, &attempt));
-            record.attempts.push(attempt);
-            move_to(record, MessageStatus::Sent, at, &mut effects);
-            Ok(effects)
-        }
-        Event::FallBack { attempt, decision } => {
-            if from != MessageStatus::Queued || record.channel == Channel::Email {
-                return refuse("sent by email");
-            }
-            let mut effects = Effects::retry_at(record, at);
-            if let Some(attempt) = attempt {
-                effects.audit.push(attempt_entry(record, &attempt));
-                record.attempts.push(attempt);
-            }
-            record.channel = Channel::Email;
-            record.not_before = Some(at);
-            effects.audit.push(fallback_entry(record, &decision, at));
-            record.fallback = Some(decision);
-            Ok(effects)
-        }
+        Event::Decided(_) if from != MessageStatus::Deferred => refuse("decided again"),
+        Event::Decided(decision) => Ok(decided_again(record, decision, at)),
+        Event::Postpone(_) if !from.is_pending() => refuse("postponed"),
+        Event::Postpone(until) => Ok(Effects::retry_at(record, until)),
+        Event::SetAside(_) if !from.is_pending() => refuse("set aside"),
+        Event::SetAside(until) => Ok(Effects::new(OutboxChange::Schedule(due_by_expiry(
+            record, until,
+        )))),
+        Event::Sent { .. } if !queued || on_email => refuse("sent through Messenger"),
+        Event::Sent { graph_message_id } => Ok(sent(record, graph_message_id, at)),
+        Event::FallBack { .. } if !queued || on_email => refuse("sent by email"),
+        Event::FallBack { attempt, decision } => Ok(fell_back(record, attempt, decision, at)),
         Event::NoFallback { attempt, decision } => {
             let entry = fallback_entry(record, &decision, at);
             let mut effects = apply(record, Event::AttemptFailed(attempt), at)?;
@@ -348,94 +311,126 @@ pub fn apply(
             record.fallback = Some(decision);
             Ok(effects)
         }
-        Event::Emailed { attempt, to } => {
-            if from != MessageStatus::Queued || record.channel != Channel::Email {
-                return refuse("emailed");
-            }
-            record.sent_at = Some(at);
-            let mut effects = Effects::new(OutboxChange::Remove);
-            let mut entry = attempt_entry(record, &attempt);
-            if let Some(personal) = entry.personal.as_mut() {
-                personal.email = Some(to);
-            }
-            effects.audit.push(entry);
-            record.attempts.push(attempt);
-            move_to(record, MessageStatus::Sent, at, &mut effects);
-            Ok(effects)
-        }
-        Event::AttemptFailed(attempt) => {
-            if from != MessageStatus::Queued {
-                return refuse("tried");
-            }
-            let entry = attempt_entry(record, &attempt);
-            match (attempt.outcome, attempt.next_attempt_at) {
-                (AttemptOutcome::Retry, Some(next)) => {
-                    let mut effects = Effects::retry_at(record, next);
-                    effects.audit.push(entry);
-                    record.attempts.push(attempt);
-                    Ok(effects)
-                }
-                _ => {
-                    let mut effects = Effects::new(OutboxChange::Remove);
-                    effects.audit.push(entry);
-                    let graph_error = attempt.graph_error.clone();
-                    record.attempts.push(attempt);
-                    move_to(record, MessageStatus::Failed, at, &mut effects);
-                    if let Some(status) = effects.audit.last_mut() {
-                        status.graph_error = graph_error;
-                    }
-                    Ok(effects)
-                }
-            }
-        }
+        Event::Emailed { .. } if !queued || !on_email => refuse("emailed"),
+        Event::Emailed { attempt, to } => Ok(emailed(record, attempt, to, at)),
+        Event::AttemptFailed(_) if !queued => refuse("tried"),
+        Event::AttemptFailed(attempt) => Ok(attempt_failed(record, attempt, at)),
         // Messenger's receipts speak of Messenger's messages: an email has none.
-        Event::Receipt(_) if record.channel == Channel::Email => refuse("moved by this receipt"),
-        Event::Receipt(receipt) => {
-            let named = record
-                .graph_message_id
-                .as_ref()
-                .is_some_and(|g| receipt.mids.contains(g));
-            let covered = record.sent_at.is_some_and(|s| s <= receipt.watermark);
-            if !(named || covered) {
-                return refuse("covered by this receipt");
-            }
-            let mut effects = Effects::new(OutboxChange::Keep);
-            match (from, receipt.status) {
-                (MessageStatus::Sent, MessageStatus::Delivered) => {}
-                // A read implies delivery: record both so the history tells the whole story.
-                (MessageStatus::Sent, MessageStatus::Read) => {
-                    move_to(record, MessageStatus::Delivered, at, &mut effects);
-                }
-                (MessageStatus::Delivered, MessageStatus::Read) => {}
-                _ => return refuse("moved by this receipt"),
-            }
-            move_to(record, receipt.status, at, &mut effects);
-            Ok(effects)
-        }
-        Event::Cancel => {
-            if !from.is_pending() {
-                return refuse("cancelled");
-            }
-            let mut effects = Effects::new(OutboxChange::Remove);
-            move_to(record, MessageStatus::Cancelled, at, &mut effects);
-            Ok(effects)
-        }
-        Event::Expire => {
-            if !is_expired(record, at) {
-                return refuse("expired");
-            }
-            let mut effects = Effects::new(OutboxChange::Remove);
-            move_to(record, MessageStatus::Expired, at, &mut effects);
-            Ok(effects)
-        }
+        Event::Receipt(_) if on_email => refuse("moved by this receipt"),
+        Event::Receipt(receipt) => received(record, receipt, at),
+        Event::Cancel if !from.is_pending() => refuse("cancelled"),
+        Event::Expire if !is_expired(record, at) => refuse("expired"),
+        Event::Cancel => Ok(ended(record, MessageStatus::Cancelled, at)),
+        Event::Expire => Ok(ended(record, MessageStatus::Expired, at)),
     }
 }
 
-fn decided_again(
+/// Out of the outbox for good, never sent: cancelled or expired.
+fn ended(record: &mut MessageRecord, status: MessageStatus, at: DateTime<Utc>) -> Effects {
+    let mut effects = Effects::new(OutboxChange::Remove);
+    move_to(record, status, at, &mut effects);
+    effects
+}
+
+/// The Graph API took it.
+fn sent(record: &mut MessageRecord, graph_message_id: String, at: DateTime<Utc>) -> Effects {
+    record.graph_message_id = Some(graph_message_id);
+    record.sent_at = Some(at);
+    let attempt = Attempt {
+        http_status: Some(200),
+        ..Attempt::messenger(at, AttemptOutcome::Sent)
+    };
+    let mut effects = Effects::new(OutboxChange::Remove);
+    effects.audit.push(attempt_entry(record, &attempt));
+    record.attempts.push(attempt);
+    move_to(record, MessageStatus::Sent, at, &mut effects);
+    effects
+}
+
+/// Over to email: due at once, holding its lane, the Messenger try and the decision audited.
+fn fell_back(
     record: &mut MessageRecord,
-    mut decision: Decision,
+    attempt: Option<Attempt>,
+    decision: Decision,
+    at: DateTime<Utc>,
+) -> Effects {
+    let mut effects = Effects::retry_at(record, at);
+    if let Some(attempt) = attempt {
+        effects.audit.push(attempt_entry(record, &attempt));
+        record.attempts.push(attempt);
+    }
+    record.channel = Channel::Email;
+    record.not_before = Some(at);
+    effects.audit.push(fallback_entry(record, &decision, at));
+    record.fallback = Some(decision);
+    effects
+}
+
+/// The SMTP server took it, for `to` (kept among the entry's erasable values).
+fn emailed(record: &mut MessageRecord, attempt: Attempt, to: String, at: DateTime<Utc>) -> Effects {
+    record.sent_at = Some(at);
+    let mut effects = Effects::new(OutboxChange::Remove);
+    let mut entry = attempt_entry(record, &attempt);
+    if let Some(personal) = entry.personal.as_mut() {
+        personal.email = Some(to);
+    }
+    effects.audit.push(entry);
+    record.attempts.push(attempt);
+    move_to(record, MessageStatus::Sent, at, &mut effects);
+    effects
+}
+
+/// A try failed: back in the outbox for its retry, or failed for good.
+fn attempt_failed(record: &mut MessageRecord, attempt: Attempt, at: DateTime<Utc>) -> Effects {
+    let entry = attempt_entry(record, &attempt);
+    if let (AttemptOutcome::Retry, Some(next)) = (attempt.outcome, attempt.next_attempt_at) {
+        let mut effects = Effects::retry_at(record, next);
+        effects.audit.push(entry);
+        record.attempts.push(attempt);
+        return effects;
+    }
+    let mut effects = Effects::new(OutboxChange::Remove);
+    effects.audit.push(entry);
+    let graph_error = attempt.graph_error.clone();
+    record.attempts.push(attempt);
+    move_to(record, MessageStatus::Failed, at, &mut effects);
+    if let Some(status) = effects.audit.last_mut() {
+        status.graph_error = graph_error;
+    }
+    effects
+}
+
+/// A delivery or read receipt that names or covers the message moves it forward.
+fn received(
+    record: &mut MessageRecord,
+    receipt: Receipt,
     at: DateTime<Utc>,
 ) -> Result<Effects, Refused> {
+    let from = record.status;
+    let refuse = |what| Err(Refused { from, what });
+    let named = record
+        .graph_message_id
+        .as_ref()
+        .is_some_and(|g| receipt.mids.contains(g));
+    let covered = record.sent_at.is_some_and(|s| s <= receipt.watermark);
+    if !(named || covered) {
+        return refuse("covered by this receipt");
+    }
+    let mut effects = Effects::new(OutboxChange::Keep);
+    match (from, receipt.status) {
+        (MessageStatus::Sent, MessageStatus::Delivered) => {}
+        // A read implies delivery: record both so the history tells the whole story.
+        (MessageStatus::Sent, MessageStatus::Read) => {
+            move_to(record, MessageStatus::Delivered, at, &mut effects);
+        }
+        (MessageStatus::Delivered, MessageStatus::Read) => {}
+        _ => return refuse("moved by this receipt"),
+    }
+    move_to(record, receipt.status, at, &mut effects);
+    Ok(effects)
+}
+
+fn decided_again(record: &mut MessageRecord, mut decision: Decision, at: DateTime<Utc>) -> Effects {
     let trace = std::mem::take(&mut decision.trace);
     let outcome = decision.outcome;
     let not_before = decision.not_before.unwrap_or(at);
@@ -461,7 +456,7 @@ fn decided_again(
         Outcome::Deny => move_to(record, MessageStatus::Denied, at, &mut effects),
         Outcome::Defer => {}
     }
-    Ok(effects)
+    effects
 }
 
 /// Sets the status, adds it to the history and audits it.
