@@ -109,24 +109,10 @@ impl Herald {
             self.metrics.delivery("expired", None);
             return Ok(Prepared::Done(Processed::Expired));
         }
-        let mut respect_quiet_hours = true;
-        if let Some(campaign) = &record.campaign {
-            match self.store.campaigns.campaign(campaign).await? {
-                Some(c) if c.status == CampaignStatus::Cancelled => {
-                    self.change_message(id, Event::Cancel, now).await?;
-                    return Ok(Prepared::Done(Processed::Skipped));
-                }
-                Some(c) if c.status == CampaignStatus::Paused => {
-                    let seconds = chrono::Duration::seconds(PAUSED_CAMPAIGN_RECHECK_SECONDS);
-                    let later = bounds::later(now, seconds);
-                    // Not its turn: the person's other messages go meanwhile.
-                    self.change_message(id, Event::SetAside(later), now).await?;
-                    return Ok(Prepared::Done(Processed::Retrying));
-                }
-                Some(c) => respect_quiet_hours = c.respect_quiet_hours,
-                None => {}
-            }
-        }
+        let respect_quiet_hours = match self.campaign_gate(&record, now).await? {
+            Ok(respect) => respect,
+            Err(done) => return Ok(done),
+        };
         if record.channel == Channel::Email {
             return self.prepare_email(record, now).await;
         }
@@ -135,48 +121,25 @@ impl Herald {
             return failed.await.map(Prepared::Done);
         };
         let decision = if record.status == MessageStatus::Deferred {
-            // Its moment has come: the policy decides again with today's facts.
-            let message = OutboundMessage {
-                page_id: Some(page.id.clone()),
-                recipient: record.recipient.clone(),
-                category: record.category,
-                content: record.content.clone(),
-                utility_template: record.utility_template.clone(),
-                send_at: None,
-                expires_at: record.expires_at,
-                respect_quiet_hours,
-            };
-            let decision = self.decide(&message, page, record.role, now).await?;
-            let outcome = decision.outcome;
-            let decided = self.change_message(id, Event::Decided(decision), now);
-            let Some(updated) = decided.await? else {
-                return Ok(Prepared::Done(Processed::Skipped));
-            };
-            match outcome {
-                Outcome::Allow => updated.decision,
-                Outcome::Deny => return Ok(Prepared::Done(Processed::Denied)),
-                Outcome::Defer => return Ok(Prepared::Done(Processed::Deferred)),
+            match self
+                .decide_again(&record, page, respect_quiet_hours, now)
+                .await?
+            {
+                Ok(decision) => decision,
+                Err(done) => return Ok(done),
             }
         } else {
             record.decision.clone()
         };
         let token = match decision.via {
             Via::Recipient => None,
-            Via::MarketingToken => {
-                let token = self
-                    .store
-                    .recipients
-                    .recipient(&record.recipient.key())
-                    .await?
-                    .and_then(|r| r.marketing_token)
-                    .filter(|t| t.status == TokenStatus::Active)
-                    .map(|t| t.token);
-                if token.is_none() {
+            Via::MarketingToken => match self.active_token(&record).await? {
+                Some(token) => Some(token),
+                None => {
                     let failed = self.fail_for(&record, now, "no active Marketing Messages token");
                     return failed.await.map(Prepared::Done);
                 }
-                token
-            }
+            },
         };
         let target = match &token {
             Some(t) => RenderTarget::MarketingToken(t),
@@ -189,6 +152,78 @@ impl Herald {
             via_token: token.is_some(),
             record,
         })))
+    }
+
+    /// What the message's campaign says: cancelled (the message is too), paused (it steps
+    /// aside), or go on, respecting quiet hours or not (`Ok`). A message of no campaign goes on.
+    async fn campaign_gate(
+        &self,
+        record: &MessageRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Result<bool, Prepared>, StoreError> {
+        let Some(campaign) = &record.campaign else {
+            return Ok(Ok(true));
+        };
+        let id = &record.id;
+        match self.store.campaigns.campaign(campaign).await? {
+            Some(c) if c.status == CampaignStatus::Cancelled => {
+                self.change_message(id, Event::Cancel, now).await?;
+                Ok(Err(Prepared::Done(Processed::Skipped)))
+            }
+            Some(c) if c.status == CampaignStatus::Paused => {
+                let seconds = chrono::Duration::seconds(PAUSED_CAMPAIGN_RECHECK_SECONDS);
+                let later = bounds::later(now, seconds);
+                // Not its turn: the person's other messages go meanwhile.
+                self.change_message(id, Event::SetAside(later), now).await?;
+                Ok(Err(Prepared::Done(Processed::Retrying)))
+            }
+            Some(c) => Ok(Ok(c.respect_quiet_hours)),
+            None => Ok(Ok(true)),
+        }
+    }
+
+    /// A deferred message's moment has come: the policy decides again with today's facts. The
+    /// decision when it allows the message now (`Ok`), else what became of it.
+    async fn decide_again(
+        &self,
+        record: &MessageRecord,
+        page: &super::Page,
+        respect_quiet_hours: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Result<crate::policy::Decision, Prepared>, StoreError> {
+        let message = OutboundMessage {
+            page_id: Some(page.id.clone()),
+            recipient: record.recipient.clone(),
+            category: record.category,
+            content: record.content.clone(),
+            utility_template: record.utility_template.clone(),
+            send_at: None,
+            expires_at: record.expires_at,
+            respect_quiet_hours,
+        };
+        let decision = self.decide(&message, page, record.role, now).await?;
+        let outcome = decision.outcome;
+        let decided = self.change_message(&record.id, Event::Decided(decision), now);
+        let Some(updated) = decided.await? else {
+            return Ok(Err(Prepared::Done(Processed::Skipped)));
+        };
+        Ok(match outcome {
+            Outcome::Allow => Ok(updated.decision),
+            Outcome::Deny => Err(Prepared::Done(Processed::Denied)),
+            Outcome::Defer => Err(Prepared::Done(Processed::Deferred)),
+        })
+    }
+
+    /// The person's Marketing Messages token, if it is active.
+    async fn active_token(&self, record: &MessageRecord) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .recipients
+            .recipient(&record.recipient.key())
+            .await?
+            .and_then(|r| r.marketing_token)
+            .filter(|t| t.status == TokenStatus::Active)
+            .map(|t| t.token))
     }
 
     /// Not now (the page is paused or busy, the campaign is paused): looked at again `until`.
