@@ -569,6 +569,28 @@ impl PolicySet {
     /// the order the engine checks them.
     pub fn summary(&self) -> Value {
         let mut rules = Vec::new();
+        self.who_may_be_sent_to(&mut rules);
+        self.window_rules(&mut rules);
+        self.limit_rules(&mut rules);
+        let keywords = |k: &Keywords| -> Value {
+            k.by_language
+                .iter()
+                .map(|(meta, lang, words)| (lang.clone(), json!({ "id": meta.id, "words": words })))
+                .collect::<serde_json::Map<String, Value>>()
+                .into()
+        };
+        json!({
+            "version": self.version,
+            "files": self.files,
+            "description": self.description,
+            "rules": rules,
+            "stop_keywords": keywords(&self.stop_keywords),
+            "resume_keywords": keywords(&self.resume_keywords),
+        })
+    }
+
+    /// The summary's rules on who may send what to whom: roles, consent, opt-outs.
+    fn who_may_be_sent_to(&self, rules: &mut Vec<Value>) {
         for (role, rule) in Role::ALL.iter().zip(&self.roles) {
             let says = match rule.may_send.names() {
                 names if names.is_empty() => format!("{role} may send no messages"),
@@ -607,6 +629,10 @@ impl PolicySet {
             let says = format!("{signal} stops {}", rule.stops.names().join(", "));
             rules.push(rule_json(&rule.meta, "opt_out", says));
         }
+    }
+
+    /// The summary's rules on the window and the ways outside it: windows, routes, tokens, tags.
+    fn window_rules(&self, rules: &mut Vec<Value>) {
         let w = &self.windows;
         rules.push(rule_json(
             &w.standard.meta,
@@ -675,6 +701,10 @@ impl PolicySet {
                 ),
             ));
         }
+    }
+
+    /// The summary's limits and the fallback: frequency, quiet hours, send rate, email.
+    fn limit_rules(&self, rules: &mut Vec<Value>) {
         for f in &self.frequency {
             rules.push(rule_json(&f.meta, "frequency", f.label.clone()));
         }
@@ -709,21 +739,6 @@ impl PolicySet {
                 ),
             ));
         }
-        let keywords = |k: &Keywords| -> Value {
-            k.by_language
-                .iter()
-                .map(|(meta, lang, words)| (lang.clone(), json!({ "id": meta.id, "words": words })))
-                .collect::<serde_json::Map<String, Value>>()
-                .into()
-        };
-        json!({
-            "version": self.version,
-            "files": self.files,
-            "description": self.description,
-            "rules": rules,
-            "stop_keywords": keywords(&self.stop_keywords),
-            "resume_keywords": keywords(&self.resume_keywords),
-        })
     }
 }
 
