@@ -39,13 +39,9 @@ pub struct Application {
     port: u16,
     server: Server,
     handle: AppHandle,
-    worker_task: JoinHandle<()>,
-    background: JoinHandle<()>,
-    campaigns: JoinHandle<()>,
-    /// The event dispatcher.
-    events: JoinHandle<()>,
-    /// The store's upkeep (PostgreSQL's lease rounds), when it needs any.
-    maintenance: Option<JoinHandle<()>>,
+    /// The background tasks: the worker, upkeep, campaigns, the event dispatcher, and the
+    /// store's own upkeep (PostgreSQL's lease rounds) when it needs any.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// What tests and the CLI may hold on to while the server runs.
@@ -106,132 +102,15 @@ impl Application {
         listener: TcpListener,
         deps: Dependencies,
     ) -> anyhow::Result<Application> {
-        let policy = PolicySet::load_dir(&settings.policy.dir).map_err(|errors| {
-            anyhow::anyhow!(
-                "the policy in {} is invalid:\n{errors}",
-                settings.policy.dir.display()
-            )
-        })?;
-        let audit = AuditConfig {
-            signer: settings.audit.signer()?,
-            retention: settings.audit.retention(),
-        };
-        let OpenedStore { store, metrics } = match deps.store {
-            Some(opened) => opened,
-            None => open_store(settings, pseudonyms(settings)?, true).await?,
-        };
-        let clock = deps.clock.unwrap_or_else(SystemClock::shared);
-        let metrics = Arc::new(Metrics::new(metrics).context("cannot build the metrics")?);
-        let pages = Pages::from_settings(&settings.messenger);
-        let graph = GraphClient::new(
-            &settings.messenger.graph_base_url,
-            &settings.messenger.graph_version,
-            settings.delivery.request_timeout(),
-        )
-        .context("cannot build the HTTP client")?;
-        let webhooks = WebhookClient::new(settings.events.allow_private_networks)
-            .context("cannot build the HTTP client for event endpoints")?;
-        let (email, mailer) = email_channel(settings)?;
-        let herald = Arc::new(Herald::new(
-            store,
-            clock,
-            policy,
-            CoreParts {
-                policy_dir: settings.policy.dir.clone(),
-                pages,
-                ttl: settings.delivery.ttl.clone(),
-                graph: graph.clone(),
-                audit,
-                metrics,
-                webhooks,
-                email,
-            },
-        ));
-        let worker = Worker::new(
-            Arc::clone(&herald),
-            graph,
-            mailer,
-            settings.delivery.clone(),
-        );
-        let dispatcher = EventDispatcher::new(Arc::clone(&herald), &settings.events);
-        let secret = |s: &Option<SecretString>| s.clone().unwrap_or_else(|| SecretString::from(""));
-        let keys = Arc::new(JwtKeys::new(
-            &settings
-                .auth
-                .jwt_secret
-                .clone()
-                .context("auth.jwt_secret is required")?,
-            settings.auth.issuer.clone(),
-            settings.auth.audience.clone(),
-        ));
-        let state = web::Data::new(AppState::new(
-            Arc::clone(&herald),
-            secret(&settings.messenger.app_secret),
-            secret(&settings.messenger.verify_token),
-            settings.server.client_requests_per_second,
-        ));
+        let (herald, worker, dispatcher) = build_core(settings, deps).await?;
         let port = listener.local_addr()?.port();
-        let keys = web::Data::new(keys);
-        // The document is what registering the routes collected (see `routes::configure`).
-        let (_, spec) = App::new()
-            .into_utoipa_app()
-            .openapi(ApiDoc::openapi())
-            .configure(routes::configure)
-            .split_for_parts();
-        let document = web::Data::new(ApiDocument(
-            spec.to_json()
-                .context("cannot write the OpenAPI document")?,
-        ));
-        let max_body = settings.server.max_body_bytes;
-        let server = HttpServer::new(move || {
-            App::new()
-                .into_utoipa_app()
-                .configure(routes::configure)
-                .into_app()
-                .app_data(state.clone())
-                .app_data(keys.clone())
-                .app_data(document.clone())
-                // Bodies past the limit are refused (413) before they are read whole.
-                .app_data(web::PayloadConfig::new(max_body))
-                .wrap(actix_web::middleware::Compress::default())
-                .wrap(from_fn(crate::telemetry::around_request))
-        })
-        .listen(listener)?
-        .shutdown_timeout(10)
-        .disable_signals()
-        .run();
+        let server = http_server(settings, &herald, listener)?;
         let stop = CancellationToken::new();
         herald
             .join_cluster()
             .await
             .context("cannot read the policy the other instances run")?;
-        // Each background task is supervised: a panic is logged, counted and the task started
-        // again (see `supervisor`), so that one bad value cannot silently stop sending.
-        let tasks = &herald.tasks;
-        let worker_task = tasks.spawn(TASK_WORKER, stop.clone(), {
-            let (worker, stop) = (Arc::clone(&worker), stop.clone());
-            move || Arc::clone(&worker).run(stop.clone())
-        });
-        let background = tasks.spawn(TASK_BACKGROUND, stop.clone(), {
-            let (herald, stop) = (Arc::clone(&herald), stop.clone());
-            move || background_work(Arc::clone(&herald), stop.clone())
-        });
-        let campaigns = tasks.spawn(TASK_CAMPAIGNS, stop.clone(), {
-            let (herald, stop) = (Arc::clone(&herald), stop.clone());
-            move || run_campaigns(Arc::clone(&herald), stop.clone())
-        });
-        // Each endpoint's lane is a task of the dispatcher's, so that a slow endpoint holds back
-        // only itself (see `delivery::events`).
-        let events = tasks.spawn(TASK_EVENTS, stop.clone(), {
-            let (dispatcher, stop) = (Arc::clone(&dispatcher), stop.clone());
-            move || Arc::clone(&dispatcher).run(stop.clone())
-        });
-        let maintenance = herald.store.engine.maintenance_every().map(|every| {
-            tasks.spawn(TASK_LEASES, stop.clone(), {
-                let (herald, stop) = (Arc::clone(&herald), stop.clone());
-                move || maintain(Arc::clone(&herald), every, stop.clone())
-            })
-        });
+        let tasks = spawn_background(&herald, &worker, &dispatcher, &stop);
         let handle = AppHandle {
             herald,
             worker,
@@ -243,11 +122,7 @@ impl Application {
             port,
             server,
             handle,
-            worker_task,
-            background,
-            campaigns,
-            events,
-            maintenance,
+            tasks,
         })
     }
 
@@ -275,12 +150,8 @@ impl Application {
         if let Some(reloads) = reloads {
             let _ = reloads.await;
         }
-        let _ = self.worker_task.await;
-        let _ = self.background.await;
-        let _ = self.campaigns.await;
-        let _ = self.events.await;
-        if let Some(maintenance) = self.maintenance {
-            let _ = maintenance.await;
+        for task in self.tasks {
+            let _ = task.await;
         }
         // The worker's loop waits for its sends when it stops; a loop that was waiting to be
         // restarted did not, so wait here (each send ends within the request timeout).
@@ -510,4 +381,153 @@ fn email_channel(settings: &Settings) -> anyhow::Result<(Option<EmailSetup>, Opt
         }),
         Some(mailer),
     ))
+}
+
+/// The core and the tasks that send: the policy, the store, the clients and the clock the
+/// settings (or a test's `deps`) name.
+async fn build_core(
+    settings: &Settings,
+    deps: Dependencies,
+) -> anyhow::Result<(Arc<Herald>, Arc<Worker>, Arc<EventDispatcher>)> {
+    let policy = PolicySet::load_dir(&settings.policy.dir).map_err(|errors| {
+        anyhow::anyhow!(
+            "the policy in {} is invalid:\n{errors}",
+            settings.policy.dir.display()
+        )
+    })?;
+    let audit = AuditConfig {
+        signer: settings.audit.signer()?,
+        retention: settings.audit.retention(),
+    };
+    let OpenedStore { store, metrics } = match deps.store {
+        Some(opened) => opened,
+        None => open_store(settings, pseudonyms(settings)?, true).await?,
+    };
+    let clock = deps.clock.unwrap_or_else(SystemClock::shared);
+    let metrics = Arc::new(Metrics::new(metrics).context("cannot build the metrics")?);
+    let pages = Pages::from_settings(&settings.messenger);
+    let graph = GraphClient::new(
+        &settings.messenger.graph_base_url,
+        &settings.messenger.graph_version,
+        settings.delivery.request_timeout(),
+    )
+    .context("cannot build the HTTP client")?;
+    let webhooks = WebhookClient::new(settings.events.allow_private_networks)
+        .context("cannot build the HTTP client for event endpoints")?;
+    let (email, mailer) = email_channel(settings)?;
+    let herald = Arc::new(Herald::new(
+        store,
+        clock,
+        policy,
+        CoreParts {
+            policy_dir: settings.policy.dir.clone(),
+            pages,
+            ttl: settings.delivery.ttl.clone(),
+            graph: graph.clone(),
+            audit,
+            metrics,
+            webhooks,
+            email,
+        },
+    ));
+    let worker = Worker::new(
+        Arc::clone(&herald),
+        graph,
+        mailer,
+        settings.delivery.clone(),
+    );
+    let dispatcher = EventDispatcher::new(Arc::clone(&herald), &settings.events);
+    Ok((herald, worker, dispatcher))
+}
+
+/// The HTTP server on `listener`: every route, with the state, keys and API document they read.
+fn http_server(
+    settings: &Settings,
+    herald: &Arc<Herald>,
+    listener: TcpListener,
+) -> anyhow::Result<Server> {
+    let secret = |s: &Option<SecretString>| s.clone().unwrap_or_else(|| SecretString::from(""));
+    let keys = Arc::new(JwtKeys::new(
+        &settings
+            .auth
+            .jwt_secret
+            .clone()
+            .context("auth.jwt_secret is required")?,
+        settings.auth.issuer.clone(),
+        settings.auth.audience.clone(),
+    ));
+    let state = web::Data::new(AppState::new(
+        Arc::clone(herald),
+        secret(&settings.messenger.app_secret),
+        secret(&settings.messenger.verify_token),
+        settings.server.client_requests_per_second,
+    ));
+    let keys = web::Data::new(keys);
+    // The document is what registering the routes collected (see `routes::configure`).
+    let (_, spec) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes::configure)
+        .split_for_parts();
+    let document = web::Data::new(ApiDocument(
+        spec.to_json()
+            .context("cannot write the OpenAPI document")?,
+    ));
+    let max_body = settings.server.max_body_bytes;
+    let server = HttpServer::new(move || {
+        App::new()
+            .into_utoipa_app()
+            .configure(routes::configure)
+            .into_app()
+            .app_data(state.clone())
+            .app_data(keys.clone())
+            .app_data(document.clone())
+            // Bodies past the limit are refused (413) before they are read whole.
+            .app_data(web::PayloadConfig::new(max_body))
+            .wrap(actix_web::middleware::Compress::default())
+            .wrap(from_fn(crate::telemetry::around_request))
+    })
+    .listen(listener)?
+    .shutdown_timeout(10)
+    .disable_signals()
+    .run();
+    Ok(server)
+}
+
+/// The background tasks, each supervised: a panic is logged, counted and the task started
+/// again (see `supervisor`), so that one bad value cannot silently stop sending.
+fn spawn_background(
+    herald: &Arc<Herald>,
+    worker: &Arc<Worker>,
+    dispatcher: &Arc<EventDispatcher>,
+    stop: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let tasks = &herald.tasks;
+    let worker_task = tasks.spawn(TASK_WORKER, stop.clone(), {
+        let (worker, stop) = (Arc::clone(worker), stop.clone());
+        move || Arc::clone(&worker).run(stop.clone())
+    });
+    let background = tasks.spawn(TASK_BACKGROUND, stop.clone(), {
+        let (herald, stop) = (Arc::clone(herald), stop.clone());
+        move || background_work(Arc::clone(&herald), stop.clone())
+    });
+    let campaigns = tasks.spawn(TASK_CAMPAIGNS, stop.clone(), {
+        let (herald, stop) = (Arc::clone(herald), stop.clone());
+        move || run_campaigns(Arc::clone(&herald), stop.clone())
+    });
+    // Each endpoint's lane is a task of the dispatcher's, so that a slow endpoint holds back
+    // only itself (see `delivery::events`).
+    let events = tasks.spawn(TASK_EVENTS, stop.clone(), {
+        let (dispatcher, stop) = (Arc::clone(dispatcher), stop.clone());
+        move || Arc::clone(&dispatcher).run(stop.clone())
+    });
+    let maintenance = herald.store.engine.maintenance_every().map(|every| {
+        tasks.spawn(TASK_LEASES, stop.clone(), {
+            let (herald, stop) = (Arc::clone(herald), stop.clone());
+            move || maintain(Arc::clone(&herald), every, stop.clone())
+        })
+    });
+    let mut tasks = vec![worker_task, background, campaigns, events];
+    tasks.extend(maintenance);
+    tasks
 }
