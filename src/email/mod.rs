@@ -1,8 +1,10 @@
-//! Email, the fallback channel for transactional messages (API.md, "Email fallback"): how a
-//! message reads as an email (`render.rs`, from templates the business can change). Sending it
+//! Email, the fallback channel for transactional messages (docs/api.md §7, "Email fallback"): how a
+//! message reads as an email (`render.rs`, from templates the business can change, given what
+//! `context.rs` makes of the message). Sending it
 //! is the SMTP client's (`clients::smtp`); when to send it is the policy's `[fallback]` and the
 //! core's (`app/deliver.rs`).
 
+mod context;
 mod render;
 
 pub use render::{EmailContext, EmailTemplates, TemplateError};
