@@ -41,13 +41,15 @@ use tracing::Instrument;
 
 use super::breaker::{Breakers, Gate};
 use super::{retry_delay, GraphClient, SendFailure};
-use crate::app::{Herald, Prepared, Processed, ReadyEmail};
-use crate::clients::{Mailer, SmtpFailure};
+use crate::app::{Herald, Prepared, Processed};
+use crate::clients::Mailer;
 use crate::configuration::DeliverySettings;
-use crate::domain::{Attempt, AttemptOutcome, Channel, MessageId, MessageRecord};
+use crate::domain::{Attempt, AttemptOutcome, MessageId, MessageRecord};
 use crate::messenger::ErrorClass;
 use crate::store::StoreError;
 use crate::supervisor::{TASK_DELIVERY, TASK_WORKER};
+
+mod email;
 
 /// How long a campaign's message steps back when its page has no capacity free.
 const CAMPAIGN_BACKOFF_MS: i64 = 50;
@@ -571,60 +573,6 @@ impl Worker {
             .metrics
             .pages_out
             .set(i64::try_from(out).unwrap_or(i64::MAX));
-    }
-
-    /// Hands a message on channel email to the SMTP server; a failure is tried again like a
-    /// Graph failure (the delivery settings' back-off and `max_attempts`, counting email tries).
-    async fn email(&self, ready: &ReadyEmail) -> Result<Processed, StoreError> {
-        let failure = match &self.mailer {
-            Some(mailer) => match mailer.send(&ready.email).await {
-                Ok(accepted) => {
-                    return self.herald.emailed(ready, accepted.reply, self.now()).await
-                }
-                Err(failure) => failure,
-            },
-            None => SmtpFailure {
-                transient: false,
-                code: None,
-                detail: "no SMTP server is configured ([email])".into(),
-            },
-        };
-        let now = self.now();
-        let record = &ready.record;
-        let tries = record
-            .attempts
-            .iter()
-            .filter(|a| a.channel == Channel::Email)
-            .count();
-        let tries = u32::try_from(tries).unwrap_or(u32::MAX).saturating_add(1);
-        let retry_at = (failure.transient && tries < self.settings.max_attempts).then(|| {
-            let delay = retry_delay(
-                tries,
-                self.settings.retry_base(),
-                self.settings.retry_max(),
-                None,
-            );
-            crate::domain::bounds::later_std(now, delay)
-        });
-        let code = failure.code.map(|c| format!(" {c}")).unwrap_or_default();
-        let attempt = Attempt {
-            error: Some(format!("smtp{code}: {}", failure.detail)),
-            next_attempt_at: retry_at,
-            ..Attempt::by(
-                Channel::Email,
-                now,
-                if retry_at.is_some() {
-                    AttemptOutcome::Retry
-                } else {
-                    AttemptOutcome::Failed
-                },
-            )
-        };
-        if let Some(next) = retry_at {
-            self.expect_back(next);
-        }
-        tracing::warn!(message_id = %record.id, error = ?attempt.error, "the SMTP server did not take an email");
-        self.herald.email_failed(record, attempt).await
     }
 
     /// A try failed: when (and whether) to try again is the delivery settings' and the
