@@ -7,7 +7,12 @@
 //!        core: prepare_delivery — settled? expired? campaign paused? deferred: decide again
 //!              under the policy in force; the token and the rendered body
 //!                                              ▼
+//!          on channel email? ── yes ──► the SMTP server (`worker/email.rs`)
+//!                                              ▼
 //!                   page paused? ── yes ──► postponed to the pause's end
+//!                                              ▼
+//!          page out (its breaker, `breaker.rs`)? ── yes ──► email if the fallback allows,
+//!                                              │               else wait for the next probe
 //!                                              ▼
 //!        pace the page (governor, the policy's per_page) ─► Graph Send API (reqwest)
 //!                                              ▼
