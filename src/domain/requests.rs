@@ -184,41 +184,24 @@ pub(crate) struct Addressing<'a> {
     pub expires_at: Option<&'a Value>,
 }
 
-impl SendMessageRequest {
-    pub(crate) fn addressing(&self) -> Addressing<'_> {
-        Addressing {
-            unknown: &self.unknown,
-            page_id: self.page_id.as_ref(),
-            recipient: self.recipient.as_ref(),
-            send_at: self.send_at.as_ref(),
-            expires_at: self.expires_at.as_ref(),
+/// The three send bodies name their addressing fields alike: one `addressing()` for each.
+macro_rules! addressing {
+    ($($body:ty),*) => {$(
+        impl $body {
+            pub(crate) fn addressing(&self) -> Addressing<'_> {
+                Addressing {
+                    unknown: &self.unknown,
+                    page_id: self.page_id.as_ref(),
+                    recipient: self.recipient.as_ref(),
+                    send_at: self.send_at.as_ref(),
+                    expires_at: self.expires_at.as_ref(),
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl ReceiptRequest {
-    pub(crate) fn addressing(&self) -> Addressing<'_> {
-        Addressing {
-            unknown: &self.unknown,
-            page_id: self.page_id.as_ref(),
-            recipient: self.recipient.as_ref(),
-            send_at: self.send_at.as_ref(),
-            expires_at: self.expires_at.as_ref(),
-        }
-    }
-}
-
-impl ShippingUpdateRequest {
-    pub(crate) fn addressing(&self) -> Addressing<'_> {
-        Addressing {
-            unknown: &self.unknown,
-            page_id: self.page_id.as_ref(),
-            recipient: self.recipient.as_ref(),
-            send_at: self.send_at.as_ref(),
-            expires_at: self.expires_at.as_ref(),
-        }
-    }
-}
+addressing!(SendMessageRequest, ReceiptRequest, ShippingUpdateRequest);
 
 /// What every send body says besides its content, checked: the page, the person and when.
 pub(crate) struct Addressed {
