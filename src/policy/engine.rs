@@ -161,6 +161,24 @@ impl<'a> Eval<'a> {
         }
         self.pass(&role.meta, "this role may send this category");
 
+        self.consent()?;
+        self.opt_outs()?;
+        self.route()?;
+        self.frequency()?;
+        self.quiet_hours()?;
+
+        self.pass(
+            &p.send_rate.meta,
+            "the delivery worker paces sends to each page; a message is never refused for rate",
+        );
+        Ok(())
+    }
+
+    /// The consent stage: the recorded consent the category needs.
+    fn consent(&mut self) -> Result<(), Stop<'a>> {
+        let p = self.policy;
+        let f = self.facts;
+        let cat = self.message.category;
         let consent = &p.consent[category_index(cat)];
         // With `recorded_by = "api"` only consents a client recorded (with its evidence) count.
         let (has_t, has_m) = if consent.by_api {
@@ -200,6 +218,14 @@ impl<'a> Eval<'a> {
             },
         );
 
+        Ok(())
+    }
+
+    /// The opt-out stage: marketing, transactional and 551, each where it applies.
+    fn opt_outs(&mut self) -> Result<(), Stop<'a>> {
+        let p = self.policy;
+        let f = self.facts;
+        let cat = self.message.category;
         for o in &p.opt_outs {
             if !o.stops.contains(cat) {
                 self.skip(&o.meta);
@@ -231,14 +257,6 @@ impl<'a> Eval<'a> {
             self.pass(&o.meta, no);
         }
 
-        self.route()?;
-        self.frequency()?;
-        self.quiet_hours()?;
-
-        self.pass(
-            &p.send_rate.meta,
-            "the delivery worker paces sends to each page; a message is never refused for rate",
-        );
         Ok(())
     }
 
