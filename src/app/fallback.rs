@@ -146,19 +146,17 @@ impl Herald {
             .recipient(&record.recipient.key())
             .await?
             .unwrap_or_default();
-        let why_not = match (&self.email, &person.email) {
-            (None, _) => Some("email is no longer configured ([email])"),
-            (_, None) => Some("no email address is on the person's consent any more"),
+        let ready = match (&self.email, person.email.clone()) {
+            (None, _) => Err("email is no longer configured ([email])"),
+            (_, None) => Err("no email address is on the person's consent any more"),
             _ if person.opted_out(ConsentScope::Transactional) => {
-                Some("the person opted out of transactional messages before the email went")
+                Err("the person opted out of transactional messages before the email went")
             }
-            _ => None,
+            (Some(setup), Some(to)) => Ok((setup, to)),
         };
-        if let Some(why) = why_not {
-            return self.fail_for(&record, now, why).await.map(Prepared::Done);
-        }
-        let (Some(setup), Some(to)) = (&self.email, person.email) else {
-            return Ok(Prepared::Done(Processed::Skipped));
+        let (setup, to) = match ready {
+            Ok(ready) => ready,
+            Err(why) => return self.fail_for(&record, now, why).await.map(Prepared::Done),
         };
         let id = record.id.to_string();
         let rendered = setup.templates.render(&EmailContext {

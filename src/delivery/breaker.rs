@@ -114,11 +114,7 @@ impl Breakers {
     /// The Graph API answered a send to `page` with something other than a transient failure:
     /// it is up. Returns whether the page had been failing.
     pub fn answered(&self, page: &PageId) -> bool {
-        let mut pages = self.pages.lock();
-        if pages.is_empty() {
-            return false;
-        }
-        pages.remove(page).is_some()
+        self.pages.lock().remove(page).is_some()
     }
 
     /// How many pages are out at `now` (for the metrics).

@@ -516,9 +516,14 @@ impl Worker {
         if let Some(until) = paused_until.filter(|u| *u > now) {
             return self.herald.postpone(id, until, now).await;
         }
-        let outage_after = self.herald.policy().outage_after();
-        let gate = self.breakers.gate(&record.page_id, now, outage_after);
-        self.count_pages_out(now);
+        let policy = self.herald.policy();
+        let gate = self
+            .breakers
+            .gate(&record.page_id, now, policy.outage_after());
+        if gate != Gate::Closed {
+            // A page goes out (or stays out) only here; it comes back in `graph_answered`.
+            self.count_pages_out(now);
+        }
         if let Gate::Open { since, next_probe } = gate {
             // The page's Graph API is out: email if the fallback allows it, else wait for the
             // next probe (holding the person's lane).
@@ -531,7 +536,7 @@ impl Worker {
             }
             return self.herald.postpone(id, next_probe, now).await;
         }
-        let per_second = self.herald.policy().page_rate_per_second();
+        let per_second = policy.page_rate_per_second();
         let limiter = self.pacer.limiter(per_second);
         if record.campaign.is_some() {
             // Transactional traffic goes first: a campaign's message takes the page's capacity
@@ -589,8 +594,8 @@ impl Worker {
         failure: SendFailure,
     ) -> Result<Processed, StoreError> {
         let now = self.now();
+        let outage_after = self.herald.policy().outage_after();
         if failure.class == ErrorClass::Transient {
-            let outage_after = self.herald.policy().outage_after();
             self.breakers.failed(&record.page_id, now, outage_after);
         } else {
             self.graph_answered(record);
@@ -627,7 +632,6 @@ impl Worker {
             channel: crate::domain::Channel::Messenger,
             reply: None,
         };
-        let outage_after = self.herald.policy().outage_after();
         let out_since = self.breakers.open_since(&record.page_id, now, outage_after);
         if let (Some(since), Some(_)) = (out_since, retry_at) {
             // The page is out: rather than wait for a retry that would likely fail too, the
