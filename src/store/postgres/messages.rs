@@ -1,12 +1,13 @@
 //! Messages and their idempotency records: reads, locking and fencing for a change, and changes
-//! to several messages at once. Accepts and single changes queue for the batcher (`writes.rs`).
+//! to several messages at once. Accepts and single changes queue for the batcher (`batcher.rs`).
 
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 
-use super::writes::{AcceptJob, Rows, UpdateJob};
+use super::batcher::{AcceptJob, UpdateJob};
+use super::writes::Rows;
 use super::{decode, PgStore, Prepared, StoreError};
 use crate::domain::decision::TraceStep;
 use crate::domain::{IdempotencyRecord, MessageId, MessageRecord};

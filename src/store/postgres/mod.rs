@@ -10,7 +10,7 @@
 //!   that finishes a send checks that the claim's epoch is still the partition's (fencing); a
 //!   dead instance's partitions are taken over when its lease runs out, and the new owner waits
 //!   one pacing window before it sends.
-//! - **Writes in batches** ([`writes`]): concurrent accepts share one transaction, and so do
+//! - **Writes in batches** ([`batcher`], [`writes`]): concurrent accepts share one transaction, and so do
 //!   the changes the worker records as its sends finish; the idempotency key is a unique
 //!   constraint, so a retry on another instance gets the first answer.
 //! - **One audit chain per partition** ([`audit`]): instances append side by side, each chain
@@ -20,9 +20,9 @@
 //! Each of the store's interfaces is implemented in the file that does its work:
 //!
 //! ```text
-//!   impl Messages    messages.rs ─┬─► writes.rs (Rows: one transaction's writes; the batchers)
-//!   impl Recipients  recipients.rs│
-//!   impl Campaigns   campaigns.rs ┘
+//!   impl Messages    messages.rs ─┬─► batcher.rs (accepts and the worker's changes, in batches)
+//!   impl Recipients  recipients.rs├─► writes.rs (Rows: one transaction's writes, a statement
+//!   impl Campaigns   campaigns.rs ┘               per table; the audit chains last)
 //!   impl Outbox      outbox.rs ─────► leases.rs (partitions, epochs)
 //!   impl AuditLog    audit.rs    (append, queries, verify, prune, erase)
 //!   impl EventEndpoints endpoints.rs ► leases.rs (a round's writes fenced by the epochs)
@@ -31,6 +31,7 @@
 //! ```
 
 mod audit;
+mod batcher;
 mod campaigns;
 mod cluster;
 mod endpoints;
@@ -247,9 +248,9 @@ pub struct PgStore {
     lease_every: Option<std::time::Duration>,
     pseudonyms: Pseudonyms,
     /// Accepts queue here for the batcher.
-    accepts: tokio::sync::mpsc::UnboundedSender<writes::AcceptJob>,
+    accepts: tokio::sync::mpsc::UnboundedSender<batcher::AcceptJob>,
     /// Message changes queue here for theirs.
-    updates: tokio::sync::mpsc::UnboundedSender<writes::UpdateJob>,
+    updates: tokio::sync::mpsc::UnboundedSender<batcher::UpdateJob>,
     stop: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     commit: prometheus::Histogram,
@@ -300,9 +301,9 @@ impl PgStore {
             commit,
             flush,
         });
-        let batcher = tokio::spawn(writes::run_batcher(Arc::downgrade(&store), queue));
+        let batcher = tokio::spawn(batcher::run_batcher(Arc::downgrade(&store), queue));
         let update_batcher =
-            tokio::spawn(writes::run_batcher(Arc::downgrade(&store), update_queue));
+            tokio::spawn(batcher::run_batcher(Arc::downgrade(&store), update_queue));
         store.tasks.lock().extend([batcher, update_batcher]);
         // The later rounds are the gateway's to run (`Engine::maintain`), as a supervised task.
         if lease.is_some() {

@@ -1,0 +1,363 @@
+//! The batcher: concurrent writes of one kind (accepts; the worker's changes to messages) put
+//! in one transaction, a few transactions at a time.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Weak};
+
+use deadpool_postgres::Transaction;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::writes::Rows;
+use super::{encode, PgStore, Prepared, StoreError};
+use crate::domain::{IdempotencyRecord, MessageRecord};
+use crate::store::{Accepted, MessageChange, NewMessage};
+
+/// Accepts per transaction, at most.
+const BATCH: usize = 256;
+
+/// Batches written at once: more transactions in flight than cores keeps the database busy
+/// while one commits.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Each job's own result within a batch that was written.
+type Results<T> = Vec<Result<T, StoreError>>;
+
+/// A write that waits for the batcher: a batch of them is written in one transaction.
+pub(super) trait Job: Send + Sized + 'static {
+    /// What is written.
+    type Input: Send + 'static;
+    /// What the caller hears back.
+    type Outcome: Send + 'static;
+    /// The job's input, and where its outcome goes.
+    fn split(
+        self,
+    ) -> (
+        Self::Input,
+        oneshot::Sender<Result<Self::Outcome, StoreError>>,
+    );
+    /// Writes `inputs` in one transaction: each one's result, in order, or one error for all.
+    fn write(
+        store: &PgStore,
+        inputs: Vec<Self::Input>,
+    ) -> impl std::future::Future<Output = Result<Results<Self::Outcome>, StoreError>> + Send;
+}
+
+/// One accept waiting for the batcher.
+pub(super) struct AcceptJob {
+    pub new: NewMessage,
+    pub reply: oneshot::Sender<Result<Accepted, StoreError>>,
+}
+
+impl Job for AcceptJob {
+    type Input = NewMessage;
+    type Outcome = Accepted;
+
+    fn split(self) -> (NewMessage, oneshot::Sender<Result<Accepted, StoreError>>) {
+        (self.new, self.reply)
+    }
+
+    async fn write(
+        store: &PgStore,
+        inputs: Vec<NewMessage>,
+    ) -> Result<Results<Accepted>, StoreError> {
+        Ok(accept_batch(store, inputs)
+            .await?
+            .into_iter()
+            .map(Ok)
+            .collect())
+    }
+}
+
+/// One change to a message waiting for the batcher: the worker records what each send did.
+pub(super) struct UpdateJob {
+    pub id: String,
+    pub change: MessageChange,
+    /// Let go of this instance's claim on the message with the change.
+    pub release: bool,
+    pub reply: oneshot::Sender<Result<Option<MessageRecord>, StoreError>>,
+}
+
+impl Job for UpdateJob {
+    type Input = (String, MessageChange, bool);
+    /// The changed record; `None` when the message is unknown or the change left it alone.
+    type Outcome = Option<MessageRecord>;
+
+    fn split(
+        self,
+    ) -> (
+        Self::Input,
+        oneshot::Sender<Result<Option<MessageRecord>, StoreError>>,
+    ) {
+        ((self.id, self.change, self.release), self.reply)
+    }
+
+    async fn write(
+        store: &PgStore,
+        inputs: Vec<Self::Input>,
+    ) -> Result<Results<Option<MessageRecord>>, StoreError> {
+        update_batch(store, inputs).await
+    }
+}
+
+/// Takes jobs off the queue and writes them in batches, a few batches at a time.
+pub(super) async fn run_batcher<J: Job>(
+    store: Weak<PgStore>,
+    mut queue: mpsc::UnboundedReceiver<J>,
+) {
+    let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        // Whatever queued while the slot was awaited joins this batch.
+        let mut jobs = vec![first];
+        while jobs.len() < BATCH {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let (inputs, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(Job::split).unzip();
+        let Some(store) = store.upgrade() else {
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Closed));
+            }
+            return;
+        };
+        tokio::spawn(async move {
+            match J::write(&store, inputs).await {
+                Ok(results) => {
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Writes a batch of message changes in one transaction: the messages are locked in id order,
+/// each change runs on the record as the changes before it in the batch left it, and a change
+/// that finishes a send claimed under an epoch that has passed is refused alone.
+///
+/// The claims of the changes that let go of theirs are released in the same round: none needs
+/// a statement when its change took the message out of the outbox (a send), the others one
+/// statement for the batch once it is committed.
+async fn update_batch(
+    store: &PgStore,
+    inputs: Vec<(String, MessageChange, bool)>,
+) -> Result<Results<Option<MessageRecord>>, StoreError> {
+    let _timer = store.commit.start_timer();
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let mut ids: Vec<String> = inputs.iter().map(|(id, _, _)| id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let locked = store.lock_messages(&tx, &ids).await?;
+    let fenced = store.fenced(&tx, &locked).await?;
+    let mut current: HashMap<String, MessageRecord> = locked
+        .into_iter()
+        .map(|l| (l.record.id.to_string(), l.record))
+        .collect();
+    let mut rows = Rows::default();
+    let mut results = Vec::with_capacity(inputs.len());
+    let mut changed_any = false;
+    let mut release = Vec::new();
+    for (id, change, let_go) in inputs {
+        if let_go {
+            release.push((results.len(), id.clone()));
+        }
+        if let Some(refused) = fenced.get(&id) {
+            results.push(Err(refused.clone()));
+            continue;
+        }
+        let Some(record) = current.get_mut(&id) else {
+            results.push(Ok(None));
+            continue;
+        };
+        // A change that leaves the message alone may still have touched its copy.
+        let mut changed = record.clone();
+        let Some(effects) = change(&mut changed) else {
+            results.push(Ok(None));
+            continue;
+        };
+        rows.update(store, record, &mut changed, effects)?;
+        *record = changed;
+        changed_any = true;
+        results.push(Ok(Some(record.clone())));
+    }
+    // A message this batch takes out of the outbox takes its claim with it.
+    release.retain(|(_, id)| !rows.outbox_remove.contains(id));
+    if changed_any {
+        rows.write(&tx, store).await?;
+        store.finish(tx).await?;
+    } else {
+        drop(tx);
+    }
+    if !release.is_empty() {
+        let ids: Vec<&str> = release.iter().map(|(_, id)| id.as_str()).collect();
+        let released = client
+            .exec(
+                "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, claim_epoch = NULL
+                 WHERE message_id = ANY($1) AND claimed_by = $2",
+                &[&ids, &store.instance],
+            )
+            .await;
+        // The changes are written: only the callers whose claim may still be held hear of it.
+        if let Err(e) = released {
+            for (i, _) in release {
+                if let Some(result) = results.get_mut(i) {
+                    *result = Err(e.clone());
+                }
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// Writes a batch of accepts in one transaction; returns each one's outcome, in order.
+async fn accept_batch(store: &PgStore, news: Vec<NewMessage>) -> Result<Vec<Accepted>, StoreError> {
+    let _timer = store.commit.start_timer();
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let keys = BatchKeys::claim(&tx, &news).await?;
+    let mut outcomes = Vec::with_capacity(news.len());
+    let mut rows = Rows::default();
+    for (i, new) in news.into_iter().enumerate() {
+        match keys.outcome(i, &new) {
+            Some(o) => outcomes.push(o),
+            None => {
+                rows.accept(store, new)?;
+                outcomes.push(Accepted::Stored);
+            }
+        }
+    }
+    rows.write(&tx, store).await?;
+    store.finish(tx).await?;
+    Ok(outcomes)
+}
+
+/// A client's idempotency key.
+type Key = (String, String);
+
+/// The idempotency keys of a batch of accepts. The first use of each key in the batch tries to
+/// take it; the database's unique key decides between instances.
+#[derive(Default)]
+struct BatchKeys {
+    /// Which accept of the batch uses each key first.
+    first_use: BTreeMap<Key, usize>,
+    /// The keys this batch took.
+    taken: HashSet<Key>,
+    /// What each first use stores, for a later use in the same batch to be answered from.
+    mine: HashMap<Key, IdempotencyRecord>,
+    /// What was stored before under the keys this batch did not take.
+    stored_before: HashMap<Key, IdempotencyRecord>,
+}
+
+impl BatchKeys {
+    /// Takes the batch's keys that are free, and reads what is stored under the others.
+    async fn claim(tx: &Transaction<'_>, news: &[NewMessage]) -> Result<Self, StoreError> {
+        let mut keys = BatchKeys::default();
+        for (i, new) in news.iter().enumerate() {
+            if let Some(idem) = &new.idempotency {
+                keys.first_use
+                    .entry((idem.client.clone(), idem.key.clone()))
+                    .or_insert(i);
+            }
+        }
+        if keys.first_use.is_empty() {
+            return Ok(keys);
+        }
+        keys.take_free(tx, news).await?;
+        keys.read_taken_before(tx).await?;
+        Ok(keys)
+    }
+
+    async fn take_free(
+        &mut self,
+        tx: &Transaction<'_>,
+        news: &[NewMessage],
+    ) -> Result<(), StoreError> {
+        let mut cols = (Vec::new(), Vec::new(), Vec::new());
+        for ((client, key), i) in &self.first_use {
+            let Some(idem) = &news[*i].idempotency else {
+                continue;
+            };
+            let record = IdempotencyRecord {
+                request_sha256: idem.request_sha256.clone(),
+                answer: idem.answer.clone(),
+                at: news[*i].record.created_at,
+            };
+            cols.0.push(client.clone());
+            cols.1.push(key.clone());
+            cols.2.push(encode("idempotency record", &record)?);
+            self.mine.insert((client.clone(), key.clone()), record);
+        }
+        for row in tx
+            .rows(
+                "INSERT INTO idempotency (client, key, record)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[])
+                 ON CONFLICT DO NOTHING RETURNING client, key",
+                &[&cols.0, &cols.1, &cols.2],
+            )
+            .await?
+        {
+            self.taken.insert((row.get(0), row.get(1)));
+        }
+        Ok(())
+    }
+
+    async fn read_taken_before(&mut self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        let (missing_clients, missing_keys): (Vec<String>, Vec<String>) = self
+            .first_use
+            .keys()
+            .filter(|k| !self.taken.contains(*k))
+            .cloned()
+            .unzip();
+        if missing_clients.is_empty() {
+            return Ok(());
+        }
+        for row in tx
+            .rows(
+                "SELECT i.client, i.key, i.record FROM idempotency i
+                 JOIN UNNEST($1::text[], $2::text[]) AS u(c, k) ON i.client = u.c AND i.key = u.k",
+                &[&missing_clients, &missing_keys],
+            )
+            .await?
+        {
+            let text: String = row.get(2);
+            self.stored_before.insert(
+                (row.get(0), row.get(1)),
+                super::decode("idempotency record", &text)?,
+            );
+        }
+        Ok(())
+    }
+
+    /// The outcome of the batch's `i`th accept when it is not stored: a replay or a conflict
+    /// of its key's earlier use (before this batch, or by an earlier accept of it).
+    fn outcome(&self, i: usize, new: &NewMessage) -> Option<Accepted> {
+        let idem = new.idempotency.as_ref()?;
+        let key = (idem.client.clone(), idem.key.clone());
+        if self.first_use.get(&key) == Some(&i) && self.taken.contains(&key) {
+            return None;
+        }
+        let earlier = if self.taken.contains(&key) {
+            self.mine.get(&key)
+        } else {
+            self.stored_before.get(&key)
+        };
+        Some(match earlier {
+            Some(r) if r.request_sha256 == idem.request_sha256 => {
+                Accepted::Replay(Box::new(r.clone()))
+            }
+            _ => Accepted::Conflict,
+        })
+    }
+}
