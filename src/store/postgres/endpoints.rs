@@ -110,6 +110,94 @@ impl RoundColumns {
     }
 }
 
+/// A delivery round in one statement: the fence first, then every write only if it holds
+/// (see the module documentation). The partitions are locked in partition order, as every write
+/// that locks several does.
+const RECORD_DELIVERIES: &str = "WITH fence AS (
+     SELECT p.partition FROM partitions p
+     JOIN UNNEST($2::integer[], $3::bigint[]) AS h(partition, epoch)
+       ON p.partition = h.partition AND p.epoch = h.epoch
+     WHERE p.owner = $4
+     ORDER BY p.partition FOR SHARE OF p),
+ endpoint AS (SELECT id FROM event_endpoints WHERE id = $1 FOR KEY SHARE),
+ go AS (SELECT (SELECT count(*) FROM fence) = cardinality($2::integer[])
+               AND EXISTS (SELECT 1 FROM endpoint) AS ok),
+ attempted AS (
+     INSERT INTO event_attempts (endpoint, id, status, at, attempt)
+     SELECT $1, a.* FROM go,
+         UNNEST($5::text[], $6::text[], $7::timestamptz[], $8::text[])
+             AS a(id, status, at, attempt)
+     WHERE go.ok
+     ON CONFLICT DO NOTHING),
+ finished AS (
+     DELETE FROM event_pending e
+     USING go, UNNEST($9::integer[], $10::bigint[], $11::smallint[])
+         AS d(chain, seq, index)
+     WHERE go.ok AND e.endpoint = $1
+       AND e.chain = d.chain AND e.seq = d.seq AND e.index = d.index),
+ waiting AS (
+     INSERT INTO event_pending (endpoint, chain, seq, index, due, attempts)
+     SELECT $1, w.* FROM go,
+         UNNEST($12::integer[], $13::bigint[], $14::smallint[],
+                $15::timestamptz[], $16::integer[])
+             AS w(chain, seq, index, due, attempts)
+     WHERE go.ok
+     ON CONFLICT (endpoint, chain, seq, index)
+         DO UPDATE SET due = EXCLUDED.due, attempts = EXCLUDED.attempts),
+ moved AS (
+     INSERT INTO event_cursors (endpoint, chain, seq)
+     SELECT $1, $17::integer, $18::bigint FROM go
+     WHERE go.ok AND $17::integer IS NOT NULL
+     ON CONFLICT (endpoint, chain) DO UPDATE SET seq = EXCLUDED.seq)
+ SELECT coalesce((SELECT array_agg(partition) FROM fence), '{}')::integer[]";
+
+impl PgStore {
+    /// The partitions (and the epochs this instance holds them at) a delivery round is fenced
+    /// by. A replay queues deliveries from whichever instance an administrator reached; the
+    /// chains' owners deliver them. Only a round that delivered something is fenced.
+    fn fence_of(&self, round: &DeliveryRound) -> Result<(Vec<i32>, Vec<i64>), StoreError> {
+        let queues_only =
+            round.cursor.is_none() && round.attempts.is_empty() && round.done.is_empty();
+        let chains: BTreeSet<u32> = round
+            .cursor
+            .iter()
+            .map(|(chain, _)| *chain)
+            .chain(round.pending.iter().map(|p| p.event.chain))
+            .chain(round.done.iter().map(|d| d.chain))
+            .filter(|_| !queues_only)
+            .collect();
+        let mut partitions = Vec::with_capacity(chains.len());
+        let mut epochs = Vec::with_capacity(chains.len());
+        for chain in chains {
+            let Some(epoch) = self.leases.epoch_of(chain) else {
+                return Err(StoreError::Fenced {
+                    partition: chain,
+                    epoch: 0,
+                });
+            };
+            partitions.push(chain_col(chain));
+            epochs.push(epoch);
+        }
+        Ok((partitions, epochs))
+    }
+}
+
+/// The first of the round's partitions this instance no longer held when it wrote (`ours` are
+/// those the fence found), as the error that says so.
+fn fenced_out(partitions: &[i32], epochs: &[i64], ours: &[i32]) -> Result<(), StoreError> {
+    match partitions
+        .iter()
+        .zip(epochs)
+        .find(|(p, _)| !ours.contains(p))
+    {
+        Some((partition, epoch)) => Err(StoreError::Fenced {
+            partition: u32::try_from(*partition).unwrap_or_default(),
+            epoch: *epoch,
+        }),
+        None => Ok(()),
+    }
+}
+
 #[async_trait]
 impl EventEndpoints for PgStore {
     async fn create_endpoint(
@@ -280,6 +368,7 @@ impl EventEndpoints for PgStore {
     /// One statement, so one round trip and no explicit transaction: the fence first, then
     /// every write only if it holds (see the module documentation).
     async fn record_deliveries(&self, id: &str, round: DeliveryRound) -> Result<(), StoreError> {
+        let (partitions, epochs) = self.fence_of(&round)?;
         let DeliveryRound {
             cursor,
             attempts,
@@ -289,28 +378,6 @@ impl EventEndpoints for PgStore {
         if cursor.is_none() && attempts.is_empty() && pending.is_empty() && done.is_empty() {
             return Ok(());
         }
-        // A replay queues deliveries from whichever instance an administrator reached; the
-        // chains' owners deliver them. Only a round that delivered something is fenced.
-        let queues_only = cursor.is_none() && attempts.is_empty() && done.is_empty();
-        let chains: BTreeSet<u32> = cursor
-            .iter()
-            .map(|(chain, _)| *chain)
-            .chain(pending.iter().map(|p| p.event.chain))
-            .chain(done.iter().map(|d| d.chain))
-            .filter(|_| !queues_only)
-            .collect();
-        let mut partitions = Vec::with_capacity(chains.len());
-        let mut epochs = Vec::with_capacity(chains.len());
-        for chain in chains {
-            let Some(epoch) = self.leases.epoch_of(chain) else {
-                return Err(StoreError::Fenced {
-                    partition: chain,
-                    epoch: 0,
-                });
-            };
-            partitions.push(chain_col(chain));
-            epochs.push(epoch);
-        }
         let c = RoundColumns::of(&attempts, pending, &done)?;
         let cursor_chain = cursor.map(|(chain, _)| chain_col(chain));
         let cursor_seq = cursor.map(|(_, seq)| int8(seq));
@@ -319,43 +386,7 @@ impl EventEndpoints for PgStore {
         // The partitions are locked in partition order, as every write that locks several does.
         let row = client
             .one(
-                "WITH fence AS (
-                     SELECT p.partition FROM partitions p
-                     JOIN UNNEST($2::integer[], $3::bigint[]) AS h(partition, epoch)
-                       ON p.partition = h.partition AND p.epoch = h.epoch
-                     WHERE p.owner = $4
-                     ORDER BY p.partition FOR SHARE OF p),
-                 endpoint AS (SELECT id FROM event_endpoints WHERE id = $1 FOR KEY SHARE),
-                 go AS (SELECT (SELECT count(*) FROM fence) = cardinality($2::integer[])
-                               AND EXISTS (SELECT 1 FROM endpoint) AS ok),
-                 attempted AS (
-                     INSERT INTO event_attempts (endpoint, id, status, at, attempt)
-                     SELECT $1, a.* FROM go,
-                         UNNEST($5::text[], $6::text[], $7::timestamptz[], $8::text[])
-                             AS a(id, status, at, attempt)
-                     WHERE go.ok
-                     ON CONFLICT DO NOTHING),
-                 finished AS (
-                     DELETE FROM event_pending e
-                     USING go, UNNEST($9::integer[], $10::bigint[], $11::smallint[])
-                         AS d(chain, seq, index)
-                     WHERE go.ok AND e.endpoint = $1
-                       AND e.chain = d.chain AND e.seq = d.seq AND e.index = d.index),
-                 waiting AS (
-                     INSERT INTO event_pending (endpoint, chain, seq, index, due, attempts)
-                     SELECT $1, w.* FROM go,
-                         UNNEST($12::integer[], $13::bigint[], $14::smallint[],
-                                $15::timestamptz[], $16::integer[])
-                             AS w(chain, seq, index, due, attempts)
-                     WHERE go.ok
-                     ON CONFLICT (endpoint, chain, seq, index)
-                         DO UPDATE SET due = EXCLUDED.due, attempts = EXCLUDED.attempts),
-                 moved AS (
-                     INSERT INTO event_cursors (endpoint, chain, seq)
-                     SELECT $1, $17::integer, $18::bigint FROM go
-                     WHERE go.ok AND $17::integer IS NOT NULL
-                     ON CONFLICT (endpoint, chain) DO UPDATE SET seq = EXCLUDED.seq)
-                 SELECT coalesce((SELECT array_agg(partition) FROM fence), '{}')::integer[]",
+                RECORD_DELIVERIES,
                 &[
                     &id,
                     &partitions,
@@ -378,19 +409,8 @@ impl EventEndpoints for PgStore {
                 ],
             )
             .await?;
-        let ours: Vec<i32> = row.get(0);
         // A round of an endpoint deleted meanwhile wrote nothing, and has nowhere to go.
-        match partitions
-            .iter()
-            .zip(&epochs)
-            .find(|(p, _)| !ours.contains(p))
-        {
-            Some((partition, epoch)) => Err(StoreError::Fenced {
-                partition: u32::try_from(*partition).unwrap_or_default(),
-                epoch: *epoch,
-            }),
-            None => Ok(()),
-        }
+        fenced_out(&partitions, &epochs, &row.get::<_, Vec<i32>>(0))
     }
 
     async fn attempts(

@@ -175,66 +175,10 @@ impl Leases {
             .map(|(p, h)| (i32::try_from(*p).unwrap_or(i32::MAX), h.epoch))
             .unzip()
     }
-}
 
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// One round: alive, renew, rebalance (see the module documentation).
-pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
-    let leases = &store.leases;
-    let lease_ms = millis(leases.lease);
-    let client = store.client().await?;
-    let started = Instant::now();
-    client
-        .exec(
-            "INSERT INTO instances (id, heartbeat_until)
-             VALUES ($1, now() + $2::bigint * interval '1 millisecond')
-             ON CONFLICT (id) DO UPDATE SET heartbeat_until = EXCLUDED.heartbeat_until",
-            &[&store.instance, &lease_ms],
-        )
-        .await?;
-    client
-        .exec(
-            "DELETE FROM instances WHERE heartbeat_until < now() - interval '1 hour'",
-            &[],
-        )
-        .await?;
-    let alive: i64 = client
-        .one(
-            "SELECT count(*) FROM instances WHERE heartbeat_until > now()",
-            &[],
-        )
-        .await?
-        .get(0);
-    let share = store
-        .partitions
-        .div_ceil(u32::try_from(alive.max(1)).unwrap_or(1));
-
-    // Renew what is held; what does not come back was taken over.
-    let (partitions, epochs) = leases.snapshot();
-    // Rows are locked in partition order, as every transaction that locks several partitions
-    // does (the write that records a batch of sends): no deadlock.
-    let renewed: Vec<u32> = client
-        .rows(
-            "WITH mine AS (
-                 SELECT p.partition FROM partitions p
-                 JOIN UNNEST($3::integer[], $4::bigint[]) AS h(partition, epoch)
-                   ON p.partition = h.partition AND p.epoch = h.epoch
-                 WHERE p.owner = $1 ORDER BY p.partition FOR UPDATE OF p)
-             UPDATE partitions p SET lease_until = now() + $2::bigint * interval '1 millisecond'
-             FROM mine WHERE p.partition = mine.partition
-             RETURNING p.partition",
-            &[&store.instance, &lease_ms, &partitions, &epochs],
-        )
-        .await?
-        .iter()
-        .map(|row| u32::try_from(row.get::<_, i32>(0)).unwrap_or_default())
-        .collect();
-    let good_until = started + leases.lease - leases.margin();
-    {
-        let mut held = leases.held.lock();
+    /// Forgets the partitions another instance took over and extends the renewed ones.
+    fn keep_renewed(&self, renewed: &[u32], good_until: Instant) {
+        let mut held = self.held.lock();
         let lost: Vec<u32> = held
             .keys()
             .filter(|p| !renewed.contains(p))
@@ -247,18 +191,17 @@ pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
             );
             held.remove(&p);
         }
-        for p in &renewed {
+        for p in renewed {
             if let Some(h) = held.get_mut(p) {
                 h.good_until = good_until;
             }
         }
     }
 
-    // Partitions marked in an earlier round: a claim that was under way as they were marked
-    // has been recorded by now, and their sends in flight are visible.
-    hand_over(store, &client).await?;
-    let count = {
-        let mut held = leases.held.lock();
+    /// Marks partitions to let go of above the fair `share`, or keeps some being let go of
+    /// below it; answers how many are held and not being let go of.
+    fn rebalance(&self, share: u32) -> u32 {
+        let mut held = self.held.lock();
         let active = held.values().filter(|h| !h.releasing).count();
         let active = u32::try_from(active).unwrap_or(u32::MAX);
         if active > share {
@@ -283,38 +226,131 @@ pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
             }
             active
         }
-    };
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// One round: alive, renew, rebalance (see the module documentation).
+pub(super) async fn round(store: &PgStore) -> Result<(), StoreError> {
+    let client = store.client().await?;
+    let started = Instant::now();
+    let share = heartbeat(store, &client).await?;
+    let renewed = renew(store, &client).await?;
+    let good_until = started + store.leases.lease - store.leases.margin();
+    store.leases.keep_renewed(&renewed, good_until);
+    // Partitions marked in an earlier round: a claim that was under way as they were marked
+    // has been recorded by now, and their sends in flight are visible.
+    hand_over(store, &client).await?;
+    let count = store.leases.rebalance(share);
     if count < share {
-        let wanted = i64::from(share - count);
-        let taken = client
-            .rows(
-                "UPDATE partitions p SET owner = $1, epoch = p.epoch + 1,
-                     lease_until = now() + $2::bigint * interval '1 millisecond'
-                 FROM (SELECT partition FROM partitions WHERE lease_until < now()
-                       ORDER BY partition LIMIT $3 FOR UPDATE SKIP LOCKED) AS free
-                 WHERE p.partition = free.partition
-                 RETURNING p.partition, p.epoch",
-                &[&store.instance, &lease_ms, &wanted],
-            )
-            .await?;
-        let now = Instant::now();
-        let mut held = leases.held.lock();
-        for row in taken {
-            let partition = u32::try_from(row.get::<_, i32>(0)).unwrap_or_default();
-            let epoch: i64 = row.get(1);
-            // A partition owned before may have sent a moment ago: wait out its second.
-            let sendable_at = if epoch > 1 { now + PACING_WINDOW } else { now };
-            tracing::info!(partition, epoch, "took a partition");
-            held.insert(
-                partition,
-                Held {
-                    epoch,
-                    good_until,
-                    sendable_at,
-                    releasing: false,
-                },
-            );
-        }
+        take_free(store, &client, share - count, good_until).await?;
+    }
+    Ok(())
+}
+
+/// Says this instance is alive, forgets instances gone for an hour, and answers this instance's
+/// fair share of the partitions among the live ones.
+async fn heartbeat(store: &PgStore, client: &deadpool_postgres::Object) -> Result<u32, StoreError> {
+    let lease_ms = millis(store.leases.lease);
+    client
+        .exec(
+            "INSERT INTO instances (id, heartbeat_until)
+             VALUES ($1, now() + $2::bigint * interval '1 millisecond')
+             ON CONFLICT (id) DO UPDATE SET heartbeat_until = EXCLUDED.heartbeat_until",
+            &[&store.instance, &lease_ms],
+        )
+        .await?;
+    client
+        .exec(
+            "DELETE FROM instances WHERE heartbeat_until < now() - interval '1 hour'",
+            &[],
+        )
+        .await?;
+    let alive: i64 = client
+        .one(
+            "SELECT count(*) FROM instances WHERE heartbeat_until > now()",
+            &[],
+        )
+        .await?
+        .get(0);
+    Ok(store
+        .partitions
+        .div_ceil(u32::try_from(alive.max(1)).unwrap_or(1)))
+}
+
+/// Renews what is held; what does not come back was taken over.
+async fn renew(
+    store: &PgStore,
+    client: &deadpool_postgres::Object,
+) -> Result<Vec<u32>, StoreError> {
+    let (partitions, epochs) = store.leases.snapshot();
+    // Rows are locked in partition order, as every transaction that locks several partitions
+    // does (the write that records a batch of sends): no deadlock.
+    Ok(client
+        .rows(
+            "WITH mine AS (
+                 SELECT p.partition FROM partitions p
+                 JOIN UNNEST($3::integer[], $4::bigint[]) AS h(partition, epoch)
+                   ON p.partition = h.partition AND p.epoch = h.epoch
+                 WHERE p.owner = $1 ORDER BY p.partition FOR UPDATE OF p)
+             UPDATE partitions p SET lease_until = now() + $2::bigint * interval '1 millisecond'
+             FROM mine WHERE p.partition = mine.partition
+             RETURNING p.partition",
+            &[
+                &store.instance,
+                &millis(store.leases.lease),
+                &partitions,
+                &epochs,
+            ],
+        )
+        .await?
+        .iter()
+        .map(|row| u32::try_from(row.get::<_, i32>(0)).unwrap_or_default())
+        .collect())
+}
+
+/// Takes up to `wanted` partitions whose lease ran out.
+async fn take_free(
+    store: &PgStore,
+    client: &deadpool_postgres::Object,
+    wanted: u32,
+    good_until: Instant,
+) -> Result<(), StoreError> {
+    let taken = client
+        .rows(
+            "UPDATE partitions p SET owner = $1, epoch = p.epoch + 1,
+                 lease_until = now() + $2::bigint * interval '1 millisecond'
+             FROM (SELECT partition FROM partitions WHERE lease_until < now()
+                   ORDER BY partition LIMIT $3 FOR UPDATE SKIP LOCKED) AS free
+             WHERE p.partition = free.partition
+             RETURNING p.partition, p.epoch",
+            &[
+                &store.instance,
+                &millis(store.leases.lease),
+                &i64::from(wanted),
+            ],
+        )
+        .await?;
+    let now = Instant::now();
+    let mut held = store.leases.held.lock();
+    for row in taken {
+        let partition = u32::try_from(row.get::<_, i32>(0)).unwrap_or_default();
+        let epoch: i64 = row.get(1);
+        // A partition owned before may have sent a moment ago: wait out its second.
+        let sendable_at = if epoch > 1 { now + PACING_WINDOW } else { now };
+        tracing::info!(partition, epoch, "took a partition");
+        held.insert(
+            partition,
+            Held {
+                epoch,
+                good_until,
+                sendable_at,
+                releasing: false,
+            },
+        );
     }
     Ok(())
 }
