@@ -9,16 +9,18 @@
 //!                                              ▼
 //!          on channel email? ── yes ──► the SMTP server (`worker/email.rs`)
 //!                                              ▼
-//!                   page paused? ── yes ──► postponed to the pause's end
+//!                   page paused? ── yes ──► postponed to the pause's end (`worker/pages.rs`)
 //!                                              ▼
 //!          page out (its breaker, `breaker.rs`)? ── yes ──► email if the fallback allows,
 //!                                              │               else wait for the next probe
 //!                                              ▼
 //!        pace the page (governor, the policy's per_page) ─► Graph Send API (reqwest)
-//!                                              ▼
+//!                                              ▼   (a failure: `worker/failed.rs`)
 //!   core: sent / retry_later / settle_failure — lifecycle::apply (status + attempt + audit +
 //!         outbox, durable) and what the answer says about the person (domain::recipient)
 //! ```
+//!
+//! A send that panics is postponed, then failed after a few panics (`worker/panics.rs`).
 //!
 //! Delivery is at-least-once: a message leaves the outbox only in the transaction that records
 //! its outcome, so a crash between the Graph call and that write sends it again on restart.
@@ -32,38 +34,35 @@
 //! (`Event::SetAside`), as a deferred message does.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::breaker::{Breakers, Gate};
-use super::{retry_delay, GraphClient, SendFailure};
+use super::GraphClient;
 use crate::app::{Herald, Prepared, Processed};
 use crate::clients::Mailer;
 use crate::configuration::DeliverySettings;
-use crate::domain::{Attempt, AttemptOutcome, MessageId, MessageRecord};
-use crate::messenger::ErrorClass;
+use crate::domain::MessageId;
 use crate::store::StoreError;
 use crate::supervisor::{TASK_DELIVERY, TASK_WORKER};
 
 mod email;
+mod failed;
+mod pages;
+mod panics;
+
+use self::pages::{Pacer, PausedPages};
+use self::panics::InFlight;
 
 /// How long a campaign's message steps back when its page has no capacity free.
 const CAMPAIGN_BACKOFF_MS: i64 = 50;
-
-/// How long a message whose delivery panicked waits before it is tried again.
-const PANICKED_RETRY_SECONDS: i64 = 60;
-
-/// After this many panics a message's delivery fails for good.
-const MAX_PANICS: u32 = 3;
 
 /// How often a drain looks again at due messages passed over behind their person's message
 /// that waits for a retry.
@@ -72,27 +71,6 @@ const PASSED_OVER_RECHECK: Duration = Duration::from_millis(5);
 /// How long the worker holds a claimed message: far longer than one send takes, so that only a
 /// worker that died lets go of it this way.
 const CLAIM_LEASE_SECONDS: i64 = 300;
-
-/// One send in flight, counted from its claim until its task ends (also by a panic).
-struct InFlight(Arc<Worker>, MessageId);
-
-impl InFlight {
-    fn start(worker: Arc<Worker>, id: MessageId) -> InFlight {
-        worker.held.lock().insert(id.clone());
-        worker.in_flight_count.send_modify(|n| *n += 1);
-        InFlight(worker, id)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.held.lock().remove(&self.1);
-        self.0
-            .in_flight_count
-            .send_modify(|n| *n = n.saturating_sub(1));
-        self.0.task_done.notify_one();
-    }
-}
 
 /// Empties the outbox. Drive it with [`Worker::run`], or from a test with [`Worker::drain`].
 pub struct Worker {
@@ -126,56 +104,6 @@ pub struct Worker {
     /// kept so that a restart or another instance taking the page over waits too.
     paused_pages: Mutex<PausedPages>,
     task_done: Notify,
-}
-
-/// The pages held back, and when the store was last asked.
-#[derive(Default)]
-struct PausedPages {
-    until: HashMap<String, DateTime<Utc>>,
-    read_at: Option<std::time::Instant>,
-}
-
-/// How often the pauses are read again from the store: another instance may have paused a
-/// page this one took over.
-const PAUSES_REFRESH: Duration = Duration::from_secs(1);
-
-/// Each page's pace, following the policy in force: when `[send_rate] per_page` changes (a
-/// policy reload), the limiter is built anew at the new rate.
-struct Pacer {
-    current: Mutex<(u32, Arc<DefaultKeyedRateLimiter<crate::domain::PageId>>)>,
-}
-
-impl Pacer {
-    fn new(per_second: u32) -> Pacer {
-        Pacer {
-            current: Mutex::new((
-                per_second,
-                Arc::new(RateLimiter::keyed(page_quota(per_second))),
-            )),
-        }
-    }
-
-    /// The limiter for `per_second`, the rate the policy in force asks for.
-    fn limiter(&self, per_second: u32) -> Arc<DefaultKeyedRateLimiter<crate::domain::PageId>> {
-        let mut current = self.current.lock();
-        if current.0 != per_second {
-            tracing::info!(per_second, "page send rate changed");
-            *current = (
-                per_second,
-                Arc::new(RateLimiter::keyed(page_quota(per_second))),
-            );
-        }
-        Arc::clone(&current.1)
-    }
-}
-
-/// Each page's pace: `per_second` on average, in bursts of at most a tenth of a second's worth.
-/// Messenger counts its 300/s on arrival; a full second's burst, sent at once, reaches it
-/// bunched by the network and the connection pool and is refused (613).
-fn page_quota(per_second: u32) -> Quota {
-    let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-    let burst = NonZeroU32::new(per_second / 10).unwrap_or(NonZeroU32::MIN);
-    Quota::per_second(rate).allow_burst(burst)
 }
 
 impl Worker {
@@ -347,103 +275,6 @@ impl Worker {
         }
     }
 
-    /// A bug met by one message: it is tried again after a while (not at once, where it would
-    /// likely panic again) while the others go on, and fails after [`MAX_PANICS`] panics, so
-    /// that a panic after Graph took the message cannot send it again and again. Returns
-    /// whether its claim may be let go of.
-    async fn after_panic(&self, id: &MessageId, e: tokio::task::JoinError) -> bool {
-        let message = e
-            .try_into_panic()
-            .map(|p| crate::supervisor::panic_message(p.as_ref()))
-            .unwrap_or_else(|_| "cancelled".to_owned());
-        tracing::error!(message_id = %id, panic = %message, "a delivery panicked");
-        self.herald
-            .metrics
-            .task_restarts
-            .with_label_values(&[TASK_DELIVERY])
-            .inc();
-        let panics = {
-            let mut panics = self.panics.lock();
-            let n = panics.entry(id.clone()).or_insert(0);
-            *n += 1;
-            *n
-        };
-        let now = self.now();
-        let done = if panics >= MAX_PANICS {
-            self.panics.lock().remove(id);
-            self.give_up(id, panics, now).await
-        } else {
-            let later = crate::domain::bounds::later(
-                now,
-                chrono::Duration::seconds(PANICKED_RETRY_SECONDS),
-            );
-            self.herald.postpone(id, later, now).await.map(|_| ())
-        };
-        match done {
-            Ok(()) => true,
-            Err(e) => {
-                // Left claimed: the claim runs out and the message is tried then.
-                tracing::error!(message_id = %id, error = %e, "recording a delivery that panicked failed");
-                false
-            }
-        }
-    }
-
-    /// Fails a message whose delivery panicked [`MAX_PANICS`] times.
-    async fn give_up(
-        &self,
-        id: &MessageId,
-        panics: u32,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let Some(record) = self.herald.store.messages.message(id).await? else {
-            return Ok(());
-        };
-        if !record.status.is_pending() {
-            return Ok(());
-        }
-        let why = format!("Herald failed {panics} times while sending this message (a bug, logged); it is not tried again");
-        self.herald.fail_for(&record, now, &why).await.map(|_| ())
-    }
-
-    /// Reads the pages' pauses from the store when the copy in memory is older than
-    /// [`PAUSES_REFRESH`]. A store that does not answer leaves the copy as it is.
-    async fn read_pauses(&self) {
-        let stale = self
-            .paused_pages
-            .lock()
-            .read_at
-            .is_none_or(|at| at.elapsed() >= PAUSES_REFRESH);
-        if !stale {
-            return;
-        }
-        match self.herald.store.pauses.paused_pages(self.now()).await {
-            Ok(pauses) => {
-                let mut paused = self.paused_pages.lock();
-                for (page, until) in pauses {
-                    let held = paused.until.entry(page).or_insert(until);
-                    *held = (*held).max(until);
-                }
-                paused.read_at = Some(std::time::Instant::now());
-            }
-            Err(e) => tracing::warn!(error = %e, "reading the pages' pauses failed"),
-        }
-    }
-
-    /// Holds every send to `page` back until `until`, here and in the store.
-    async fn pause_page(&self, page: &str, until: DateTime<Utc>) {
-        {
-            let mut paused = self.paused_pages.lock();
-            let held = paused.until.entry(page.to_owned()).or_insert(until);
-            *held = (*held).max(until);
-        }
-        if let Err(e) = self.herald.store.pauses.pause_page(page, until).await {
-            // This instance still holds the page back; only a restart would forget it.
-            tracing::warn!(page, error = %e, "storing a page's pause failed");
-        }
-        tracing::warn!(page, until = %until, "Graph rate limit: pausing the page");
-    }
-
     /// Waits until no send is in flight.
     pub async fn wait_idle(&self) {
         let mut rx = self.in_flight_count.subscribe();
@@ -507,13 +338,7 @@ impl Worker {
             Prepared::Done(processed) => return Ok(processed),
         };
         let record = &ready.record;
-        let paused_until = self
-            .paused_pages
-            .lock()
-            .until
-            .get(record.page_id.as_str())
-            .copied();
-        if let Some(until) = paused_until.filter(|u| *u > now) {
+        if let Some(until) = self.paused_until(record.page_id.as_str(), now) {
             return self.herald.postpone(id, until, now).await;
         }
         let policy = self.herald.policy();
@@ -565,127 +390,5 @@ impl Worker {
             }
             Err(failure) => self.failed(record, failure).await,
         }
-    }
-
-    /// The Graph API answered a send to the record's page (even with a refusal): it is up.
-    fn graph_answered(&self, record: &MessageRecord) {
-        if self.breakers.answered(&record.page_id) {
-            tracing::info!(page = %record.page_id, "the page's Graph API answers again");
-            self.count_pages_out(self.now());
-        }
-    }
-
-    /// Sets the metric of pages whose breaker is open.
-    fn count_pages_out(&self, now: DateTime<Utc>) {
-        let outage_after = self.herald.policy().outage_after();
-        let out = self.breakers.open_pages(now, outage_after);
-        self.herald
-            .metrics
-            .pages_out
-            .set(i64::try_from(out).unwrap_or(i64::MAX));
-    }
-
-    /// A try failed: when (and whether) to try again is the delivery settings' and the
-    /// answer's (`Retry-After`); a rate limit holds the whole page back; a page that keeps
-    /// failing transiently is out (its breaker), and what may go by email goes by email.
-    async fn failed(
-        &self,
-        record: &MessageRecord,
-        failure: SendFailure,
-    ) -> Result<Processed, StoreError> {
-        let now = self.now();
-        let outage_after = self.herald.policy().outage_after();
-        if failure.class == ErrorClass::Transient {
-            self.breakers.failed(&record.page_id, now, outage_after);
-        } else {
-            self.graph_answered(record);
-        }
-        let attempts = u32::try_from(record.attempts.len()).unwrap_or(u32::MAX) + 1;
-        let retryable = matches!(
-            failure.class,
-            ErrorClass::Transient | ErrorClass::RateLimited
-        );
-        let retry_at = (retryable && attempts < self.settings.max_attempts).then(|| {
-            let delay = retry_delay(
-                attempts,
-                self.settings.retry_base(),
-                self.settings.retry_max(),
-                failure.retry_after,
-            );
-            crate::domain::bounds::later_std(now, delay)
-        });
-        if let (Some(until), ErrorClass::RateLimited) = (retry_at, failure.class) {
-            // The limit is the page's, not this message's: hold back every send to it.
-            self.pause_page(record.page_id.as_str(), until).await;
-        }
-        let attempt = Attempt {
-            at: now,
-            outcome: if retry_at.is_some() {
-                AttemptOutcome::Retry
-            } else {
-                AttemptOutcome::Failed
-            },
-            http_status: failure.http_status,
-            graph_error: failure.graph_error.as_ref().map(|e| e.record()),
-            error: Some(format!("{}: {}", failure.class.as_str(), failure.detail)),
-            next_attempt_at: retry_at,
-            channel: crate::domain::Channel::Messenger,
-            reply: None,
-        };
-        let out_since = self.breakers.open_since(&record.page_id, now, outage_after);
-        if let (Some(since), Some(_)) = (out_since, retry_at) {
-            // The page is out: rather than wait for a retry that would likely fail too, the
-            // message goes by email if the fallback allows it.
-            let attempt = Attempt {
-                outcome: AttemptOutcome::Failed,
-                next_attempt_at: None,
-                ..attempt.clone()
-            };
-            let fell_back = self
-                .herald
-                .fall_back_on_outage(record, Some(attempt), since, now);
-            if fell_back.await? {
-                return Ok(Processed::Retrying);
-            }
-        }
-        if let Some(next) = retry_at {
-            // Only retries wake the loop at their time: a campaign's message stepping back
-            // from a full page is looked at again with the next finished send, so that it does
-            // not contend for the page's capacity with the transactional sends waiting for it;
-            // a page's pause is long.
-            self.expect_back(next);
-            return self.herald.retry_later(record, attempt).await;
-        }
-        self.herald
-            .settle_failure(record, attempt, failure.class)
-            .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_page_is_paced_in_bursts_of_a_tenth_of_its_rate() {
-        let limiter = RateLimiter::direct(page_quota(300));
-        let at_once = (0..300).filter(|_| limiter.check().is_ok()).count();
-        assert_eq!(at_once, 30, "a burst is a tenth of a second's sends");
-        let slow = RateLimiter::direct(page_quota(5));
-        assert_eq!((0..5).filter(|_| slow.check().is_ok()).count(), 1);
-    }
-
-    #[test]
-    fn the_pace_follows_the_rate_asked_for() {
-        let pacer = Pacer::new(300);
-        let first = pacer.limiter(300);
-        assert!(
-            Arc::ptr_eq(&first, &pacer.limiter(300)),
-            "same rate, same limiter"
-        );
-        let slower = pacer.limiter(20);
-        let page = crate::domain::PageId::parse("1").expect("a page id");
-        let at_once = (0..20).filter(|_| slower.check_key(&page).is_ok()).count();
-        assert_eq!(at_once, 2, "a burst of a tenth of the new rate");
     }
 }
