@@ -307,6 +307,9 @@ impl Worker {
                     let wait = (next - now).to_std().unwrap_or_default();
                     tokio::time::sleep(wait).await;
                 }
+                // The run loop may have claimed something since this drain last waited (its
+                // outbox entry is then claimed, not due): wait for it too.
+                _ if *self.in_flight_count.borrow() > 0 => {}
                 _ => return Ok(()),
             }
         }
