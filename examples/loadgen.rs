@@ -44,6 +44,10 @@ use serde_json::json;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// What the binary does with its allocator, the same file.
+#[path = "../src/allocator.rs"]
+mod allocator;
+
 const JWT_SECRET: &str = "loadgen-jwt-secret-0123456789";
 const APP_SECRET: &str = "loadgen-app-secret-0123456789";
 /// The audit log's checkpoint key (an Ed25519 seed, base64); pseudonyms are derived from it.
@@ -1452,6 +1456,7 @@ async fn main() -> std::process::ExitCode {
         // The gateway, exactly as `herald <args>` runs it.
         Some("gateway") => {
             let herald_args = std::iter::once("herald".to_owned()).chain(args[2..].iter().cloned());
+            herald::startup::release_memory_with(allocator::release_unused_memory);
             return herald::cli::main_with(herald_args).await;
         }
         Some("floor") => {

@@ -266,6 +266,23 @@ async fn reload_on_each(
     }
 }
 
+/// How the program gives the memory its allocator keeps for reuse back to the system: set by
+/// the binary, which chose the allocator (`main.rs`); nothing by default.
+static RELEASE_MEMORY: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Sets how memory is given back to the system once the store is open (the first call wins).
+/// Opening a sled store replays its log: on a million audit entries what the replay allocated
+/// and freed would otherwise stay in the gateway's resident set, ~40 MB of it (BENCHMARKS.md).
+pub fn release_memory_with(release: fn()) {
+    let _ = RELEASE_MEMORY.set(release);
+}
+
+fn release_memory() {
+    if let Some(release) = RELEASE_MEMORY.get() {
+        release();
+    }
+}
+
 /// The audit log's pseudonym key, which every store must be opened with.
 /// Opens the store `settings.storage` names: sled at `storage.path`, or PostgreSQL at
 /// `storage.url`. A gateway (`gateway`) takes part in running the outbox — on PostgreSQL it
@@ -403,6 +420,7 @@ async fn build_core(
         Some(opened) => opened,
         None => open_store(settings, pseudonyms(settings)?, true).await?,
     };
+    release_memory();
     let clock = deps.clock.unwrap_or_else(SystemClock::shared);
     let metrics = Arc::new(Metrics::new(metrics).context("cannot build the metrics")?);
     let pages = Pages::from_settings(&settings.messenger);

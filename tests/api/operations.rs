@@ -456,3 +456,23 @@ async fn head_answers_as_get_without_a_body_and_an_unserved_method_is_405_with_a
     let r = app.http.get(url("/nowhere")).send().await.expect("request");
     assert_eq!(r.status().as_u16(), 404);
 }
+
+/// How often the gateways of this test binary gave memory back.
+static RELEASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_release() {
+    RELEASES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[tokio::test]
+async fn a_gateway_gives_unused_memory_back_once_its_store_is_open() {
+    // The binary hands in jemalloc's purge (`src/allocator.rs`); this counts the calls.
+    herald::startup::release_memory_with(count_release);
+    let before = RELEASES.load(std::sync::atomic::Ordering::SeqCst);
+    let app = spawn_app().await;
+    assert!(
+        RELEASES.load(std::sync::atomic::Ordering::SeqCst) > before,
+        "the gateway was built without giving memory back"
+    );
+    assert_eq!(app.get("/readyz", None).await.status().as_u16(), 200);
+}
