@@ -1,7 +1,9 @@
 //! Reading values out of a spanned TOML tree: each reader reports what is wrong, with the line,
 //! and yields `None`, so that callers carry on and every problem of a file is found in one pass.
 
+use std::fmt;
 use std::ops::{Range, RangeInclusive};
+use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
@@ -9,6 +11,7 @@ use chrono_tz::Tz;
 use super::errors::PolicyError;
 use super::model::{fmt_duration, CategorySet, Meta};
 use super::tree::{Entry, Lines, Node, Value};
+use crate::domain::decision::{MessagingType, Tag};
 use crate::domain::Category;
 
 // The ranges a policy file's dates and durations must lie in. A value outside them is refused
@@ -129,6 +132,15 @@ pub(crate) fn required<'n>(
     found
 }
 
+/// An optional key: `Some(None)` when it is absent, `Some(Some(v))` when `read` reads it, and
+/// `None` when `read` refused it (and reported why).
+pub(crate) fn optional<'n, T>(
+    node: Option<&'n Node>,
+    read: impl FnOnce(&'n Node) -> Option<T>,
+) -> Option<Option<T>> {
+    node.map_or(Some(None), |n| read(n).map(Some))
+}
+
 pub(crate) fn string<'n>(cx: &mut Cx<'_>, node: &'n Node, what: &str) -> Option<&'n str> {
     match &node.value {
         Value::String(s) => Some(s),
@@ -237,6 +249,22 @@ pub(crate) fn duration(
     what: &str,
     max: Duration,
 ) -> Option<Duration> {
+    let d = duration_up_to(cx, node, what, max)?;
+    if d > Duration::zero() {
+        Some(d)
+    } else {
+        cx.err(node.best_span(), format!("{what} must be longer than zero"));
+        None
+    }
+}
+
+/// A duration no longer than `max`, zero included (a spacing, not a period of a rule).
+pub(crate) fn duration_up_to(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    what: &str,
+    max: Duration,
+) -> Option<Duration> {
     let text = string(cx, node, what)?;
     match parse_duration(text) {
         Some(d) if d > max => {
@@ -249,11 +277,7 @@ pub(crate) fn duration(
             );
             None
         }
-        Some(d) if d > Duration::zero() => Some(d),
-        Some(_) => {
-            cx.err(node.best_span(), format!("{what} must be longer than zero"));
-            None
-        }
+        Some(d) => Some(d),
         None => {
             cx.err(
                 node.best_span(),
@@ -348,6 +372,73 @@ pub(crate) fn timezone(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Tz> {
             None
         }
     }
+}
+
+/// A value written by its name (`role = "marketer"`, `category = "receipt"`), read with its
+/// `FromStr`, whose refusal is the message.
+pub(crate) fn named<T>(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let text = string(cx, node, what)?;
+    match text.parse::<T>() {
+        Ok(v) => Some(v),
+        Err(e) => {
+            cx.err(node.best_span(), format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+/// The message tags a policy may name, in the order a refusal lists them.
+pub(crate) const TAGS: [Tag; 4] = [
+    Tag::HumanAgent,
+    Tag::PostPurchaseUpdate,
+    Tag::AccountUpdate,
+    Tag::ConfirmedEventUpdate,
+];
+
+/// A message tag by its Send API spelling (`POST_PURCHASE_UPDATE`).
+pub(crate) fn tag_named(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Tag> {
+    let name = string(cx, node, what)?;
+    let found = TAGS.into_iter().find(|t| t.as_str() == name);
+    if found.is_none() {
+        cx.err(
+            node.best_span(),
+            format!(
+                "{what}: unknown message tag `{name}`; expected one of: {}",
+                TAGS.map(Tag::as_str).join(", ")
+            ),
+        );
+    }
+    found
+}
+
+/// A messaging type by its Send API spelling (`UTILITY`).
+pub(crate) fn messaging_type_named(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    what: &str,
+) -> Option<MessagingType> {
+    let name = string(cx, node, what)?;
+    let all = [
+        MessagingType::Response,
+        MessagingType::Update,
+        MessagingType::MessageTag,
+        MessagingType::Utility,
+    ];
+    let found = all.into_iter().find(|m| m.as_str() == name);
+    if found.is_none() {
+        cx.err(
+            node.best_span(),
+            format!(
+                "{what}: unknown messaging type `{name}`; expected one of: {}",
+                all.map(MessagingType::as_str).join(", ")
+            ),
+        );
+    }
+    found
 }
 
 /// An array of category names; each unknown one is reported.

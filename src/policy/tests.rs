@@ -985,6 +985,28 @@ expect = { outcome = "deny", reason = "no_consent", rule = "consent.response" }
 }
 
 #[test]
+fn a_case_file_is_refused_with_the_policy_readers_messages_and_places() {
+    let p = policy();
+    let bad = "[[case]]\nname = \"x\"\nnow = 2026-05-04T12:00:00Z\ncategory = \"receipt\"\nrecent_sends = [{ at = \"-1h\", category = \"receipt\", every = \"soon\" }]\nexpect = { outcome = \"allow\", tag = \"ACCOUNT_UPDATES\" }\n";
+    let column = |needle: &str| {
+        let line = bad
+            .lines()
+            .find(|l| l.contains(needle))
+            .expect("in the text");
+        line.find(needle).expect("in its line") + 1
+    };
+    let e = run_text(&p, "t.toml", bad).expect_err("bad case file");
+    let lines: Vec<String> = e.errors().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("t.toml:5:{}: `every`: `soon` is not a duration; write a number and a unit (s, m, h, d, w), e.g. \"24h\", \"7d\" or \"1h30m\"", column("\"soon\"")),
+            format!("t.toml:6:{}: `expect.tag`: unknown message tag `ACCOUNT_UPDATES`; expected one of: HUMAN_AGENT, POST_PURCHASE_UPDATE, ACCOUNT_UPDATE, CONFIRMED_EVENT_UPDATE", column("\"ACCOUNT_UPDATES\"")),
+        ]
+    );
+}
+
+#[test]
 fn the_email_fallback_allows_transactional_categories_with_consent_and_an_address_only() {
     let p = policy();
     let mut f = Facts::unknown(t("2026-11-30T10:00:00Z"), Role::Backend);
