@@ -125,6 +125,31 @@ impl Herald {
     where
         S: Stream<Item = Result<Psid, FieldError>> + Unpin,
     {
+        let now = self.clock.now();
+        let draft = self.draft(client, new, now)?;
+        self.store.campaigns.create(&draft).await?;
+        let size = self.store_audience(&draft.id, audience).await?;
+        let campaign = self
+            .transition(
+                &draft.id,
+                CampaignEvent::Scheduled { audience: size },
+                now,
+                None,
+            )
+            .await?
+            .ok_or_else(|| CommandError::NotFound(format!("no campaign {}", draft.id)))?;
+        self.campaigns_wake.notify_one();
+        self.campaign_view(campaign).await
+    }
+
+    /// The campaign as a draft, once the client may send marketing, the page is one of
+    /// `[messenger.pages]` and the rate fits the page's limit.
+    fn draft(
+        &self,
+        client: &Client,
+        new: NewCampaign,
+        now: DateTime<Utc>,
+    ) -> Result<Campaign, CommandError> {
         let policy = self.policy();
         if !policy.role_may_send(client.role, Category::Marketing) {
             return Err(CommandError::Forbidden(format!(
@@ -144,9 +169,8 @@ impl Herald {
                 &format!("must be from 1 to the page's limit, {page_rate}"),
             ));
         }
-        let now = self.clock.now();
         let send_at = new.send_at.unwrap_or(now).max(now);
-        let mut campaign = Campaign {
+        Ok(Campaign {
             id: CampaignId::generate(),
             name: new.name,
             page_id: page.id.as_str().to_owned(),
@@ -169,36 +193,31 @@ impl Herald {
             opt_outs: 0,
             finished_at: None,
             guard_from: None,
-        };
-        self.store.campaigns.create(&campaign).await?;
+        })
+    }
+
+    /// Stores the draft's audience and returns its size; an empty or refused audience drops
+    /// the draft, so that nothing of the campaign is left.
+    async fn store_audience<S>(
+        &self,
+        id: &CampaignId,
+        audience: Audience<S>,
+    ) -> Result<u64, CommandError>
+    where
+        S: Stream<Item = Result<Psid, FieldError>> + Unpin,
+    {
         let stored = match audience {
-            Audience::Listed { members, kind } => {
-                self.store_listed(&campaign.id, members, kind).await
-            }
-            Audience::MarketingOptedIn => self.store_segment(&campaign.id).await,
+            Audience::Listed { members, kind } => self.store_listed(id, members, kind).await,
+            Audience::MarketingOptedIn => self.store_segment(id).await,
         };
         let size = match stored {
             Ok(0) => Err(invalid("audience", "is empty: nobody to send to")),
             other => other,
         };
-        let size = match size {
-            Ok(size) => size,
-            Err(e) => {
-                self.store.campaigns.drop_draft(&campaign.id).await?;
-                return Err(e);
-            }
-        };
-        campaign = self
-            .transition(
-                &campaign.id,
-                CampaignEvent::Scheduled { audience: size },
-                now,
-                None,
-            )
-            .await?
-            .ok_or_else(|| CommandError::NotFound(format!("no campaign {}", campaign.id)))?;
-        self.campaigns_wake.notify_one();
-        self.campaign_view(campaign).await
+        if size.is_err() {
+            self.store.campaigns.drop_draft(id).await?;
+        }
+        size
     }
 
     /// Stores a listed audience as it arrives; returns its size. A PSID that comes twice is
