@@ -295,47 +295,8 @@ impl CampaignBody {
         {
             v.push("rate_per_second", e);
         }
-        let rollout = self.rollout.and_then(|r| {
-            let first_percent = match bounds::check_range(r.first_percent, &bounds::FIRST_PERCENT)
-                .and_then(|()| u8::try_from(r.first_percent).map_err(|e| e.to_string()))
-            {
-                Ok(percent) => Some(percent),
-                Err(e) => {
-                    v.push("rollout.first_percent", e);
-                    None
-                }
-            };
-            match humantime::parse_duration(&r.hold) {
-                Ok(hold) => {
-                    if let Err(e) = bounds::check_hold(hold) {
-                        v.push("rollout.hold", e);
-                    }
-                    Some(Rollout {
-                        first_percent: first_percent?,
-                        hold_seconds: i64::try_from(hold.as_secs()).unwrap_or(i64::MAX),
-                    })
-                }
-                Err(_) => {
-                    v.push(
-                        "rollout.hold",
-                        "must be a duration such as \"2h\" or \"30m\"",
-                    );
-                    None
-                }
-            }
-        });
-        let guard = self.guard.map(|g| {
-            if !(0.0..=100.0).contains(&g.max_opt_out_percent) {
-                v.push("guard.max_opt_out_percent", "must be from 0 to 100");
-            }
-            if g.min_sends == 0 {
-                v.push("guard.min_sends", "must be at least 1");
-            }
-            Guard {
-                max_opt_out_percent: g.max_opt_out_percent,
-                min_sends: g.min_sends,
-            }
-        });
+        let rollout = self.rollout.and_then(|r| r.read(&mut v));
+        let guard = self.guard.map(|g| g.read(&mut v));
         if !v.is_empty() {
             return Err(ApiError::Invalid(v.into_inner()));
         }
@@ -349,6 +310,51 @@ impl CampaignBody {
             rollout,
             guard,
         })
+    }
+}
+
+impl RolloutBody {
+    /// The rollout, each bad field named in `v`.
+    fn read(self, v: &mut Violations) -> Option<Rollout> {
+        let first_percent = match bounds::check_range(self.first_percent, &bounds::FIRST_PERCENT)
+            .and_then(|()| u8::try_from(self.first_percent).map_err(|e| e.to_string()))
+        {
+            Ok(percent) => Some(percent),
+            Err(e) => {
+                v.push("rollout.first_percent", e);
+                None
+            }
+        };
+        let Ok(hold) = humantime::parse_duration(&self.hold) else {
+            v.push(
+                "rollout.hold",
+                "must be a duration such as \"2h\" or \"30m\"",
+            );
+            return None;
+        };
+        if let Err(e) = bounds::check_hold(hold) {
+            v.push("rollout.hold", e);
+        }
+        Some(Rollout {
+            first_percent: first_percent?,
+            hold_seconds: i64::try_from(hold.as_secs()).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+impl GuardBody {
+    /// The guard, each bad field named in `v`.
+    fn read(self, v: &mut Violations) -> Guard {
+        if !(0.0..=100.0).contains(&self.max_opt_out_percent) {
+            v.push("guard.max_opt_out_percent", "must be from 0 to 100");
+        }
+        if self.min_sends == 0 {
+            v.push("guard.min_sends", "must be at least 1");
+        }
+        Guard {
+            max_opt_out_percent: self.max_opt_out_percent,
+            min_sends: self.min_sends,
+        }
     }
 }
 
