@@ -452,17 +452,33 @@ fn parse_event(
             .event(entry_time, "time", &mut out_of_range)
             .unwrap_or(moments.received_at),
     };
-    let kind = if let Some(m) = item.get("message") {
-        let mid = string(m, "/mid");
-        if m.get("is_echo").and_then(Value::as_bool) == Some(true) {
-            EventKind::Echo { mid }
-        } else {
-            EventKind::Message {
-                mid,
-                text: string(m, "/text"),
-                referral: referral(m.get("referral")),
-            }
-        }
+    let kind = event_kind(item, timestamp, moments, &mut out_of_range);
+    Event {
+        page_id: page_id.to_owned(),
+        sender: string(item, "/sender/id"),
+        recipient: string(item, "/recipient/id"),
+        timestamp,
+        kind,
+        raw: item.clone(),
+        out_of_range,
+    }
+}
+
+/// What the event is, by the one key that carries it; receipts without a watermark take the
+/// event's `timestamp`.
+fn event_kind(
+    item: &Value,
+    timestamp: DateTime<Utc>,
+    moments: &Moments,
+    out_of_range: &mut Vec<&'static str>,
+) -> EventKind {
+    let mut watermark = |v: &Value| {
+        moments
+            .event(v.get("watermark"), "watermark", out_of_range)
+            .unwrap_or(timestamp)
+    };
+    if let Some(m) = item.get("message") {
+        message_kind(m)
     } else if let Some(p) = item.get("postback") {
         EventKind::Postback {
             mid: string(p, "/mid"),
@@ -477,48 +493,56 @@ fn parse_event(
     } else if let Some(r) = item.get("referral") {
         EventKind::Referral(referral(Some(r)).unwrap_or_default())
     } else if let Some(o) = item.get("optin") {
-        EventKind::Optin(parse_optin(o, moments, &mut out_of_range))
+        EventKind::Optin(parse_optin(o, moments, out_of_range))
     } else if let Some(d) = item.get("delivery") {
         EventKind::Delivery {
-            mids: d
-                .get("mids")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|m| m.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            watermark: moments
-                .event(d.get("watermark"), "watermark", &mut out_of_range)
-                .unwrap_or(timestamp),
+            mids: strings(d.get("mids")),
+            watermark: watermark(d),
         }
     } else if let Some(r) = item.get("read") {
         EventKind::Read {
-            watermark: moments
-                .event(r.get("watermark"), "watermark", &mut out_of_range)
-                .unwrap_or(timestamp),
+            watermark: watermark(r),
         }
     } else {
-        let name = item
-            .as_object()
-            .and_then(|o| {
-                o.keys()
-                    .find(|k| !["sender", "recipient", "timestamp"].contains(&k.as_str()))
-            })
-            .cloned()
-            .unwrap_or_else(|| "unknown".into());
-        EventKind::Other(name)
-    };
-    Event {
-        page_id: page_id.to_owned(),
-        sender: string(item, "/sender/id"),
-        recipient: string(item, "/recipient/id"),
-        timestamp,
-        kind,
-        raw: item.clone(),
-        out_of_range,
+        EventKind::Other(other_name(item))
     }
+}
+
+/// A message the user sent, or the echo of one the page sent.
+fn message_kind(m: &Value) -> EventKind {
+    let mid = string(m, "/mid");
+    if m.get("is_echo").and_then(Value::as_bool) == Some(true) {
+        EventKind::Echo { mid }
+    } else {
+        EventKind::Message {
+            mid,
+            text: string(m, "/text"),
+            referral: referral(m.get("referral")),
+        }
+    }
+}
+
+/// The strings of an array (`mids`); anything else is none.
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An event of a kind Herald does not read: named by its first key that is not an address or
+/// a time.
+fn other_name(item: &Value) -> String {
+    item.as_object()
+        .and_then(|o| {
+            o.keys()
+                .find(|k| !["sender", "recipient", "timestamp"].contains(&k.as_str()))
+        })
+        .cloned()
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn parse_optin(o: &Value, moments: &Moments, out_of_range: &mut Vec<&'static str>) -> Optin {
