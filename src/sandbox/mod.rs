@@ -5,7 +5,7 @@
 //! ```text
 //!   Herald ── POST /{version}/{me|page_id}/messages ──▶ graph.rs ─┐   (Send API, Graph errors)
 //!                                                                 ├─▶ state.rs ◀─ rules.rs
-//!   test / demo ── POST /sandbox/users/{psid}/… ──────▶ control.rs┘   (people, tokens, inboxes)
+//!   test / demo ── POST /sandbox/users/{psid}/… ──────▶ control/ ──┘   (people, tokens, inboxes)
 //!                                                          │
 //!   Herald ◀── POST webhook_url (signed, webhooks.rs) ─────┘
 //! ```
@@ -16,7 +16,7 @@
 //! send and reports Herald's answer. Rules take an explicit `now` (see `rules.rs`), and events
 //! take an `at`, so tests can place a person's last message 25 hours or 8 days in the past.
 //!
-//! With [`Sandbox::start_smtp`] it also stands in for the business's mail relay (`smtp.rs`):
+//! With [`Sandbox::start_smtp`] it also stands in for the business's mail relay (`smtp/`):
 //! the email fallback's mail is kept, and `GET /sandbox/mail` shows it.
 
 mod control;
