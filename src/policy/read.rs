@@ -399,20 +399,17 @@ pub(crate) const TAGS: [Tag; 4] = [
     Tag::ConfirmedEventUpdate,
 ];
 
+/// The messaging types, in the order a refusal lists them.
+const MESSAGING_TYPES: [MessagingType; 4] = [
+    MessagingType::Response,
+    MessagingType::Update,
+    MessagingType::MessageTag,
+    MessagingType::Utility,
+];
+
 /// A message tag by its Send API spelling (`POST_PURCHASE_UPDATE`).
 pub(crate) fn tag_named(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Tag> {
-    let name = string(cx, node, what)?;
-    let found = TAGS.into_iter().find(|t| t.as_str() == name);
-    if found.is_none() {
-        cx.err(
-            node.best_span(),
-            format!(
-                "{what}: unknown message tag `{name}`; expected one of: {}",
-                TAGS.map(Tag::as_str).join(", ")
-            ),
-        );
-    }
-    found
+    spelled(cx, node, what, "message tag", &TAGS, Tag::as_str)
 }
 
 /// A messaging type by its Send API spelling (`UTILITY`).
@@ -421,20 +418,34 @@ pub(crate) fn messaging_type_named(
     node: &Node,
     what: &str,
 ) -> Option<MessagingType> {
+    spelled(
+        cx,
+        node,
+        what,
+        "messaging type",
+        &MESSAGING_TYPES,
+        MessagingType::as_str,
+    )
+}
+
+/// One of `all` by its `spelling`; an unknown name is refused with the list of known ones.
+fn spelled<T: Copy>(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    what: &str,
+    kind: &str,
+    all: &[T],
+    spelling: fn(T) -> &'static str,
+) -> Option<T> {
     let name = string(cx, node, what)?;
-    let all = [
-        MessagingType::Response,
-        MessagingType::Update,
-        MessagingType::MessageTag,
-        MessagingType::Utility,
-    ];
-    let found = all.into_iter().find(|m| m.as_str() == name);
+    let found = all.iter().copied().find(|t| spelling(*t) == name);
     if found.is_none() {
+        let known: Vec<&str> = all.iter().copied().map(spelling).collect();
         cx.err(
             node.best_span(),
             format!(
-                "{what}: unknown messaging type `{name}`; expected one of: {}",
-                all.map(MessagingType::as_str).join(", ")
+                "{what}: unknown {kind} `{name}`; expected one of: {}",
+                known.join(", ")
             ),
         );
     }

@@ -24,19 +24,19 @@ pub(super) struct Moments {
 }
 
 pub(super) fn read_moments(cx: &mut Cx<'_>, l: &Lookup<'_>, now: DateTime<Utc>) -> Option<Moments> {
-    let mut ok = true;
-    let mut time = |cx: &mut Cx<'_>, key: &str| -> Option<DateTime<Utc>> {
-        let n = l.get(key)?;
-        let t = relative_time(cx, n, now, &format!("`{key}`"));
-        ok &= t.is_some();
-        t
+    let time = |cx: &mut Cx<'_>, key: &str| {
+        optional(l.get(key), |n| {
+            relative_time(cx, n, now, &format!("`{key}`"))
+        })
     };
-    let moments = Moments {
-        decide_at: time(cx, "at").unwrap_or(now),
-        last_user_interaction_at: time(cx, "last_user_interaction"),
-        user_ref_optin_at: time(cx, "user_ref_optin"),
-    };
-    ok.then_some(moments)
+    let at = time(cx, "at");
+    let last_user_interaction_at = time(cx, "last_user_interaction");
+    let user_ref_optin_at = time(cx, "user_ref_optin");
+    Some(Moments {
+        decide_at: at?.unwrap_or(now),
+        last_user_interaction_at: last_user_interaction_at?,
+        user_ref_optin_at: user_ref_optin_at?,
+    })
 }
 
 /// What a case says of its recipient besides its moments: consents and opt-outs, reachability,
