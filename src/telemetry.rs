@@ -58,28 +58,10 @@ pub async fn around_request(
         .map(|state| Arc::clone(&state.herald.metrics));
     // A label from a closed set: anyone may invent methods, and each would be a new series.
     let method = method_label(req.method());
-    let span = tracing::info_span!(
-        "request",
-        method = %method,
-        path = %req.path(),
-        route = tracing::field::Empty,
-        status = tracing::field::Empty,
-        message_id = tracing::field::Empty,
-        page = tracing::field::Empty,
-        recipient = tracing::field::Empty,
-    );
-    let early = match methods_served(req.path()) {
-        Some(served) if req.method() == Method::HEAD && served.contains(&Method::GET) => {
-            // Answered as GET; the connection sends the head without the body.
-            req.head_mut().method = Method::GET;
-            None
-        }
-        Some(served) if !served.contains(req.method()) => Some(method_not_allowed(served)),
-        _ => None,
-    };
+    let span = request_span(&req, method);
     // Handlers answer their own errors, so an error here comes from actix itself; it is
     // answered by actix as it stands (and counted).
-    let call = match early {
+    let call = match answer_early(&mut req) {
         Some(answer) => Ok(req.into_response(answer)),
         None => next
             .call(req)
@@ -115,12 +97,7 @@ pub async fn around_request(
             .observe(elapsed.as_secs_f64());
     }
     if res.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_problem(res.headers()) {
-        // actix refuses an oversized body before any handler runs, in plain text; the client
-        // gets the same problem body as for every other error.
-        let problem = ApiError::TooLarge(
-            "the body is larger than the server accepts ([server] max_body_bytes)".into(),
-        );
-        res = res.into_response(problem.error_response());
+        res = too_large_as_problem(res);
     }
     security_headers(res.headers_mut());
     span.record("route", route.as_str());
@@ -133,6 +110,43 @@ pub async fn around_request(
         );
     });
     Ok(res)
+}
+
+/// The request's span: its method and path now; the route, the status and what handlers
+/// learn (`message_id`, `page`, `recipient`) as they are known.
+fn request_span(req: &ServiceRequest, method: &str) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %method,
+        path = %req.path(),
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
+        message_id = tracing::field::Empty,
+        page = tracing::field::Empty,
+        recipient = tracing::field::Empty,
+    )
+}
+
+/// A HEAD on a path served by GET becomes that GET (the connection sends the head without
+/// the body); a method the path does not serve is answered 405 here, before any handler.
+fn answer_early(req: &mut ServiceRequest) -> Option<HttpResponse> {
+    match methods_served(req.path()) {
+        Some(served) if req.method() == Method::HEAD && served.contains(&Method::GET) => {
+            req.head_mut().method = Method::GET;
+            None
+        }
+        Some(served) if !served.contains(req.method()) => Some(method_not_allowed(served)),
+        _ => None,
+    }
+}
+
+/// actix refuses an oversized body before any handler runs, in plain text; the client gets the
+/// same problem body as for every other error.
+fn too_large_as_problem(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let problem = ApiError::TooLarge(
+        "the body is larger than the server accepts ([server] max_body_bytes)".into(),
+    );
+    res.into_response(problem.error_response())
 }
 
 /// The `method` label of a request: one of a fixed few, `other` for the rest.

@@ -170,20 +170,9 @@ impl Herald {
         post: &mut Option<Map<String, Value>>,
     ) -> Result<bool, StoreError> {
         if !self.for_configured_page(event) {
-            // Whoever holds the app secret of another page (or a page removed from the
-            // configuration) records no consent and opens no window here.
-            self.metrics
-                .webhook_ignored
-                .with_label_values(&[event.kind.name(), "unknown_page"])
-                .inc();
-            tracing::debug!(
-                kind = event.kind.name(),
-                page = %event.page_id,
-                "webhook event for a page not in [messenger.pages] ignored"
-            );
+            self.ignore_unknown_page(event);
             return Ok(false);
         }
-        let at = event.timestamp;
         let page = Some(event.page_id.clone());
         if let EventKind::Optin(Optin::Checkbox {
             user_ref,
@@ -193,7 +182,7 @@ impl Herald {
             let evidence = json!({"ref": reference, "user_ref": user_ref});
             let change = Change::of(
                 format!("user_ref:{user_ref}"),
-                at,
+                event.timestamp,
                 recipient::Event::CheckboxOptin { evidence },
             );
             self.change_recipient(change.on_page(page), None).await?;
@@ -223,39 +212,63 @@ impl Herald {
             EventKind::Echo { .. } | EventKind::Other(_) | EventKind::Optin(Optin::Other(_)) => {
                 Ok(false)
             }
-            kind => {
-                let policy = self.policy();
-                let opts_out = opts_out_of_marketing(kind, &policy);
-                let dedup_key = event.dedup_key();
-                let seen = dedup_key.as_deref().map(|mid| SeenMid {
-                    mid,
-                    at: self.clock.now(),
-                });
-                let mut events = person_events(kind, at, &policy);
-                let mut keeps_post = false;
-                if let Some((what, mut carried)) = event.inbound() {
-                    if let (Some(values), Value::Object(map)) = (post.as_ref(), &mut carried) {
-                        map.extend(values.clone());
-                        keeps_post = true;
-                    }
-                    // What they did first, then what it changed.
-                    events.insert(0, recipient::Event::Inbound { what, carried });
-                }
-                let change = Change {
-                    events,
-                    ..Change::new(key, at).on_page(page)
-                };
-                let applied = self.change_recipient(change, seen).await?;
-                if applied && keeps_post {
-                    *post = None;
-                }
-                if applied && opts_out {
-                    // Counts against the campaign that reached them, for its opt-out guard.
-                    self.note_opt_out(key).await?;
-                }
-                Ok(applied)
-            }
+            kind => self.apply_action(event, kind, key, post).await,
         }
+    }
+
+    /// Whoever holds the app secret of another page (or a page removed from the configuration)
+    /// records no consent and opens no window here: the event is counted and dropped.
+    fn ignore_unknown_page(&self, event: &Event) {
+        self.metrics
+            .webhook_ignored
+            .with_label_values(&[event.kind.name(), "unknown_page"])
+            .inc();
+        tracing::debug!(
+            kind = event.kind.name(),
+            page = %event.page_id,
+            "webhook event for a page not in [messenger.pages] ignored"
+        );
+    }
+
+    /// A person's own action (a message, a postback, an opt-in, a referral…): what it is, for
+    /// their record, and what it changes (the window, consents, opt-outs, tokens).
+    async fn apply_action(
+        &self,
+        event: &Event,
+        kind: &EventKind,
+        key: &str,
+        post: &mut Option<Map<String, Value>>,
+    ) -> Result<bool, StoreError> {
+        let policy = self.policy();
+        let opts_out = opts_out_of_marketing(kind, &policy);
+        let dedup_key = event.dedup_key();
+        let seen = dedup_key.as_deref().map(|mid| SeenMid {
+            mid,
+            at: self.clock.now(),
+        });
+        let mut events = person_events(kind, event.timestamp, &policy);
+        let mut keeps_post = false;
+        if let Some((what, mut carried)) = event.inbound() {
+            if let (Some(values), Value::Object(map)) = (post.as_ref(), &mut carried) {
+                map.extend(values.clone());
+                keeps_post = true;
+            }
+            // What they did first, then what it changed.
+            events.insert(0, recipient::Event::Inbound { what, carried });
+        }
+        let change = Change {
+            events,
+            ..Change::new(key, event.timestamp).on_page(Some(event.page_id.clone()))
+        };
+        let applied = self.change_recipient(change, seen).await?;
+        if applied && keeps_post {
+            *post = None;
+        }
+        if applied && opts_out {
+            // Counts against the campaign that reached them, for its opt-out guard.
+            self.note_opt_out(key).await?;
+        }
+        Ok(applied)
     }
 
     /// Moves the messages a delivery or read receipt covers: those it names, and the

@@ -197,16 +197,33 @@ fn print_banner(
     policy: &str,
 ) -> anyhow::Result<()> {
     let day = Duration::from_secs(24 * 3600);
-    let mut out = String::new();
     let mut tokens = Vec::new();
     for role in Role::ALL {
         tokens.push((role, keys.issue(&format!("sandbox-{role}"), role, day)?));
     }
+    let mut out = String::new();
+    write_addresses(&mut out, herald, sandbox, smtp, settings, policy);
+    write_tokens(&mut out, herald, &tokens);
     let backend = &tokens[0].1;
-    let admin = tokens
-        .iter()
-        .find(|(role, _)| *role == Role::Admin)
-        .map_or(backend, |(_, token)| token);
+    write_try_it(&mut out, herald, sandbox, smtp, backend);
+    // Written at once, and a closed stdout (`herald serve --sandbox | head`) is no reason to
+    // stop the gateway.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush());
+    Ok(())
+}
+
+/// Where the gateway, the stand-ins, the store and the policy are.
+fn write_addresses(
+    out: &mut String,
+    herald: &str,
+    sandbox: &str,
+    smtp: Option<SocketAddr>,
+    settings: &Settings,
+    policy: &str,
+) {
     let _ = writeln!(out, "Herald sandbox is running.");
     let _ = writeln!(out);
     let _ = writeln!(out, "  gateway   {herald}");
@@ -229,6 +246,15 @@ fn print_banner(
     let _ = writeln!(out, "  store     {}", settings.storage.path.display());
     let _ = writeln!(out, "  policy    {policy}");
     let _ = writeln!(out);
+}
+
+/// The console's address, signed in as admin, and a token per role.
+fn write_tokens(out: &mut String, herald: &str, tokens: &[(Role, String)]) {
+    let admin = tokens
+        .iter()
+        .find(|(role, _)| *role == Role::Admin)
+        .or(tokens.first())
+        .map_or("", |(_, token)| token.as_str());
     // The token rides in the fragment, which the browser never sends to a server; the console
     // keeps it in the tab's sessionStorage and takes it out of the address bar.
     let _ = writeln!(
@@ -238,10 +264,20 @@ fn print_banner(
     let _ = writeln!(out, "  {herald}/console#token={admin}");
     let _ = writeln!(out);
     let _ = writeln!(out, "Tokens (valid 24 h, this run only):");
-    for (role, token) in &tokens {
+    for (role, token) in tokens {
         let _ = writeln!(out, "  {:<10} {token}", role.as_str());
     }
     let _ = writeln!(out);
+}
+
+/// A first message through the sandbox, as commands to paste.
+fn write_try_it(
+    out: &mut String,
+    herald: &str,
+    sandbox: &str,
+    smtp: Option<SocketAddr>,
+    backend: &str,
+) {
     let _ = writeln!(out, "Try it:");
     let _ = writeln!(
         out,
@@ -264,11 +300,4 @@ fn print_banner(
         let _ = writeln!(out, "  curl -s $SANDBOX/sandbox/mail");
     }
     let _ = writeln!(out);
-    // Written at once, and a closed stdout (`herald serve --sandbox | head`) is no reason to
-    // stop the gateway.
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush());
-    Ok(())
 }

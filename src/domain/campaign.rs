@@ -203,31 +203,7 @@ impl Campaign {
                     (reason == PausedReason::OptOutRate).then(|| "opt_out_rate".to_owned());
                 ("paused", reason, detail)
             }
-            (Paused, CampaignEvent::Resumed { sends }) => {
-                // Resuming a campaign its guard paused is a decision to go on despite the
-                // opt-outs seen so far: the guard counts again from here, and says so.
-                let detail = (self.paused_reason == Some(PausedReason::OptOutRate)).then(|| {
-                    self.guard_from = Some(GuardBaseline {
-                        at,
-                        sends,
-                        opt_outs: self.opt_outs,
-                    });
-                    format!(
-                        "the opt-out guard counts again from here: the {} opt-outs among {sends} sends before the resume no longer count",
-                        self.opt_outs
-                    )
-                });
-                self.status = if self.cursor == 0 && self.send_at > at {
-                    Scheduled
-                } else {
-                    Running
-                };
-                self.paused_reason = None;
-                // The pace starts again from now, where the campaign stopped.
-                self.base_at = at.max(self.send_at);
-                self.base_index = self.cursor;
-                ("resumed", None, detail)
-            }
+            (Paused, CampaignEvent::Resumed { sends }) => ("resumed", None, self.resume(sends, at)),
             (Scheduled | Running | Paused, CampaignEvent::Cancelled) => {
                 self.status = Cancelled;
                 self.finished_at = Some(at);
@@ -239,17 +215,60 @@ impl Campaign {
                 ("completed", None, None)
             }
             (Running, CampaignEvent::Holding { until, first }) if self.hold_until.is_none() => {
-                self.hold_until = Some(until);
-                self.base_at = until;
-                self.base_index = first;
-                let detail = format!(
-                    "the rollout's first {first} recipients have gone; the rest from {until}"
-                );
-                ("holding", None, Some(detail))
+                ("holding", None, Some(self.hold(until, first)))
             }
             _ => return None,
         };
-        Some(AuditEntry {
+        Some(self.audit_entry(at, client, outcome, reason, detail))
+    }
+
+    /// Paused → scheduled (when nothing has gone and `send_at` is still ahead) or running. The
+    /// audit detail when the opt-out guard had paused it.
+    fn resume(&mut self, sends: u64, at: DateTime<Utc>) -> Option<String> {
+        // Resuming a campaign its guard paused is a decision to go on despite the opt-outs
+        // seen so far: the guard counts again from here, and says so.
+        let detail = (self.paused_reason == Some(PausedReason::OptOutRate)).then(|| {
+            self.guard_from = Some(GuardBaseline {
+                at,
+                sends,
+                opt_outs: self.opt_outs,
+            });
+            format!(
+                "the opt-out guard counts again from here: the {} opt-outs among {sends} sends before the resume no longer count",
+                self.opt_outs
+            )
+        });
+        self.status = if self.cursor == 0 && self.send_at > at {
+            CampaignStatus::Scheduled
+        } else {
+            CampaignStatus::Running
+        };
+        self.paused_reason = None;
+        // The pace starts again from now, where the campaign stopped.
+        self.base_at = at.max(self.send_at);
+        self.base_index = self.cursor;
+        detail
+    }
+
+    /// The rollout's first part has gone: the pace of the rest starts at `until`. The detail.
+    fn hold(&mut self, until: DateTime<Utc>, first: u64) -> String {
+        self.hold_until = Some(until);
+        self.base_at = until;
+        self.base_index = first;
+        format!("the rollout's first {first} recipients have gone; the rest from {until}")
+    }
+
+    /// The entry that records a change of the campaign; `detail` defaults to its name and
+    /// audience.
+    fn audit_entry(
+        &self,
+        at: DateTime<Utc>,
+        client: Option<&str>,
+        outcome: &str,
+        reason: Option<String>,
+        detail: Option<String>,
+    ) -> AuditEntry {
+        AuditEntry {
             at,
             kind: AuditKind::Campaign,
             campaign: Some(self.id.to_string()),
@@ -262,7 +281,7 @@ impl Campaign {
                 detail.unwrap_or_else(|| format!("{} ({} recipients)", self.name, self.audience)),
             ),
             ..AuditEntry::default()
-        })
+        }
     }
 }
 

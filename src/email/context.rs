@@ -293,6 +293,13 @@ fn format_timestamp(seconds: &str) -> Option<String> {
 /// Messages that exercise every branch of the built-in templates: with every optional value
 /// and with none, of each kind.
 pub(super) fn samples() -> Vec<(&'static str, Content, Category)> {
+    let mut all = order_samples();
+    all.extend(message_samples());
+    all
+}
+
+/// Receipts and shipping updates, each with every optional value and with none.
+fn order_samples() -> Vec<(&'static str, Content, Category)> {
     let full_receipt = json!({
         "order_number": "A-1001", "currency": "EUR", "payment_method": "Visa 2345",
         "recipient_name": "Ada Lovelace", "merchant_name": "Shop",
@@ -326,7 +333,6 @@ pub(super) fn samples() -> Vec<(&'static str, Content, Category)> {
             estimated_delivery: text("2026-03-05"),
         })
     };
-    let message = |body: Json| Content::Message(body);
     vec![
         (
             "a receipt with every field",
@@ -348,6 +354,13 @@ pub(super) fn samples() -> Vec<(&'static str, Content, Category)> {
             shipping(false),
             Category::ShippingUpdate,
         ),
+    ]
+}
+
+/// Messenger messages as a client sends them: text, templates, attachments, utility templates.
+fn message_samples() -> Vec<(&'static str, Content, Category)> {
+    let message = |body: Json| Content::Message(body);
+    vec![
         (
             "a text message",
             message(json!({"text": "Your password was changed."})),

@@ -21,6 +21,7 @@ mod hostile;
 mod load;
 mod model;
 mod read;
+mod source;
 mod testing;
 #[cfg(test)]
 mod tests;

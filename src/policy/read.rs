@@ -1,7 +1,9 @@
 //! Reading values out of a spanned TOML tree: each reader reports what is wrong, with the line,
 //! and yields `None`, so that callers carry on and every problem of a file is found in one pass.
 
+use std::fmt;
 use std::ops::{Range, RangeInclusive};
+use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
@@ -9,6 +11,7 @@ use chrono_tz::Tz;
 use super::errors::PolicyError;
 use super::model::{fmt_duration, CategorySet, Meta};
 use super::tree::{Entry, Lines, Node, Value};
+use crate::domain::decision::{MessagingType, Tag};
 use crate::domain::Category;
 
 // The ranges a policy file's dates and durations must lie in. A value outside them is refused
@@ -129,6 +132,15 @@ pub(crate) fn required<'n>(
     found
 }
 
+/// An optional key: `Some(None)` when it is absent, `Some(Some(v))` when `read` reads it, and
+/// `None` when `read` refused it (and reported why).
+pub(crate) fn optional<'n, T>(
+    node: Option<&'n Node>,
+    read: impl FnOnce(&'n Node) -> Option<T>,
+) -> Option<Option<T>> {
+    node.map_or(Some(None), |n| read(n).map(Some))
+}
+
 pub(crate) fn string<'n>(cx: &mut Cx<'_>, node: &'n Node, what: &str) -> Option<&'n str> {
     match &node.value {
         Value::String(s) => Some(s),
@@ -237,6 +249,22 @@ pub(crate) fn duration(
     what: &str,
     max: Duration,
 ) -> Option<Duration> {
+    let d = duration_up_to(cx, node, what, max)?;
+    if d > Duration::zero() {
+        Some(d)
+    } else {
+        cx.err(node.best_span(), format!("{what} must be longer than zero"));
+        None
+    }
+}
+
+/// A duration no longer than `max`, zero included (a spacing, not a period of a rule).
+pub(crate) fn duration_up_to(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    what: &str,
+    max: Duration,
+) -> Option<Duration> {
     let text = string(cx, node, what)?;
     match parse_duration(text) {
         Some(d) if d > max => {
@@ -249,11 +277,7 @@ pub(crate) fn duration(
             );
             None
         }
-        Some(d) if d > Duration::zero() => Some(d),
-        Some(_) => {
-            cx.err(node.best_span(), format!("{what} must be longer than zero"));
-            None
-        }
+        Some(d) => Some(d),
         None => {
             cx.err(
                 node.best_span(),
@@ -350,6 +374,84 @@ pub(crate) fn timezone(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Tz> {
     }
 }
 
+/// A value written by its name (`role = "marketer"`, `category = "receipt"`), read with its
+/// `FromStr`, whose refusal is the message.
+pub(crate) fn named<T>(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let text = string(cx, node, what)?;
+    match text.parse::<T>() {
+        Ok(v) => Some(v),
+        Err(e) => {
+            cx.err(node.best_span(), format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+/// The message tags a policy may name, in the order a refusal lists them.
+pub(crate) const TAGS: [Tag; 4] = [
+    Tag::HumanAgent,
+    Tag::PostPurchaseUpdate,
+    Tag::AccountUpdate,
+    Tag::ConfirmedEventUpdate,
+];
+
+/// The messaging types, in the order a refusal lists them.
+const MESSAGING_TYPES: [MessagingType; 4] = [
+    MessagingType::Response,
+    MessagingType::Update,
+    MessagingType::MessageTag,
+    MessagingType::Utility,
+];
+
+/// A message tag by its Send API spelling (`POST_PURCHASE_UPDATE`).
+pub(crate) fn tag_named(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Tag> {
+    spelled(cx, node, what, "message tag", &TAGS, Tag::as_str)
+}
+
+/// A messaging type by its Send API spelling (`UTILITY`).
+pub(crate) fn messaging_type_named(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    what: &str,
+) -> Option<MessagingType> {
+    spelled(
+        cx,
+        node,
+        what,
+        "messaging type",
+        &MESSAGING_TYPES,
+        MessagingType::as_str,
+    )
+}
+
+/// One of `all` by its `spelling`; an unknown name is refused with the list of known ones.
+fn spelled<T: Copy>(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    what: &str,
+    kind: &str,
+    all: &[T],
+    spelling: fn(T) -> &'static str,
+) -> Option<T> {
+    let name = string(cx, node, what)?;
+    let found = all.iter().copied().find(|t| spelling(*t) == name);
+    if found.is_none() {
+        let known: Vec<&str> = all.iter().copied().map(spelling).collect();
+        cx.err(
+            node.best_span(),
+            format!(
+                "{what}: unknown {kind} `{name}`; expected one of: {}",
+                known.join(", ")
+            ),
+        );
+    }
+    found
+}
+
 /// An array of category names; each unknown one is reported.
 pub(crate) fn categories(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<CategorySet> {
     let items = array(cx, node, what)?;
@@ -387,39 +489,4 @@ pub(crate) fn is_language_code(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_as_written() {
-        assert_eq!(parse_duration("24h"), Some(Duration::hours(24)));
-        assert_eq!(parse_duration("7d"), Some(Duration::days(7)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::minutes(90)));
-        assert_eq!(parse_duration("2w"), Some(Duration::weeks(2)));
-        assert_eq!(parse_duration("24"), None, "a number without a unit");
-        assert_eq!(parse_duration("h"), None, "a unit without a number");
-        assert_eq!(parse_duration("3y"), None, "years are not a unit");
-        assert_eq!(parse_duration(""), None);
-    }
-
-    #[test]
-    fn moments_are_dates_at_midnight_utc_or_rfc3339() {
-        let d = parse_moment("2026-04-27").expect("date");
-        assert_eq!(d.to_rfc3339(), "2026-04-27T00:00:00+00:00");
-        let t = parse_moment("2026-04-27T02:00:00+02:00").expect("offset");
-        assert_eq!(t, d);
-        assert!(parse_moment("2026-04-27T09:00:00").is_err(), "no offset");
-        assert!(parse_moment("2026-02-30").is_err(), "no such day");
-        assert!(parse_moment("tomorrow").is_err());
-    }
-
-    #[test]
-    fn language_codes() {
-        for ok in ["en", "de", "pt_BR", "zh-Hant", "fil", "en_US"] {
-            assert!(is_language_code(ok), "{ok}");
-        }
-        for bad in ["EN", "e", "english", "en_", "en_USAAA", ""] {
-            assert!(!is_language_code(bad), "{bad}");
-        }
-    }
-}
+mod tests;

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
 use super::error::GraphError;
-use super::state::SendOutcome;
+use super::state::{Accepted, Injected, SendOutcome};
 use super::validate::{self, CREDENTIAL_PARAMS};
 use super::{SandboxPage, Shared};
 
@@ -55,34 +55,46 @@ async fn send(
     for credential in CREDENTIAL_PARAMS {
         params.remove(credential);
     }
-    let latency = shared.state().latency_ms();
-    if latency > 0 {
-        // The network and Messenger's servers: sends made side by side land in any order.
-        let wait = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=latency);
-        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-    }
+    latency(&shared).await;
     let outcome = shared
         .state()
         .process_send(page, &send, Value::Object(params), shared.now());
-    let accepted = match outcome {
-        SendOutcome::Accepted(accepted) => accepted,
-        SendOutcome::Refused(error) => return error.to_response(Some(&page.id)),
-        SendOutcome::Fault(fault) => {
-            if let Some(delay) = fault.delay {
-                tokio::time::sleep(delay).await;
-            }
-            if fault.drop_connection {
-                // A body that fails at once: the server cuts the connection mid-answer.
-                let cut = futures_util::stream::once(async {
-                    Err::<web::Bytes, _>(std::io::Error::other("connection dropped (injected)"))
-                });
-                return HttpResponse::Ok()
-                    .content_type("application/json")
-                    .streaming(cut);
-            }
-            return fault.error.to_response(Some(&page.id));
-        }
-    };
+    match outcome {
+        SendOutcome::Accepted(accepted) => answer(&shared, page, accepted),
+        SendOutcome::Refused(error) => error.to_response(Some(&page.id)),
+        SendOutcome::Fault(fault) => injected(fault, page).await,
+    }
+}
+
+/// The network and Messenger's servers (`POST /sandbox/latency`): sends made side by side
+/// land in any order.
+async fn latency(shared: &Shared) {
+    let latency = shared.state().latency_ms();
+    if latency > 0 {
+        let wait = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=latency);
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    }
+}
+
+/// An injected fault: answered late, cut off, or as its error.
+async fn injected(fault: Injected, page: &SandboxPage) -> HttpResponse {
+    if let Some(delay) = fault.delay {
+        tokio::time::sleep(delay).await;
+    }
+    if fault.drop_connection {
+        // A body that fails at once: the server cuts the connection mid-answer.
+        let cut = futures_util::stream::once(async {
+            Err::<web::Bytes, _>(std::io::Error::other("connection dropped (injected)"))
+        });
+        return HttpResponse::Ok()
+            .content_type("application/json")
+            .streaming(cut);
+    }
+    fault.error.to_response(Some(&page.id))
+}
+
+/// Messenger's answer to a send it took, and its delivery and read receipts to come.
+fn answer(shared: &web::Data<Shared>, page: &SandboxPage, accepted: Accepted) -> HttpResponse {
     let mut answer = Map::new();
     if let Some(recipient_id) = &accepted.recipient_id {
         answer.insert("recipient_id".to_owned(), json!(recipient_id));

@@ -3,46 +3,6 @@
 
 use super::*;
 
-pub(super) fn tag_named(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<Tag> {
-    let name = string(cx, node, what)?;
-    let found = TAGS.into_iter().find(|t| t.as_str() == name);
-    if found.is_none() {
-        cx.err(
-            node.best_span(),
-            format!(
-                "{what}: unknown message tag `{name}`; expected one of: {}",
-                TAGS.map(Tag::as_str).join(", ")
-            ),
-        );
-    }
-    found
-}
-
-pub(super) fn messaging_type_named(
-    cx: &mut Cx<'_>,
-    node: &Node,
-    what: &str,
-) -> Option<MessagingType> {
-    let name = string(cx, node, what)?;
-    let all = [
-        MessagingType::Response,
-        MessagingType::Update,
-        MessagingType::MessageTag,
-        MessagingType::Utility,
-    ];
-    let found = all.into_iter().find(|m| m.as_str() == name);
-    if found.is_none() {
-        cx.err(
-            node.best_span(),
-            format!(
-                "{what}: unknown messaging type `{name}`; expected one of: {}",
-                all.map(MessagingType::as_str).join(", ")
-            ),
-        );
-    }
-    found
-}
-
 /// Where something was written, when the parser knows.
 pub(super) type Span = Option<Range<usize>>;
 

@@ -12,7 +12,8 @@
 //! Several files may share the work, but each rule (`receipt.outside_window`, `roles.backend`)
 //! is defined in exactly one of them, and together they must define every rule the engine needs.
 //!
-//! One room per kind of section: this file reads the directory and hands each section of each
+//! One room per kind of section: this file takes the directory's files (read and parsed by
+//! `policy/source.rs`, which the test-case reader shares) and hands each section of each
 //! file to the [`Builder`]; `sections.rs` reads the sections every policy has the same way
 //! (roles, consent, opt-outs, window, tag retirements, send rate, keywords), `categories.rs` a
 //! category's section and its limits, `routes.rs` a route outside the window, `dated.rs` rules
@@ -35,10 +36,12 @@ use super::model::{
     TemplateSpec, TokenRules, WhenExceeded, WindowRule, Windows,
 };
 use super::read::{
-    boolean, categories, clock_time, duration, get, integer, is_language_code, moment, required,
-    string, strings, table, timezone, Cx, FREQUENCY_PER_MAX, TOKEN_COOLDOWN_MAX, WINDOW_MAX,
+    boolean, categories, clock_time, duration, get, integer, is_language_code,
+    messaging_type_named, moment, required, string, strings, table, tag_named, timezone, Cx,
+    FREQUENCY_PER_MAX, TAGS, TOKEN_COOLDOWN_MAX, WINDOW_MAX,
 };
-use super::tree::{self, Entry, Lines, Node, Value};
+use super::source::{read_tree, toml_files, Source};
+use super::tree::{Entry, Node, Value};
 use crate::domain::decision::{MessagingType, Tag};
 use crate::domain::{Category, Role};
 
@@ -49,7 +52,7 @@ mod finish;
 mod routes;
 mod sections;
 
-use self::dated::{dated, messaging_type_named, tag_named, weekdays};
+use self::dated::{dated, weekdays};
 use self::routes::{regions, route_entry, single};
 
 /// The prefix of every rule id, whatever directory the files were read from, so that ids stay
@@ -97,82 +100,13 @@ pub(crate) const SHIPPING_FIELDS: [&str; 7] = [
     "estimated_delivery",
 ];
 
-const TAGS: [Tag; 4] = [
-    Tag::HumanAgent,
-    Tag::PostPurchaseUpdate,
-    Tag::AccountUpdate,
-    Tag::ConfirmedEventUpdate,
-];
-
-/// One policy file's text, with the names it goes by.
-struct Source {
-    /// `default.toml`.
-    name: String,
-    /// As the operator would open it: `policies/default.toml` or `/etc/herald/policies/x.toml`.
-    display: String,
-    text: String,
-}
-
 impl PolicySet {
     /// Loads every `*.toml` file directly inside `dir` (not `dir/tests/`), in file-name order.
     ///
     /// Every problem is reported, each as `file:line: message`; a set with any problem is not
     /// returned at all, so a bad edit can never half-apply.
     pub fn load_dir(dir: &Path) -> Result<PolicySet, PolicyErrors> {
-        let dir_label = dir.display().to_string();
-        let read = std::fs::read_dir(dir).map_err(|e| {
-            PolicyErrors::one(&dir_label, format!("cannot read the policy directory: {e}"))
-        })?;
-        let mut paths = Vec::new();
-        for entry in read {
-            let entry = entry.map_err(|e| {
-                PolicyErrors::one(&dir_label, format!("cannot list the policy directory: {e}"))
-            })?;
-            let path = entry.path();
-            if path.is_file() && path.extension().is_some_and(|x| x == "toml") {
-                paths.push(path);
-            }
-        }
-        paths.sort();
-        let mut errors = Vec::new();
-        let mut sources = Vec::new();
-        for path in paths {
-            let display = path.display().to_string();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| display.clone());
-            match std::fs::read(&path) {
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(text) => sources.push(Source {
-                        name,
-                        display,
-                        text,
-                    }),
-                    Err(e) => {
-                        // The line of the first byte that is not UTF-8, so the editor finds it.
-                        let valid = e.as_bytes().get(..e.utf8_error().valid_up_to());
-                        let line = valid.map(|v| v.iter().filter(|b| **b == b'\n').count() + 1);
-                        errors.push(PolicyError {
-                            file: display,
-                            line,
-                            column: None,
-                            message: "is not UTF-8 text".to_owned(),
-                        })
-                    }
-                },
-                Err(e) => errors.push(PolicyError {
-                    file: display,
-                    line: None,
-                    column: None,
-                    message: format!("cannot be read: {e}"),
-                }),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(PolicyErrors::new(errors));
-        }
-        build(&dir_label, sources)
+        build(&dir.display().to_string(), toml_files(dir, "policy")?)
     }
 
     /// Builds a set from in-memory files, `(file name, TOML text)`, as if they were the files of
@@ -216,18 +150,9 @@ fn build(dir_label: &str, sources: Vec<Source>) -> Result<PolicySet, PolicyError
     let mut b = Builder::default();
     for s in &sources {
         let id_file = format!("{ID_DIR}/{}", s.name);
-        let mut cx = Cx {
-            display: &s.display,
-            id_file: &id_file,
-            lines: Lines::new(&s.text),
-            errors: &mut errors,
-        };
-        let before = cx.errors.len();
-        match tree::parse(&s.text) {
-            Ok(root) => b.read_file(&mut cx, &root),
-            Err((message, span)) => cx.err(span, message.trim_end().replace('\n', " ")),
-        }
-        cx.errors[before..].sort_by_key(|e| (e.line, e.column));
+        read_tree(&s.display, &id_file, &s.text, &mut errors, |cx, root| {
+            b.read_file(cx, root)
+        });
     }
     let version = version_of(&sources);
     let files = sources.iter().map(|s| s.name.clone()).collect();

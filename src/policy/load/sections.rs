@@ -43,83 +43,20 @@ impl Builder {
                 continue;
             };
             let path = format!("consent.{cat}");
-            // `{ scopes = …, recorded_by = "api" }`: the same scopes, counted only when a
-            // client recorded them through the API.
-            let (node, by_api) = match &c.node.value {
-                Value::Table(_) => {
-                    let what = format!("`{path}`");
-                    let Some(fields) = table(cx, &c.node, &what, &["scopes", "recorded_by"]) else {
-                        continue;
-                    };
-                    let by_api = match get(fields, "recorded_by") {
-                        None => false,
-                        Some(n) => match string(cx, n, &format!("`{path}.recorded_by`")) {
-                            Some("api") => true,
-                            Some("anyone") => false,
-                            Some(other) => {
-                                cx.err(
-                                    n.best_span(),
-                                    format!("`{path}.recorded_by`: `{other}` must be \"api\" (only consents recorded through POST /v1/consents count) or \"anyone\""),
-                                );
-                                continue;
-                            }
-                            None => continue,
-                        },
-                    };
-                    let Some(scopes) = required(cx, fields, &c.span(), "scopes", &what) else {
-                        continue;
-                    };
-                    (scopes, by_api)
-                }
-                _ => (&c.node, false),
+            let Some((node, by_api)) = consent_form(cx, c, &path) else {
+                continue;
             };
-            let scopes: Vec<&str> = match &node.value {
-                Value::String(s) => vec![s.as_str()],
-                Value::Array(_) => match strings(cx, node, &format!("`{path}`")) {
-                    Some(v) => v,
-                    None => continue,
-                },
-                other => {
-                    cx.err(
-                        c.span(),
-                        format!(
-                            "`{path}` must be \"transactional\", \"marketing\", \"none\" or a list of scopes, not {}",
-                            other.type_name()
-                        ),
-                    );
-                    continue;
-                }
+            let Some((transactional, marketing)) = consent_scopes(cx, c, node, &path) else {
+                continue;
             };
-            let (mut transactional, mut marketing, mut ok) = (false, false, true);
-            for s in &scopes {
-                match *s {
-                    "transactional" => transactional = true,
-                    "marketing" => marketing = true,
-                    "none" if scopes.len() == 1 => {}
-                    "none" => {
-                        cx.err(
-                            c.span(),
-                            format!("`{path}`: \"none\" cannot be combined with a scope"),
-                        );
-                        ok = false;
-                    }
-                    other => {
-                        cx.err(
-                            c.span(),
-                            format!("`{path}`: unknown consent scope `{other}`; expected transactional, marketing or none"),
-                        );
-                        ok = false;
-                    }
-                }
-            }
-            if ok && cat == Category::Marketing && !marketing {
+            if cat == Category::Marketing && !marketing {
                 cx.err(
                     c.span(),
                     "`consent.marketing` must require the marketing scope: marketing is only sent to people who opted in to it",
                 );
-                ok = false;
+                continue;
             }
-            if ok && self.claim(cx, &path, &c.span()) {
+            if self.claim(cx, &path, &c.span()) {
                 self.consent[category_index(cat)] = Some(ConsentRule {
                     meta: cx.meta(&path, &c.span()),
                     transactional,
@@ -299,4 +236,78 @@ impl Builder {
             }
         }
     }
+}
+
+/// A category's consent rule as written: its scopes alone, or `{ scopes = …, recorded_by =
+/// "api" }`, the same scopes counted only when a client recorded them through the API. The
+/// scopes' node, and whether only the API's count.
+fn consent_form<'n>(cx: &mut Cx<'_>, c: &'n Entry, path: &str) -> Option<(&'n Node, bool)> {
+    if !matches!(c.node.value, Value::Table(_)) {
+        return Some((&c.node, false));
+    }
+    let what = format!("`{path}`");
+    let fields = table(cx, &c.node, &what, &["scopes", "recorded_by"])?;
+    let by_api = match get(fields, "recorded_by") {
+        None => false,
+        Some(n) => recorded_by_api(cx, n, path)?,
+    };
+    let scopes = required(cx, fields, &c.span(), "scopes", &what)?;
+    Some((scopes, by_api))
+}
+
+/// `recorded_by = "api"` (true) or `"anyone"` (false).
+fn recorded_by_api(cx: &mut Cx<'_>, n: &Node, path: &str) -> Option<bool> {
+    match string(cx, n, &format!("`{path}.recorded_by`"))? {
+        "api" => Some(true),
+        "anyone" => Some(false),
+        other => {
+            cx.err(
+                n.best_span(),
+                format!("`{path}.recorded_by`: `{other}` must be \"api\" (only consents recorded through POST /v1/consents count) or \"anyone\""),
+            );
+            None
+        }
+    }
+}
+
+/// `"transactional"`, `"marketing"`, `"none"` or a list of scopes: whether the transactional
+/// and the marketing scope are required. Every problem is reported.
+fn consent_scopes(cx: &mut Cx<'_>, c: &Entry, node: &Node, path: &str) -> Option<(bool, bool)> {
+    let scopes: Vec<&str> = match &node.value {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(_) => strings(cx, node, &format!("`{path}`"))?,
+        other => {
+            cx.err(
+                c.span(),
+                format!(
+                    "`{path}` must be \"transactional\", \"marketing\", \"none\" or a list of scopes, not {}",
+                    other.type_name()
+                ),
+            );
+            return None;
+        }
+    };
+    let (mut transactional, mut marketing, mut ok) = (false, false, true);
+    for s in &scopes {
+        match *s {
+            "transactional" => transactional = true,
+            "marketing" => marketing = true,
+            "none" if scopes.len() == 1 => {}
+            "none" => {
+                cx.err(
+                    c.span(),
+                    format!("`{path}`: \"none\" cannot be combined with a scope"),
+                );
+                ok = false;
+            }
+            other => {
+                cx.err(
+                    c.span(),
+                    format!("`{path}`: unknown consent scope `{other}`; expected transactional, marketing or none"),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some((transactional, marketing))
 }

@@ -1,10 +1,14 @@
 //! Building and running the application: store → policy → service → worker → HTTP server.
 //! Shutdown runs the other way: stop intake, let in-flight sends finish, flush the store.
 //! SIGTERM or Ctrl-C shut down; SIGHUP reloads the policy.
+//!
+//! This file builds the core and the HTTP server and runs them; `tasks.rs` holds the
+//! background tasks beside them.
+
+mod tasks;
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -16,23 +20,21 @@ use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 
+pub use self::tasks::SIGHUP_CLIENT;
+use self::tasks::{reload_on_sighup, spawn_background};
 use crate::app::{AuditConfig, CoreParts, EmailSetup, Herald, Pages};
-use crate::auth::{Client, JwtKeys};
+use crate::auth::JwtKeys;
 use crate::clients::Mailer;
 use crate::clock::{SharedClock, SystemClock};
 use crate::configuration::{Backend, Settings};
 use crate::delivery::{EventDispatcher, GraphClient, WebhookClient, Worker};
 use crate::domain::audit::Pseudonyms;
-use crate::domain::Role;
 use crate::email::EmailTemplates;
 use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::routes::openapi::{ApiDoc, ApiDocument};
 use crate::routes::{self, AppState};
 use crate::store::{LeaseSettings, PgOptions, PgStore, SledStore, Stores};
-use crate::supervisor::{
-    TASK_BACKGROUND, TASK_CAMPAIGNS, TASK_EVENTS, TASK_LEASES, TASK_RELOAD, TASK_WORKER,
-};
 
 /// A built application: bound to its port, store open, worker ready.
 pub struct Application {
@@ -177,95 +179,6 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// How often running campaigns are moved along (their slots are finer than this: each tick
-/// hands over a second's worth ahead).
-const CAMPAIGN_TICK: Duration = Duration::from_millis(100);
-
-/// Moves campaigns along until `stop`.
-async fn run_campaigns(herald: Arc<Herald>, stop: CancellationToken) {
-    let wake = Arc::clone(&herald.campaigns_wake);
-    loop {
-        herald.tasks.checkpoint(TASK_CAMPAIGNS);
-        if let Err(e) = herald.campaigns_tick().await {
-            tracing::warn!(error = %crate::report::error_chain(&e), "moving campaigns along failed");
-        }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(CAMPAIGN_TICK) => {}
-            () = wake.notified() => {}
-        }
-    }
-}
-
-/// Runs the store's upkeep every `every` until `stop`: on PostgreSQL the lease rounds
-/// (heartbeat, leases, the fair share of partitions), and with them whether another instance
-/// reloaded the policy.
-async fn maintain(herald: Arc<Herald>, every: Duration, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        herald.tasks.checkpoint(TASK_LEASES);
-        if let Err(e) = herald.maintain().await {
-            tracing::error!(error = %crate::report::error_chain(&e), "the store's upkeep (lease round) failed");
-        }
-    }
-}
-
-/// The client name a reload by signal is audited under.
-pub const SIGHUP_CLIENT: &str = "SIGHUP";
-
-/// `kill -HUP` reloads the policy as `POST /v1/policy/reload` does: audited (as the client
-/// [`SIGHUP_CLIENT`]), and a bad file keeps the policy in force, with the errors logged. The
-/// signal is listened for once, outside the supervised task: a task restarted after a panic
-/// then still gets a SIGHUP sent while it was down.
-fn reload_on_sighup(herald: &Arc<Herald>, stop: &CancellationToken) -> Option<JoinHandle<()>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; reload the policy through the API");
-            return None;
-        };
-        let hangups = Arc::new(tokio::sync::Mutex::new(hangups));
-        let (herald, stop) = (Arc::clone(herald), stop.clone());
-        let tasks = herald.tasks.clone();
-        Some(tasks.spawn(TASK_RELOAD, stop.clone(), move || {
-            reload_on_each(Arc::clone(&herald), Arc::clone(&hangups), stop.clone())
-        }))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (herald, stop);
-        None
-    }
-}
-
-#[cfg(unix)]
-async fn reload_on_each(
-    herald: Arc<Herald>,
-    hangups: Arc<tokio::sync::Mutex<tokio::signal::unix::Signal>>,
-    stop: CancellationToken,
-) {
-    let operator = Client {
-        name: SIGHUP_CLIENT.to_owned(),
-        role: Role::Admin,
-    };
-    let mut hangups = hangups.lock().await;
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            signal = hangups.recv() => if signal.is_none() { return },
-        }
-        herald.tasks.checkpoint(TASK_RELOAD);
-        match herald.reload_policy(&operator).await {
-            Ok(version) => tracing::info!(%version, "policy reloaded on SIGHUP"),
-            Err(e) => tracing::error!(error = %e, "SIGHUP: the policy was not reloaded"),
-        }
-    }
-}
-
 /// How the program gives the memory its allocator keeps for reuse back to the system: set by
 /// the binary, which chose the allocator (`main.rs`); nothing by default.
 static RELEASE_MEMORY: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
@@ -283,7 +196,6 @@ fn release_memory() {
     }
 }
 
-/// The audit log's pseudonym key, which every store must be opened with.
 /// Opens the store `settings.storage` names: sled at `storage.path`, or PostgreSQL at
 /// `storage.url`. A gateway (`gateway`) takes part in running the outbox — on PostgreSQL it
 /// takes a share of the partitions of pages; a command-line tool only reads and writes.
@@ -333,46 +245,11 @@ pub fn pg_options(settings: &Settings, gateway: bool) -> anyhow::Result<PgOption
     })
 }
 
+/// The audit log's pseudonym key, which every store must be opened with.
 pub fn pseudonyms(settings: &Settings) -> anyhow::Result<Pseudonyms> {
     settings.audit.pseudonyms()?.context(
         "audit.signing_key or audit.pseudonym_key is required: the audit log names recipients by a keyed pseudonym",
     )
-}
-
-/// How often the audit log's retention runs (when `[audit] retain_days` is set), and how long
-/// after start-up it first runs: not at once, so that start-up stays quick and a test's own
-/// retention run is the only one.
-const RETENTION_EVERY: Duration = Duration::from_secs(3600);
-const RETENTION_FIRST: Duration = Duration::from_secs(60);
-
-/// Webhook events that failed to apply are tried again every few seconds; the audit log's
-/// retention runs a minute after start-up and hourly.
-async fn background_work(herald: Arc<Herald>, stop: CancellationToken) {
-    let mut next_retention = std::time::Instant::now() + RETENTION_FIRST;
-    loop {
-        herald.tasks.checkpoint(TASK_BACKGROUND);
-        if std::time::Instant::now() >= next_retention {
-            next_retention += RETENTION_EVERY;
-            match herald.apply_retention().await {
-                Ok(None) => {}
-                Ok(Some(r)) => tracing::info!(
-                    pruned = r.pruned,
-                    through = r.through_seq,
-                    "audit retention"
-                ),
-                Err(e) => tracing::warn!(error = %e, "audit retention failed"),
-            }
-        }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(5)) => {}
-        }
-        match herald.retry_parked_events().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(applied = n, "parked webhook events applied"),
-            Err(e) => tracing::warn!(error = %e, "retrying parked webhook events failed"),
-        }
-    }
 }
 
 /// The email fallback's parts, when `[email]` is configured: the templates (read and tried
@@ -510,42 +387,4 @@ fn http_server(
     .disable_signals()
     .run();
     Ok(server)
-}
-
-/// The background tasks, each supervised: a panic is logged, counted and the task started
-/// again (see `supervisor`), so that one bad value cannot silently stop sending.
-fn spawn_background(
-    herald: &Arc<Herald>,
-    worker: &Arc<Worker>,
-    dispatcher: &Arc<EventDispatcher>,
-    stop: &CancellationToken,
-) -> Vec<JoinHandle<()>> {
-    let tasks = &herald.tasks;
-    let worker_task = tasks.spawn(TASK_WORKER, stop.clone(), {
-        let (worker, stop) = (Arc::clone(worker), stop.clone());
-        move || Arc::clone(&worker).run(stop.clone())
-    });
-    let background = tasks.spawn(TASK_BACKGROUND, stop.clone(), {
-        let (herald, stop) = (Arc::clone(herald), stop.clone());
-        move || background_work(Arc::clone(&herald), stop.clone())
-    });
-    let campaigns = tasks.spawn(TASK_CAMPAIGNS, stop.clone(), {
-        let (herald, stop) = (Arc::clone(herald), stop.clone());
-        move || run_campaigns(Arc::clone(&herald), stop.clone())
-    });
-    // Each endpoint's lane is a task of the dispatcher's, so that a slow endpoint holds back
-    // only itself (see `delivery::events`).
-    let events = tasks.spawn(TASK_EVENTS, stop.clone(), {
-        let (dispatcher, stop) = (Arc::clone(dispatcher), stop.clone());
-        move || Arc::clone(&dispatcher).run(stop.clone())
-    });
-    let maintenance = herald.store.engine.maintenance_every().map(|every| {
-        tasks.spawn(TASK_LEASES, stop.clone(), {
-            let (herald, stop) = (Arc::clone(herald), stop.clone());
-            move || maintain(Arc::clone(&herald), every, stop.clone())
-        })
-    });
-    let mut tasks = vec![worker_task, background, campaigns, events];
-    tasks.extend(maintenance);
-    tasks
 }
