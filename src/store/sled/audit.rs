@@ -2,11 +2,12 @@
 //! the chain starts, retention and erasure; and entries that belong to no other write.
 //!
 //! Index keys (tree `audit_index`), written in the transaction that appends the entry: the
-//! recipient (a compliance officer's question, and erasure's walk), the campaign and the time,
-//! the three that narrow a query to a small part of the log:
+//! recipient (a compliance officer's question, and erasure's walk) and the campaign, the two
+//! that narrow a query to a small part of the log; and one key per transaction for the time
+//! ([`super::timeline`]), which bounds the part of the chain a time query walks:
 //!
 //! ```text
-//!   r ++ pseudonym ++ 0 ++ seq     m ++ campaign ++ 0 ++ seq     t ++ time (ms) ++ seq
+//!   r ++ pseudonym ++ 0 ++ seq     m ++ campaign ++ 0 ++ seq     w ++ watermark (ms) ++ first seq
 //! ```
 //!
 //! Entries written before issue 18 also have `p` (page), `c` (category), `o` (outcome), `e`
@@ -14,7 +15,9 @@
 //! writes, for fields a handful of values share (a page, a client, `allow`), where walking the
 //! index reads nearly as much as walking the chain. A query no longer walks them (they stay
 //! until retention prunes their entry): a query by those fields walks the chain and skips, from
-//! the stored bytes, every entry that cannot match before decoding it ([`Needles`]).
+//! the stored bytes, every entry that cannot match before decoding it ([`Needles`]). Entries
+//! written before the time index had a time key each (`t ++ time (ms) ++ seq`), likewise no
+//! longer walked and removed with their entry.
 //!
 //! A query walks the one index that narrows it most (or the chain itself) and checks the other
 //! fields on each entry it reads. A cursor is the last key walked, in hex.
@@ -76,19 +79,18 @@ fn field_keys<const N: usize>(fields: [(u8, Option<&str>); N], seq: u64) -> Vec<
         .collect()
 }
 
-/// Every index key of a sealed entry.
+/// Every index key of a sealed entry (its time is indexed per transaction: [`super::timeline`]).
 pub(super) fn index_keys(entry: &AuditEntry) -> Vec<Vec<u8>> {
-    let mut keys = field_keys(indexed_fields(entry), entry.seq);
-    let mut time = vec![b't'];
-    time.extend_from_slice(&millis(entry.at));
-    keys.push(with_seq(time, entry.seq));
-    keys
+    field_keys(indexed_fields(entry), entry.seq)
 }
 
 /// Every index key an entry may have, whichever version wrote it: what pruning it removes.
 fn all_index_keys(entry: &AuditEntry) -> Vec<Vec<u8>> {
     let mut keys = index_keys(entry);
     keys.extend(field_keys(legacy_fields(entry), entry.seq));
+    let mut time = vec![b't'];
+    time.extend_from_slice(&millis(entry.at));
+    keys.push(with_seq(time, entry.seq));
     keys
 }
 
@@ -127,7 +129,7 @@ impl Needles {
     }
 }
 
-fn seq_of(key: &[u8]) -> Option<u64> {
+pub(super) fn seq_of(key: &[u8]) -> Option<u64> {
     let tail = key.len().checked_sub(8).and_then(|from| key.get(from..))?;
     <[u8; 8]>::try_from(tail).ok().map(u64::from_be_bytes)
 }
@@ -155,7 +157,7 @@ impl AuditLog for SledStore {
 
     /// The current end of the audit chain.
     async fn head(&self) -> Result<AuditHead, StoreError> {
-        Ok(self.head.lock().clone())
+        Ok(self.end.lock().head.clone())
     }
 
     /// Up to `limit` entries from `from_seq` on, in order. Bytes that do not decode are
@@ -244,7 +246,7 @@ impl AuditLog for SledStore {
         cursor: Option<&AuditCursor>,
         limit: usize,
     ) -> Result<AuditPage, StoreError> {
-        let walk = self.walk_for(filter);
+        let walk = self.walk_for(filter)?;
         let needles = Needles::of(filter);
         let after = cursor
             .map(|c| hex::decode(&c.0).map_err(|_| StoreError::BadCursor))
@@ -366,8 +368,8 @@ impl SledStore {
         Ok(Some(entry))
     }
 
-    /// The index (or the chain) that narrows `filter` most.
-    fn walk_for(&self, f: &AuditFilter) -> Walk {
+    /// The index (or the part of the chain) that narrows `filter` most.
+    fn walk_for(&self, f: &AuditFilter) -> Result<Walk, StoreError> {
         let pseudonym = f.recipient.as_deref().map(|r| self.pseudonyms.of(r));
         let by_field = [(b'r', pseudonym.as_deref()), (b'm', f.campaign.as_deref())];
         if let Some((tag, Some(value))) = by_field.into_iter().find(|(_, v)| v.is_some()) {
@@ -376,29 +378,25 @@ impl SledStore {
             if let Some(last) = high.last_mut() {
                 *last = 1;
             }
-            return Walk {
+            return Ok(Walk {
                 tree: T::AuditIndex,
                 low,
                 high: Some(high),
-            };
+            });
         }
         if f.from.is_some() || f.to.is_some() {
-            let bound = |at: Option<chrono::DateTime<chrono::Utc>>, or: [u8; 8]| {
-                let mut key = vec![b't'];
-                key.extend_from_slice(&at.map_or(or, millis));
-                key
-            };
-            return Walk {
-                tree: T::AuditIndex,
-                low: bound(f.from, [0; 8]),
-                high: Some(bound(f.to, [0xff; 8])),
-            };
+            let (low, high) = self.seqs_between(f.from, f.to)?;
+            return Ok(Walk {
+                tree: T::Audit,
+                low: low.to_be_bytes().to_vec(),
+                high: high.map(|h| h.max(low).to_be_bytes().to_vec()),
+            });
         }
-        Walk {
+        Ok(Walk {
             tree: T::Audit,
             low: Vec::new(),
             high: None,
-        }
+        })
     }
 }
 
@@ -431,6 +429,7 @@ impl Tx<'_> {
         let Some(through) = through else {
             return Ok(None);
         };
+        self.unindex_times_through(through.seq)?;
         self.put(T::Meta, AUDIT_START, &through)?;
         Ok(Some(Pruned {
             entries: n,
@@ -528,8 +527,11 @@ mod tests {
             .expect("append");
         let old = store.entry(1, None, &Needles(Vec::new())).expect("read");
         let old = old.expect("entry 1");
-        let legacy = field_keys(legacy_fields(&old), old.seq);
+        let mut legacy = field_keys(legacy_fields(&old), old.seq);
         assert_eq!(legacy.len(), 4, "page, category, outcome, client");
+        let mut time = vec![b't'];
+        time.extend_from_slice(&millis(old.at));
+        legacy.push(with_seq(time, old.seq));
         store
             .commit(|tx| {
                 for key in &legacy {
@@ -538,7 +540,11 @@ mod tests {
                 Ok(())
             })
             .expect("old keys");
-        assert_eq!(index_len(&store), 2 + 4, "r and t, and the old keys");
+        assert_eq!(
+            index_len(&store),
+            2 + 5,
+            "r, and the transaction's time key; the old keys"
+        );
 
         let before = index_len(&store);
         store
@@ -550,8 +556,9 @@ mod tests {
             .expect("append");
         assert_eq!(
             index_len(&store) - before,
-            2 + 3,
-            "new entries: recipient and time, and the campaign when they have one"
+            2 + 1 + 1,
+            "new entries: the recipient, the campaign when they have one, and a time key for \
+             their transaction"
         );
 
         let v = store.verify().await.expect("verify");
@@ -629,7 +636,7 @@ mod tests {
         assert_eq!(
             index_len(&store),
             3,
-            "only the newest entry's keys are left"
+            "only the newest entry's keys are left, and its transaction's time key"
         );
         assert!(store.verify().await.expect("verify").ok);
     }

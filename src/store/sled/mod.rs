@@ -28,6 +28,7 @@ mod messages;
 mod outbox;
 mod pages;
 mod recipients;
+mod timeline;
 mod writer;
 
 use std::collections::HashMap;
@@ -208,9 +209,9 @@ const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 pub struct SledStore {
     db: sled::Db,
     trees: Vec<sled::Tree>,
-    /// The end of the audit chain. Held across each transaction, which orders the chain and
-    /// keeps transactions from conflicting.
-    head: Mutex<AuditHead>,
+    /// The end of the audit chain and where its times stand. Held across each transaction,
+    /// which orders the chain and keeps transactions from conflicting.
+    end: Mutex<ChainEnd>,
     /// The last audit entry known to be on disk. Events are read only up to it
     /// ([`crate::store::AuditLog::read_chain`]), so that none is told of a change a crash could
     /// still undo (an entry is visible to readers once committed, before its flush).
@@ -258,6 +259,14 @@ impl Latency {
 
 type TxResult<R> = Result<R, StoreError>;
 
+/// The end of the audit chain: its head, and the watermark and lag of its times (see
+/// [`timeline`]).
+#[derive(Debug, Clone, Default)]
+struct ChainEnd {
+    head: AuditHead,
+    time: timeline::Timeline,
+}
+
 /// One transaction being prepared: reads see the store and the writes staged so far; writes
 /// are encoded here and staged, and [`SledStore::commit`] applies them all in one sled transaction.
 ///
@@ -269,6 +278,7 @@ pub(crate) struct Tx<'a> {
     /// Staged writes by tree and key; `None` removes the key.
     writes: HashMap<(T, Vec<u8>), Option<IVec>>,
     head: AuditHead,
+    time: timeline::Timeline,
 }
 
 fn decode<V: DeserializeOwned>(t: T, bytes: &[u8]) -> Result<V, StoreError> {
@@ -342,6 +352,7 @@ impl Tx<'_> {
         for key in audit::index_keys(&entry) {
             self.put_raw(T::AuditIndex, &key, &[])?;
         }
+        self.time.note(millis_of(entry.at));
         self.head = AuditHead::at(seq, entry.hash);
         Ok(seq)
     }
@@ -385,7 +396,10 @@ impl SledStore {
             trees,
             // What is read back at opening is on disk.
             durable_seq: std::sync::atomic::AtomicU64::new(head.seq),
-            head: Mutex::new(head),
+            end: Mutex::new(ChainEnd {
+                head,
+                time: timeline::Timeline::default(),
+            }),
             group_commit,
             flusher: Mutex::new(Some(flusher)),
             stop,
@@ -396,6 +410,7 @@ impl SledStore {
         });
         writer::start_writer(Arc::downgrade(&store), queue)
             .map_err(|e| StoreError::Engine(Arc::new(e)))?;
+        store.index_audit_times()?;
         store.index_marketing_tokens()?;
         Ok(store)
     }
@@ -418,17 +433,20 @@ impl SledStore {
     fn commit<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
         // Every writer holds the head while it prepares and applies, so what `f` read is still
         // current when its writes land.
-        let mut head = self.head.lock();
+        let mut end = self.end.lock();
         let mut tx = Tx {
             store: self,
             writes: HashMap::new(),
-            head: head.clone(),
+            head: end.head.clone(),
+            time: end.time,
         };
         let r = f(&mut tx)?;
-        // The head is written once per transaction, however many entries it appended.
-        if tx.head.seq != head.seq {
+        // The head and the time index are written once per transaction, however many entries
+        // it appended.
+        if tx.head.seq != end.head.seq {
             let new_head = tx.head.clone();
             tx.put(T::Meta, AUDIT_HEAD, &new_head)?;
+            tx.index_times(end.head.seq + 1, tx.head.seq, end.time)?;
         }
         let writes = tx.writes;
         let _timer = self.latency.commit.start_timer();
@@ -447,13 +465,16 @@ impl SledStore {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => StoreError::from(e),
             })?;
-        *head = tx.head;
+        *end = ChainEnd {
+            head: tx.head,
+            time: tx.time,
+        };
         Ok(r)
     }
 
     /// Writes everything committed so far to disk, on this thread.
     fn flush(&self) -> Result<(), StoreError> {
-        let committed = self.head.lock().seq;
+        let committed = self.end.lock().head.seq;
         let _timer = self.latency.flush.start_timer();
         self.db.flush()?;
         self.mark_durable(committed);
@@ -463,7 +484,7 @@ impl SledStore {
     /// Waits until everything committed so far is on disk (group commit).
     async fn durable(&self) -> Result<(), StoreError> {
         // Read before the ticket is taken: the flush that answers it covers this entry.
-        let committed = self.head.lock().seq;
+        let committed = self.end.lock().head.seq;
         self.group_commit.durable().await?;
         self.mark_durable(committed);
         Ok(())
@@ -516,9 +537,12 @@ fn joined(a: &str, b: &[u8]) -> Vec<u8> {
 }
 
 fn millis(at: chrono::DateTime<chrono::Utc>) -> [u8; 8] {
-    u64::try_from(at.timestamp_millis())
-        .unwrap_or(0)
-        .to_be_bytes()
+    millis_of(at).to_be_bytes()
+}
+
+/// Milliseconds since the epoch; times before it count as the epoch.
+fn millis_of(at: chrono::DateTime<chrono::Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis()).unwrap_or(0)
 }
 
 #[cfg(test)]
