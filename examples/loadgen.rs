@@ -546,7 +546,20 @@ fn shipping_job(
             .json(&json!({"page_id": pages[i % pages.len()], "recipient": {"psid": psid(i % recipients)},
                           "order_number": format!("L-{i}"), "status": "shipped", "carrier": "DHL",
                           "tracking_number": format!("T{i:08}")}));
-        Box::pin(async move { req.send().await.is_ok_and(|r| r.status().as_u16() == 202) })
+        Box::pin(async move {
+            match req.send().await {
+                Ok(r) if r.status().as_u16() == 202 => true,
+                Ok(r) => {
+                    let status = r.status();
+                    eprintln!("accept {i}: {status} {}", r.text().await.unwrap_or_default());
+                    false
+                }
+                Err(e) => {
+                    eprintln!("accept {i}: {e}");
+                    false
+                }
+            }
+        })
     })
 }
 

@@ -1,5 +1,5 @@
 //! The batcher: concurrent writes of one kind (accepts; the worker's changes to messages) put
-//! in one transaction, a few transactions at a time.
+//! in one transaction, one transaction at a time.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Weak};
@@ -15,9 +15,12 @@ use crate::store::{Accepted, MessageChange, NewMessage};
 /// Accepts per transaction, at most.
 const BATCH: usize = 256;
 
-/// Batches written at once: more transactions in flight than cores keeps the database busy
-/// while one commits.
-const BATCHES_IN_FLIGHT: usize = 4;
+/// Batches of one kind written at once. One: batches side by side lock the same audit chains
+/// (each appends entries for many pages) and wait for each other's commit anyway, and every
+/// instance's batches queue on the same rows; one at a time, each batch takes everything that
+/// queued while the one before it committed. Four at a time made batches of ~3 messages and
+/// cost the database ~1.6× the CPU per message; one makes batches of ~30 (BENCHMARKS.md).
+const BATCHES_IN_FLIGHT: usize = 1;
 
 /// Each job's own result within a batch that was written.
 type Results<T> = Vec<Result<T, StoreError>>;
@@ -99,7 +102,7 @@ impl Job for UpdateJob {
     }
 }
 
-/// Takes jobs off the queue and writes them in batches, a few batches at a time.
+/// Takes jobs off the queue and writes them in batches, [`BATCHES_IN_FLIGHT`] at a time.
 pub(super) async fn run_batcher<J: Job>(
     store: Weak<PgStore>,
     mut queue: mpsc::UnboundedReceiver<J>,
