@@ -551,7 +551,10 @@ fn shipping_job(
                 Ok(r) if r.status().as_u16() == 202 => true,
                 Ok(r) => {
                     let status = r.status();
-                    eprintln!("accept {i}: {status} {}", r.text().await.unwrap_or_default());
+                    eprintln!(
+                        "accept {i}: {status} {}",
+                        r.text().await.unwrap_or_default()
+                    );
                     false
                 }
                 Err(e) => {

@@ -20,7 +20,6 @@
 //! wrote is indexed here once, when it is opened ([`SledStore::index_audit_times`]).
 
 use super::{decode, millis_of, SledStore, StoreError, Tx, TxResult, T};
-use crate::domain::audit::AuditEntry;
 
 /// The tag of the time index's keys in `audit_index`.
 const TAG: u8 = b'w';
@@ -146,6 +145,7 @@ impl SledStore {
         }
         self.end.lock().time = time;
         let mut from = covered.max(self.audit_start()?.seq) + 1;
+        let mut indexed = 0;
         loop {
             let chunk = self
                 .tree(T::Audit)
@@ -154,21 +154,33 @@ impl SledStore {
                 .map(|item| item.map(|(k, v)| (super::audit::seq_of(&k), v)))
                 .collect::<Result<Vec<_>, _>>()?;
             let Some(last) = chunk.last().and_then(|(seq, _)| *seq) else {
-                return Ok(());
+                break;
             };
             self.commit(|tx| {
                 let before = tx.time;
                 for (_, bytes) in &chunk {
                     // Bytes that are no entry are left for verify to name.
-                    if let Ok(entry) = decode::<AuditEntry>(T::Audit, bytes) {
+                    if let Ok(entry) = decode::<MadeAt>(T::Audit, bytes) {
                         tx.time.note(millis_of(entry.at));
                     }
                 }
                 tx.index_times(from, last, before)
             })?;
+            indexed += chunk.len();
             from = last + 1;
         }
+        if indexed > 0 {
+            tracing::info!(entries = indexed, "audit log's time index built (once)");
+            self.flush()?;
+        }
+        Ok(())
     }
+}
+
+/// The one field of a sealed entry that indexing its time needs; serde skips the others.
+#[derive(serde::Deserialize)]
+struct MadeAt {
+    at: chrono::DateTime<chrono::Utc>,
 }
 
 #[cfg(test)]
@@ -176,7 +188,7 @@ mod tests {
     use chrono::{Duration, Utc};
 
     use super::*;
-    use crate::domain::audit::{AuditKind, Personal};
+    use crate::domain::audit::{AuditEntry, AuditKind, Personal};
     use crate::store::{AuditFilter, AuditLog, AuditOrder};
 
     fn made(at: chrono::DateTime<Utc>) -> AuditEntry {
