@@ -472,7 +472,7 @@ fn chain_item(key: &[u8], value: &[u8]) -> ChainItem {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use chrono::{Duration, Utc};
 
     use super::*;
@@ -501,11 +501,21 @@ mod tests {
     }
 
     async fn found(store: &SledStore, filter: AuditFilter) -> Vec<u64> {
+        walked(store, &filter, AuditOrder::OldestFirst, 1).await
+    }
+
+    /// The seqs a query finds, page by page of `page` entries.
+    pub(in crate::store::sled) async fn walked(
+        store: &SledStore,
+        filter: &AuditFilter,
+        order: AuditOrder,
+        page: usize,
+    ) -> Vec<u64> {
         let mut seqs = Vec::new();
         let mut cursor = None;
         loop {
             let page = store
-                .query(&filter, AuditOrder::OldestFirst, cursor.as_ref(), 1)
+                .query(filter, order, cursor.as_ref(), page)
                 .await
                 .expect("query");
             seqs.extend(page.entries.iter().map(|e| e.seq));

@@ -211,19 +211,7 @@ mod tests {
             to,
             ..AuditFilter::default()
         };
-        let mut seqs = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = store
-                .query(&filter, order, cursor.as_ref(), 2)
-                .await
-                .expect("query");
-            seqs.extend(page.entries.iter().map(|e| e.seq));
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return seqs,
-            }
-        }
+        super::super::audit::tests::walked(store, &filter, order, 2).await
     }
 
     /// Times out of order, as entries reach the writer: every query finds exactly the
