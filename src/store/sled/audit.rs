@@ -246,7 +246,9 @@ impl AuditLog for SledStore {
         cursor: Option<&AuditCursor>,
         limit: usize,
     ) -> Result<AuditPage, StoreError> {
-        let walk = self.walk_for(filter)?;
+        // Once per query: a pseudonym is an HMAC.
+        let pseudonym = filter.recipient.as_deref().map(|r| self.pseudonyms.of(r));
+        let walk = self.walk_for(filter, pseudonym.as_deref())?;
         let needles = Needles::of(filter);
         let after = cursor
             .map(|c| hex::decode(&c.0).map_err(|_| StoreError::BadCursor))
@@ -278,7 +280,7 @@ impl AuditLog for SledStore {
             let Some(seq) = seq_of(&key) else { continue };
             let chained = (walk.tree == T::Audit).then_some(value.as_ref());
             if let Some(entry) = self.entry(seq, chained, &needles)? {
-                if matches(filter, &entry, &self.pseudonyms) {
+                if matches(filter, pseudonym.as_deref(), &entry) {
                     page.entries.push(entry);
                 }
             }
@@ -368,10 +370,10 @@ impl SledStore {
         Ok(Some(entry))
     }
 
-    /// The index (or the part of the chain) that narrows `filter` most.
-    fn walk_for(&self, f: &AuditFilter) -> Result<Walk, StoreError> {
-        let pseudonym = f.recipient.as_deref().map(|r| self.pseudonyms.of(r));
-        let by_field = [(b'r', pseudonym.as_deref()), (b'm', f.campaign.as_deref())];
+    /// The index (or the part of the chain) that narrows `filter` most; `pseudonym` is its
+    /// recipient's.
+    fn walk_for(&self, f: &AuditFilter, pseudonym: Option<&str>) -> Result<Walk, StoreError> {
+        let by_field = [(b'r', pseudonym), (b'm', f.campaign.as_deref())];
         if let Some((tag, Some(value))) = by_field.into_iter().find(|(_, v)| v.is_some()) {
             let low = tagged(tag, value);
             let mut high = low.clone();
@@ -438,19 +440,12 @@ impl Tx<'_> {
     }
 }
 
-/// Whether `entry` has every field `filter` asks for.
-fn matches(
-    f: &AuditFilter,
-    entry: &AuditEntry,
-    pseudonyms: &crate::domain::audit::Pseudonyms,
-) -> bool {
+/// Whether `entry` has every field `filter` asks for (`pseudonym`: the filter's recipient's).
+fn matches(f: &AuditFilter, pseudonym: Option<&str>, entry: &AuditEntry) -> bool {
     let same = |want: &Option<String>, have: &Option<String>| {
         want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
     };
-    let recipient_ok = f
-        .recipient
-        .as_deref()
-        .is_none_or(|r| entry.recipient_pseudonym.as_deref() == Some(pseudonyms.of(r).as_str()));
+    let recipient_ok = pseudonym.is_none_or(|p| entry.recipient_pseudonym.as_deref() == Some(p));
     recipient_ok
         && same(&f.page_id, &entry.page_id)
         && f.category.is_none_or(|c| entry.category == Some(c))
