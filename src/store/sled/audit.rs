@@ -84,13 +84,18 @@ pub(super) fn index_keys(entry: &AuditEntry) -> Vec<Vec<u8>> {
     field_keys(indexed_fields(entry), entry.seq)
 }
 
+/// The time key versions before the time index ([`super::timeline`]) wrote for each entry.
+fn legacy_time_key(entry: &AuditEntry) -> Vec<u8> {
+    let mut time = vec![b't'];
+    time.extend_from_slice(&millis(entry.at));
+    with_seq(time, entry.seq)
+}
+
 /// Every index key an entry may have, whichever version wrote it: what pruning it removes.
 fn all_index_keys(entry: &AuditEntry) -> Vec<Vec<u8>> {
     let mut keys = index_keys(entry);
     keys.extend(field_keys(legacy_fields(entry), entry.seq));
-    let mut time = vec![b't'];
-    time.extend_from_slice(&millis(entry.at));
-    keys.push(with_seq(time, entry.seq));
+    keys.push(legacy_time_key(entry));
     keys
 }
 
@@ -534,9 +539,7 @@ pub(super) mod tests {
         let old = old.expect("entry 1");
         let mut legacy = field_keys(legacy_fields(&old), old.seq);
         assert_eq!(legacy.len(), 4, "page, category, outcome, client");
-        let mut time = vec![b't'];
-        time.extend_from_slice(&millis(old.at));
-        legacy.push(with_seq(time, old.seq));
+        legacy.push(legacy_time_key(&old));
         store
             .commit(|tx| {
                 for key in &legacy {
