@@ -27,7 +27,7 @@ use crate::domain::{
 };
 use crate::messenger::{render, ErrorClass, RenderTarget};
 use crate::policy::{Outcome, Via};
-use crate::store::StoreError;
+use crate::store::{Claimed, StoreError};
 
 /// What processing one outbox entry did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,14 +84,21 @@ impl Herald {
             .await
     }
 
-    /// Whether and what to send of the claimed message `id`, as of `now`.
+    /// Whether and what to send of the claimed message, as of `now` (its record read with the
+    /// claim, or read here).
     pub(crate) async fn prepare_delivery(
         &self,
-        id: &MessageId,
+        claimed: Claimed,
         now: DateTime<Utc>,
     ) -> Result<Prepared, StoreError> {
-        let Some(record) = self.store.messages.message(id).await? else {
-            return Ok(Prepared::Done(Processed::Skipped));
+        let Claimed { id, record } = claimed;
+        let id = &id;
+        let record = match record {
+            Some(record) => record,
+            None => match self.store.messages.message(id).await? {
+                Some(record) => record,
+                None => return Ok(Prepared::Done(Processed::Skipped)),
+            },
         };
         let span = tracing::Span::current();
         span.record("page", record.page_id.as_str());

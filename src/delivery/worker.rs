@@ -50,7 +50,7 @@ use crate::app::{Herald, Prepared, Processed};
 use crate::clients::Mailer;
 use crate::configuration::DeliverySettings;
 use crate::domain::MessageId;
-use crate::store::StoreError;
+use crate::store::{Claimed, StoreError};
 use crate::supervisor::{TASK_DELIVERY, TASK_WORKER};
 
 mod email;
@@ -200,37 +200,37 @@ impl Worker {
         }
         self.read_pauses().await;
         let lease = chrono::Duration::seconds(CLAIM_LEASE_SECONDS);
-        let ids = match self
+        let claims = match self
             .herald
             .store
             .outbox
             .claim_due(self.now(), free, lease)
             .await
         {
-            Ok(ids) => ids,
+            Ok(claims) => claims,
             Err(e) => {
                 self.claims_unsure.store(true, Ordering::SeqCst);
                 return Err(e);
             }
         };
-        let started = ids.len();
+        let started = claims.len();
         let mut tasks = Vec::with_capacity(started);
-        for id in ids {
+        for claimed in claims {
             // Counted out when the task ends, however it ends: a send that panicked must not
             // keep shutdown waiting for it.
-            tasks.push((InFlight::start(Arc::clone(self), id.clone()), id));
+            tasks.push((InFlight::start(Arc::clone(self), claimed.id.clone()), claimed));
         }
         drop(claiming);
-        for (in_flight, id) in tasks {
+        for (in_flight, claimed) in tasks {
             let permit = Arc::clone(&self.permits).acquire_owned().await;
             // One span per delivery; `process` adds the page and the recipient's pseudonym.
             let span = tracing::info_span!(
                 "delivery",
-                message_id = %id,
+                message_id = %claimed.id,
                 page = tracing::field::Empty,
                 recipient = tracing::field::Empty,
             );
-            tokio::spawn(Arc::clone(self).deliver(id, span, permit.ok(), in_flight));
+            tokio::spawn(Arc::clone(self).deliver(claimed, span, permit.ok(), in_flight));
         }
         Ok(started)
     }
@@ -239,14 +239,15 @@ impl Worker {
     /// a panic is caught here, then the claim is let go of.
     async fn deliver(
         self: Arc<Self>,
-        id: MessageId,
+        claimed: Claimed,
         span: tracing::Span,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
         in_flight: InFlight,
     ) {
+        let id = claimed.id.clone();
         let processing = {
-            let (worker, id) = (Arc::clone(&self), id.clone());
-            tokio::spawn(async move { worker.process(&id).instrument(span).await })
+            let worker = Arc::clone(&self);
+            tokio::spawn(async move { worker.process(claimed).instrument(span).await })
         };
         let (mut release, mut unsure) = (true, false);
         match processing.await {
@@ -332,10 +333,11 @@ impl Worker {
     /// Handles one outbox entry, which the caller holds: the core says whether and what to
     /// send; the worker holds it back while its page is paused, paces the page, calls the
     /// Graph API and reports the answer to the core.
-    pub async fn process(&self, id: &MessageId) -> Result<Processed, StoreError> {
+    pub async fn process(&self, claimed: Claimed) -> Result<Processed, StoreError> {
         self.herald.tasks.checkpoint(TASK_DELIVERY);
         let now = self.now();
-        let ready = match self.herald.prepare_delivery(id, now).await? {
+        let id = &claimed.id.clone();
+        let ready = match self.herald.prepare_delivery(claimed, now).await? {
             Prepared::Send(ready) => ready,
             Prepared::Email(ready) => return self.email(&ready).await,
             Prepared::Done(processed) => return Ok(processed),

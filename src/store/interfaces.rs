@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 use super::{
-    Accepted, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange, InstanceState,
+    Accepted, AuditCursor, Claimed, AuditFilter, AuditOrder, AuditPage, CampaignChange, InstanceState,
     MessageChange, MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid,
     StoreError,
 };
@@ -86,7 +86,7 @@ pub trait Outbox: Send + Sync + 'static {
         now: DateTime<Utc>,
         limit: usize,
         lease: Duration,
-    ) -> Result<Vec<MessageId>, StoreError>;
+    ) -> Result<Vec<Claimed>, StoreError>;
 
     /// Holds one message, if no one else does (cancelling a message holds it so that the worker
     /// cannot start sending it meanwhile).

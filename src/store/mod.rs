@@ -197,6 +197,23 @@ pub struct IdempotencyWrite {
     pub answer: SendAnswer,
 }
 
+/// A message [`Outbox::claim_due`] handed out: its id, and its record when the engine read it
+/// with the claim (PostgreSQL does, in the same statement; sled leaves it to the caller, for
+/// whom a read is as cheap). Read while the claim was taken, so no other delivery changed it
+/// since; a caller without it reads the record itself.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: MessageId,
+    pub record: Option<MessageRecord>,
+}
+
+impl Claimed {
+    /// A claim of `id` whose record the caller reads.
+    pub fn id(id: MessageId) -> Claimed {
+        Claimed { id, record: None }
+    }
+}
+
 /// What became of a [`NewMessage`].
 #[derive(Debug)]
 pub enum Accepted {

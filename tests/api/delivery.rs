@@ -128,7 +128,10 @@ async fn a_change_that_lets_go_of_its_claim_leaves_the_message_free_for_the_next
             .outbox
             .claim_due(then, 10, lease)
             .await
-            .expect("claim"),
+            .expect("claim")
+            .into_iter()
+            .map(|claimed| claimed.id)
+            .collect::<Vec<_>>(),
         std::slice::from_ref(&id)
     );
     assert!(store.outbox.is_claimed(&id, then).await.expect("held"));
@@ -161,7 +164,10 @@ async fn a_change_that_lets_go_of_its_claim_leaves_the_message_free_for_the_next
             .outbox
             .claim_due(after, 10, lease)
             .await
-            .expect("claim"),
+            .expect("claim")
+            .into_iter()
+            .map(|claimed| claimed.id)
+            .collect::<Vec<_>>(),
         [id],
         "free for the next claim at its new moment"
     );

@@ -399,9 +399,15 @@ async fn a_write_under_a_stale_epoch_is_refused() {
         .await
         .expect("claim");
     assert_eq!(
-        claimed,
-        vec![id.clone()],
+        claimed.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        vec![&id],
         "this gateway owns the page's partition"
+    );
+    let record = claimed[0].record.as_ref().expect("the claim reads the record");
+    assert_eq!(
+        (&record.id, record.recipient.key()),
+        (&id, "5001".to_owned()),
+        "the record the claim read is the message's"
     );
 
     // Another instance takes the partition over: its epoch moves on.
@@ -463,7 +469,7 @@ async fn a_partition_is_handed_over_only_once_its_send_in_flight_is_recorded() {
         .claim_due(later, 10, chrono::Duration::minutes(5))
         .await
         .expect("claim");
-    assert_eq!(claimed, vec![id.clone()]);
+    assert_eq!(claimed.iter().map(|c| &c.id).collect::<Vec<_>>(), vec![&id]);
 
     // A second gateway joins: the first lets go of its last partitions — but not the one
     // whose send is in flight.
@@ -731,6 +737,9 @@ async fn a_claim_takes_one_message_per_person_and_none_while_one_is_in_flight_or
             .claim_due(now, limit, lease)
             .await
             .expect("claim")
+            .into_iter()
+            .map(|claimed| claimed.id)
+            .collect::<Vec<_>>()
     };
     assert_eq!(
         claim(later, 10).await,

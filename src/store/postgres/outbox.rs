@@ -5,9 +5,9 @@ use std::time::{Duration as StdDuration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
-use super::{int8, uint, PgStore, Prepared, StoreError};
+use super::{decode, int8, uint, PgStore, Prepared, StoreError};
 use crate::domain::MessageId;
-use crate::store::Outbox;
+use crate::store::{Claimed, Outbox};
 
 /// The longest a claim waits for a newly taken partition's pacing gap.
 const LONGEST_GAP_WAIT: StdDuration = StdDuration::from_secs(2);
@@ -19,7 +19,7 @@ impl Outbox for PgStore {
         now: DateTime<Utc>,
         limit: usize,
         lease: Duration,
-    ) -> Result<Vec<MessageId>, StoreError> {
+    ) -> Result<Vec<Claimed>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -63,13 +63,16 @@ impl Outbox for PgStore {
                      FOR UPDATE OF o SKIP LOCKED),
                  chosen AS (
                      SELECT DISTINCT ON (coalesce(person, message_id)) message_id FROM picked
-                     ORDER BY coalesce(person, message_id), due, message_id COLLATE \"C\")
-                 UPDATE outbox o SET claimed_until = $6, claimed_by = $5,
-                     claim_epoch = ($2::bigint[])[array_position($1, o.partition)]
-                 FROM chosen WHERE o.message_id = chosen.message_id
-                   AND EXISTS (SELECT 1 FROM partitions p WHERE p.partition = o.partition
-                               AND p.owner = $5 AND p.lease_until > now())
-                 RETURNING o.message_id, o.due",
+                     ORDER BY coalesce(person, message_id), due, message_id COLLATE \"C\"),
+                 claimed AS (
+                     UPDATE outbox o SET claimed_until = $6, claimed_by = $5,
+                         claim_epoch = ($2::bigint[])[array_position($1, o.partition)]
+                     FROM chosen WHERE o.message_id = chosen.message_id
+                       AND EXISTS (SELECT 1 FROM partitions p WHERE p.partition = o.partition
+                                   AND p.owner = $5 AND p.lease_until > now())
+                     RETURNING o.message_id, o.due)
+                 SELECT c.message_id, c.due, m.record FROM claimed c
+                 LEFT JOIN messages m ON m.id = c.message_id",
                 &[
                     &claimable.partitions,
                     &claimable.epochs,
@@ -80,12 +83,19 @@ impl Outbox for PgStore {
                 ],
             )
             .await?;
-        let mut claimed: Vec<(DateTime<Utc>, MessageId)> = rows
+        let mut claimed: Vec<(DateTime<Utc>, Claimed)> = rows
             .iter()
-            .filter_map(|row| MessageId::parse(row.get::<_, &str>(0)).map(|id| (row.get(1), id)))
+            .filter_map(|row| {
+                let id = MessageId::parse(row.get::<_, &str>(0))?;
+                // A record that does not decode is left for the worker's own read to report.
+                let record = row
+                    .get::<_, Option<&str>>(2)
+                    .and_then(|text| decode("message", text).ok());
+                Some((row.get(1), Claimed { id, record }))
+            })
             .collect();
-        claimed.sort();
-        Ok(claimed.into_iter().map(|(_, id)| id).collect())
+        claimed.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+        Ok(claimed.into_iter().map(|(_, claimed)| claimed).collect())
     }
 
     async fn try_claim(

@@ -427,6 +427,9 @@ pub(crate) mod tests {
             .claim_due(now, limit, Duration::minutes(5))
             .await
             .expect("claim")
+            .into_iter()
+            .map(|claimed| claimed.id)
+            .collect()
     }
 
     fn step(detail: &'static str) -> TraceStep {

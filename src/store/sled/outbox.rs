@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use super::{millis, SledStore, StoreError, T};
 use crate::domain::lifecycle;
 use crate::domain::{MessageId, MessageRecord};
-use crate::store::Outbox;
+use crate::store::{Claimed, Outbox};
 
 /// Claims on outbox entries, and where the next scan for due work starts.
 #[derive(Default)]
@@ -76,7 +76,7 @@ impl Outbox for SledStore {
         now: DateTime<Utc>,
         limit: usize,
         lease: Duration,
-    ) -> Result<Vec<MessageId>, StoreError> {
+    ) -> Result<Vec<Claimed>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -109,10 +109,11 @@ impl Outbox for SledStore {
                 busy.insert(value.to_vec());
                 continue;
             }
-            let lane = match value.is_empty() {
-                false => value.to_vec(),
+            // An entry written before lanes has none: its record names it.
+            let (lane, record) = match value.is_empty() {
+                false => (value.to_vec(), None),
                 true => match self.read::<MessageRecord>(T::Messages, id.as_str().as_bytes())? {
-                    Some(record) => lifecycle::lane(&record).into_bytes(),
+                    Some(record) => (lifecycle::lane(&record).into_bytes(), Some(record)),
                     None => continue,
                 },
             };
@@ -132,7 +133,7 @@ impl Outbox for SledStore {
             );
             busy.insert(lane.clone());
             state.lanes.insert(lane, id.clone());
-            claimed.push(id);
+            claimed.push(Claimed { id, record });
             if claimed.len() == limit {
                 // The next scan goes on after this entry, or from the first one left waiting.
                 let mut after = key.to_vec();
@@ -243,6 +244,9 @@ mod tests {
             .claim_due(now, limit, Duration::minutes(LEASE))
             .await
             .expect("claim")
+            .into_iter()
+            .map(|claimed| claimed.id)
+            .collect()
     }
 
     async fn change(store: &SledStore, id: &MessageId, event: Event, now: DateTime<Utc>) {
