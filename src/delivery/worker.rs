@@ -218,7 +218,10 @@ impl Worker {
         for claimed in claims {
             // Counted out when the task ends, however it ends: a send that panicked must not
             // keep shutdown waiting for it.
-            tasks.push((InFlight::start(Arc::clone(self), claimed.id.clone()), claimed));
+            tasks.push((
+                InFlight::start(Arc::clone(self), claimed.id.clone()),
+                claimed,
+            ));
         }
         drop(claiming);
         for (in_flight, claimed) in tasks {

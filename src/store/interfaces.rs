@@ -6,9 +6,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 use super::{
-    Accepted, AuditCursor, Claimed, AuditFilter, AuditOrder, AuditPage, CampaignChange, InstanceState,
-    MessageChange, MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange, SeenMid,
-    StoreError,
+    Accepted, AuditCursor, AuditFilter, AuditOrder, AuditPage, CampaignChange, Claimed,
+    InstanceState, MessageChange, MessagesChange, NewMessage, ParkedId, Pruned, RecipientChange,
+    SeenMid, StoreError,
 };
 use crate::domain::audit::{AuditEntry, AuditHead, ChainItem, ChainPoint, Verification};
 use crate::domain::campaign::{Campaign, CampaignId};

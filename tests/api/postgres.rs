@@ -403,7 +403,10 @@ async fn a_write_under_a_stale_epoch_is_refused() {
         vec![&id],
         "this gateway owns the page's partition"
     );
-    let record = claimed[0].record.as_ref().expect("the claim reads the record");
+    let record = claimed[0]
+        .record
+        .as_ref()
+        .expect("the claim reads the record");
     assert_eq!(
         (&record.id, record.recipient.key()),
         (&id, "5001".to_owned()),
