@@ -969,6 +969,17 @@ async fn cluster_run(o: &Options, database: Option<&str>, instances: usize) -> V
         None => "sled x 1".to_owned(),
     };
     let rejected = sandbox.stats().rejected;
+    let size = match database {
+        Some(url) => {
+            let bytes = database_bytes(url).await;
+            format!(
+                "; database {:.0} MB, {:.2} KB per delivered message",
+                bytes / 1e6,
+                bytes / 1e3 / o.requests as f64
+            )
+        }
+        None => String::new(),
+    };
     vec![
         Row {
             run: format!("{name}: accept"),
@@ -992,9 +1003,25 @@ async fn cluster_run(o: &Options, database: Option<&str>, instances: usize) -> V
             seconds: e2e_seconds,
             latencies_us: Vec::new(),
             rss_mb: None,
-            note: format!("until the sandbox had every message; {rejected} rejected"),
+            note: format!("until the sandbox had every message; {rejected} rejected{size}"),
         },
     ]
+}
+
+/// The size of the database at `url` on disk (its tables and indexes, not the server's WAL),
+/// after a `VACUUM`, as autovacuum would run it: the space of the rows a send replaced becomes
+/// reusable (it stays in the files, as the sled store's dead pages stay in its segments).
+async fn database_bytes(url: &str) -> f64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the bench database");
+    tokio::spawn(connection);
+    client.batch_execute("VACUUM").await.expect("VACUUM");
+    let row = client
+        .query_one("SELECT pg_database_size(current_database())::float8", &[])
+        .await
+        .expect("the database's size");
+    row.get(0)
 }
 
 /// CPU time of the PostgreSQL server processes on this machine (the database's share; a
