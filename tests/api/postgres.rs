@@ -913,7 +913,7 @@ async fn migrations_applied_twice_are_a_no_op() {
     );
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "applied migrations: 1, 2, 3, 4"
+        "applied migrations: 1, 2, 3, 4, 5"
     );
     let tables = sql(
         &database,
@@ -975,7 +975,7 @@ async fn the_database_is_reached_over_tls_and_its_certificate_is_checked() {
     );
     assert_eq!(
         String::from_utf8_lossy(&trusted.stdout).trim(),
-        "applied migrations: 1, 2, 3, 4"
+        "applied migrations: 1, 2, 3, 4, 5"
     );
 }
 

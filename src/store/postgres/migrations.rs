@@ -39,6 +39,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "event endpoints",
         include_str!("migrations/0004_event_endpoints.sql"),
     ),
+    (
+        5,
+        "lean audit indexes",
+        include_str!("migrations/0005_lean_audit_indexes.sql"),
+    ),
 ];
 
 /// The advisory lock Herald's schema changes take (any number, the same everywhere).
@@ -168,6 +173,10 @@ mod tests {
         (
             3,
             "84a31c8ff96ff2039e01f4adddb0d8f6d472e6cf0f49e9787ea21be3c0caaa07",
+        ),
+        (
+            4,
+            "ff9231c3ec14c2e68d502b5b770307c4bb6e379383d917bc8e0bd8c473184899",
         ),
     ];
 
