@@ -1,5 +1,6 @@
 //! The batcher: concurrent writes of one kind (accepts; the worker's changes to messages) put
-//! in one transaction, one transaction at a time.
+//! in one transaction, one transaction at a time; and the decision's reads, one statement for
+//! all that queued.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Weak};
@@ -7,6 +8,9 @@ use std::sync::{Arc, Weak};
 use deadpool_postgres::Transaction;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use chrono::{DateTime, Utc};
+
+use super::recipients::RecipientWithSends;
 use super::writes::Rows;
 use super::{encode, PgStore, Prepared, StoreError};
 use crate::domain::{IdempotencyRecord, MessageRecord};
@@ -25,7 +29,8 @@ const BATCHES_IN_FLIGHT: usize = 1;
 /// Each job's own result within a batch that was written.
 type Results<T> = Vec<Result<T, StoreError>>;
 
-/// A write that waits for the batcher: a batch of them is written in one transaction.
+/// A write or read that waits for the batcher: a batch of writes is written in one transaction,
+/// a batch of reads read in one statement.
 pub(super) trait Job: Send + Sized + 'static {
     /// What is written.
     type Input: Send + 'static;
@@ -38,7 +43,7 @@ pub(super) trait Job: Send + Sized + 'static {
         Self::Input,
         oneshot::Sender<Result<Self::Outcome, StoreError>>,
     );
-    /// Writes `inputs` in one transaction: each one's result, in order, or one error for all.
+    /// Runs `inputs` together: each one's result, in order, or one error for all.
     fn write(
         store: &PgStore,
         inputs: Vec<Self::Input>,
@@ -99,6 +104,34 @@ impl Job for UpdateJob {
         inputs: Vec<Self::Input>,
     ) -> Result<Results<Option<MessageRecord>>, StoreError> {
         update_batch(store, inputs).await
+    }
+}
+
+/// One decision's read waiting for the batcher: a recipient and their sends since `since`.
+pub(super) struct ReadJob {
+    pub key: String,
+    pub since: DateTime<Utc>,
+    pub reply: oneshot::Sender<Result<RecipientWithSends, StoreError>>,
+}
+
+impl Job for ReadJob {
+    type Input = (String, DateTime<Utc>);
+    type Outcome = RecipientWithSends;
+
+    fn split(
+        self,
+    ) -> (
+        Self::Input,
+        oneshot::Sender<Result<RecipientWithSends, StoreError>>,
+    ) {
+        ((self.key, self.since), self.reply)
+    }
+
+    async fn write(
+        store: &PgStore,
+        inputs: Vec<Self::Input>,
+    ) -> Result<Results<RecipientWithSends>, StoreError> {
+        store.recipients_with_sends(inputs).await
     }
 }
 

@@ -251,6 +251,8 @@ pub struct PgStore {
     accepts: tokio::sync::mpsc::UnboundedSender<batcher::AcceptJob>,
     /// Message changes queue here for theirs.
     updates: tokio::sync::mpsc::UnboundedSender<batcher::UpdateJob>,
+    /// The decisions' reads queue here, to be read together.
+    reads: tokio::sync::mpsc::UnboundedSender<batcher::ReadJob>,
     stop: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     commit: prometheus::Histogram,
@@ -284,6 +286,7 @@ impl PgStore {
         .map_err(|e| unusable(StoreError::Engine(Arc::new(std::io::Error::other(e)))))?;
         let (accepts, queue) = tokio::sync::mpsc::unbounded_channel();
         let (updates, update_queue) = tokio::sync::mpsc::unbounded_channel();
+        let (reads, read_queue) = tokio::sync::mpsc::unbounded_channel();
         let lease = options.leases.clone();
         let store = Arc::new(PgStore {
             pool,
@@ -296,6 +299,7 @@ impl PgStore {
             pseudonyms,
             accepts,
             updates,
+            reads,
             stop: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
             commit,
@@ -304,7 +308,11 @@ impl PgStore {
         let batcher = tokio::spawn(batcher::run_batcher(Arc::downgrade(&store), queue));
         let update_batcher =
             tokio::spawn(batcher::run_batcher(Arc::downgrade(&store), update_queue));
-        store.tasks.lock().extend([batcher, update_batcher]);
+        let read_batcher = tokio::spawn(batcher::run_batcher(Arc::downgrade(&store), read_queue));
+        store
+            .tasks
+            .lock()
+            .extend([batcher, update_batcher, read_batcher]);
         // The later rounds are the gateway's to run (`Engine::maintain`), as a supervised task.
         if lease.is_some() {
             leases::round(&store).await.map_err(unusable)?;

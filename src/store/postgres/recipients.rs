@@ -4,11 +4,66 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::batcher::ReadJob;
 use super::writes::Rows;
 use super::{decode, encode, int8, uint, PgStore, Prepared, StoreError};
 use crate::domain::facts::RecentSend;
 use crate::domain::{Category, MessageId, RecipientRecord};
 use crate::store::{ParkedId, RecipientChange, Recipients, SeenMid};
+
+/// A recipient's record, and their sends since a moment, newest first.
+pub(super) type RecipientWithSends = (Option<RecipientRecord>, Vec<RecentSend>);
+
+impl PgStore {
+    /// The decisions' reads that queued together, in one statement (one round trip, one
+    /// wake-up of the database's backend, instead of one each): each recipient's record and
+    /// their sends since their `since`, in the order asked. A key asked twice is read twice.
+    pub(super) async fn recipients_with_sends(
+        &self,
+        asked: Vec<(String, DateTime<Utc>)>,
+    ) -> Result<Vec<Result<RecipientWithSends, StoreError>>, StoreError> {
+        let (keys, sinces): (Vec<String>, Vec<DateTime<Utc>>) = asked.into_iter().unzip();
+        let client = self.client().await?;
+        // The sends as two arrays in the order `recent_sends` gives (an aggregate without
+        // GROUP BY is one row, its arrays NULL when there is none).
+        let rows = client
+            .rows(
+                "SELECT (SELECT r.record::text FROM recipients r WHERE r.key = q.key),
+                        s.ats, s.categories
+                 FROM UNNEST($1::text[], $2::timestamptz[]) WITH ORDINALITY AS q(key, since, i)
+                 LEFT JOIN LATERAL (
+                     SELECT array_agg(at ORDER BY at DESC, message_id DESC) AS ats,
+                            array_agg(category ORDER BY at DESC, message_id DESC) AS categories
+                     FROM sends WHERE recipient = q.key AND at >= q.since
+                 ) s ON true
+                 ORDER BY q.i",
+                &[&keys, &sinces],
+            )
+            .await?;
+        Ok(rows.iter().map(recipient_and_sends).collect())
+    }
+}
+
+/// One row of [`PgStore::recipients_with_sends`].
+fn recipient_and_sends(row: &tokio_postgres::Row) -> Result<RecipientWithSends, StoreError> {
+    let record = row
+        .get::<_, Option<String>>(0)
+        .map(|r| decode("recipient", &r))
+        .transpose()?;
+    let ats: Vec<DateTime<Utc>> = row.get::<_, Option<_>>(1).unwrap_or_default();
+    let categories: Vec<String> = row.get::<_, Option<_>>(2).unwrap_or_default();
+    let sends = ats
+        .into_iter()
+        .zip(categories)
+        .filter_map(|(at, category)| {
+            Some(RecentSend {
+                at,
+                category: category.parse::<Category>().ok()?,
+            })
+        })
+        .collect();
+    Ok((record, sends))
+}
 
 #[async_trait]
 impl Recipients for PgStore {
@@ -111,36 +166,16 @@ impl Recipients for PgStore {
         &self,
         key: &str,
         since: DateTime<Utc>,
-    ) -> Result<(Option<RecipientRecord>, Vec<RecentSend>), StoreError> {
-        let client = self.client().await?;
-        // One statement, one round trip: the record, and the sends as two arrays in the order
-        // `recent_sends` gives (an aggregate without GROUP BY is one row, NULL when none).
-        let row = client
-            .one(
-                "SELECT (SELECT record::text FROM recipients WHERE key = $1),
-                        array_agg(at ORDER BY at DESC, message_id DESC),
-                        array_agg(category ORDER BY at DESC, message_id DESC)
-                 FROM sends WHERE recipient = $1 AND at >= $2",
-                &[&key, &since],
-            )
-            .await?;
-        let record = row
-            .get::<_, Option<String>>(0)
-            .map(|r| decode("recipient", &r))
-            .transpose()?;
-        let ats: Vec<DateTime<Utc>> = row.get::<_, Option<_>>(1).unwrap_or_default();
-        let categories: Vec<String> = row.get::<_, Option<_>>(2).unwrap_or_default();
-        let sends = ats
-            .into_iter()
-            .zip(categories)
-            .filter_map(|(at, category)| {
-                Some(RecentSend {
-                    at,
-                    category: category.parse::<Category>().ok()?,
-                })
+    ) -> Result<RecipientWithSends, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.reads
+            .send(ReadJob {
+                key: key.to_owned(),
+                since,
+                reply,
             })
-            .collect();
-        Ok((record, sends))
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn recent_message_ids(
