@@ -1,6 +1,6 @@
-//! The batcher: concurrent writes of one kind (accepts; the worker's changes to messages) put
-//! in one transaction, one transaction at a time; and the decision's reads, one statement for
-//! all that queued.
+//! The batchers: concurrent writes (accepts, and the worker's changes to messages) put in one
+//! transaction, one transaction at a time; and the decisions' reads, one statement for all that
+//! queued.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Weak};
@@ -19,18 +19,19 @@ use crate::store::{Accepted, MessageChange, NewMessage};
 /// Accepts per transaction, at most.
 const BATCH: usize = 256;
 
-/// Batches of one kind written at once. One: batches side by side lock the same audit chains
-/// (each appends entries for many pages) and wait for each other's commit anyway, and every
-/// instance's batches queue on the same rows; one at a time, each batch takes everything that
-/// queued while the one before it committed. Four at a time made batches of ~3 messages and
-/// cost the database ~1.6× the CPU per message; one makes batches of ~30 (BENCHMARKS.md).
+/// Batches of one batcher run at once. One: write batches side by side lock the same audit
+/// chains (each appends entries for many pages) and wait for each other's commit anyway, and
+/// every instance's batches queue on the same rows; one at a time, each batch takes everything
+/// that queued while the one before it committed. Four at a time made batches of ~3 messages
+/// and cost the database ~1.6× the CPU per message; one makes batches of ~30 (BENCHMARKS.md).
+/// Accepts and the worker's changes share one transaction for the same reason: as two kinds
+/// of batch they took turns on the chains' rows, each paying for its own commit.
 const BATCHES_IN_FLIGHT: usize = 1;
 
 /// Each job's own result within a batch that was written.
 type Results<T> = Vec<Result<T, StoreError>>;
 
-/// A write or read that waits for the batcher: a batch of writes is written in one transaction,
-/// a batch of reads read in one statement.
+/// A read that waits for a batcher: a batch of them is read in one statement.
 pub(super) trait Job: Send + Sized + 'static {
     /// What is written.
     type Input: Send + 'static;
@@ -50,61 +51,19 @@ pub(super) trait Job: Send + Sized + 'static {
     ) -> impl std::future::Future<Output = Result<Results<Self::Outcome>, StoreError>> + Send;
 }
 
-/// One accept waiting for the batcher.
+/// One accept waiting for the writer.
 pub(super) struct AcceptJob {
     pub new: NewMessage,
     pub reply: oneshot::Sender<Result<Accepted, StoreError>>,
 }
 
-impl Job for AcceptJob {
-    type Input = NewMessage;
-    type Outcome = Accepted;
-
-    fn split(self) -> (NewMessage, oneshot::Sender<Result<Accepted, StoreError>>) {
-        (self.new, self.reply)
-    }
-
-    async fn write(
-        store: &PgStore,
-        inputs: Vec<NewMessage>,
-    ) -> Result<Results<Accepted>, StoreError> {
-        Ok(accept_batch(store, inputs)
-            .await?
-            .into_iter()
-            .map(Ok)
-            .collect())
-    }
-}
-
-/// One change to a message waiting for the batcher: the worker records what each send did.
+/// One change to a message waiting for the writer: the worker records what each send did.
 pub(super) struct UpdateJob {
     pub id: String,
     pub change: MessageChange,
     /// Let go of this instance's claim on the message with the change.
     pub release: bool,
     pub reply: oneshot::Sender<Result<Option<MessageRecord>, StoreError>>,
-}
-
-impl Job for UpdateJob {
-    type Input = (String, MessageChange, bool);
-    /// The changed record; `None` when the message is unknown or the change left it alone.
-    type Outcome = Option<MessageRecord>;
-
-    fn split(
-        self,
-    ) -> (
-        Self::Input,
-        oneshot::Sender<Result<Option<MessageRecord>, StoreError>>,
-    ) {
-        ((self.id, self.change, self.release), self.reply)
-    }
-
-    async fn write(
-        store: &PgStore,
-        inputs: Vec<Self::Input>,
-    ) -> Result<Results<Option<MessageRecord>>, StoreError> {
-        update_batch(store, inputs).await
-    }
 }
 
 /// One decision's read waiting for the batcher: a recipient and their sends since `since`.
@@ -135,7 +94,7 @@ impl Job for ReadJob {
     }
 }
 
-/// Takes jobs off the queue and writes them in batches, [`BATCHES_IN_FLIGHT`] at a time.
+/// Takes jobs off the queue and runs them in batches, [`BATCHES_IN_FLIGHT`] at a time.
 pub(super) async fn run_batcher<J: Job>(
     store: Weak<PgStore>,
     mut queue: mpsc::UnboundedReceiver<J>,
@@ -178,36 +137,189 @@ pub(super) async fn run_batcher<J: Job>(
     }
 }
 
-/// Writes a batch of message changes in one transaction: the messages are locked in id order,
+/// Takes accepts and changes off their queues and writes what queued together in one
+/// transaction, [`BATCHES_IN_FLIGHT`] at a time, up to [`BATCH`] of each kind.
+pub(super) async fn run_writer(
+    store: Weak<PgStore>,
+    mut accepts: mpsc::UnboundedReceiver<AcceptJob>,
+    mut updates: mpsc::UnboundedReceiver<UpdateJob>,
+) {
+    let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    loop {
+        let mut batch = Batch::default();
+        // Both queues belong to the store: when one closes, so does the other.
+        tokio::select! {
+            job = accepts.recv() => match job {
+                Some(job) => batch.accepts.push(job),
+                None => return,
+            },
+            job = updates.recv() => match job {
+                Some(job) => batch.updates.push(job),
+                None => return,
+            },
+        }
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        // Whatever queued while the slot was awaited joins this batch.
+        while batch.accepts.len() < BATCH {
+            match accepts.try_recv() {
+                Ok(job) => batch.accepts.push(job),
+                Err(_) => break,
+            }
+        }
+        while batch.updates.len() < BATCH {
+            match updates.try_recv() {
+                Ok(job) => batch.updates.push(job),
+                Err(_) => break,
+            }
+        }
+        let Some(store) = store.upgrade() else {
+            batch.refuse(&StoreError::Closed);
+            return;
+        };
+        tokio::spawn(async move {
+            let (news, accepted): (Vec<_>, Vec<_>) =
+                batch.accepts.into_iter().map(|j| (j.new, j.reply)).unzip();
+            let (changes, changed): (Vec<_>, Vec<_>) = batch
+                .updates
+                .into_iter()
+                .map(|j| ((j.id, j.change, j.release), j.reply))
+                .unzip();
+            match write_batch(&store, news, changes).await {
+                Ok((outcomes, results)) => {
+                    for (reply, outcome) in accepted.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                    for (reply, result) in changed.into_iter().zip(results) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    for reply in accepted {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                    for reply in changed {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// The jobs of one write batch.
+#[derive(Default)]
+struct Batch {
+    accepts: Vec<AcceptJob>,
+    updates: Vec<UpdateJob>,
+}
+
+impl Batch {
+    /// Answers every job of the batch with `e`.
+    fn refuse(self, e: &StoreError) {
+        for job in self.accepts {
+            let _ = job.reply.send(Err(e.clone()));
+        }
+        for job in self.updates {
+            let _ = job.reply.send(Err(e.clone()));
+        }
+    }
+}
+
+/// Writes a batch of accepts and message changes in one transaction: each accept's outcome and
+/// each change's result, in order.
+async fn write_batch(
+    store: &PgStore,
+    news: Vec<NewMessage>,
+    changes: Vec<(String, MessageChange, bool)>,
+) -> Result<(Vec<Accepted>, Results<Option<MessageRecord>>), StoreError> {
+    let _timer = store.commit.start_timer();
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let mut rows = Rows::default();
+    let accepted = stage_accepts(store, &tx, news, &mut rows).await?;
+    let mut updated = stage_updates(store, &tx, changes, &mut rows).await?;
+    if accepted.is_empty() && !updated.changed_any {
+        drop(tx);
+    } else {
+        rows.write(&tx, store).await?;
+        store.finish(tx).await?;
+    }
+    updated.release_claims(store, &client).await;
+    Ok((accepted, updated.results))
+}
+
+/// The changes of a write batch, staged: each one's result, and the claims to let go of.
+struct StagedUpdates {
+    results: Results<Option<MessageRecord>>,
+    /// Any change is to be written.
+    changed_any: bool,
+    /// (index in `results`, message id) of the changes that let go of their claim and whose
+    /// message stays in the outbox.
+    release: Vec<(usize, String)>,
+}
+
+impl StagedUpdates {
+    /// Lets go of the claims the changes asked to, once the batch is committed, in one
+    /// statement; if it fails, only the callers whose claim may still be held hear of it.
+    async fn release_claims(&mut self, store: &PgStore, client: &deadpool_postgres::Object) {
+        if self.release.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = self.release.iter().map(|(_, id)| id.as_str()).collect();
+        let released = client
+            .exec(
+                "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, claim_epoch = NULL
+                 WHERE message_id = ANY($1) AND claimed_by = $2",
+                &[&ids, &store.instance],
+            )
+            .await;
+        if let Err(e) = released {
+            for (i, _) in &self.release {
+                if let Some(result) = self.results.get_mut(*i) {
+                    *result = Err(e.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Stages a batch of message changes: the messages are locked in id order,
 /// each change runs on the record as the changes before it in the batch left it, and a change
 /// that finishes a send claimed under an epoch that has passed is refused alone.
 ///
 /// The claims of the changes that let go of theirs are released in the same round: none needs
 /// a statement when its change took the message out of the outbox (a send), the others one
 /// statement for the batch once it is committed.
-async fn update_batch(
+async fn stage_updates(
     store: &PgStore,
+    tx: &Transaction<'_>,
     inputs: Vec<(String, MessageChange, bool)>,
-) -> Result<Results<Option<MessageRecord>>, StoreError> {
-    let _timer = store.commit.start_timer();
-    let mut client = store.client().await?;
-    let tx = client.transaction().await?;
+    rows: &mut Rows,
+) -> Result<StagedUpdates, StoreError> {
+    let mut staged = StagedUpdates {
+        results: Vec::with_capacity(inputs.len()),
+        changed_any: false,
+        release: Vec::new(),
+    };
+    if inputs.is_empty() {
+        return Ok(staged);
+    }
     let mut ids: Vec<String> = inputs.iter().map(|(id, _, _)| id.clone()).collect();
     ids.sort();
     ids.dedup();
-    let locked = store.lock_messages(&tx, &ids).await?;
-    let fenced = store.fenced(&tx, &locked).await?;
+    let locked = store.lock_messages(tx, &ids).await?;
+    let fenced = store.fenced(tx, &locked).await?;
     let mut current: HashMap<String, MessageRecord> = locked
         .into_iter()
         .map(|l| (l.record.id.to_string(), l.record))
         .collect();
-    let mut rows = Rows::default();
-    let mut results = Vec::with_capacity(inputs.len());
-    let mut changed_any = false;
-    let mut release = Vec::new();
+    let results = &mut staged.results;
     for (id, change, let_go) in inputs {
         if let_go {
-            release.push((results.len(), id.clone()));
+            staged.release.push((results.len(), id.clone()));
         }
         if let Some(refused) = fenced.get(&id) {
             results.push(Err(refused.clone()));
@@ -225,46 +337,29 @@ async fn update_batch(
         };
         rows.update(store, record, &mut changed, effects)?;
         *record = changed;
-        changed_any = true;
+        staged.changed_any = true;
         results.push(Ok(Some(record.clone())));
     }
     // A message this batch takes out of the outbox takes its claim with it.
-    release.retain(|(_, id)| !rows.outbox_remove.contains(id));
-    if changed_any {
-        rows.write(&tx, store).await?;
-        store.finish(tx).await?;
-    } else {
-        drop(tx);
-    }
-    if !release.is_empty() {
-        let ids: Vec<&str> = release.iter().map(|(_, id)| id.as_str()).collect();
-        let released = client
-            .exec(
-                "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, claim_epoch = NULL
-                 WHERE message_id = ANY($1) AND claimed_by = $2",
-                &[&ids, &store.instance],
-            )
-            .await;
-        // The changes are written: only the callers whose claim may still be held hear of it.
-        if let Err(e) = released {
-            for (i, _) in release {
-                if let Some(result) = results.get_mut(i) {
-                    *result = Err(e.clone());
-                }
-            }
-        }
-    }
-    Ok(results)
+    staged
+        .release
+        .retain(|(_, id)| !rows.outbox_remove.contains(id));
+    Ok(staged)
 }
 
-/// Writes a batch of accepts in one transaction; returns each one's outcome, in order.
-async fn accept_batch(store: &PgStore, news: Vec<NewMessage>) -> Result<Vec<Accepted>, StoreError> {
-    let _timer = store.commit.start_timer();
-    let mut client = store.client().await?;
-    let tx = client.transaction().await?;
-    let keys = BatchKeys::claim(&tx, &news).await?;
+/// Stages a batch of accepts: each one's outcome, in order. Their idempotency keys are taken
+/// in `tx`, so a batch with accepts is committed even when every one of them is a replay.
+async fn stage_accepts(
+    store: &PgStore,
+    tx: &Transaction<'_>,
+    news: Vec<NewMessage>,
+    rows: &mut Rows,
+) -> Result<Vec<Accepted>, StoreError> {
+    if news.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys = BatchKeys::claim(tx, &news).await?;
     let mut outcomes = Vec::with_capacity(news.len());
-    let mut rows = Rows::default();
     for (i, new) in news.into_iter().enumerate() {
         match keys.outcome(i, &new) {
             Some(o) => outcomes.push(o),
@@ -274,8 +369,6 @@ async fn accept_batch(store: &PgStore, news: Vec<NewMessage>) -> Result<Vec<Acce
             }
         }
     }
-    rows.write(&tx, store).await?;
-    store.finish(tx).await?;
     Ok(outcomes)
 }
 

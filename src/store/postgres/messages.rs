@@ -1,5 +1,5 @@
 //! Messages and their idempotency records: reads, locking and fencing for a change, and changes
-//! to several messages at once. Accepts and single changes queue for the batcher (`batcher.rs`).
+//! to several messages at once. Accepts and single changes queue for the writer (`batcher.rs`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -21,7 +21,7 @@ pub(super) struct Locked {
 }
 
 impl PgStore {
-    /// Queues a change for the update batcher; with `release`, the caller's claim on the
+    /// Queues a change for the writer (`batcher.rs`); with `release`, the caller's claim on the
     /// message goes with it (see [`Messages::update_and_release`]).
     async fn batched_update(
         &self,

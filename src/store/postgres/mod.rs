@@ -247,9 +247,9 @@ pub struct PgStore {
     /// How often the lease rounds run; `None` for a store that runs no outbox (the CLI).
     lease_every: Option<std::time::Duration>,
     pseudonyms: Pseudonyms,
-    /// Accepts queue here for the batcher.
+    /// Accepts queue here for the writer.
     accepts: tokio::sync::mpsc::UnboundedSender<batcher::AcceptJob>,
-    /// Message changes queue here for theirs.
+    /// Message changes queue here for it too, to be written in the same transactions.
     updates: tokio::sync::mpsc::UnboundedSender<batcher::UpdateJob>,
     /// The decisions' reads queue here, to be read together.
     reads: tokio::sync::mpsc::UnboundedSender<batcher::ReadJob>,
@@ -305,14 +305,13 @@ impl PgStore {
             commit,
             flush,
         });
-        let batcher = tokio::spawn(batcher::run_batcher(Arc::downgrade(&store), queue));
-        let update_batcher =
-            tokio::spawn(batcher::run_batcher(Arc::downgrade(&store), update_queue));
+        let writer = tokio::spawn(batcher::run_writer(
+            Arc::downgrade(&store),
+            queue,
+            update_queue,
+        ));
         let read_batcher = tokio::spawn(batcher::run_batcher(Arc::downgrade(&store), read_queue));
-        store
-            .tasks
-            .lock()
-            .extend([batcher, update_batcher, read_batcher]);
+        store.tasks.lock().extend([writer, read_batcher]);
         // The later rounds are the gateway's to run (`Engine::maintain`), as a supervised task.
         if lease.is_some() {
             leases::round(&store).await.map_err(unusable)?;
