@@ -163,10 +163,9 @@ impl Rows {
     }
 
     /// Writes everything gathered, a statement per table; the audit chains last. The tables'
-    /// statements and the chains' lock go out together, without waiting for each other's
-    /// answers (tokio-postgres pipelines what is polled together on one connection, and
-    /// PostgreSQL runs it in the order it arrives), so they cost one round trip instead of one
-    /// each; then the entries, sealed after the heads the lock read, in another.
+    /// statements go out together, without waiting for each other's answers (tokio-postgres
+    /// pipelines what is polled together on one connection, and PostgreSQL runs it in the order
+    /// it arrives), so they cost one round trip instead of one each.
     pub(super) async fn write(
         self,
         tx: &Transaction<'_>,
@@ -196,10 +195,8 @@ impl Rows {
             Box::pin(write_graph_ids(tx, graph_ids)),
             Box::pin(write_counts(tx, counts)),
         ];
-        // The chains' lock goes out with them; it is held until the commit.
-        let by_chain = by_chain(store, audit);
-        let (_, heads) = try_join(try_join_all(tables), lock_chains(tx, &by_chain)).await?;
-        seal_and_write(tx, store, by_chain, heads).await
+        try_join_all(tables).await?;
+        append_audit(tx, store, audit).await
     }
 }
 
@@ -364,36 +361,19 @@ pub(super) async fn append_audit(
     store: &PgStore,
     entries: Vec<AuditEntry>,
 ) -> Result<(), StoreError> {
-    let by_chain = by_chain(store, entries);
-    let heads = lock_chains(tx, &by_chain).await?;
-    seal_and_write(tx, store, by_chain, heads).await
-}
-
-/// Audit entries by the chain each goes to.
-type ByChain = BTreeMap<u32, Vec<AuditEntry>>;
-
-/// Each chain's head: (seq, hash).
-type Heads = HashMap<i32, (i64, String)>;
-
-fn by_chain(store: &PgStore, entries: Vec<AuditEntry>) -> ByChain {
-    let mut by_chain = ByChain::new();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut by_chain: BTreeMap<u32, Vec<AuditEntry>> = BTreeMap::new();
     for entry in entries {
         let chain = store.chain_of(entry.page_id.as_deref());
         by_chain.entry(chain).or_default().push(entry);
-    }
-    by_chain
-}
-
-/// Locks the rows of the chains `by_chain` appends to, in chain order; their heads.
-async fn lock_chains(tx: &Transaction<'_>, by_chain: &ByChain) -> Result<Heads, StoreError> {
-    if by_chain.is_empty() {
-        return Ok(Heads::new());
     }
     let chains: Vec<i32> = by_chain
         .keys()
         .map(|c| i32::try_from(*c).unwrap_or(i32::MAX))
         .collect();
-    Ok(tx
+    let heads: HashMap<i32, (i64, String)> = tx
         .rows(
             "SELECT chain, seq, hash FROM audit_chains WHERE chain = ANY($1)
              ORDER BY chain FOR UPDATE",
@@ -402,19 +382,7 @@ async fn lock_chains(tx: &Transaction<'_>, by_chain: &ByChain) -> Result<Heads, 
         .await?
         .iter()
         .map(|row| (row.get(0), (row.get(1), row.get(2))))
-        .collect())
-}
-
-/// Seals the entries after their chains' `heads` (locked), writes them and moves the heads.
-async fn seal_and_write(
-    tx: &Transaction<'_>,
-    store: &PgStore,
-    by_chain: ByChain,
-    heads: Heads,
-) -> Result<(), StoreError> {
-    if by_chain.is_empty() {
-        return Ok(());
-    }
+        .collect();
     let mut rows = AuditRows::default();
     let mut new_heads = (Vec::new(), Vec::new(), Vec::new());
     for (chain, entries) in by_chain {
