@@ -1,14 +1,13 @@
-//! The batchers: concurrent writes (accepts, and the worker's changes to messages) put in one
-//! transaction, one transaction at a time; and the decisions' reads, one statement for all that
-//! queued.
+//! The writer and the reader. Concurrent writes (accepts, and the worker's changes to
+//! messages) go in one transaction, one transaction at a time; concurrent decisions' reads in
+//! one statement.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Weak};
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use tokio::sync::{mpsc, oneshot, Semaphore};
-
-use chrono::{DateTime, Utc};
 
 use super::recipients::RecipientWithSends;
 use super::writes::Rows;
@@ -16,7 +15,7 @@ use super::{encode, PgStore, Prepared, StoreError};
 use crate::domain::{IdempotencyRecord, MessageRecord};
 use crate::store::{Accepted, MessageChange, NewMessage};
 
-/// Accepts per transaction, at most.
+/// Jobs of one kind per batch, at most.
 const BATCH: usize = 256;
 
 /// Batches of one batcher run at once. One: write batches side by side lock the same audit
@@ -31,30 +30,13 @@ const BATCHES_IN_FLIGHT: usize = 1;
 /// Each job's own result within a batch that was written.
 type Results<T> = Vec<Result<T, StoreError>>;
 
-/// A read that waits for a batcher: a batch of them is read in one statement.
-pub(super) trait Job: Send + Sized + 'static {
-    /// What is written.
-    type Input: Send + 'static;
-    /// What the caller hears back.
-    type Outcome: Send + 'static;
-    /// The job's input, and where its outcome goes.
-    fn split(
-        self,
-    ) -> (
-        Self::Input,
-        oneshot::Sender<Result<Self::Outcome, StoreError>>,
-    );
-    /// Runs `inputs` together: each one's result, in order, or one error for all.
-    fn write(
-        store: &PgStore,
-        inputs: Vec<Self::Input>,
-    ) -> impl std::future::Future<Output = Result<Results<Self::Outcome>, StoreError>> + Send;
-}
+/// Where a job's result goes.
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// One accept waiting for the writer.
 pub(super) struct AcceptJob {
     pub new: NewMessage,
-    pub reply: oneshot::Sender<Result<Accepted, StoreError>>,
+    pub reply: Reply<Accepted>,
 }
 
 /// One change to a message waiting for the writer: the worker records what each send did.
@@ -63,42 +45,45 @@ pub(super) struct UpdateJob {
     pub change: MessageChange,
     /// Let go of this instance's claim on the message with the change.
     pub release: bool,
-    pub reply: oneshot::Sender<Result<Option<MessageRecord>, StoreError>>,
+    pub reply: Reply<Option<MessageRecord>>,
 }
 
-/// One decision's read waiting for the batcher: a recipient and their sends since `since`.
+/// One decision's read waiting for the reader: a recipient and their sends since `since`.
 pub(super) struct ReadJob {
     pub key: String,
     pub since: DateTime<Utc>,
-    pub reply: oneshot::Sender<Result<RecipientWithSends, StoreError>>,
+    pub reply: Reply<RecipientWithSends>,
 }
 
-impl Job for ReadJob {
-    type Input = (String, DateTime<Utc>);
-    type Outcome = RecipientWithSends;
-
-    fn split(
-        self,
-    ) -> (
-        Self::Input,
-        oneshot::Sender<Result<RecipientWithSends, StoreError>>,
-    ) {
-        ((self.key, self.since), self.reply)
-    }
-
-    async fn write(
-        store: &PgStore,
-        inputs: Vec<Self::Input>,
-    ) -> Result<Results<RecipientWithSends>, StoreError> {
-        store.recipients_with_sends(inputs).await
+/// Moves what waits in `queue` into `jobs`, up to [`BATCH`] in all.
+fn gather<T>(queue: &mut mpsc::UnboundedReceiver<T>, jobs: &mut Vec<T>) {
+    while jobs.len() < BATCH {
+        match queue.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
+        }
     }
 }
 
-/// Takes jobs off the queue and runs them in batches, [`BATCHES_IN_FLIGHT`] at a time.
-pub(super) async fn run_batcher<J: Job>(
-    store: Weak<PgStore>,
-    mut queue: mpsc::UnboundedReceiver<J>,
-) {
+/// Answers each of `replies` with its result, in order, or all of them with one error.
+fn answer<T>(replies: Vec<Reply<T>>, results: Result<Results<T>, StoreError>) {
+    match results {
+        Ok(results) => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// Takes the decisions' reads off the queue and reads what queued together in one statement,
+/// [`BATCHES_IN_FLIGHT`] at a time.
+pub(super) async fn run_reader(store: Weak<PgStore>, mut queue: mpsc::UnboundedReceiver<ReadJob>) {
     let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     while let Some(first) = queue.recv().await {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
@@ -106,32 +91,17 @@ pub(super) async fn run_batcher<J: Job>(
         };
         // Whatever queued while the slot was awaited joins this batch.
         let mut jobs = vec![first];
-        while jobs.len() < BATCH {
-            match queue.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        let (inputs, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(Job::split).unzip();
+        gather(&mut queue, &mut jobs);
+        let (asked, replies): (Vec<_>, Vec<_>) = jobs
+            .into_iter()
+            .map(|j| ((j.key, j.since), j.reply))
+            .unzip();
         let Some(store) = store.upgrade() else {
-            for reply in replies {
-                let _ = reply.send(Err(StoreError::Closed));
-            }
+            answer(replies, Err(StoreError::Closed));
             return;
         };
         tokio::spawn(async move {
-            match J::write(&store, inputs).await {
-                Ok(results) => {
-                    for (reply, result) in replies.into_iter().zip(results) {
-                        let _ = reply.send(result);
-                    }
-                }
-                Err(e) => {
-                    for reply in replies {
-                        let _ = reply.send(Err(e.clone()));
-                    }
-                }
-            }
+            answer(replies, store.recipients_with_sends(asked).await);
             drop(slot);
         });
     }
@@ -162,46 +132,29 @@ pub(super) async fn run_writer(
             return;
         };
         // Whatever queued while the slot was awaited joins this batch.
-        while batch.accepts.len() < BATCH {
-            match accepts.try_recv() {
-                Ok(job) => batch.accepts.push(job),
-                Err(_) => break,
-            }
-        }
-        while batch.updates.len() < BATCH {
-            match updates.try_recv() {
-                Ok(job) => batch.updates.push(job),
-                Err(_) => break,
-            }
-        }
+        gather(&mut accepts, &mut batch.accepts);
+        gather(&mut updates, &mut batch.updates);
+        let (news, accepted): (Vec<_>, Vec<_>) =
+            batch.accepts.into_iter().map(|j| (j.new, j.reply)).unzip();
+        let (changes, changed): (Vec<_>, Vec<_>) = batch
+            .updates
+            .into_iter()
+            .map(|j| ((j.id, j.change, j.release), j.reply))
+            .unzip();
         let Some(store) = store.upgrade() else {
-            batch.refuse(&StoreError::Closed);
+            answer(accepted, Err(StoreError::Closed));
+            answer(changed, Err(StoreError::Closed));
             return;
         };
         tokio::spawn(async move {
-            let (news, accepted): (Vec<_>, Vec<_>) =
-                batch.accepts.into_iter().map(|j| (j.new, j.reply)).unzip();
-            let (changes, changed): (Vec<_>, Vec<_>) = batch
-                .updates
-                .into_iter()
-                .map(|j| ((j.id, j.change, j.release), j.reply))
-                .unzip();
             match write_batch(&store, news, changes).await {
                 Ok((outcomes, results)) => {
-                    for (reply, outcome) in accepted.into_iter().zip(outcomes) {
-                        let _ = reply.send(Ok(outcome));
-                    }
-                    for (reply, result) in changed.into_iter().zip(results) {
-                        let _ = reply.send(result);
-                    }
+                    answer(accepted, Ok(outcomes.into_iter().map(Ok).collect()));
+                    answer(changed, Ok(results));
                 }
                 Err(e) => {
-                    for reply in accepted {
-                        let _ = reply.send(Err(e.clone()));
-                    }
-                    for reply in changed {
-                        let _ = reply.send(Err(e.clone()));
-                    }
+                    answer(accepted, Err(e.clone()));
+                    answer(changed, Err(e));
                 }
             }
             drop(slot);
@@ -214,18 +167,6 @@ pub(super) async fn run_writer(
 struct Batch {
     accepts: Vec<AcceptJob>,
     updates: Vec<UpdateJob>,
-}
-
-impl Batch {
-    /// Answers every job of the batch with `e`.
-    fn refuse(self, e: &StoreError) {
-        for job in self.accepts {
-            let _ = job.reply.send(Err(e.clone()));
-        }
-        for job in self.updates {
-            let _ = job.reply.send(Err(e.clone()));
-        }
-    }
 }
 
 /// Writes a batch of accepts and message changes in one transaction: each accept's outcome and

@@ -251,7 +251,7 @@ pub struct PgStore {
     accepts: tokio::sync::mpsc::UnboundedSender<batcher::AcceptJob>,
     /// Message changes queue here for it too, to be written in the same transactions.
     updates: tokio::sync::mpsc::UnboundedSender<batcher::UpdateJob>,
-    /// The decisions' reads queue here, to be read together.
+    /// The decisions' reads queue here for the reader, to be read together.
     reads: tokio::sync::mpsc::UnboundedSender<batcher::ReadJob>,
     stop: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -310,8 +310,8 @@ impl PgStore {
             queue,
             update_queue,
         ));
-        let read_batcher = tokio::spawn(batcher::run_batcher(Arc::downgrade(&store), read_queue));
-        store.tasks.lock().extend([writer, read_batcher]);
+        let reader = tokio::spawn(batcher::run_reader(Arc::downgrade(&store), read_queue));
+        store.tasks.lock().extend([writer, reader]);
         // The later rounds are the gateway's to run (`Engine::maintain`), as a supervised task.
         if lease.is_some() {
             leases::round(&store).await.map_err(unusable)?;
