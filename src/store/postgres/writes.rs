@@ -41,6 +41,46 @@ pub(super) struct Rows {
     audit: Vec<AuditEntry>,
 }
 
+// The tables' statements, each sent by the `write_…` function of its table.
+const TRACES: &str = "INSERT INTO traces (sha256, trace)
+     SELECT * FROM UNNEST($1::text[], $2::text[])
+     ON CONFLICT DO NOTHING";
+
+const MESSAGES: &str = "INSERT INTO messages (id, record)
+     SELECT * FROM UNNEST($1::text[], $2::text[])
+     ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record";
+
+const OUTBOX_REMOVE: &str = "DELETE FROM outbox WHERE message_id = ANY($1)";
+
+const OUTBOX_PUT: &str = "INSERT INTO outbox (message_id, partition, due, person, holds)
+     SELECT * FROM UNNEST($1::text[], $2::integer[], $3::timestamptz[], $4::text[],
+     $5::boolean[])
+     ON CONFLICT (message_id) DO UPDATE
+     SET due = EXCLUDED.due, person = EXCLUDED.person, holds = EXCLUDED.holds";
+
+const SENDS: &str = "INSERT INTO sends (recipient, at, message_id, category)
+     SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[])
+     ON CONFLICT DO NOTHING";
+
+const GRAPH_IDS: &str = "INSERT INTO graph_ids (graph_id, message_id)
+     SELECT * FROM UNNEST($1::text[], $2::text[])
+     ON CONFLICT (graph_id) DO UPDATE SET message_id = EXCLUDED.message_id";
+
+const COUNTS: &str = "INSERT INTO campaign_counts (campaign, label, n)
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])
+     ON CONFLICT (campaign, label) DO UPDATE SET n = campaign_counts.n + EXCLUDED.n";
+
+/// The tables' statements, in the order a batch sends them.
+const TABLES: [&str; 7] = [
+    TRACES,
+    MESSAGES,
+    OUTBOX_REMOVE,
+    OUTBOX_PUT,
+    SENDS,
+    GRAPH_IDS,
+    COUNTS,
+];
+
 /// One table's statement of a batch, to be sent with the others.
 type Statement<'a> = BoxFuture<'a, Result<(), StoreError>>;
 
@@ -175,17 +215,18 @@ impl Rows {
             messages,
             traces,
             outbox_put,
-            mut outbox_remove,
+            outbox_remove,
             sends,
             graph_ids,
             counts,
             audit,
         } = self;
-        // A message taken out of the outbox and put back in the same batch: its row is deleted
-        // (with its claim) before it is put back, whichever statement was prepared first.
-        if outbox_remove.iter().any(|id| outbox_put.contains_key(id)) {
-            write_outbox_remove(tx, std::mem::take(&mut outbox_remove)).await?;
-        }
+        // Each statement is prepared on this connection first (once: the connection keeps it),
+        // so that each of them below goes out as soon as it is polled, in the order of
+        // [`TABLES`]: every transaction takes its rows' locks in the same order, as when the
+        // statements went one at a time, and a row deleted from the outbox and put back in the
+        // same batch is deleted first.
+        try_join_all(TABLES.iter().map(|sql| tx.prepare_cached(sql))).await?;
         let tables: Vec<Statement<'_>> = vec![
             Box::pin(write_traces(tx, traces)),
             Box::pin(write_messages(tx, messages)),
@@ -209,13 +250,7 @@ async fn write_traces(
         return Ok(());
     }
     let (sha, json): (Vec<String>, Vec<String>) = traces.into_iter().unzip();
-    tx.exec(
-        "INSERT INTO traces (sha256, trace)
-         SELECT * FROM UNNEST($1::text[], $2::text[])
-         ON CONFLICT DO NOTHING",
-        &[&sha, &json],
-    )
-    .await?;
+    tx.exec(TRACES, &[&sha, &json]).await?;
     Ok(())
 }
 
@@ -228,13 +263,7 @@ async fn write_messages(
         return Ok(());
     }
     let (ids, records): (Vec<String>, Vec<String>) = messages.into_iter().unzip();
-    tx.exec(
-        "INSERT INTO messages (id, record)
-         SELECT * FROM UNNEST($1::text[], $2::text[])
-         ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
-        &[&ids, &records],
-    )
-    .await?;
+    tx.exec(MESSAGES, &[&ids, &records]).await?;
     Ok(())
 }
 
@@ -246,11 +275,7 @@ async fn write_outbox_remove(
     if outbox_remove.is_empty() {
         return Ok(());
     }
-    tx.exec(
-        "DELETE FROM outbox WHERE message_id = ANY($1)",
-        &[&outbox_remove],
-    )
-    .await?;
+    tx.exec(OUTBOX_REMOVE, &[&outbox_remove]).await?;
     Ok(())
 }
 
@@ -274,15 +299,8 @@ async fn write_outbox_put(
         persons.push(row.person);
         holds.push(row.holds);
     }
-    tx.exec(
-        "INSERT INTO outbox (message_id, partition, due, person, holds)
-         SELECT * FROM UNNEST($1::text[], $2::integer[], $3::timestamptz[], $4::text[],
-                              $5::boolean[])
-         ON CONFLICT (message_id) DO UPDATE
-             SET due = EXCLUDED.due, person = EXCLUDED.person, holds = EXCLUDED.holds",
-        &[&ids, &partitions, &dues, &persons, &holds],
-    )
-    .await?;
+    tx.exec(OUTBOX_PUT, &[&ids, &partitions, &dues, &persons, &holds])
+        .await?;
     Ok(())
 }
 
@@ -301,13 +319,8 @@ async fn write_sends(
         cols.2.push(id);
         cols.3.push(category);
     }
-    tx.exec(
-        "INSERT INTO sends (recipient, at, message_id, category)
-         SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[])
-         ON CONFLICT DO NOTHING",
-        &[&cols.0, &cols.1, &cols.2, &cols.3],
-    )
-    .await?;
+    tx.exec(SENDS, &[&cols.0, &cols.1, &cols.2, &cols.3])
+        .await?;
     Ok(())
 }
 
@@ -320,13 +333,7 @@ async fn write_graph_ids(
         return Ok(());
     }
     let (graph, ids): (Vec<String>, Vec<String>) = graph_ids.into_iter().unzip();
-    tx.exec(
-        "INSERT INTO graph_ids (graph_id, message_id)
-         SELECT * FROM UNNEST($1::text[], $2::text[])
-         ON CONFLICT (graph_id) DO UPDATE SET message_id = EXCLUDED.message_id",
-        &[&graph, &ids],
-    )
-    .await?;
+    tx.exec(GRAPH_IDS, &[&graph, &ids]).await?;
     Ok(())
 }
 
@@ -344,13 +351,7 @@ async fn write_counts(
         cols.1.push(label);
         cols.2.push(delta);
     }
-    tx.exec(
-        "INSERT INTO campaign_counts (campaign, label, n)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])
-         ON CONFLICT (campaign, label) DO UPDATE SET n = campaign_counts.n + EXCLUDED.n",
-        &[&cols.0, &cols.1, &cols.2],
-    )
-    .await?;
+    tx.exec(COUNTS, &[&cols.0, &cols.1, &cols.2]).await?;
     Ok(())
 }
 
