@@ -352,3 +352,62 @@ async fn the_decisions_one_read_of_a_recipient_gives_its_record_and_its_recent_s
         .expect("one read");
     assert!(nobody.is_none() && none.is_empty(), "an unknown recipient");
 }
+
+#[tokio::test]
+async fn decisions_reading_together_each_get_their_own_recipient_and_sends() {
+    let app = spawn_app().await;
+    // Four people with none to three recent sends each, and one Herald never heard of.
+    let people = ["4301", "4302", "4303", "4304"];
+    for (n, psid) in people.iter().enumerate() {
+        app.create_user(psid).await;
+        app.consent(psid, "transactional", Some("Europe/Berlin"))
+            .await;
+        app.user_writes(psid, "hi", None).await;
+        for i in 0..n {
+            let (status, body) = app.respond(psid, &format!("answer {i}")).await;
+            assert_eq!(status, 202, "{body}");
+        }
+    }
+    let store = &app.handle().herald.store;
+    let since = app.now() - chrono::Duration::hours(1);
+    // Asked at once (PostgreSQL reads what queues together in one statement), one key twice.
+    let asked = ["4304", "5555", "4301", "4303", "4302", "4304"];
+    let together = futures_util::future::join_all(
+        asked
+            .iter()
+            .map(|key| store.recipients.recipient_with_sends(key, since)),
+    )
+    .await;
+    for (key, read) in asked.iter().zip(together) {
+        let (record, sends) = read.expect("read together");
+        let alone = store.recipients.recipient(key).await.expect("recipient");
+        assert_eq!(
+            serde_json::to_value(&record).expect("json"),
+            serde_json::to_value(&alone).expect("json"),
+            "{key}: its own record"
+        );
+        assert_eq!(
+            sends,
+            store
+                .recipients
+                .recent_sends(key, since)
+                .await
+                .expect("sends"),
+            "{key}: its own sends"
+        );
+    }
+    let counts: Vec<usize> = futures_util::future::join_all(
+        asked
+            .iter()
+            .map(|key| store.recipients.recipient_with_sends(key, since)),
+    )
+    .await
+    .into_iter()
+    .map(|read| read.map_or(usize::MAX, |(_, sends)| sends.len()))
+    .collect();
+    assert_eq!(
+        counts,
+        vec![3, 0, 0, 2, 1, 3],
+        "each one's own number of sends"
+    );
+}
