@@ -327,22 +327,8 @@ async fn the_decisions_one_read_of_a_recipient_gives_its_record_and_its_recent_s
         .recipient_with_sends("4242", since)
         .await
         .expect("one read");
-    let alone = store.recipients.recipient("4242").await.expect("recipient");
     assert!(record.is_some(), "the record is read");
-    assert_eq!(
-        serde_json::to_value(&record).expect("json"),
-        serde_json::to_value(&alone).expect("json"),
-        "the same record as read alone"
-    );
-    assert_eq!(
-        sends,
-        store
-            .recipients
-            .recent_sends("4242", since)
-            .await
-            .expect("sends"),
-        "the same sends, newest first"
-    );
+    as_read_alone(&app, "4242", since, &record, &sends).await;
     assert_eq!(sends.len(), 2, "{sends:?}");
 
     let (nobody, none) = store
@@ -380,21 +366,7 @@ async fn decisions_reading_together_each_get_their_own_recipient_and_sends() {
     .await;
     for (key, read) in asked.iter().zip(together) {
         let (record, sends) = read.expect("read together");
-        let alone = store.recipients.recipient(key).await.expect("recipient");
-        assert_eq!(
-            serde_json::to_value(&record).expect("json"),
-            serde_json::to_value(&alone).expect("json"),
-            "{key}: its own record"
-        );
-        assert_eq!(
-            sends,
-            store
-                .recipients
-                .recent_sends(key, since)
-                .await
-                .expect("sends"),
-            "{key}: its own sends"
-        );
+        as_read_alone(&app, key, since, &record, &sends).await;
     }
     let counts: Vec<usize> = futures_util::future::join_all(
         asked
@@ -409,5 +381,32 @@ async fn decisions_reading_together_each_get_their_own_recipient_and_sends() {
         counts,
         vec![3, 0, 0, 2, 1, 3],
         "each one's own number of sends"
+    );
+}
+
+/// Asserts that a decision's read of `key` gave the record and the sends (newest first) that
+/// reading each alone gives.
+async fn as_read_alone(
+    app: &crate::helpers::TestApp,
+    key: &str,
+    since: chrono::DateTime<chrono::Utc>,
+    record: &Option<herald::domain::RecipientRecord>,
+    sends: &[herald::domain::facts::RecentSend],
+) {
+    let store = &app.handle().herald.store;
+    let alone = store.recipients.recipient(key).await.expect("recipient");
+    assert_eq!(
+        serde_json::to_value(record).expect("json"),
+        serde_json::to_value(&alone).expect("json"),
+        "{key}: the same record as read alone"
+    );
+    assert_eq!(
+        sends,
+        store
+            .recipients
+            .recent_sends(key, since)
+            .await
+            .expect("sends"),
+        "{key}: the same sends, newest first"
     );
 }
