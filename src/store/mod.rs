@@ -27,6 +27,7 @@
 //! the only code that speaks SQL.
 
 mod interfaces;
+pub mod packing;
 mod postgres;
 mod sled;
 

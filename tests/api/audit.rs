@@ -9,6 +9,7 @@ use herald::app::CSV_COLUMNS;
 use herald::domain::audit::{AuditEntry, AuditHead, AuditKind, Personal};
 use herald::domain::checkpoint::Checkpoint;
 use herald::domain::{Category, Role};
+use herald::store::packing;
 use serde_json::{json, Value};
 
 use crate::cli::herald;
@@ -233,14 +234,12 @@ async fn the_export_is_quoted_csv_with_fixed_columns_or_one_json_object_a_line()
 fn flip_a_byte(store: &std::path::Path, seq: u64) {
     let db = sled::open(store).expect("open sled");
     let audit = db.open_tree("audit").expect("tree");
-    let mut bytes = audit
-        .get(seq.to_be_bytes())
-        .expect("read")
-        .expect("entry")
-        .to_vec();
+    let stored = audit.get(seq.to_be_bytes()).expect("read").expect("entry");
+    let mut bytes = packing::unpack(&stored).expect("unpack").into_owned();
     let at = find(&bytes, b"\"outcome\":\"") + 11;
     bytes[at] ^= 0x01;
-    audit.insert(seq.to_be_bytes(), bytes).expect("write");
+    let stored = packing::pack(&bytes).expect("pack");
+    audit.insert(seq.to_be_bytes(), stored).expect("write");
     db.flush().expect("flush");
 }
 
@@ -260,7 +259,8 @@ fn rewrite_consistently(store: &std::path::Path, from: u64) {
     let mut head = AuditHead::default();
     for item in audit.iter() {
         let (key, value) = item.expect("read");
-        let mut entry: AuditEntry = serde_json::from_slice(&value).expect("entry");
+        let json = packing::unpack(&value).expect("unpack");
+        let mut entry: AuditEntry = serde_json::from_slice(&json).expect("entry");
         if entry.seq < from {
             prev = entry.hash.clone();
             continue;
@@ -269,7 +269,9 @@ fn rewrite_consistently(store: &std::path::Path, from: u64) {
             entry.outcome = Some("allow, rewritten".into());
         }
         let stored = entry.seal(entry.seq, &prev).expect("seal");
-        audit.insert(key, stored).expect("write");
+        audit
+            .insert(key, packing::pack(&stored).expect("pack"))
+            .expect("write");
         prev = entry.hash.clone();
         head = AuditHead::at(entry.seq, entry.hash);
     }

@@ -26,10 +26,11 @@ use std::ops::Bound;
 
 use async_trait::async_trait;
 
-use super::{decode, millis, SledStore, StoreError, Tx, TxResult, AUDIT_START, T};
+use super::{decode, millis, unpacked, SledStore, StoreError, Tx, TxResult, AUDIT_START, T};
 use crate::domain::audit::{
     verify_chain, AuditEntry, AuditHead, ChainItem, ChainPoint, Personal, Verification,
 };
+use crate::store::packing;
 use crate::store::{AuditCursor, AuditFilter, AuditLog, AuditOrder, AuditPage, Pruned};
 
 /// The most keys one query page walks before it answers with what it has and a cursor: a
@@ -38,6 +39,8 @@ const SCAN_BUDGET: usize = 20_000;
 
 /// Entries pruned per transaction.
 const PRUNE_CHUNK: usize = 1_000;
+/// Entries handed from the reading thread to the hashing one at a time, in `verify`.
+const VERIFY_CHUNK: usize = 1_024;
 
 fn tagged(tag: u8, value: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(value.len() + 10);
@@ -213,22 +216,31 @@ impl AuditLog for SledStore {
         Ok(out)
     }
 
-    /// Walks the whole chain from where it starts.
+    /// Walks the whole chain from where it starts. Each entry is checked as stored, without
+    /// decoding it: verification is a hash over the JSON on disk (BENCHMARKS.md). One thread
+    /// reads and unpacks the entries while this one hashes them.
     async fn verify(&self) -> Result<Verification, StoreError> {
         let start = self.audit_start()?;
         let from = (start.seq + 1).to_be_bytes();
-        // Each entry is checked as stored, without decoding it: verification is a hash over
-        // the bytes on disk (BENCHMARKS.md).
-        verify_chain(
-            start,
-            self.tree(T::Audit).range(from..).map(|item| {
-                item.map_err(StoreError::from)
-                    .map(|(k, v)| ChainItem::Sealed {
-                        seq: seq_of(&k).unwrap_or_default(),
-                        bytes: v.to_vec(),
-                    })
-            }),
-        )
+        let tree = self.tree(T::Audit);
+        std::thread::scope(|scope| {
+            let (chunks, arrived) = std::sync::mpsc::sync_channel(2);
+            scope.spawn(move || {
+                let mut chunk = Vec::with_capacity(VERIFY_CHUNK);
+                for item in tree.range(from..) {
+                    chunk.push(item.map_err(StoreError::from).map(|(k, v)| sealed(&k, &v)));
+                    if chunk.len() == VERIFY_CHUNK {
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(VERIFY_CHUNK));
+                        if chunks.send(full).is_err() {
+                            // The chain broke and verification stopped reading.
+                            return;
+                        }
+                    }
+                }
+                let _ = chunks.send(chunk);
+            });
+            verify_chain(start, arrived.into_iter().flatten())
+        })
     }
 
     async fn hash_at(&self, point: &ChainPoint) -> Result<Option<String>, StoreError> {
@@ -365,10 +377,11 @@ impl SledStore {
                 None => return Ok(None),
             },
         };
-        if !needles.admit(bytes) {
+        let json = unpacked(T::Audit, bytes)?;
+        if !needles.admit(&json) {
             return Ok(None);
         }
-        let mut entry: AuditEntry = decode(T::Audit, bytes)?;
+        let mut entry: AuditEntry = decode(T::Audit, &json)?;
         if entry.personal_sha256.is_some() {
             entry.personal = self.read::<Personal>(T::AuditPersonal, &seq.to_be_bytes())?;
         }
@@ -461,6 +474,18 @@ fn matches(f: &AuditFilter, pseudonym: Option<&str>, entry: &AuditEntry) -> bool
         && f.kind.is_none_or(|k| entry.kind == k)
         && f.from.is_none_or(|from| entry.at >= from)
         && f.to.is_none_or(|to| entry.at < to)
+}
+
+/// A stored entry as verification reads it: the JSON its hash covers.
+fn sealed(key: &[u8], value: &[u8]) -> ChainItem {
+    let seq = seq_of(key).unwrap_or_default();
+    match packing::unpack(value) {
+        Ok(json) => ChainItem::Sealed {
+            seq,
+            bytes: json.into_owned(),
+        },
+        Err(_) => ChainItem::Undecodable { seq },
+    }
 }
 
 fn chain_item(key: &[u8], value: &[u8]) -> ChainItem {

@@ -43,7 +43,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{IVec, Transactional};
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, StoreError};
+use super::{packing, Engine, StoreError};
 use crate::domain::audit::{fresh_salt, AuditEntry, AuditHead, Pseudonyms};
 use group_commit::GroupCommit;
 
@@ -168,6 +168,12 @@ impl T {
         }
     }
 
+    /// Whether the tree keeps its values packed ([`packing`]): the large ones that every
+    /// message writes. Values written before packing are read as they are.
+    fn packed(self) -> bool {
+        matches!(self, T::Messages | T::Audit)
+    }
+
     fn name(self) -> &'static str {
         match self {
             T::Messages => "messages",
@@ -282,16 +288,37 @@ pub(crate) struct Tx<'a> {
 }
 
 fn decode<V: DeserializeOwned>(t: T, bytes: &[u8]) -> Result<V, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+    let json = unpacked(t, bytes)?;
+    serde_json::from_slice(&json).map_err(|source| StoreError::Corrupt {
         what: t.record(),
         source: Arc::new(source),
     })
 }
 
 fn encode<V: Serialize>(t: T, value: &V) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+    let json = serde_json::to_vec(value).map_err(|source| StoreError::Encode {
         what: t.record(),
         source: Arc::new(source),
+    })?;
+    match t.packed() {
+        true => packed(t, &json),
+        false => Ok(json),
+    }
+}
+
+/// `json` as a tree that packs its values keeps it (see [`T::packed`]).
+fn packed(t: T, json: &[u8]) -> Result<Vec<u8>, StoreError> {
+    packing::pack(json).map_err(|e| StoreError::Encode {
+        what: t.record(),
+        source: Arc::new(<serde_json::Error as serde::ser::Error>::custom(e)),
+    })
+}
+
+/// The JSON a stored value holds, packed or not.
+fn unpacked(t: T, stored: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
+    packing::unpack(stored).map_err(|e| StoreError::Corrupt {
+        what: t.record(),
+        source: Arc::new(<serde_json::Error as serde::de::Error>::custom(e)),
     })
 }
 
@@ -348,7 +375,7 @@ impl Tx<'_> {
                 what: "audit entry",
                 source: Arc::new(source),
             })?;
-        self.put_raw(T::Audit, &seq.to_be_bytes(), &stored)?;
+        self.put_raw(T::Audit, &seq.to_be_bytes(), &packed(T::Audit, &stored)?)?;
         for key in audit::index_keys(&entry) {
             self.put_raw(T::AuditIndex, &key, &[])?;
         }

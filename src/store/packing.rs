@@ -1,0 +1,167 @@
+//! Stored values, packed: message records and audit entries are kept compressed with zstd
+//! against a dictionary of example values, so that the field names, the policy's rule names and
+//! the shape every record and entry shares are not stored again with each one.
+//!
+//! A packed value is one tag byte, then a zstd frame made with the dictionary that tag names.
+//! JSON never starts with a tag (it starts with `{`, `[`, `"`, a digit or a letter), so a value
+//! written before packing, or by hand, is read as it is: no store has to be rewritten, and the
+//! audit chain's hashes, which cover the JSON, hold whatever way it is kept.
+//!
+//! A dictionary is part of the stored format: once values are written with it, it must stay
+//! as it is, byte for byte, for as long as they are kept. A better one is added under a new tag,
+//! never put in place of an old one (the test below pins each dictionary's digest).
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::LazyLock;
+
+use zstd::bulk::{Compressor, Decompressor};
+use zstd::dict::{DecoderDictionary, EncoderDictionary};
+
+/// The tag of values packed with [`DICTIONARY_1`].
+const TAG_1: u8 = 0x01;
+
+/// Example records and entries of each kind, as Herald writes them (a raw-content dictionary:
+/// zstd finds in it the strings a value repeats): three message records (a receipt sent by
+/// email, a denied reply, a shipping update read) and one audit entry of each kind, taken from
+/// a sandbox store after the README's walkthrough, the most common kinds last (nearest to the
+/// value). Never edit: see the module's documentation.
+const DICTIONARY_1: &[u8] = include_bytes!("packing/dictionary-1.jsonl");
+
+/// zstd's fastest level: packing is on the path every message takes.
+const LEVEL: i32 = 1;
+
+/// The largest value unpacking will make: a frame that claims more is not one of ours.
+const MAX_UNPACKED: usize = 16 * 1024 * 1024;
+
+static ENCODER_1: LazyLock<EncoderDictionary<'static>> =
+    LazyLock::new(|| EncoderDictionary::copy(DICTIONARY_1, LEVEL));
+static DECODER_1: LazyLock<DecoderDictionary<'static>> =
+    LazyLock::new(|| DecoderDictionary::copy(DICTIONARY_1));
+
+thread_local! {
+    // zstd's contexts are reused: making one for each value costs more than the compression.
+    static COMPRESSOR: RefCell<Option<Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// Why stored bytes could not be unpacked.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("a packed value with the unknown tag {0:#04x}")]
+    UnknownTag(u8),
+    #[error("a packed value that does not say its size, or claims more than {MAX_UNPACKED} bytes")]
+    Size,
+    #[error("a packed value that does not decompress: {0}")]
+    Zstd(#[source] std::io::Error),
+}
+
+/// `json` packed with the current dictionary.
+pub fn pack(json: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let compressor = match cell.as_mut() {
+            Some(c) => c,
+            None => cell.insert(Compressor::with_prepared_dictionary(&ENCODER_1)?),
+        };
+        let mut out = Vec::with_capacity(1 + zstd::zstd_safe::compress_bound(json.len()));
+        out.push(TAG_1);
+        let mut frame = compressor.compress(json)?;
+        out.append(&mut frame);
+        Ok(out)
+    })
+}
+
+/// The JSON `stored` holds: itself when it was stored unpacked.
+pub fn unpack(stored: &[u8]) -> Result<Cow<'_, [u8]>, UnpackError> {
+    let Some((&tag, frame)) = stored.split_first() else {
+        return Ok(Cow::Borrowed(stored));
+    };
+    if !is_tag(tag) {
+        return Ok(Cow::Borrowed(stored));
+    }
+    if tag != TAG_1 {
+        return Err(UnpackError::UnknownTag(tag));
+    }
+    let size = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(size)) if size <= MAX_UNPACKED as u64 => size as usize,
+        _ => return Err(UnpackError::Size),
+    };
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let decompressor = match cell.as_mut() {
+            Some(d) => d,
+            None => cell.insert(
+                Decompressor::with_prepared_dictionary(&DECODER_1).map_err(UnpackError::Zstd)?,
+            ),
+        };
+        let json = decompressor
+            .decompress(frame, size)
+            .map_err(UnpackError::Zstd)?;
+        Ok(Cow::Owned(json))
+    })
+}
+
+/// Whether `byte` opens a packed value: the control characters below a space, which JSON's
+/// grammar never starts a value with (whitespace aside, which Herald does not write).
+fn is_tag(byte: u8) -> bool {
+    byte < 0x09
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    #[test]
+    fn a_value_comes_back_as_it_was_packed() {
+        let json = br#"{"id":"msg_01","status":"sent","recipient":{"psid":"4242"},"attempts":1}"#;
+        let packed = pack(json).expect("pack");
+        assert_eq!(packed[0], TAG_1);
+        assert_eq!(unpack(&packed).expect("unpack").as_ref(), json);
+    }
+
+    #[test]
+    fn a_value_stored_unpacked_is_read_as_it_is() {
+        for json in [&b"{\"a\":1}"[..], b"[1,2]", b"\"s\"", b"", b"12"] {
+            assert!(matches!(unpack(json), Ok(Cow::Borrowed(b)) if b == json));
+        }
+    }
+
+    #[test]
+    fn the_dictionary_shrinks_what_it_knows() {
+        // A record of the shape the dictionary holds packs far smaller than zstd alone would.
+        let json = &DICTIONARY_1[..DICTIONARY_1.len().min(1500)];
+        let packed = pack(json).expect("pack");
+        let plain = zstd::bulk::compress(json, LEVEL).expect("zstd");
+        assert!(
+            packed.len() * 3 < plain.len(),
+            "{} vs {}",
+            packed.len(),
+            plain.len()
+        );
+    }
+
+    #[test]
+    fn damaged_or_unknown_values_are_errors_not_guesses() {
+        let mut packed = pack(br#"{"kind":"decision","outcome":"allow"}"#).expect("pack");
+        assert!(matches!(
+            unpack(&[0x02, 1, 2, 3]),
+            Err(UnpackError::UnknownTag(0x02))
+        ));
+        assert!(matches!(unpack(&[TAG_1, 1, 2, 3]), Err(UnpackError::Size)));
+        let last = packed.len() - 1;
+        packed.truncate(last);
+        assert!(unpack(&packed).is_err());
+    }
+
+    /// Values packed with a dictionary can be read only with that dictionary, byte for byte.
+    #[test]
+    fn the_released_dictionaries_are_unchanged() {
+        assert_eq!(
+            hex::encode(Sha256::digest(DICTIONARY_1)),
+            "89ce159237475712e6bd5f64f4bc316269091a47fcf8fd5dfccf0fec5ef54f33"
+        );
+    }
+}
