@@ -14,7 +14,7 @@ use herald::domain::lifecycle::{self, Event};
 use herald::domain::{MessageId, Role};
 use herald::messenger::sign;
 use herald::sandbox::{Sandbox, SandboxConfig, SandboxPage};
-use herald::store::{StoreError, Stores};
+use herald::store::{packing, StoreError, Stores};
 use serde_json::{json, Value};
 
 use crate::crash::{backend_token, client_token, customer, start, Gateway, TestGateway};
@@ -913,7 +913,7 @@ async fn migrations_applied_twice_are_a_no_op() {
     );
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "applied migrations: 1, 2, 3, 4, 5"
+        "applied migrations: 1, 2, 3, 4, 5, 6"
     );
     let tables = sql(
         &database,
@@ -975,7 +975,7 @@ async fn the_database_is_reached_over_tls_and_its_certificate_is_checked() {
     );
     assert_eq!(
         String::from_utf8_lossy(&trusted.stdout).trim(),
-        "applied migrations: 1, 2, 3, 4, 5"
+        "applied migrations: 1, 2, 3, 4, 5, 6"
     );
 }
 
@@ -1022,6 +1022,71 @@ async fn a_bad_url_or_a_database_that_is_down_is_one_line_naming_storage_url() {
     }
 }
 
+/// Records and audit entries are stored packed; rows written before migration 6 hold their
+/// JSON as it is (the migration turned the text into its UTF-8 bytes), and read the same.
+#[tokio::test]
+async fn records_and_entries_are_packed_and_rows_stored_plain_still_read() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let app = on_database(&database).await;
+    app.user_writes("7101", "hello", None).await;
+    let (status, sent) = app.respond("7101", "hi there").await;
+    assert_eq!(status, 202, "{sent}");
+    app.drain().await;
+    let id = sent["id"].as_str().expect("id");
+    let before = app.message(id).await;
+    let (client, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    for row in sql(&database, "SELECT id, record FROM messages").await {
+        let id: &str = row.get(0);
+        client
+            .execute(
+                "UPDATE messages SET record = $2 WHERE id = $1",
+                &[&id, &plain(row.get(1))],
+            )
+            .await
+            .expect("store the record plain");
+    }
+    for row in sql(&database, "SELECT chain, seq, entry FROM audit").await {
+        let (chain, seq): (i32, i64) = (row.get(0), row.get(1));
+        client
+            .execute(
+                "UPDATE audit SET entry = $3 WHERE chain = $1 AND seq = $2",
+                &[&chain, &seq, &plain(row.get(2))],
+            )
+            .await
+            .expect("store the entry plain");
+    }
+    assert_eq!(app.message(id).await, before);
+    let verified = app.read(Role::Compliance, "/v1/audit/verify").await.1;
+    assert_eq!(verified["ok"], true, "{verified}");
+    let (status, found) = app.read(Role::Compliance, "/v1/audit?recipient=7101").await;
+    assert_eq!(status, 200, "{found}");
+    let kinds: Vec<&str> = found["entries"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["kind"].as_str()).collect())
+        .unwrap_or_default();
+    for kind in ["decision", "attempt", "status"] {
+        assert!(kinds.contains(&kind), "{kind} in {found}");
+    }
+}
+
+/// The JSON a packed value holds, after checking that it was packed.
+fn plain(stored: &[u8]) -> Vec<u8> {
+    let json = packing::unpack(stored).expect("unpack").into_owned();
+    assert!(
+        stored[0] != b'{' && stored.len() < json.len(),
+        "{} bytes stored for {} of JSON",
+        stored.len(),
+        json.len()
+    );
+    json
+}
+
 #[tokio::test]
 async fn verify_names_the_chain_and_entry_of_an_altered_row_and_a_checkpoint_catches_a_rewrite() {
     let Some(server) = postgres_server() else {
@@ -1050,20 +1115,8 @@ async fn verify_names_the_chain_and_entry_of_an_altered_row_and_a_checkpoint_cat
     );
 
     // Someone with the database flips a letter of one entry.
-    let row = sql(
-        &database,
-        "SELECT chain, seq FROM audit WHERE entry LIKE '%\"outcome\":\"allow\"%' ORDER BY id LIMIT 1",
-    )
-    .await;
-    let (chain, seq): (i32, i64) = (row[0].get(0), row[0].get(1));
-    sql(
-        &database,
-        &format!(
-            "UPDATE audit SET entry = replace(entry, '\"outcome\":\"allow\"', '\"outcome\":\"allov\"')
-             WHERE chain = {chain} AND seq = {seq}"
-        ),
-    )
-    .await;
+    let (chain, seq) = first_entry_holding(&database, ALLOWED).await;
+    edit_entry(&database, chain, seq, ALLOWED, ALTERED).await;
     let bad = app.read(Role::Compliance, "/v1/audit/verify").await.1;
     assert_eq!(
         (&bad["ok"], &bad["first_bad_chain"], &bad["first_bad_seq"]),
@@ -1073,14 +1126,7 @@ async fn verify_names_the_chain_and_entry_of_an_altered_row_and_a_checkpoint_cat
 
     // Put back the letter, then rewrite that chain consistently from the entry on: it verifies
     // again, but no longer extends the checkpoint.
-    sql(
-        &database,
-        &format!(
-            "UPDATE audit SET entry = replace(entry, '\"outcome\":\"allov\"', '\"outcome\":\"allow\"')
-             WHERE chain = {chain} AND seq = {seq}"
-        ),
-    )
-    .await;
+    edit_entry(&database, chain, seq, ALTERED, ALLOWED).await;
     rewrite_chain(&database, chain, seq).await;
     let rewritten = app.read(Role::Compliance, "/v1/audit/verify").await.1;
     assert_eq!(
@@ -1126,18 +1172,58 @@ async fn a_chain_longer_than_one_read_verifies_across_its_chunks() {
     assert_eq!((chain0.first_seq, chain0.ok), (1, true), "{chain0:?}");
 
     // A letter changed in the second chunk is named there.
-    sql(
-        &database,
-        "UPDATE audit SET entry = replace(entry, '\"outcome\":\"allow\"', '\"outcome\":\"allov\"')
-         WHERE chain = 0 AND seq = 15000",
-    )
-    .await;
+    edit_entry(&database, 0, 15_000, ALLOWED, ALTERED).await;
     let bad = store.audit.verify().await.expect("verify");
     assert_eq!(
         (bad.ok, bad.first_bad_chain, bad.first_bad_seq),
         (false, Some(0), Some(15_000)),
         "{bad:?}"
     );
+}
+
+const ALLOWED: &str = r#""outcome":"allow""#;
+const ALTERED: &str = r#""outcome":"allov""#;
+
+/// The first entry, in the order written, whose JSON holds `needle`: (chain, seq).
+async fn first_entry_holding(database: &str, needle: &str) -> (i32, i64) {
+    let rows = sql(database, "SELECT chain, seq, entry FROM audit ORDER BY id").await;
+    let row = rows
+        .iter()
+        .find(|row| {
+            let json = packing::unpack(row.get::<_, &[u8]>(2)).expect("unpack");
+            String::from_utf8_lossy(&json).contains(needle)
+        })
+        .expect("an entry holding it");
+    (row.get(0), row.get(1))
+}
+
+/// Replaces `from` with `to` in the stored entry (`chain`, `seq`), as someone with the database
+/// might, packing it again as Herald stores it.
+async fn edit_entry(database: &str, chain: i32, seq: i64, from: &str, to: &str) {
+    let rows = sql(
+        database,
+        &format!("SELECT entry FROM audit WHERE chain = {chain} AND seq = {seq}"),
+    )
+    .await;
+    let json = packing::unpack(rows[0].get::<_, &[u8]>(0)).expect("unpack");
+    let edited = String::from_utf8_lossy(&json).replace(from, to);
+    assert_ne!(edited.as_bytes(), json.as_ref(), "{from} is in the entry");
+    store_entry(database, chain, seq, edited.as_bytes()).await;
+}
+
+/// Stores `json` as the entry (`chain`, `seq`), packed.
+async fn store_entry(database: &str, chain: i32, seq: i64, json: &[u8]) {
+    let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+        .execute(
+            "UPDATE audit SET entry = $3 WHERE chain = $1 AND seq = $2",
+            &[&chain, &seq, &packing::pack(json).expect("pack")],
+        )
+        .await
+        .expect("store the entry");
 }
 
 /// Rewrites chain `chain` from `from` on, every hash recomputed and the head moved: what a
@@ -1148,15 +1234,12 @@ async fn rewrite_chain(database: &str, chain: i32, from: i64) {
         &format!("SELECT seq, entry FROM audit WHERE chain = {chain} ORDER BY seq"),
     )
     .await;
-    let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
     let mut prev = String::new();
     for row in rows {
         let seq: i64 = row.get(0);
+        let json = packing::unpack(row.get::<_, &[u8]>(1)).expect("unpack");
         let mut entry: herald::domain::audit::AuditEntry =
-            serde_json::from_str(row.get::<_, &str>(1)).expect("entry");
+            serde_json::from_slice(&json).expect("entry");
         if seq < from {
             prev = entry.hash.clone();
             continue;
@@ -1164,16 +1247,14 @@ async fn rewrite_chain(database: &str, chain: i32, from: i64) {
         if seq == from {
             entry.outcome = Some("allow, rewritten".into());
         }
-        let sealed = String::from_utf8(entry.seal(entry.seq, &prev).expect("seal")).expect("utf8");
-        client
-            .execute(
-                "UPDATE audit SET entry = $3 WHERE chain = $1 AND seq = $2",
-                &[&chain, &seq, &sealed],
-            )
-            .await
-            .expect("rewrite");
+        let sealed = entry.seal(entry.seq, &prev).expect("seal");
+        store_entry(database, chain, seq, &sealed).await;
         prev = entry.hash.clone();
     }
+    let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
     client
         .execute(
             "UPDATE audit_chains SET hash = $2 WHERE chain = $1",

@@ -9,11 +9,12 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 
 use super::writes::{write_alone, Rows};
-use super::{decode, int8, uint, PgStore, Prepared, StoreError};
+use super::{decode, decode_packed, int8, uint, PgStore, Prepared, StoreError};
 use crate::domain::audit::{
     verify_chain, AuditEntry, AuditHead, ChainHead, ChainItem, ChainPoint, Personal, Verification,
     GENESIS,
 };
+use crate::store::packing;
 use crate::store::{AuditCursor, AuditFilter, AuditLog, AuditOrder, AuditPage, Pruned};
 
 /// Entries read per round trip while a chain is verified.
@@ -98,11 +99,13 @@ impl AuditLog for PgStore {
                     )
                     .await?;
                 row.and_then(|row| {
-                    let entry: Option<String> = row.get(0);
+                    let entry: Option<&[u8]> = row.get(0);
                     let start: Option<String> = row.get(1);
                     start.or_else(|| {
                         entry.and_then(|e| {
-                            decode::<AuditEntry>("audit entry", &e).ok().map(|e| e.hash)
+                            decode_packed::<AuditEntry>("audit entry", e)
+                                .ok()
+                                .map(|e| e.hash)
                         })
                     })
                 })
@@ -128,15 +131,14 @@ impl AuditLog for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|row| {
-                let entry: String = row.get(1);
-                match decode::<AuditEntry>("audit entry", &entry) {
+            .map(
+                |row| match decode_packed::<AuditEntry>("audit entry", row.get(1)) {
                     Ok(e) => ChainItem::Entry(e),
                     Err(_) => ChainItem::Undecodable {
                         seq: uint(row.get(0)),
                     },
-                }
-            })
+                },
+            )
             .collect())
     }
 
@@ -168,8 +170,7 @@ impl AuditLog for PgStore {
             .await?;
         rows.iter()
             .map(|row| {
-                let text: String = row.get(0);
-                let mut entry: AuditEntry = decode("audit entry", &text)?;
+                let mut entry: AuditEntry = decode_packed("audit entry", row.get(0))?;
                 let personal: Option<String> = row.get(1);
                 if let Some(p) = personal.filter(|_| entry.personal_sha256.is_some()) {
                     entry.personal = Some(decode::<Personal>("audit entry's personal values", &p)?);
@@ -244,8 +245,7 @@ impl AuditLog for PgStore {
         let rows = client.rows(&sql, &params).await?;
         let mut page = AuditPage::default();
         for row in rows.iter().take(limit) {
-            let text: String = row.get(1);
-            let mut entry: AuditEntry = decode("audit entry", &text)?;
+            let mut entry: AuditEntry = decode_packed("audit entry", row.get(1))?;
             let personal: Option<String> = row.get(2);
             if let Some(p) = personal.filter(|_| entry.personal_sha256.is_some()) {
                 entry.personal = Some(decode::<Personal>("audit entry's personal values", &p)?);
@@ -300,14 +300,14 @@ impl AuditLog for PgStore {
             if through <= start {
                 continue;
             }
-            let last: String = tx
+            let last: Vec<u8> = tx
                 .one(
                     "SELECT entry FROM audit WHERE chain = $1 AND seq = $2",
                     &[&col, &through],
                 )
                 .await?
                 .get(0);
-            let last: AuditEntry = decode("audit entry", &last)?;
+            let last: AuditEntry = decode_packed("audit entry", &last)?;
             let gone = tx
                 .exec(
                     "DELETE FROM audit WHERE chain = $1 AND seq > $2 AND seq <= $3",
@@ -388,10 +388,14 @@ impl PgStore {
                 )
                 .await?;
             let full = i64::try_from(rows.len()).unwrap_or_default() == VERIFY_CHUNK;
-            let items = rows.into_iter().map(|row| {
-                Ok::<_, StoreError>(ChainItem::Sealed {
-                    seq: uint(row.get(0)),
-                    bytes: row.get::<_, String>(1).into_bytes(),
+            let items = rows.iter().map(|row| {
+                let seq = uint(row.get(0));
+                Ok::<_, StoreError>(match packing::unpack(row.get(1)) {
+                    Ok(json) => ChainItem::Sealed {
+                        seq,
+                        bytes: json.into_owned(),
+                    },
+                    Err(_) => ChainItem::Undecodable { seq },
                 })
             });
             let mut v = verify_chain(head, items)?;

@@ -8,7 +8,7 @@ use deadpool_postgres::Transaction;
 
 use super::batcher::{AcceptJob, UpdateJob};
 use super::writes::Rows;
-use super::{decode, PgStore, Prepared, StoreError};
+use super::{decode, decode_packed, PgStore, Prepared, StoreError};
 use crate::domain::decision::TraceStep;
 use crate::domain::{IdempotencyRecord, MessageId, MessageRecord};
 use crate::store::{Accepted, MessageChange, Messages, MessagesChange, NewMessage};
@@ -57,10 +57,9 @@ impl PgStore {
             .await?;
         rows.iter()
             .map(|row| {
-                let text: String = row.get(0);
                 let partition: Option<i32> = row.get(1);
                 Ok(Locked {
-                    record: decode("message", &text)?,
+                    record: decode_packed("message", row.get::<_, &[u8]>(0))?,
                     claim: partition.map(|p| (p, row.get(2), row.get(3))),
                 })
             })
@@ -162,12 +161,12 @@ impl Messages for PgStore {
     }
 
     async fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
-        self.read_json(
-            "message",
-            "SELECT record FROM messages WHERE id = $1",
-            &id.as_str(),
-        )
-        .await
+        let client = self.client().await?;
+        let row = client
+            .opt("SELECT record FROM messages WHERE id = $1", &[&id.as_str()])
+            .await?;
+        row.map(|row| decode_packed("message", row.get::<_, &[u8]>(0)))
+            .transpose()
     }
 
     async fn trace(&self, record: &MessageRecord) -> Result<Vec<TraceStep>, StoreError> {

@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "lean audit indexes",
         include_str!("migrations/0005_lean_audit_indexes.sql"),
     ),
+    (
+        6,
+        "packed values",
+        include_str!("migrations/0006_packed_values.sql"),
+    ),
 ];
 
 /// The advisory lock Herald's schema changes take (any number, the same everywhere).
@@ -181,6 +186,10 @@ mod tests {
         (
             5,
             "3336699bb2f27d841025a837c63142b182997799a9f1a3bad2ceef5e25419188",
+        ),
+        (
+            6,
+            "e60b526405b2b8c4bf658be71194072c793d81f5c72e7a657750314864e63344",
         ),
     ];
 

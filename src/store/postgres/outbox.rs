@@ -5,7 +5,7 @@ use std::time::{Duration as StdDuration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
-use super::{decode, int8, uint, PgStore, Prepared, StoreError};
+use super::{decode_packed, int8, uint, PgStore, Prepared, StoreError};
 use crate::domain::MessageId;
 use crate::store::{Claimed, Outbox};
 
@@ -89,8 +89,8 @@ impl Outbox for PgStore {
                 let id = MessageId::parse(row.get::<_, &str>(0))?;
                 // A record that does not decode is left for the worker's own read to report.
                 let record = row
-                    .get::<_, Option<&str>>(2)
-                    .and_then(|text| decode("message", text).ok());
+                    .get::<_, Option<&[u8]>>(2)
+                    .and_then(|stored| decode_packed("message", stored).ok());
                 Some((row.get(1), Claimed { id, record }))
             })
             .collect();

@@ -15,7 +15,7 @@ use deadpool_postgres::Transaction;
 use futures_util::future::{try_join, try_join_all, BoxFuture};
 use sha2::{Digest, Sha256};
 
-use super::{encode, uint, PgStore, Prepared, StoreError};
+use super::{encode, encode_packed, pack, uint, PgStore, Prepared, StoreError};
 use crate::domain::audit::{fresh_salt, AuditEntry};
 use crate::domain::decision::TraceStep;
 use crate::domain::lifecycle::{self, Effects, OutboxChange};
@@ -25,8 +25,8 @@ use crate::store::{count_label, NewMessage};
 /// Every row one transaction writes, by table.
 #[derive(Default)]
 pub(super) struct Rows {
-    /// id → record (JSON), inserted or replaced.
-    messages: BTreeMap<String, String>,
+    /// id → record (packed JSON), inserted or replaced.
+    messages: BTreeMap<String, Vec<u8>>,
     /// sha256 → trace (JSON), kept once.
     traces: BTreeMap<String, String>,
     /// id → where it goes in the outbox: put there or moved in it.
@@ -47,7 +47,7 @@ const TRACES: &str = "INSERT INTO traces (sha256, trace)
      ON CONFLICT DO NOTHING";
 
 const MESSAGES: &str = "INSERT INTO messages (id, record)
-     SELECT * FROM UNNEST($1::text[], $2::text[])
+     SELECT * FROM UNNEST($1::text[], $2::bytea[])
      ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record";
 
 const OUTBOX_REMOVE: &str = "DELETE FROM outbox WHERE message_id = ANY($1)";
@@ -116,7 +116,7 @@ impl Rows {
         self.recount(None, &record);
         self.effects(store, &record, effects);
         self.messages
-            .insert(record.id.to_string(), encode("message", &record)?);
+            .insert(record.id.to_string(), encode_packed("message", &record)?);
         Ok(())
     }
 
@@ -143,7 +143,7 @@ impl Rows {
         }
         self.effects(store, record, effects);
         self.messages
-            .insert(record.id.to_string(), encode("message", &*record)?);
+            .insert(record.id.to_string(), encode_packed("message", &*record)?);
         Ok(())
     }
 
@@ -257,12 +257,12 @@ async fn write_traces(
 /// Message records, inserted or replaced.
 async fn write_messages(
     tx: &Transaction<'_>,
-    messages: BTreeMap<String, String>,
+    messages: BTreeMap<String, Vec<u8>>,
 ) -> Result<(), StoreError> {
     if messages.is_empty() {
         return Ok(());
     }
-    let (ids, records): (Vec<String>, Vec<String>) = messages.into_iter().unzip();
+    let (ids, records): (Vec<String>, Vec<Vec<u8>>) = messages.into_iter().unzip();
     tx.exec(MESSAGES, &[&ids, &records]).await?;
     Ok(())
 }
@@ -404,8 +404,7 @@ pub(super) async fn append_audit(
                 .take_personal(&store.pseudonyms, fresh_salt())
                 .map_err(encode_error)?;
             let sealed = entry.seal(uint(seq), &hash).map_err(encode_error)?;
-            let sealed = String::from_utf8(sealed)
-                .map_err(|e| StoreError::Engine(Arc::new(std::io::Error::other(e.to_string()))))?;
+            let sealed = pack("audit entry", &sealed)?;
             if let Some(personal) = personal {
                 rows.personal.0.push(chain_col);
                 rows.personal.1.push(seq);
@@ -449,12 +448,12 @@ struct AuditRows {
     reason: Vec<Option<String>>,
     campaign: Vec<Option<String>>,
     client: Vec<Option<String>>,
-    entry: Vec<String>,
+    entry: Vec<Vec<u8>>,
     personal: (Vec<i32>, Vec<i64>, Vec<String>),
 }
 
 impl AuditRows {
-    fn push(&mut self, chain: i32, seq: i64, e: &AuditEntry, sealed: String) {
+    fn push(&mut self, chain: i32, seq: i64, e: &AuditEntry, sealed: Vec<u8>) {
         self.chain.push(chain);
         self.seq.push(seq);
         self.at.push(e.at);
@@ -491,7 +490,7 @@ impl AuditRows {
                                 reason, campaign, client, entry)
              SELECT * FROM UNNEST($1::integer[], $2::bigint[], $3::timestamptz[], $4::text[],
                                   $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                                  $10::text[], $11::text[], $12::text[])",
+                                  $10::text[], $11::text[], $12::bytea[])",
             &columns,
         );
         let personal = async {
