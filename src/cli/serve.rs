@@ -78,7 +78,9 @@ async fn run_sandbox(config: &Path) -> anyhow::Result<ExitCode> {
         },
     );
     let (_policy_scratch, policy_note) = built_in_policy(&mut settings)?;
-    let _scratch = if config.exists() && std::env::var("HERALD_STORAGE__PATH").is_err() {
+    // A store is configured by a configuration file or by `HERALD_STORAGE__PATH`.
+    let configured = config.exists() || std::env::var_os("HERALD_STORAGE__PATH").is_some();
+    let _scratch = if configured {
         None
     } else {
         let dir = tempfile::Builder::new()

@@ -719,10 +719,19 @@ impl Drop for TestApp {
 /// `herald serve --sandbox` as a user starts it (no configuration file, a port of its own), and
 /// the first line of its banner that `wanted` picks. The caller kills the child.
 pub async fn serve_sandbox(wanted: fn(&str) -> bool) -> (std::process::Child, Option<String>) {
+    serve_sandbox_with(&[], wanted).await
+}
+
+/// As [`serve_sandbox`], with `envs` set for the gateway.
+pub async fn serve_sandbox_with(
+    envs: &[(&str, &std::path::Path)],
+    wanted: fn(&str) -> bool,
+) -> (std::process::Child, Option<String>) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["serve", "--sandbox", "--config", "no-such-herald.toml"])
+        .envs(envs.iter().copied())
         .env("RUST_LOG", "warn")
         .env("HERALD_SERVER__LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())

@@ -761,3 +761,25 @@ async fn control_errors_are_problem_documents() {
     }
     app.stop().await;
 }
+
+/// `herald serve --sandbox` keeps its store where `HERALD_STORAGE__PATH` says, and the store
+/// outlives the run (without it, the store is a throwaway one).
+#[tokio::test]
+async fn serve_sandbox_keeps_its_store_where_herald_storage_path_says() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("store");
+    let (mut child, line) =
+        crate::helpers::serve_sandbox_with(&[("HERALD_STORAGE__PATH", &store)], |l| {
+            l.trim_start().starts_with("store ")
+        })
+        .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("a store line in the banner");
+    assert_eq!(
+        line.trim_start().strip_prefix("store").map(str::trim),
+        store.to_str(),
+        "{line}"
+    );
+    assert!(store.is_dir(), "the store outlives the run");
+}
