@@ -70,10 +70,10 @@ pub fn pack(json: &[u8]) -> std::io::Result<Vec<u8>> {
                 cell.insert(c)
             }
         };
-        let mut out = Vec::with_capacity(1 + zstd::zstd_safe::compress_bound(json.len()));
+        let frame = compressor.compress(json)?;
+        let mut out = Vec::with_capacity(1 + frame.len());
         out.push(TAG_1);
-        let mut frame = compressor.compress(json)?;
-        out.append(&mut frame);
+        out.extend_from_slice(&frame);
         Ok(out)
     })
 }
@@ -108,8 +108,8 @@ pub fn unpack(stored: &[u8]) -> Result<Cow<'_, [u8]>, UnpackError> {
     })
 }
 
-/// Whether `byte` opens a packed value: the control characters below a space, which JSON's
-/// grammar never starts a value with (whitespace aside, which Herald does not write).
+/// Whether `byte` opens a packed value: the control characters below the tab, which JSON never
+/// starts with (not even with leading whitespace, which Herald does not write anyway).
 fn is_tag(byte: u8) -> bool {
     byte < 0x09
 }
