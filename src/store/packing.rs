@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use zstd::bulk::{Compressor, Decompressor};
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
@@ -106,6 +106,37 @@ pub fn unpack(stored: &[u8]) -> Result<Cow<'_, [u8]>, UnpackError> {
             .map_err(UnpackError::Zstd)?;
         Ok(Cow::Owned(json))
     })
+}
+
+/// `json` packed, for a store: a failure is the store's encoding error for `what`.
+pub(crate) fn pack_stored(what: &'static str, json: &[u8]) -> Result<Vec<u8>, super::StoreError> {
+    pack(json).map_err(|e| super::StoreError::Encode {
+        what,
+        source: Arc::new(<serde_json::Error as serde::ser::Error>::custom(e)),
+    })
+}
+
+/// The JSON a store's value holds: bytes that do not unpack are `what`, corrupt.
+pub(crate) fn unpack_stored<'a>(
+    what: &'static str,
+    stored: &'a [u8],
+) -> Result<Cow<'a, [u8]>, super::StoreError> {
+    unpack(stored).map_err(|e| super::StoreError::Corrupt {
+        what,
+        source: Arc::new(<serde_json::Error as serde::de::Error>::custom(e)),
+    })
+}
+
+/// A stored audit entry as verification reads it: the JSON its hash covers, or undecodable.
+pub(crate) fn sealed(seq: u64, stored: &[u8]) -> crate::domain::audit::ChainItem {
+    use crate::domain::audit::ChainItem;
+    match unpack(stored) {
+        Ok(json) => ChainItem::Sealed {
+            seq,
+            bytes: json.into_owned(),
+        },
+        Err(_) => ChainItem::Undecodable { seq },
+    }
 }
 
 /// Whether `byte` opens a packed value: the control characters below the tab, which JSON never

@@ -104,11 +104,20 @@ pub(crate) async fn tool_store(database: &str) -> Stores {
 }
 
 pub(crate) async fn sql(database: &str, statement: &str) -> Vec<tokio_postgres::Row> {
+    connect(database)
+        .await
+        .query(statement, &[])
+        .await
+        .expect("sql")
+}
+
+/// A client of `database`, its connection driven in the background.
+async fn connect(database: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
         .await
         .expect("connect");
     tokio::spawn(connection);
-    client.query(statement, &[]).await.expect("sql")
+    client
 }
 
 /// Sends a shipping update from `page` to `psid` through `gateway`: the message id.
@@ -1037,10 +1046,7 @@ async fn records_and_entries_are_packed_and_rows_stored_plain_still_read() {
     app.drain().await;
     let id = sent["id"].as_str().expect("id");
     let before = app.message(id).await;
-    let (client, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
+    let client = connect(&database).await;
     for row in sql(&database, "SELECT id, record FROM messages").await {
         let id: &str = row.get(0);
         client
@@ -1213,10 +1219,7 @@ async fn edit_entry(database: &str, chain: i32, seq: i64, from: &str, to: &str) 
 
 /// Stores `json` as the entry (`chain`, `seq`), packed.
 async fn store_entry(database: &str, chain: i32, seq: i64, json: &[u8]) {
-    let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
+    let client = connect(database).await;
     client
         .execute(
             "UPDATE audit SET entry = $3 WHERE chain = $1 AND seq = $2",
@@ -1251,10 +1254,7 @@ async fn rewrite_chain(database: &str, chain: i32, from: i64) {
         store_entry(database, chain, seq, &sealed).await;
         prev = entry.hash.clone();
     }
-    let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
+    let client = connect(database).await;
     client
         .execute(
             "UPDATE audit_chains SET hash = $2 WHERE chain = $1",

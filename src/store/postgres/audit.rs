@@ -388,16 +388,9 @@ impl PgStore {
                 )
                 .await?;
             let full = i64::try_from(rows.len()).unwrap_or_default() == VERIFY_CHUNK;
-            let items = rows.iter().map(|row| {
-                let seq = uint(row.get(0));
-                Ok::<_, StoreError>(match packing::unpack(row.get(1)) {
-                    Ok(json) => ChainItem::Sealed {
-                        seq,
-                        bytes: json.into_owned(),
-                    },
-                    Err(_) => ChainItem::Undecodable { seq },
-                })
-            });
+            let items = rows
+                .iter()
+                .map(|row| Ok::<_, StoreError>(packing::sealed(uint(row.get(0)), row.get(1))));
             let mut v = verify_chain(head, items)?;
             entries += v.entries;
             head = AuditHead::at(v.head_seq, v.head.clone());

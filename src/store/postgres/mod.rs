@@ -435,31 +435,15 @@ fn decode<V: DeserializeOwned>(what: &'static str, text: &str) -> Result<V, Stor
 
 /// `value` as a packed column keeps it (`messages.record`, `audit.entry`; see [`packing`]).
 fn encode_packed<V: Serialize>(what: &'static str, value: &V) -> Result<Vec<u8>, StoreError> {
-    pack(what, encode(what, value)?.as_bytes())
-}
-
-fn pack(what: &'static str, json: &[u8]) -> Result<Vec<u8>, StoreError> {
-    packing::pack(json).map_err(|e| StoreError::Encode {
-        what,
-        source: Arc::new(<serde_json::Error as serde::ser::Error>::custom(e)),
-    })
-}
-
-/// The JSON a packed column holds (a row written before packing holds it as it is).
-fn unpack<'a>(
-    what: &'static str,
-    stored: &'a [u8],
-) -> Result<std::borrow::Cow<'a, [u8]>, StoreError> {
-    packing::unpack(stored).map_err(|e| StoreError::Corrupt {
-        what,
-        source: Arc::new(<serde_json::Error as serde::de::Error>::custom(e)),
-    })
+    packing::pack_stored(what, encode(what, value)?.as_bytes())
 }
 
 fn decode_packed<V: DeserializeOwned>(what: &'static str, stored: &[u8]) -> Result<V, StoreError> {
-    serde_json::from_slice(&unpack(what, stored)?).map_err(|source| StoreError::Corrupt {
-        what,
-        source: Arc::new(source),
+    serde_json::from_slice(&packing::unpack_stored(what, stored)?).map_err(|source| {
+        StoreError::Corrupt {
+            what,
+            source: Arc::new(source),
+        }
     })
 }
 

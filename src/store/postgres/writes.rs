@@ -15,11 +15,12 @@ use deadpool_postgres::Transaction;
 use futures_util::future::{try_join, try_join_all, BoxFuture};
 use sha2::{Digest, Sha256};
 
-use super::{encode, encode_packed, pack, uint, PgStore, Prepared, StoreError};
+use super::{encode, encode_packed, uint, PgStore, Prepared, StoreError};
 use crate::domain::audit::{fresh_salt, AuditEntry};
 use crate::domain::decision::TraceStep;
 use crate::domain::lifecycle::{self, Effects, OutboxChange};
 use crate::domain::MessageRecord;
+use crate::store::packing;
 use crate::store::{count_label, NewMessage};
 
 /// Every row one transaction writes, by table.
@@ -404,7 +405,7 @@ pub(super) async fn append_audit(
                 .take_personal(&store.pseudonyms, fresh_salt())
                 .map_err(encode_error)?;
             let sealed = entry.seal(uint(seq), &hash).map_err(encode_error)?;
-            let sealed = pack("audit entry", &sealed)?;
+            let sealed = packing::pack_stored("audit entry", &sealed)?;
             if let Some(personal) = personal {
                 rows.personal.0.push(chain_col);
                 rows.personal.1.push(seq);

@@ -26,7 +26,7 @@ use std::ops::Bound;
 
 use async_trait::async_trait;
 
-use super::{decode, millis, unpacked, SledStore, StoreError, Tx, TxResult, AUDIT_START, T};
+use super::{decode, millis, SledStore, StoreError, Tx, TxResult, AUDIT_START, T};
 use crate::domain::audit::{
     verify_chain, AuditEntry, AuditHead, ChainItem, ChainPoint, Personal, Verification,
 };
@@ -228,7 +228,10 @@ impl AuditLog for SledStore {
             scope.spawn(move || {
                 let mut chunk = Vec::with_capacity(VERIFY_CHUNK);
                 for item in tree.range(from..) {
-                    chunk.push(item.map_err(StoreError::from).map(|(k, v)| sealed(&k, &v)));
+                    chunk.push(
+                        item.map_err(StoreError::from)
+                            .map(|(k, v)| packing::sealed(seq_of(&k).unwrap_or_default(), &v)),
+                    );
                     if chunk.len() == VERIFY_CHUNK {
                         let full = std::mem::replace(&mut chunk, Vec::with_capacity(VERIFY_CHUNK));
                         if chunks.send(full).is_err() {
@@ -377,7 +380,7 @@ impl SledStore {
                 None => return Ok(None),
             },
         };
-        let json = unpacked(T::Audit, bytes)?;
+        let json = packing::unpack_stored(T::Audit.record(), bytes)?;
         if !needles.admit(&json) {
             return Ok(None);
         }
@@ -474,18 +477,6 @@ fn matches(f: &AuditFilter, pseudonym: Option<&str>, entry: &AuditEntry) -> bool
         && f.kind.is_none_or(|k| entry.kind == k)
         && f.from.is_none_or(|from| entry.at >= from)
         && f.to.is_none_or(|to| entry.at < to)
-}
-
-/// A stored entry as verification reads it: the JSON its hash covers.
-fn sealed(key: &[u8], value: &[u8]) -> ChainItem {
-    let seq = seq_of(key).unwrap_or_default();
-    match packing::unpack(value) {
-        Ok(json) => ChainItem::Sealed {
-            seq,
-            bytes: json.into_owned(),
-        },
-        Err(_) => ChainItem::Undecodable { seq },
-    }
 }
 
 fn chain_item(key: &[u8], value: &[u8]) -> ChainItem {

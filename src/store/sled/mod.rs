@@ -290,7 +290,7 @@ pub(crate) struct Tx<'a> {
 }
 
 fn decode<V: DeserializeOwned>(t: T, bytes: &[u8]) -> Result<V, StoreError> {
-    let json = unpacked(t, bytes)?;
+    let json = packing::unpack_stored(t.record(), bytes)?;
     serde_json::from_slice(&json).map_err(|source| StoreError::Corrupt {
         what: t.record(),
         source: Arc::new(source),
@@ -303,25 +303,9 @@ fn encode<V: Serialize>(t: T, value: &V) -> Result<Vec<u8>, StoreError> {
         source: Arc::new(source),
     })?;
     match t.packed() {
-        true => packed(t, &json),
+        true => packing::pack_stored(t.record(), &json),
         false => Ok(json),
     }
-}
-
-/// `json` as a tree that packs its values keeps it (see [`T::packed`]).
-fn packed(t: T, json: &[u8]) -> Result<Vec<u8>, StoreError> {
-    packing::pack(json).map_err(|e| StoreError::Encode {
-        what: t.record(),
-        source: Arc::new(<serde_json::Error as serde::ser::Error>::custom(e)),
-    })
-}
-
-/// The JSON a stored value holds, packed or not.
-fn unpacked(t: T, stored: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
-    packing::unpack(stored).map_err(|e| StoreError::Corrupt {
-        what: t.record(),
-        source: Arc::new(<serde_json::Error as serde::de::Error>::custom(e)),
-    })
 }
 
 impl Tx<'_> {
@@ -377,7 +361,11 @@ impl Tx<'_> {
                 what: "audit entry",
                 source: Arc::new(source),
             })?;
-        self.put_raw(T::Audit, &seq.to_be_bytes(), &packed(T::Audit, &stored)?)?;
+        self.put_raw(
+            T::Audit,
+            &seq.to_be_bytes(),
+            &packing::pack_stored(T::Audit.record(), &stored)?,
+        )?;
         for key in audit::index_keys(&entry) {
             self.put_raw(T::AuditIndex, &key, &[])?;
         }
