@@ -954,6 +954,12 @@ async fn cluster_run(o: &Options, database: Option<&str>, instances: usize) -> V
         .map(|g| shipping_job(&http, &g.base, &token, &pages, recipients))
         .collect();
     let cpu = |gs: &[Process]| -> f64 { gs.iter().map(|g| cpu_seconds(g.child.id())).sum() };
+    // The database before the messages (its catalogue, the recipients and their consents), so
+    // that what one message costs is told apart from what any database holds.
+    let size_before = match database {
+        Some(url) => database_bytes(url).await,
+        None => 0.0,
+    };
     let cpu_before = cpu(&gateways);
     let db_before = postgres_cpu_seconds();
     let before = sandbox.stats().accepted as usize;
@@ -973,9 +979,10 @@ async fn cluster_run(o: &Options, database: Option<&str>, instances: usize) -> V
         Some(url) => {
             let bytes = database_bytes(url).await;
             format!(
-                "; database {:.0} MB, {:.2} KB per delivered message",
+                "; database {:.0} MB, {:.2} KB per delivered message, {:.2} KB of it grown by the run",
                 bytes / 1e6,
-                bytes / 1e3 / o.requests as f64
+                bytes / 1e3 / o.requests as f64,
+                (bytes - size_before) / 1e3 / o.requests as f64
             )
         }
         None => String::new(),
