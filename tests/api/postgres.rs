@@ -891,38 +891,40 @@ async fn a_retried_request_and_a_redelivered_webhook_count_once_across_instances
     assert!(after_first > Some(before), "the stop keyword was applied");
 }
 
-#[tokio::test]
-async fn migrations_applied_twice_are_a_no_op() {
-    let Some(server) = postgres_server() else {
-        return;
-    };
-    let database = fresh_database(&server).await;
+/// Runs `herald migrate` on `database`; its standard output, once it succeeded.
+fn herald_migrate(database: &str) -> String {
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("herald.toml");
     std::fs::write(
         &config,
         format!(
             "[storage]\n{}",
-            crate::helpers::postgres_storage_toml(&database)
+            crate::helpers::postgres_storage_toml(database)
         ),
     )
     .expect("config");
-    let migrate = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["migrate", "--config"])
-            .arg(&config)
-            .output()
-            .expect("run herald migrate")
-    };
-    let first = migrate();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["migrate", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run herald migrate");
     assert!(
-        first.status.success(),
+        out.status.success(),
         "{}",
-        String::from_utf8_lossy(&first.stderr)
+        String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn migrations_applied_twice_are_a_no_op() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
     assert_eq!(
-        String::from_utf8_lossy(&first.stdout).trim(),
-        "applied migrations: 1, 2, 3, 4, 5, 6"
+        herald_migrate(&database),
+        "applied migrations: 1, 2, 3, 4, 5, 6, 7"
     );
     let tables = sql(
         &database,
@@ -930,12 +932,70 @@ async fn migrations_applied_twice_are_a_no_op() {
     )
     .await;
     assert_eq!(tables[0].get::<_, i64>(0), 1);
-    let second = migrate();
-    assert!(second.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&second.stdout).trim(),
-        "the database is up to date"
+    assert_eq!(herald_migrate(&database), "the database is up to date");
+}
+
+/// Migration 7: an audit log written while the erasable values had a table of their own keeps
+/// them, now in the entries' rows.
+#[tokio::test]
+async fn erasable_values_kept_beside_the_entries_move_into_their_rows() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let app = on_database(&database).await;
+    app.user_writes("7102", "hello", None).await;
+    let (status, sent) = app.respond("7102", "hi there").await;
+    assert_eq!(status, 202, "{sent}");
+    app.drain().await;
+    let stopped = app.stop().await;
+    // The log as version 6 kept it: the values in `audit_personal`, migration 7 not applied.
+    connect(&database)
+        .await
+        .batch_execute(
+            "CREATE TABLE audit_personal (
+                 chain    integer NOT NULL,
+                 seq      bigint NOT NULL,
+                 personal text NOT NULL,
+                 PRIMARY KEY (chain, seq));
+             INSERT INTO audit_personal
+                 SELECT chain, seq, personal FROM audit WHERE personal IS NOT NULL;
+             ALTER TABLE audit DROP COLUMN personal;
+             DELETE FROM herald_migrations WHERE version = 7;",
+        )
+        .await
+        .expect("the layout before migration 7");
+    let kept: i64 = sql(&database, "SELECT count(*) FROM audit_personal").await[0].get(0);
+    assert!(
+        kept >= 3,
+        "the decision, attempt and status entries' values"
     );
+    assert_eq!(herald_migrate(&database), "applied migrations: 7");
+    let moved: i64 = sql(
+        &database,
+        "SELECT count(*) FROM audit WHERE personal IS NOT NULL",
+    )
+    .await[0]
+        .get(0);
+    assert_eq!(moved, kept);
+    let app = spawn_app_with(TestOptions {
+        data: Some(stopped),
+        ..TestOptions::default()
+    })
+    .await;
+    let verified = app.read(Role::Compliance, "/v1/audit/verify").await.1;
+    assert_eq!(verified["ok"], true, "{verified}");
+    let (status, found) = app.read(Role::Compliance, "/v1/audit?recipient=7102").await;
+    assert_eq!(status, 200, "{found}");
+    let entries = found["entries"].as_array().expect("entries");
+    for kind in ["decision", "attempt", "status"] {
+        let entry = entries
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .unwrap_or_else(|| panic!("{kind} in {found}"));
+        assert_eq!(entry["recipient"], "7102", "{entry}");
+        assert!(entry.get("erased").is_none(), "{entry}");
+    }
 }
 
 #[tokio::test]
@@ -984,7 +1044,7 @@ async fn the_database_is_reached_over_tls_and_its_certificate_is_checked() {
     );
     assert_eq!(
         String::from_utf8_lossy(&trusted.stdout).trim(),
-        "applied migrations: 1, 2, 3, 4, 5, 6"
+        "applied migrations: 1, 2, 3, 4, 5, 6, 7"
     );
 }
 

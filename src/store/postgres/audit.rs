@@ -162,9 +162,8 @@ impl AuditLog for PgStore {
         let client = self.client().await?;
         let rows = client
             .rows(
-                "SELECT a.entry, p.personal FROM audit a
-                 LEFT JOIN audit_personal p ON p.chain = a.chain AND p.seq = a.seq
-                 WHERE a.chain = $1 AND a.seq > $2 ORDER BY a.seq LIMIT $3",
+                "SELECT entry, personal FROM audit
+                 WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                 &[&chain_col(chain), &int8(after), &int8(limit as u64)],
             )
             .await?;
@@ -237,8 +236,7 @@ impl AuditLog for PgStore {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
-            "SELECT a.id, a.entry, p.personal FROM audit a
-             LEFT JOIN audit_personal p ON p.chain = a.chain AND p.seq = a.seq
+            "SELECT a.id, a.entry, a.personal FROM audit a
              {where_clause} ORDER BY a.id {direction} LIMIT ${limit_param}"
         );
         let client = self.client().await?;
@@ -264,8 +262,8 @@ impl AuditLog for PgStore {
         let client = self.client().await?;
         let n = client
             .exec(
-                "DELETE FROM audit_personal p USING audit a
-                 WHERE a.pseudonym = $1 AND p.chain = a.chain AND p.seq = a.seq",
+                "UPDATE audit SET personal = NULL
+                 WHERE pseudonym = $1 AND personal IS NOT NULL",
                 &[&self.pseudonyms.of(key)],
             )
             .await?;
@@ -314,11 +312,6 @@ impl AuditLog for PgStore {
                     &[&col, &start, &through],
                 )
                 .await?;
-            tx.exec(
-                "DELETE FROM audit_personal WHERE chain = $1 AND seq <= $2",
-                &[&col, &through],
-            )
-            .await?;
             tx.exec(
                 "UPDATE audit_chains SET start_seq = $2, start_hash = $3 WHERE chain = $1",
                 &[&col, &through, &last.hash],

@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "packed values",
         include_str!("migrations/0006_packed_values.sql"),
     ),
+    (
+        7,
+        "personal values in the entry's row",
+        include_str!("migrations/0007_personal_values_in_the_entry_row.sql"),
+    ),
 ];
 
 /// The advisory lock Herald's schema changes take (any number, the same everywhere).
@@ -190,6 +195,10 @@ mod tests {
         (
             6,
             "e60b526405b2b8c4bf658be71194072c793d81f5c72e7a657750314864e63344",
+        ),
+        (
+            7,
+            "7942a664ef6e7e442af6f319ba9e8180e494244151fa638a0e3ea548ca392cfb",
         ),
     ];
 

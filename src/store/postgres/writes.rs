@@ -406,14 +406,10 @@ pub(super) async fn append_audit(
                 .map_err(encode_error)?;
             let sealed = entry.seal(uint(seq), &hash).map_err(encode_error)?;
             let sealed = packing::pack_stored("audit entry", &sealed)?;
-            if let Some(personal) = personal {
-                rows.personal.0.push(chain_col);
-                rows.personal.1.push(seq);
-                rows.personal
-                    .2
-                    .push(encode("audit entry's personal values", &personal)?);
-            }
-            rows.push(chain_col, seq, &entry, sealed);
+            let personal = personal
+                .map(|p| encode("audit entry's personal values", &p))
+                .transpose()?;
+            rows.push(chain_col, seq, &entry, sealed, personal);
             hash = entry.hash;
         }
         new_heads.0.push(chain_col);
@@ -450,11 +446,18 @@ struct AuditRows {
     campaign: Vec<Option<String>>,
     client: Vec<Option<String>>,
     entry: Vec<Vec<u8>>,
-    personal: (Vec<i32>, Vec<i64>, Vec<String>),
+    personal: Vec<Option<String>>,
 }
 
 impl AuditRows {
-    fn push(&mut self, chain: i32, seq: i64, e: &AuditEntry, sealed: Vec<u8>) {
+    fn push(
+        &mut self,
+        chain: i32,
+        seq: i64,
+        e: &AuditEntry,
+        sealed: Vec<u8>,
+        personal: Option<String>,
+    ) {
         self.chain.push(chain);
         self.seq.push(seq);
         self.at.push(e.at);
@@ -468,11 +471,12 @@ impl AuditRows {
         self.campaign.push(e.campaign.clone());
         self.client.push(e.client.clone());
         self.entry.push(sealed);
+        self.personal.push(personal);
     }
 
-    /// Inserts the entries and their erasable values, together (one round trip).
+    /// Inserts the entries, each with its erasable values.
     async fn write(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
-        let columns: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+        let columns: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
             &self.chain,
             &self.seq,
             &self.at,
@@ -485,27 +489,17 @@ impl AuditRows {
             &self.campaign,
             &self.client,
             &self.entry,
+            &self.personal,
         ];
-        let entries = tx.exec(
+        tx.exec(
             "INSERT INTO audit (chain, seq, at, kind, pseudonym, page_id, category, outcome,
-                                reason, campaign, client, entry)
+                                reason, campaign, client, entry, personal)
              SELECT * FROM UNNEST($1::integer[], $2::bigint[], $3::timestamptz[], $4::text[],
                                   $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                                  $10::text[], $11::text[], $12::bytea[])",
+                                  $10::text[], $11::text[], $12::bytea[], $13::text[])",
             &columns,
-        );
-        let personal = async {
-            if self.personal.0.is_empty() {
-                return Ok(0);
-            }
-            tx.exec(
-                "INSERT INTO audit_personal (chain, seq, personal)
-                 SELECT * FROM UNNEST($1::integer[], $2::bigint[], $3::text[])",
-                &[&self.personal.0, &self.personal.1, &self.personal.2],
-            )
-            .await
-        };
-        try_join(entries, personal).await?;
+        )
+        .await?;
         Ok(())
     }
 }
