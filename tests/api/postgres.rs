@@ -942,12 +942,7 @@ async fn erasable_values_kept_beside_the_entries_move_into_their_rows() {
     let Some(server) = postgres_server() else {
         return;
     };
-    let database = fresh_database(&server).await;
-    let app = on_database(&database).await;
-    app.user_writes("7102", "hello", None).await;
-    let (status, sent) = app.respond("7102", "hi there").await;
-    assert_eq!(status, 202, "{sent}");
-    app.drain().await;
+    let (database, app, _) = one_answer_on_a_fresh_database(&server, "7102").await;
     let stopped = app.stop().await;
     // The log as version 6 kept it: the values in `audit_personal`, migration 7 not applied.
     connect(&database)
@@ -1091,6 +1086,18 @@ async fn a_bad_url_or_a_database_that_is_down_is_one_line_naming_storage_url() {
     }
 }
 
+/// A fresh database with a gateway on it that has answered `psid` once (a decision, an
+/// attempt and a status entry in its log) and drained: the database, the gateway, the answer.
+async fn one_answer_on_a_fresh_database(server: &str, psid: &str) -> (String, TestApp, Value) {
+    let database = fresh_database(server).await;
+    let app = on_database(&database).await;
+    app.user_writes(psid, "hello", None).await;
+    let (status, sent) = app.respond(psid, "hi there").await;
+    assert_eq!(status, 202, "{sent}");
+    app.drain().await;
+    (database, app, sent)
+}
+
 /// Records and audit entries are stored packed; rows written before migration 6 hold their
 /// JSON as it is (the migration turned the text into its UTF-8 bytes), and read the same.
 #[tokio::test]
@@ -1098,12 +1105,7 @@ async fn records_and_entries_are_packed_and_rows_stored_plain_still_read() {
     let Some(server) = postgres_server() else {
         return;
     };
-    let database = fresh_database(&server).await;
-    let app = on_database(&database).await;
-    app.user_writes("7101", "hello", None).await;
-    let (status, sent) = app.respond("7101", "hi there").await;
-    assert_eq!(status, 202, "{sent}");
-    app.drain().await;
+    let (database, app, sent) = one_answer_on_a_fresh_database(&server, "7101").await;
     let id = sent["id"].as_str().expect("id");
     let before = app.message(id).await;
     let client = connect(&database).await;
