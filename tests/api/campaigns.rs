@@ -361,24 +361,8 @@ async fn a_campaign_scheduled_for_later_starts_on_time_after_a_restart() {
 #[tokio::test]
 async fn the_campaign_keeps_its_pace_within_five_percent() {
     let app = spawn_app().await;
-    let psids: Vec<String> = (0..121).map(|i| format!("96{i:03}")).collect();
-    for p in &psids {
-        subscriber(&app, p, "Europe/Berlin").await;
-    }
-    let mut body = offer(&psids.iter().map(String::as_str).collect::<Vec<_>>());
-    body["rate_per_second"] = json!(40);
-    let id = create(&app, body).await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let mut done = Value::Null;
-    for _ in 0..20 {
-        done = run(&app, &id).await;
-        if done["status"] == "completed" {
-            break;
-        }
-    }
-    assert_eq!(done["counts"]["sent"], 121, "{done}");
+    let (psids, id) = paced_campaign(&app, "96", 121, 40, None).await;
+    run_to_completion(&app, &id, 121).await;
     let mut arrivals: Vec<_> = psids.iter().map(|p| app.inbox(p)[0].received_at).collect();
     arrivals.sort();
     // The pace is the slope of arrival time against place in line (least squares), so that one
@@ -402,6 +386,86 @@ async fn the_campaign_keeps_its_pace_within_five_percent() {
     assert!(
         (2_850.0..=3_150.0).contains(&paced),
         "121 sends at 40/s went at a pace of {paced:.0} ms for 120 intervals (first to last {span} ms)"
+    );
+}
+
+/// `count` subscribers and a campaign to them at `rate` a second, from `send_at` or now: their
+/// PSIDs and its id.
+async fn paced_campaign(
+    app: &TestApp,
+    prefix: &str,
+    count: usize,
+    rate: u32,
+    send_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> (Vec<String>, String) {
+    let psids: Vec<String> = (0..count).map(|i| format!("{prefix}{i:03}")).collect();
+    for p in &psids {
+        subscriber(app, p, "Europe/Berlin").await;
+    }
+    let mut body = offer(&psids.iter().map(String::as_str).collect::<Vec<_>>());
+    body["rate_per_second"] = json!(rate);
+    if let Some(send_at) = send_at {
+        body["send_at"] = json!(send_at.to_rfc3339());
+    }
+    let id = create(app, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    (psids, id)
+}
+
+/// Runs the campaign until it completes; every recipient got it.
+async fn run_to_completion(app: &TestApp, id: &str, count: usize) {
+    let mut done = Value::Null;
+    for _ in 0..20 {
+        done = run(app, id).await;
+        if done["status"] == "completed" {
+            break;
+        }
+    }
+    assert_eq!(done["counts"]["sent"], count, "{done}");
+}
+
+/// Milliseconds from the first of `psids` to get their message to the last.
+fn arrival_span_ms(app: &TestApp, psids: &[String]) -> i64 {
+    let arrivals: Vec<_> = psids.iter().map(|p| app.inbox(p)[0].received_at).collect();
+    let (first, last) = (arrivals.iter().min(), arrivals.iter().max());
+    match (first, last) {
+        (Some(first), Some(last)) => (*last - *first).num_milliseconds(),
+        _ => 0,
+    }
+}
+
+#[tokio::test]
+async fn a_campaign_held_up_goes_on_at_its_rate_and_does_not_catch_up() {
+    let app = spawn_app().await;
+    let (psids, id) = paced_campaign(&app, "97", 60, 20, None).await;
+    // The first tick hands over the first second's recipients (at most 21 at 20 a second)…
+    app.tick().await;
+    // …then the machine stalls for a minute: no tick, the later slots all pass.
+    app.set_time(app.now() + Duration::minutes(1));
+    run_to_completion(&app, &id, 60).await;
+    // The last 30 were handed over after the stall: at 20 a second, 29 intervals of 50 ms,
+    // not all at once to make up for the minute lost.
+    let span = arrival_span_ms(&app, &psids[30..]);
+    assert!(
+        span >= 1_300,
+        "30 recipients at 20/s after a stall arrived within {span} ms"
+    );
+}
+
+#[tokio::test]
+async fn a_campaign_started_late_goes_at_its_rate_from_when_it_starts() {
+    let app = spawn_app().await;
+    let send_at = app.now() + Duration::minutes(1);
+    let (psids, id) = paced_campaign(&app, "98", 20, 20, Some(send_at)).await;
+    // Herald was not running at the campaign's send_at; it starts ten minutes later.
+    app.set_time(send_at + Duration::minutes(10));
+    run_to_completion(&app, &id, 20).await;
+    let span = arrival_span_ms(&app, &psids);
+    assert!(
+        span >= 850,
+        "20 recipients at 20/s, ten minutes after their send_at, arrived within {span} ms"
     );
 }
 

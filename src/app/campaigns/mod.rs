@@ -13,9 +13,11 @@
 //! ```
 //!
 //! Recipient `i` is due at `base_at + (i - base_index) / rate`: the pace is kept by the slots,
-//! which the worker honours as `send_at`. The campaign's cursor is stored after each part it
-//! hands over; a crash between an accept and the cursor's write replays that accept under its
-//! idempotency key, so no recipient gets the campaign twice.
+//! which the worker honours as `send_at`. A campaign found behind its slots (a stalled machine, a
+//! start after `send_at` while Herald was down) starts its pace again from now rather than sending
+//! the missed slots at once. The campaign's cursor is stored after each part it hands over; a
+//! crash between an accept and the cursor's write replays that accept under its idempotency key,
+//! so no recipient gets the campaign twice.
 //!
 //! `create.rs` makes a campaign (the draft, its audience); `tick.rs` runs them (the slots, the
 //! rollout, the guard, the opt-outs counted against a campaign); this file reads them and

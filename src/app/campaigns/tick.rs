@@ -132,6 +132,14 @@ impl Herald {
                 }
             }
         }
+        // Behind its pace (ticks held up by a busy machine, or a start after `send_at` while
+        // Herald was down), a campaign does not catch up above its rate: its pace starts again
+        // from now, where it is, and it ends that much later.
+        let rebased = c.slot(c.cursor) < now;
+        if rebased {
+            c.base_at = now;
+            c.base_index = c.cursor;
+        }
         let horizon = bounds::later(now, Duration::milliseconds(LOOKAHEAD_MS));
         let end = if c.cursor < first { first } else { c.audience };
         let mut index = c.cursor;
@@ -168,6 +176,7 @@ impl Herald {
             return Err(e);
         }
         if index > c.cursor {
+            let base = rebased.then_some((c.base_at, c.base_index));
             self.store
                 .campaigns
                 .update(
@@ -175,6 +184,10 @@ impl Herald {
                     Box::new(move |c| {
                         (index > c.cursor).then(|| {
                             c.cursor = index;
+                            if let Some((base_at, base_index)) = base {
+                                c.base_at = base_at;
+                                c.base_index = base_index;
+                            }
                             Vec::new()
                         })
                     }),
