@@ -893,6 +893,17 @@ async fn a_retried_request_and_a_redelivered_webhook_count_once_across_instances
 
 /// Runs `herald migrate` on `database`; its standard output, once it succeeded.
 fn herald_migrate(database: &str) -> String {
+    let out = herald_migrate_output(database);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// What `herald migrate` on `database` did, succeeding or not.
+fn herald_migrate_output(database: &str) -> std::process::Output {
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("herald.toml");
     std::fs::write(
@@ -903,17 +914,11 @@ fn herald_migrate(database: &str) -> String {
         ),
     )
     .expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+    std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["migrate", "--config"])
         .arg(&config)
         .output()
-        .expect("run herald migrate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        .expect("run herald migrate")
 }
 
 #[tokio::test]
@@ -924,7 +929,7 @@ async fn migrations_applied_twice_are_a_no_op() {
     let database = fresh_database(&server).await;
     assert_eq!(
         herald_migrate(&database),
-        "applied migrations: 1, 2, 3, 4, 5, 6, 7"
+        "applied migrations: 1, 2, 3, 4, 5, 6, 7, 8"
     );
     let tables = sql(
         &database,
@@ -942,13 +947,11 @@ async fn erasable_values_kept_beside_the_entries_move_into_their_rows() {
     let Some(server) = postgres_server() else {
         return;
     };
-    let (database, app, _) = one_answer_on_a_fresh_database(&server, "7102").await;
-    let stopped = app.stop().await;
     // The log as version 6 kept it: the values in `audit_personal`, migration 7 not applied.
-    connect(&database)
-        .await
-        .batch_execute(
-            "CREATE TABLE audit_personal (
+    let (database, stopped) = one_answer_in_an_older_layout(
+        &server,
+        "7102",
+        "CREATE TABLE audit_personal (
                  chain    integer NOT NULL,
                  seq      bigint NOT NULL,
                  personal text NOT NULL,
@@ -957,9 +960,8 @@ async fn erasable_values_kept_beside_the_entries_move_into_their_rows() {
                  SELECT chain, seq, personal FROM audit WHERE personal IS NOT NULL;
              ALTER TABLE audit DROP COLUMN personal;
              DELETE FROM herald_migrations WHERE version = 7;",
-        )
-        .await
-        .expect("the layout before migration 7");
+    )
+    .await;
     let kept: i64 = sql(&database, "SELECT count(*) FROM audit_personal").await[0].get(0);
     assert!(
         kept >= 3,
@@ -973,24 +975,77 @@ async fn erasable_values_kept_beside_the_entries_move_into_their_rows() {
     .await[0]
         .get(0);
     assert_eq!(moved, kept);
-    let app = spawn_app_with(TestOptions {
-        data: Some(stopped),
-        ..TestOptions::default()
-    })
+    let (_, entries) = reopened_with_the_recipients_entries(stopped, "7102").await;
+    assert!(
+        entries.iter().all(|e| e.get("erased").is_none()),
+        "{entries:?}"
+    );
+}
+
+/// Migration 8: the pseudonyms of an audit log written while they were text become their 16
+/// bytes; the recipient's entries are still found by them and erased through them. A value that
+/// is not a pseudonym stops the migration and changes nothing.
+#[tokio::test]
+async fn pseudonyms_kept_as_text_become_their_sixteen_bytes() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    // The log as version 7 kept it: `psn_` and 32 hex digits, migration 8 not applied.
+    let (database, stopped) = one_answer_in_an_older_layout(
+        &server,
+        "7103",
+        "ALTER TABLE audit ALTER COLUMN pseudonym TYPE text
+             USING 'psn_' || encode(pseudonym, 'hex');
+         DELETE FROM herald_migrations WHERE version = 8;",
+    )
     .await;
-    let verified = app.read(Role::Compliance, "/v1/audit/verify").await.1;
-    assert_eq!(verified["ok"], true, "{verified}");
-    let (status, found) = app.read(Role::Compliance, "/v1/audit?recipient=7102").await;
-    assert_eq!(status, 200, "{found}");
-    let entries = found["entries"].as_array().expect("entries");
-    for kind in ["decision", "attempt", "status"] {
-        let entry = entries
-            .iter()
-            .find(|e| e["kind"] == kind)
-            .unwrap_or_else(|| panic!("{kind} in {found}"));
-        assert_eq!(entry["recipient"], "7102", "{entry}");
-        assert!(entry.get("erased").is_none(), "{entry}");
-    }
+    let client = connect(&database).await;
+    let pseudonyms = "SELECT count(*) FROM audit WHERE pseudonym IS NOT NULL";
+    let kept: i64 = sql(&database, pseudonyms).await[0].get(0);
+    assert!(kept >= 3, "the decision, attempt and status entries");
+    // One that Herald did not make: the migration stops, nothing changes.
+    client
+        .batch_execute(
+            "UPDATE audit SET pseudonym = pseudonym || '-not-hex'
+             WHERE id = (SELECT max(id) FROM audit WHERE pseudonym IS NOT NULL)",
+        )
+        .await
+        .expect("a value that is not a pseudonym");
+    let refused = herald_migrate_output(&database);
+    assert!(!refused.status.success(), "{refused:?}");
+    let still_text: String = sql(
+        &database,
+        "SELECT data_type FROM information_schema.columns
+         WHERE table_name = 'audit' AND column_name = 'pseudonym'",
+    )
+    .await[0]
+        .get(0);
+    assert_eq!(still_text, "text");
+    client
+        .batch_execute(
+            "UPDATE audit SET pseudonym = left(pseudonym, 36) WHERE pseudonym LIKE '%-not-hex'",
+        )
+        .await
+        .expect("the pseudonym put back");
+
+    assert_eq!(herald_migrate(&database), "applied migrations: 8");
+    let sixteen: i64 = sql(
+        &database,
+        "SELECT count(*) FROM audit WHERE octet_length(pseudonym) = 16",
+    )
+    .await[0]
+        .get(0);
+    assert_eq!(sixteen, kept, "every pseudonym is its 16 bytes");
+    let (app, entries) = reopened_with_the_recipients_entries(stopped, "7103").await;
+    let (status, _) = app.erase("7103").await;
+    assert_eq!(status, 200);
+    let erased = app
+        .read(Role::Compliance, "/v1/audit?recipient=7103")
+        .await
+        .1;
+    let erased = erased["entries"].as_array().expect("entries");
+    assert!(erased.len() > entries.len(), "the erasure's own entry too");
+    assert!(erased.iter().all(|e| e["erased"] == true), "{erased:?}");
 }
 
 #[tokio::test]
@@ -1039,7 +1094,7 @@ async fn the_database_is_reached_over_tls_and_its_certificate_is_checked() {
     );
     assert_eq!(
         String::from_utf8_lossy(&trusted.stdout).trim(),
-        "applied migrations: 1, 2, 3, 4, 5, 6, 7"
+        "applied migrations: 1, 2, 3, 4, 5, 6, 7, 8"
     );
 }
 
@@ -1096,6 +1151,51 @@ async fn one_answer_on_a_fresh_database(server: &str, psid: &str) -> (String, Te
     assert_eq!(status, 202, "{sent}");
     app.drain().await;
     (database, app, sent)
+}
+
+/// One answered message to `psid` on a fresh database, the gateway stopped, and `layout` (SQL
+/// that puts the database back as an older version kept it) run on it.
+async fn one_answer_in_an_older_layout(
+    server: &str,
+    psid: &str,
+    layout: &str,
+) -> (String, StoppedStore) {
+    let (database, app, _) = one_answer_on_a_fresh_database(server, psid).await;
+    let stopped = app.stop().await;
+    connect(&database)
+        .await
+        .batch_execute(layout)
+        .await
+        .expect("the older layout");
+    (database, stopped)
+}
+
+/// A gateway on `stopped` again: its audit log verifies, and `psid`'s decision, attempt and
+/// status entries are found by their recipient and show it. The recipient's entries.
+async fn reopened_with_the_recipients_entries(
+    stopped: StoppedStore,
+    psid: &str,
+) -> (TestApp, Vec<Value>) {
+    let app = spawn_app_with(TestOptions {
+        data: Some(stopped),
+        ..TestOptions::default()
+    })
+    .await;
+    let verified = app.read(Role::Compliance, "/v1/audit/verify").await.1;
+    assert_eq!(verified["ok"], true, "{verified}");
+    let (status, found) = app
+        .read(Role::Compliance, &format!("/v1/audit?recipient={psid}"))
+        .await;
+    assert_eq!(status, 200, "{found}");
+    let entries = found["entries"].as_array().cloned().unwrap_or_default();
+    for kind in ["decision", "attempt", "status"] {
+        let entry = entries
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .unwrap_or_else(|| panic!("{kind} in {found}"));
+        assert_eq!(entry["recipient"], psid, "{entry}");
+    }
+    (app, entries)
 }
 
 /// Records and audit entries are stored packed; rows written before migration 6 hold their

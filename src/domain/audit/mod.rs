@@ -174,9 +174,21 @@ impl Pseudonyms {
         let mut mac = self.mac.clone();
         mac.update(recipient.as_bytes());
         let digest = mac.finalize().into_bytes();
-        format!("psn_{}", hex::encode(&digest[..16]))
+        format!("{PSEUDONYM_PREFIX}{}", hex::encode(&digest[..16]))
+    }
+
+    /// The 16 bytes a pseudonym [`Pseudonyms::of`] made spells, for a store that keeps them as
+    /// bytes; `None` for anything else.
+    pub fn bytes(pseudonym: &str) -> Option<[u8; 16]> {
+        let mut bytes = [0; 16];
+        let digits = pseudonym.strip_prefix(PSEUDONYM_PREFIX)?;
+        hex::decode_to_slice(digits, &mut bytes).ok()?;
+        Some(bytes)
     }
 }
+
+/// What every pseudonym starts with.
+const PSEUDONYM_PREFIX: &str = "psn_";
 
 /// One entry of the audit log (API.md §6, Audit).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

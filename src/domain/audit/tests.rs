@@ -121,6 +121,23 @@ fn personal_values_leave_the_entry_before_it_is_sealed() {
 }
 
 #[test]
+fn a_pseudonym_is_sixteen_bytes_and_only_a_pseudonym_is() {
+    let pseudonym = Pseudonyms::new(b"a key of the gateway's").of("4242");
+    let bytes = Pseudonyms::bytes(&pseudonym).expect("a pseudonym's bytes");
+    assert_eq!(format!("psn_{}", hex::encode(bytes)), pseudonym);
+    for not_one in [
+        "",
+        "4242",
+        &pseudonym[4..],
+        &pseudonym[..35],
+        &format!("{pseudonym}00"),
+        "psn_zz000000000000000000000000000000",
+    ] {
+        assert_eq!(Pseudonyms::bytes(not_one), None, "{not_one:?}");
+    }
+}
+
+#[test]
 fn a_removed_entry_is_named() {
     let mut entries = chain(5);
     entries.remove(1);

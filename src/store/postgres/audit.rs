@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 
 use super::writes::{write_alone, Rows};
-use super::{decode, decode_packed, int8, uint, PgStore, Prepared, StoreError};
+use super::{decode, decode_packed, int8, pseudonym_column, uint, PgStore, Prepared, StoreError};
 use crate::domain::audit::{
     verify_chain, AuditEntry, AuditHead, ChainHead, ChainItem, ChainPoint, Personal, Verification,
     GENESIS,
@@ -190,13 +190,20 @@ impl AuditLog for PgStore {
         let after: Option<i64> = cursor
             .map(|c| c.0.parse::<i64>().map_err(|_| StoreError::BadCursor))
             .transpose()?;
-        let pseudonym = filter.recipient.as_deref().map(|r| self.pseudonyms.of(r));
+        let pseudonym = filter
+            .recipient
+            .as_deref()
+            .map(|r| pseudonym_column(&self.pseudonyms.of(r)))
+            .transpose()?;
         let category = filter.category.map(|c| c.as_str().to_owned());
         let kind = filter.kind.map(|k| k.as_str().to_owned());
         let mut conditions: Vec<String> = Vec::new();
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
-        let text_fields: [(&str, Option<&String>); 8] = [
-            ("pseudonym", pseudonym.as_ref()),
+        if let Some(p) = pseudonym.as_ref() {
+            params.push(p);
+            conditions.push(format!("a.pseudonym = ${}", params.len()));
+        }
+        let text_fields: [(&str, Option<&String>); 7] = [
             ("page_id", filter.page_id.as_ref()),
             ("category", category.as_ref()),
             ("outcome", filter.outcome.as_ref()),
@@ -264,7 +271,7 @@ impl AuditLog for PgStore {
             .exec(
                 "UPDATE audit SET personal = NULL
                  WHERE pseudonym = $1 AND personal IS NOT NULL",
-                &[&self.pseudonyms.of(key)],
+                &[&pseudonym_column(&self.pseudonyms.of(key))?],
             )
             .await?;
         Ok(n)

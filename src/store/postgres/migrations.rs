@@ -54,6 +54,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "personal values in the entry's row",
         include_str!("migrations/0007_personal_values_in_the_entry_row.sql"),
     ),
+    (
+        8,
+        "pseudonyms as bytes",
+        include_str!("migrations/0008_pseudonyms_as_bytes.sql"),
+    ),
 ];
 
 /// The advisory lock Herald's schema changes take (any number, the same everywhere).
@@ -199,6 +204,10 @@ mod tests {
         (
             7,
             "7942a664ef6e7e442af6f319ba9e8180e494244151fa638a0e3ea548ca392cfb",
+        ),
+        (
+            8,
+            "63444e7df05a8b0f713276225f602d51862c57d9d5d9b08a9f6015b99be5afe5",
         ),
     ];
 

@@ -447,6 +447,15 @@ fn decode_packed<V: DeserializeOwned>(what: &'static str, stored: &[u8]) -> Resu
     })
 }
 
+/// A pseudonym as `audit.pseudonym` keeps it: its 16 bytes (migration 8).
+fn pseudonym_column(pseudonym: &str) -> Result<Vec<u8>, StoreError> {
+    Pseudonyms::bytes(pseudonym).map(Vec::from).ok_or_else(|| {
+        StoreError::Engine(Arc::new(std::io::Error::other(
+            "an audit entry's pseudonym is not `psn_` and 32 hex digits",
+        )))
+    })
+}
+
 /// A `u64` as PostgreSQL's `bigint`, and back.
 fn int8(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)

@@ -15,7 +15,7 @@ use deadpool_postgres::Transaction;
 use futures_util::future::{try_join, try_join_all, BoxFuture};
 use sha2::{Digest, Sha256};
 
-use super::{encode, encode_packed, uint, PgStore, Prepared, StoreError};
+use super::{encode, encode_packed, pseudonym_column, uint, PgStore, Prepared, StoreError};
 use crate::domain::audit::{fresh_salt, AuditEntry};
 use crate::domain::decision::TraceStep;
 use crate::domain::lifecycle::{self, Effects, OutboxChange};
@@ -409,7 +409,7 @@ pub(super) async fn append_audit(
             let personal = personal
                 .map(|p| encode("audit entry's personal values", &p))
                 .transpose()?;
-            rows.push(chain_col, seq, &entry, sealed, personal);
+            rows.push(chain_col, seq, &entry, sealed, personal)?;
             hash = entry.hash;
         }
         new_heads.0.push(chain_col);
@@ -438,7 +438,7 @@ struct AuditRows {
     seq: Vec<i64>,
     at: Vec<DateTime<Utc>>,
     kind: Vec<String>,
-    pseudonym: Vec<Option<String>>,
+    pseudonym: Vec<Option<Vec<u8>>>,
     page_id: Vec<Option<String>>,
     category: Vec<Option<String>>,
     outcome: Vec<Option<String>>,
@@ -457,12 +457,17 @@ impl AuditRows {
         e: &AuditEntry,
         sealed: Vec<u8>,
         personal: Option<String>,
-    ) {
+    ) -> Result<(), StoreError> {
+        self.pseudonym.push(
+            e.recipient_pseudonym
+                .as_deref()
+                .map(pseudonym_column)
+                .transpose()?,
+        );
         self.chain.push(chain);
         self.seq.push(seq);
         self.at.push(e.at);
         self.kind.push(e.kind.as_str().to_owned());
-        self.pseudonym.push(e.recipient_pseudonym.clone());
         self.page_id.push(e.page_id.clone());
         self.category
             .push(e.category.map(|c| c.as_str().to_owned()));
@@ -472,6 +477,7 @@ impl AuditRows {
         self.client.push(e.client.clone());
         self.entry.push(sealed);
         self.personal.push(personal);
+        Ok(())
     }
 
     /// Inserts the entries, each with its erasable values.
@@ -495,7 +501,7 @@ impl AuditRows {
             "INSERT INTO audit (chain, seq, at, kind, pseudonym, page_id, category, outcome,
                                 reason, campaign, client, entry, personal)
              SELECT * FROM UNNEST($1::integer[], $2::bigint[], $3::timestamptz[], $4::text[],
-                                  $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                                  $5::bytea[], $6::text[], $7::text[], $8::text[], $9::text[],
                                   $10::text[], $11::text[], $12::bytea[], $13::text[])",
             &columns,
         )

@@ -1,0 +1,11 @@
+-- An audit entry's pseudonym (`psn_` and 32 hex digits: the first 16 bytes of an HMAC of the
+-- recipient) is kept as those 16 bytes (issue 18). As text it was 37 bytes in the row and again
+-- in `audit_pseudonym`, the index a recipient's entries and their erasure are found by; as bytes
+-- it is 17. Measured on the audit log of a 20,000-message run (61,112 entries, compacted before
+-- and after): the table 1.6 MB and the index 1.1 MB smaller, ~130 bytes a message.
+--
+-- `ALTER … TYPE` rewrites the table and rebuilds its indexes once (305,560 entries: 1.3 s on a
+-- 2-core machine). A value that is not a pseudonym Herald made stops the migration (`decode`
+-- refuses it) and changes nothing. An instance of an earlier version would still write text:
+-- every instance stops for it.
+ALTER TABLE audit ALTER COLUMN pseudonym TYPE bytea USING decode(substr(pseudonym, 5), 'hex');
