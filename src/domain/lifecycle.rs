@@ -125,6 +125,17 @@ impl Effects {
     }
 }
 
+/// The Graph message id a store keeps an index of (Graph id → message), when a change gave the
+/// message one it did not have (`before`): receipts find a message by it. Only a message to a
+/// `user_ref` needs one: its receipts come from the PSID Messenger gave the person, which no key
+/// of the message names. A message to a PSID is among the latest sends to the PSID a receipt
+/// comes from (the store's `recent_message_ids`), so indexing its Graph id would write the same
+/// fact twice (issue 18).
+pub fn graph_id_to_index<'a>(before: Option<&str>, after: &'a MessageRecord) -> Option<&'a str> {
+    let graph_id = after.graph_message_id.as_deref()?;
+    (after.recipient.psid().is_none() && before != Some(graph_id)).then_some(graph_id)
+}
+
 /// The lane a message goes in: its page and its person. A lane's messages are sent one at a
 /// time, in order (see the module's comment).
 pub fn lane(record: &MessageRecord) -> String {
@@ -1012,5 +1023,23 @@ mod tests {
         );
         assert_eq!(effects.audit[1].outcome.as_deref(), Some("deny"));
         assert_eq!(m.fallback.as_ref().map(|d| d.outcome), Some(Outcome::Deny));
+    }
+
+    #[test]
+    fn only_a_message_to_a_user_ref_has_its_graph_id_indexed_and_only_when_it_gets_it() {
+        let now = at("2026-11-25T12:00:00Z");
+        let mut to_psid = message(Outcome::Allow, now);
+        to_psid.graph_message_id = Some("m_1".into());
+        assert_eq!(graph_id_to_index(None, &to_psid), None, "found by its PSID");
+        let mut to_user_ref = to_psid.clone();
+        to_user_ref.recipient = Recipient::UserRef("cart-7781".into());
+        assert_eq!(graph_id_to_index(None, &to_user_ref), Some("m_1"));
+        assert_eq!(
+            graph_id_to_index(Some("m_1"), &to_user_ref),
+            None,
+            "indexed when it got it, not again at every receipt"
+        );
+        to_user_ref.graph_message_id = None;
+        assert_eq!(graph_id_to_index(None, &to_user_ref), None);
     }
 }

@@ -56,7 +56,9 @@ pub trait Messages: Send + Sync + 'static {
         change: MessagesChange,
     ) -> Result<usize, StoreError>;
 
-    /// The messages Messenger knows by these Graph message ids.
+    /// The messages Messenger knows by these Graph message ids, among those whose id the store
+    /// indexes ([`lifecycle::graph_id_to_index`](crate::domain::lifecycle::graph_id_to_index):
+    /// messages to a `user_ref`; a receipt finds the others among its sender's latest sends).
     async fn messages_by_graph_ids(&self, mids: &[String]) -> Result<Vec<MessageId>, StoreError>;
 
     /// Removes the personal values (the filled-in template) from the answers kept under an

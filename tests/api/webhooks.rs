@@ -198,6 +198,55 @@ async fn a_checkbox_opt_in_lets_the_shop_send_the_receipt_to_the_user_ref() {
     app.assert_no_rejections();
 }
 
+/// A delivery from `psid` naming `mid`, with a watermark before anything was sent: only the
+/// `mid` can match a message.
+fn delivery_naming(psid: &str, mid: &str) -> serde_json::Value {
+    envelope(
+        crate::helpers::PAGE_ID,
+        json!({"sender": {"id": psid}, "recipient": {"id": crate::helpers::PAGE_ID},
+               "timestamp": 1, "delivery": {"mids": [mid], "watermark": 1}}),
+    )
+}
+
+/// Receipts find a message by its Graph id: a message to a PSID among that PSID's latest sends
+/// (its Graph id is not indexed), a message to a `user_ref` through the index of Graph ids, as
+/// its receipts come from the PSID Messenger gave the person.
+#[tokio::test]
+async fn a_delivery_naming_its_mid_moves_a_message_to_a_psid_and_one_to_a_user_ref() {
+    let app = spawn_app().await;
+    app.user_writes("4004", "hi", None).await;
+    let (_, body) = app.respond("4004", "hello").await;
+    let to_psid = body["id"].as_str().expect("id").to_owned();
+    app.sandbox_post(
+        "/checkbox",
+        json!({"user_ref": "cart-7782", "ref": "checkout"}),
+    )
+    .await;
+    let (status, body) = app
+        .call(
+            herald::domain::Role::Backend,
+            "/v1/receipts",
+            json!({
+                "recipient": {"user_ref": "cart-7782"},
+                "order": {"order_number": "C-2", "currency": "USD", "payment_method": "Visa",
+                          "recipient_name": "Grace", "summary": {"total_cost": 10}}
+            }),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let to_user_ref = body["id"].as_str().expect("id").to_owned();
+    app.drain().await;
+    for (id, sender) in [(&to_psid, "4004"), (&to_user_ref, "5502")] {
+        let message = app.message(id).await;
+        assert_eq!(message["status"], "sent", "{message}");
+        let mid = message["graph_message_id"].as_str().expect("graph id");
+        let status = post_signed(&app.http, &app.address, &delivery_naming(sender, mid)).await;
+        assert_eq!(status, 200);
+        let message = app.message(id).await;
+        assert_eq!(message["status"], "delivered", "{message}");
+    }
+}
+
 /// Posts `body` to the webhook, signed with the app secret; returns the status.
 async fn post_signed(http: &reqwest::Client, base: &str, body: &serde_json::Value) -> u16 {
     let bytes = serde_json::to_vec(body).expect("json");

@@ -138,9 +138,11 @@ impl Rows {
             record.trace_sha256 = Some(sha.clone());
             self.traces.insert(sha, json);
         }
-        if let Some(graph_id) = &record.graph_message_id {
+        if let Some(graph_id) =
+            lifecycle::graph_id_to_index(before.graph_message_id.as_deref(), record)
+        {
             self.graph_ids
-                .insert(graph_id.clone(), record.id.to_string());
+                .insert(graph_id.to_owned(), record.id.to_string());
         }
         self.effects(store, record, effects);
         self.messages

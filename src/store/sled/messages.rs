@@ -137,6 +137,7 @@ impl Tx<'_> {
         };
         let old_due = due_of(&record);
         let before = record.campaign.is_some().then(|| record.clone());
+        let graph_id_before = record.graph_message_id.clone();
         let Some(mut effects) = change(&mut record) else {
             return Ok(None);
         };
@@ -152,7 +153,7 @@ impl Tx<'_> {
             record.trace_sha256 = Some(trace.hex());
         }
         self.write_effects(&record, Some(old_due), &effects)?;
-        if let Some(graph_id) = &record.graph_message_id {
+        if let Some(graph_id) = lifecycle::graph_id_to_index(graph_id_before.as_deref(), &record) {
             self.put_raw(T::GraphIds, graph_id.as_bytes(), id.as_str().as_bytes())?;
         }
         self.put(T::Messages, key, &record)?;

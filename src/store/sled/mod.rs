@@ -71,7 +71,8 @@ enum T {
     Recipients,
     /// recipient key ++ 0 ++ time (ms, big-endian) ++ message id → category
     Sends,
-    /// Graph message id → message id
+    /// Graph message id → message id, for the messages receipts need it for
+    /// ([`lifecycle::graph_id_to_index`](crate::domain::lifecycle::graph_id_to_index))
     GraphIds,
     /// webhook `mid` → time seen (deduplication)
     WebhookMids,
