@@ -929,7 +929,7 @@ async fn migrations_applied_twice_are_a_no_op() {
     let database = fresh_database(&server).await;
     assert_eq!(
         herald_migrate(&database),
-        "applied migrations: 1, 2, 3, 4, 5, 6, 7, 8"
+        "applied migrations: 1, 2, 3, 4, 5, 6, 7, 8, 9"
     );
     let tables = sql(
         &database,
@@ -1048,6 +1048,77 @@ async fn pseudonyms_kept_as_text_become_their_sixteen_bytes() {
     assert!(erased.iter().all(|e| e["erased"] == true), "{erased:?}");
 }
 
+/// Migration 9: a waiting message's record is in its outbox row, and `messages` gets it once,
+/// when the message leaves the outbox; a message an earlier version left waiting (its record in
+/// `messages`, none in its outbox row) is read, sent and kept as before.
+#[tokio::test]
+async fn a_waiting_messages_record_is_in_its_outbox_row_and_messages_gets_it_when_it_leaves() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = fresh_database(&server).await;
+    let app = on_database(&database).await;
+    let at = app.now() + chrono::Duration::minutes(10);
+    let mut ids = Vec::new();
+    for psid in ["7104", "7105"] {
+        app.user_writes(psid, "hi", None).await;
+        let (status, body) = app
+            .send(json!({"recipient": {"psid": psid}, "category": "response",
+                         "message": {"text": "later"}, "send_at": at.to_rfc3339()}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    let client = connect(&database).await;
+    let count = |statement: &'static str| {
+        let (client, ids) = (&client, &ids);
+        async move {
+            let row = client.query_one(statement, &[ids]).await.expect("count");
+            row.get::<_, i64>(0)
+        }
+    };
+    let in_outbox = "SELECT count(*) FROM outbox WHERE message_id = ANY($1) AND record IS NOT NULL";
+    let in_messages = "SELECT count(*) FROM messages WHERE id = ANY($1)";
+    assert_eq!(
+        count(in_outbox).await,
+        2,
+        "waiting: in the outbox with its record"
+    );
+    assert_eq!(count(in_messages).await, 0, "not written to messages yet");
+    // The second as an earlier version left it waiting.
+    client
+        .execute(
+            "INSERT INTO messages (id, record)
+                 SELECT message_id, record FROM outbox WHERE message_id = $1",
+            &[&ids[1]],
+        )
+        .await
+        .expect("the record in messages");
+    client
+        .execute(
+            "UPDATE outbox SET record = NULL WHERE message_id = $1",
+            &[&ids[1]],
+        )
+        .await
+        .expect("none in the outbox row");
+    for id in &ids {
+        assert_eq!(app.message(id).await["status"], "deferred");
+    }
+    app.set_time(at + chrono::Duration::seconds(1));
+    app.drain().await;
+    for id in &ids {
+        let message = app.message(id).await;
+        assert_eq!(message["status"], "sent", "{message}");
+    }
+    assert_eq!(
+        count(in_messages).await,
+        2,
+        "in messages once it left the outbox"
+    );
+    let left = "SELECT count(*) FROM outbox WHERE message_id = ANY($1)";
+    assert_eq!(count(left).await, 0);
+}
+
 #[tokio::test]
 async fn the_database_is_reached_over_tls_and_its_certificate_is_checked() {
     let Some(server) = postgres_server() else {
@@ -1094,7 +1165,7 @@ async fn the_database_is_reached_over_tls_and_its_certificate_is_checked() {
     );
     assert_eq!(
         String::from_utf8_lossy(&trusted.stdout).trim(),
-        "applied migrations: 1, 2, 3, 4, 5, 6, 7, 8"
+        "applied migrations: 1, 2, 3, 4, 5, 6, 7, 8, 9"
     );
 }
 

@@ -253,9 +253,9 @@ async fn stage_updates(
     ids.dedup();
     let locked = store.lock_messages(tx, &ids).await?;
     let fenced = store.fenced(tx, &locked).await?;
-    let mut current: HashMap<String, MessageRecord> = locked
+    let mut current: HashMap<String, (MessageRecord, bool)> = locked
         .into_iter()
-        .map(|l| (l.record.id.to_string(), l.record))
+        .map(|l| (l.record.id.to_string(), (l.record, l.claim.is_some())))
         .collect();
     let results = &mut staged.results;
     for (id, change, let_go) in inputs {
@@ -266,7 +266,7 @@ async fn stage_updates(
             results.push(Err(refused.clone()));
             continue;
         }
-        let Some(record) = current.get_mut(&id) else {
+        let Some((record, in_outbox)) = current.get_mut(&id) else {
             results.push(Ok(None));
             continue;
         };
@@ -276,7 +276,7 @@ async fn stage_updates(
             results.push(Ok(None));
             continue;
         };
-        rows.update(store, record, &mut changed, effects)?;
+        rows.update(store, record, *in_outbox, &mut changed, effects)?;
         *record = changed;
         staged.changed_any = true;
         results.push(Ok(Some(record.clone())));

@@ -41,29 +41,56 @@ impl PgStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Reads and locks messages for a change, in id order.
+    /// Reads and locks messages for a change: the outbox rows of those that have one, then the
+    /// `messages` rows of the others (and of those whose outbox row predates migration 9), each
+    /// in id order. A message's record is its outbox row's while it has one (see
+    /// [`Rows`]); a message that leaves the outbox does so under its outbox row's lock, so a
+    /// change waiting for that lock finds the message in `messages` when it gets it.
     pub(super) async fn lock_messages(
         &self,
         tx: &Transaction<'_>,
         ids: &[String],
     ) -> Result<Vec<Locked>, StoreError> {
-        let rows = tx
-            .rows(
-                "SELECT m.record, o.partition, o.claimed_by, o.claim_epoch
-                 FROM messages m LEFT JOIN outbox o ON o.message_id = m.id
-                 WHERE m.id = ANY($1) ORDER BY m.id FOR UPDATE OF m",
+        // Sent together (one round trip), run in this order.
+        let (queued, done) = futures_util::future::try_join(
+            tx.rows(
+                "SELECT message_id, record, partition, claimed_by, claim_epoch FROM outbox
+                 WHERE message_id = ANY($1) ORDER BY message_id FOR UPDATE",
                 &[&ids],
-            )
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let partition: Option<i32> = row.get(1);
-                Ok(Locked {
-                    record: decode_packed("message", row.get::<_, &[u8]>(0))?,
-                    claim: partition.map(|p| (p, row.get(2), row.get(3))),
-                })
-            })
-            .collect()
+            ),
+            tx.rows(
+                "SELECT id, record FROM messages WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&ids],
+            ),
+        )
+        .await?;
+        let mut kept: HashMap<&str, &[u8]> = done
+            .iter()
+            .map(|row| (row.get::<_, &str>(0), row.get::<_, &[u8]>(1)))
+            .collect();
+        let mut locked = Vec::with_capacity(queued.len() + kept.len());
+        for row in &queued {
+            let id: &str = row.get(0);
+            let Some(record) = row
+                .get::<_, Option<&[u8]>>(1)
+                .or_else(|| kept.get(id).copied())
+            else {
+                continue;
+            };
+            kept.remove(id);
+            locked.push(Locked {
+                record: decode_packed("message", record)?,
+                claim: Some((row.get(2), row.get(3), row.get(4))),
+            });
+        }
+        for record in kept.into_values() {
+            locked.push(Locked {
+                record: decode_packed("message", record)?,
+                claim: None,
+            });
+        }
+        locked.sort_by(|a, b| a.record.id.as_str().cmp(b.record.id.as_str()));
+        Ok(locked)
     }
 
     /// The locked messages whose change must be refused: this instance claimed them to send
@@ -138,7 +165,13 @@ impl PgStore {
             if let Some(refused) = fenced.remove(&record.id.to_string()) {
                 return Err(refused);
             }
-            rows.update(self, &locked.record, &mut record, effects)?;
+            rows.update(
+                self,
+                &locked.record,
+                locked.claim.is_some(),
+                &mut record,
+                effects,
+            )?;
             changed.push(record);
         }
         if changed.is_empty() {
@@ -162,10 +195,16 @@ impl Messages for PgStore {
 
     async fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
         let client = self.client().await?;
+        // In its outbox row while it has one (and that row has it: see [`Rows`]).
         let row = client
-            .opt("SELECT record FROM messages WHERE id = $1", &[&id.as_str()])
+            .one(
+                "SELECT coalesce((SELECT record FROM outbox WHERE message_id = $1),
+                                 (SELECT record FROM messages WHERE id = $1))",
+                &[&id.as_str()],
+            )
             .await?;
-        row.map(|row| decode_packed("message", row.get::<_, &[u8]>(0)))
+        row.get::<_, Option<&[u8]>>(0)
+            .map(|record| decode_packed("message", record))
             .transpose()
     }
 

@@ -59,6 +59,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "pseudonyms as bytes",
         include_str!("migrations/0008_pseudonyms_as_bytes.sql"),
     ),
+    (
+        9,
+        "records in the outbox",
+        include_str!("migrations/0009_records_in_the_outbox.sql"),
+    ),
 ];
 
 /// The advisory lock Herald's schema changes take (any number, the same everywhere).
@@ -208,6 +213,10 @@ mod tests {
         (
             8,
             "63444e7df05a8b0f713276225f602d51862c57d9d5d9b08a9f6015b99be5afe5",
+        ),
+        (
+            9,
+            "4d93e3b58ae5a85a78900156891d1fb08650fb081f95c41f9349b743fe7c4789",
         ),
     ];
 

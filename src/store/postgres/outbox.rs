@@ -70,9 +70,9 @@ impl Outbox for PgStore {
                      FROM chosen WHERE o.message_id = chosen.message_id
                        AND EXISTS (SELECT 1 FROM partitions p WHERE p.partition = o.partition
                                    AND p.owner = $5 AND p.lease_until > now())
-                     RETURNING o.message_id, o.due)
-                 SELECT c.message_id, c.due, m.record FROM claimed c
-                 LEFT JOIN messages m ON m.id = c.message_id",
+                     RETURNING o.message_id, o.due, o.record)
+                 SELECT c.message_id, c.due, coalesce(c.record, m.record) FROM claimed c
+                 LEFT JOIN messages m ON c.record IS NULL AND m.id = c.message_id",
                 &[
                     &claimable.partitions,
                     &claimable.epochs,

@@ -24,10 +24,21 @@ use crate::store::packing;
 use crate::store::{count_label, NewMessage};
 
 /// Every row one transaction writes, by table.
+///
+/// A message's record lives in its outbox row while it has one, and in `messages` once it has
+/// left the outbox (migration 9): the table of every message gets the record when the message is
+/// done with the outbox (and after that only what happens to a message already sent: receipts,
+/// erasure), and the versions a message goes through while it waits, is claimed and tried
+/// again are rows of the small queue, which `VACUUM` empties. An outbox row written before
+/// migration 9 has no record: its message's is in `messages` until it leaves.
 #[derive(Default)]
 pub(super) struct Rows {
-    /// id → record (packed JSON), inserted or replaced.
+    /// id → record (packed JSON) of a message out of the outbox, inserted or replaced.
     messages: BTreeMap<String, Vec<u8>>,
+    /// id → record of a message that stays in the outbox where it is.
+    outbox_records: BTreeMap<String, Vec<u8>>,
+    /// id → whether the message is in the outbox, as the changes gathered so far leave it.
+    in_outbox: HashMap<String, bool>,
     /// sha256 → trace (JSON), kept once.
     traces: BTreeMap<String, String>,
     /// id → where it goes in the outbox: put there or moved in it.
@@ -53,11 +64,16 @@ const MESSAGES: &str = "INSERT INTO messages (id, record)
 
 const OUTBOX_REMOVE: &str = "DELETE FROM outbox WHERE message_id = ANY($1)";
 
-const OUTBOX_PUT: &str = "INSERT INTO outbox (message_id, partition, due, person, holds)
+const OUTBOX_PUT: &str = "INSERT INTO outbox (message_id, partition, due, person, holds, record)
      SELECT * FROM UNNEST($1::text[], $2::integer[], $3::timestamptz[], $4::text[],
-     $5::boolean[])
+     $5::boolean[], $6::bytea[])
      ON CONFLICT (message_id) DO UPDATE
-     SET due = EXCLUDED.due, person = EXCLUDED.person, holds = EXCLUDED.holds";
+     SET due = EXCLUDED.due, person = EXCLUDED.person, holds = EXCLUDED.holds,
+         record = EXCLUDED.record";
+
+const OUTBOX_RECORDS: &str = "UPDATE outbox o SET record = r.record
+     FROM UNNEST($1::text[], $2::bytea[]) AS r(id, record)
+     WHERE o.message_id = r.id";
 
 const SENDS: &str = "INSERT INTO sends (recipient, at, message_id, category)
      SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[])
@@ -72,11 +88,12 @@ const COUNTS: &str = "INSERT INTO campaign_counts (campaign, label, n)
      ON CONFLICT (campaign, label) DO UPDATE SET n = campaign_counts.n + EXCLUDED.n";
 
 /// The tables' statements, in the order a batch sends them.
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     TRACES,
     MESSAGES,
     OUTBOX_REMOVE,
     OUTBOX_PUT,
+    OUTBOX_RECORDS,
     SENDS,
     GRAPH_IDS,
     COUNTS,
@@ -93,6 +110,8 @@ struct OutboxRow {
     person: String,
     /// It holds its lane ([`Effects::holds_lane`]).
     holds: bool,
+    /// The message's record (packed JSON).
+    record: Vec<u8>,
 }
 
 /// A trace's sha256 (hex) and JSON.
@@ -115,20 +134,23 @@ impl Rows {
             self.traces.insert(sha, json);
         }
         self.recount(None, &record);
-        self.effects(store, &record, effects);
-        self.messages
-            .insert(record.id.to_string(), encode_packed("message", &record)?);
-        Ok(())
+        self.in_outbox.insert(record.id.to_string(), false);
+        self.effects(store, &record, effects)
     }
 
-    /// A changed message: `before` is as it was read, `record` as the change left it.
+    /// A changed message: `before` is as it was read, `record` as the change left it;
+    /// `in_outbox`, whether it had an outbox row when it was read.
     pub(super) fn update(
         &mut self,
         store: &PgStore,
         before: &MessageRecord,
+        in_outbox: bool,
         record: &mut MessageRecord,
         mut effects: Effects,
     ) -> Result<(), StoreError> {
+        self.in_outbox
+            .entry(record.id.to_string())
+            .or_insert(in_outbox);
         self.recount(Some(before), record);
         if let OutboxChange::Schedule(due) = effects.outbox {
             record.not_before = Some(due);
@@ -144,20 +166,35 @@ impl Rows {
             self.graph_ids
                 .insert(graph_id.to_owned(), record.id.to_string());
         }
-        self.effects(store, record, effects);
-        self.messages
-            .insert(record.id.to_string(), encode_packed("message", &*record)?);
-        Ok(())
+        self.effects(store, record, effects)
     }
 
-    /// The outbox entry, send history and audit entries of one change.
-    fn effects(&mut self, store: &PgStore, record: &MessageRecord, effects: Effects) {
+    /// The record where the message now is, its outbox entry, send history and audit entries
+    /// of one change.
+    fn effects(
+        &mut self,
+        store: &PgStore,
+        record: &MessageRecord,
+        effects: Effects,
+    ) -> Result<(), StoreError> {
         let id = record.id.to_string();
+        let packed = encode_packed("message", record)?;
         match effects.outbox {
-            OutboxChange::Keep => {}
+            OutboxChange::Keep => {
+                if let Some(row) = self.outbox_put.get_mut(&id) {
+                    row.record = packed;
+                } else if self.in_outbox.get(&id).copied().unwrap_or(false) {
+                    self.outbox_records.insert(id.clone(), packed);
+                } else {
+                    self.messages.insert(id.clone(), packed);
+                }
+            }
             OutboxChange::Remove => {
                 self.outbox_put.remove(&id);
+                self.outbox_records.remove(&id);
                 self.outbox_remove.push(id.clone());
+                self.in_outbox.insert(id.clone(), false);
+                self.messages.insert(id.clone(), packed);
             }
             OutboxChange::Schedule(due) => {
                 let row = OutboxRow {
@@ -166,7 +203,11 @@ impl Rows {
                     due,
                     person: lifecycle::lane(record),
                     holds: effects.holds_lane,
+                    record: packed,
                 };
+                self.messages.remove(&id);
+                self.outbox_records.remove(&id);
+                self.in_outbox.insert(id.clone(), true);
                 self.outbox_put.insert(id.clone(), row);
             }
         }
@@ -179,6 +220,7 @@ impl Rows {
             ));
         }
         self.audit.extend(effects.audit);
+        Ok(())
     }
 
     /// Moves a campaign message's count from the label it had to the one it has.
@@ -216,6 +258,8 @@ impl Rows {
     ) -> Result<(), StoreError> {
         let Rows {
             messages,
+            outbox_records,
+            in_outbox: _,
             traces,
             outbox_put,
             outbox_remove,
@@ -231,12 +275,15 @@ impl Rows {
         // same batch is deleted first.
         try_join_all(TABLES.iter().map(|sql| tx.prepare_cached(sql))).await?;
         let tables: Vec<Statement<'_>> = vec![
-            Box::pin(write_traces(tx, traces)),
-            Box::pin(write_messages(tx, messages)),
+            // Traces not stored yet: a trace is kept once, by its sha256.
+            Box::pin(write_pairs(tx, TRACES, traces)),
+            Box::pin(write_pairs(tx, MESSAGES, messages)),
             Box::pin(write_outbox_remove(tx, outbox_remove)),
             Box::pin(write_outbox_put(tx, outbox_put)),
+            Box::pin(write_pairs(tx, OUTBOX_RECORDS, outbox_records)),
             Box::pin(write_sends(tx, sends)),
-            Box::pin(write_graph_ids(tx, graph_ids)),
+            // Graph message ids, for receipts to find their message.
+            Box::pin(write_pairs(tx, GRAPH_IDS, graph_ids)),
             Box::pin(write_counts(tx, counts)),
         ];
         try_join_all(tables).await?;
@@ -244,29 +291,21 @@ impl Rows {
     }
 }
 
-/// Traces not stored yet (a trace is kept once, by its sha256).
-async fn write_traces(
+/// Rows of a key and a value (a trace by its sha256, a record by its message's id, a message's
+/// id by its Graph id), sent by `statement` as two arrays.
+async fn write_pairs<V>(
     tx: &Transaction<'_>,
-    traces: BTreeMap<String, String>,
-) -> Result<(), StoreError> {
-    if traces.is_empty() {
+    statement: &str,
+    pairs: BTreeMap<String, V>,
+) -> Result<(), StoreError>
+where
+    Vec<V>: tokio_postgres::types::ToSql + Sync,
+{
+    if pairs.is_empty() {
         return Ok(());
     }
-    let (sha, json): (Vec<String>, Vec<String>) = traces.into_iter().unzip();
-    tx.exec(TRACES, &[&sha, &json]).await?;
-    Ok(())
-}
-
-/// Message records, inserted or replaced.
-async fn write_messages(
-    tx: &Transaction<'_>,
-    messages: BTreeMap<String, Vec<u8>>,
-) -> Result<(), StoreError> {
-    if messages.is_empty() {
-        return Ok(());
-    }
-    let (ids, records): (Vec<String>, Vec<Vec<u8>>) = messages.into_iter().unzip();
-    tx.exec(MESSAGES, &[&ids, &records]).await?;
+    let (keys, values): (Vec<String>, Vec<V>) = pairs.into_iter().unzip();
+    tx.exec(statement, &[&keys, &values]).await?;
     Ok(())
 }
 
@@ -295,15 +334,20 @@ async fn write_outbox_put(
     let mut dues = Vec::with_capacity(outbox_put.len());
     let mut persons = Vec::with_capacity(outbox_put.len());
     let mut holds = Vec::with_capacity(outbox_put.len());
+    let mut records = Vec::with_capacity(outbox_put.len());
     for (id, row) in outbox_put {
         ids.push(id);
         partitions.push(row.partition);
         dues.push(row.due);
         persons.push(row.person);
         holds.push(row.holds);
+        records.push(row.record);
     }
-    tx.exec(OUTBOX_PUT, &[&ids, &partitions, &dues, &persons, &holds])
-        .await?;
+    tx.exec(
+        OUTBOX_PUT,
+        &[&ids, &partitions, &dues, &persons, &holds, &records],
+    )
+    .await?;
     Ok(())
 }
 
@@ -324,19 +368,6 @@ async fn write_sends(
     }
     tx.exec(SENDS, &[&cols.0, &cols.1, &cols.2, &cols.3])
         .await?;
-    Ok(())
-}
-
-/// Graph message ids, for receipts to find their message.
-async fn write_graph_ids(
-    tx: &Transaction<'_>,
-    graph_ids: BTreeMap<String, String>,
-) -> Result<(), StoreError> {
-    if graph_ids.is_empty() {
-        return Ok(());
-    }
-    let (graph, ids): (Vec<String>, Vec<String>) = graph_ids.into_iter().unzip();
-    tx.exec(GRAPH_IDS, &[&graph, &ids]).await?;
     Ok(())
 }
 
