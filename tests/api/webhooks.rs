@@ -172,10 +172,21 @@ async fn a_referral_is_kept_as_attribution_and_opens_the_window() {
 #[tokio::test]
 async fn a_checkbox_opt_in_lets_the_shop_send_the_receipt_to_the_user_ref() {
     let app = spawn_app().await;
+    receipt_after_a_checkbox(&app, "cart-7781").await;
+    app.drain().await;
+    let inbox = app.inbox("cart-7781");
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].body["recipient"]["user_ref"], "cart-7781");
+    app.assert_no_rejections();
+}
+
+/// A person ticks the checkbox at checkout as `user_ref`, and the shop sends them the order's
+/// receipt: its message id.
+async fn receipt_after_a_checkbox(app: &TestApp, user_ref: &str) -> String {
     let answer = app
         .sandbox_post(
             "/checkbox",
-            json!({"user_ref": "cart-7781", "ref": "checkout"}),
+            json!({"user_ref": user_ref, "ref": "checkout"}),
         )
         .await;
     assert_eq!(answer["webhook_status"], 200, "{answer}");
@@ -184,18 +195,14 @@ async fn a_checkbox_opt_in_lets_the_shop_send_the_receipt_to_the_user_ref() {
             herald::domain::Role::Backend,
             "/v1/receipts",
             json!({
-                "recipient": {"user_ref": "cart-7781"},
+                "recipient": {"user_ref": user_ref},
                 "order": {"order_number": "C-1", "currency": "USD", "payment_method": "Visa",
                           "recipient_name": "Grace", "summary": {"total_cost": 10}}
             }),
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    app.drain().await;
-    let inbox = app.inbox("cart-7781");
-    assert_eq!(inbox.len(), 1);
-    assert_eq!(inbox[0].body["recipient"]["user_ref"], "cart-7781");
-    app.assert_no_rejections();
+    body["id"].as_str().expect("id").to_owned()
 }
 
 /// A delivery from `psid` naming `mid`, with a watermark before anything was sent: only the
@@ -217,24 +224,7 @@ async fn a_delivery_naming_its_mid_moves_a_message_to_a_psid_and_one_to_a_user_r
     app.user_writes("4004", "hi", None).await;
     let (_, body) = app.respond("4004", "hello").await;
     let to_psid = body["id"].as_str().expect("id").to_owned();
-    app.sandbox_post(
-        "/checkbox",
-        json!({"user_ref": "cart-7782", "ref": "checkout"}),
-    )
-    .await;
-    let (status, body) = app
-        .call(
-            herald::domain::Role::Backend,
-            "/v1/receipts",
-            json!({
-                "recipient": {"user_ref": "cart-7782"},
-                "order": {"order_number": "C-2", "currency": "USD", "payment_method": "Visa",
-                          "recipient_name": "Grace", "summary": {"total_cost": 10}}
-            }),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let to_user_ref = body["id"].as_str().expect("id").to_owned();
+    let to_user_ref = receipt_after_a_checkbox(&app, "cart-7782").await;
     app.drain().await;
     for (id, sender) in [(&to_psid, "4004"), (&to_user_ref, "5502")] {
         let message = app.message(id).await;

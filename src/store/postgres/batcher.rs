@@ -255,7 +255,10 @@ async fn stage_updates(
     let fenced = store.fenced(tx, &locked).await?;
     let mut current: HashMap<String, (MessageRecord, bool)> = locked
         .into_iter()
-        .map(|l| (l.record.id.to_string(), (l.record, l.claim.is_some())))
+        .map(|l| {
+            let in_outbox = l.in_outbox();
+            (l.record.id.to_string(), (l.record, in_outbox))
+        })
         .collect();
     let results = &mut staged.results;
     for (id, change, let_go) in inputs {

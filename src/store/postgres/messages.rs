@@ -16,8 +16,16 @@ use crate::store::{Accepted, MessageChange, Messages, MessagesChange, NewMessage
 /// A message row read for a change, locked until the transaction ends.
 pub(super) struct Locked {
     pub record: MessageRecord,
-    /// The outbox claim on it: (partition, claimed by, under epoch).
+    /// Its outbox row's claim on it, when it has an outbox row: (partition, claimed by, under
+    /// epoch).
     pub claim: Option<(i32, Option<String>, Option<i64>)>,
+}
+
+impl Locked {
+    /// It has an outbox row (and its record is there: see [`Rows`]).
+    pub fn in_outbox(&self) -> bool {
+        self.claim.is_some()
+    }
 }
 
 impl PgStore {
@@ -168,7 +176,7 @@ impl PgStore {
             rows.update(
                 self,
                 &locked.record,
-                locked.claim.is_some(),
+                locked.in_outbox(),
                 &mut record,
                 effects,
             )?;
