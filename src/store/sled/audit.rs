@@ -21,10 +21,6 @@
 //!
 //! A query walks the one index that narrows it most (or the chain itself) and checks the other
 //! fields on each entry it reads. A cursor is the last key walked, in hex.
-//!
-//! An entry's erasable values ([`Personal`]) are the value of its recipient's key (`r`), which
-//! erasure walks and empties; entries written before (issue 18) and entries without a recipient
-//! keep them in the tree `audit_personal`, by seq.
 
 use std::ops::Bound;
 
@@ -89,40 +85,6 @@ fn field_keys<const N: usize>(fields: [(u8, Option<&str>); N], seq: u64) -> Vec<
 /// Every index key of a sealed entry (its time is indexed per transaction: [`super::timeline`]).
 pub(super) fn index_keys(entry: &AuditEntry) -> Vec<Vec<u8>> {
     field_keys(indexed_fields(entry), entry.seq)
-}
-
-/// The recipient's index key of an entry, when it names one.
-fn recipient_key(entry: &AuditEntry) -> Option<Vec<u8>> {
-    let pseudonym = entry.recipient_pseudonym.as_deref()?;
-    Some(with_seq(tagged(b'r', pseudonym), entry.seq))
-}
-
-/// A sealed entry's index keys with their values, and its erasable values when no key carries
-/// them (an entry without a recipient): those go to [`T::AuditPersonal`].
-pub(super) struct IndexEntries {
-    pub keys: Vec<(Vec<u8>, Vec<u8>)>,
-    pub unplaced: Option<Vec<u8>>,
-}
-
-/// Every index key of a sealed entry with its value: the recipient's key carries the entry's
-/// erasable values (`personal`, encoded), so that they cost no key of their own and erasure,
-/// which walks those keys, empties them; the other keys are empty.
-pub(super) fn index_entries(entry: &AuditEntry, mut personal: Option<Vec<u8>>) -> IndexEntries {
-    let recipient = recipient_key(entry);
-    let keys = index_keys(entry)
-        .into_iter()
-        .map(|key| {
-            let value = match &recipient {
-                Some(r) if *r == key => personal.take().unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            (key, value)
-        })
-        .collect();
-    IndexEntries {
-        keys,
-        unplaced: personal,
-    }
 }
 
 /// The time key versions before the time index ([`super::timeline`]) wrote for each entry.
@@ -355,21 +317,14 @@ impl AuditLog for SledStore {
             let chunk = keys
                 .by_ref()
                 .take(PRUNE_CHUNK)
-                .map(|item| item.map(|(k, _)| k))
+                .map(|item| item.map(|(k, _)| seq_of(&k)))
                 .collect::<Result<Vec<_>, _>>()?;
             erased += self.commit(|tx| {
                 let mut n = 0;
-                for index in chunk {
-                    let Some(seq) = seq_of(&index) else { continue };
-                    let legacy = seq.to_be_bytes();
-                    if tx
-                        .raw(T::AuditIndex, &index)?
-                        .is_some_and(|v| !v.is_empty())
-                    {
-                        tx.put_raw(T::AuditIndex, &index, &[])?;
-                        n += 1;
-                    } else if tx.contains(T::AuditPersonal, &legacy)? {
-                        tx.remove(T::AuditPersonal, &legacy)?;
+                for seq in chunk.into_iter().flatten() {
+                    let key = seq.to_be_bytes();
+                    if tx.contains(T::AuditPersonal, &key)? {
+                        tx.remove(T::AuditPersonal, &key)?;
                         n += 1;
                     }
                 }
@@ -431,14 +386,7 @@ impl SledStore {
         }
         let mut entry: AuditEntry = decode(T::Audit, &json)?;
         if entry.personal_sha256.is_some() {
-            let on_key = match recipient_key(&entry) {
-                Some(key) => self.tree(T::AuditIndex).get(key)?.filter(|v| !v.is_empty()),
-                None => None,
-            };
-            entry.personal = match on_key {
-                Some(bytes) => Some(decode(T::AuditPersonal, &bytes)?),
-                None => self.read::<Personal>(T::AuditPersonal, &seq.to_be_bytes())?,
-            };
+            entry.personal = self.read::<Personal>(T::AuditPersonal, &seq.to_be_bytes())?;
         }
         Ok(Some(entry))
     }
@@ -736,54 +684,5 @@ pub(super) mod tests {
         let read = store.read_chain(0, 0, 2).await.expect("read");
         assert_eq!(read.len(), 2);
         assert!(read.iter().all(|e| e.erased() && e.recipient().is_none()));
-    }
-
-    #[tokio::test]
-    async fn erasable_values_ride_on_the_recipient_key_and_those_kept_apart_before_still_read_and_erase(
-    ) {
-        let store = crate::store::sled::temporary().await;
-        let entries: Vec<_> = (0..2)
-            .map(|i| AuditEntry {
-                personal: Some(Personal::of("5552")),
-                ..entry(i, "shop", AuditKind::Status)
-            })
-            .collect();
-        store.append(entries).await.expect("append");
-        assert_eq!(
-            store.tree(T::AuditPersonal).len(),
-            0,
-            "no key of their own: they are the recipient key's value"
-        );
-        // Entry 1 as a version before wrote it: its values by seq, its recipient key empty.
-        let first = store
-            .entry(1, None, &Needles(Vec::new()))
-            .expect("read")
-            .expect("entry 1");
-        let key = recipient_key(&first).expect("a recipient");
-        let values = store.tree(T::AuditIndex).get(&key).expect("get");
-        let values = values.expect("the recipient key").to_vec();
-        assert!(!values.is_empty());
-        store
-            .commit(|tx| {
-                tx.put_raw(T::AuditPersonal, &1u64.to_be_bytes(), &values)?;
-                tx.put_raw(T::AuditIndex, &key, &[])
-            })
-            .expect("the layout before");
-
-        let read = store.read_chain(0, 0, 10).await.expect("read");
-        assert_eq!(read.len(), 2);
-        assert!(
-            read.iter().all(|e| e.recipient() == Some("5552")),
-            "{read:?}"
-        );
-        assert_eq!(store.erase_personal("5552").await.expect("erase"), 2);
-        let read = store.read_chain(0, 0, 10).await.expect("read");
-        assert!(read.iter().all(|e| e.erased() && e.recipient().is_none()));
-        assert_eq!(store.tree(T::AuditPersonal).len(), 0);
-        assert_eq!(
-            store.erase_personal("5552").await.expect("erase again"),
-            0,
-            "nothing left to erase"
-        );
     }
 }

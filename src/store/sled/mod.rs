@@ -92,8 +92,7 @@ enum T {
     /// (`recipient.notification_messages_token`) is.
     MarketingTokens,
     /// seq (big-endian) → an audit entry's erasable values ([`Personal`]), outside the chain
-    /// so that erasure leaves the chain intact: those of an entry without a recipient, and of
-    /// every entry written before they rode on the recipient's index key (see `audit.rs`).
+    /// so that erasure leaves the chain intact.
     AuditPersonal,
     /// Secondary indexes of the audit log, written with each entry: one key per field it can
     /// be found by, `field tag ++ value ++ 0 ++ seq`, or `t ++ time (ms) ++ seq` (see `audit.rs`).
@@ -343,8 +342,8 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Appends `entry` to the audit chain in this transaction, its index keys with it, and its
-    /// erasable values on its recipient's key ([`audit::index_entries`]).
+    /// Appends `entry` to the audit chain in this transaction, its erasable values beside it
+    /// and its index keys with it.
     fn audit(&mut self, mut entry: AuditEntry) -> TxResult<u64> {
         let seq = self.head.seq + 1;
         let encode_error = |source| StoreError::Encode {
@@ -353,9 +352,10 @@ impl Tx<'_> {
         };
         let personal = entry
             .take_personal(&self.store.pseudonyms, fresh_salt())
-            .map_err(encode_error)?
-            .map(|personal| encode(T::AuditPersonal, &personal))
-            .transpose()?;
+            .map_err(encode_error)?;
+        if let Some(personal) = personal {
+            self.put(T::AuditPersonal, &seq.to_be_bytes(), &personal)?;
+        }
         let stored = entry
             .seal(seq, &self.head.hash)
             .map_err(|source| StoreError::Encode {
@@ -367,12 +367,8 @@ impl Tx<'_> {
             &seq.to_be_bytes(),
             &packing::pack_stored(T::Audit.record(), &stored)?,
         )?;
-        let index = audit::index_entries(&entry, personal);
-        for (key, value) in index.keys {
-            self.put_raw(T::AuditIndex, &key, &value)?;
-        }
-        if let Some(personal) = index.unplaced {
-            self.put_raw(T::AuditPersonal, &seq.to_be_bytes(), &personal)?;
+        for key in audit::index_keys(&entry) {
+            self.put_raw(T::AuditIndex, &key, &[])?;
         }
         self.time.note(millis_of(entry.at));
         self.head = AuditHead::at(seq, entry.hash);
