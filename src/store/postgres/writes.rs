@@ -37,8 +37,6 @@ pub(super) struct Rows {
     messages: BTreeMap<String, Vec<u8>>,
     /// id → record of a message that stays in the outbox where it is.
     outbox_records: BTreeMap<String, Vec<u8>>,
-    /// id → whether the message is in the outbox, as the changes gathered so far leave it.
-    in_outbox: HashMap<String, bool>,
     /// sha256 → trace (JSON), kept once.
     traces: BTreeMap<String, String>,
     /// id → where it goes in the outbox: put there or moved in it.
@@ -134,8 +132,7 @@ impl Rows {
             self.traces.insert(sha, json);
         }
         self.recount(None, &record);
-        self.in_outbox.insert(record.id.to_string(), false);
-        self.effects(store, &record, effects)
+        self.effects(store, &record, false, effects)
     }
 
     /// A changed message: `before` is as it was read, `record` as the change left it;
@@ -148,9 +145,6 @@ impl Rows {
         record: &mut MessageRecord,
         mut effects: Effects,
     ) -> Result<(), StoreError> {
-        self.in_outbox
-            .entry(record.id.to_string())
-            .or_insert(in_outbox);
         self.recount(Some(before), record);
         if let OutboxChange::Schedule(due) = effects.outbox {
             record.not_before = Some(due);
@@ -166,15 +160,17 @@ impl Rows {
             self.graph_ids
                 .insert(graph_id.to_owned(), record.id.to_string());
         }
-        self.effects(store, record, effects)
+        self.effects(store, record, in_outbox, effects)
     }
 
     /// The record where the message now is, its outbox entry, send history and audit entries
-    /// of one change.
+    /// of one change. Where the message is: where an earlier change of this batch put it (a
+    /// row put in the outbox, or a record for `messages`), else where it was read (`in_outbox`).
     fn effects(
         &mut self,
         store: &PgStore,
         record: &MessageRecord,
+        in_outbox: bool,
         effects: Effects,
     ) -> Result<(), StoreError> {
         let id = record.id.to_string();
@@ -183,7 +179,7 @@ impl Rows {
             OutboxChange::Keep => {
                 if let Some(row) = self.outbox_put.get_mut(&id) {
                     row.record = packed;
-                } else if self.in_outbox.get(&id).copied().unwrap_or(false) {
+                } else if in_outbox && !self.messages.contains_key(&id) {
                     self.outbox_records.insert(id.clone(), packed);
                 } else {
                     self.messages.insert(id.clone(), packed);
@@ -193,7 +189,6 @@ impl Rows {
                 self.outbox_put.remove(&id);
                 self.outbox_records.remove(&id);
                 self.outbox_remove.push(id.clone());
-                self.in_outbox.insert(id.clone(), false);
                 self.messages.insert(id.clone(), packed);
             }
             OutboxChange::Schedule(due) => {
@@ -207,7 +202,6 @@ impl Rows {
                 };
                 self.messages.remove(&id);
                 self.outbox_records.remove(&id);
-                self.in_outbox.insert(id.clone(), true);
                 self.outbox_put.insert(id.clone(), row);
             }
         }
@@ -259,7 +253,6 @@ impl Rows {
         let Rows {
             messages,
             outbox_records,
-            in_outbox: _,
             traces,
             outbox_put,
             outbox_remove,
