@@ -25,16 +25,18 @@ impl PgStore {
         let (keys, sinces): (Vec<String>, Vec<DateTime<Utc>>) = asked.into_iter().unzip();
         let client = self.client().await?;
         // The sends as two arrays in the order `recent_sends` gives (an aggregate without
-        // GROUP BY is one row, its arrays NULL when there is none).
+        // GROUP BY is one row, its arrays NULL when there is none). The aggregate takes the rows
+        // in the order of the subquery it reads, which walks the key's index backwards: an
+        // `ORDER BY` in the aggregate sorted each recipient's sends again.
         let rows = client
             .rows(
                 "SELECT (SELECT r.record::text FROM recipients r WHERE r.key = q.key),
                         s.ats, s.categories
                  FROM UNNEST($1::text[], $2::timestamptz[]) WITH ORDINALITY AS q(key, since, i)
                  LEFT JOIN LATERAL (
-                     SELECT array_agg(at ORDER BY at DESC, message_id DESC) AS ats,
-                            array_agg(category ORDER BY at DESC, message_id DESC) AS categories
-                     FROM sends WHERE recipient = q.key AND at >= q.since
+                     SELECT array_agg(n.at) AS ats, array_agg(n.category) AS categories
+                     FROM (SELECT at, category FROM sends WHERE recipient = q.key AND at >= q.since
+                           ORDER BY at DESC, message_id DESC) n
                  ) s ON true
                  ORDER BY q.i",
                 &[&keys, &sinces],
