@@ -403,8 +403,8 @@ pub(super) async fn append_audit(
         .collect();
     // Both statements on the chains' rows read their arrays through `(SELECT $n)`, which hides
     // the arrays' length from the planner: seen, PostgreSQL planned them again at every call
-    // (its plan for a short array costs less than its one plan for any), ~50 µs of planning a
-    // batch; hidden, the one plan serves every batch (the table has a row per chain).
+    // (its plan for a short array costs less than its one plan for any), ~50 µs of planning each
+    // at every batch; hidden, the one plan serves every batch (the table has a row per chain).
     let heads: HashMap<i32, (i64, String)> = tx
         .rows(
             "SELECT chain, seq, hash FROM audit_chains
