@@ -127,12 +127,24 @@ pub fn postgres_server() -> Option<String> {
     }
 }
 
-/// A fresh, empty database on the server at `server`: its URL.
+/// A test database made longer ago than this is a past run's, left behind: a run of the
+/// suite takes minutes.
+pub const LEFT_BEHIND: std::time::Duration = std::time::Duration::from_secs(6 * 60 * 60);
+
+/// Whether this test process has dropped the databases past runs left behind.
+static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A fresh, empty database on the server at `server`: its URL. The first one a test process
+/// makes drops the test databases made more than [`LEFT_BEHIND`] ago (each test keeps its own
+/// to the end, so a server that is not thrown away after a run would keep them all).
 pub async fn fresh_database(server: &str) -> String {
     let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
         .await
         .expect("connect to the test PostgreSQL server");
     let connection = tokio::spawn(connection);
+    if !SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        drop_left_behind(&client, std::time::SystemTime::now()).await;
+    }
     let name = format!(
         "herald_test_{}",
         ulid::Ulid::new().to_string().to_lowercase()
@@ -146,6 +158,36 @@ pub async fn fresh_database(server: &str) -> String {
     let mut url = url::Url::parse(server).expect("HERALD_TEST_POSTGRES_URL is a URL");
     url.set_path(&format!("/{name}"));
     url.to_string()
+}
+
+/// Drops the test databases on `client`'s server made (their name's ULID says when) more than
+/// [`LEFT_BEHIND`] before `now`; one still in use stays.
+pub async fn drop_left_behind(client: &tokio_postgres::Client, now: std::time::SystemTime) {
+    let Ok(rows) = client
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'herald\\_test\\_%'",
+            &[],
+        )
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let name: String = row.get(0);
+        // Only a name that is the prefix and a ULID (letters and digits) goes into the SQL.
+        let made = name
+            .strip_prefix("herald_test_")
+            .and_then(|id| ulid::Ulid::from_string(&id.to_uppercase()).ok())
+            .map(|id| id.datetime());
+        let old =
+            made.is_some_and(|made| now.duration_since(made).is_ok_and(|age| age > LEFT_BEHIND));
+        if old {
+            // One in use (another run's, still going) fails to drop, and stays.
+            let _ = client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+                .await;
+        }
+    }
 }
 
 /// A fresh database when the suite runs on PostgreSQL, else `None` (sled).

@@ -19,8 +19,9 @@ use serde_json::{json, Value};
 
 use crate::crash::{backend_token, client_token, customer, start, Gateway, TestGateway};
 use crate::helpers::{
-    fresh_database, policy_copy, postgres_server, spawn_app_with, test_pseudonyms, test_settings,
-    use_database, StoppedStore, TestApp, TestOptions, APP_SECRET, PAGE_TOKEN,
+    drop_left_behind, fresh_database, policy_copy, postgres_server, spawn_app_with,
+    test_pseudonyms, test_settings, use_database, StoppedStore, TestApp, TestOptions, APP_SECRET,
+    PAGE_TOKEN,
 };
 
 /// Each page's pace in these tests (the policy's `per_page` and the stand-in's limit).
@@ -1697,4 +1698,60 @@ async fn the_database_going_away_under_load_answers_503_and_loses_nothing() {
         twice <= herald::configuration::DeliverySettings::default().concurrency,
         "{twice} sent twice"
     );
+}
+
+/// A test database whose name says it was made more than six hours ago is dropped by the first
+/// fresh database of a test process; a newer one, and an old one still in use, stay.
+#[tokio::test]
+async fn test_databases_a_past_run_left_behind_are_dropped_and_others_kept() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let admin = connect(&server).await;
+    let now = std::time::SystemTime::now();
+    let hours_ago = |h: u64| {
+        let made = now - Duration::from_secs(h * 60 * 60);
+        format!(
+            "herald_test_{}",
+            ulid::Ulid::from_datetime(made).to_string().to_lowercase()
+        )
+    };
+    let (old, in_use, recent) = (hours_ago(7), hours_ago(8), hours_ago(1));
+    for name in [&old, &in_use, &recent] {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create");
+    }
+    let mut url = url::Url::parse(&server).expect("a URL");
+    url.set_path(&format!("/{in_use}"));
+    let user = connect(url.as_str()).await;
+
+    // Another test's first database may sweep as well: what is asserted is what remains.
+    drop_left_behind(&admin, now).await;
+
+    let exists = |name: String| {
+        let admin = &admin;
+        async move {
+            admin
+                .query_one(
+                    "SELECT count(*) FROM pg_database WHERE datname = $1",
+                    &[&name],
+                )
+                .await
+                .expect("count")
+                .get::<_, i64>(0)
+                == 1
+        }
+    };
+    assert!(!exists(old.clone()).await, "{old} was left behind");
+    assert!(exists(in_use.clone()).await, "{in_use} is in use");
+    assert!(exists(recent.clone()).await, "{recent} is this run's");
+    drop(user);
+    for name in [&in_use, &recent] {
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .expect("drop");
+    }
 }
