@@ -1,14 +1,16 @@
 //! Reading a JSON body strictly: only `application/json` (or a `+json` type), and never an
 //! object that names a key twice. serde_json keeps the last of two equal keys, so
 //! `{"category": "receipt", "category": "marketing"}` would mean whatever the last proxy or
-//! parser in the path decided; Herald refuses it instead, naming the key.
+//! parser in the path decided; Herald refuses it instead, naming the key. Nor a string with the
+//! character U+0000 (`"\u0000"`), which PostgreSQL cannot store in text or `jsonb`: refused by
+//! its path on either store, rather than accepted on sled and a 503 on PostgreSQL.
 
 use std::cell::RefCell;
 use std::fmt;
 
 use actix_web::http::header;
 use actix_web::HttpRequest;
-use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
@@ -52,22 +54,22 @@ pub fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
     }))
 }
 
-/// Parses `bytes` as JSON, refusing a key that appears twice in one object (400 naming it by
-/// its path, `recipient.psid`) and anything that is not JSON (400).
+/// Parses `bytes` as JSON, refusing a key that appears twice in one object or a string with
+/// U+0000 (400 naming it by its path, `recipient.psid`) and anything that is not JSON (400).
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, ApiError> {
-    let duplicate = RefCell::new(None);
+    let refused = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = StrictValue {
         at: Step::Root,
-        duplicate: &duplicate,
+        refused: &refused,
     }
     .deserialize(&mut de)
     .and_then(|value| de.end().map(|()| value));
-    match (parsed, duplicate.into_inner()) {
+    match (parsed, refused.into_inner()) {
         (Ok(value), _) => Ok(value),
-        (Err(_), Some(path)) => Err(ApiError::Invalid(vec![FieldError::new(
-            path,
-            "appears more than once in its object",
+        (Err(_), Some(refusal)) => Err(ApiError::Invalid(vec![FieldError::new(
+            refusal.path,
+            refusal.why.says(),
         )])),
         (Err(e), None) => Err(ApiError::BadRequest(format!(
             "the body is not valid JSON: {e}"
@@ -79,7 +81,10 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, ApiError> {
 /// there is none or `bytes` is not JSON (which its reader reports in its own way).
 pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
     match parse_strict(bytes) {
-        Err(ApiError::Invalid(errors)) => errors.into_iter().next().map(|e| e.field),
+        Err(ApiError::Invalid(errors)) => errors
+            .into_iter()
+            .find(|e| e.message == Why::Duplicate.says())
+            .map(|e| e.field),
         _ => None,
     }
 }
@@ -96,7 +101,28 @@ pub fn keep_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Va
 /// per value.
 struct StrictValue<'a> {
     at: Step<'a>,
-    duplicate: &'a RefCell<Option<String>>,
+    refused: &'a RefCell<Option<Refusal>>,
+}
+
+/// What a body was refused for, and where.
+struct Refusal {
+    path: String,
+    why: Why,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Why {
+    Duplicate,
+    Nul,
+}
+
+impl Why {
+    fn says(self) -> &'static str {
+        match self {
+            Why::Duplicate => "appears more than once in its object",
+            Why::Nul => "contains the character U+0000, which Herald does not take",
+        }
+    }
 }
 
 /// Where a value sits: the root, a key of an object, or an index of an array.
@@ -119,13 +145,29 @@ impl fmt::Display for Step<'_> {
 }
 
 impl<'a> StrictValue<'a> {
+    /// Notes `why` at `at` and gives the error that stops the reading.
+    fn refuse<E: serde::de::Error>(&self, at: &Step<'_>, why: Why) -> E {
+        let path = at.to_string();
+        let error = E::custom(format!("{path} {}", why.says()));
+        *self.refused.borrow_mut() = Some(Refusal { path, why });
+        error
+    }
+
+    /// Refuses a string (a value or a key) with U+0000 in it.
+    fn refuse_nul<E: serde::de::Error>(&self, s: &str) -> Result<(), E> {
+        match s.contains('\0') {
+            true => Err(self.refuse(&self.at, Why::Nul)),
+            false => Ok(()),
+        }
+    }
+
     fn child<'b>(&'b self, at: Step<'b>) -> StrictValue<'b>
     where
         'a: 'b,
     {
         StrictValue {
             at,
-            duplicate: self.duplicate,
+            refused: self.refused,
         }
     }
 }
@@ -161,11 +203,13 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
         Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
     }
 
-    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Value, E> {
+        self.refuse_nul(s)?;
         Ok(Value::String(s.to_owned()))
     }
 
-    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+    fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Value, E> {
+        self.refuse_nul(&s)?;
         Ok(Value::String(s))
     }
 
@@ -193,10 +237,10 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
         while let Some(key) = map.next_key::<String>()? {
             let at = Step::Key(&self.at, &key);
             if object.contains_key(&key) {
-                let path = at.to_string();
-                let message = format!("the key {path} appears twice");
-                *self.duplicate.borrow_mut() = Some(path);
-                return Err(A::Error::custom(message));
+                return Err(self.refuse(&at, Why::Duplicate));
+            }
+            if key.contains('\0') {
+                return Err(self.refuse(&at, Why::Nul));
             }
             let value = map.next_value_seed(self.child(at))?;
             object.insert(key, value);
@@ -230,6 +274,26 @@ mod tests {
             duplicate(r#"{"order": {"elements": [{}, {"price": 1, "price": 2}]}}"#).as_deref(),
             Some("order.elements[1].price")
         );
+    }
+
+    #[test]
+    fn a_string_or_key_with_u0000_is_refused_by_its_path_and_is_no_duplicate() {
+        let refused = |text: &str| match parse_strict(text.as_bytes()) {
+            Err(ApiError::Invalid(errors)) => errors
+                .first()
+                .map(|e| (e.field.clone(), e.message.contains("U+0000"))),
+            _ => None,
+        };
+        assert_eq!(
+            refused(r#"{"recipient": {"user_ref": "\u0000"}}"#),
+            Some(("recipient.user_ref".into(), true))
+        );
+        assert_eq!(
+            refused(r#"{"evidence": [1, {"a\u0000": 1}]}"#),
+            Some(("evidence[1].a\u{0}".into(), true))
+        );
+        assert_eq!(duplicate_key(br#"{"a": "\u0000"}"#), None);
+        assert!(parse_strict(br#"{"a": "\\u0000 is six characters"}"#).is_ok());
     }
 
     #[test]
