@@ -57,35 +57,97 @@ pub fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
 /// Parses `bytes` as JSON, refusing a key that appears twice in one object or a string with
 /// U+0000 (400 naming it by its path, `recipient.psid`) and anything that is not JSON (400).
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, ApiError> {
+    read(bytes, Nul::Refuse).map_err(Unread::into_api)
+}
+
+/// Parses Messenger's own body (a webhook, signed) as [`parse_strict`] does, but with U+0000
+/// replaced by U+FFFD: refusing it would refuse every event of the batch, and Messenger would
+/// send the same body again for as long as it retries.
+pub fn parse_messengers(bytes: &[u8]) -> Result<Value, ApiError> {
+    read(bytes, Nul::Replace).map_err(Unread::into_api)
+}
+
+/// The path of the first key that `bytes`, read as JSON, names twice in one object; `None` when
+/// there is none or `bytes` is not JSON (which its reader reports in its own way).
+pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    match read(bytes, Nul::Replace) {
+        Err(Unread::Refused(Refusal {
+            path,
+            why: Why::Duplicate,
+        })) => Some(path),
+        _ => None,
+    }
+}
+
+/// Why a string with U+0000 is refused (PostgreSQL cannot store it in text or `jsonb`).
+pub const NUL_REFUSED: &str = "contains the character U+0000, which Herald does not take";
+
+/// The path of the first string or key in `object` that holds U+0000 (`recipient.user_ref`),
+/// for parameters read another way than [`parse_strict`] (the Graph endpoint's form fields).
+pub fn nul_in(object: &Map<String, Value>) -> Option<String> {
+    fn in_object(object: &Map<String, Value>, at: &Step<'_>) -> Option<String> {
+        object.iter().find_map(|(key, item)| {
+            let at = Step::Key(at, key);
+            match key.contains('\0') {
+                true => Some(at.to_string()),
+                false => in_value(item, &at),
+            }
+        })
+    }
+    fn in_value(value: &Value, at: &Step<'_>) -> Option<String> {
+        match value {
+            Value::String(s) if s.contains('\0') => Some(at.to_string()),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| in_value(item, &Step::Index(at, i))),
+            Value::Object(object) => in_object(object, at),
+            _ => None,
+        }
+    }
+    in_object(object, &Step::Root)
+}
+
+/// What U+0000 in a string or key does to the reading.
+#[derive(Clone, Copy)]
+enum Nul {
+    /// Stops it: the body is refused by the string's path.
+    Refuse,
+    /// Becomes U+FFFD, the replacement character.
+    Replace,
+}
+
+/// Why a body was not read.
+enum Unread {
+    Refused(Refusal),
+    NotJson(serde_json::Error),
+}
+
+impl Unread {
+    fn into_api(self) -> ApiError {
+        match self {
+            Unread::Refused(refusal) => {
+                ApiError::Invalid(vec![FieldError::new(refusal.path, refusal.why.says())])
+            }
+            Unread::NotJson(e) => ApiError::BadRequest(format!("the body is not valid JSON: {e}")),
+        }
+    }
+}
+
+fn read(bytes: &[u8], nul: Nul) -> Result<Value, Unread> {
     let refused = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = StrictValue {
         at: Step::Root,
+        nul,
         refused: &refused,
     }
     .deserialize(&mut de)
     .and_then(|value| de.end().map(|()| value));
     match (parsed, refused.into_inner()) {
         (Ok(value), _) => Ok(value),
-        (Err(_), Some(refusal)) => Err(ApiError::Invalid(vec![FieldError::new(
-            refusal.path,
-            refusal.why.says(),
-        )])),
-        (Err(e), None) => Err(ApiError::BadRequest(format!(
-            "the body is not valid JSON: {e}"
-        ))),
-    }
-}
-
-/// The path of the first key that `bytes`, read as JSON, names twice in one object; `None` when
-/// there is none or `bytes` is not JSON (which its reader reports in its own way).
-pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
-    match parse_strict(bytes) {
-        Err(ApiError::Invalid(errors)) => errors
-            .into_iter()
-            .find(|e| e.message == Why::Duplicate.says())
-            .map(|e| e.field),
-        _ => None,
+        (Err(_), Some(refusal)) => Err(Unread::Refused(refusal)),
+        (Err(e), None) => Err(Unread::NotJson(e)),
     }
 }
 
@@ -101,6 +163,7 @@ pub fn keep_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Va
 /// per value.
 struct StrictValue<'a> {
     at: Step<'a>,
+    nul: Nul,
     refused: &'a RefCell<Option<Refusal>>,
 }
 
@@ -120,7 +183,7 @@ impl Why {
     fn says(self) -> &'static str {
         match self {
             Why::Duplicate => "appears more than once in its object",
-            Why::Nul => "contains the character U+0000, which Herald does not take",
+            Why::Nul => NUL_REFUSED,
         }
     }
 }
@@ -153,11 +216,19 @@ impl<'a> StrictValue<'a> {
         error
     }
 
-    /// Refuses a string (a value or a key) with U+0000 in it.
-    fn refuse_nul<E: serde::de::Error>(&self, s: &str) -> Result<(), E> {
-        match s.contains('\0') {
-            true => Err(self.refuse(&self.at, Why::Nul)),
-            false => Ok(()),
+    /// A string (a value, or the key at `at`) as [`Nul`] says: refused when it holds U+0000, or
+    /// given back with U+FFFD in its place; `None` when it has none (nearly always: no copy).
+    fn without_nul<E: serde::de::Error>(
+        &self,
+        at: &Step<'_>,
+        s: &str,
+    ) -> Result<Option<String>, E> {
+        if !s.contains('\0') {
+            return Ok(None);
+        }
+        match self.nul {
+            Nul::Refuse => Err(self.refuse(at, Why::Nul)),
+            Nul::Replace => Ok(Some(s.replace('\0', "\u{FFFD}"))),
         }
     }
 
@@ -167,6 +238,7 @@ impl<'a> StrictValue<'a> {
     {
         StrictValue {
             at,
+            nul: self.nul,
             refused: self.refused,
         }
     }
@@ -204,13 +276,13 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
     }
 
     fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Value, E> {
-        self.refuse_nul(s)?;
-        Ok(Value::String(s.to_owned()))
+        let read = self.without_nul(&self.at, s)?;
+        Ok(Value::String(read.unwrap_or_else(|| s.to_owned())))
     }
 
     fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Value, E> {
-        self.refuse_nul(&s)?;
-        Ok(Value::String(s))
+        let read = self.without_nul(&self.at, &s)?;
+        Ok(Value::String(read.unwrap_or(s)))
     }
 
     fn visit_unit<E>(self) -> Result<Value, E> {
@@ -235,12 +307,13 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            let key = match self.without_nul(&Step::Key(&self.at, &key), &key)? {
+                Some(read) => read,
+                None => key,
+            };
             let at = Step::Key(&self.at, &key);
             if object.contains_key(&key) {
                 return Err(self.refuse(&at, Why::Duplicate));
-            }
-            if key.contains('\0') {
-                return Err(self.refuse(&at, Why::Nul));
             }
             let value = map.next_value_seed(self.child(at))?;
             object.insert(key, value);
@@ -293,7 +366,38 @@ mod tests {
             Some(("evidence[1].a\u{0}".into(), true))
         );
         assert_eq!(duplicate_key(br#"{"a": "\u0000"}"#), None);
+        assert_eq!(
+            duplicate_key(br#"{"a": "\u0000", "b": 1, "b": 2}"#).as_deref(),
+            Some("b")
+        );
         assert!(parse_strict(br#"{"a": "\\u0000 is six characters"}"#).is_ok());
+    }
+
+    #[test]
+    fn messengers_body_keeps_a_string_with_u0000_as_u_fffd_and_still_refuses_a_duplicate() {
+        let read = parse_messengers(br#"{"text": "a\u0000b", "k\u0000": 1}"#).expect("read");
+        assert_eq!(
+            read,
+            serde_json::json!({"text": "a\u{FFFD}b", "k\u{FFFD}": 1})
+        );
+        assert!(matches!(
+            parse_messengers(br#"{"a": 1, "a": 2}"#),
+            Err(ApiError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn parameters_read_another_way_name_where_u0000_is() {
+        let at = |v: Value| nul_in(v.as_object().expect("an object"));
+        assert_eq!(
+            at(serde_json::json!({"recipient": {"id": "1"}, "message": {"quick_replies": [{"title": "x"}, {"title": "\u{0}"}]}})).as_deref(),
+            Some("message.quick_replies[1].title")
+        );
+        assert_eq!(
+            at(serde_json::json!({"a\u{0}": 1})).as_deref(),
+            Some("a\u{0}")
+        );
+        assert_eq!(at(serde_json::json!({"a": ["b", {"c": 1}]})), None);
     }
 
     #[test]

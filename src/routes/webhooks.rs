@@ -81,7 +81,7 @@ async fn receive(
         ));
     }
     // Messenger's own body, signed: read whatever content type it came with, but strictly.
-    let payload = json::parse_strict(&body)?;
+    let payload = json::parse_messengers(&body)?;
     let post = WebhookPost {
         body: &body,
         signature,

@@ -225,6 +225,19 @@ async fn what_a_customer_does_is_told_as_inbound_events_with_what_it_carried() {
     assert!(export.contains("where is my parcel?"));
 }
 
+/// A webhook is Messenger's, signed, and may hold a whole batch of events: a customer's text
+/// with U+0000 (which PostgreSQL cannot store) is taken, told with U+FFFD in its place.
+#[tokio::test]
+async fn a_customers_text_with_u0000_is_taken_and_told_with_a_replacement_character() {
+    let app = spawn_app().await;
+    app.user_writes("7010", "where\u{0}is it?", None).await;
+    let events = all_events(&app, Role::Compliance, "type=inbound.message", 100).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["text"], "where\u{FFFD}is it?");
+    let (status, body) = app.respond("7010", "it is on its way").await;
+    assert_eq!(status, 202, "the window opened: {body}");
+}
+
 #[tokio::test]
 async fn the_first_inbound_entry_of_a_post_keeps_its_bytes_and_signature() {
     let app = spawn_app().await;

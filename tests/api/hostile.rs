@@ -410,6 +410,81 @@ async fn the_graph_endpoint_still_takes_form_bodies() {
     assert_eq!(app.inbox("4243").len(), 1);
 }
 
+/// PostgreSQL cannot store U+0000 in text or `jsonb`: a client's request holding it is refused
+/// by its path on either store (on PostgreSQL it was a 503), the Graph endpoint's too, whether
+/// its parameters come as JSON or as form fields.
+#[tokio::test]
+async fn a_string_with_u0000_is_refused_naming_where_it_is() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            "/v1/messages",
+            Role::Backend,
+            r#"{"recipient": {"user_ref": "\u0000"}, "category": "response",
+                "message": {"text": "hi"}}"#,
+            "recipient.user_ref",
+        ),
+        (
+            "/v1/consents",
+            Role::Backend,
+            r#"{"recipient": {"psid": "4242"}, "scope": "transactional", "source": "checkout",
+                "evidence": {"order": ["A-1", "A\u00002"]}}"#,
+            "evidence.order[1]",
+        ),
+    ];
+    for (path, role, body, field) in cases {
+        let r = app
+            .http
+            .post(format!("{}{path}", app.address))
+            .bearer_auth(app.token(role))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status().as_u16(), 400, "{path}: {body}");
+        let problem: Value = r.json().await.expect("problem");
+        assert_eq!(problem["errors"][0]["field"], field, "{path}: {problem}");
+        assert!(
+            problem["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("U+0000")),
+            "{problem}"
+        );
+    }
+    let graph = [
+        (
+            "application/json",
+            r#"{"recipient": {"user_ref": "\u0000"}, "message": {"text": "hi"}}"#,
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "recipient=%7B%22id%22%3A%224242%22%7D&message=%7B%22text%22%3A%22a%5Cu0000b%22%7D",
+        ),
+    ];
+    for (content_type, body) in graph {
+        let r = app
+            .http
+            .post(format!("{}/graph/v21.0/me/messages", app.address))
+            .bearer_auth(app.token(Role::Backend))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status().as_u16(), 400, "{body}");
+        let error: Value = r.json().await.expect("graph error");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("U+0000")),
+            "{error}"
+        );
+    }
+    app.drain().await;
+    assert!(app.inbox("4242").is_empty(), "nothing was sent");
+}
+
 #[tokio::test]
 async fn a_key_named_twice_is_refused_at_any_depth_naming_the_key() {
     let app = spawn_app().await;

@@ -183,6 +183,13 @@ pub fn decode_params(
         }
     };
     params.extend(from_body);
+    // As every JSON route refuses it (`routes::json`), whichever way the parameters came.
+    if let Some(path) = crate::routes::json::nul_in(&params) {
+        return Err(SendApiError::new(
+            graph_path(&path),
+            crate::routes::json::NUL_REFUSED,
+        ));
+    }
     GraphSendRequest::read(params)
 }
 
