@@ -155,6 +155,11 @@ pub async fn fresh_database(server: &str) -> String {
         .expect("create a test database");
     drop(client);
     let _ = connection.await;
+    database_url(server, &name)
+}
+
+/// The URL of the database `name` on the server at `server` (a URL naming another database).
+pub fn database_url(server: &str, name: &str) -> String {
     let mut url = url::Url::parse(server).expect("HERALD_TEST_POSTGRES_URL is a URL");
     url.set_path(&format!("/{name}"));
     url.to_string()

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use crate::crash::{backend_token, client_token, customer, start, Gateway, TestGateway};
 use crate::helpers::{
-    drop_left_behind, fresh_database, policy_copy, postgres_server, spawn_app_with,
+    database_url, drop_left_behind, fresh_database, policy_copy, postgres_server, spawn_app_with,
     test_pseudonyms, test_settings, use_database, StoppedStore, TestApp, TestOptions, APP_SECRET,
     PAGE_TOKEN,
 };
@@ -1723,9 +1723,7 @@ async fn test_databases_a_past_run_left_behind_are_dropped_and_others_kept() {
             .await
             .expect("create");
     }
-    let mut url = url::Url::parse(&server).expect("a URL");
-    url.set_path(&format!("/{in_use}"));
-    let user = connect(url.as_str()).await;
+    let user = connect(&database_url(&server, &in_use)).await;
 
     // Another test's first database may sweep as well: what is asserted is what remains.
     drop_left_behind(&admin, now).await;
