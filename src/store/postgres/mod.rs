@@ -45,7 +45,7 @@ mod writes;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod};
 use parking_lot::Mutex;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -115,6 +115,36 @@ pub fn redacted(url: &str) -> String {
 
 /// The database connection pool for `options`, with one connection tried.
 pub(crate) async fn connect(options: &PgOptions) -> Result<Pool, OpenError> {
+    let pool = new_pool(options, options.pool_size, None)?;
+    // One connection now, so that a wrong URL or a database that is down is said at start.
+    let first = pool.get().await.map_err(|e| OpenError::Unreachable {
+        url: redacted(options.url.expose_secret()),
+        reason: pool_error_reason(&e),
+    })?;
+    drop(first);
+    Ok(pool)
+}
+
+/// How the statements over tables that change as fast as a queue are planned — the outbox's
+/// claim and next due time, and the decisions' read of recipients and their recent sends — on
+/// connections of their own. Their statistics move faster than `ANALYZE` runs, and plans chosen
+/// from them did not hold: in some runs PostgreSQL planned the claim again at most calls
+/// (~250 µs a plan) and the decisions' read at half, weighing a plan for the values given
+/// against one kept from when the tables were smaller; and a plan made on an empty outbox
+/// sorts every due row. On these connections
+/// each statement is planned once and may only walk indexes — the outbox in due order, a
+/// person's rows, the primary keys — whatever the statistics say; JIT is off, because a path
+/// turned off is costed so high that it would be compiled.
+const PLANNED_ONCE: &str = "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; \
+     SET enable_sort = off; SET enable_hashjoin = off; SET enable_mergejoin = off; SET jit = off";
+
+/// A pool of at most `size` connections to `options.url`, made when first asked for; each runs
+/// `settings` (SQL) once it is made.
+fn new_pool(
+    options: &PgOptions,
+    size: usize,
+    settings: Option<&'static str>,
+) -> Result<Pool, OpenError> {
     let url = options.url.expose_secret();
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(OpenError::BadUrl);
@@ -132,20 +162,23 @@ pub(crate) async fn connect(options: &PgOptions) -> Result<Pool, OpenError> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    let pool = Pool::builder(manager)
-        .max_size(options.pool_size)
-        .build()
-        .map_err(|e| OpenError::Unusable {
-            url: redacted(url),
-            reason: e.to_string(),
-        })?;
-    // One connection now, so that a wrong URL or a database that is down is said at start.
-    let first = pool.get().await.map_err(|e| OpenError::Unreachable {
+    let mut pool = Pool::builder(manager).max_size(size);
+    if let Some(settings) = settings {
+        // `SET` once connected, not the startup packet's `options`, which a connection pooler
+        // such as PgBouncer may refuse.
+        pool = pool.post_create(Hook::async_fn(move |client, _| {
+            Box::pin(async move {
+                client
+                    .batch_execute(settings)
+                    .await
+                    .map_err(HookError::Backend)
+            })
+        }));
+    }
+    pool.build().map_err(|e| OpenError::Unusable {
         url: redacted(url),
-        reason: pool_error_reason(&e),
-    })?;
-    drop(first);
-    Ok(pool)
+        reason: e.to_string(),
+    })
 }
 
 /// Makes every connection on the runtime the store was opened on, whichever task asks for
@@ -240,6 +273,9 @@ fn pool_error_reason(e: &deadpool_postgres::PoolError) -> String {
 /// The PostgreSQL store.
 pub struct PgStore {
     pool: Pool,
+    /// Two connections for the statements over queue-like tables ([`PLANNED_ONCE`]): the
+    /// outbox's claims and the decisions' reads, each run one at a time.
+    planned_once: Pool,
     /// This instance, as it signs its leases and claims.
     instance: String,
     partitions: u32,
@@ -290,6 +326,7 @@ impl PgStore {
         let lease = options.leases.clone();
         let store = Arc::new(PgStore {
             pool,
+            planned_once: new_pool(options, 2, Some(PLANNED_ONCE))?,
             instance: ulid::Ulid::new().to_string(),
             partitions: options.partitions,
             leases: Arc::new(leases::Leases::new(
@@ -328,6 +365,11 @@ impl PgStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// A connection for the statements over queue-like tables ([`PLANNED_ONCE`]).
+    async fn planned_once(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.planned_once.get().await?)
     }
 
     async fn read_json<V: serde::de::DeserializeOwned>(

@@ -33,7 +33,7 @@ impl Outbox for PgStore {
             tokio::time::sleep(wait.min(LONGEST_GAP_WAIT)).await;
             claimable = self.leases.claimable(Instant::now());
         }
-        let client = self.client().await?;
+        let client = self.planned_once().await?;
         // One table walked in due order (the partitions and their epochs are arrays, not a
         // join: with a join the planner, misled by a queue's fast-moving statistics, sorted
         // every due row); each row picked is claimed only while the partition is still ours.
@@ -165,7 +165,7 @@ impl Outbox for PgStore {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let client = self.client().await?;
+        let client = self.planned_once().await?;
         let row = if self.leases.enabled() {
             let held = self.leases.held(Instant::now());
             client

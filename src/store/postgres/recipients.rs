@@ -23,7 +23,7 @@ impl PgStore {
         asked: Vec<(String, DateTime<Utc>)>,
     ) -> Result<Vec<Result<RecipientWithSends, StoreError>>, StoreError> {
         let (keys, sinces): (Vec<String>, Vec<DateTime<Utc>>) = asked.into_iter().unzip();
-        let client = self.client().await?;
+        let client = self.planned_once().await?;
         // The sends as two arrays in the order `recent_sends` gives (an aggregate without
         // GROUP BY is one row, its arrays NULL when there is none). The aggregate takes the rows
         // in the order of the subquery it reads, which walks the key's index backwards: an
