@@ -413,6 +413,28 @@ async fn the_graph_endpoint_still_takes_form_bodies() {
 /// PostgreSQL cannot store U+0000 in text or `jsonb`: a client's request holding it is refused
 /// by its path on either store (on PostgreSQL it was a 503), the Graph endpoint's too, whether
 /// its parameters come as JSON or as form fields.
+/// Posts each case's JSON body to its path as its role; each must be a 400 whose first error
+/// names the field given. Returns the problems, in order.
+async fn refused_naming(app: &TestApp, cases: &[(&str, Role, &str, &str)]) -> Vec<Value> {
+    let mut problems = Vec::new();
+    for &(path, role, body, field) in cases {
+        let r = app
+            .http
+            .post(format!("{}{path}", app.address))
+            .bearer_auth(app.token(role))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status().as_u16(), 400, "{path}: {body}");
+        let problem: Value = r.json().await.expect("problem");
+        assert_eq!(problem["errors"][0]["field"], field, "{path}: {problem}");
+        problems.push(problem);
+    }
+    problems
+}
+
 #[tokio::test]
 async fn a_string_with_u0000_is_refused_naming_where_it_is() {
     let app = spawn_app().await;
@@ -432,19 +454,7 @@ async fn a_string_with_u0000_is_refused_naming_where_it_is() {
             "evidence.order[1]",
         ),
     ];
-    for (path, role, body, field) in cases {
-        let r = app
-            .http
-            .post(format!("{}{path}", app.address))
-            .bearer_auth(app.token(role))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(r.status().as_u16(), 400, "{path}: {body}");
-        let problem: Value = r.json().await.expect("problem");
-        assert_eq!(problem["errors"][0]["field"], field, "{path}: {problem}");
+    for problem in refused_naming(&app, &cases).await {
         assert!(
             problem["errors"][0]["message"]
                 .as_str()
@@ -533,20 +543,7 @@ async fn a_key_named_twice_is_refused_at_any_depth_naming_the_key() {
             "at",
         ),
     ];
-    for (path, role, body, field) in cases {
-        let r = app
-            .http
-            .post(format!("{}{path}", app.address))
-            .bearer_auth(app.token(role))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(r.status().as_u16(), 400, "{path}: {body}");
-        let problem: Value = r.json().await.expect("problem");
-        assert_eq!(problem["errors"][0]["field"], field, "{path}: {problem}");
-    }
+    refused_naming(&app, &cases).await;
     // The Graph-compatible endpoint answers in Graph's shape, naming the key.
     let r = app
         .http
