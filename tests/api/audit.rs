@@ -260,7 +260,10 @@ fn rewrite_consistently(store: &std::path::Path, from: u64) {
     for item in audit.iter() {
         let (key, value) = item.expect("read");
         let json = packing::unpack(&value).expect("unpack");
-        let mut entry: AuditEntry = serde_json::from_slice(&json).expect("entry");
+        // The sealed entry, then (after a NUL) its erasable values, which the hash leaves out.
+        let (sealed, beside) =
+            json.split_at(json.iter().position(|&b| b == 0).unwrap_or(json.len()));
+        let mut entry: AuditEntry = serde_json::from_slice(sealed).expect("entry");
         if entry.seq < from {
             prev = entry.hash.clone();
             continue;
@@ -268,7 +271,8 @@ fn rewrite_consistently(store: &std::path::Path, from: u64) {
         if entry.seq == from {
             entry.outcome = Some("allow, rewritten".into());
         }
-        let stored = entry.seal(entry.seq, &prev).expect("seal");
+        let mut stored = entry.seal(entry.seq, &prev).expect("seal");
+        stored.extend_from_slice(beside);
         audit
             .insert(key, packing::pack(&stored).expect("pack"))
             .expect("write");

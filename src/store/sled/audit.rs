@@ -21,6 +21,12 @@
 //!
 //! A query walks the one index that narrows it most (or the chain itself) and checks the other
 //! fields on each entry it reads. A cursor is the last key walked, in hex.
+//!
+//! An entry's value (tree `audit`, packed) holds the entry as sealed — the JSON its hash covers —
+//! then, if it has erasable values ([`Personal`]), a NUL byte and their JSON ([`Stored`]).
+//! Erasure rewrites the value without them; the chain is untouched. Entries written before
+//! (issue 18, session 20) keep their erasable values in `audit_personal` under their seq, which
+//! is still read, erased and pruned.
 
 use std::ops::Bound;
 
@@ -137,6 +143,55 @@ impl Needles {
     }
 }
 
+/// An audit value, unpacked, in its two parts.
+pub(super) struct Stored<'a> {
+    /// The entry as sealed: the JSON its hash covers.
+    pub(super) sealed: &'a [u8],
+    /// Its erasable values' JSON, if it has them and they are not erased, and were written with
+    /// the entry (not in `audit_personal`, as before session 20).
+    pub(super) personal: Option<&'a [u8]>,
+}
+
+impl<'a> Stored<'a> {
+    /// Cuts an unpacked value at its NUL byte, which JSON never holds: serde escapes every
+    /// control character inside a string, and none may stand outside one.
+    pub(super) fn split(json: &'a [u8]) -> Stored<'a> {
+        match memchr::memchr(0, json) {
+            Some(at) => Stored {
+                sealed: &json[..at],
+                personal: json.get(at + 1..),
+            },
+            None => Stored {
+                sealed: json,
+                personal: None,
+            },
+        }
+    }
+}
+
+/// The value an entry is stored as, before packing: `sealed`, then its erasable values.
+pub(super) fn stored_value(
+    mut sealed: Vec<u8>,
+    personal: Option<&Personal>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    if let Some(personal) = personal {
+        sealed.push(0);
+        serde_json::to_writer(&mut sealed, personal)?;
+    }
+    Ok(sealed)
+}
+
+/// A stored entry as verification reads it: the JSON its hash covers, or undecodable.
+fn sealed(seq: u64, stored: &[u8]) -> ChainItem {
+    match packing::unpack(stored) {
+        Ok(json) => ChainItem::Sealed {
+            seq,
+            bytes: Stored::split(&json).sealed.to_vec(),
+        },
+        Err(_) => ChainItem::Undecodable { seq },
+    }
+}
+
 pub(super) fn seq_of(key: &[u8]) -> Option<u64> {
     let tail = key.len().checked_sub(8).and_then(|from| key.get(from..))?;
     <[u8; 8]>::try_from(tail).ok().map(u64::from_be_bytes)
@@ -230,7 +285,7 @@ impl AuditLog for SledStore {
                 for item in tree.range(from..) {
                     chunk.push(
                         item.map_err(StoreError::from)
-                            .map(|(k, v)| packing::sealed(seq_of(&k).unwrap_or_default(), &v)),
+                            .map(|(k, v)| sealed(seq_of(&k).unwrap_or_default(), &v)),
                     );
                     if chunk.len() == VERIFY_CHUNK {
                         let full = std::mem::replace(&mut chunk, Vec::with_capacity(VERIFY_CHUNK));
@@ -322,11 +377,7 @@ impl AuditLog for SledStore {
             erased += self.commit(|tx| {
                 let mut n = 0;
                 for seq in chunk.into_iter().flatten() {
-                    let key = seq.to_be_bytes();
-                    if tx.contains(T::AuditPersonal, &key)? {
-                        tx.remove(T::AuditPersonal, &key)?;
-                        n += 1;
-                    }
+                    n += u64::from(tx.erase_personal(seq)?);
                 }
                 Ok(n)
             })?;
@@ -381,12 +432,16 @@ impl SledStore {
             },
         };
         let json = packing::unpack_stored(T::Audit.record(), bytes)?;
-        if !needles.admit(&json) {
+        let stored = Stored::split(&json);
+        if !needles.admit(stored.sealed) {
             return Ok(None);
         }
-        let mut entry: AuditEntry = decode(T::Audit, &json)?;
+        let mut entry: AuditEntry = decode(T::Audit, stored.sealed)?;
         if entry.personal_sha256.is_some() {
-            entry.personal = self.read::<Personal>(T::AuditPersonal, &seq.to_be_bytes())?;
+            entry.personal = match stored.personal {
+                Some(json) => Some(decode(T::AuditPersonal, json)?),
+                None => self.read::<Personal>(T::AuditPersonal, &seq.to_be_bytes())?,
+            };
         }
         Ok(Some(entry))
     }
@@ -424,6 +479,28 @@ impl SledStore {
 }
 
 impl Tx<'_> {
+    /// Erases the erasable values of the entry at `seq`, wherever they are kept; whether it had
+    /// any left.
+    fn erase_personal(&mut self, seq: u64) -> TxResult<bool> {
+        let key = seq.to_be_bytes();
+        let mut erased = false;
+        if self.contains(T::AuditPersonal, &key)? {
+            self.remove(T::AuditPersonal, &key)?;
+            erased = true;
+        }
+        let Some(value) = self.raw(T::Audit, &key)? else {
+            return Ok(erased);
+        };
+        let json = packing::unpack_stored(T::Audit.record(), &value)?;
+        let stored = Stored::split(&json);
+        if stored.personal.is_none() {
+            return Ok(erased);
+        }
+        let kept = packing::pack_stored(T::Audit.record(), stored.sealed)?;
+        self.put_raw(T::Audit, &key, &kept)?;
+        Ok(true)
+    }
+
     /// Prunes up to [`PRUNE_CHUNK`] entries older than `before` from the start of the chain,
     /// and records the last as where the chain now starts. Never the newest entry, so the head
     /// is always on record; never bytes that do not decode, which are left for verify to name.
@@ -684,5 +761,81 @@ pub(super) mod tests {
         let read = store.read_chain(0, 0, 2).await.expect("read");
         assert_eq!(read.len(), 2);
         assert!(read.iter().all(|e| e.erased() && e.recipient().is_none()));
+    }
+    /// The unpacked value of every entry in the chain.
+    fn values(store: &SledStore) -> Vec<Vec<u8>> {
+        store
+            .tree(T::Audit)
+            .iter()
+            .map(|item| {
+                let (_, v) = item.expect("read");
+                packing::unpack(&v).expect("unpack").into_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn erasable_values_live_in_the_entrys_value_and_erasure_takes_them_out_of_it() {
+        let store = crate::store::sled::temporary().await;
+        let psid = "psid-6161";
+        let entries = (0..3)
+            .map(|i| AuditEntry {
+                personal: Some(Personal::of(psid)),
+                ..entry(i, "shop", AuditKind::Decision)
+            })
+            .collect();
+        store.append(entries).await.expect("append");
+        assert_eq!(store.tree(T::AuditPersonal).len(), 0, "no value beside");
+        for value in values(&store) {
+            let personal = Stored::split(&value).personal.expect("after the entry");
+            let personal: Personal = serde_json::from_slice(personal).expect("json");
+            assert_eq!(personal.recipient.as_deref(), Some(psid));
+        }
+
+        // Entry 2 as a version before session 20 kept it: its values beside, in `audit_personal`.
+        let key = 2u64.to_be_bytes();
+        let value = values(&store).swap_remove(1);
+        let parts = Stored::split(&value);
+        let (sealed, personal) = (parts.sealed, parts.personal.expect("values"));
+        let packed = packing::pack(sealed).expect("pack");
+        store.tree(T::Audit).insert(key, packed).expect("entry");
+        store
+            .tree(T::AuditPersonal)
+            .insert(key, personal)
+            .expect("values");
+
+        let v = store.verify().await.expect("verify");
+        assert_eq!((v.ok, v.entries), (true, 3), "{v:?}");
+        let mine = AuditFilter {
+            recipient: Some(psid.into()),
+            ..AuditFilter::default()
+        };
+        let page = store
+            .query(&mine, AuditOrder::OldestFirst, None, 10)
+            .await
+            .expect("query");
+        let recipients: Vec<_> = page.entries.iter().map(|e| e.recipient()).collect();
+        assert_eq!(recipients, [Some(psid); 3]);
+
+        assert_eq!(store.erase_personal(psid).await.expect("erase"), 3);
+        assert_eq!(store.tree(T::AuditPersonal).len(), 0);
+        for value in values(&store) {
+            assert!(!value.contains(&0), "nothing after the entry");
+            let found = memchr::memmem::find(&value, psid.as_bytes());
+            assert!(found.is_none(), "{}", String::from_utf8_lossy(&value));
+        }
+        let v = store.verify().await.expect("verify");
+        assert_eq!(
+            (v.ok, v.entries),
+            (true, 3),
+            "the chain is untouched: {v:?}"
+        );
+        let page = store
+            .query(&mine, AuditOrder::OldestFirst, None, 10)
+            .await
+            .expect("query");
+        assert_eq!(page.entries.len(), 3);
+        assert!(page.entries.iter().all(|e| e.erased()));
+        assert_eq!(store.erase_personal(psid).await.expect("again"), 0);
     }
 }

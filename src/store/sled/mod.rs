@@ -91,8 +91,9 @@ enum T {
     /// Marketing Messages token → recipient key: who a Send API request addressed by token
     /// (`recipient.notification_messages_token`) is.
     MarketingTokens,
-    /// seq (big-endian) → an audit entry's erasable values ([`Personal`]), outside the chain
-    /// so that erasure leaves the chain intact.
+    /// seq (big-endian) → an audit entry's erasable values ([`Personal`]), as entries written
+    /// before session 20 of issue 18 kept them; later entries keep them in their own value in
+    /// [`T::Audit`] (see [`audit::stored_value`]). Read, erased and pruned, no longer written.
     AuditPersonal,
     /// Secondary indexes of the audit log, written with each entry: one key per field it can
     /// be found by, `field tag ++ value ++ 0 ++ seq`, or `t ++ time (ms) ++ seq` (see `audit.rs`).
@@ -292,7 +293,11 @@ pub(crate) struct Tx<'a> {
 
 fn decode<V: DeserializeOwned>(t: T, bytes: &[u8]) -> Result<V, StoreError> {
     let json = packing::unpack_stored(t.record(), bytes)?;
-    serde_json::from_slice(&json).map_err(|source| StoreError::Corrupt {
+    let json = match t {
+        T::Audit => audit::Stored::split(&json).sealed,
+        _ => &json,
+    };
+    serde_json::from_slice(json).map_err(|source| StoreError::Corrupt {
         what: t.record(),
         source: Arc::new(source),
     })
@@ -342,8 +347,8 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Appends `entry` to the audit chain in this transaction, its erasable values beside it
-    /// and its index keys with it.
+    /// Appends `entry` to the audit chain in this transaction, its erasable values in the same
+    /// value outside what its hash covers ([`audit::stored_value`]), and its index keys with it.
     fn audit(&mut self, mut entry: AuditEntry) -> TxResult<u64> {
         let seq = self.head.seq + 1;
         let encode_error = |source| StoreError::Encode {
@@ -353,15 +358,8 @@ impl Tx<'_> {
         let personal = entry
             .take_personal(&self.store.pseudonyms, fresh_salt())
             .map_err(encode_error)?;
-        if let Some(personal) = personal {
-            self.put(T::AuditPersonal, &seq.to_be_bytes(), &personal)?;
-        }
-        let stored = entry
-            .seal(seq, &self.head.hash)
-            .map_err(|source| StoreError::Encode {
-                what: "audit entry",
-                source: Arc::new(source),
-            })?;
+        let sealed = entry.seal(seq, &self.head.hash).map_err(encode_error)?;
+        let stored = audit::stored_value(sealed, personal.as_ref()).map_err(encode_error)?;
         self.put_raw(
             T::Audit,
             &seq.to_be_bytes(),
