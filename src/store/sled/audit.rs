@@ -184,10 +184,11 @@ pub(super) fn stored_value(
 /// A stored entry as verification reads it: the JSON its hash covers, or undecodable.
 fn sealed(seq: u64, stored: &[u8]) -> ChainItem {
     match packing::unpack(stored) {
-        Ok(json) => ChainItem::Sealed {
-            seq,
-            bytes: Stored::split(&json).sealed.to_vec(),
-        },
+        Ok(json) => {
+            let mut bytes = json.into_owned();
+            bytes.truncate(Stored::split(&bytes).sealed.len());
+            ChainItem::Sealed { seq, bytes }
+        }
         Err(_) => ChainItem::Undecodable { seq },
     }
 }
