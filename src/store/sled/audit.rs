@@ -763,6 +763,7 @@ pub(super) mod tests {
         assert_eq!(read.len(), 2);
         assert!(read.iter().all(|e| e.erased() && e.recipient().is_none()));
     }
+
     /// The unpacked value of every entry in the chain.
     fn values(store: &SledStore) -> Vec<Vec<u8>> {
         store
